@@ -65,6 +65,11 @@ EGC_NODISCARD egc_status egc_backend_create(const char *name, egc_backend **out)
 /* Destroys a backend; NULL is a no-op. */
 void egc_backend_destroy(egc_backend *be);
 
+/* Writes one line per available device into buf (always NUL-terminated), e.g.
+ * "cpu     CPU (2 threads)\ncuda:0  NVIDIA H100 80GB HBM3 (79.1 GiB, sm_90)\n", or a line
+ * saying why CUDA is unavailable (not built in, no driver, no device). */
+void egc_backend_list_devices(char *buf, size_t cap);
+
 /* The CPU backend (always available). */
 EGC_NODISCARD egc_status egc_cpu_backend_create(egc_backend **out);
 

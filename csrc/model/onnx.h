@@ -63,6 +63,7 @@ typedef struct egc_onnx_attr {
     char *s;                 /* STRING (NUL-terminated copy) */
     float *floats;
     int64_t *ints;
+    char **strings;          /* STRINGS (NUL-terminated copies) */
     int n;                   /* number of floats / ints / strings */
     egc_onnx_tensor *t;      /* TENSOR */
 } egc_onnx_attr;

@@ -1,0 +1,121 @@
+/* bench_forward.c: forward throughput of a model on a backend (images/s), one JSON line per
+ * configuration, as PERFORMANCE.md asks.
+ *
+ * usage: bench_forward --model M.onnx [--device cpu|cuda:N] [--batch B[,B...]]
+ *                      [--repeats R] [--warmup W]
+ * Inputs are deterministic pseudo-random tensors (preprocessing is not timed). The first
+ * `warmup` runs are discarded; median and min of `repeats` timed runs are reported. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "egcam/model.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') putchar('\\');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+int main(int argc, char **argv)
+{
+    const char *model = NULL, *device = "cpu", *batches = "1,16";
+    int repeats = 10, warmup = 2;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batches = argv[++i];
+        else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: bench_forward --model M.onnx [--device D] [--batch B,...] "
+                            "[--repeats R] [--warmup W]\n");
+            return 2;
+        }
+    }
+    if (!model || repeats < 1) {
+        fprintf(stderr, "bench_forward: --model is required\n");
+        return 2;
+    }
+    egc_model *m = NULL;
+    if (egc_model_load(model, &m) != EGC_OK) {
+        fprintf(stderr, "bench_forward: %s\n", egc_last_error());
+        return 3;
+    }
+    int c, h, w;
+    egc_model_input_chw(m, &c, &h, &w);
+    const char *sha = getenv("EGC_GIT_SHA");
+    const char *name = strrchr(model, '/');
+    name = name ? name + 1 : model;
+    char list[256];
+    snprintf(list, sizeof list, "%s", batches);
+    int rc = 0;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        int b = atoi(tok);
+        if (b < 1) continue;
+        egc_session *s = NULL;
+        if (egc_session_create(m, device, b, -1, &s) != EGC_OK) {
+            fprintf(stderr, "bench_forward: %s\n", egc_last_error());
+            rc = 3;
+            break;
+        }
+        size_t n = (size_t)b * (size_t)c * (size_t)h * (size_t)w;
+        float *x = malloc(n * sizeof(float));
+        double *t = malloc((size_t)repeats * sizeof(double));
+        if (!x || !t) return 3;
+        uint32_t st = 12345;
+        for (size_t i = 0; i < n; i++) {
+            st = st * 1664525u + 1013904223u;
+            x[i] = (float)((st >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+        }
+        for (int i = 0; i < warmup + repeats && rc == 0; i++) {
+            double t0 = now();
+            if (egc_session_forward(s, x, b, NULL) != EGC_OK) {
+                fprintf(stderr, "bench_forward: %s\n", egc_last_error());
+                rc = 3;
+            }
+            if (i >= warmup) t[i - warmup] = now() - t0;
+        }
+        if (rc == 0) {
+            qsort(t, (size_t)repeats, sizeof *t, cmp_d);
+            double med = t[repeats / 2];
+            printf("{\"bench\": \"forward\", \"backend\": ");
+            json_str(device);
+            printf(", \"device\": ");
+            json_str(egc_session_device(s));
+            printf(", \"model\": ");
+            json_str(name);
+            printf(", \"method\": \"classify\", \"precision\": \"fp32\", \"batch\": %d, "
+                   "\"samples\": 1, \"median_ms\": %.3f, \"min_ms\": %.3f, \"images_per_s\": %.1f, "
+                   "\"peak_device_bytes\": null, \"git_sha\": ",
+                   b, med * 1e3, t[0] * 1e3, b / med);
+            json_str(sha ? sha : "unknown");
+            printf("}\n");
+            fflush(stdout);
+        }
+        free(x);
+        free(t);
+        egc_session_destroy(s);
+    }
+    egc_model_destroy(m);
+    return rc;
+}

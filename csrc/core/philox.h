@@ -1,0 +1,229 @@
+/* philox.h: the counter-based random numbers of the sampled CAM methods, and the image hash
+ * that keys them. Everything here is exactly specified so that the CPU and the CUDA backends
+ * draw the same numbers, bit for bit, for the same key; the inline functions compile as C11
+ * and as CUDA (__host__ __device__), so a kernel includes this header and calls them.
+ *
+ * Generator: Philox4x32-10 exactly as in Random123 (and cuRAND's curand_Philox4x32_10):
+ *   rounds r = 0..9; before every round but the first the key is bumped,
+ *   key0 += 0x9E3779B9, key1 += 0xBB67AE85; a round maps (c0,c1,c2,c3) with
+ *   p0 = 0xD2511F53 * c0, p1 = 0xCD9E8D57 * c2 (64-bit products) to
+ *   (hi(p1) ^ c1 ^ key0, lo(p1), hi(p0) ^ c3 ^ key1, lo(p0)).
+ *
+ * Keys. One draw of four 32-bit words is philox(counter, key) with
+ *   key     = (lo32(seed), hi32(seed))
+ *   counter = (block, sample_id, lo32(image_id), hi32(image_id))
+ * where seed is the run's 64-bit seed, image_id the 64-bit FNV-1a hash of the input tensor
+ * (egc_image_id), sample_id the sample index s (0-based) and block a 32-bit block index:
+ *   block 0        the per-sample scalars:
+ *                    word 0 -> baseline index r = (word0 * R) >> 32   (64-bit product; R refs)
+ *                    word 1 -> alpha = (word1 >> 8) * 2^-24            (a float in [0,1))
+ *                    words 2, 3 unused
+ *   block 1 + j/4  the noise values j .. j+3 (j a multiple of 4) of the 3*H*W noise image,
+ *                  flat CHW index; see egc_philox_normal4 for how four words give four normals.
+ * Uniform reference images (the built-in `uniform` baseline set) use the same key with
+ * image_id = EGC_UNIFORM_REF_ID and sample_id = the reference index r: value j (flat CHW) is
+ * the pixel byte (word (j%4) of block j/4) >> 24, i.e. U{0..255}, then normalised by the preset.
+ *
+ * Normal values (Box-Muller). From a block's words (w0,w1,w2,w3), pair (w0,w1) gives the
+ * values j, j+1 and pair (w2,w3) the values j+2, j+3. For a pair (a, b):
+ *   u1 = ((a >> 8) + 1) * 2^-24  in (0,1]       u2 = (b >> 8) * 2^-24  in [0,1)
+ *   rad = sqrt(-2 ln u1)           n_even = rad * cos(2 pi u2)   n_odd = rad * sin(2 pi u2)
+ * all computed in double precision with the routines below, which use only correctly rounded
+ * IEEE operations (+, -, *, /, sqrt; no fused multiply-add, no library transcendental), so the
+ * result is the same on every conforming machine; each normal is then rounded to float.
+ *   ln u1:   u1 = k * 2^-24 (k = (a>>8)+1 in 1..2^24); k = m * 2^p with m in [1,2) (p the
+ *            position of k's top bit, m = k * 2^-p exact); if m > sqrt(2) (m > 1.4142135623730951):
+ *            m = m/2, p = p+1 (exact); s = (m-1)/(m+1); q = s*s;
+ *            P = Horner over q of the coefficients 1/(2i+1), i = 11 down to 0 (EGC_PHILOX_LOGC):
+ *            P = c11; P = P*q + c_i for i = 10..0; ln m = (2*s)*P;
+ *            ln u1 = ((double)(p - 24)) * LN2 + ln m, LN2 = 0.6931471805599453.
+ *   sin/cos: u2 = k2 * 2^-24; quadrant q = (k2 + 2^21) >> 22 (0..4); i = k2 - q*2^22 (an
+ *            integer in [-2^21, 2^21)); t = i * (2*pi*2^-24) (constant 3.7450702829239286e-07);
+ *            t2 = t*t; sin t = t + t*(t2*S(t2)), cos t = 1 + t2*C(t2) with S, C the Horner
+ *            polynomials of EGC_PHILOX_SINC / EGC_PHILOX_COSC (coefficients of t^3..t^21 over t,
+ *            t^2..t^20); then rotate by q quarter turns: q%4 = 0: (s, c); 1: (c, -s); 2: (-s, -c);
+ *            3: (-c, s) as (sin, cos).
+ *   rad = sqrt(-2.0 * ln u1); n_even = (float)(rad * cos), n_odd = (float)(rad * sin).
+ * A noise value is then e = sigma * n in float (sigma = rho * (max(x) - min(x)) in float).
+ *
+ * The sample point is z = x' + a * (x - x') + e, evaluated in float as
+ *   d = x - x';  t = a * d;  z = x' + t;  z = z + e   (each rounded; no FMA; e omitted when
+ *   rho = 0), which gives z = x exactly when x' = x and e is omitted.
+ *
+ * Image id: 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3) over the
+ * bytes of the preprocessed float32 input tensor [3,H,W], each float as its 4 little-endian
+ * IEEE-754 bytes, in CHW order. */
+#ifndef EGC_CORE_PHILOX_H
+#define EGC_CORE_PHILOX_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__CUDACC__)
+#define EGC_PHILOX_HD __host__ __device__
+#else
+#define EGC_PHILOX_HD
+#endif
+
+/* Double ops that a CUDA compiler must not contract into FMAs. */
+#if defined(__CUDA_ARCH__)
+#define EGC_DADD(a, b) __dadd_rn((a), (b))
+#define EGC_DMUL(a, b) __dmul_rn((a), (b))
+#else
+#define EGC_DADD(a, b) ((a) + (b))
+#define EGC_DMUL(a, b) ((a) * (b))
+#endif
+
+/* The image_id of the built-in uniform reference images ("uniform!" in ASCII). */
+#define EGC_UNIFORM_REF_ID 0x216d726f66696e75ULL
+
+typedef struct egc_philox4 {
+    uint32_t v[4];
+} egc_philox4;
+
+/* Philox4x32-10 of counter c under key k (Random123 philox4x32(ctr, key), 10 rounds). */
+static inline EGC_PHILOX_HD egc_philox4 egc_philox4x32_10(egc_philox4 c, uint32_t k0, uint32_t k1)
+{
+    for (int r = 0; r < 10; r++) {
+        if (r > 0) {
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
+        uint64_t p0 = (uint64_t)0xD2511F53u * c.v[0];
+        uint64_t p1 = (uint64_t)0xCD9E8D57u * c.v[2];
+        egc_philox4 o;
+        o.v[0] = (uint32_t)(p1 >> 32) ^ c.v[1] ^ k0;
+        o.v[1] = (uint32_t)p1;
+        o.v[2] = (uint32_t)(p0 >> 32) ^ c.v[3] ^ k1;
+        o.v[3] = (uint32_t)p0;
+        c = o;
+    }
+    return c;
+}
+
+/* The draw of block `block` for key (seed, image_id, sample_id), as documented above. */
+static inline EGC_PHILOX_HD egc_philox4 egc_philox_block(uint64_t seed, uint64_t image_id,
+                                                         uint32_t sample_id, uint32_t block)
+{
+    egc_philox4 c;
+    c.v[0] = block;
+    c.v[1] = sample_id;
+    c.v[2] = (uint32_t)image_id;
+    c.v[3] = (uint32_t)(image_id >> 32);
+    return egc_philox4x32_10(c, (uint32_t)seed, (uint32_t)(seed >> 32));
+}
+
+/* ln(k * 2^-24) for k in 1..2^24, as documented above. */
+static inline EGC_PHILOX_HD double egc_philox_log24(uint32_t k)
+{
+    int p = 0;
+    while ((k >> (p + 1)) != 0) p++;
+    double m = (double)k;
+    for (int i = 0; i < p; i++) m = EGC_DMUL(m, 0.5); /* exact: m = k * 2^-p in [1,2) */
+    if (m > 1.4142135623730951) {
+        m = EGC_DMUL(m, 0.5);
+        p += 1;
+    }
+    double s = (m - 1.0) / (m + 1.0);
+    double q = EGC_DMUL(s, s);
+    const double c[12] = {1.0,
+                          0.3333333333333333,
+                          0.2,
+                          0.14285714285714285,
+                          0.1111111111111111,
+                          0.09090909090909091,
+                          0.07692307692307693,
+                          0.06666666666666667,
+                          0.058823529411764705,
+                          0.05263157894736842,
+                          0.047619047619047616,
+                          0.043478260869565216};
+    double P = c[11];
+    for (int i = 10; i >= 0; i--) P = EGC_DADD(EGC_DMUL(P, q), c[i]);
+    double lnm = EGC_DMUL(EGC_DMUL(2.0, s), P);
+    return EGC_DADD(EGC_DMUL((double)(p - 24), 0.6931471805599453), lnm);
+}
+
+/* sin and cos of 2*pi*k2*2^-24 for k2 in 0..2^24-1, as documented above. */
+static inline EGC_PHILOX_HD void egc_philox_sincos24(uint32_t k2, double *sn, double *cs)
+{
+    const double S[10] = {-0.16666666666666666,   0.008333333333333333,  -0.0001984126984126984,
+                          2.7557319223985893e-06, -2.505210838544172e-08, 1.6059043836821613e-10,
+                          -7.647163731819816e-13, 2.8114572543455206e-15, -8.22063524662433e-18,
+                          1.9572941063391263e-20};
+    const double C[10] = {-0.5,
+                          0.041666666666666664,
+                          -0.001388888888888889,
+                          2.48015873015873e-05,
+                          -2.755731922398589e-07,
+                          2.08767569878681e-09,
+                          -1.1470745597729725e-11,
+                          4.779477332387385e-14,
+                          -1.5619206968586225e-16,
+                          4.110317623312165e-19};
+    uint32_t q = (k2 + (1u << 21)) >> 22;
+    int32_t i = (int32_t)k2 - (int32_t)(q << 22);
+    double t = EGC_DMUL((double)i, 3.7450702829239286e-07);
+    double t2 = EGC_DMUL(t, t);
+    double ps = S[9], pc = C[9];
+    for (int j = 8; j >= 0; j--) {
+        ps = EGC_DADD(EGC_DMUL(ps, t2), S[j]);
+        pc = EGC_DADD(EGC_DMUL(pc, t2), C[j]);
+    }
+    double s = EGC_DADD(t, EGC_DMUL(t, EGC_DMUL(t2, ps)));
+    double c = EGC_DADD(1.0, EGC_DMUL(t2, pc));
+    switch (q & 3u) {
+    case 0: *sn = s; *cs = c; break;
+    case 1: *sn = c; *cs = -s; break;
+    case 2: *sn = -s; *cs = -c; break;
+    default: *sn = -c; *cs = s; break;
+    }
+}
+
+/* Box-Muller on a pair of words: out[0] = rad*cos, out[1] = rad*sin (see above). */
+static inline EGC_PHILOX_HD void egc_philox_boxmuller(uint32_t a, uint32_t b, float out[2])
+{
+    double l = egc_philox_log24((a >> 8) + 1u);
+    double rad = sqrt(EGC_DMUL(-2.0, l));
+    double sn, cs;
+    egc_philox_sincos24(b >> 8, &sn, &cs);
+    out[0] = (float)EGC_DMUL(rad, cs);
+    out[1] = (float)EGC_DMUL(rad, sn);
+}
+
+/* The four standard normals of one noise block (values j..j+3 for block 1 + j/4). */
+static inline EGC_PHILOX_HD void egc_philox_normal4(egc_philox4 w, float out[4])
+{
+    egc_philox_boxmuller(w.v[0], w.v[1], out);
+    egc_philox_boxmuller(w.v[2], w.v[3], out + 2);
+}
+
+/* ---- functions of philox.c ---- */
+
+/* 64-bit FNV-1a over the little-endian bytes of n floats (the image id of an input). */
+uint64_t egc_image_id(const float *x, size_t n);
+
+/* Block 0 of (seed, image_id, sample_id): the baseline index in [0, R) (R >= 1) and the
+ * uniform interpolation coefficient alpha in [0,1). */
+void egc_sample_scalars(uint64_t seed, uint64_t image_id, uint32_t sample_id, uint32_t R,
+                        uint32_t *baseline, float *alpha);
+
+/* The first n (any n >= 0) standard normal values of (seed, image_id, sample_id), flat
+ * index j from block 1 + j/4, written to out[n]. */
+void egc_sample_normals(uint64_t seed, uint64_t image_id, uint32_t sample_id, size_t n,
+                        float *out);
+
+/* The first n uniform bytes (U{0..255}) of (seed, image_id, sample_id): value j is word j%4
+ * of block j/4 shifted right by 24. Used for the `uniform` reference images. */
+void egc_sample_bytes(uint64_t seed, uint64_t image_id, uint32_t sample_id, size_t n,
+                      uint8_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,364 @@
+/* conv.c: 2-D convolution on the CPU (ONNX Conv), forward and the activation backward dX.
+ *
+ *   X [N,C,H,W], W [M,C/g,kh,kw], B [M] (optional)  ->  Y [N,M,OH,OW]
+ *   OH = (H + pt + pb - dh*(kh-1) - 1) / sh + 1   (likewise OW)
+ *   Y[n,m,oh,ow] = B[m] + sum_{c,i,j} W[m,c,i,j] * X[n, g(m)*C/g + c, oh*sh - pt + i*dh,
+ *                                                     ow*sw - pl + j*dw]   (0 outside X)
+ *
+ * General case, per image and group: im2col into a scratch column matrix
+ *   col [C/g*kh*kw, OH*OW], then Y_g [M/g, OH*OW] = W_g [M/g, C/g*kh*kw] * col (BLAS sgemm).
+ * A 1x1 kernel with stride 1 and no padding uses X itself as the column matrix.
+ * Backward: dcol = W_g^T * dY_g, then col2im adds dcol into dX (so dX accumulates).
+ * Depthwise (group == C > 1, any channel multiplier): a direct loop, parallel over planes.
+ * Gradients with respect to W and B are never computed (the engine needs activations only).
+ *
+ * Threading: the batch is cut into chunks run by egc_parallel_for, each chunk with its own
+ * scratch slot; OpenBLAS is held to one thread meanwhile so that the cores are not
+ * oversubscribed. With a single chunk (batch 1) BLAS threads on its own instead. */
+#include <cblas.h>
+#include <string.h>
+
+#include "cpu/cpu_impl.h"
+
+typedef struct conv_geom {
+    int64_t N, C, H, W, M, OH, OW;
+    int64_t G, Cg, Mg;       /* groups, input / output channels per group */
+    int64_t kh, kw, sh, sw, dh, dw, pt, pl;
+    int64_t K, P;            /* Cg*kh*kw (column rows), OH*OW (column cols) */
+    int pointwise;           /* 1x1, stride 1, no padding: X is its own column matrix */
+    int depthwise;           /* Cg == 1 and G > 1: direct loop */
+} conv_geom;
+
+static egc_status conv_setup(const egc_node *n, const egc_view *in, const egc_view *out,
+                             conv_geom *g)
+{
+    const egc_conv_params *p = &n->p.conv;
+    const egc_shape *x = &in[0].shape, *w = &in[1].shape, *y = &out->shape;
+    char a[96], b[96], c[96];
+    if (x->ndim != 4 || w->ndim != 4)
+        return EGC_CPU_FAIL(EGC_E_UNSUPPORTED, n,
+                            "input %s, weight %s: only 2-D convolution of [N,C,H,W] is supported",
+                            egc_shape_str(x, a, sizeof a), egc_shape_str(w, b, sizeof b));
+    if (p->group < 1 || p->sh < 1 || p->sw < 1 || p->dh < 1 || p->dw < 1 || p->pt < 0 ||
+        p->pl < 0 || p->pb < 0 || p->pr < 0)
+        return EGC_CPU_FAIL(EGC_E_UNSUPPORTED, n,
+                            "invalid group %d, strides %dx%d, dilations %dx%d or pads %d,%d,%d,%d",
+                            p->group, p->sh, p->sw, p->dh, p->dw, p->pt, p->pl, p->pb, p->pr);
+    g->N = x->d[0];
+    g->C = x->d[1];
+    g->H = x->d[2];
+    g->W = x->d[3];
+    g->M = w->d[0];
+    g->G = p->group;
+    g->kh = w->d[2];
+    g->kw = w->d[3];
+    if ((p->kh && p->kh != g->kh) || (p->kw && p->kw != g->kw))
+        return EGC_CPU_FAIL(EGC_E_SHAPE, n, "kernel_shape %dx%d differs from weight %s", p->kh,
+                            p->kw, egc_shape_str(w, b, sizeof b));
+    if (g->C % g->G || g->M % g->G || w->d[1] != g->C / g->G || g->kh < 1 || g->kw < 1)
+        return EGC_CPU_FAIL(EGC_E_SHAPE, n, "input %s, weight %s and group %d do not fit",
+                            egc_shape_str(x, a, sizeof a), egc_shape_str(w, b, sizeof b), p->group);
+    g->Cg = g->C / g->G;
+    g->Mg = g->M / g->G;
+    g->sh = p->sh;
+    g->sw = p->sw;
+    g->dh = p->dh;
+    g->dw = p->dw;
+    g->pt = p->pt;
+    g->pl = p->pl;
+    int64_t eh = g->H + p->pt + p->pb - g->dh * (g->kh - 1) - 1;
+    int64_t ew = g->W + p->pl + p->pr - g->dw * (g->kw - 1) - 1;
+    g->OH = eh < 0 ? 0 : eh / g->sh + 1;
+    g->OW = ew < 0 ? 0 : ew / g->sw + 1;
+    if (eh < 0 || ew < 0 || y->ndim != 4 || y->d[0] != g->N || y->d[1] != g->M ||
+        y->d[2] != g->OH || y->d[3] != g->OW)
+        return EGC_CPU_FAIL(EGC_E_SHAPE, n, "output %s, expected [%lld,%lld,%lld,%lld] from input %s "
+                            "and weight %s",
+                            egc_shape_str(y, c, sizeof c), (long long)g->N, (long long)g->M,
+                            (long long)g->OH, (long long)g->OW, egc_shape_str(x, a, sizeof a),
+                            egc_shape_str(w, b, sizeof b));
+    if (n->n_in > 2 && in[2].ptr &&
+        (in[2].shape.ndim != 1 || in[2].shape.d[0] != g->M))
+        return EGC_CPU_FAIL(EGC_E_SHAPE, n, "bias %s, expected [%lld]",
+                            egc_shape_str(&in[2].shape, a, sizeof a), (long long)g->M);
+    g->K = g->Cg * g->kh * g->kw;
+    g->P = g->OH * g->OW;
+    g->pointwise = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && p->pt == 0 &&
+                   p->pl == 0 && p->pb == 0 && p->pr == 0;
+    g->depthwise = g->Cg == 1 && g->G > 1;
+    return EGC_OK;
+}
+
+/* Output positions o in [0, out_len) with 0 <= o*stride + off < in_len: [*lo, *hi). */
+static void valid_range(int64_t off, int64_t stride, int64_t in_len, int64_t out_len,
+                        int64_t *lo, int64_t *hi)
+{
+    int64_t l = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int64_t h = in_len - off <= 0 ? 0 : (in_len - off + stride - 1) / stride;
+    if (h > out_len) h = out_len;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* col [Cg*kh*kw, OH*OW] from x [Cg,H,W] (one image, one group). */
+static void im2col(const conv_geom *g, const float *x, float *col)
+{
+    for (int64_t c = 0; c < g->Cg; c++)
+        for (int64_t i = 0; i < g->kh; i++)
+            for (int64_t j = 0; j < g->kw; j++) {
+                float *row = col + ((c * g->kh + i) * g->kw + j) * g->P;
+                int64_t wo = j * g->dw - g->pl, lo, hi;
+                valid_range(wo, g->sw, g->W, g->OW, &lo, &hi);
+                for (int64_t oh = 0; oh < g->OH; oh++) {
+                    float *r = row + oh * g->OW;
+                    int64_t h = oh * g->sh - g->pt + i * g->dh;
+                    if (h < 0 || h >= g->H) {
+                        memset(r, 0, (size_t)g->OW * sizeof(float));
+                        continue;
+                    }
+                    int64_t base = (c * g->H + h) * g->W + wo; /* + ow*sw >= 0 for ow >= lo */
+                    for (int64_t ow = 0; ow < lo; ow++) r[ow] = 0.0f;
+                    if (g->sw == 1)
+                        memcpy(r + lo, x + base + lo, (size_t)(hi - lo) * sizeof(float));
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++) r[ow] = x[base + ow * g->sw];
+                    for (int64_t ow = hi; ow < g->OW; ow++) r[ow] = 0.0f;
+                }
+            }
+}
+
+/* dx [Cg,H,W] += col2im(col) (the adjoint of im2col). */
+static void col2im_add(const conv_geom *g, const float *col, float *dx)
+{
+    for (int64_t c = 0; c < g->Cg; c++)
+        for (int64_t i = 0; i < g->kh; i++)
+            for (int64_t j = 0; j < g->kw; j++) {
+                const float *row = col + ((c * g->kh + i) * g->kw + j) * g->P;
+                int64_t wo = j * g->dw - g->pl, lo, hi;
+                valid_range(wo, g->sw, g->W, g->OW, &lo, &hi);
+                for (int64_t oh = 0; oh < g->OH; oh++) {
+                    int64_t h = oh * g->sh - g->pt + i * g->dh;
+                    if (h < 0 || h >= g->H) continue;
+                    const float *r = row + oh * g->OW;
+                    int64_t base = (c * g->H + h) * g->W + wo;
+                    for (int64_t ow = lo; ow < hi; ow++) dx[base + ow * g->sw] += r[ow];
+                }
+            }
+}
+
+/* ---- general (im2col + GEMM) path ---- */
+
+typedef struct conv_job {
+    const conv_geom *g;
+    const float *x, *w, *b, *dy;
+    float *y, *dx;
+    egc_cpu_scratch *scratch;
+    int64_t units;  /* images (GEMM path) or planes (depthwise path) */
+    int chunks;
+} conv_job;
+
+static void gemm_fwd_chunk(int64_t k, void *arg)
+{
+    const conv_job *j = (const conv_job *)arg;
+    const conv_geom *g = j->g;
+    float *col = NULL;
+    if (!g->pointwise) {
+        /* grown before the parallel region; this cannot fail */
+        if (egc_cpu_scratch_get(j->scratch, (int)k, (size_t)(g->K * g->P) * sizeof(float),
+                                (void **)&col) != EGC_OK)
+            return;
+    }
+    int64_t lo = j->units * k / j->chunks, hi = j->units * (k + 1) / j->chunks;
+    for (int64_t im = lo; im < hi; im++)
+        for (int64_t gi = 0; gi < g->G; gi++) {
+            const float *xg = j->x + (im * g->C + gi * g->Cg) * g->H * g->W;
+            float *yg = j->y + (im * g->M + gi * g->Mg) * g->P;
+            float beta = 0.0f;
+            if (j->b) {
+                for (int64_t m = 0; m < g->Mg; m++) {
+                    float bv = j->b[gi * g->Mg + m];
+                    for (int64_t q = 0; q < g->P; q++) yg[m * g->P + q] = bv;
+                }
+                beta = 1.0f;
+            }
+            const float *src = xg;
+            if (!g->pointwise) {
+                im2col(g, xg, col);
+                src = col;
+            }
+            egc_cpu_sgemm(0, 0, g->Mg, g->P, g->K, 1.0f, j->w + gi * g->Mg * g->K, g->K, src,
+                          g->P, beta, yg, g->P);
+        }
+}
+
+static void gemm_bwd_chunk(int64_t k, void *arg)
+{
+    const conv_job *j = (const conv_job *)arg;
+    const conv_geom *g = j->g;
+    float *col = NULL;
+    if (!g->pointwise) {
+        if (egc_cpu_scratch_get(j->scratch, (int)k, (size_t)(g->K * g->P) * sizeof(float),
+                                (void **)&col) != EGC_OK)
+            return;
+    }
+    int64_t lo = j->units * k / j->chunks, hi = j->units * (k + 1) / j->chunks;
+    for (int64_t im = lo; im < hi; im++)
+        for (int64_t gi = 0; gi < g->G; gi++) {
+            float *dxg = j->dx + (im * g->C + gi * g->Cg) * g->H * g->W;
+            const float *dyg = j->dy + (im * g->M + gi * g->Mg) * g->P;
+            const float *wg = j->w + gi * g->Mg * g->K;
+            if (g->pointwise) { /* dX_g [Cg,P] += W_g^T [Cg,Mg] * dY_g [Mg,P] */
+                egc_cpu_sgemm(1, 0, g->K, g->P, g->Mg, 1.0f, wg, g->K, dyg, g->P, 1.0f, dxg, g->P);
+                continue;
+            }
+            egc_cpu_sgemm(1, 0, g->K, g->P, g->Mg, 1.0f, wg, g->K, dyg, g->P, 0.0f, col, g->P);
+            col2im_add(g, col, dxg);
+        }
+}
+
+/* Runs fn over the images in chunks: with several chunks BLAS is held to one thread. */
+static egc_status run_gemm_path(const egc_node *n, conv_job *j, void (*fn)(int64_t, void *))
+{
+    const conv_geom *g = j->g;
+    j->units = g->N;
+    j->chunks = egc_cpu_chunks(g->N);
+#ifdef BENCH_SERIAL
+    j->chunks = 1;
+#endif
+    if (!g->pointwise) {
+        EGC_TRY(egc_cpu_scratch_acquire(&j->scratch));
+        for (int k = 0; k < j->chunks; k++) {
+            void *p;
+            egc_status st = egc_cpu_scratch_get(j->scratch, k,
+                                                (size_t)(g->K * g->P) * sizeof(float), &p);
+            if (st != EGC_OK) {
+                egc_cpu_scratch_release(j->scratch);
+                return egc_error_prefix(st, "node '%s' (Conv): ", n->name ? n->name : "?");
+            }
+        }
+    }
+    if (j->chunks > 1) {
+        int blas_threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        egc_parallel_for(j->chunks, fn, j);
+        openblas_set_num_threads(blas_threads);
+    } else {
+        fn(0, j);
+    }
+    egc_cpu_scratch_release(j->scratch);
+    return EGC_OK;
+}
+
+/* ---- depthwise (direct) path ---- */
+
+/* One output plane (image im, output channel m): y = b + sum_ij w_ij * shifted x. */
+static void dw_fwd_plane(const conv_geom *g, const float *x, const float *w, float bias,
+                         float *y)
+{
+    for (int64_t q = 0; q < g->P; q++) y[q] = bias;
+    for (int64_t j = 0; j < g->kw; j++) {
+        int64_t wo = j * g->dw - g->pl, lo, hi;
+        valid_range(wo, g->sw, g->W, g->OW, &lo, &hi);
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t i = 0; i < g->kh; i++) {
+                int64_t h = oh * g->sh - g->pt + i * g->dh;
+                if (h < 0 || h >= g->H) continue;
+                float wv = w[i * g->kw + j];
+                int64_t base = h * g->W + wo;
+                float *yr = y + oh * g->OW;
+                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * x[base + ow * g->sw];
+            }
+    }
+}
+
+/* dx (one input plane) += the adjoint of dw_fwd_plane applied to dy (one output plane). */
+static void dw_bwd_plane(const conv_geom *g, const float *dy, const float *w, float *dx)
+{
+    for (int64_t j = 0; j < g->kw; j++) {
+        int64_t wo = j * g->dw - g->pl, lo, hi;
+        valid_range(wo, g->sw, g->W, g->OW, &lo, &hi);
+        for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t i = 0; i < g->kh; i++) {
+                int64_t h = oh * g->sh - g->pt + i * g->dh;
+                if (h < 0 || h >= g->H) continue;
+                float wv = w[i * g->kw + j];
+                int64_t base = h * g->W + wo;
+                const float *gr = dy + oh * g->OW;
+                for (int64_t ow = lo; ow < hi; ow++) dx[base + ow * g->sw] += wv * gr[ow];
+            }
+    }
+}
+
+static void dw_fwd_chunk(int64_t k, void *arg)
+{
+    const conv_job *j = (const conv_job *)arg;
+    const conv_geom *g = j->g;
+    int64_t lo = j->units * k / j->chunks, hi = j->units * (k + 1) / j->chunks;
+    for (int64_t u = lo; u < hi; u++) { /* u = im*M + m */
+        int64_t im = u / g->M, m = u % g->M, c = m / g->Mg;
+        dw_fwd_plane(g, j->x + (im * g->C + c) * g->H * g->W, j->w + m * g->kh * g->kw,
+                     j->b ? j->b[m] : 0.0f, j->y + u * g->P);
+    }
+}
+
+static void dw_bwd_chunk(int64_t k, void *arg)
+{
+    const conv_job *j = (const conv_job *)arg;
+    const conv_geom *g = j->g;
+    int64_t lo = j->units * k / j->chunks, hi = j->units * (k + 1) / j->chunks;
+    for (int64_t u = lo; u < hi; u++) { /* u = im*C + c: every m of channel c feeds dX[im,c] */
+        int64_t im = u / g->C, c = u % g->C;
+        for (int64_t m = c * g->Mg; m < (c + 1) * g->Mg; m++)
+            dw_bwd_plane(g, j->dy + (im * g->M + m) * g->P, j->w + m * g->kh * g->kw,
+                         j->dx + u * g->H * g->W);
+    }
+}
+
+/* ---- entry points ---- */
+
+egc_status egc_cpu_conv_forward(const egc_node *n, const egc_view *in, const egc_view *out)
+{
+    conv_geom g;
+    EGC_TRY(conv_setup(n, in, out, &g));
+    conv_job j;
+    memset(&j, 0, sizeof j);
+    j.g = &g;
+    j.x = in[0].ptr;
+    j.w = in[1].ptr;
+    j.b = n->n_in > 2 ? in[2].ptr : NULL;
+    j.y = out->ptr;
+    if (g.depthwise) {
+        j.units = g.N * g.M;
+        j.chunks = egc_cpu_chunks(j.units);
+        egc_parallel_for(j.chunks, dw_fwd_chunk, &j);
+        return EGC_OK;
+    }
+    return run_gemm_path(n, &j, gemm_fwd_chunk);
+}
+
+egc_status egc_cpu_conv_backward(const egc_node *n, const egc_view *in, const egc_view *out,
+                                 const egc_view *dout, const egc_view *din)
+{
+    conv_geom g;
+    EGC_TRY(conv_setup(n, in, out, &g));
+    for (int i = 1; i < n->n_in; i++)
+        if (din[i].ptr)
+            return EGC_CPU_FAIL(EGC_E_UNSUPPORTED, n,
+                                "gradient with respect to %s is not computed (activations only)",
+                                i == 1 ? "the weights" : "the bias");
+    if (!din[0].ptr) return EGC_OK;
+    conv_job j;
+    memset(&j, 0, sizeof j);
+    j.g = &g;
+    j.w = in[1].ptr;
+    j.dy = dout->ptr;
+    j.dx = din[0].ptr;
+    if (g.depthwise) {
+        j.units = g.N * g.C;
+        j.chunks = egc_cpu_chunks(j.units);
+        egc_parallel_for(j.chunks, dw_bwd_chunk, &j);
+        return EGC_OK;
+    }
+    return run_gemm_path(n, &j, gemm_bwd_chunk);
+}

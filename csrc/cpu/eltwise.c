@@ -1,0 +1,284 @@
+/* eltwise.c: element-wise ops on the CPU, forward and activation backward.
+ *
+ *   Relu     y = x > 0 ? x : 0             dx += dy where x > 0 (0 at x <= 0)
+ *   Clip     y = min(max(x, lo), hi)       dx += dy where lo <= x <= hi (inclusive, as
+ *            torch.clamp's backward in PyTorch 1.13; torch's hardtanh/ReLU6 backward is
+ *            exclusive instead, which differs only for x exactly at lo or hi)
+ *   Sigmoid  y = 1 / (1 + exp(-x))         dx += dy * y * (1 - y)
+ *   Add/Sub/Mul/Div with numpy broadcasting; gradients are summed over broadcast dims.
+ *   BatchNormalization (inference) over axis 1 of X [N,C,...]:
+ *            y = scale * (x - mean) / sqrt(var + eps) + B;  dx += dy * scale / sqrt(var + eps)
+ */
+#include <math.h>
+#include <string.h>
+
+#include "cpu/cpu_impl.h"
+
+/* ---- unary ---- */
+
+static egc_status unary_check(const egc_node *n, const egc_view *in, const egc_view *out)
+{
+    if (!egc_shape_equal(&in[0].shape, &out->shape)) {
+        char a[96], b[96];
+        return EGC_CPU_FAIL(EGC_E_SHAPE, n, "output %s differs from input %s",
+                            egc_shape_str(&out->shape, a, sizeof a),
+                            egc_shape_str(&in[0].shape, b, sizeof b));
+    }
+    return EGC_OK;
+}
+
+static float sigmoidf(float x)
+{
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+egc_status egc_cpu_unary_forward(const egc_node *n, const egc_view *in, const egc_view *out)
+{
+    EGC_TRY(unary_check(n, in, out));
+    const float *x = in[0].ptr;
+    float *y = out->ptr;
+    int64_t cnt = egc_shape_numel(&out->shape);
+    switch (n->op) {
+    case EGC_OP_RELU:
+        for (int64_t i = 0; i < cnt; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case EGC_OP_CLIP: {
+        float lo = n->p.clip.lo, hi = n->p.clip.hi;
+        for (int64_t i = 0; i < cnt; i++) {
+            float v = x[i] < lo ? lo : x[i];
+            y[i] = v > hi ? hi : v;
+        }
+        break;
+    }
+    case EGC_OP_SIGMOID:
+        for (int64_t i = 0; i < cnt; i++) y[i] = sigmoidf(x[i]);
+        break;
+    default: return EGC_CPU_FAIL(EGC_E_INTERNAL, n, "not a unary op");
+    }
+    return EGC_OK;
+}
+
+egc_status egc_cpu_unary_backward(const egc_node *n, const egc_view *in, const egc_view *out,
+                                  const egc_view *dout, const egc_view *din)
+{
+    EGC_TRY(unary_check(n, in, out));
+    for (int i = 1; i < n->n_in; i++)
+        if (din[i].ptr)
+            return EGC_CPU_FAIL(EGC_E_UNSUPPORTED, n,
+                                "gradient with respect to the clip bound input %d is not computed",
+                                i);
+    if (!din[0].ptr) return EGC_OK;
+    const float *x = in[0].ptr, *y = out->ptr, *dy = dout->ptr;
+    float *dx = din[0].ptr;
+    int64_t cnt = egc_shape_numel(&out->shape);
+    switch (n->op) {
+    case EGC_OP_RELU:
+        for (int64_t i = 0; i < cnt; i++)
+            if (x[i] > 0.0f) dx[i] += dy[i];
+        break;
+    case EGC_OP_CLIP: {
+        float lo = n->p.clip.lo, hi = n->p.clip.hi;
+        for (int64_t i = 0; i < cnt; i++)
+            if (x[i] >= lo && x[i] <= hi) dx[i] += dy[i];
+        break;
+    }
+    case EGC_OP_SIGMOID:
+        for (int64_t i = 0; i < cnt; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    default: return EGC_CPU_FAIL(EGC_E_INTERNAL, n, "not a unary op");
+    }
+    return EGC_OK;
+}
+
+/* ---- binary with broadcasting ---- */
+
+/* Output dims with A's and B's strides aligned to them (0 along broadcast dims). */
+typedef struct bcast {
+    egc_shape shape;
+    int64_t as[EGC_MAX_DIMS], bs[EGC_MAX_DIMS];
+} bcast;
+
+static egc_status bcast_setup(const egc_node *n, const egc_view *in, const egc_view *out,
+                              bcast *bc)
+{
+    const egc_shape *a = &in[0].shape, *b = &in[1].shape;
+    int nd = EGC_MAX(a->ndim, b->ndim);
+    int64_t ast[EGC_MAX_DIMS], bst[EGC_MAX_DIMS];
+    egc_cpu_strides(a, ast);
+    egc_cpu_strides(b, bst);
+    memset(bc, 0, sizeof *bc);
+    bc->shape.ndim = nd;
+    char sa[96], sb[96], so[96], se[96];
+    for (int i = 0; i < nd; i++) {
+        int ia = a->ndim - nd + i, ib = b->ndim - nd + i;
+        int64_t da = ia >= 0 ? a->d[ia] : 1, db = ib >= 0 ? b->d[ib] : 1;
+        if (da != db && da != 1 && db != 1)
+            return EGC_CPU_FAIL(EGC_E_SHAPE, n, "shapes %s and %s do not broadcast",
+                                egc_shape_str(a, sa, sizeof sa), egc_shape_str(b, sb, sizeof sb));
+        bc->shape.d[i] = da == 1 ? db : da;
+        bc->as[i] = (da == 1) ? 0 : ast[ia];
+        bc->bs[i] = (db == 1) ? 0 : bst[ib];
+    }
+    if (!egc_shape_equal(&bc->shape, &out->shape))
+        return EGC_CPU_FAIL(EGC_E_SHAPE, n, "output %s, expected %s from %s and %s",
+                            egc_shape_str(&out->shape, so, sizeof so),
+                            egc_shape_str(&bc->shape, se, sizeof se),
+                            egc_shape_str(a, sa, sizeof sa), egc_shape_str(b, sb, sizeof sb));
+    return EGC_OK;
+}
+
+/* What one inner run does: forward, or the gradient for A or for B. */
+typedef enum bin_task { BIN_FWD, BIN_DA, BIN_DB } bin_task;
+
+/* One contiguous run of the output (length len) with A/B strides sa/sb (0 or 1 or more).
+ * FWD: y[k] = a op b.  DA: da[k*sa] += g * d(a op b)/da.  DB: db[k*sb] += g * d/db. */
+static void bin_run(egc_op op, bin_task t, int64_t len, const float *a, int64_t sa,
+                    const float *b, int64_t sb, float *y, const float *g, float *d)
+{
+    switch (t) {
+    case BIN_FWD:
+        switch (op) {
+        case EGC_OP_ADD: for (int64_t k = 0; k < len; k++) y[k] = a[k * sa] + b[k * sb]; break;
+        case EGC_OP_SUB: for (int64_t k = 0; k < len; k++) y[k] = a[k * sa] - b[k * sb]; break;
+        case EGC_OP_MUL: for (int64_t k = 0; k < len; k++) y[k] = a[k * sa] * b[k * sb]; break;
+        default: for (int64_t k = 0; k < len; k++) y[k] = a[k * sa] / b[k * sb]; break;
+        }
+        break;
+    case BIN_DA:
+        switch (op) {
+        case EGC_OP_ADD:
+        case EGC_OP_SUB: for (int64_t k = 0; k < len; k++) d[k * sa] += g[k]; break;
+        case EGC_OP_MUL: for (int64_t k = 0; k < len; k++) d[k * sa] += g[k] * b[k * sb]; break;
+        default: for (int64_t k = 0; k < len; k++) d[k * sa] += g[k] / b[k * sb]; break;
+        }
+        break;
+    case BIN_DB:
+        switch (op) {
+        case EGC_OP_ADD: for (int64_t k = 0; k < len; k++) d[k * sb] += g[k]; break;
+        case EGC_OP_SUB: for (int64_t k = 0; k < len; k++) d[k * sb] -= g[k]; break;
+        case EGC_OP_MUL: for (int64_t k = 0; k < len; k++) d[k * sb] += g[k] * a[k * sa]; break;
+        default:
+            for (int64_t k = 0; k < len; k++) {
+                float bv = b[k * sb];
+                d[k * sb] -= g[k] * a[k * sa] / (bv * bv);
+            }
+            break;
+        }
+        break;
+    }
+}
+
+/* Walks the output in row-major order, one innermost run at a time. The gradient target
+ * (d) is indexed like A for DA and like B for DB. Serial, so broadcast sums are exact
+ * accumulations. */
+static void bin_walk(egc_op op, bin_task t, const bcast *bc, const float *a, const float *b,
+                     float *y, const float *g, float *d)
+{
+    const egc_shape *s = &bc->shape;
+    int64_t total = egc_shape_numel(s);
+    if (total == 0) return;
+    int nd = s->ndim;
+    if (nd == 0) {
+        bin_run(op, t, 1, a, 0, b, 0, y, g, d);
+        return;
+    }
+    int64_t inner = s->d[nd - 1], sa = bc->as[nd - 1], sb = bc->bs[nd - 1];
+    int64_t idx[EGC_MAX_DIMS] = {0};
+    int64_t ao = 0, bo = 0, yo = 0;
+    for (;;) {
+        float *dd = d ? d + (t == BIN_DA ? ao : bo) : NULL;
+        bin_run(op, t, inner, a + ao, sa, b + bo, sb, y ? y + yo : NULL, g ? g + yo : NULL, dd);
+        yo += inner;
+        int i = nd - 2;
+        for (; i >= 0; i--) {
+            idx[i]++;
+            ao += bc->as[i];
+            bo += bc->bs[i];
+            if (idx[i] < s->d[i]) break;
+            ao -= bc->as[i] * idx[i];
+            bo -= bc->bs[i] * idx[i];
+            idx[i] = 0;
+        }
+        if (i < 0) break;
+    }
+}
+
+egc_status egc_cpu_binary_forward(const egc_node *n, const egc_view *in, const egc_view *out)
+{
+    bcast bc;
+    EGC_TRY(bcast_setup(n, in, out, &bc));
+    bin_walk(n->op, BIN_FWD, &bc, in[0].ptr, in[1].ptr, out->ptr, NULL, NULL);
+    return EGC_OK;
+}
+
+egc_status egc_cpu_binary_backward(const egc_node *n, const egc_view *in, const egc_view *out,
+                                   const egc_view *dout, const egc_view *din)
+{
+    bcast bc;
+    EGC_TRY(bcast_setup(n, in, out, &bc));
+    if (din[0].ptr) bin_walk(n->op, BIN_DA, &bc, in[0].ptr, in[1].ptr, NULL, dout->ptr, din[0].ptr);
+    if (din[1].ptr) bin_walk(n->op, BIN_DB, &bc, in[0].ptr, in[1].ptr, NULL, dout->ptr, din[1].ptr);
+    return EGC_OK;
+}
+
+/* ---- BatchNormalization (inference) ---- */
+
+static egc_status bn_check(const egc_node *n, const egc_view *in, const egc_view *out)
+{
+    const egc_shape *x = &in[0].shape;
+    char a[96], b[96];
+    if (x->ndim < 2)
+        return EGC_CPU_FAIL(EGC_E_SHAPE, n, "input %s has fewer than 2 dims",
+                            egc_shape_str(x, a, sizeof a));
+    if (!egc_shape_equal(x, &out->shape))
+        return EGC_CPU_FAIL(EGC_E_SHAPE, n, "output %s differs from input %s",
+                            egc_shape_str(&out->shape, a, sizeof a), egc_shape_str(x, b, sizeof b));
+    for (int i = 1; i < 5; i++)
+        if (egc_shape_numel(&in[i].shape) != x->d[1] || in[i].shape.ndim != 1)
+            return EGC_CPU_FAIL(EGC_E_SHAPE, n, "parameter input %d is %s, expected [%lld]", i,
+                                egc_shape_str(&in[i].shape, a, sizeof a), (long long)x->d[1]);
+    return EGC_OK;
+}
+
+egc_status egc_cpu_batchnorm_forward(const egc_node *n, const egc_view *in, const egc_view *out)
+{
+    EGC_TRY(bn_check(n, in, out));
+    const egc_shape *s = &in[0].shape;
+    int64_t N = s->d[0], C = s->d[1], inner = egc_cpu_dims_prod(s, 2, s->ndim);
+    const float *x = in[0].ptr, *scale = in[1].ptr, *bias = in[2].ptr, *mean = in[3].ptr,
+                *var = in[4].ptr;
+    float eps = n->p.bn.eps;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t c = 0; c < C; c++) {
+            float k = scale[c] / sqrtf(var[c] + eps), b0 = bias[c] - mean[c] * k;
+            const float *xp = x + (i * C + c) * inner;
+            float *yp = out->ptr + (i * C + c) * inner;
+            for (int64_t j = 0; j < inner; j++) yp[j] = xp[j] * k + b0;
+        }
+    return EGC_OK;
+}
+
+egc_status egc_cpu_batchnorm_backward(const egc_node *n, const egc_view *in, const egc_view *out,
+                                      const egc_view *dout, const egc_view *din)
+{
+    EGC_TRY(bn_check(n, in, out));
+    for (int i = 1; i < 5; i++)
+        if (din[i].ptr)
+            return EGC_CPU_FAIL(EGC_E_UNSUPPORTED, n,
+                                "gradient with respect to parameter input %d is not computed", i);
+    if (!din[0].ptr) return EGC_OK;
+    const egc_shape *s = &in[0].shape;
+    int64_t N = s->d[0], C = s->d[1], inner = egc_cpu_dims_prod(s, 2, s->ndim);
+    const float *scale = in[1].ptr, *var = in[4].ptr;
+    float eps = n->p.bn.eps;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t c = 0; c < C; c++) {
+            float k = scale[c] / sqrtf(var[c] + eps);
+            const float *g = dout->ptr + (i * C + c) * inner;
+            float *dx = din[0].ptr + (i * C + c) * inner;
+            for (int64_t j = 0; j < inner; j++) dx[j] += g[j] * k;
+        }
+    return EGC_OK;
+}

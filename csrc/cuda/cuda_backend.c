@@ -1,0 +1,1336 @@
+/* cuda_backend.c: the CUDA backend: device context (stream, cuDNN, cuBLAS), memory,
+ * per-plan preparation (cuDNN descriptors, algorithm choice, one workspace) and the forward
+ * and activation-backward of every runtime op of model/ir.h.
+ *
+ * Semantics are those of the CPU reference (csrc/cpu); tensors are dense fp32 NCHW.
+ * Convolutions: cuDNN (legacy descriptor API), forward and backward-data, with groups and
+ * dilations. cuDNN takes symmetric pads only; a Conv with asymmetric pads (MobileNet's
+ * [0,0,1,1]) has its input padded explicitly by kernels/pad.cu into the plan's workspace and
+ * is then run with zero padding; its backward-data writes the padded gradient there and the
+ * pad kernel's backward adds the interior into dx. Gemm/MatMul: cuBLAS, row-major through
+ * the usual transposition (C^T = B^T A^T in column-major). TF32 tensor-core math is allowed
+ * by default for both (fp32 storage, fp32 accumulation, 10-bit mantissa products); it can
+ * be switched off per backend (egc_cuda_set_tf32, EGC_CUDA_TF32=0). Everything else runs
+ * in own kernels (the .cu files of kernels/) that match the CPU loops, including MaxPool's routing of a
+ * gradient to the FIRST maximum of a window.
+ *
+ * Op calls never allocate: the workspace of a plan (padded conv inputs, cuDNN workspace,
+ * MaxPool argmax scratch) is sized for its largest node and allocated once in plan_prepare. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/cuda_check.h"
+#include "egc_kernels.h"
+
+/* Workspace offsets are rounded to this many bytes (cuDNN and vector loads like 256). */
+#define WS_ALIGN ((size_t)256)
+/* The most workspace one convolution algorithm may ask for. */
+#define CONV_WS_CAP ((size_t)1 << 30)
+
+/* Numeric mode of a plan. Only fp32 exists now; fp16/bf16 NHWC storage comes later. */
+typedef enum cuda_precision { CUDA_PREC_FP32 = 0 } cuda_precision;
+
+typedef struct cuda_ctx {
+    int device;
+    cudaStream_t stream;
+    cudnnHandle_t dnn;
+    cublasHandle_t blas;
+    int allow_tf32;          /* for plans prepared from now on */
+    int blas_tf32;           /* the math mode cuBLAS is set to now (-1 unknown) */
+} cuda_ctx;
+
+/* Everything a Conv node needs at run time, made once per plan. */
+typedef struct conv_plan {
+    int ready;
+    egc_shape xs, ys;        /* the shapes it was planned for: X [N,C,H,W], Y [N,M,OH,OW] */
+    int explicit_pad;        /* asymmetric pads: X is padded into the workspace first */
+    egc_shape xps;           /* padded X shape [N,C,H+pt+pb,W+pl+pr] (explicit_pad) */
+    size_t pad_bytes;        /* bytes of the padded buffer, WS_ALIGN-rounded (0 otherwise) */
+    cudnnTensorDescriptor_t xd, yd;
+    cudnnFilterDescriptor_t wd;
+    cudnnConvolutionDescriptor_t cd;     /* forward */
+    cudnnConvolutionDescriptor_t cdb;    /* backward-data (its own math type) */
+    cudnnConvolutionFwdAlgo_t fwd_algo;
+    cudnnConvolutionBwdDataAlgo_t bwd_algo;
+    size_t fwd_ws, bwd_ws;
+    int bwd_ok;              /* a backward-data algorithm exists for this configuration */
+} conv_plan;
+
+typedef struct cuda_plan {
+    const egc_graph *g;
+    int n_nodes;
+    conv_plan *conv;         /* n_nodes entries; ready only for Conv nodes */
+    void *ws;                /* one device workspace for the whole plan */
+    size_t ws_bytes;
+    int tf32;                /* TF32 allowed in this plan's convolutions and GEMMs */
+    cuda_precision precision;
+} cuda_plan;
+
+static cuda_ctx *ctx_of(egc_backend *be) { return (cuda_ctx *)be->ctx; }
+
+static size_t align_up(size_t n) { return (n + WS_ALIGN - 1) & ~(WS_ALIGN - 1); }
+
+/* Makes the context's device current for this thread. */
+static egc_status use_device(cuda_ctx *c)
+{
+    EGC_CUDA(cudaSetDevice(c->device));
+    return EGC_OK;
+}
+
+/* ------------------------------------------------------------------ memory */
+
+static egc_status cu_alloc(egc_backend *be, size_t bytes, void **out)
+{
+    cuda_ctx *c = ctx_of(be);
+    *out = NULL;
+    EGC_TRY(use_device(c));
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    if (e == cudaErrorMemoryAllocation) {
+        (void)cudaGetLastError(); /* clear the error so later calls do not see it */
+        return EGC_FAIL(EGC_E_NOMEM, "%s: out of device memory allocating %zu bytes", be->name,
+                        bytes);
+    }
+    if (e != cudaSuccess)
+        return EGC_FAIL(EGC_E_DEVICE, "%s: cudaMalloc(%zu bytes) failed: %s (%s)", be->name, bytes,
+                        cudaGetErrorName(e), cudaGetErrorString(e));
+    *out = p;
+    return EGC_OK;
+}
+
+static void cu_free(egc_backend *be, void *p)
+{
+    if (!p) return;
+    cuda_ctx *c = ctx_of(be);
+    if (cudaSetDevice(c->device) == cudaSuccess) (void)cudaFree(p);
+}
+
+static egc_status cu_upload(egc_backend *be, void *dst, const void *src, size_t bytes)
+{
+    cuda_ctx *c = ctx_of(be);
+    if (!bytes) return EGC_OK;
+    EGC_TRY(use_device(c));
+    /* From pageable memory the call returns once src has been staged: src may be reused. */
+    EGC_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
+    return EGC_OK;
+}
+
+static egc_status cu_download(egc_backend *be, void *dst, const void *src, size_t bytes)
+{
+    cuda_ctx *c = ctx_of(be);
+    if (!bytes) return EGC_OK;
+    EGC_TRY(use_device(c));
+    EGC_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
+    EGC_CUDA(cudaStreamSynchronize(c->stream)); /* dst is complete when this returns */
+    return EGC_OK;
+}
+
+static egc_status cu_fill(egc_backend *be, float *dst, float value, int64_t n)
+{
+    cuda_ctx *c = ctx_of(be);
+    EGC_TRY(use_device(c));
+    EGC_KERNEL(egc_k_fill(dst, value, n, c->stream));
+    return EGC_OK;
+}
+
+static egc_status cu_accumulate(egc_backend *be, float *dst, const float *src, int64_t n)
+{
+    cuda_ctx *c = ctx_of(be);
+    EGC_TRY(use_device(c));
+    EGC_KERNEL(egc_k_accumulate(dst, src, 1.0f, n, c->stream));
+    return EGC_OK;
+}
+
+static egc_status cu_sync(egc_backend *be)
+{
+    cuda_ctx *c = ctx_of(be);
+    EGC_TRY(use_device(c));
+    EGC_CUDA(cudaStreamSynchronize(c->stream));
+    return EGC_OK;
+}
+
+/* ------------------------------------------------------------------ shapes */
+
+static int64_t numel(const egc_shape *s) { return egc_shape_numel(s); }
+
+/* Product of dims [from, to). */
+static int64_t dims_prod(const egc_shape *s, int from, int to)
+{
+    int64_t p = 1;
+    for (int k = from; k < to; k++) p *= s->d[k];
+    return p;
+}
+
+/* Dense row-major strides of s. */
+static void dense_strides(const egc_shape *s, int64_t *st)
+{
+    int64_t acc = 1;
+    for (int k = s->ndim - 1; k >= 0; k--) {
+        st[k] = acc;
+        acc *= s->d[k];
+    }
+}
+
+/* s right-aligned to rank n (leading 1s). */
+static void right_align(const egc_shape *s, int n, int64_t *out)
+{
+    for (int k = 0; k < n; k++) {
+        int src = s->ndim - n + k;
+        out[k] = src >= 0 ? s->d[src] : 1;
+    }
+}
+
+static egc_status expect_rank(const egc_node *n, const egc_view *v, const char *what, int rank)
+{
+    if (v->shape.ndim != rank) {
+        char sb[96];
+        return EGC_FAIL(EGC_E_SHAPE, "node %s (%s): %s must be %d-D, got %s", n->name,
+                        egc_op_name(n->op), what, rank, egc_shape_str(&v->shape, sb, sizeof sb));
+    }
+    return EGC_OK;
+}
+
+static egc_status expect_numel(const egc_node *n, const egc_shape *got, int64_t want,
+                               const char *what)
+{
+    if (numel(got) != want) {
+        char sb[96];
+        return EGC_FAIL(EGC_E_SHAPE, "node %s (%s): %s has shape %s, expected %lld elements",
+                        n->name, egc_op_name(n->op), what, egc_shape_str(got, sb, sizeof sb),
+                        (long long)want);
+    }
+    return EGC_OK;
+}
+
+static egc_status expect_int(const egc_node *n, int64_t v, const char *what)
+{
+    if (v < 0 || v > 0x7fffffff)
+        return EGC_FAIL(EGC_E_UNSUPPORTED,
+                        "node %s (%s): %s = %lld exceeds the 32-bit sizes of cuDNN/cuBLAS "
+                        "(split the batch)",
+                        n->name, egc_op_name(n->op), what, (long long)v);
+    return EGC_OK;
+}
+
+/* Non-negative axis of a rank-r tensor. */
+static egc_status norm_axis(const egc_node *n, int axis, int r, int *out)
+{
+    int a = axis < 0 ? axis + r : axis;
+    if (a < 0 || a >= (r ? r : 1))
+        return EGC_FAIL(EGC_E_SHAPE, "node %s (%s): axis %d out of range for rank %d", n->name,
+                        egc_op_name(n->op), axis, r);
+    *out = a;
+    return EGC_OK;
+}
+
+/* ------------------------------------------------------------------ plan */
+
+static void conv_plan_clear(conv_plan *cp)
+{
+    if (cp->xd) (void)cudnnDestroyTensorDescriptor(cp->xd);
+    if (cp->yd) (void)cudnnDestroyTensorDescriptor(cp->yd);
+    if (cp->wd) (void)cudnnDestroyFilterDescriptor(cp->wd);
+    if (cp->cd) (void)cudnnDestroyConvolutionDescriptor(cp->cd);
+    if (cp->cdb) (void)cudnnDestroyConvolutionDescriptor(cp->cdb);
+    memset(cp, 0, sizeof *cp);
+}
+
+static void cu_plan_release(egc_backend *be, void *state)
+{
+    cuda_plan *pl = (cuda_plan *)state;
+    if (!pl) return;
+    cuda_ctx *c = ctx_of(be);
+    if (cudaSetDevice(c->device) == cudaSuccess) (void)cudaStreamSynchronize(c->stream);
+    if (pl->conv)
+        for (int i = 0; i < pl->n_nodes; i++) conv_plan_clear(&pl->conv[i]);
+    free(pl->conv);
+    cu_free(be, pl->ws);
+    free(pl);
+}
+
+/* Picks the first forward algorithm of cuDNN's heuristics that runs in the cap. */
+static egc_status choose_fwd(cuda_ctx *c, const egc_node *n, conv_plan *cp, int tf32)
+{
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int got = 0;
+    EGC_CUDNN(cudnnGetConvolutionForwardAlgorithm_v7(c->dnn, cp->xd, cp->wd, cp->cd, cp->yd,
+                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
+    for (int i = 0; i < got; i++) {
+        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > CONV_WS_CAP) continue;
+        if (!tf32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
+        cp->fwd_algo = perf[i].algo;
+        EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, perf[i].mathType));
+        EGC_CUDNN(cudnnGetConvolutionForwardWorkspaceSize(c->dnn, cp->xd, cp->wd, cp->cd, cp->yd,
+                                                          cp->fwd_algo, &cp->fwd_ws));
+        return EGC_OK;
+    }
+    return EGC_FAIL(EGC_E_UNSUPPORTED,
+                    "node %s (Conv): cuDNN offers no forward algorithm for this configuration",
+                    n->name);
+}
+
+/* Picks the first DETERMINISTIC backward-data algorithm of the heuristics in the cap;
+ * bwd_ok stays 0 when there is none (the node then fails only if run backward). */
+static egc_status choose_bwd(cuda_ctx *c, conv_plan *cp, int tf32)
+{
+    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    int got = 0;
+    EGC_CUDNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+        c->dnn, cp->wd, cp->yd, cp->cdb, cp->xd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, perf));
+    for (int i = 0; i < got; i++) {
+        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > CONV_WS_CAP) continue;
+        if (perf[i].determinism != CUDNN_DETERMINISTIC) continue;
+        if (!tf32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
+        cp->bwd_algo = perf[i].algo;
+        EGC_CUDNN(cudnnSetConvolutionMathType(cp->cdb, perf[i].mathType));
+        EGC_CUDNN(cudnnGetConvolutionBackwardDataWorkspaceSize(c->dnn, cp->wd, cp->yd, cp->cdb,
+                                                               cp->xd, cp->bwd_algo, &cp->bwd_ws));
+        cp->bwd_ok = 1;
+        return EGC_OK;
+    }
+    cp->bwd_ok = 0;
+    return EGC_OK;
+}
+
+/* Descriptors and algorithms of one Conv node for the plan's shapes. */
+static egc_status conv_prepare(cuda_ctx *c, const egc_graph *g, const egc_node *n,
+                               const egc_shape *shapes, int tf32, conv_plan *cp)
+{
+    const egc_conv_params *p = &n->p.conv;
+    if (n->n_in < 2 || n->in[0] < 0 || n->in[1] < 0 || n->in[0] >= g->n_values ||
+        n->in[1] >= g->n_values || n->out < 0 || n->out >= g->n_values)
+        return EGC_FAIL(EGC_E_INTERNAL, "node %s (Conv): bad input/output value ids", n->name);
+    const egc_shape *xs = &shapes[n->in[0]], *ws = &shapes[n->in[1]], *ys = &shapes[n->out];
+    char sb[96];
+    if (xs->ndim != 4 || ws->ndim != 4 || ys->ndim != 4)
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "node %s (Conv): only 2-D convolutions (X %s)", n->name,
+                        egc_shape_str(xs, sb, sizeof sb));
+    int group = p->group > 0 ? p->group : 1;
+    if (p->pt < 0 || p->pb < 0 || p->pl < 0 || p->pr < 0)
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "node %s (Conv): negative pads", n->name);
+    cp->xs = *xs;
+    cp->ys = *ys;
+    cp->explicit_pad = p->pt != p->pb || p->pl != p->pr;
+    int ph = p->pt, pw = p->pl;
+    egc_shape xin = *xs;
+    if (cp->explicit_pad) {
+        xin.d[2] += p->pt + p->pb;
+        xin.d[3] += p->pl + p->pr;
+        cp->xps = xin;
+        cp->pad_bytes = align_up((size_t)numel(&xin) * sizeof(float));
+        ph = pw = 0;
+    }
+    EGC_TRY(expect_int(n, numel(&xin), "the (padded) input's element count"));
+    EGC_TRY(expect_int(n, numel(ys), "the output's element count"));
+    EGC_CUDNN(cudnnCreateTensorDescriptor(&cp->xd));
+    EGC_CUDNN(cudnnCreateTensorDescriptor(&cp->yd));
+    EGC_CUDNN(cudnnCreateFilterDescriptor(&cp->wd));
+    EGC_CUDNN(cudnnCreateConvolutionDescriptor(&cp->cd));
+    EGC_CUDNN(cudnnCreateConvolutionDescriptor(&cp->cdb));
+    EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)xin.d[0],
+                                         (int)xin.d[1], (int)xin.d[2], (int)xin.d[3]));
+    EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)ys->d[0],
+                                         (int)ys->d[1], (int)ys->d[2], (int)ys->d[3]));
+    EGC_CUDNN(cudnnSetFilter4dDescriptor(cp->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, (int)ws->d[0],
+                                         (int)ws->d[1], (int)ws->d[2], (int)ws->d[3]));
+    cudnnMathType_t math = tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+    cudnnConvolutionDescriptor_t cds[2] = {cp->cd, cp->cdb};
+    for (int i = 0; i < 2; i++) {
+        EGC_CUDNN(cudnnSetConvolution2dDescriptor(cds[i], ph, pw, p->sh > 0 ? p->sh : 1,
+                                                  p->sw > 0 ? p->sw : 1, p->dh > 0 ? p->dh : 1,
+                                                  p->dw > 0 ? p->dw : 1, CUDNN_CROSS_CORRELATION,
+                                                  CUDNN_DATA_FLOAT));
+        EGC_CUDNN(cudnnSetConvolutionGroupCount(cds[i], group));
+        EGC_CUDNN(cudnnSetConvolutionMathType(cds[i], math));
+    }
+    int on, oc, oh, ow;
+    EGC_CUDNN(cudnnGetConvolution2dForwardOutputDim(cp->cd, cp->xd, cp->wd, &on, &oc, &oh, &ow));
+    if (on != ys->d[0] || oc != ys->d[1] || oh != ys->d[2] || ow != ys->d[3]) {
+        char sy[96];
+        return EGC_FAIL(EGC_E_SHAPE,
+                        "node %s (Conv): output shape %s disagrees with cuDNN's [%d,%d,%d,%d] for "
+                        "input %s",
+                        n->name, egc_shape_str(ys, sy, sizeof sy), on, oc, oh, ow,
+                        egc_shape_str(xs, sb, sizeof sb));
+    }
+    EGC_TRY(choose_fwd(c, n, cp, tf32));
+    EGC_TRY(choose_bwd(c, cp, tf32));
+    cp->ready = 1;
+    return EGC_OK;
+}
+
+/* Workspace bytes node n needs at the plan's shapes. */
+static size_t node_ws_need(const egc_node *n, const egc_shape *shapes, const conv_plan *cp)
+{
+    switch (n->op) {
+    case EGC_OP_CONV:
+        return cp->pad_bytes + align_up(EGC_MAX(cp->fwd_ws, cp->bwd_ok ? cp->bwd_ws : 0));
+    case EGC_OP_MAXPOOL: /* argmax scratch of the backward */
+        return align_up((size_t)numel(&shapes[n->out]) * sizeof(int32_t));
+    default:
+        return 0;
+    }
+}
+
+static egc_status cu_plan_prepare(egc_backend *be, const egc_graph *g, const egc_shape *shapes,
+                                  void **state)
+{
+    cuda_ctx *c = ctx_of(be);
+    *state = NULL;
+    EGC_TRY(use_device(c));
+    cuda_plan *pl = NULL;
+    egc_status st = EGC_OK;
+    EGC_TRY(egc_calloc((void **)&pl, 1, sizeof *pl, "CUDA plan"));
+    pl->g = g;
+    pl->n_nodes = g->n_nodes;
+    pl->tf32 = c->allow_tf32;
+    pl->precision = CUDA_PREC_FP32;
+    EGC_TRYG(st, egc_calloc((void **)&pl->conv, (size_t)(g->n_nodes ? g->n_nodes : 1),
+                            sizeof *pl->conv, "CUDA plan nodes"),
+             fail);
+    size_t need = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const egc_node *n = &g->nodes[i];
+        if (n->op == EGC_OP_CONV) EGC_TRYG(st, conv_prepare(c, g, n, shapes, pl->tf32, &pl->conv[i]), fail);
+        if (n->out < 0 || n->out >= g->n_values) {
+            st = EGC_FAIL(EGC_E_INTERNAL, "node %s: bad output value id %d", n->name, n->out);
+            goto fail;
+        }
+        need = EGC_MAX(need, node_ws_need(n, shapes, &pl->conv[i]));
+    }
+    if (need) EGC_TRYG(st, cu_alloc(be, need, &pl->ws), fail);
+    pl->ws_bytes = need;
+    *state = pl;
+    return EGC_OK;
+fail:
+    cu_plan_release(be, pl);
+    return st;
+}
+
+/* The plan's entry for node n, checked against the graph the plan was made for. */
+static egc_status plan_node(void *state, const egc_graph *g, const egc_node *n, cuda_plan **pl,
+                            int *idx)
+{
+    cuda_plan *p = (cuda_plan *)state;
+    if (!p)
+        return EGC_FAIL(EGC_E_INTERNAL, "node %s (%s): the CUDA backend needs plan_prepare first",
+                        n->name, egc_op_name(n->op));
+    ptrdiff_t i = n - g->nodes;
+    if (p->g != g || i < 0 || i >= p->n_nodes)
+        return EGC_FAIL(EGC_E_INTERNAL, "node %s (%s): not a node of the prepared plan's graph",
+                        n->name, egc_op_name(n->op));
+    *pl = p;
+    *idx = (int)i;
+    return EGC_OK;
+}
+
+/* The prepared Conv of node n, checked against the run shapes. */
+static egc_status conv_of(void *state, const egc_graph *g, const egc_node *n, const egc_view *in,
+                          const egc_view *out, cuda_plan **plp, conv_plan **cpp)
+{
+    cuda_plan *pl = NULL;
+    int i = 0;
+    EGC_TRY(plan_node(state, g, n, &pl, &i));
+    conv_plan *cp = &pl->conv[i];
+    if (!cp->ready) return EGC_FAIL(EGC_E_INTERNAL, "node %s (Conv): not prepared", n->name);
+    if (!egc_shape_equal(&cp->xs, &in[0].shape) || !egc_shape_equal(&cp->ys, &out->shape)) {
+        char a[96], b[96];
+        return EGC_FAIL(EGC_E_SHAPE,
+                        "node %s (Conv): run with input %s but the plan was prepared for %s",
+                        n->name, egc_shape_str(&in[0].shape, a, sizeof a),
+                        egc_shape_str(&cp->xs, b, sizeof b));
+    }
+    *plp = pl;
+    *cpp = cp;
+    return EGC_OK;
+}
+
+/* Sets cuBLAS's math mode for a plan (TF32 tensor ops or plain fp32). */
+static egc_status blas_mode(cuda_ctx *c, const cuda_plan *pl)
+{
+    int tf32 = pl ? pl->tf32 : c->allow_tf32;
+    if (c->blas_tf32 != tf32) {
+        EGC_CUBLAS(cublasSetMathMode(c->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+        c->blas_tf32 = tf32;
+    }
+    return EGC_OK;
+}
+
+/* ------------------------------------------------------------------ GEMM helpers */
+
+/* Row-major C[M,N] = alpha op(A)[M,K] op(B)[K,N] + beta C with leading dims (row lengths as
+ * stored) lda, ldb, ldc; batch > 1 runs `batch` products with element strides sa, sb, sc.
+ * Column-major cuBLAS computes C^T = op(B)^T op(A)^T. */
+static egc_status rm_gemm(cuda_ctx *c, const egc_node *n, int ta, int tb, int64_t M, int64_t N,
+                          int64_t K, float alpha, const float *A, int64_t lda, int64_t sa,
+                          const float *B, int64_t ldb, int64_t sb, float beta, float *C,
+                          int64_t ldc, int64_t sc, int64_t batch)
+{
+    if (M == 0 || N == 0 || batch == 0) return EGC_OK;
+    EGC_TRY(expect_int(n, M, "M"));
+    EGC_TRY(expect_int(n, N, "N"));
+    EGC_TRY(expect_int(n, K, "K"));
+    EGC_TRY(expect_int(n, batch, "the batch count"));
+    cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (K == 0) { /* C = beta C */
+        if (beta == 0.0f) {
+            for (int64_t b = 0; b < batch; b++)
+                for (int64_t r = 0; r < M; r++) EGC_KERNEL(egc_k_fill(C + b * sc + r * ldc, 0.0f, N, c->stream));
+        } else if (beta != 1.0f) {
+            return EGC_FAIL(EGC_E_UNSUPPORTED, "node %s (%s): empty inner dimension with beta %g",
+                            n->name, egc_op_name(n->op), beta);
+        }
+        return EGC_OK;
+    }
+    if (batch == 1)
+        EGC_CUBLAS(cublasSgemm(c->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B, (int)ldb, A,
+                               (int)lda, &beta, C, (int)ldc));
+    else
+        EGC_CUBLAS(cublasSgemmStridedBatched(c->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B,
+                                             (int)ldb, sb, A, (int)lda, sa, &beta, C, (int)ldc, sc,
+                                             (int)batch));
+    return EGC_OK;
+}
+
+/* ------------------------------------------------------------------ forward */
+
+static egc_status conv_forward(cuda_ctx *c, void *state, const egc_graph *g, const egc_node *n,
+                               const egc_view *in, const egc_view *out)
+{
+    cuda_plan *pl = NULL;
+    conv_plan *cp = NULL;
+    EGC_TRY(conv_of(state, g, n, in, out, &pl, &cp));
+    const egc_conv_params *p = &n->p.conv;
+    const float *x = in[0].ptr;
+    char *ws = (char *)pl->ws;
+    if (cp->explicit_pad) {
+        int64_t begin[4] = {0, 0, p->pt, p->pl};
+        EGC_KERNEL(egc_k_pad_fwd(in[0].ptr, cp->xs.d, (float *)ws, cp->xps.d, begin, 4, 0, 0.0f,
+                                 c->stream));
+        x = (const float *)ws;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    EGC_CUDNN(cudnnConvolutionForward(c->dnn, &one, cp->xd, x, cp->wd, in[1].ptr, cp->cd,
+                                      cp->fwd_algo, ws ? ws + cp->pad_bytes : NULL, cp->fwd_ws,
+                                      &zero, cp->yd, out->ptr));
+    if (n->n_in > 2 && in[2].ptr) {
+        EGC_TRY(expect_numel(n, &in[2].shape, out->shape.d[1], "the bias"));
+        EGC_KERNEL(egc_k_bias_add(out->ptr, in[2].ptr, out->shape.d[0], out->shape.d[1],
+                                  out->shape.d[2] * out->shape.d[3], c->stream));
+    }
+    return EGC_OK;
+}
+
+static egc_status gemm_forward(cuda_ctx *c, const cuda_plan *pl, const egc_node *n,
+                               const egc_view *in, const egc_view *out)
+{
+    const egc_gemm_params *p = &n->p.gemm;
+    EGC_TRY(expect_rank(n, &in[0], "A", 2));
+    EGC_TRY(expect_rank(n, &in[1], "B", 2));
+    int64_t M = p->trans_a ? in[0].shape.d[1] : in[0].shape.d[0];
+    int64_t K = p->trans_a ? in[0].shape.d[0] : in[0].shape.d[1];
+    int64_t K2 = p->trans_b ? in[1].shape.d[1] : in[1].shape.d[0];
+    int64_t N = p->trans_b ? in[1].shape.d[0] : in[1].shape.d[1];
+    if (K != K2)
+        return EGC_FAIL(EGC_E_SHAPE, "node %s (Gemm): inner dimensions %lld and %lld differ",
+                        n->name, (long long)K, (long long)K2);
+    EGC_TRY(expect_numel(n, &out->shape, M * N, "the output"));
+    float beta = 0.0f;
+    if (n->n_in > 2 && in[2].ptr && p->beta != 0.0f) {
+        /* Y = broadcast(C), then the GEMM adds alpha A B with beta */
+        int64_t cs[2], cst[2], dims[2] = {M, N}, dst[2] = {N, 1};
+        if (in[2].shape.ndim > 2)
+            return EGC_FAIL(EGC_E_SHAPE, "node %s (Gemm): C has more than 2 dims", n->name);
+        right_align(&in[2].shape, 2, cs);
+        if ((cs[0] != M && cs[0] != 1) || (cs[1] != N && cs[1] != 1))
+            return EGC_FAIL(EGC_E_SHAPE, "node %s (Gemm): C does not broadcast to [%lld,%lld]",
+                            n->name, (long long)M, (long long)N);
+        cst[1] = cs[1] == 1 ? 0 : 1;
+        cst[0] = cs[0] == 1 ? 0 : cs[1];
+        EGC_KERNEL(egc_k_strided_copy(in[2].ptr, 0, cst, out->ptr, 0, dst, dims, 2, 0, c->stream));
+        beta = p->beta;
+    }
+    EGC_TRY(blas_mode(c, pl));
+    return rm_gemm(c, n, p->trans_a, p->trans_b, M, N, K, p->alpha, in[0].ptr,
+                   in[0].shape.d[1], 0, in[1].ptr, in[1].shape.d[1], 0, beta, out->ptr, N, 0, 1);
+}
+
+/* MatMul geometry: A [..., M, K] (1-D A is [1, K]), B [..., K, N] (1-D B is [K, 1]),
+ * batch dims broadcast to bs[0..nb). */
+typedef struct matmul_geom {
+    int64_t M, K, N;
+    int nb;
+    int64_t bs[EGC_MAX_DIMS], ab[EGC_MAX_DIMS], bb[EGC_MAX_DIMS]; /* out, A, B batch dims */
+    int64_t P, PA, PB;       /* batch counts */
+} matmul_geom;
+
+static egc_status matmul_geom_of(const egc_node *n, const egc_view *in, const egc_view *out,
+                                 matmul_geom *m)
+{
+    const egc_shape *a = &in[0].shape, *b = &in[1].shape;
+    if (a->ndim < 1 || b->ndim < 1)
+        return EGC_FAIL(EGC_E_SHAPE, "node %s (MatMul): scalar operand", n->name);
+    int na = a->ndim >= 2 ? a->ndim - 2 : 0, nbb = b->ndim >= 2 ? b->ndim - 2 : 0;
+    m->M = a->ndim >= 2 ? a->d[a->ndim - 2] : 1;
+    m->K = a->d[a->ndim - 1];
+    int64_t K2 = b->ndim >= 2 ? b->d[b->ndim - 2] : b->d[0];
+    m->N = b->ndim >= 2 ? b->d[b->ndim - 1] : 1;
+    if (m->K != K2)
+        return EGC_FAIL(EGC_E_SHAPE, "node %s (MatMul): inner dimensions %lld and %lld differ",
+                        n->name, (long long)m->K, (long long)K2);
+    m->nb = EGC_MAX(na, nbb);
+    m->P = m->PA = m->PB = 1;
+    for (int k = 0; k < m->nb; k++) {
+        int ia = na - m->nb + k, ib = nbb - m->nb + k;
+        m->ab[k] = ia >= 0 ? a->d[ia] : 1;
+        m->bb[k] = ib >= 0 ? b->d[ib] : 1;
+        if (m->ab[k] != m->bb[k] && m->ab[k] != 1 && m->bb[k] != 1)
+            return EGC_FAIL(EGC_E_SHAPE, "node %s (MatMul): batch dims do not broadcast", n->name);
+        m->bs[k] = m->ab[k] == 1 ? m->bb[k] : m->ab[k];
+        m->P *= m->bs[k];
+        m->PA *= m->ab[k];
+        m->PB *= m->bb[k];
+    }
+    return expect_numel(n, &out->shape, m->P * m->M * m->N, "the output");
+}
+
+/* Element offsets of A's and B's matrix for output batch p. */
+static void matmul_offsets(const matmul_geom *m, int64_t p, int64_t *oa, int64_t *ob)
+{
+    int64_t a = 0, b = 0, sa = m->M * m->K, sb = m->K * m->N;
+    for (int k = m->nb - 1; k >= 0; k--) {
+        int64_t idx = p % m->bs[k];
+        p /= m->bs[k];
+        if (m->ab[k] != 1) a += idx * sa;
+        if (m->bb[k] != 1) b += idx * sb;
+        sa *= m->ab[k];
+        sb *= m->bb[k];
+    }
+    *oa = a;
+    *ob = b;
+}
+
+/* 1 when operand batch dims equal the output's (no broadcasting on that side). */
+static int batch_full(const matmul_geom *m, const int64_t *xb)
+{
+    for (int k = 0; k < m->nb; k++)
+        if (xb[k] != m->bs[k]) return 0;
+    return 1;
+}
+
+static egc_status matmul_forward(cuda_ctx *c, const cuda_plan *pl, const egc_node *n,
+                                 const egc_view *in, const egc_view *out)
+{
+    matmul_geom m;
+    EGC_TRY(matmul_geom_of(n, in, out, &m));
+    EGC_TRY(blas_mode(c, pl));
+    const float *A = in[0].ptr, *B = in[1].ptr;
+    float *Y = out->ptr;
+    if (m.PB == 1) /* B shared: fold A's batch into rows */
+        return rm_gemm(c, n, 0, 0, m.P * m.M, m.N, m.K, 1.0f, A, m.K, 0, B, m.N, 0, 0.0f, Y, m.N, 0,
+                       1);
+    int fa = batch_full(&m, m.ab), fb = batch_full(&m, m.bb);
+    if ((fa || m.PA == 1) && (fb || m.PB == 1))
+        return rm_gemm(c, n, 0, 0, m.M, m.N, m.K, 1.0f, A, m.K, fa ? m.M * m.K : 0, B, m.N,
+                       fb ? m.K * m.N : 0, 0.0f, Y, m.N, m.M * m.N, m.P);
+    for (int64_t p = 0; p < m.P; p++) {
+        int64_t oa, ob;
+        matmul_offsets(&m, p, &oa, &ob);
+        EGC_TRY(rm_gemm(c, n, 0, 0, m.M, m.N, m.K, 1.0f, A + oa, m.K, 0, B + ob, m.N, 0, 0.0f,
+                        Y + p * m.M * m.N, m.N, 0, 1));
+    }
+    return EGC_OK;
+}
+
+static int binary_kop(egc_op op)
+{
+    switch (op) {
+    case EGC_OP_ADD: return EGC_K_ADD;
+    case EGC_OP_SUB: return EGC_K_SUB;
+    case EGC_OP_MUL: return EGC_K_MUL;
+    default: return EGC_K_DIV;
+    }
+}
+
+/* Right-aligned shapes of a binary op at the output's rank, validated. */
+static egc_status binary_shapes(const egc_node *n, const egc_view *in, const egc_view *out,
+                                int64_t *as, int64_t *bs)
+{
+    egc_shape bc;
+    EGC_TRY(egc_broadcast_shape(&in[0].shape, &in[1].shape, &bc));
+    if (!egc_shape_equal(&bc, &out->shape)) {
+        char a[96], b[96];
+        return EGC_FAIL(EGC_E_SHAPE, "node %s (%s): inputs broadcast to %s, output is %s", n->name,
+                        egc_op_name(n->op), egc_shape_str(&bc, a, sizeof a),
+                        egc_shape_str(&out->shape, b, sizeof b));
+    }
+    right_align(&in[0].shape, out->shape.ndim, as);
+    right_align(&in[1].shape, out->shape.ndim, bs);
+    return EGC_OK;
+}
+
+static egc_status pool_desc(const egc_node *n, const egc_view *x, const egc_view *y,
+                            egc_k_pool *k)
+{
+    EGC_TRY(expect_rank(n, x, "X", 4));
+    EGC_TRY(expect_rank(n, y, "Y", 4));
+    const egc_pool_params *p = &n->p.pool;
+    memset(k, 0, sizeof *k);
+    k->planes = x->shape.d[0] * x->shape.d[1];
+    k->h = x->shape.d[2];
+    k->w = x->shape.d[3];
+    k->oh = y->shape.d[2];
+    k->ow = y->shape.d[3];
+    if (y->shape.d[0] != x->shape.d[0] || y->shape.d[1] != x->shape.d[1])
+        return EGC_FAIL(EGC_E_SHAPE, "node %s (%s): output batch/channels differ from the input",
+                        n->name, egc_op_name(n->op));
+    k->kh = p->kh;
+    k->kw = p->kw;
+    k->sh = p->sh > 0 ? p->sh : 1;
+    k->sw = p->sw > 0 ? p->sw : 1;
+    k->dh = p->dh > 0 ? p->dh : 1;
+    k->dw = p->dw > 0 ? p->dw : 1;
+    k->pt = p->pt;
+    k->pl = p->pl;
+    k->pb = p->pb;
+    k->pr = p->pr;
+    k->count_include_pad = p->count_include_pad;
+    if (k->kh <= 0 || k->kw <= 0)
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "node %s (%s): kernel %dx%d", n->name,
+                        egc_op_name(n->op), k->kh, k->kw);
+    return EGC_OK;
+}
+
+/* Softmax as [outer, d, inner]. */
+static egc_status softmax_geom(const egc_node *n, const egc_shape *s, int64_t *outer, int64_t *d,
+                               int64_t *inner)
+{
+    int axis = 0;
+    EGC_TRY(norm_axis(n, n->p.axis.axis, s->ndim, &axis));
+    if (s->ndim == 0) {
+        *outer = *d = *inner = 1;
+        return EGC_OK;
+    }
+    *outer = dims_prod(s, 0, axis);
+    if (n->p.axis.legacy) {
+        *d = dims_prod(s, axis, s->ndim);
+        *inner = 1;
+    } else {
+        *d = s->d[axis];
+        *inner = dims_prod(s, axis + 1, s->ndim);
+    }
+    return EGC_OK;
+}
+
+/* Transpose: source strides per output dim. */
+static egc_status transpose_strides(const egc_node *n, const egc_shape *xs, const egc_shape *ys,
+                                    int64_t *sst)
+{
+    const egc_transpose_params *p = &n->p.transpose;
+    int r = xs->ndim, perm[EGC_MAX_DIMS];
+    if (p->n == 0) {
+        for (int k = 0; k < r; k++) perm[k] = r - 1 - k;
+    } else {
+        if (p->n != r)
+            return EGC_FAIL(EGC_E_SHAPE, "node %s (Transpose): perm has %d entries, input rank %d",
+                            n->name, p->n, r);
+        for (int k = 0; k < r; k++) perm[k] = p->perm[k];
+    }
+    int64_t xst[EGC_MAX_DIMS];
+    dense_strides(xs, xst);
+    if (ys->ndim != r)
+        return EGC_FAIL(EGC_E_SHAPE, "node %s (Transpose): output rank differs", n->name);
+    for (int k = 0; k < r; k++) {
+        if (perm[k] < 0 || perm[k] >= r || ys->d[k] != xs->d[perm[k]])
+            return EGC_FAIL(EGC_E_SHAPE, "node %s (Transpose): perm and shapes disagree", n->name);
+        sst[k] = xst[perm[k]];
+    }
+    return EGC_OK;
+}
+
+/* Slice: strides into X per output dim and the offset of the first element. */
+static egc_status slice_strides(const egc_node *n, const egc_shape *xs, const egc_shape *ys,
+                                int64_t *sst, int64_t *off)
+{
+    int64_t start[EGC_MAX_DIMS], step[EGC_MAX_DIMS], xst[EGC_MAX_DIMS];
+    egc_shape os;
+    egc_slice_resolve(&n->p.slice, xs, start, step, &os);
+    if (!egc_shape_equal(&os, ys)) {
+        char a[96], b[96];
+        return EGC_FAIL(EGC_E_SHAPE, "node %s (Slice): output %s, the slice gives %s", n->name,
+                        egc_shape_str(ys, a, sizeof a), egc_shape_str(&os, b, sizeof b));
+    }
+    dense_strides(xs, xst);
+    *off = 0;
+    for (int k = 0; k < xs->ndim; k++) {
+        sst[k] = xst[k] * step[k];
+        *off += start[k] * xst[k];
+    }
+    return EGC_OK;
+}
+
+static egc_status pad_geom(const egc_node *n, const egc_shape *xs, const egc_shape *ys,
+                           int64_t *begin)
+{
+    const egc_pad_params *p = &n->p.pad;
+    if (p->n != xs->ndim || ys->ndim != xs->ndim)
+        return EGC_FAIL(EGC_E_SHAPE, "node %s (Pad): pads given for rank %d, input rank %d",
+                        n->name, p->n, xs->ndim);
+    for (int k = 0; k < p->n; k++) {
+        begin[k] = p->pads[k];
+        if (xs->d[k] + p->pads[k] + p->pads[p->n + k] != ys->d[k])
+            return EGC_FAIL(EGC_E_SHAPE, "node %s (Pad): output dim %d is %lld, pads give %lld",
+                            n->name, k, (long long)ys->d[k],
+                            (long long)(xs->d[k] + p->pads[k] + p->pads[p->n + k]));
+    }
+    if (p->mode != EGC_PAD_CONSTANT && p->mode != EGC_PAD_REFLECT && p->mode != EGC_PAD_EDGE)
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "node %s (Pad): pad mode %d", n->name, p->mode);
+    for (int k = 0; k < p->n; k++) {
+        int64_t kept = xs->d[k] - EGC_MAX(-p->pads[k], 0) - EGC_MAX(-p->pads[p->n + k], 0);
+        if (p->mode != EGC_PAD_CONSTANT && kept <= 0 && ys->d[k] > 0)
+            return EGC_FAIL(EGC_E_SHAPE, "node %s (Pad): cannot %s-pad dim %d: nothing left after "
+                            "cropping", n->name, p->mode == EGC_PAD_EDGE ? "edge" : "reflect", k);
+    }
+    return EGC_OK;
+}
+
+/* Concat geometry: axis, outer and inner products. */
+static egc_status concat_geom(const egc_node *n, const egc_view *in, const egc_view *out,
+                              int *axis, int64_t *outer, int64_t *inner)
+{
+    EGC_TRY(norm_axis(n, n->p.axis.axis, out->shape.ndim, axis));
+    *outer = dims_prod(&out->shape, 0, *axis);
+    *inner = dims_prod(&out->shape, *axis + 1, out->shape.ndim);
+    int64_t tot = 0;
+    for (int i = 0; i < n->n_in; i++) {
+        if (in[i].shape.ndim != out->shape.ndim)
+            return EGC_FAIL(EGC_E_SHAPE, "node %s (Concat): input %d rank differs", n->name, i);
+        tot += in[i].shape.d[*axis];
+    }
+    if (tot != out->shape.d[*axis])
+        return EGC_FAIL(EGC_E_SHAPE, "node %s (Concat): inputs sum to %lld along axis %d, output %lld",
+                        n->name, (long long)tot, *axis, (long long)out->shape.d[*axis]);
+    return EGC_OK;
+}
+
+static egc_status cu_op_forward(egc_backend *be, void *state, const egc_graph *g,
+                                const egc_node *n, const egc_view *in, const egc_view *out)
+{
+    cuda_ctx *c = ctx_of(be);
+    void *s = c->stream;
+    EGC_TRY(use_device(c));
+    cuda_plan *pl = (cuda_plan *)state;
+    int64_t ne = numel(&out->shape);
+    switch (n->op) {
+    case EGC_OP_CONV:
+        return conv_forward(c, state, g, n, in, out);
+    case EGC_OP_GEMM:
+        return gemm_forward(c, pl, n, in, out);
+    case EGC_OP_MATMUL:
+        return matmul_forward(c, pl, n, in, out);
+    case EGC_OP_RELU:
+        EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
+        EGC_KERNEL(egc_k_relu_fwd(in[0].ptr, out->ptr, ne, s));
+        return EGC_OK;
+    case EGC_OP_CLIP:
+        EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
+        EGC_KERNEL(egc_k_clip_fwd(in[0].ptr, out->ptr, n->p.clip.lo, n->p.clip.hi, ne, s));
+        return EGC_OK;
+    case EGC_OP_SIGMOID:
+        EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
+        EGC_KERNEL(egc_k_sigmoid_fwd(in[0].ptr, out->ptr, ne, s));
+        return EGC_OK;
+    case EGC_OP_ADD:
+    case EGC_OP_SUB:
+    case EGC_OP_MUL:
+    case EGC_OP_DIV: {
+        int64_t as[EGC_MAX_DIMS], bs[EGC_MAX_DIMS];
+        EGC_TRY(binary_shapes(n, in, out, as, bs));
+        EGC_KERNEL(egc_k_binary_fwd(binary_kop(n->op), in[0].ptr, as, in[1].ptr, bs, out->ptr,
+                                    out->shape.d, out->shape.ndim, s));
+        return EGC_OK;
+    }
+    case EGC_OP_MAXPOOL:
+    case EGC_OP_AVGPOOL: {
+        egc_k_pool k;
+        EGC_TRY(pool_desc(n, &in[0], out, &k));
+        if (n->op == EGC_OP_MAXPOOL)
+            EGC_KERNEL(egc_k_maxpool_fwd(in[0].ptr, out->ptr, &k, s));
+        else
+            EGC_KERNEL(egc_k_avgpool_fwd(in[0].ptr, out->ptr, &k, s));
+        return EGC_OK;
+    }
+    case EGC_OP_GAP: {
+        if (in[0].shape.ndim < 2)
+            return EGC_FAIL(EGC_E_SHAPE, "node %s (GlobalAveragePool): input rank %d", n->name,
+                            in[0].shape.ndim);
+        int64_t planes = in[0].shape.d[0] * in[0].shape.d[1];
+        EGC_TRY(expect_numel(n, &out->shape, planes, "the output"));
+        EGC_KERNEL(egc_k_gap_fwd(in[0].ptr, out->ptr, planes,
+                                 dims_prod(&in[0].shape, 2, in[0].shape.ndim), s));
+        return EGC_OK;
+    }
+    case EGC_OP_BATCHNORM: {
+        const egc_shape *xs = &in[0].shape;
+        if (xs->ndim < 2 || n->n_in < 5)
+            return EGC_FAIL(EGC_E_SHAPE, "node %s (BatchNormalization): needs X of rank >= 2 and 5 inputs",
+                            n->name);
+        for (int i = 1; i < 5; i++) EGC_TRY(expect_numel(n, &in[i].shape, xs->d[1], "a parameter"));
+        EGC_TRY(expect_numel(n, &out->shape, numel(xs), "the output"));
+        EGC_KERNEL(egc_k_batchnorm_fwd(in[0].ptr, out->ptr, in[1].ptr, in[2].ptr, in[3].ptr,
+                                       in[4].ptr, n->p.bn.eps, xs->d[0], xs->d[1],
+                                       dims_prod(xs, 2, xs->ndim), s));
+        return EGC_OK;
+    }
+    case EGC_OP_RESHAPE:
+        EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
+        if (ne && in[0].ptr != out->ptr)
+            EGC_CUDA(cudaMemcpyAsync(out->ptr, in[0].ptr, (size_t)ne * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, c->stream));
+        return EGC_OK;
+    case EGC_OP_CONCAT: {
+        int axis = 0;
+        int64_t outer, inner, off = 0, ctot;
+        EGC_TRY(concat_geom(n, in, out, &axis, &outer, &inner));
+        ctot = out->shape.d[axis];
+        for (int i = 0; i < n->n_in; i++) {
+            int64_t ci = in[i].shape.d[axis];
+            int64_t dims[2] = {outer, ci * inner}, sst[2] = {ci * inner, 1}, dst[2] = {ctot * inner, 1};
+            EGC_KERNEL(egc_k_strided_copy(in[i].ptr, 0, sst, out->ptr, off * inner, dst, dims, 2, 0, s));
+            off += ci;
+        }
+        return EGC_OK;
+    }
+    case EGC_OP_SLICE: {
+        int64_t sst[EGC_MAX_DIMS], dst[EGC_MAX_DIMS], off;
+        EGC_TRY(slice_strides(n, &in[0].shape, &out->shape, sst, &off));
+        dense_strides(&out->shape, dst);
+        EGC_KERNEL(egc_k_strided_copy(in[0].ptr, off, sst, out->ptr, 0, dst, out->shape.d,
+                                      out->shape.ndim, 0, s));
+        return EGC_OK;
+    }
+    case EGC_OP_PAD: {
+        int64_t begin[EGC_MAX_DIMS];
+        EGC_TRY(pad_geom(n, &in[0].shape, &out->shape, begin));
+        EGC_KERNEL(egc_k_pad_fwd(in[0].ptr, in[0].shape.d, out->ptr, out->shape.d, begin,
+                                 out->shape.ndim, n->p.pad.mode, n->p.pad.value, s));
+        return EGC_OK;
+    }
+    case EGC_OP_SOFTMAX: {
+        int64_t outer, d, inner;
+        EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
+        EGC_TRY(softmax_geom(n, &in[0].shape, &outer, &d, &inner));
+        EGC_KERNEL(egc_k_softmax_fwd(in[0].ptr, out->ptr, outer, d, inner, s));
+        return EGC_OK;
+    }
+    case EGC_OP_TRANSPOSE: {
+        int64_t sst[EGC_MAX_DIMS], dst[EGC_MAX_DIMS];
+        EGC_TRY(transpose_strides(n, &in[0].shape, &out->shape, sst));
+        dense_strides(&out->shape, dst);
+        EGC_KERNEL(egc_k_strided_copy(in[0].ptr, 0, sst, out->ptr, 0, dst, out->shape.d,
+                                      out->shape.ndim, 0, s));
+        return EGC_OK;
+    }
+    default:
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "node %s: op %s has no CUDA forward", n->name,
+                        egc_op_name(n->op));
+    }
+}
+
+/* ------------------------------------------------------------------ backward */
+
+static egc_status conv_backward(cuda_ctx *c, void *state, const egc_graph *g, const egc_node *n,
+                                const egc_view *in, const egc_view *out, const egc_view *dout,
+                                const egc_view *din)
+{
+    if ((n->n_in > 1 && din[1].ptr) || (n->n_in > 2 && din[2].ptr))
+        return EGC_FAIL(EGC_E_UNSUPPORTED,
+                        "node %s (Conv): gradients with respect to weights or bias are not "
+                        "computed (activation backward only)",
+                        n->name);
+    if (!din[0].ptr) return EGC_OK;
+    cuda_plan *pl = NULL;
+    conv_plan *cp = NULL;
+    EGC_TRY(conv_of(state, g, n, in, out, &pl, &cp));
+    if (!cp->bwd_ok)
+        return EGC_FAIL(EGC_E_UNSUPPORTED,
+                        "node %s (Conv): cuDNN offers no deterministic backward-data algorithm "
+                        "for this configuration",
+                        n->name);
+    const float one = 1.0f, zero = 0.0f;
+    char *ws = (char *)pl->ws;
+    void *cws = ws ? ws + cp->pad_bytes : NULL;
+    if (!cp->explicit_pad) { /* beta = 1: accumulate into dx */
+        EGC_CUDNN(cudnnConvolutionBackwardData(c->dnn, &one, cp->wd, in[1].ptr, cp->yd, dout->ptr,
+                                               cp->cdb, cp->bwd_algo, cws, cp->bwd_ws, &one, cp->xd,
+                                               din[0].ptr));
+        return EGC_OK;
+    }
+    const egc_conv_params *p = &n->p.conv;
+    int64_t begin[4] = {0, 0, p->pt, p->pl};
+    EGC_CUDNN(cudnnConvolutionBackwardData(c->dnn, &one, cp->wd, in[1].ptr, cp->yd, dout->ptr,
+                                           cp->cdb, cp->bwd_algo, cws, cp->bwd_ws, &zero, cp->xd,
+                                           ws));
+    EGC_KERNEL(egc_k_pad_bwd((const float *)ws, cp->xps.d, din[0].ptr, cp->xs.d, begin, 4, 0,
+                             c->stream));
+    return EGC_OK;
+}
+
+static egc_status gemm_backward(cuda_ctx *c, const cuda_plan *pl, const egc_node *n,
+                                const egc_view *in, const egc_view *dout, const egc_view *din)
+{
+    const egc_gemm_params *p = &n->p.gemm;
+    EGC_TRY(expect_rank(n, &in[0], "A", 2));
+    EGC_TRY(expect_rank(n, &in[1], "B", 2));
+    int ta = p->trans_a, tb = p->trans_b;
+    int64_t M = ta ? in[0].shape.d[1] : in[0].shape.d[0];
+    int64_t K = ta ? in[0].shape.d[0] : in[0].shape.d[1];
+    int64_t N = tb ? in[1].shape.d[0] : in[1].shape.d[1];
+    int64_t lda = in[0].shape.d[1], ldb = in[1].shape.d[1];
+    EGC_TRY(expect_numel(n, &dout->shape, M * N, "dY"));
+    EGC_TRY(blas_mode(c, pl));
+    const float *dy = dout->ptr;
+    if (din[0].ptr) {
+        if (!ta) /* dA[M,K] += alpha dY op(B)^T */
+            EGC_TRY(rm_gemm(c, n, 0, !tb, M, K, N, p->alpha, dy, N, 0, in[1].ptr, ldb, 0, 1.0f,
+                            din[0].ptr, K, 0, 1));
+        else /* dA^T[K,M] += alpha op(B) dY^T */
+            EGC_TRY(rm_gemm(c, n, tb, 1, K, M, N, p->alpha, in[1].ptr, ldb, 0, dy, N, 0, 1.0f,
+                            din[0].ptr, M, 0, 1));
+    }
+    if (din[1].ptr) {
+        if (!tb) /* dB[K,N] += alpha op(A)^T dY */
+            EGC_TRY(rm_gemm(c, n, !ta, 0, K, N, M, p->alpha, in[0].ptr, lda, 0, dy, N, 0, 1.0f,
+                            din[1].ptr, N, 0, 1));
+        else /* dB^T[N,K] += alpha dY^T op(A) */
+            EGC_TRY(rm_gemm(c, n, 1, ta, N, K, M, p->alpha, dy, N, 0, in[0].ptr, lda, 0, 1.0f,
+                            din[1].ptr, K, 0, 1));
+    }
+    if (n->n_in > 2 && din[2].ptr && in[2].ptr) {
+        /* dC += beta * dY summed over C's broadcast dims */
+        int64_t cs[2], os[2] = {M, N};
+        if (in[2].shape.ndim > 2)
+            return EGC_FAIL(EGC_E_SHAPE, "node %s (Gemm): C has more than 2 dims", n->name);
+        right_align(&in[2].shape, 2, cs);
+        EGC_KERNEL(egc_k_binary_bwd(EGC_K_ADD, 1, dy, os, dy, cs, dy, os, 2, p->beta, din[2].ptr,
+                                    c->stream));
+    }
+    return EGC_OK;
+}
+
+static egc_status matmul_backward(cuda_ctx *c, const cuda_plan *pl, const egc_node *n,
+                                  const egc_view *in, const egc_view *out, const egc_view *dout,
+                                  const egc_view *din)
+{
+    matmul_geom m;
+    EGC_TRY(matmul_geom_of(n, in, out, &m));
+    EGC_TRY(blas_mode(c, pl));
+    const float *A = in[0].ptr, *B = in[1].ptr, *dY = dout->ptr;
+    float *dA = din[0].ptr, *dB = din[1].ptr;
+    int64_t M = m.M, N = m.N, K = m.K;
+    if (m.PB == 1) { /* A's batch folded into rows */
+        if (dA) /* dA[P*M,K] += dY B^T */
+            EGC_TRY(rm_gemm(c, n, 0, 1, m.P * M, K, N, 1.0f, dY, N, 0, B, N, 0, 1.0f, dA, K, 0, 1));
+        if (dB) /* dB[K,N] += A^T dY over all rows */
+            EGC_TRY(rm_gemm(c, n, 1, 0, K, N, m.P * M, 1.0f, A, K, 0, dY, N, 0, 1.0f, dB, N, 0, 1));
+        return EGC_OK;
+    }
+    int fa = batch_full(&m, m.ab), fb = batch_full(&m, m.bb);
+    if (dA) {
+        if (fa && (fb || m.PB == 1)) /* one product per batch, no shared dA */
+            EGC_TRY(rm_gemm(c, n, 0, 1, M, K, N, 1.0f, dY, N, M * N, B, N, fb ? K * N : 0, 1.0f, dA,
+                            K, M * K, m.P));
+        else /* dA is shared by several batches: sum them in order */
+            for (int64_t p = 0; p < m.P; p++) {
+                int64_t oa, ob;
+                matmul_offsets(&m, p, &oa, &ob);
+                EGC_TRY(rm_gemm(c, n, 0, 1, M, K, N, 1.0f, dY + p * M * N, N, 0, B + ob, N, 0, 1.0f,
+                                dA + oa, K, 0, 1));
+            }
+    }
+    if (dB) {
+        if (fb && (fa || m.PA == 1))
+            EGC_TRY(rm_gemm(c, n, 1, 0, K, N, M, 1.0f, A, K, fa ? M * K : 0, dY, N, M * N, 1.0f, dB,
+                            N, K * N, m.P));
+        else
+            for (int64_t p = 0; p < m.P; p++) {
+                int64_t oa, ob;
+                matmul_offsets(&m, p, &oa, &ob);
+                EGC_TRY(rm_gemm(c, n, 1, 0, K, N, M, 1.0f, A + oa, K, 0, dY + p * M * N, N, 0, 1.0f,
+                                dB + ob, N, 0, 1));
+            }
+    }
+    return EGC_OK;
+}
+
+static egc_status cu_op_backward(egc_backend *be, void *state, const egc_graph *g,
+                                 const egc_node *n, const egc_view *in, const egc_view *out,
+                                 const egc_view *dout, const egc_view *din)
+{
+    cuda_ctx *c = ctx_of(be);
+    void *s = c->stream;
+    EGC_TRY(use_device(c));
+    cuda_plan *pl = (cuda_plan *)state;
+    int64_t ne = numel(&out->shape);
+    float *dx = din[0].ptr;
+    if (n->op == EGC_OP_CLIP || n->op == EGC_OP_BATCHNORM)
+        for (int i = 1; i < n->n_in; i++)
+            if (din[i].ptr)
+                return EGC_FAIL(EGC_E_UNSUPPORTED,
+                                "node %s (%s): the gradient with respect to parameter input %d "
+                                "is not computed",
+                                n->name, egc_op_name(n->op), i);
+    switch (n->op) {
+    case EGC_OP_CONV:
+        return conv_backward(c, state, g, n, in, out, dout, din);
+    case EGC_OP_GEMM:
+        return gemm_backward(c, pl, n, in, dout, din);
+    case EGC_OP_MATMUL:
+        return matmul_backward(c, pl, n, in, out, dout, din);
+    case EGC_OP_RELU:
+        if (dx) EGC_KERNEL(egc_k_relu_bwd(in[0].ptr, dout->ptr, dx, ne, s));
+        return EGC_OK;
+    case EGC_OP_CLIP:
+        if (dx)
+            EGC_KERNEL(egc_k_clip_bwd(in[0].ptr, dout->ptr, dx, n->p.clip.lo, n->p.clip.hi, ne, s));
+        return EGC_OK;
+    case EGC_OP_SIGMOID:
+        if (dx) EGC_KERNEL(egc_k_sigmoid_bwd(out->ptr, dout->ptr, dx, ne, s));
+        return EGC_OK;
+    case EGC_OP_ADD:
+    case EGC_OP_SUB:
+    case EGC_OP_MUL:
+    case EGC_OP_DIV: {
+        int64_t as[EGC_MAX_DIMS], bs[EGC_MAX_DIMS];
+        EGC_TRY(binary_shapes(n, in, out, as, bs));
+        for (int w = 0; w < 2; w++)
+            if (din[w].ptr)
+                EGC_KERNEL(egc_k_binary_bwd(binary_kop(n->op), w, in[0].ptr, as, in[1].ptr, bs,
+                                            dout->ptr, out->shape.d, out->shape.ndim, 1.0f,
+                                            din[w].ptr, s));
+        return EGC_OK;
+    }
+    case EGC_OP_MAXPOOL: {
+        if (!dx) return EGC_OK;
+        egc_k_pool k;
+        cuda_plan *p = NULL;
+        int i = 0;
+        EGC_TRY(plan_node(state, g, n, &p, &i));
+        EGC_TRY(pool_desc(n, &in[0], out, &k));
+        if ((size_t)ne * sizeof(int32_t) > p->ws_bytes)
+            return EGC_FAIL(EGC_E_SHAPE,
+                            "node %s (MaxPool): run shapes are larger than the prepared plan's",
+                            n->name);
+        EGC_KERNEL(egc_k_maxpool_bwd(in[0].ptr, dout->ptr, dx, (int32_t *)p->ws, &k, s));
+        return EGC_OK;
+    }
+    case EGC_OP_AVGPOOL: {
+        if (!dx) return EGC_OK;
+        egc_k_pool k;
+        EGC_TRY(pool_desc(n, &in[0], out, &k));
+        EGC_KERNEL(egc_k_avgpool_bwd(dout->ptr, dx, &k, s));
+        return EGC_OK;
+    }
+    case EGC_OP_GAP:
+        if (dx)
+            EGC_KERNEL(egc_k_gap_bwd(dout->ptr, dx, in[0].shape.d[0] * in[0].shape.d[1],
+                                     dims_prod(&in[0].shape, 2, in[0].shape.ndim), s));
+        return EGC_OK;
+    case EGC_OP_BATCHNORM: {
+        const egc_shape *xs = &in[0].shape;
+        if (dx)
+            EGC_KERNEL(egc_k_batchnorm_bwd(dout->ptr, dx, in[1].ptr, in[4].ptr, n->p.bn.eps,
+                                           xs->d[0], xs->d[1], dims_prod(xs, 2, xs->ndim), s));
+        return EGC_OK;
+    }
+    case EGC_OP_RESHAPE:
+        if (dx) EGC_KERNEL(egc_k_accumulate(dx, dout->ptr, 1.0f, ne, s));
+        return EGC_OK;
+    case EGC_OP_CONCAT: {
+        int axis = 0;
+        int64_t outer, inner, off = 0, ctot;
+        EGC_TRY(concat_geom(n, in, out, &axis, &outer, &inner));
+        ctot = out->shape.d[axis];
+        for (int i = 0; i < n->n_in; i++) {
+            int64_t ci = in[i].shape.d[axis];
+            int64_t dims[2] = {outer, ci * inner}, sst[2] = {ctot * inner, 1}, dst[2] = {ci * inner, 1};
+            if (din[i].ptr)
+                EGC_KERNEL(egc_k_strided_copy(dout->ptr, off * inner, sst, din[i].ptr, 0, dst, dims,
+                                              2, 1, s));
+            off += ci;
+        }
+        return EGC_OK;
+    }
+    case EGC_OP_SLICE: {
+        if (!dx) return EGC_OK;
+        int64_t sst[EGC_MAX_DIMS], dst[EGC_MAX_DIMS], off;
+        EGC_TRY(slice_strides(n, &in[0].shape, &out->shape, sst, &off));
+        dense_strides(&out->shape, dst);
+        EGC_KERNEL(egc_k_strided_copy(dout->ptr, 0, dst, dx, off, sst, out->shape.d,
+                                      out->shape.ndim, 1, s));
+        return EGC_OK;
+    }
+    case EGC_OP_PAD: {
+        if (!dx) return EGC_OK;
+        int64_t begin[EGC_MAX_DIMS];
+        EGC_TRY(pad_geom(n, &in[0].shape, &out->shape, begin));
+        EGC_KERNEL(egc_k_pad_bwd(dout->ptr, out->shape.d, dx, in[0].shape.d, begin,
+                                 out->shape.ndim, n->p.pad.mode, s));
+        return EGC_OK;
+    }
+    case EGC_OP_SOFTMAX: {
+        if (!dx) return EGC_OK;
+        int64_t outer, d, inner;
+        EGC_TRY(softmax_geom(n, &in[0].shape, &outer, &d, &inner));
+        EGC_KERNEL(egc_k_softmax_bwd(out->ptr, dout->ptr, dx, outer, d, inner, s));
+        return EGC_OK;
+    }
+    case EGC_OP_TRANSPOSE: {
+        if (!dx) return EGC_OK;
+        int64_t sst[EGC_MAX_DIMS], dst[EGC_MAX_DIMS];
+        EGC_TRY(transpose_strides(n, &in[0].shape, &out->shape, sst));
+        dense_strides(&out->shape, dst);
+        EGC_KERNEL(egc_k_strided_copy(dout->ptr, 0, dst, dx, 0, sst, out->shape.d, out->shape.ndim,
+                                      1, s));
+        return EGC_OK;
+    }
+    default:
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "node %s: op %s has no CUDA backward", n->name,
+                        egc_op_name(n->op));
+    }
+}
+
+/* ------------------------------------------------------------------ create / destroy */
+
+static void cu_destroy(egc_backend *be)
+{
+    if (!be) return;
+    cuda_ctx *c = ctx_of(be);
+    if (c) {
+        if (cudaSetDevice(c->device) == cudaSuccess && c->stream)
+            (void)cudaStreamSynchronize(c->stream);
+        if (c->blas) (void)cublasDestroy(c->blas);
+        if (c->dnn) (void)cudnnDestroy(c->dnn);
+        if (c->stream) (void)cudaStreamDestroy(c->stream);
+        free(c);
+    }
+    free(be);
+}
+
+egc_status egc_cuda_device_count(int *count)
+{
+    *count = 0;
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return EGC_FAIL(EGC_E_DEVICE, "no usable CUDA driver or device: %s (%s)",
+                        cudaGetErrorName(e), cudaGetErrorString(e));
+    }
+    *count = n;
+    return EGC_OK;
+}
+
+static int env_tf32_default(void)
+{
+    const char *v = getenv("EGC_CUDA_TF32");
+    return !(v && (strcmp(v, "0") == 0 || strcmp(v, "off") == 0 || strcmp(v, "OFF") == 0));
+}
+
+egc_status egc_cuda_backend_create(int device, egc_backend **out)
+{
+    *out = NULL;
+    int count;
+    EGC_TRY(egc_cuda_device_count(&count));
+    if (count == 0) return EGC_FAIL(EGC_E_DEVICE, "cuda:%d: no CUDA device present", device);
+    if (device < 0 || device >= count)
+        return EGC_FAIL(EGC_E_DEVICE, "cuda:%d: no such device (%d CUDA device%s present)", device,
+                        count, count == 1 ? "" : "s");
+    egc_backend *be = NULL;
+    cuda_ctx *c = NULL;
+    egc_status st = EGC_OK;
+    EGC_TRY(egc_calloc((void **)&be, 1, sizeof *be, "CUDA backend"));
+    EGC_TRYG(st, egc_calloc((void **)&c, 1, sizeof *c, "CUDA context"), fail);
+    be->ctx = c;
+    c->device = device;
+    c->blas_tf32 = -1;
+    c->allow_tf32 = env_tf32_default();
+    snprintf(be->name, sizeof be->name, "cuda:%d", device);
+    EGC_CUDA_G(st, cudaSetDevice(device), fail);
+    struct cudaDeviceProp prop;
+    EGC_CUDA_G(st, cudaGetDeviceProperties(&prop, device), fail);
+    snprintf(be->device_name, sizeof be->device_name, "%.80s (sm_%d%d, %.1f GiB)", prop.name,
+             prop.major, prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    EGC_CUDA_G(st, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), fail);
+    EGC_CUDNN_G(st, cudnnCreate(&c->dnn), fail);
+    EGC_CUDNN_G(st, cudnnSetStream(c->dnn, c->stream), fail);
+    EGC_CUBLAS_G(st, cublasCreate(&c->blas), fail);
+    EGC_CUBLAS_G(st, cublasSetStream(c->blas, c->stream), fail);
+    be->alloc = cu_alloc;
+    be->free = cu_free;
+    be->upload = cu_upload;
+    be->download = cu_download;
+    be->fill = cu_fill;
+    be->accumulate = cu_accumulate;
+    be->plan_prepare = cu_plan_prepare;
+    be->plan_release = cu_plan_release;
+    be->op_forward = cu_op_forward;
+    be->op_backward = cu_op_backward;
+    be->sync = cu_sync;
+    be->destroy = cu_destroy;
+    *out = be;
+    return EGC_OK;
+fail:
+    if (st == EGC_OK) st = EGC_E_INTERNAL;
+    egc_error_prefix(st, "cuda:%d: ", device);
+    cu_destroy(be);
+    return st;
+}
+
+egc_status egc_cuda_set_tf32(egc_backend *be, int allow)
+{
+    if (!be || be->destroy != cu_destroy)
+        return EGC_FAIL(EGC_E_ARG, "egc_cuda_set_tf32: %s is not a CUDA backend",
+                        be ? be->name : "(null)");
+    ctx_of(be)->allow_tf32 = allow != 0;
+    return EGC_OK;
+}
+
+/* Appends formatted text to buf[*len..cap), keeping it NUL-terminated and truncating. */
+EGC_PRINTF(4, 5)
+static void append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+    if (*len + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (k < 0) return;
+    *len += (size_t)k < cap - *len ? (size_t)k : cap - *len - 1;
+}
+
+egc_status egc_cuda_device_list(char *buf, size_t cap)
+{
+    if (!buf || !cap) return EGC_FAIL(EGC_E_ARG, "egc_cuda_device_list: no buffer");
+    buf[0] = '\0';
+    int count;
+    EGC_TRY(egc_cuda_device_count(&count));
+    if (count == 0) return EGC_FAIL(EGC_E_DEVICE, "no CUDA device present");
+    size_t len = 0;
+    for (int d = 0; d < count; d++) {
+        struct cudaDeviceProp prop;
+        cudaError_t e = cudaGetDeviceProperties(&prop, d);
+        if (e != cudaSuccess) {
+            append(buf, cap, &len, "cuda:%d  (unavailable: %s)\n", d, cudaGetErrorString(e));
+            continue;
+        }
+        append(buf, cap, &len, "cuda:%d  %s (%.1f GiB, sm_%d%d, %d SMs)\n", d, prop.name,
+               (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), prop.major, prop.minor,
+               prop.multiProcessorCount);
+    }
+    return EGC_OK;
+}

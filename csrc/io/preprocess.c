@@ -1,0 +1,403 @@
+/* preprocess.c: the preprocessing presets that turn a decoded RGB image into the model's
+ * input tensor [3,H,W], matching what Python users get.
+ *
+ * The geometric step is bit-exact with Pillow: resizing replicates Pillow's
+ * src/libImaging/Resample.c for 8-bit images with the bilinear filter (support 1, widened by
+ * the shrink factor, coefficients normalised to sum 1 then converted to 22-bit fixed point,
+ * horizontal pass then vertical pass, each rounded and clipped to 8 bits, a pass skipped when
+ * its size does not change). Because every output pixel of that algorithm depends only on
+ * its own row and column, a crop of a resized image is computed directly as a window of the
+ * resize; the values are the same as resizing everything and cropping afterwards.
+ *
+ * Presets (model input w x h):
+ *   tf           tf.image.central_crop(0.875), PIL bilinear resize to w x h, (p - 128) / 128
+ *   torchvision  Resize(R) then CenterCrop(S) with S = w = h and R = round(S * 256 / 224),
+ *                ToTensor, Normalize(ImageNet mean, std)
+ *   cifar        no resize when the image is w x h, else PIL bilinear resize; ImageNet
+ *                mean/std
+ * The torchvision crop never needs padding: R >= S and the long side is >= R. */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "io/image_internal.h"
+
+#if defined(__clang__)
+/* The coefficients must be computed with the same roundings as Pillow: no fused
+ * multiply-add. (GCC in ISO C mode does not contract.) */
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+#define PRECISION_BITS (32 - 8 - 2)
+
+static const float k_mean[3] = {0.485f, 0.456f, 0.406f};
+static const float k_std[3] = {0.229f, 0.224f, 0.225f};
+
+/* A read-only rectangle of an RGB image. */
+typedef struct view {
+    const uint8_t *p;   /* first pixel */
+    int w, h;
+    size_t stride;      /* bytes from one row to the next */
+} view;
+
+/* Resampling coefficients for output positions first .. first+count-1 of a resize from
+ * in_size to out_size: bounds[2i] is the first input index, bounds[2i+1] how many follow;
+ * kk[i*ksize + j] the fixed-point weight of input bounds[2i] + j. */
+typedef struct coeffs {
+    int ksize;
+    int *bounds;     /* [count, 2] */
+    int32_t *kk;     /* [count, ksize] */
+} coeffs;
+
+static void coeffs_free(coeffs *c)
+{
+    free(c->bounds);
+    free(c->kk);
+    c->bounds = NULL;
+    c->kk = NULL;
+}
+
+static double bilinear_filter(double x)
+{
+    if (x < 0.0) x = -x;
+    if (x < 1.0) return 1.0 - x;
+    return 0.0;
+}
+
+/* Pillow's precompute_coeffs + normalize_coeffs_8bpc for the bilinear filter, for a window
+ * of the outputs. */
+static egc_status coeffs_make(int in_size, int out_size, int first, int count, coeffs *c)
+{
+    memset(c, 0, sizeof *c);
+    double scale = (double)((float)in_size - 0.0f) / out_size;
+    double filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = 1.0 * filterscale;
+    int ksize = (int)ceil(support) * 2 + 1;
+    double *k = NULL;
+    EGC_TRY(egc_malloc((void **)&k, (size_t)ksize, sizeof *k, "resize coefficients"));
+    egc_status st = egc_malloc((void **)&c->bounds, (size_t)count * 2, sizeof(int),
+                               "resize coefficients");
+    if (st == EGC_OK)
+        st = egc_malloc((void **)&c->kk, (size_t)count * (size_t)ksize, sizeof(int32_t),
+                        "resize coefficients");
+    if (st != EGC_OK) {
+        free(k);
+        coeffs_free(c);
+        return st;
+    }
+    c->ksize = ksize;
+    for (int i = 0; i < count; i++) {
+        int xx = first + i;
+        double center = 0.0 + (xx + 0.5) * scale;
+        double ww = 0.0;
+        double ss = 1.0 / filterscale;
+        int xmin = (int)(center - support + 0.5);
+        if (xmin < 0) xmin = 0;
+        int xmax = (int)(center + support + 0.5);
+        if (xmax > in_size) xmax = in_size;
+        xmax -= xmin;
+        if (xmax > ksize) xmax = ksize; /* cannot happen; keeps the writes in bounds */
+        int x;
+        for (x = 0; x < xmax; x++) {
+            double wgt = bilinear_filter((x + xmin - center + 0.5) * ss);
+            k[x] = wgt;
+            ww += wgt;
+        }
+        for (x = 0; x < xmax; x++)
+            if (ww != 0.0) k[x] /= ww;
+        for (; x < ksize; x++) k[x] = 0;
+        int32_t *kq = c->kk + (size_t)i * (size_t)ksize;
+        for (x = 0; x < ksize; x++)
+            kq[x] = k[x] < 0 ? (int32_t)(-0.5 + k[x] * (1 << PRECISION_BITS))
+                             : (int32_t)(0.5 + k[x] * (1 << PRECISION_BITS));
+        c->bounds[2 * i] = xmin;
+        c->bounds[2 * i + 1] = xmax < 0 ? 0 : xmax;
+    }
+    free(k);
+    return EGC_OK;
+}
+
+static inline uint8_t clip8(int32_t ss)
+{
+    int32_t v = ss >> PRECISION_BITS;
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+/* Window [x0, x0+ww) x [y0, y0+wh) of the PIL bilinear resize of src to ow x oh, written to
+ * dst (wh rows of ww RGB pixels, packed). The window must lie inside ow x oh. */
+static egc_status resize_window(const view *src, int ow, int oh, int x0, int y0, int ww, int wh,
+                                uint8_t *dst)
+{
+    int need_h = ow != src->w;
+    int need_v = oh != src->h;
+    coeffs ch = {0}, cv = {0};
+    uint8_t *tmp = NULL;
+    egc_status st = EGC_OK;
+
+    /* Rows of the source that the window needs. */
+    int ybox_first = y0, ybox_last = y0 + wh;
+    if (need_v) {
+        EGC_TRYG(st, coeffs_make(src->h, oh, y0, wh, &cv), done);
+        ybox_first = cv.bounds[0];
+        ybox_last = cv.bounds[2 * (wh - 1)] + cv.bounds[2 * (wh - 1) + 1];
+        if (ybox_last <= ybox_first) ybox_last = ybox_first + 1; /* degenerate; stays in range */
+    }
+    int tmp_h = ybox_last - ybox_first;
+
+    /* Horizontal pass over those rows, into tmp (tmp_h x ww), or a view of the source when
+     * the width does not change. */
+    const uint8_t *mid;
+    size_t mid_stride;
+    if (need_h) {
+        EGC_TRYG(st, coeffs_make(src->w, ow, x0, ww, &ch), done);
+        EGC_TRYG(st, egc_malloc((void **)&tmp, (size_t)tmp_h * (size_t)ww, 3, "resize buffer"),
+                 done);
+        for (int y = 0; y < tmp_h; y++) {
+            const uint8_t *in = src->p + (size_t)(y + ybox_first) * src->stride;
+            uint8_t *o = tmp + (size_t)y * (size_t)ww * 3;
+            for (int xx = 0; xx < ww; xx++) {
+                int xmin = ch.bounds[2 * xx], xmax = ch.bounds[2 * xx + 1];
+                const int32_t *k = ch.kk + (size_t)xx * (size_t)ch.ksize;
+                int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+                const uint8_t *px = in + (size_t)xmin * 3;
+                for (int x = 0; x < xmax; x++) {
+                    s0 += px[3 * x + 0] * k[x];
+                    s1 += px[3 * x + 1] * k[x];
+                    s2 += px[3 * x + 2] * k[x];
+                }
+                o[3 * xx + 0] = clip8(s0);
+                o[3 * xx + 1] = clip8(s1);
+                o[3 * xx + 2] = clip8(s2);
+            }
+        }
+        mid = tmp;
+        mid_stride = (size_t)ww * 3;
+    } else {
+        mid = src->p + (size_t)ybox_first * src->stride + (size_t)x0 * 3;
+        mid_stride = src->stride;
+    }
+
+    /* Vertical pass, or a copy of the rows when the height does not change. */
+    for (int yy = 0; yy < wh; yy++) {
+        uint8_t *o = dst + (size_t)yy * (size_t)ww * 3;
+        if (!need_v) {
+            memcpy(o, mid + (size_t)yy * mid_stride, (size_t)ww * 3);
+            continue;
+        }
+        int ymin = cv.bounds[2 * yy] - ybox_first, ymax = cv.bounds[2 * yy + 1];
+        const int32_t *k = cv.kk + (size_t)yy * (size_t)cv.ksize;
+        for (int xx = 0; xx < ww; xx++) {
+            int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+            for (int y = 0; y < ymax; y++) {
+                const uint8_t *px = mid + (size_t)(y + ymin) * mid_stride + (size_t)xx * 3;
+                s0 += px[0] * k[y];
+                s1 += px[1] * k[y];
+                s2 += px[2] * k[y];
+            }
+            o[3 * xx + 0] = clip8(s0);
+            o[3 * xx + 1] = clip8(s1);
+            o[3 * xx + 2] = clip8(s2);
+        }
+    }
+
+done:
+    coeffs_free(&ch);
+    coeffs_free(&cv);
+    free(tmp);
+    return st;
+}
+
+static egc_status check_image(const egc_image *img, const char *who)
+{
+    if (!img || !img->rgb || img->w <= 0 || img->h <= 0)
+        return EGC_FAIL(EGC_E_ARG, "%s: empty or NULL image", who);
+    if (img->w > EGC_IMAGE_MAX_SIDE || img->h > EGC_IMAGE_MAX_SIDE)
+        return EGC_FAIL(EGC_E_ARG, "%s: image of %dx%d is above the size limit", who, img->w,
+                        img->h);
+    return EGC_OK;
+}
+
+static egc_status check_size_arg(int w, int h, const char *who)
+{
+    if (w <= 0 || h <= 0 || w > EGC_IMAGE_MAX_SIDE || h > EGC_IMAGE_MAX_SIDE)
+        return EGC_FAIL(EGC_E_ARG, "%s: model input size %dx%d is not in 1..%d", who, w, h,
+                        EGC_IMAGE_MAX_SIDE);
+    return EGC_OK;
+}
+
+static view view_of(const egc_image *img)
+{
+    view v = {img->rgb, img->w, img->h, (size_t)img->w * 3};
+    return v;
+}
+
+/* Allocates out (w x h) and fills it with window (x0, y0, w, h) of the resize of src to
+ * ow x oh. */
+static egc_status resize_into(const view *src, int ow, int oh, int x0, int y0, int w, int h,
+                              egc_image *out)
+{
+    uint8_t *p = NULL;
+    EGC_TRY(egc_malloc((void **)&p, (size_t)w * (size_t)h, 3, "preprocessed image"));
+    egc_status st = resize_window(src, ow, oh, x0, y0, w, h, p);
+    if (st != EGC_OK) {
+        free(p);
+        return egc_error_trace(st, "resize_window", __FILE__, __LINE__);
+    }
+    out->w = w;
+    out->h = h;
+    out->rgb = p;
+    return EGC_OK;
+}
+
+egc_status egc_image_resize_bilinear(const egc_image *src, int w, int h, egc_image *out)
+{
+    if (!out) return EGC_FAIL(EGC_E_ARG, "resize: no output image given");
+    out->w = out->h = 0;
+    out->rgb = NULL;
+    EGC_TRY(check_image(src, "resize"));
+    EGC_TRY(check_size_arg(w, h, "resize"));
+    view v = view_of(src);
+    return resize_into(&v, w, h, 0, 0, w, h, out);
+}
+
+egc_status egc_preset_parse(const char *name, egc_preset *out)
+{
+    static const struct {
+        const char *name;
+        egc_preset p;
+    } table[] = {{"tf", EGC_PRESET_TF},
+                 {"torchvision", EGC_PRESET_TORCHVISION},
+                 {"cifar", EGC_PRESET_CIFAR}};
+    if (!name) return EGC_FAIL(EGC_E_ARG, "preset: no name given (tf, torchvision or cifar)");
+    for (size_t i = 0; i < EGC_COUNT(table); i++) {
+        if (strcmp(name, table[i].name) == 0) {
+            if (out) *out = table[i].p;
+            return EGC_OK;
+        }
+    }
+    return EGC_FAIL(EGC_E_ARG, "preset '%s' is unknown (tf, torchvision or cifar)", name);
+}
+
+const char *egc_preset_name(egc_preset p)
+{
+    switch (p) {
+    case EGC_PRESET_TF: return "tf";
+    case EGC_PRESET_TORCHVISION: return "torchvision";
+    case EGC_PRESET_CIFAR: return "cifar";
+    }
+    return "unknown";
+}
+
+egc_status egc_preset_geometry(const egc_image *img, egc_preset p, int w, int h, egc_image *out)
+{
+    if (!out) return EGC_FAIL(EGC_E_ARG, "preset %s: no output image given", egc_preset_name(p));
+    out->w = out->h = 0;
+    out->rgb = NULL;
+    EGC_TRY(check_image(img, egc_preset_name(p)));
+    EGC_TRY(check_size_arg(w, h, egc_preset_name(p)));
+    view src = view_of(img);
+
+    switch (p) {
+    case EGC_PRESET_TF: {
+        /* tf.image.central_crop(0.875): starts truncated as Python's int() does. */
+        int bh = (int)(((double)img->h - (double)img->h * 0.875) / 2.0);
+        int bw = (int)(((double)img->w - (double)img->w * 0.875) / 2.0);
+        view crop = {img->rgb + (size_t)bh * src.stride + (size_t)bw * 3, img->w - 2 * bw,
+                     img->h - 2 * bh, src.stride};
+        return resize_into(&crop, w, h, 0, 0, w, h, out);
+    }
+    case EGC_PRESET_TORCHVISION: {
+        if (w != h)
+            return EGC_FAIL(EGC_E_ARG,
+                            "preset torchvision: the model input must be square (got %dx%d)", w,
+                            h);
+        int S = w;
+        /* Python's round() is half-to-even, as rint() in the default rounding mode. */
+        int R = (int)rint((double)S * 256.0 / 224.0);
+        int iw = img->w, ih = img->h;
+        int short_side = iw <= ih ? iw : ih, long_side = iw <= ih ? ih : iw;
+        double nl = (double)((int64_t)R * long_side) / (double)short_side;
+        if (nl >= (double)INT_MAX)
+            return EGC_FAIL(EGC_E_UNSUPPORTED,
+                            "preset torchvision: image of %dx%d is too elongated to resize", iw,
+                            ih);
+        int new_long = (int)nl;
+        int rw = iw <= ih ? R : new_long, rh = iw <= ih ? new_long : R;
+        if (rw < S || rh < S)
+            return EGC_FAIL(EGC_E_INTERNAL,
+                            "preset torchvision: resized image %dx%d is smaller than the crop %d",
+                            rw, rh, S);
+        int top = (int)rint((double)(rh - S) / 2.0);
+        int left = (int)rint((double)(rw - S) / 2.0);
+        return resize_into(&src, rw, rh, left, top, S, S, out);
+    }
+    case EGC_PRESET_CIFAR:
+        return resize_into(&src, w, h, 0, 0, w, h, out);
+    }
+    return EGC_FAIL(EGC_E_ARG, "preset %d is unknown", (int)p);
+}
+
+void egc_preset_normalize(const egc_image *sized, egc_preset p, float *dst)
+{
+    if (!sized || !sized->rgb || !dst || sized->w <= 0 || sized->h <= 0) return;
+    size_t n = (size_t)sized->w * (size_t)sized->h;
+    const uint8_t *s = sized->rgb;
+    for (int c = 0; c < 3; c++) {
+        float *d = dst + (size_t)c * n;
+        if (p == EGC_PRESET_TF) {
+            for (size_t i = 0; i < n; i++) d[i] = ((float)s[3 * i + c] - 128.0f) / 128.0f;
+        } else {
+            /* ToTensor then Normalize, in float32 as torch computes them. */
+            const float m = k_mean[c], sd = k_std[c];
+            for (size_t i = 0; i < n; i++) {
+                float x = (float)s[3 * i + c] / 255.0f;
+                d[i] = (x - m) / sd;
+            }
+        }
+    }
+}
+
+egc_status egc_preprocess(const egc_image *img, egc_preset p, int w, int h, float *dst)
+{
+    if (!dst) return EGC_FAIL(EGC_E_ARG, "preset %s: no output tensor given", egc_preset_name(p));
+    egc_image sized = {0, 0, NULL};
+    EGC_TRY(egc_preset_geometry(img, p, w, h, &sized));
+    egc_preset_normalize(&sized, p, dst);
+    egc_image_free(&sized);
+    return EGC_OK;
+}
+
+static uint8_t to_u8(float v)
+{
+    if (!(v > 0.0f)) return 0; /* also NaN */
+    if (v >= 255.0f) return 255;
+    return (uint8_t)floorf(v + 0.5f);
+}
+
+egc_status egc_preset_denormalize(const float *chw, int w, int h, egc_preset p, egc_image *out)
+{
+    if (!out) return EGC_FAIL(EGC_E_ARG, "denormalize: no output image given");
+    out->w = out->h = 0;
+    out->rgb = NULL;
+    if (!chw) return EGC_FAIL(EGC_E_ARG, "denormalize: NULL tensor");
+    EGC_TRY(check_size_arg(w, h, "denormalize"));
+    if (p != EGC_PRESET_TF && p != EGC_PRESET_TORCHVISION && p != EGC_PRESET_CIFAR)
+        return EGC_FAIL(EGC_E_ARG, "denormalize: preset %d is unknown", (int)p);
+    size_t n = (size_t)w * (size_t)h;
+    uint8_t *q = NULL;
+    EGC_TRY(egc_malloc((void **)&q, n, 3, "denormalized image"));
+    for (int c = 0; c < 3; c++) {
+        const float *s = chw + (size_t)c * n;
+        for (size_t i = 0; i < n; i++) {
+            float v = p == EGC_PRESET_TF ? s[i] * 128.0f + 128.0f
+                                         : (s[i] * k_std[c] + k_mean[c]) * 255.0f;
+            q[3 * i + c] = to_u8(v);
+        }
+    }
+    out->w = w;
+    out->h = h;
+    out->rgb = q;
+    return EGC_OK;
+}

@@ -1,0 +1,336 @@
+/* exec.c: the executor. Plans memory once per (graph, backend, batch, target) and walks the
+ * nodes, calling only the backend vtable. See exec.h for the contract. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/exec.h"
+
+#define EGC_ALIGN 256
+
+struct egc_plan {
+    const egc_graph *g;
+    egc_backend *be;
+    int64_t batch;
+    int target;
+    egc_shape *shapes;          /* [n_values] at this batch */
+    float **vptr;               /* [n_values] device storage or NULL */
+    float **gptr;               /* [n_values] gradient storage or NULL */
+    unsigned char *is_head;     /* [n_nodes] */
+    unsigned char *need_grad;   /* [n_values] */
+    void *slab;                 /* constants */
+    size_t slab_bytes;
+    void *arena;                /* activations, then gradients */
+    size_t arena_bytes;
+    size_t grad_off, grad_bytes;
+    void *bstate;               /* backend per-plan state */
+};
+
+typedef struct live_item {
+    int v;
+    size_t size;
+    int def, last;
+    size_t off;
+} live_item;
+
+static size_t align_up(size_t x) { return (x + EGC_ALIGN - 1) & ~(size_t)(EGC_ALIGN - 1); }
+
+static int cmp_size_desc(const void *a, const void *b)
+{
+    const live_item *x = (const live_item *)a, *y = (const live_item *)b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return x->def - y->def;
+}
+
+static int cmp_off(const void *a, const void *b)
+{
+    const live_item *x = *(const live_item *const *)a, *y = *(const live_item *const *)b;
+    return x->off < y->off ? -1 : (x->off > y->off ? 1 : 0);
+}
+
+/* Greedy first-fit placement of items whose lifetimes overlap; returns the arena size. */
+static egc_status place_items(live_item *it, int n, size_t *total)
+{
+    qsort(it, (size_t)n, sizeof *it, cmp_size_desc);
+    live_item **conf = NULL;
+    EGC_TRY(egc_malloc((void **)&conf, (size_t)n + 1, sizeof *conf, "memory plan"));
+    size_t top = 0;
+    for (int i = 0; i < n; i++) {
+        int nc = 0;
+        for (int j = 0; j < i; j++)
+            if (!(it[j].last < it[i].def || it[i].last < it[j].def)) conf[nc++] = &it[j];
+        qsort(conf, (size_t)nc, sizeof *conf, cmp_off);
+        size_t off = 0;
+        for (int j = 0; j < nc; j++) {
+            if (conf[j]->off >= off + it[i].size) break;
+            size_t end = conf[j]->off + conf[j]->size;
+            if (end > off) off = end;
+        }
+        it[i].off = off;
+        if (off + it[i].size > top) top = off + it[i].size;
+    }
+    free(conf);
+    *total = top;
+    return EGC_OK;
+}
+
+void egc_plan_destroy(egc_plan *p)
+{
+    if (!p) return;
+    if (p->be) {
+        if (p->bstate && p->be->plan_release) p->be->plan_release(p->be, p->bstate);
+        if (p->slab) p->be->free(p->be, p->slab);
+        if (p->arena) p->be->free(p->be, p->arena);
+    }
+    free(p->shapes);
+    free(p->vptr);
+    free(p->gptr);
+    free(p->is_head);
+    free(p->need_grad);
+    free(p);
+}
+
+static int node_uses_float_const(const egc_graph *g, int v)
+{
+    return v >= 0 && g->values[v].is_const && g->values[v].is_float && g->values[v].f32;
+}
+
+egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch, int target,
+                           egc_plan **out)
+{
+    *out = NULL;
+    if (batch < 1) return EGC_FAIL(EGC_E_ARG, "batch size must be at least 1 (got %lld)",
+                                   (long long)batch);
+    if (target >= g->n_values || (target >= 0 && g->values[target].is_const))
+        return EGC_FAIL(EGC_E_ARG, "target value %d is not an activation of the graph", target);
+    egc_status st = EGC_OK;
+    live_item *items = NULL;
+    unsigned char *dep = NULL, *reach = NULL, *keep = NULL;
+    egc_plan *p = NULL;
+    const int nv = g->n_values, nn = g->n_nodes;
+    EGC_TRY(egc_calloc((void **)&p, 1, sizeof *p, "plan"));
+    p->g = g;
+    p->be = be;
+    p->batch = batch;
+    p->target = target;
+    EGC_TRYG(st, egc_calloc((void **)&p->shapes, (size_t)nv + 1, sizeof *p->shapes, "plan"), fail);
+    EGC_TRYG(st, egc_calloc((void **)&p->vptr, (size_t)nv + 1, sizeof *p->vptr, "plan"), fail);
+    EGC_TRYG(st, egc_calloc((void **)&p->gptr, (size_t)nv + 1, sizeof *p->gptr, "plan"), fail);
+    EGC_TRYG(st, egc_calloc((void **)&p->is_head, (size_t)nn + 1, 1, "plan"), fail);
+    EGC_TRYG(st, egc_calloc((void **)&p->need_grad, (size_t)nv + 1, 1, "plan"), fail);
+    EGC_TRYG(st, egc_calloc((void **)&dep, (size_t)nv + 1, 1, "plan"), fail);
+    EGC_TRYG(st, egc_calloc((void **)&reach, (size_t)nv + 1, 1, "plan"), fail);
+    EGC_TRYG(st, egc_calloc((void **)&keep, (size_t)nv + 1, 1, "plan"), fail);
+    EGC_TRYG(st, egc_graph_infer(g, batch, p->shapes), fail);
+
+    /* Head: nodes depending on the target; gradients: head values that reach the output. */
+    if (target >= 0) {
+        dep[target] = 1;
+        for (int i = 0; i < nn; i++) {
+            const egc_node *n = &g->nodes[i];
+            for (int j = 0; j < n->n_in; j++)
+                if (n->in[j] >= 0 && dep[n->in[j]]) p->is_head[i] = 1;
+            if (p->is_head[i]) dep[n->out] = 1;
+        }
+        reach[g->output] = 1;
+        for (int i = nn - 1; i >= 0; i--) {
+            const egc_node *n = &g->nodes[i];
+            if (!p->is_head[i] || !reach[n->out]) continue;
+            for (int j = 0; j < n->n_in; j++)
+                if (n->in[j] >= 0 && dep[n->in[j]]) reach[n->in[j]] = 1;
+        }
+        for (int v = 0; v < nv; v++) p->need_grad[v] = dep[v] && reach[v];
+        if (!p->need_grad[target]) {
+            st = EGC_FAIL(EGC_E_ARG, "the output '%s' does not depend on the target '%s'",
+                          g->values[g->output].name, g->values[target].name);
+            goto fail;
+        }
+    }
+
+    /* Constants: one slab. */
+    size_t slab = 0;
+    for (int v = 0; v < nv; v++) {
+        int used = 0;
+        for (int i = 0; i < nn && !used; i++)
+            for (int j = 0; j < g->nodes[i].n_in; j++)
+                if (g->nodes[i].in[j] == v) used = 1;
+        if (used && node_uses_float_const(g, v))
+            slab += align_up((size_t)egc_shape_numel(&g->values[v].shape) * sizeof(float));
+    }
+    if (slab) {
+        EGC_TRYG(st, be->alloc(be, slab, &p->slab), fail);
+        p->slab_bytes = slab;
+        size_t off = 0;
+        for (int v = 0; v < nv; v++) {
+            int used = 0;
+            for (int i = 0; i < nn && !used; i++)
+                for (int j = 0; j < g->nodes[i].n_in; j++)
+                    if (g->nodes[i].in[j] == v) used = 1;
+            if (!used || !node_uses_float_const(g, v)) continue;
+            size_t bytes = (size_t)egc_shape_numel(&g->values[v].shape) * sizeof(float);
+            p->vptr[v] = (float *)((char *)p->slab + off);
+            p->shapes[v] = g->values[v].shape;
+            EGC_TRYG(st, be->upload(be, p->vptr[v], g->values[v].f32, bytes), fail);
+            off += align_up(bytes);
+        }
+    }
+
+    /* Activation lifetimes: time 0 = input, node i runs at time i + 1. */
+    const int forever = nn + 2;
+    int *def = NULL, *last = NULL;
+    EGC_TRYG(st, egc_malloc((void **)&def, (size_t)nv + 1, sizeof(int), "plan"), fail);
+    st = egc_malloc((void **)&last, (size_t)nv + 1, sizeof(int), "plan");
+    if (st != EGC_OK) {
+        free(def);
+        goto fail;
+    }
+    for (int v = 0; v < nv; v++) def[v] = last[v] = -1;
+    def[g->input] = last[g->input] = 0;
+    for (int i = 0; i < nn; i++) {
+        const egc_node *n = &g->nodes[i];
+        def[n->out] = last[n->out] = i + 1;
+        for (int j = 0; j < n->n_in; j++) {
+            int v = n->in[j];
+            if (v >= 0 && !g->values[v].is_const && last[v] < i + 1) last[v] = i + 1;
+        }
+        if (p->is_head[i]) {
+            keep[n->out] = 1;
+            for (int j = 0; j < n->n_in; j++)
+                if (n->in[j] >= 0 && !g->values[n->in[j]].is_const) keep[n->in[j]] = 1;
+        }
+    }
+    keep[g->input] = keep[g->output] = 1;
+    if (target >= 0) keep[target] = 1;
+    int ni = 0;
+    EGC_TRYG(st, egc_calloc((void **)&items, (size_t)nv + 1, sizeof *items, "plan"), fail_dl);
+    for (int v = 0; v < nv; v++) {
+        if (def[v] < 0 || g->values[v].is_const) continue;
+        live_item *it = &items[ni++];
+        it->v = v;
+        it->size = align_up((size_t)egc_shape_numel(&p->shapes[v]) * sizeof(float));
+        if (!it->size) it->size = EGC_ALIGN;
+        it->def = def[v];
+        it->last = keep[v] ? forever : last[v];
+    }
+    size_t act_bytes = 0;
+    EGC_TRYG(st, place_items(items, ni, &act_bytes), fail_dl);
+    size_t gbytes = 0;
+    for (int v = 0; v < nv; v++)
+        if (p->need_grad[v]) gbytes += align_up((size_t)egc_shape_numel(&p->shapes[v]) * sizeof(float));
+    p->grad_off = align_up(act_bytes);
+    p->grad_bytes = gbytes;
+    p->arena_bytes = p->grad_off + gbytes;
+    EGC_TRYG(st, be->alloc(be, p->arena_bytes ? p->arena_bytes : EGC_ALIGN, &p->arena), fail_dl);
+    for (int i = 0; i < ni; i++) p->vptr[items[i].v] = (float *)((char *)p->arena + items[i].off);
+    size_t goff = p->grad_off;
+    for (int v = 0; v < nv; v++) {
+        if (!p->need_grad[v]) continue;
+        p->gptr[v] = (float *)((char *)p->arena + goff);
+        goff += align_up((size_t)egc_shape_numel(&p->shapes[v]) * sizeof(float));
+    }
+    free(def);
+    free(last);
+    if (be->plan_prepare) EGC_TRYG(st, be->plan_prepare(be, g, p->shapes, &p->bstate), fail);
+    free(items);
+    free(dep);
+    free(reach);
+    free(keep);
+    *out = p;
+    return EGC_OK;
+fail_dl:
+    free(def);
+    free(last);
+fail:
+    free(items);
+    free(dep);
+    free(reach);
+    free(keep);
+    egc_plan_destroy(p);
+    return st;
+}
+
+egc_view egc_plan_value(const egc_plan *p, int v)
+{
+    egc_view r;
+    memset(&r, 0, sizeof r);
+    if (v < 0 || v >= p->g->n_values) return r;
+    r.ptr = p->vptr[v];
+    r.shape = p->shapes[v];
+    return r;
+}
+
+egc_view egc_plan_grad(const egc_plan *p, int v)
+{
+    egc_view r;
+    memset(&r, 0, sizeof r);
+    if (v < 0 || v >= p->g->n_values) return r;
+    r.ptr = p->gptr[v];
+    r.shape = p->shapes[v];
+    return r;
+}
+
+int64_t egc_plan_batch(const egc_plan *p) { return p->batch; }
+
+size_t egc_plan_bytes(const egc_plan *p) { return p->slab_bytes + p->arena_bytes; }
+
+static void node_views(const egc_plan *p, const egc_node *n, egc_view *in, egc_view *out)
+{
+    for (int j = 0; j < n->n_in; j++) in[j] = egc_plan_value(p, n->in[j]);
+    *out = egc_plan_value(p, n->out);
+}
+
+static egc_status run_nodes(egc_plan *p, int head)
+{
+    egc_view in[EGC_NODE_MAX_IN], out;
+    for (int i = 0; i < p->g->n_nodes; i++) {
+        if (p->target >= 0 && (int)p->is_head[i] != head) continue;
+        const egc_node *n = &p->g->nodes[i];
+        node_views(p, n, in, &out);
+        egc_status st = p->be->op_forward(p->be, p->bstate, p->g, n, in, &out);
+        if (st != EGC_OK)
+            return egc_error_trace(st, n->name, __FILE__, __LINE__);
+    }
+    return EGC_OK;
+}
+
+egc_status egc_plan_forward_trunk(egc_plan *p) { return run_nodes(p, 0); }
+
+egc_status egc_plan_forward_head(egc_plan *p)
+{
+    if (p->target < 0) return EGC_OK;
+    return run_nodes(p, 1);
+}
+
+egc_status egc_plan_forward(egc_plan *p)
+{
+    EGC_TRY(egc_plan_forward_trunk(p));
+    EGC_TRY(egc_plan_forward_head(p));
+    return EGC_OK;
+}
+
+egc_status egc_plan_backward(egc_plan *p, const float *seed)
+{
+    if (p->target < 0) return EGC_FAIL(EGC_E_ARG, "backward needs a plan with a target layer");
+    const egc_graph *g = p->g;
+    EGC_TRY(p->be->fill(p->be, (float *)((char *)p->arena + p->grad_off), 0.0f,
+                        (int64_t)(p->grad_bytes / sizeof(float))));
+    EGC_TRY(p->be->accumulate(p->be, p->gptr[g->output], seed,
+                              egc_shape_numel(&p->shapes[g->output])));
+    egc_view in[EGC_NODE_MAX_IN], din[EGC_NODE_MAX_IN], out, dout;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        const egc_node *n = &g->nodes[i];
+        if (!p->is_head[i] || !p->need_grad[n->out]) continue;
+        node_views(p, n, in, &out);
+        dout = egc_plan_grad(p, n->out);
+        int any = 0;
+        for (int j = 0; j < n->n_in; j++) {
+            int v = n->in[j];
+            din[j] = egc_plan_grad(p, v);
+            if (v < 0 || !p->need_grad[v]) din[j].ptr = NULL;
+            else any = 1;
+        }
+        if (!any) continue;
+        egc_status st = p->be->op_backward(p->be, p->bstate, g, n, in, &out, &dout, din);
+        if (st != EGC_OK) return egc_error_trace(st, n->name, __FILE__, __LINE__);
+    }
+    return EGC_OK;
+}

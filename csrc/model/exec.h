@@ -1,0 +1,52 @@
+/* exec.h: the one executor that walks the graph for every backend.
+ *
+ * A plan binds a graph, a backend, a batch size and an optional target value. It infers
+ * every shape for that batch, uploads the constants into one slab, and lays out every
+ * activation and gradient in one arena with offsets planned from value lifetimes, so a run
+ * allocates nothing. Nodes split into the trunk (not depending on the target) and the head
+ * (depending on it). The trunk keeps no activation beyond its last use; the head keeps the
+ * tensors its backward needs. Backward runs over the head only, from the output to the
+ * target value. */
+#ifndef EGC_EXEC_H
+#define EGC_EXEC_H
+
+#include "backend/backend.h"
+#include "model/ir.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct egc_plan egc_plan;
+
+/* Creates a plan for batch size `batch` and target value id `target` (-1: forward only).
+ * The graph and backend must outlive the plan. */
+EGC_NODISCARD egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch,
+                                          int target, egc_plan **out);
+void egc_plan_destroy(egc_plan *p);
+
+/* The device tensor of value v for this plan's batch (ptr NULL when v has no storage,
+ * e.g. an integer constant). */
+egc_view egc_plan_value(const egc_plan *p, int v);
+/* The device gradient tensor of value v (ptr NULL when the plan keeps no gradient of v). */
+egc_view egc_plan_grad(const egc_plan *p, int v);
+int64_t egc_plan_batch(const egc_plan *p);
+/* Bytes reserved on the device: constants, activations+gradients arena. */
+size_t egc_plan_bytes(const egc_plan *p);
+
+/* Runs the trunk nodes (those not depending on the target; all nodes when there is no
+ * target). Reads the input value's buffer: fill it first via egc_plan_value(p, g->input). */
+EGC_NODISCARD egc_status egc_plan_forward_trunk(egc_plan *p);
+/* Runs the head nodes (those depending on the target), reading the target buffer. */
+EGC_NODISCARD egc_status egc_plan_forward_head(egc_plan *p);
+/* Trunk then head. */
+EGC_NODISCARD egc_status egc_plan_forward(egc_plan *p);
+/* Backward over the head: zeroes the gradients, sets d(output) from the device buffer
+ * seed [batch, ...output shape] and accumulates down to the target's gradient buffer
+ * (egc_plan_grad(p, target)). Requires a target and a forward_head of the same inputs. */
+EGC_NODISCARD egc_status egc_plan_backward(egc_plan *p, const float *seed);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

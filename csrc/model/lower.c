@@ -1,0 +1,1549 @@
+/* lower.c: from the raw ONNX model (onnx.h) to egcam's graph (ir.h).
+ *
+ * Steps: bind constant inputs and initializers; pick the one runtime input; sort the nodes
+ * topologically (files need not be sorted; cycles are reported); walk the nodes once,
+ * folding those whose inputs are all constant (fold.c, or the CPU reference op for float
+ * runtime ops), aliasing Identity / Dropout, and mapping the rest to egc_op with validated
+ * parameters and inferred shapes (at the declared batch, 1 when symbolic); then fold each
+ * BatchNormalization whose input is a Conv used by nothing else into that Conv, drop runtime
+ * nodes the output does not depend on, and renumber. Only graph output 0 is used: egcam
+ * explains one classifier output. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu_ops.h"
+#include "model/lower.h"
+
+/* Limits on attribute values that end up in int fields (kernel, stride, dilation, pads). */
+#define EGC_LOWER_MAX_WINDOW (1 << 20)
+
+/* ---------------------------------------------------------------- name map */
+
+/* Open-addressing map from tensor names to value ids (or node indices). Keys are borrowed:
+ * they point at strings of the model or the graph, which outlive the map. */
+typedef struct nmap {
+    const char **k;
+    int *v;
+    int cap, cnt;
+} nmap;
+
+static uint64_t hstr(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+static int nmap_get(const nmap *m, const char *key)
+{
+    if (!m->cap || !key) return -1;
+    for (uint64_t i = hstr(key) & (uint64_t)(m->cap - 1);; i = (i + 1) & (uint64_t)(m->cap - 1)) {
+        if (!m->k[i]) return -1;
+        if (strcmp(m->k[i], key) == 0) return m->v[i];
+    }
+}
+
+static egc_status nmap_put(nmap *m, const char *key, int val)
+{
+    if ((m->cnt + 1) * 2 > m->cap) {
+        nmap n = {NULL, NULL, m->cap ? m->cap * 2 : 64, 0};
+        EGC_TRY(egc_calloc((void **)&n.k, (size_t)n.cap, sizeof *n.k, "name map"));
+        egc_status st = egc_calloc((void **)&n.v, (size_t)n.cap, sizeof *n.v, "name map");
+        if (st != EGC_OK) {
+            free(n.k);
+            return st;
+        }
+        for (int i = 0; i < m->cap; i++)
+            if (m->k[i]) {
+                uint64_t j = hstr(m->k[i]) & (uint64_t)(n.cap - 1);
+                while (n.k[j]) j = (j + 1) & (uint64_t)(n.cap - 1);
+                n.k[j] = m->k[i];
+                n.v[j] = m->v[i];
+                n.cnt++;
+            }
+        free(m->k);
+        free(m->v);
+        *m = n;
+    }
+    uint64_t i = hstr(key) & (uint64_t)(m->cap - 1);
+    while (m->k[i] && strcmp(m->k[i], key) != 0) i = (i + 1) & (uint64_t)(m->cap - 1);
+    if (!m->k[i]) m->cnt++;
+    m->k[i] = key;
+    m->v[i] = val;
+    return EGC_OK;
+}
+
+static void nmap_free(nmap *m)
+{
+    free(m->k);
+    free(m->v);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------- context */
+
+typedef struct lctx {
+    const egc_onnx_model *m;
+    egc_graph *g;
+    int cap_values, cap_nodes;
+    /* Per value: the node whose unsupported extra output this is (Dropout mask, MaxPool
+     * indices, BatchNormalization statistics), or NULL. Using it is an error. */
+    const egc_onnx_node **poison;
+    nmap names;        /* tensor name -> value id */
+    int64_t batch;     /* the batch shapes are inferred at: declared, 1 when symbolic */
+} lctx;
+
+static const char *nname(const egc_onnx_node *n) { return n->name ? n->name : "?"; }
+
+static egc_status new_value(lctx *c, const char *name, int *id)
+{
+    egc_graph *g = c->g;
+    if (nmap_get(&c->names, name) >= 0)
+        return EGC_FAIL(EGC_E_FORMAT, "tensor '%s' is defined twice", name);
+    if (g->n_values == c->cap_values) {
+        int cap = c->cap_values ? c->cap_values * 2 : 256;
+        EGC_TRY(egc_realloc((void **)&g->values, (size_t)cap, sizeof *g->values, "graph values"));
+        EGC_TRY(egc_realloc((void **)&c->poison, (size_t)cap, sizeof *c->poison, "graph values"));
+        c->cap_values = cap;
+    }
+    egc_value *v = &g->values[g->n_values];
+    memset(v, 0, sizeof *v);
+    v->producer = -1;
+    c->poison[g->n_values] = NULL;
+    EGC_TRY(egc_strdup(&v->name, name));
+    g->n_values++;
+    EGC_TRY(nmap_put(&c->names, v->name, g->n_values - 1));
+    *id = g->n_values - 1;
+    return EGC_OK;
+}
+
+/* A new value named base+suffix, or base+suffix+"_N" when that name is taken. */
+static egc_status new_unique_value(lctx *c, const char *base, const char *suffix, int *id)
+{
+    char name[600];
+    snprintf(name, sizeof name, "%s%s", base, suffix);
+    for (int k = 2; nmap_get(&c->names, name) >= 0 && k < 1000000; k++)
+        snprintf(name, sizeof name, "%s%s_%d", base, suffix, k);
+    return new_value(c, name, id);
+}
+
+/* Moves a folded tensor's data into value id (which becomes constant). The tensor is
+ * emptied either way; a shape that is not sane (lower.h) is an error naming the value. */
+static egc_status take_tensor(lctx *c, int id, egc_onnx_tensor *t)
+{
+    egc_value *v = &c->g->values[id];
+    if (!egc_lower_shape_sane(&t->shape)) {
+        char b[96];
+        egc_fold_free(t);
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "constant '%s' would have shape %s (too large)",
+                        v->name, egc_shape_str(&t->shape, b, sizeof b));
+    }
+    v->is_const = 1;
+    v->is_float = t->is_float;
+    v->shape = t->shape;
+    v->f32 = t->f32;
+    v->i64 = t->i64;
+    t->f32 = NULL;
+    t->i64 = NULL;
+    egc_fold_free(t);
+    /* Keep exactly one data pointer non-NULL, even for empty tensors. */
+    if (!v->f32 && !v->i64) {
+        if (v->is_float) EGC_TRY(egc_calloc((void **)&v->f32, 1, sizeof(float), "constant"));
+        else EGC_TRY(egc_calloc((void **)&v->i64, 1, sizeof(int64_t), "constant"));
+    }
+    return EGC_OK;
+}
+
+static egc_status add_const(lctx *c, const char *name, const egc_onnx_tensor *src, int *id)
+{
+    egc_onnx_tensor t;
+    if (!egc_lower_shape_sane(&src->shape)) {
+        char b[96];
+        return EGC_FAIL(EGC_E_FORMAT, "tensor '%s' has an invalid shape %s", name,
+                        egc_shape_str(&src->shape, b, sizeof b));
+    }
+    EGC_TRY(egc_fold_copy(src, &t));
+    egc_status st = new_value(c, name, id);
+    if (st != EGC_OK) {
+        egc_fold_free(&t);
+        return st;
+    }
+    return take_tensor(c, *id, &t);
+}
+
+/* A non-owning tensor view of a constant value, for the folder. */
+static void value_view(const egc_value *v, egc_onnx_tensor *t)
+{
+    memset(t, 0, sizeof *t);
+    t->name = v->name;
+    t->is_float = v->is_float;
+    t->orig_dtype = v->is_float ? EGC_DT_FLOAT : EGC_DT_INT64;
+    t->shape = v->shape;
+    t->numel = egc_shape_numel(&v->shape);
+    t->f32 = v->f32;
+    t->i64 = v->i64;
+}
+
+/* ---------------------------------------------------------------- topological order */
+
+/* order[0..n_nodes) = node indices, producers before consumers. File order is kept when
+ * the file is already sorted; otherwise Kahn's algorithm. A cycle is reported with the
+ * names of the nodes on it. */
+static egc_status sort_nodes(lctx *c, int *order)
+{
+    const egc_onnx_model *m = c->m;
+    int nn = m->n_nodes;
+    egc_status st = EGC_OK;
+    nmap prod = {0};
+    int *indeg = NULL, *adj_start = NULL, *adj = NULL, *queue = NULL, *fill = NULL;
+    int64_t n_edges = 0;
+    for (int i = 0; i < nn; i++) {
+        const egc_onnx_node *n = &m->nodes[i];
+        for (int o = 0; o < n->n_outputs; o++) {
+            const char *nm = n->outputs[o];
+            if (!nm || !*nm) continue;
+            int prev = nmap_get(&prod, nm);
+            if (prev >= 0) {
+                st = EGC_FAIL(EGC_E_FORMAT, "tensor '%s' is produced by node '%s' and node '%s'",
+                              nm, nname(&m->nodes[prev]), nname(n));
+                goto done;
+            }
+            if (nmap_get(&c->names, nm) >= 0) {
+                st = EGC_FAIL(EGC_E_FORMAT, "node '%s' (%s) writes '%s', which is an initializer "
+                              "or graph input", nname(n), n->op_type, nm);
+                goto done;
+            }
+            EGC_TRYG(st, nmap_put(&prod, nm, i), done);
+        }
+    }
+    EGC_TRYG(st, egc_calloc((void **)&indeg, (size_t)nn + 1, sizeof *indeg, "node order"), done);
+    EGC_TRYG(st, egc_calloc((void **)&adj_start, (size_t)nn + 2, sizeof *adj_start, "node order"), done);
+    int sorted = 1;
+    for (int i = 0; i < nn; i++) {
+        const egc_onnx_node *n = &m->nodes[i];
+        for (int k = 0; k < n->n_inputs; k++) {
+            const char *nm = n->inputs[k];
+            if (!nm || !*nm) continue;
+            int p = nmap_get(&prod, nm);
+            if (p < 0) {
+                if (nmap_get(&c->names, nm) < 0) {
+                    st = EGC_FAIL(EGC_E_FORMAT, "node '%s' (%s): input '%s' is not defined (no node, "
+                                  "initializer or graph input has that name)", nname(n),
+                                  n->op_type, nm);
+                    goto done;
+                }
+                continue;
+            }
+            if (p >= i) sorted = 0;
+            indeg[i]++;
+            adj_start[p + 1]++;
+            n_edges++;
+        }
+    }
+    if (sorted) {
+        for (int i = 0; i < nn; i++) order[i] = i;
+        goto done;
+    }
+    /* Consumers of each node as CSR lists. */
+    for (int i = 0; i < nn; i++) adj_start[i + 1] += adj_start[i];
+    EGC_TRYG(st, egc_malloc((void **)&adj, (size_t)n_edges + 1, sizeof *adj, "node order"), done);
+    EGC_TRYG(st, egc_calloc((void **)&fill, (size_t)nn + 1, sizeof *fill, "node order"), done);
+    EGC_TRYG(st, egc_malloc((void **)&queue, (size_t)nn + 1, sizeof *queue, "node order"), done);
+    for (int i = 0; i < nn; i++) {
+        const egc_onnx_node *n = &m->nodes[i];
+        for (int k = 0; k < n->n_inputs; k++) {
+            const char *nm = n->inputs[k];
+            int p = nm && *nm ? nmap_get(&prod, nm) : -1;
+            if (p >= 0) adj[adj_start[p] + fill[p]++] = i;
+        }
+    }
+    int head = 0, tail = 0;
+    for (int i = 0; i < nn; i++)
+        if (!indeg[i]) queue[tail++] = i;
+    while (head < tail) {
+        int u = queue[head++];
+        order[head - 1] = u;
+        for (int e = adj_start[u]; e < adj_start[u + 1]; e++)
+            if (--indeg[adj[e]] == 0) queue[tail++] = adj[e];
+    }
+    if (tail < nn) {
+        /* Walk from a stuck node to an unfinished producer nn times: we are then on a cycle. */
+        int u = -1;
+        for (int i = 0; i < nn && u < 0; i++)
+            if (indeg[i]) u = i;
+        for (int step = 0; step < nn; step++) {
+            const egc_onnx_node *n = &m->nodes[u];
+            int next = -1;
+            for (int k = 0; k < n->n_inputs && next < 0; k++) {
+                const char *nm = n->inputs[k];
+                int p = nm && *nm ? nmap_get(&prod, nm) : -1;
+                if (p >= 0 && indeg[p]) next = p;
+            }
+            if (next < 0) break;
+            u = next;
+        }
+        char buf[600];
+        size_t len = 0;
+        buf[0] = '\0';
+        int v = u, count = 0;
+        do {
+            const egc_onnx_node *n = &m->nodes[v];
+            int w = snprintf(buf + len, sizeof buf - len, "%s'%s'", count ? " <- " : "", nname(n));
+            if (w < 0 || (size_t)w >= sizeof buf - len) break;
+            len += (size_t)w;
+            int next = -1;
+            for (int k = 0; k < n->n_inputs && next < 0; k++) {
+                const char *nm = n->inputs[k];
+                int p = nm && *nm ? nmap_get(&prod, nm) : -1;
+                if (p >= 0 && indeg[p]) next = p;
+            }
+            v = next;
+            count++;
+        } while (v >= 0 && v != u && count < 16);
+        if (v == u) snprintf(buf + len, sizeof buf - len, " <- '%s'", nname(&m->nodes[u]));
+        st = EGC_FAIL(EGC_E_FORMAT, "the graph has a cycle through node '%s' (%s): %s", nname(&m->nodes[u]),
+                      m->nodes[u].op_type, buf);
+    }
+done:
+    nmap_free(&prod);
+    free(indeg);
+    free(adj_start);
+    free(adj);
+    free(fill);
+    free(queue);
+    return st;
+}
+
+/* ---------------------------------------------------------------- parameter helpers */
+
+static const egc_value *in_value(lctx *c, const int *vin, int n_in, int i)
+{
+    return i < n_in && vin[i] >= 0 ? &c->g->values[vin[i]] : NULL;
+}
+
+/* Input i must be present and constant (float when want_float). */
+static egc_status need_const(lctx *c, const egc_onnx_node *n, const int *vin, int n_in, int i,
+                             const char *what, int want_float)
+{
+    const egc_value *v = in_value(c, vin, n_in, i);
+    if (!v) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input %d (%s) is missing", i, what);
+    if (!v->is_const)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
+                             "input %d '%s' (%s) must be a constant (an initializer or computable "
+                             "at load time), but it is computed at run time",
+                             i, v->name, what);
+    if (want_float >= 0 && v->is_float != want_float)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input %d '%s' (%s) must be %s", i, v->name, what,
+                             want_float ? "a float tensor" : "an integer tensor");
+    return EGC_OK;
+}
+
+/* Reads an integer constant input (1-D or scalar) into out[0..cap). */
+static egc_status const_ints(lctx *c, const egc_onnx_node *n, const int *vin, int n_in, int i,
+                             const char *what, int64_t *out, int cap, int *cnt)
+{
+    EGC_TRY(need_const(c, n, vin, n_in, i, what, 0));
+    const egc_value *v = &c->g->values[vin[i]];
+    int64_t numel = egc_shape_numel(&v->shape);
+    if (v->shape.ndim > 1)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input %d '%s' (%s) must be 1-D", i, v->name, what);
+    if (numel > cap)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input %d '%s' (%s) has %lld entries (at most %d)",
+                             i, v->name, what, (long long)numel, cap);
+    for (int64_t k = 0; k < numel; k++) out[k] = v->i64[k];
+    *cnt = (int)numel;
+    return EGC_OK;
+}
+
+/* Reads a scalar float constant input (min/max of Clip, Pad value). */
+static egc_status const_scalar(lctx *c, const egc_onnx_node *n, const int *vin, int n_in, int i,
+                               const char *what, float *out)
+{
+    EGC_TRY(need_const(c, n, vin, n_in, i, what, -1));
+    const egc_value *v = &c->g->values[vin[i]];
+    if (egc_shape_numel(&v->shape) != 1)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input %d '%s' (%s) must have one element", i,
+                             v->name, what);
+    *out = v->is_float ? v->f32[0] : (float)v->i64[0];
+    return EGC_OK;
+}
+
+/* A list attribute of the two spatial dims, each within [lo, hi]; def when absent. */
+static egc_status attr2(const egc_onnx_node *n, const char *name, int def, int lo, int hi,
+                        int *out)
+{
+    const int64_t *v;
+    int cnt = 0;
+    EGC_TRY(egc_lower_attr_ints(n, name, &v, &cnt));
+    out[0] = out[1] = def;
+    if (!v) return EGC_OK;
+    if (cnt != 2)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
+                             "attribute %s has %d values; only 2-D (two spatial dims) is supported",
+                             name, cnt);
+    for (int i = 0; i < 2; i++) {
+        if (v[i] < lo || v[i] > hi)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute %s=[%lld,%lld] is not supported",
+                                 name, (long long)v[0], (long long)v[1]);
+        out[i] = (int)v[i];
+    }
+    return EGC_OK;
+}
+
+/* pads attribute [top, left, bottom, right] (ONNX order x1_begin, x2_begin, x1_end, x2_end). */
+static egc_status attr_pads4(const egc_onnx_node *n, int *p, int *present)
+{
+    const int64_t *v;
+    int cnt = 0;
+    EGC_TRY(egc_lower_attr_ints(n, "pads", &v, &cnt));
+    p[0] = p[1] = p[2] = p[3] = 0;
+    *present = 0;
+    if (!v) return EGC_OK;
+    if (cnt != 4)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
+                             "attribute pads has %d values; only 2-D (4 pads) is supported", cnt);
+    for (int i = 0; i < 4; i++) {
+        if (v[i] < 0 || v[i] > EGC_LOWER_MAX_WINDOW)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute pads has the value %lld",
+                                 (long long)v[i]);
+        p[i] = (int)v[i];
+        if (p[i]) *present = 1;
+    }
+    return EGC_OK;
+}
+
+/* Resolves auto_pad into explicit pads for an input of spatial size in[2].
+ * pads: top, left, bottom, right. */
+static egc_status resolve_auto_pad(const egc_onnx_node *n, const int64_t *in, const int *k,
+                                   const int *s, const int *d, int *pads, int *was_auto)
+{
+    const char *ap;
+    int explicit_pads = 0;
+    EGC_TRY(egc_lower_attr_string(n, "auto_pad", "NOTSET", &ap));
+    EGC_TRY(attr_pads4(n, pads, &explicit_pads));
+    *was_auto = 0;
+    if (strcmp(ap, "NOTSET") == 0 || *ap == '\0') return EGC_OK;
+    int same_upper = strcmp(ap, "SAME_UPPER") == 0, same_lower = strcmp(ap, "SAME_LOWER") == 0;
+    if (!same_upper && !same_lower && strcmp(ap, "VALID") != 0)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute auto_pad='%s' is not supported", ap);
+    if (explicit_pads)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attributes pads and auto_pad='%s' are both given", ap);
+    *was_auto = 1;
+    pads[0] = pads[1] = pads[2] = pads[3] = 0;
+    if (!same_upper && !same_lower) return EGC_OK;
+    for (int i = 0; i < 2; i++) {
+        int64_t out = (in[i] + s[i] - 1) / s[i];
+        int64_t total = (out - 1) * s[i] + (int64_t)(k[i] - 1) * d[i] + 1 - in[i];
+        if (total < 0) total = 0;
+        if (total > 2 * (int64_t)EGC_LOWER_MAX_WINDOW)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "auto_pad gives a padding of %lld",
+                                 (long long)total);
+        int64_t small = total / 2, big = total - small;
+        pads[i] = (int)(same_upper ? small : big);      /* begin */
+        pads[i + 2] = (int)(same_upper ? big : small);  /* end */
+    }
+    return EGC_OK;
+}
+
+static egc_status need_rank(const egc_onnx_node *n, const egc_value *v, int idx, int rank,
+                            const char *why)
+{
+    if (v->shape.ndim != rank) {
+        char b[96];
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input %d '%s' has shape %s; %s", idx, v->name,
+                             egc_shape_str(&v->shape, b, sizeof b), why);
+    }
+    return EGC_OK;
+}
+
+static egc_status no_more_inputs(const egc_onnx_node *n, int n_in, int max)
+{
+    if (n_in > max)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (at most %d)", n_in, max);
+    return EGC_OK;
+}
+
+/* ---------------------------------------------------------------- per-op parameters */
+
+static egc_status lower_conv(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                             egc_node *r)
+{
+    static const char *const known[] = {"kernel_shape", "strides", "pads", "dilations", "group",
+                                        "auto_pad", NULL};
+    egc_conv_params *p = &r->p.conv;
+    EGC_TRY(egc_lower_check_attrs(n, known));
+    EGC_TRY(no_more_inputs(n, n_in, 3));
+    if (!in_value(c, vin, n_in, 0)) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input 0 (X) is missing");
+    EGC_TRY(need_const(c, n, vin, n_in, 1, "weights W", 1));
+    if (in_value(c, vin, n_in, 2)) EGC_TRY(need_const(c, n, vin, n_in, 2, "bias B", 1));
+    const egc_value *x = in_value(c, vin, n_in, 0), *w = in_value(c, vin, n_in, 1);
+    EGC_TRY(need_rank(n, w, 1, 4, "only 2-D convolution (weights [M,C/group,kh,kw]) is supported"));
+    EGC_TRY(need_rank(n, x, 0, 4, "only 2-D convolution (input [N,C,H,W]) is supported"));
+    int k[2], s[2], d[2], pads[4], was_auto;
+    const int64_t *ks;
+    int nks;
+    EGC_TRY(egc_lower_attr_ints(n, "kernel_shape", &ks, &nks));
+    if (ks && (nks != 2 || ks[0] != w->shape.d[2] || ks[1] != w->shape.d[3])) {
+        char b[96];
+        return EGC_NODE_FAIL(EGC_E_SHAPE, n, "attribute kernel_shape does not match weights %s",
+                             egc_shape_str(&w->shape, b, sizeof b));
+    }
+    if (w->shape.d[2] < 1 || w->shape.d[3] < 1 || w->shape.d[2] > EGC_LOWER_MAX_WINDOW ||
+        w->shape.d[3] > EGC_LOWER_MAX_WINDOW)
+        return EGC_NODE_FAIL(EGC_E_SHAPE, n, "bad kernel size %lldx%lld",
+                             (long long)w->shape.d[2], (long long)w->shape.d[3]);
+    k[0] = (int)w->shape.d[2];
+    k[1] = (int)w->shape.d[3];
+    EGC_TRY(attr2(n, "strides", 1, 1, EGC_LOWER_MAX_WINDOW, s));
+    EGC_TRY(attr2(n, "dilations", 1, 1, EGC_LOWER_MAX_WINDOW, d));
+    int64_t group;
+    EGC_TRY(egc_lower_attr_int(n, "group", 1, &group));
+    if (group < 1 || group > x->shape.d[1] || group > INT32_MAX)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute group=%lld is not supported",
+                             (long long)group);
+    EGC_TRY(resolve_auto_pad(n, &x->shape.d[2], k, s, d, pads, &was_auto));
+    p->kh = k[0];
+    p->kw = k[1];
+    p->sh = s[0];
+    p->sw = s[1];
+    p->dh = d[0];
+    p->dw = d[1];
+    p->pt = pads[0];
+    p->pl = pads[1];
+    p->pb = pads[2];
+    p->pr = pads[3];
+    p->group = (int)group;
+    r->op = EGC_OP_CONV;
+    r->n_in = in_value(c, vin, n_in, 2) ? 3 : 2;
+    for (int i = 0; i < r->n_in; i++) r->in[i] = vin[i];
+    return EGC_OK;
+}
+
+static egc_status lower_pool(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                             int is_max, egc_node *r)
+{
+    static const char *const kmax[] = {"kernel_shape", "strides", "pads", "dilations",
+                                       "auto_pad", "ceil_mode", "storage_order", NULL};
+    static const char *const kavg[] = {"kernel_shape", "strides", "pads", "dilations",
+                                       "auto_pad", "ceil_mode", "count_include_pad", NULL};
+    egc_pool_params *p = &r->p.pool;
+    EGC_TRY(egc_lower_check_attrs(n, is_max ? kmax : kavg));
+    EGC_TRY(no_more_inputs(n, n_in, 1));
+    const egc_value *x = in_value(c, vin, n_in, 0);
+    if (!x) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input 0 (X) is missing");
+    EGC_TRY(need_rank(n, x, 0, 4, "only 2-D pooling (input [N,C,H,W]) is supported"));
+    int k[2], s[2], d[2], pads[4], was_auto;
+    if (!egc_lower_attr(n, "kernel_shape"))
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute kernel_shape is required");
+    EGC_TRY(attr2(n, "kernel_shape", 1, 1, EGC_LOWER_MAX_WINDOW, k));
+    EGC_TRY(attr2(n, "strides", 1, 1, EGC_LOWER_MAX_WINDOW, s));
+    EGC_TRY(attr2(n, "dilations", 1, 1, EGC_LOWER_MAX_WINDOW, d));
+    int64_t ceil_mode, cip = 0, so = 0;
+    EGC_TRY(egc_lower_attr_int(n, "ceil_mode", 0, &ceil_mode));
+    if (ceil_mode != 0 && ceil_mode != 1)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute ceil_mode=%lld is not supported",
+                             (long long)ceil_mode);
+    if (is_max) {
+        EGC_TRY(egc_lower_attr_int(n, "storage_order", 0, &so));
+        if (so != 0)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
+                                 "attribute storage_order=%lld is not supported", (long long)so);
+    } else {
+        EGC_TRY(egc_lower_attr_int(n, "count_include_pad", 0, &cip));
+        if (cip != 0 && cip != 1)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
+                                 "attribute count_include_pad=%lld is not supported", (long long)cip);
+    }
+    EGC_TRY(resolve_auto_pad(n, &x->shape.d[2], k, s, d, pads, &was_auto));
+    /* With auto_pad the explicit pads give exactly ONNX's output size in floor mode. */
+    if (was_auto) ceil_mode = 0;
+    p->kh = k[0];
+    p->kw = k[1];
+    p->sh = s[0];
+    p->sw = s[1];
+    p->dh = d[0];
+    p->dw = d[1];
+    p->pt = pads[0];
+    p->pl = pads[1];
+    p->pb = pads[2];
+    p->pr = pads[3];
+    p->ceil_mode = (int)ceil_mode;
+    p->count_include_pad = (int)cip;
+    r->op = is_max ? EGC_OP_MAXPOOL : EGC_OP_AVGPOOL;
+    r->n_in = 1;
+    r->in[0] = vin[0];
+    return EGC_OK;
+}
+
+static egc_status lower_gemm(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                             egc_node *r)
+{
+    static const char *const known[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
+    egc_gemm_params *p = &r->p.gemm;
+    EGC_TRY(egc_lower_check_attrs(n, known));
+    EGC_TRY(no_more_inputs(n, n_in, 3));
+    if (!in_value(c, vin, n_in, 0)) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input 0 (A) is missing");
+    EGC_TRY(need_const(c, n, vin, n_in, 1, "B", 1));
+    if (in_value(c, vin, n_in, 2)) EGC_TRY(need_const(c, n, vin, n_in, 2, "C", 1));
+    int64_t ta, tb;
+    EGC_TRY(egc_lower_attr_float(n, "alpha", 1.0f, &p->alpha));
+    EGC_TRY(egc_lower_attr_float(n, "beta", 1.0f, &p->beta));
+    EGC_TRY(egc_lower_attr_int(n, "transA", 0, &ta));
+    EGC_TRY(egc_lower_attr_int(n, "transB", 0, &tb));
+    if ((ta != 0 && ta != 1) || (tb != 0 && tb != 1))
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute transA=%lld / transB=%lld is not "
+                             "supported", (long long)ta, (long long)tb);
+    p->trans_a = (int)ta;
+    p->trans_b = (int)tb;
+    r->op = EGC_OP_GEMM;
+    r->n_in = in_value(c, vin, n_in, 2) ? 3 : 2;
+    for (int i = 0; i < r->n_in; i++) r->in[i] = vin[i];
+    return EGC_OK;
+}
+
+static egc_status lower_clip(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                             egc_node *r)
+{
+    static const char *const k_old[] = {"min", "max", "consumed_inputs", NULL};
+    static const char *const k_new[] = {NULL};
+    egc_clip_params *p = &r->p.clip;
+    p->lo = -INFINITY;
+    p->hi = INFINITY;
+    if (c->g->opset < 11) {
+        EGC_TRY(egc_lower_check_attrs(n, k_old));
+        EGC_TRY(no_more_inputs(n, n_in, 1));
+        EGC_TRY(egc_lower_attr_float(n, "min", -INFINITY, &p->lo));
+        EGC_TRY(egc_lower_attr_float(n, "max", INFINITY, &p->hi));
+    } else {
+        EGC_TRY(egc_lower_check_attrs(n, k_new));
+        EGC_TRY(no_more_inputs(n, n_in, 3));
+        if (in_value(c, vin, n_in, 1)) EGC_TRY(const_scalar(c, n, vin, n_in, 1, "min", &p->lo));
+        if (in_value(c, vin, n_in, 2)) EGC_TRY(const_scalar(c, n, vin, n_in, 2, "max", &p->hi));
+    }
+    if (p->lo != p->lo || p->hi != p->hi)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "min / max of NaN are not supported");
+    r->op = EGC_OP_CLIP;
+    r->n_in = 1;
+    r->in[0] = vin[0];
+    return EGC_OK;
+}
+
+static egc_status lower_bn(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                           egc_node *r)
+{
+    static const char *const known[] = {"epsilon", "momentum", "training_mode", "spatial",
+                                        "is_test", "consumed_inputs", NULL};
+    EGC_TRY(egc_lower_check_attrs(n, known));
+    EGC_TRY(no_more_inputs(n, n_in, 5));
+    int64_t tm, spatial;
+    EGC_TRY(egc_lower_attr_int(n, "training_mode", 0, &tm));
+    if (tm != 0)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute training_mode=%lld is not supported "
+                             "(inference only)", (long long)tm);
+    EGC_TRY(egc_lower_attr_int(n, "spatial", 1, &spatial));
+    if (spatial != 1)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute spatial=%lld is not supported",
+                             (long long)spatial);
+    EGC_TRY(egc_lower_attr_float(n, "epsilon", 1e-5f, &r->p.bn.eps));
+    if (!(r->p.bn.eps >= 0))
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute epsilon=%g is not supported",
+                             (double)r->p.bn.eps);
+    if (!in_value(c, vin, n_in, 0)) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input 0 (X) is missing");
+    static const char *const what[] = {"X", "scale", "B", "input_mean", "input_var"};
+    for (int i = 1; i < 5; i++) EGC_TRY(need_const(c, n, vin, n_in, i, what[i], 1));
+    r->op = EGC_OP_BATCHNORM;
+    r->n_in = 5;
+    for (int i = 0; i < 5; i++) r->in[i] = vin[i];
+    return EGC_OK;
+}
+
+static egc_status lower_reshape(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                                egc_node *r)
+{
+    static const char *const k_old[] = {"shape", "consumed_inputs", NULL};
+    static const char *const k_new[] = {"allowzero", NULL};
+    egc_reshape_params *p = &r->p.reshape;
+    p->flatten_axis = -1;
+    int64_t allowzero = 0;
+    if (c->g->opset < 5) {
+        const int64_t *v;
+        int cnt = 0;
+        EGC_TRY(egc_lower_check_attrs(n, k_old));
+        EGC_TRY(no_more_inputs(n, n_in, 1));
+        EGC_TRY(egc_lower_attr_ints(n, "shape", &v, &cnt));
+        if (!v) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute shape is required");
+        if (cnt > EGC_MAX_DIMS)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "target rank %d (at most %d)", cnt,
+                                 EGC_MAX_DIMS);
+        for (int i = 0; i < cnt; i++) p->dims[i] = v[i];
+        p->n = cnt;
+    } else {
+        EGC_TRY(egc_lower_check_attrs(n, k_new));
+        EGC_TRY(no_more_inputs(n, n_in, 2));
+        EGC_TRY(egc_lower_attr_int(n, "allowzero", 0, &allowzero));
+        EGC_TRY(const_ints(c, n, vin, n_in, 1, "shape", p->dims, EGC_MAX_DIMS, &p->n));
+    }
+    if (allowzero != 0 && allowzero != 1)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute allowzero=%lld is not supported",
+                             (long long)allowzero);
+    int minus = 0, zero = 0;
+    for (int i = 0; i < p->n; i++) {
+        if (p->dims[i] < -1)
+            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "target dim %d is %lld", i, (long long)p->dims[i]);
+        minus += p->dims[i] == -1;
+        zero += p->dims[i] == 0;
+    }
+    if (minus > 1) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "more than one -1 in the target shape");
+    if (allowzero && minus && zero)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "allowzero=1 with both 0 and -1 in the target shape");
+    p->allowzero = (int)allowzero;
+    r->op = EGC_OP_RESHAPE;
+    r->n_in = 1;
+    r->in[0] = vin[0];
+    return EGC_OK;
+}
+
+static egc_status lower_flatten(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                                egc_node *r)
+{
+    static const char *const known[] = {"axis", NULL};
+    EGC_TRY(egc_lower_check_attrs(n, known));
+    EGC_TRY(no_more_inputs(n, n_in, 1));
+    const egc_value *x = in_value(c, vin, n_in, 0);
+    int64_t axis;
+    EGC_TRY(egc_lower_attr_int(n, "axis", 1, &axis));
+    int rank = x->shape.ndim;
+    if (axis < -rank || axis > rank)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute axis=%lld out of range for rank %d",
+                             (long long)axis, rank);
+    if (axis < 0) axis += rank;
+    r->p.reshape.flatten_axis = (int)axis;
+    r->p.reshape.n = 2;
+    r->op = EGC_OP_RESHAPE;
+    r->n_in = 1;
+    r->in[0] = vin[0];
+    return EGC_OK;
+}
+
+static egc_status lower_concat(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                               egc_node *r)
+{
+    static const char *const known[] = {"axis", NULL};
+    EGC_TRY(egc_lower_check_attrs(n, known));
+    if (!egc_lower_attr(n, "axis")) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute axis is required");
+    int64_t axis;
+    EGC_TRY(egc_lower_attr_int(n, "axis", 0, &axis));
+    if (n_in < 1) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has no inputs");
+    for (int i = 0; i < n_in; i++)
+        if (vin[i] < 0) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input %d is empty", i);
+    int rank = c->g->values[vin[0]].shape.ndim;
+    if (axis < -rank || axis >= rank)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute axis=%lld out of range for rank %d",
+                             (long long)axis, rank);
+    r->p.axis.axis = (int)axis;
+    r->op = EGC_OP_CONCAT;
+    r->n_in = n_in;
+    for (int i = 0; i < n_in; i++) r->in[i] = vin[i];
+    return EGC_OK;
+}
+
+static egc_status lower_softmax(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                                egc_node *r)
+{
+    static const char *const known[] = {"axis", NULL};
+    EGC_TRY(egc_lower_check_attrs(n, known));
+    EGC_TRY(no_more_inputs(n, n_in, 1));
+    int legacy = c->g->opset < 13;
+    int64_t axis;
+    EGC_TRY(egc_lower_attr_int(n, "axis", legacy ? 1 : -1, &axis));
+    int rank = c->g->values[vin[0]].shape.ndim;
+    if (axis < -rank || axis >= rank)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute axis=%lld out of range for rank %d",
+                             (long long)axis, rank);
+    r->p.axis.axis = (int)axis;
+    r->p.axis.legacy = legacy;
+    r->op = EGC_OP_SOFTMAX;
+    r->n_in = 1;
+    r->in[0] = vin[0];
+    return EGC_OK;
+}
+
+static egc_status lower_transpose(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                                  egc_node *r)
+{
+    static const char *const known[] = {"perm", NULL};
+    EGC_TRY(egc_lower_check_attrs(n, known));
+    EGC_TRY(no_more_inputs(n, n_in, 1));
+    int rank = c->g->values[vin[0]].shape.ndim, seen[EGC_MAX_DIMS] = {0};
+    const int64_t *pv;
+    int cnt = 0;
+    EGC_TRY(egc_lower_attr_ints(n, "perm", &pv, &cnt));
+    if (pv && cnt != rank)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute perm has %d entries for rank %d", cnt, rank);
+    for (int i = 0; i < rank; i++) {
+        int64_t q = pv ? pv[i] : rank - 1 - i;
+        if (q < 0 || q >= rank || seen[q])
+            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute perm is not a permutation of 0..%d",
+                                 rank - 1);
+        seen[q] = 1;
+        r->p.transpose.perm[i] = (int)q;
+    }
+    r->p.transpose.n = rank;
+    r->op = EGC_OP_TRANSPOSE;
+    r->n_in = 1;
+    r->in[0] = vin[0];
+    return EGC_OK;
+}
+
+static egc_status lower_slice(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                              egc_node *r)
+{
+    static const char *const k_old[] = {"starts", "ends", "axes", NULL};
+    static const char *const k_new[] = {NULL};
+    egc_slice_params *p = &r->p.slice;
+    int rank = c->g->values[vin[0]].shape.ndim;
+    int ns = 0, ne = 0, na = -1, nst = -1;
+    if (c->g->opset < 10) {
+        const int64_t *s, *e, *a;
+        EGC_TRY(egc_lower_check_attrs(n, k_old));
+        EGC_TRY(no_more_inputs(n, n_in, 1));
+        EGC_TRY(egc_lower_attr_ints(n, "starts", &s, &ns));
+        EGC_TRY(egc_lower_attr_ints(n, "ends", &e, &ne));
+        EGC_TRY(egc_lower_attr_ints(n, "axes", &a, &na));
+        if (!a) na = -1;
+        if (!s || !e) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attributes starts and ends are required");
+        if (ns > EGC_MAX_DIMS || ne > EGC_MAX_DIMS || na > EGC_MAX_DIMS)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "too many sliced axes");
+        for (int i = 0; i < ns; i++) p->starts[i] = s[i];
+        for (int i = 0; i < ne; i++) p->ends[i] = e[i];
+        for (int i = 0; i < na; i++) p->axes[i] = a[i];
+    } else {
+        EGC_TRY(egc_lower_check_attrs(n, k_new));
+        EGC_TRY(no_more_inputs(n, n_in, 5));
+        EGC_TRY(const_ints(c, n, vin, n_in, 1, "starts", p->starts, EGC_MAX_DIMS, &ns));
+        EGC_TRY(const_ints(c, n, vin, n_in, 2, "ends", p->ends, EGC_MAX_DIMS, &ne));
+        if (in_value(c, vin, n_in, 3))
+            EGC_TRY(const_ints(c, n, vin, n_in, 3, "axes", p->axes, EGC_MAX_DIMS, &na));
+        if (in_value(c, vin, n_in, 4))
+            EGC_TRY(const_ints(c, n, vin, n_in, 4, "steps", p->steps, EGC_MAX_DIMS, &nst));
+    }
+    if (ns != ne || (na >= 0 && na != ns) || (nst >= 0 && nst != ns))
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "starts, ends, axes and steps differ in length");
+    int seen[EGC_MAX_DIMS] = {0};
+    for (int i = 0; i < ns; i++) {
+        if (na < 0) p->axes[i] = i;
+        if (nst < 0) p->steps[i] = 1;
+        int64_t a = p->axes[i];
+        if (a < -rank || a >= rank)
+            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld out of range for rank %d", (long long)a,
+                                 rank);
+        if (a < 0) a += rank;
+        if (seen[a]) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld repeated", (long long)a);
+        seen[a] = 1;
+        p->axes[i] = a;
+        if (p->steps[i] == 0) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "step 0 on axis %lld", (long long)a);
+        /* A step beyond any dim acts like any other such step; keep arithmetic far from overflow. */
+        if (p->steps[i] > ((int64_t)1 << 40)) p->steps[i] = (int64_t)1 << 40;
+        if (p->steps[i] < -((int64_t)1 << 40)) p->steps[i] = -((int64_t)1 << 40);
+    }
+    p->n = ns;
+    r->op = EGC_OP_SLICE;
+    r->n_in = 1;
+    r->in[0] = vin[0];
+    return EGC_OK;
+}
+
+static egc_status lower_pad(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                            egc_node *r)
+{
+    static const char *const k_v1[] = {"paddings", "value", "mode", NULL};
+    static const char *const k_v2[] = {"pads", "value", "mode", NULL};
+    static const char *const k_new[] = {"mode", NULL};
+    egc_pad_params *p = &r->p.pad;
+    int rank = c->g->values[vin[0]].shape.ndim;
+    int64_t pads[2 * EGC_MAX_DIMS];
+    int np = 0;
+    const char *mode;
+    EGC_TRY(egc_lower_attr_string(n, "mode", "constant", &mode));
+    p->value = 0;
+    int64_t axes[EGC_MAX_DIMS];
+    int na = -1;
+    if (c->g->opset < 11) {
+        const char *nm = c->g->opset < 2 ? "paddings" : "pads";
+        const int64_t *v;
+        EGC_TRY(egc_lower_check_attrs(n, c->g->opset < 2 ? k_v1 : k_v2));
+        EGC_TRY(no_more_inputs(n, n_in, 1));
+        EGC_TRY(egc_lower_attr_ints(n, nm, &v, &np));
+        if (!v) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute %s is required", nm);
+        if (np > 2 * EGC_MAX_DIMS)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute %s has %d values", nm, np);
+        for (int i = 0; i < np; i++) pads[i] = v[i];
+        EGC_TRY(egc_lower_attr_float(n, "value", 0.0f, &p->value));
+    } else {
+        EGC_TRY(egc_lower_check_attrs(n, k_new));
+        EGC_TRY(no_more_inputs(n, n_in, 4));
+        EGC_TRY(const_ints(c, n, vin, n_in, 1, "pads", pads, 2 * EGC_MAX_DIMS, &np));
+        if (in_value(c, vin, n_in, 2))
+            EGC_TRY(const_scalar(c, n, vin, n_in, 2, "constant_value", &p->value));
+        if (in_value(c, vin, n_in, 3))
+            EGC_TRY(const_ints(c, n, vin, n_in, 3, "axes", axes, EGC_MAX_DIMS, &na));
+    }
+    if (strcmp(mode, "constant") == 0) p->mode = EGC_PAD_CONSTANT;
+    else if (strcmp(mode, "reflect") == 0) p->mode = EGC_PAD_REFLECT;
+    else if (strcmp(mode, "edge") == 0) p->mode = EGC_PAD_EDGE;
+    else return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute mode='%s' is not supported", mode);
+    int nax = na >= 0 ? na : rank;
+    if (np != 2 * nax)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "%d pads given for %d axes (need %d)", np, nax,
+                             2 * nax);
+    for (int i = 0; i < np; i++)
+        if (pads[i] > ((int64_t)1 << 40) || pads[i] < -((int64_t)1 << 40))
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "pad of %lld", (long long)pads[i]);
+    memset(p->pads, 0, sizeof p->pads);
+    p->n = rank;
+    if (na < 0) {
+        for (int i = 0; i < rank; i++) {
+            p->pads[i] = pads[i];
+            p->pads[rank + i] = pads[rank + i];
+        }
+    } else {
+        int seen[EGC_MAX_DIMS] = {0};
+        for (int i = 0; i < na; i++) {
+            int64_t a = axes[i];
+            if (a < -rank || a >= rank)
+                return EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld out of range for rank %d",
+                                     (long long)a, rank);
+            if (a < 0) a += rank;
+            if (seen[a]) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld repeated", (long long)a);
+            seen[a] = 1;
+            p->pads[a] = pads[i];
+            p->pads[rank + a] = pads[na + i];
+        }
+    }
+    r->op = EGC_OP_PAD;
+    r->n_in = 1;
+    r->in[0] = vin[0];
+    return EGC_OK;
+}
+
+static egc_status lower_plain(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                              egc_op op, int arity, egc_node *r)
+{
+    static const char *const k_none[] = {NULL};
+    static const char *const k_legacy[] = {"consumed_inputs", NULL};
+    static const char *const k_bcast[] = {"broadcast", "consumed_inputs", NULL};
+    int binary = arity == 2 && op != EGC_OP_MATMUL;
+    EGC_TRY(egc_lower_check_attrs(n, binary ? k_bcast : (op == EGC_OP_MATMUL || op == EGC_OP_GAP)
+                                                        ? k_none : k_legacy));
+    if (n_in != arity)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected %d)", n_in, arity);
+    for (int i = 0; i < arity; i++)
+        if (vin[i] < 0) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input %d is empty", i);
+    r->op = op;
+    r->n_in = arity;
+    for (int i = 0; i < arity; i++) r->in[i] = vin[i];
+    (void)c;
+    return EGC_OK;
+}
+
+typedef struct rt_entry {
+    const char *onnx;
+    egc_op op;
+} rt_entry;
+
+static const rt_entry k_runtime[] = {
+    {"Conv", EGC_OP_CONV},       {"Gemm", EGC_OP_GEMM},
+    {"MatMul", EGC_OP_MATMUL},   {"Relu", EGC_OP_RELU},
+    {"Clip", EGC_OP_CLIP},       {"Sigmoid", EGC_OP_SIGMOID},
+    {"Add", EGC_OP_ADD},         {"Sub", EGC_OP_SUB},
+    {"Mul", EGC_OP_MUL},         {"Div", EGC_OP_DIV},
+    {"MaxPool", EGC_OP_MAXPOOL}, {"AveragePool", EGC_OP_AVGPOOL},
+    {"GlobalAveragePool", EGC_OP_GAP}, {"BatchNormalization", EGC_OP_BATCHNORM},
+    {"Reshape", EGC_OP_RESHAPE}, {"Flatten", EGC_OP_RESHAPE},
+    {"Concat", EGC_OP_CONCAT},   {"Slice", EGC_OP_SLICE},
+    {"Pad", EGC_OP_PAD},         {"Softmax", EGC_OP_SOFTMAX},
+    {"Transpose", EGC_OP_TRANSPOSE},
+};
+
+static const rt_entry *runtime_op(const char *op_type)
+{
+    for (size_t i = 0; i < EGC_COUNT(k_runtime); i++)
+        if (strcmp(k_runtime[i].onnx, op_type) == 0) return &k_runtime[i];
+    return NULL;
+}
+
+/* Maps an ONNX node to a runtime node (op, params, inputs), without its output. */
+static egc_status lower_params(lctx *c, const egc_onnx_node *n, const rt_entry *e, const int *vin,
+                               int n_in, egc_node *r)
+{
+    if (n_in < 1 || vin[0] < 0) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input 0 is missing");
+    const char *t = n->op_type;
+    switch (e->op) {
+    case EGC_OP_CONV: return lower_conv(c, n, vin, n_in, r);
+    case EGC_OP_GEMM: return lower_gemm(c, n, vin, n_in, r);
+    case EGC_OP_CLIP: return lower_clip(c, n, vin, n_in, r);
+    case EGC_OP_MAXPOOL: return lower_pool(c, n, vin, n_in, 1, r);
+    case EGC_OP_AVGPOOL: return lower_pool(c, n, vin, n_in, 0, r);
+    case EGC_OP_BATCHNORM: return lower_bn(c, n, vin, n_in, r);
+    case EGC_OP_RESHAPE:
+        return strcmp(t, "Flatten") == 0 ? lower_flatten(c, n, vin, n_in, r)
+                                         : lower_reshape(c, n, vin, n_in, r);
+    case EGC_OP_CONCAT: return lower_concat(c, n, vin, n_in, r);
+    case EGC_OP_SLICE: return lower_slice(c, n, vin, n_in, r);
+    case EGC_OP_PAD: return lower_pad(c, n, vin, n_in, r);
+    case EGC_OP_SOFTMAX: return lower_softmax(c, n, vin, n_in, r);
+    case EGC_OP_TRANSPOSE: return lower_transpose(c, n, vin, n_in, r);
+    case EGC_OP_MATMUL:
+    case EGC_OP_ADD:
+    case EGC_OP_SUB:
+    case EGC_OP_MUL:
+    case EGC_OP_DIV: return lower_plain(c, n, vin, n_in, e->op, 2, r);
+    case EGC_OP_RELU:
+    case EGC_OP_SIGMOID:
+    case EGC_OP_GAP: return lower_plain(c, n, vin, n_in, e->op, 1, r);
+    default: break;
+    }
+    return EGC_NODE_FAIL(EGC_E_INTERNAL, n, "no lowering for this op");
+}
+
+/* ---------------------------------------------------------------- nodes */
+
+/* Marks the extra outputs (index >= first) of n as values nobody may use. */
+static egc_status poison_outputs(lctx *c, const egc_onnx_node *n, int first)
+{
+    for (int o = first; o < n->n_outputs; o++) {
+        const char *nm = n->outputs[o];
+        if (!nm || !*nm) continue;
+        int id = -1;
+        EGC_TRY(new_value(c, nm, &id));
+        c->poison[id] = n;
+    }
+    return EGC_OK;
+}
+
+static egc_status single_output(const egc_onnx_node *n)
+{
+    if (n->n_outputs < 1 || !n->outputs[0] || !*n->outputs[0])
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has no output");
+    for (int o = 1; o < n->n_outputs; o++)
+        if (n->outputs[o] && *n->outputs[o])
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "output %d '%s' is not supported (only one "
+                                 "output)", o, n->outputs[o]);
+    return EGC_OK;
+}
+
+static egc_status add_node(lctx *c, const egc_onnx_node *n, egc_node *r, int *out_id)
+{
+    egc_graph *g = c->g;
+    if (g->n_nodes == c->cap_nodes) {
+        int cap = c->cap_nodes ? c->cap_nodes * 2 : 128;
+        EGC_TRY(egc_realloc((void **)&g->nodes, (size_t)cap, sizeof *g->nodes, "graph nodes"));
+        c->cap_nodes = cap;
+    }
+    const egc_shape *ins[EGC_NODE_MAX_IN];
+    for (int i = 0; i < r->n_in; i++) ins[i] = r->in[i] >= 0 ? &g->values[r->in[i]].shape : NULL;
+    for (int i = 0; i < r->n_in; i++) {
+        const egc_value *v = r->in[i] >= 0 ? &g->values[r->in[i]] : NULL;
+        if (v && v->is_const && !v->is_float)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input %d '%s' is an integer tensor; "
+                                 "runtime ops take float tensors", i, v->name);
+    }
+    egc_shape os;
+    r->name = n->name; /* borrowed for messages until the node is stored */
+    EGC_TRY(egc_node_infer(g, r, ins, c->batch, &os));
+    r->name = NULL;
+    int id = -1;
+    EGC_TRY(new_value(c, n->outputs[0], &id));
+    g->values[id].shape = os;
+    g->values[id].producer = g->n_nodes;
+    r->out = id;
+    EGC_TRY(egc_strdup(&r->name, n->name && *n->name ? n->name : n->op_type));
+    g->nodes[g->n_nodes++] = *r;
+    *out_id = id;
+    return EGC_OK;
+}
+
+/* A runtime op whose inputs are all float constants: lower it, then run the CPU reference
+ * op once and keep the result as a constant. */
+static egc_status fold_runtime(lctx *c, const egc_onnx_node *n, const rt_entry *e, const int *vin,
+                               int n_in)
+{
+    egc_graph *g = c->g;
+    egc_node r;
+    memset(&r, 0, sizeof r);
+    for (int i = 0; i < EGC_NODE_MAX_IN; i++) r.in[i] = -1;
+    EGC_TRY(lower_params(c, n, e, vin, n_in, &r));
+    const egc_shape *ins[EGC_NODE_MAX_IN];
+    egc_view views[EGC_NODE_MAX_IN];
+    for (int i = 0; i < r.n_in; i++) {
+        const egc_value *v = r.in[i] >= 0 ? &g->values[r.in[i]] : NULL;
+        if (v && !v->is_float)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input %d '%s' is an integer tensor; "
+                                 "this op takes float tensors", i, v->name);
+        ins[i] = v ? &v->shape : NULL;
+        views[i].ptr = v ? v->f32 : NULL;
+        if (v) views[i].shape = v->shape;
+        else memset(&views[i].shape, 0, sizeof views[i].shape);
+    }
+    r.name = n->name;
+    egc_onnx_tensor t;
+    egc_shape os;
+    EGC_TRY(egc_node_infer(g, &r, ins, c->batch, &os));
+    if (egc_shape_numel(&os) > EGC_FOLD_MAX_NUMEL)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "constant result too large to fold");
+    memset(&t, 0, sizeof t);
+    t.shape = os;
+    t.numel = egc_shape_numel(&os);
+    t.is_float = 1;
+    EGC_TRY(egc_calloc((void **)&t.f32, (size_t)(t.numel ? t.numel : 1), sizeof(float), "folded constant"));
+    egc_view ov = {t.f32, os};
+    egc_status st = egc_cpu_forward(g, &r, views, &ov);
+    int id = -1;
+    if (st == EGC_OK) st = new_value(c, n->outputs[0], &id);
+    if (st != EGC_OK) {
+        egc_fold_free(&t);
+        return egc_error_trace(st, "fold_runtime", __FILE__, __LINE__);
+    }
+    return take_tensor(c, id, &t);
+}
+
+static egc_status lower_node(lctx *c, const egc_onnx_node *n)
+{
+    egc_graph *g = c->g;
+    if (!n->op_type || !*n->op_type)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "node has no op_type");
+    if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx") != 0)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "operator domain '%s' is not supported",
+                             n->domain);
+    int n_in = n->n_inputs;
+    if (n_in > EGC_NODE_MAX_IN)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "has %d inputs (at most %d)", n_in,
+                             EGC_NODE_MAX_IN);
+    /* Trailing omitted inputs are as good as absent. */
+    while (n_in > 0 && (!n->inputs[n_in - 1] || !*n->inputs[n_in - 1])) n_in--;
+    int vin[EGC_NODE_MAX_IN];
+    int all_const = 1;
+    for (int i = 0; i < n_in; i++) {
+        const char *nm = n->inputs[i];
+        vin[i] = -1;
+        if (!nm || !*nm) continue;
+        int v = nmap_get(&c->names, nm);
+        if (v < 0)
+            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input '%s' is not defined", nm);
+        if (c->poison[v])
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "uses '%s', output of node '%s' (%s) that "
+                                 "egcam does not compute (Dropout mask, MaxPool indices and "
+                                 "BatchNormalization statistics are not supported)",
+                                 nm, nname(c->poison[v]), c->poison[v]->op_type);
+        vin[i] = v;
+        if (!g->values[v].is_const) all_const = 0;
+    }
+    if (n->n_outputs < 1 || !n->outputs[0] || !*n->outputs[0])
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has no output");
+    const char *op = n->op_type;
+
+    /* Identity and Dropout (inference) pass their input through: alias the name. */
+    int is_dropout = strcmp(op, "Dropout") == 0;
+    if (strcmp(op, "Identity") == 0 || is_dropout) {
+        static const char *const k_drop[] = {"ratio", "seed", "is_test", "consumed_inputs", NULL};
+        static const char *const k_id[] = {NULL};
+        EGC_TRY(egc_lower_check_attrs(n, is_dropout ? k_drop : k_id));
+        if (n_in < 1 || vin[0] < 0) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input 0 is missing");
+        if (is_dropout) {
+            int64_t is_test;
+            EGC_TRY(egc_lower_attr_int(n, "is_test", 1, &is_test));
+            if (c->g->opset < 7 && is_test == 0)
+                return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute is_test=0 is not supported "
+                                     "(inference only)");
+            if (n_in > 3) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (at most 3)", n_in);
+            if (n_in > 2 && vin[2] >= 0) {
+                const egc_value *tm = &g->values[vin[2]];
+                if (!tm->is_const)
+                    return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input 2 '%s' (training_mode) must "
+                                         "be a constant", tm->name);
+                if (egc_shape_numel(&tm->shape) != 1 ||
+                    (tm->is_float ? tm->f32[0] != 0.0f : tm->i64[0] != 0))
+                    return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "training_mode other than false is "
+                                         "not supported (inference only)");
+            }
+            EGC_TRY(poison_outputs(c, n, 1));
+        } else {
+            EGC_TRY(single_output(n));
+            if (n_in != 1) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
+        }
+        if (nmap_get(&c->names, n->outputs[0]) >= 0)
+            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "output '%s' is defined twice", n->outputs[0]);
+        return nmap_put(&c->names, n->outputs[0], vin[0]);
+    }
+
+    /* Shape of an activation: its shape is known at the declared batch. The result is
+     * folded with that batch (1 when symbolic); a Reshape fed by it follows the run's batch
+     * through the Reshape batch rule (infer.c). */
+    if (strcmp(op, "Shape") == 0 && n_in == 1 && vin[0] >= 0 && !all_const) {
+        static const char *const known[] = {"start", "end", NULL};
+        EGC_TRY(egc_lower_check_attrs(n, known));
+        EGC_TRY(single_output(n));
+        egc_onnx_tensor t;
+        int id = -1;
+        EGC_TRY(egc_fold_shape(n, &g->values[vin[0]].shape, &t));
+        egc_status st = new_value(c, n->outputs[0], &id);
+        if (st != EGC_OK) {
+            egc_fold_free(&t);
+            return st;
+        }
+        return take_tensor(c, id, &t);
+    }
+
+    /* Cast of an activation to float is a no-op (activations are float32). */
+    if (strcmp(op, "Cast") == 0 && !all_const) {
+        static const char *const known[] = {"to", "saturate", NULL};
+        int64_t to;
+        EGC_TRY(egc_lower_check_attrs(n, known));
+        EGC_TRY(egc_lower_attr_int(n, "to", 0, &to));
+        EGC_TRY(single_output(n));
+        if (to != EGC_DT_FLOAT)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute to=%lld on a value computed at "
+                                 "run time is not supported (only to=FLOAT)", (long long)to);
+        if (n_in != 1 || vin[0] < 0) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "needs one input");
+        if (nmap_get(&c->names, n->outputs[0]) >= 0)
+            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "output '%s' is defined twice", n->outputs[0]);
+        return nmap_put(&c->names, n->outputs[0], vin[0]);
+    }
+
+    const rt_entry *e = runtime_op(op);
+    if (all_const) {
+        egc_onnx_tensor views[EGC_NODE_MAX_IN];
+        const egc_onnx_tensor *ins[EGC_NODE_MAX_IN];
+        for (int i = 0; i < n_in; i++) {
+            ins[i] = NULL;
+            if (vin[i] >= 0) {
+                value_view(&g->values[vin[i]], &views[i]);
+                ins[i] = &views[i];
+            }
+        }
+        egc_onnx_tensor t;
+        int handled;
+        EGC_TRY(egc_fold_node(n, g->opset, ins, n_in, &t, &handled));
+        if (handled) {
+            int id = -1;
+            egc_status st = single_output(n);
+            if (st == EGC_OK) st = new_value(c, n->outputs[0], &id);
+            if (st != EGC_OK) {
+                egc_fold_free(&t);
+                return st;
+            }
+            return take_tensor(c, id, &t);
+        }
+        if (e) {
+            EGC_TRY(single_output(n));
+            return fold_runtime(c, n, e, vin, n_in);
+        }
+    }
+    if (!e) {
+        /* Known to the folder but fed by an activation? Say so. */
+        int foldable = 0;
+        static const char *const shape_ops[] = {"Gather", "Unsqueeze", "Squeeze", "Shape", "Size",
+                                                "ConstantOfShape", "Range", "Expand", "Where",
+                                                "Equal", "Cast", "Neg", "Sqrt", "Pow", "Floor",
+                                                "Ceil", "Exp", "Log", NULL};
+        for (int i = 0; shape_ops[i]; i++)
+            if (strcmp(shape_ops[i], op) == 0) foldable = 1;
+        if (foldable) {
+            const char *rt = "?";
+            for (int i = 0; i < n_in; i++)
+                if (vin[i] >= 0 && !g->values[vin[i]].is_const) {
+                    rt = g->values[vin[i]].name;
+                    break;
+                }
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
+                                 "operator %s on a value computed at run time ('%s') is not "
+                                 "supported (egcam evaluates it only on constants)", op, rt);
+        }
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "operator %s is not supported", op);
+    }
+
+    egc_node r;
+    memset(&r, 0, sizeof r);
+    for (int i = 0; i < EGC_NODE_MAX_IN; i++) r.in[i] = -1;
+    EGC_TRY(lower_params(c, n, e, vin, n_in, &r));
+    if (e->op == EGC_OP_BATCHNORM || e->op == EGC_OP_MAXPOOL) {
+        EGC_TRY(poison_outputs(c, n, 1));
+    } else {
+        EGC_TRY(single_output(n));
+    }
+    int id = -1;
+    EGC_TRY(add_node(c, n, &r, &id));
+    return EGC_OK;
+}
+
+/* ---------------------------------------------------------------- graph passes */
+
+/* Folds BatchNormalization nodes fed by a Conv used by nothing else into that Conv.
+ * removed[i] is set for folded BN nodes. */
+static egc_status fold_batchnorm(lctx *c, int *removed)
+{
+    egc_graph *g = c->g;
+    int *uses = NULL;
+    egc_status st = EGC_OK;
+    EGC_TRY(egc_calloc((void **)&uses, (size_t)g->n_values + 1, sizeof *uses, "use counts"));
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            if (g->nodes[i].in[k] >= 0) uses[g->nodes[i].in[k]]++;
+    if (g->output >= 0) uses[g->output]++;
+    for (int i = 0; i < g->n_nodes; i++) {
+        egc_node *bn = &g->nodes[i];
+        if (bn->op != EGC_OP_BATCHNORM) continue;
+        int x = bn->in[0];
+        int pi = g->values[x].producer;
+        if (pi < 0 || removed[pi] || g->nodes[pi].op != EGC_OP_CONV || uses[x] != 1) continue;
+        egc_node *cv = &g->nodes[pi];
+        const egc_value *w = &g->values[cv->in[1]];
+        const egc_value *b = cv->n_in > 2 && cv->in[2] >= 0 ? &g->values[cv->in[2]] : NULL;
+        const float *scale = g->values[bn->in[1]].f32, *beta = g->values[bn->in[2]].f32;
+        const float *mean = g->values[bn->in[3]].f32, *var = g->values[bn->in[4]].f32;
+        int64_t m = w->shape.d[0], per = egc_shape_numel(&w->shape) / (m ? m : 1);
+        egc_onnx_tensor nw, nb;
+        memset(&nw, 0, sizeof nw);
+        memset(&nb, 0, sizeof nb);
+        EGC_TRYG(st, egc_malloc((void **)&nw.f32, (size_t)(m * per > 0 ? m * per : 1), sizeof(float),
+                                "folded weights"), done);
+        nw.shape = w->shape;
+        nw.numel = m * per;
+        nw.is_float = 1;
+        st = egc_malloc((void **)&nb.f32, (size_t)(m ? m : 1), sizeof(float), "folded bias");
+        if (st != EGC_OK) {
+            free(nw.f32);
+            goto done;
+        }
+        nb.shape.ndim = 1;
+        nb.shape.d[0] = m;
+        nb.numel = m;
+        nb.is_float = 1;
+        for (int64_t o = 0; o < m; o++) {
+            double k = (double)scale[o] / sqrt((double)var[o] + (double)bn->p.bn.eps);
+            for (int64_t j = 0; j < per; j++)
+                nw.f32[o * per + j] = (float)((double)w->f32[o * per + j] * k);
+            double b0 = b ? (double)b->f32[o] : 0.0;
+            nb.f32[o] = (float)((b0 - (double)mean[o]) * k + (double)beta[o]);
+        }
+        int wid = -1, bid = -1;
+        st = new_unique_value(c, bn->name, "/bn_folded_weight", &wid);
+        if (st == EGC_OK) st = take_tensor(c, wid, &nw);
+        else egc_fold_free(&nw);
+        if (st == EGC_OK) st = new_unique_value(c, bn->name, "/bn_folded_bias", &bid);
+        if (st == EGC_OK) st = take_tensor(c, bid, &nb);
+        else egc_fold_free(&nb);
+        if (st != EGC_OK) goto done;
+        cv = &g->nodes[pi];
+        bn = &g->nodes[i];
+        cv->in[1] = wid;
+        cv->in[2] = bid;
+        cv->n_in = 3;
+        g->values[x].producer = -1;
+        cv->out = bn->out;
+        g->values[bn->out].producer = pi;
+        removed[i] = 1;
+    }
+done:
+    free(uses);
+    return st;
+}
+
+/* Drops removed nodes and nodes the output does not depend on; renumbers producers. */
+static egc_status compact(lctx *c, int *removed)
+{
+    egc_graph *g = c->g;
+    char *need = NULL;
+    EGC_TRY(egc_calloc((void **)&need, (size_t)g->n_values + 1, 1, "live values"));
+    need[g->output] = 1;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        const egc_node *n = &g->nodes[i];
+        if (removed[i] || !need[n->out]) {
+            removed[i] = 1;
+            continue;
+        }
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0) need[n->in[k]] = 1;
+    }
+    free(need);
+    for (int v = 0; v < g->n_values; v++) g->values[v].producer = -1;
+    int j = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (removed[i]) {
+            free(g->nodes[i].name);
+            continue;
+        }
+        g->nodes[j] = g->nodes[i];
+        g->values[g->nodes[j].out].producer = j;
+        j++;
+    }
+    g->n_nodes = j;
+    return EGC_OK;
+}
+
+/* ---------------------------------------------------------------- entry */
+
+static egc_status pick_input(lctx *c)
+{
+    const egc_onnx_model *m = c->m;
+    egc_graph *g = c->g;
+    int found = -1, count = 0;
+    char names[512];
+    size_t len = 0;
+    names[0] = '\0';
+    for (int i = 0; i < m->n_inputs; i++) {
+        const char *nm = m->inputs[i].name;
+        if (!nm || !*nm) return EGC_FAIL(EGC_E_FORMAT, "graph input %d has no name", i);
+        if (nmap_get(&c->names, nm) >= 0) continue; /* initializer or bound constant */
+        if (found < 0) found = i;
+        int w = snprintf(names + len, sizeof names - len, "%s'%s'", count ? ", " : "", nm);
+        if (w > 0 && (size_t)w < sizeof names - len) len += (size_t)w;
+        count++;
+    }
+    if (count == 0)
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "the model has no runtime input: every graph input is an "
+                        "initializer or bound to a constant");
+    if (count > 1)
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "the model has %d runtime inputs (%s); egcam needs exactly "
+                        "one (bind the others to constants)", count, names);
+    const egc_onnx_valueinfo *vi = &m->inputs[found];
+    if (vi->elem_type != EGC_DT_FLOAT)
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "input '%s' has element type %d; egcam needs float32",
+                        vi->name, vi->elem_type);
+    if (!vi->has_shape || vi->shape.ndim < 1 || vi->shape.ndim > EGC_MAX_DIMS)
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "input '%s' has no usable shape (rank %d)", vi->name,
+                        vi->has_shape ? vi->shape.ndim : -1);
+    egc_shape s = vi->shape;
+    egc_shape chk = s;
+    if (chk.d[0] < 0) chk.d[0] = 1;
+    for (int i = 1; i < s.ndim; i++)
+        if (chk.d[i] < 0) chk.d[i] = 1;
+    if (!egc_lower_shape_sane(&chk))
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "input '%s' has a shape too large to handle", vi->name);
+    if (s.d[0] < 0) {
+        g->declared_batch = -1;
+        s.d[0] = 1;
+    } else if (s.d[0] == 0) {
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "input '%s' declares batch size 0", vi->name);
+    } else {
+        g->declared_batch = s.d[0];
+    }
+    for (int i = 1; i < s.ndim; i++)
+        if (s.d[i] < 1) {
+            char b[96];
+            return EGC_FAIL(EGC_E_UNSUPPORTED, "input '%s' has shape %s: dim %d is symbolic or "
+                            "empty; egcam needs fixed sizes after the batch dim", vi->name,
+                            egc_shape_str(&vi->shape, b, sizeof b), i);
+        }
+    c->batch = s.d[0];
+    int id = -1;
+    EGC_TRY(new_value(c, vi->name, &id));
+    g->values[id].shape = s;
+    g->input = id;
+    return EGC_OK;
+}
+
+static egc_status lower_all(lctx *c, const char *const *cnames, const egc_onnx_tensor *cvals,
+                            int n_const)
+{
+    const egc_onnx_model *m = c->m;
+    egc_graph *g = c->g;
+    int *order = NULL, *removed = NULL;
+    egc_status st = EGC_OK;
+    g->opset = m->opset;
+    if (m->opset < 1)
+        return EGC_FAIL(EGC_E_FORMAT, "the model imports no opset of the default ONNX domain");
+    if (n_const < 0 || (n_const > 0 && (!cnames || !cvals)))
+        return EGC_FAIL(EGC_E_ARG, "bad constant input list");
+    for (int i = 0; i < n_const; i++) {
+        int is_input = 0, id;
+        if (!cnames[i]) return EGC_FAIL(EGC_E_ARG, "constant input %d has no name", i);
+        for (int k = 0; k < m->n_inputs; k++)
+            if (m->inputs[k].name && strcmp(m->inputs[k].name, cnames[i]) == 0) is_input = 1;
+        if (!is_input)
+            return EGC_FAIL(EGC_E_ARG, "constant input '%s' is not a graph input", cnames[i]);
+        EGC_TRY(add_const(c, cnames[i], &cvals[i], &id));
+    }
+    for (int i = 0; i < m->n_inits; i++) {
+        const egc_onnx_tensor *t = &m->inits[i];
+        int id = -1;
+        if (!t->name || !*t->name) return EGC_FAIL(EGC_E_FORMAT, "initializer %d has no name", i);
+        int prev = nmap_get(&c->names, t->name);
+        if (prev >= 0) {
+            int bound = 0;
+            for (int k = 0; k < n_const; k++)
+                if (strcmp(cnames[k], t->name) == 0) bound = 1;
+            if (bound) continue; /* a bound input overrides the initializer's default */
+            return EGC_FAIL(EGC_E_FORMAT, "initializer '%s' is given twice", t->name);
+        }
+        if (t->numel != egc_shape_numel(&t->shape) || (t->numel > 0 && (t->is_float ? !t->f32 : !t->i64)))
+            return EGC_FAIL(EGC_E_FORMAT, "initializer '%s': data does not match its shape", t->name);
+        EGC_TRY(add_const(c, t->name, t, &id));
+    }
+    EGC_TRY(pick_input(c));
+    if (m->n_nodes < 0) return EGC_FAIL(EGC_E_FORMAT, "negative node count");
+    EGC_TRY(egc_malloc((void **)&order, (size_t)m->n_nodes + 1, sizeof *order, "node order"));
+    EGC_TRYG(st, sort_nodes(c, order), done);
+    for (int i = 0; i < m->n_nodes; i++) EGC_TRYG(st, lower_node(c, &m->nodes[order[i]]), done);
+
+    /* Only graph output 0 is used: egcam explains one classifier output. */
+    if (m->n_outputs < 1 || !m->outputs[0].name)
+        EGC_TRYG(st, EGC_FAIL(EGC_E_FORMAT, "the model has no graph output"), done);
+    {
+        const char *on = m->outputs[0].name;
+        int v = nmap_get(&c->names, on);
+        if (v < 0) {
+            st = EGC_FAIL(EGC_E_FORMAT, "graph output '%s' is not produced by any node", on);
+            goto done;
+        }
+        if (c->poison[v]) {
+            st = EGC_FAIL(EGC_E_UNSUPPORTED, "graph output '%s' is an extra output of node '%s' (%s), "
+                          "which egcam does not compute", on, nname(c->poison[v]),
+                          c->poison[v]->op_type);
+            goto done;
+        }
+        if (g->values[v].is_const) {
+            st = EGC_FAIL(EGC_E_UNSUPPORTED, "graph output '%s' is a constant: it does not depend "
+                          "on the input", on);
+            goto done;
+        }
+        if (v == g->input) {
+            st = EGC_FAIL(EGC_E_UNSUPPORTED, "graph output '%s' is the input itself: nothing to "
+                          "compute", on);
+            goto done;
+        }
+        g->output = v;
+    }
+    EGC_TRYG(st, egc_calloc((void **)&removed, (size_t)g->n_nodes + 1, sizeof *removed, "nodes"), done);
+    EGC_TRYG(st, fold_batchnorm(c, removed), done);
+    EGC_TRYG(st, compact(c, removed), done);
+done:
+    free(order);
+    free(removed);
+    return st;
+}
+
+egc_status egc_lower(const egc_onnx_model *m, const char *what,
+                     const char *const *const_inputs_names, const egc_onnx_tensor *const_inputs,
+                     int n_const_inputs, egc_graph *out)
+{
+    if (!out) return EGC_FAIL(EGC_E_ARG, "egc_lower: out is NULL");
+    memset(out, 0, sizeof *out);
+    out->input = out->output = -1;
+    if (!what) what = "model";
+    if (!m) return EGC_FAIL(EGC_E_ARG, "%s: no model", what);
+    lctx c;
+    memset(&c, 0, sizeof c);
+    c.m = m;
+    c.g = out;
+    egc_status st = lower_all(&c, const_inputs_names, const_inputs, n_const_inputs);
+    nmap_free(&c.names);
+    free(c.poison);
+    if (st != EGC_OK) {
+        egc_graph_clear(out);
+        return egc_error_prefix(st, "%s: ", what);
+    }
+    return EGC_OK;
+}

@@ -1,0 +1,148 @@
+/* egcam/explain.h: saliency maps of the Grad-CAM family (the definitions are in METHODS.md).
+ *
+ * An explainer binds a model, a device, a target layer and one method with its options; it
+ * reserves all its memory (one session of `batch` rows, the per-image buffers, the reference
+ * images and, for aggregation B, their activations) when it is created, then explains any
+ * number of images. Images and samples of a run go through the model together in chunks of
+ * `batch` rows; the maps do not depend on the batch size, the chunking or the position of
+ * an image in a batch: every random draw is keyed by (seed, image id, sample index).
+ *
+ * Sampled methods (smooth-gradcam, integrated-gradcam, expected-*): for sample s of image x
+ *   z_s = x'_s + a_s (x - x'_s) + e_s,  x'_s from the baseline set, a_s ~ U(0,1) or s/S,
+ *   e_s ~ N(0, (rho (max x - min x))^2)
+ * and the gradients G_s at the target layer are combined by aggregation A, B or C. The
+ * random draws are specified bit for bit in csrc/core/philox.h.
+ *
+ * Sample plan file (optional, replaces the random draws of baseline index and alpha, and
+ * the sample count): a CSV text file, one row per sample in order (sample index 0, 1, ...):
+ *     baseline,alpha,noise_seed
+ *     0,0.25,0
+ *     2,0.5,17
+ * The first non-comment line must be that header; lines starting with '#' and empty lines
+ * are skipped. baseline is the index of the reference image (0 for the single-image sets
+ * black, blur and self), alpha the interpolation coefficient (a decimal number, used as a
+ * float), noise_seed an unsigned 64-bit integer: the noise of that sample is drawn with the
+ * Philox key (noise_seed, image id, sample index) instead of (seed, image id, sample index),
+ * so another tool can reproduce it from the definitions in philox.h. At most 65536 rows. */
+#ifndef EGCAM_EXPLAIN_H
+#define EGCAM_EXPLAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "egcam/image.h"
+#include "egcam/model.h"
+#include "egcam/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum egc_method {
+    EGC_METHOD_GRADCAM = 0,
+    EGC_METHOD_GRADCAMPP,
+    EGC_METHOD_XGRADCAM,
+    EGC_METHOD_HIRESCAM,
+    EGC_METHOD_LAYERCAM,
+    EGC_METHOD_SCORECAM,
+    EGC_METHOD_SMOOTH_GRADCAM,      /* expected-gradcam with baselines self, combine A */
+    EGC_METHOD_INTEGRATED_GRADCAM,  /* baselines black, alpha grid, noise 0, combine C */
+    EGC_METHOD_EXPECTED_GRADCAM,    /* combine A, B or C */
+    EGC_METHOD_EXPECTED_GRADCAMPP,  /* the expected gradient (combine A) in Grad-CAM++ */
+    EGC_METHOD_EXPECTED_XGRADCAM,   /* ... in XGrad-CAM */
+    EGC_METHOD_EXPECTED_HIRESCAM,   /* ... in HiResCAM */
+    EGC_METHOD_EXPECTED_LAYERCAM,   /* ... in LayerCAM */
+    EGC_METHOD_COUNT
+} egc_method;
+
+typedef enum egc_score { EGC_SCORE_LOGIT = 0, EGC_SCORE_SOFTMAX = 1 } egc_score;
+
+typedef enum egc_baselines {
+    EGC_BASELINES_BLACK = 0, /* one image: the normalised value of black pixels */
+    EGC_BASELINES_BLUR,      /* one image per input: 11x11 Gaussian (sigma 5) of the input */
+    EGC_BASELINES_UNIFORM,   /* uniform_count images of U{0..255} pixels, drawn from the seed */
+    EGC_BASELINES_SELF,      /* one image per input: the input itself (SmoothGrad) */
+    EGC_BASELINES_FILE       /* the R images of baseline_file, a (R,3,H,W) float32 .npy */
+} egc_baselines;
+
+typedef enum egc_alpha { EGC_ALPHA_UNIFORM = 0, EGC_ALPHA_GRID = 1 } egc_alpha;
+typedef enum egc_combine { EGC_COMBINE_A = 0, EGC_COMBINE_B = 1, EGC_COMBINE_C = 2 } egc_combine;
+
+typedef struct egc_explain_options {
+    egc_method method;
+    const char *layer;          /* target layer (tensor or node name), NULL or "auto" */
+    egc_preset preset;          /* how inputs were normalised: defines the black and uniform
+                                   baselines */
+    egc_score score;            /* y_c: the logit or the softmax probability (Score-CAM
+                                   always uses the softmax probability, as it defines) */
+    int samples;                /* S >= 1 (sampled methods; ignored with a plan) */
+    egc_baselines baselines;
+    const char *baseline_file;  /* for EGC_BASELINES_FILE */
+    int uniform_count;          /* size of the uniform reference set (>= 1) */
+    float noise;                /* rho >= 0 */
+    egc_alpha alpha;
+    egc_combine combine;
+    uint64_t seed;
+    int batch;                  /* rows (images x samples) per pass through the model */
+    const char *plan_file;      /* optional sample plan (see above), NULL for none */
+} egc_explain_options;
+
+/* Defaults: Grad-CAM, layer auto, preset torchvision, score logit, 32 samples, baselines
+ * black, 16 uniform images, noise 0.15, alpha uniform, combine A, seed 0, batch 32, no plan. */
+void egc_explain_options_default(egc_explain_options *o);
+
+/* "gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "scorecam", "smooth-gradcam",
+ * "integrated-gradcam", "expected-gradcam", "expected-gradcampp", "expected-xgradcam",
+ * "expected-hirescam", "expected-layercam". */
+EGC_NODISCARD egc_status egc_method_parse(const char *name, egc_method *out);
+const char *egc_method_name(egc_method m);
+/* Non-zero for the methods that draw samples (smooth-, integrated-, expected-*). */
+int egc_method_is_sampled(egc_method m);
+const char *egc_score_name(egc_score s);        /* "logit", "softmax" */
+const char *egc_baselines_name(egc_baselines b); /* "black", "blur", "uniform", "self", "file" */
+const char *egc_alpha_name(egc_alpha a);        /* "uniform", "grid" */
+const char *egc_combine_name(egc_combine c);    /* "A", "B", "C" */
+
+typedef struct egc_explainer egc_explainer;
+
+/* Result for one image. raw and map are caller buffers (either may be NULL to skip it):
+ * raw holds h*w floats, map H*W floats (sizes from egc_explainer_geometry). */
+typedef struct egc_cam_result {
+    int cls;            /* the explained class */
+    float score;        /* y_c on the clean input (logit or softmax probability) */
+    uint64_t image_id;  /* FNV-1a hash of the input tensor (the key of its random draws) */
+    float *raw;         /* [h,w] the method's map L at the layer's resolution, before any
+                           normalisation (relu already applied where the method says) */
+    float *map;         /* [H,W] the final map in [0,1]: min-max, bilinear upsampling
+                           (half-pixel centres), min-max */
+} egc_cam_result;
+
+/* Creates an explainer: loads the baselines and the plan, resolves the options of the
+ * method (smooth-gradcam forces baselines self and combine A; integrated-gradcam baselines
+ * black, alpha grid, noise 0 and combine C; the expected variants other than
+ * expected-gradcam force combine A), creates the session and reserves every buffer.
+ * Errors name the option and the reason. The model must outlive the explainer. */
+EGC_NODISCARD egc_status egc_explainer_create(const egc_model *m, const char *device,
+                                               const egc_explain_options *opts,
+                                               egc_explainer **out);
+void egc_explainer_destroy(egc_explainer *e);
+
+/* The options after resolution (strings point into the explainer), the number of samples
+ * actually drawn per image (from the plan when one is given; 0 for single-pass methods),
+ * and the resolved target layer's name. */
+const egc_explain_options *egc_explainer_options(const egc_explainer *e);
+int egc_explainer_samples(const egc_explainer *e);
+const char *egc_explainer_layer(const egc_explainer *e);
+/* Map sizes: the target layer's h x w and the input's H x W. */
+void egc_explainer_geometry(const egc_explainer *e, int *h, int *w, int *H, int *W);
+
+/* Explains n >= 1 preprocessed images x[n,3,H,W] (host float32). classes[i] >= 0 explains
+ * that class, a negative entry (or classes == NULL) the top-1 class on the clean input.
+ * Fills out[0..n-1]. A class out of range gives EGC_E_ARG. */
+EGC_NODISCARD egc_status egc_explainer_run(egc_explainer *e, const float *x, int n,
+                                            const int *classes, egc_cam_result *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,845 @@
+// lower_test.cc: lowering of raw ONNX models to egcam's graph (csrc/model/lower.c), load-time
+// folding (fold.c) and shape inference (infer.c). The small models in test/data/lower come
+// from tools/gen_lower_cases.py, which also stores reference outputs computed with torch /
+// numpy; lowered graphs are run here node by node with the CPU reference ops and compared
+// with them. The shared real models (EGC_SHARED_DIR/models) are lowered too.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "cpu/cpu_ops.h"
+#include "egcam/image.h"
+#include "model/lower.h"
+#include "model/onnx.h"
+}
+
+namespace {
+
+std::string data_path(const std::string &name)
+{
+    return std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + name;
+}
+
+// A lowered model that cleans up after itself.
+struct Lowered {
+    egc_graph g{};
+    egc_status st = EGC_E_INTERNAL;
+    std::string err;
+    Lowered() { g.input = g.output = -1; }
+    ~Lowered() { egc_graph_clear(&g); }
+};
+
+void lower_file(const std::string &path, Lowered *L, std::vector<const char *> names = {},
+                const std::vector<egc_onnx_tensor> &consts = {})
+{
+    egc_onnx_model *m = nullptr;
+    egc_status st = egc_onnx_load(path.c_str(), &m);
+    ASSERT_EQ(st, EGC_OK) << egc_last_error();
+    L->st = egc_lower(m, "case.onnx", names.data(), consts.data(), (int)consts.size(), &L->g);
+    if (L->st != EGC_OK) L->err = egc_last_error();
+    egc_onnx_free(m);
+}
+
+int find_node(const egc_graph &g, const char *name)
+{
+    for (int i = 0; i < g.n_nodes; i++)
+        if (strcmp(g.nodes[i].name, name) == 0) return i;
+    return -1;
+}
+
+int count_op(const egc_graph &g, egc_op op)
+{
+    int c = 0;
+    for (int i = 0; i < g.n_nodes; i++) c += g.nodes[i].op == op;
+    return c;
+}
+
+std::vector<int64_t> dims(const egc_shape &s) { return std::vector<int64_t>(s.d, s.d + s.ndim); }
+
+// Structural invariants every lowered graph must keep: inputs defined before use,
+// producers consistent, constants with data, shapes equal to a replay of egc_graph_infer.
+void check_graph(const egc_graph &g)
+{
+    ASSERT_GE(g.input, 0);
+    ASSERT_GE(g.output, 0);
+    std::vector<int> ready(g.n_values, 0);
+    for (int v = 0; v < g.n_values; v++) {
+        const egc_value &x = g.values[v];
+        if (x.is_const) {
+            ready[v] = 1;
+            EXPECT_TRUE(x.is_float ? x.f32 != nullptr : x.i64 != nullptr) << x.name;
+            EXPECT_EQ(x.producer, -1) << x.name;
+        }
+    }
+    ready[g.input] = 1;
+    for (int i = 0; i < g.n_nodes; i++) {
+        const egc_node &n = g.nodes[i];
+        for (int k = 0; k < n.n_in; k++)
+            if (n.in[k] >= 0) EXPECT_TRUE(ready[n.in[k]]) << n.name << " input " << k;
+        EXPECT_EQ(g.values[n.out].producer, i) << n.name;
+        EXPECT_FALSE(g.values[n.out].is_const) << n.name;
+        ready[n.out] = 1;
+    }
+    EXPECT_TRUE(ready[g.output]);
+    std::vector<egc_shape> s(g.n_values);
+    ASSERT_EQ(egc_graph_infer(&g, 1 > g.declared_batch ? 1 : g.declared_batch, s.data()), EGC_OK)
+        << egc_last_error();
+    for (int i = 0; i < g.n_nodes; i++)
+        EXPECT_TRUE(egc_shape_equal(&s[g.nodes[i].out], &g.values[g.nodes[i].out].shape))
+            << g.nodes[i].name;
+}
+
+// Runs the graph with the CPU reference ops at the given batch; x holds the input.
+std::vector<float> run(const egc_graph &g, int64_t batch, const std::vector<float> &x,
+                       egc_shape *out_shape = nullptr)
+{
+    std::vector<egc_shape> s(g.n_values);
+    EXPECT_EQ(egc_graph_infer(&g, batch, s.data()), EGC_OK) << egc_last_error();
+    std::vector<std::vector<float>> buf(g.n_values);
+    buf[g.input] = x;
+    EXPECT_EQ((int64_t)x.size(), egc_shape_numel(&s[g.input]));
+    for (int i = 0; i < g.n_nodes; i++) {
+        const egc_node &n = g.nodes[i];
+        std::vector<egc_view> in(n.n_in);
+        for (int k = 0; k < n.n_in; k++) {
+            int v = n.in[k];
+            if (v < 0) {
+                in[k].ptr = nullptr;
+                continue;
+            }
+            in[k].shape = s[v];
+            in[k].ptr = g.values[v].is_const ? g.values[v].f32 : buf[v].data();
+        }
+        buf[n.out].assign((size_t)egc_shape_numel(&s[n.out]), 0.0f);
+        egc_view o{buf[n.out].data(), s[n.out]};
+        EXPECT_EQ(egc_cpu_forward(&g, &n, in.data(), &o), EGC_OK) << egc_last_error();
+    }
+    if (out_shape) *out_shape = s[g.output];
+    return buf[g.output];
+}
+
+struct Npy {
+    egc_tensor t{};
+    ~Npy() { egc_tensor_free(&t); }
+    std::vector<float> vec() const
+    {
+        return std::vector<float>(t.data, t.data + egc_shape_numel(&t.shape));
+    }
+};
+
+void read_npy(const std::string &name, Npy *n)
+{
+    ASSERT_EQ(egc_npy_read(data_path(name).c_str(), &n->t), EGC_OK) << egc_last_error();
+}
+
+void expect_close(const std::vector<float> &got, const std::vector<float> &want, double tol,
+                  const char *what)
+{
+    ASSERT_EQ(got.size(), want.size()) << what;
+    for (size_t i = 0; i < got.size(); i++)
+        ASSERT_NEAR(got[i], want[i], tol * (1 + std::fabs(want[i]))) << what << " element " << i;
+}
+
+// Lowers NAME.onnx and compares its output for NAME_in.npy with NAME_out.npy.
+void check_reference(const std::string &name, double tol = 1e-5)
+{
+    Lowered L;
+    lower_file(data_path(name + ".onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    check_graph(L.g);
+    Npy in, want;
+    read_npy(name + "_in.npy", &in);
+    read_npy(name + "_out.npy", &want);
+    egc_shape os;
+    std::vector<float> got = run(L.g, in.t.shape.d[0], in.vec(), &os);
+    EXPECT_EQ(dims(os), dims(want.t.shape)) << name;
+    expect_close(got, want.vec(), tol, name.c_str());
+}
+
+// ---------------------------------------------------------------- auto_pad
+
+TEST(LowerAutoPad, SameUpperSameLowerValid)
+{
+    struct Case {
+        const char *file;
+        int conv[4], pool[4];  // pads top, left, bottom, right
+        std::vector<int64_t> out;
+    };
+    // Input [1,2,7,6]. Conv kernel 4x3 stride 2x1: ceil(7/2) = 4 rows need 3 pad rows, 6
+    // columns need 2 pad columns. MaxPool 2x3 stride 1x2 on [4,6]: 1 pad row, 1 pad column.
+    // SAME_UPPER puts the odd pad at the end, SAME_LOWER at the beginning.
+    const Case cases[] = {
+        {"autopad_same_upper", {1, 1, 2, 1}, {0, 0, 1, 1}, {1, 3, 4, 3}},
+        {"autopad_same_lower", {2, 1, 1, 1}, {1, 1, 0, 0}, {1, 3, 4, 3}},
+        {"autopad_valid", {0, 0, 0, 0}, {0, 0, 0, 0}, {1, 3, 1, 1}},
+    };
+    for (const Case &c : cases) {
+        SCOPED_TRACE(c.file);
+        Lowered L;
+        lower_file(data_path(std::string(c.file) + ".onnx"), &L);
+        ASSERT_EQ(L.st, EGC_OK) << L.err;
+        ASSERT_EQ(L.g.n_nodes, 2);
+        const egc_conv_params &cp = L.g.nodes[find_node(L.g, "conv")].p.conv;
+        const egc_pool_params &pp = L.g.nodes[find_node(L.g, "pool")].p.pool;
+        EXPECT_EQ(std::vector<int>({cp.pt, cp.pl, cp.pb, cp.pr}),
+                  std::vector<int>(c.conv, c.conv + 4));
+        EXPECT_EQ(std::vector<int>({pp.pt, pp.pl, pp.pb, pp.pr}),
+                  std::vector<int>(c.pool, c.pool + 4));
+        EXPECT_EQ(cp.sh, 2);
+        EXPECT_EQ(cp.kh, 4);
+        EXPECT_EQ(cp.kw, 3);
+        EXPECT_EQ(pp.kh, 2);
+        EXPECT_EQ(pp.sw, 2);
+        EXPECT_EQ(dims(L.g.values[L.g.output].shape), c.out);
+        check_reference(c.file);
+    }
+}
+
+// ---------------------------------------------------------------- BatchNorm folding
+
+TEST(LowerBatchNorm, FoldsIntoSoleConvAndKeepsSharedOne)
+{
+    Lowered L;
+    lower_file(data_path("bn_fold.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    check_graph(L.g);
+    // conv1 absorbed bn1; conv2 has two users (bn2 and add), so bn2 stays.
+    EXPECT_EQ(L.g.n_nodes, 5);
+    EXPECT_EQ(count_op(L.g, EGC_OP_BATCHNORM), 1);
+    EXPECT_EQ(find_node(L.g, "bn1"), -1);
+    int bn2 = find_node(L.g, "bn2"), c1 = find_node(L.g, "conv1");
+    ASSERT_GE(bn2, 0);
+    ASSERT_GE(c1, 0);
+    EXPECT_FLOAT_EQ(L.g.nodes[bn2].p.bn.eps, 1e-5f);
+    const egc_node &conv = L.g.nodes[c1];
+    EXPECT_STREQ(L.g.values[conv.out].name, "n1");  // the conv now writes the BN's output
+    ASSERT_EQ(conv.n_in, 3);
+    const egc_value &w = L.g.values[conv.in[1]], &b = L.g.values[conv.in[2]];
+    ASSERT_TRUE(w.is_const && w.is_float && b.is_const && b.is_float);
+    Npy ew, eb;
+    read_npy("bn_fold_w.npy", &ew);
+    read_npy("bn_fold_b.npy", &eb);
+    EXPECT_EQ(dims(w.shape), dims(ew.t.shape));
+    expect_close(std::vector<float>(w.f32, w.f32 + egc_shape_numel(&w.shape)), ew.vec(), 1e-6,
+                 "folded weights");
+    expect_close(std::vector<float>(b.f32, b.f32 + egc_shape_numel(&b.shape)), eb.vec(), 1e-6,
+                 "folded bias");
+    // The original initializer is untouched (another Conv could share it).
+    bool found_w1 = false;
+    for (int v = 0; v < L.g.n_values; v++)
+        if (!strcmp(L.g.values[v].name, "w1")) found_w1 = L.g.values[v].f32 != w.f32;
+    EXPECT_TRUE(found_w1);
+    check_reference("bn_fold", 1e-4);
+}
+
+// ---------------------------------------------------------------- shape subgraphs
+
+TEST(LowerShapeSubgraph, FoldsPadsAndFollowsBatch)
+{
+    Lowered L;
+    lower_file(data_path("shape_subgraph.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    check_graph(L.g);
+    EXPECT_EQ(L.g.declared_batch, -1);
+    EXPECT_EQ(L.g.opset, 13);
+    // Only Slice, Slice, Pad, Relu, Reshape run; the rest was folded at load time.
+    EXPECT_EQ(L.g.n_nodes, 5);
+    EXPECT_EQ(count_op(L.g, EGC_OP_SLICE), 2);
+    EXPECT_EQ(count_op(L.g, EGC_OP_PAD), 1);
+    EXPECT_EQ(count_op(L.g, EGC_OP_RESHAPE), 1);
+    for (int i = 0; i < L.g.n_nodes; i++) {
+        const egc_node &n = L.g.nodes[i];
+        if (n.op == EGC_OP_PAD) {
+            // F.pad(..., (0,0,0,0,2,2)): two zero channels before and after.
+            EXPECT_EQ(n.p.pad.n, 4);
+            EXPECT_EQ(std::vector<int64_t>(n.p.pad.pads, n.p.pad.pads + 8),
+                      std::vector<int64_t>({0, 2, 0, 0, 0, 2, 0, 0}));
+            EXPECT_EQ(n.p.pad.mode, EGC_PAD_CONSTANT);
+        }
+    }
+    EXPECT_EQ(dims(L.g.values[L.g.output].shape), std::vector<int64_t>({1, 72}));
+    std::vector<egc_shape> s(L.g.n_values);
+    ASSERT_EQ(egc_graph_infer(&L.g, 7, s.data()), EGC_OK) << egc_last_error();
+    EXPECT_EQ(dims(s[L.g.output]), std::vector<int64_t>({7, 72}));
+    check_reference("shape_subgraph");
+    // At batch 3 (three copies of the input) every row equals the reference row.
+    Npy in, want;
+    read_npy("shape_subgraph_in.npy", &in);
+    read_npy("shape_subgraph_out.npy", &want);
+    std::vector<float> x1 = in.vec(), w1 = want.vec(), x3, w3;
+    for (int r = 0; r < 3; r++) {
+        x3.insert(x3.end(), x1.begin(), x1.end());
+        w3.insert(w3.end(), w1.begin(), w1.end());
+    }
+    egc_shape os;
+    std::vector<float> got = run(L.g, 3, x3, &os);
+    EXPECT_EQ(dims(os), std::vector<int64_t>({3, 72}));
+    expect_close(got, w3, 1e-6, "batch 3");
+}
+
+TEST(LowerShapeSubgraph, ChainOfFoldedOps)
+{
+    Lowered L;
+    lower_file(data_path("fold_ops.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    ASSERT_EQ(L.g.n_nodes, 2);
+    EXPECT_EQ(L.g.nodes[0].op, EGC_OP_RESHAPE);
+    EXPECT_EQ(L.g.nodes[1].op, EGC_OP_ADD);
+    EXPECT_EQ(L.g.nodes[0].p.reshape.n, 2);
+    EXPECT_EQ(L.g.nodes[0].p.reshape.dims[0], 2);
+    EXPECT_EQ(L.g.nodes[0].p.reshape.dims[1], -1);
+    const egc_value &k = L.g.values[L.g.nodes[1].in[1]];
+    EXPECT_TRUE(k.is_const && k.is_float);
+    EXPECT_EQ(dims(k.shape), std::vector<int64_t>({2, 6}));
+    check_reference("fold_ops");
+}
+
+TEST(LowerShapeSubgraph, RuntimeOpsOnConstantsAreFolded)
+{
+    Lowered L;
+    lower_file(data_path("fold_runtime.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    ASSERT_EQ(L.g.n_nodes, 1);  // Gemm and Clip ran at load time
+    EXPECT_EQ(L.g.nodes[0].op, EGC_OP_ADD);
+    EXPECT_TRUE(L.g.values[L.g.nodes[0].in[1]].is_const);
+    check_reference("fold_runtime");
+}
+
+// ---------------------------------------------------------------- removal, order
+
+TEST(LowerRemoval, DropoutAndIdentityBecomeAliases)
+{
+    Lowered L;
+    lower_file(data_path("dropout_identity.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    check_graph(L.g);
+    ASSERT_EQ(L.g.n_nodes, 2);
+    EXPECT_EQ(L.g.nodes[0].op, EGC_OP_CONV);
+    EXPECT_EQ(L.g.nodes[1].op, EGC_OP_RELU);
+    EXPECT_EQ(L.g.nodes[0].in[0], L.g.input);
+    EXPECT_EQ(L.g.nodes[1].in[0], L.g.nodes[0].out);
+    EXPECT_EQ(L.g.nodes[1].out, L.g.output);
+}
+
+TEST(LowerRemoval, UsedDropoutMaskIsAnError)
+{
+    Lowered L;
+    lower_file(data_path("dropout_mask.onnx"), &L);
+    EXPECT_EQ(L.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(L.err.find("node 'cast' (Cast)"), std::string::npos) << L.err;
+    EXPECT_NE(L.err.find("'mask'"), std::string::npos) << L.err;
+    EXPECT_NE(L.err.find("node 'drop' (Dropout)"), std::string::npos) << L.err;
+}
+
+TEST(LowerOrder, UnsortedFileIsSorted)
+{
+    Lowered L;
+    lower_file(data_path("unsorted.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    check_graph(L.g);
+    ASSERT_EQ(L.g.n_nodes, 2);
+    EXPECT_STREQ(L.g.nodes[0].name, "conv");
+    EXPECT_STREQ(L.g.nodes[1].name, "relu");
+}
+
+TEST(LowerOrder, CycleIsReported)
+{
+    Lowered L;
+    lower_file(data_path("cycle.onnx"), &L);
+    EXPECT_EQ(L.st, EGC_E_FORMAT);
+    EXPECT_NE(L.err.find("cycle"), std::string::npos) << L.err;
+    for (const char *n : {"'n1'", "'n2'", "'n3'"})
+        EXPECT_NE(L.err.find(n), std::string::npos) << n << " in " << L.err;
+    EXPECT_EQ(L.err.find("'n4'"), std::string::npos) << L.err;  // downstream, not on the cycle
+    EXPECT_EQ(L.g.n_nodes, 0);
+    EXPECT_EQ(L.g.values, nullptr);
+}
+
+// ---------------------------------------------------------------- errors
+
+TEST(LowerErrors, UnsupportedOperatorAndAttribute)
+{
+    Lowered a;
+    lower_file(data_path("unsupported_op.onnx"), &a);
+    EXPECT_EQ(a.st, EGC_E_UNSUPPORTED);
+    EXPECT_EQ(a.err.rfind("case.onnx: node 'weird' (LpNormalization): operator LpNormalization is "
+                          "not supported", 0), 0u) << a.err;
+    Lowered b;
+    lower_file(data_path("unsupported_attr.onnx"), &b);
+    EXPECT_EQ(b.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(b.err.find("node 'conv3' (Conv): attribute auto_pad='FOO' is not supported"),
+              std::string::npos) << b.err;
+}
+
+TEST(LowerErrors, RuntimeWeightsMustBeConstant)
+{
+    Lowered L;
+    lower_file(data_path("runtime_weight.onnx"), &L);
+    EXPECT_EQ(L.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(L.err.find("node 'conv' (Conv): input 1 'wr' (weights W) must be a constant"),
+              std::string::npos) << L.err;
+}
+
+TEST(LowerErrors, InputsMustBeOneOrBound)
+{
+    Lowered a;
+    lower_file(data_path("two_inputs.onnx"), &a);
+    EXPECT_EQ(a.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(a.err.find("2 runtime inputs ('x', 'w')"), std::string::npos) << a.err;
+
+    // Binding w makes it a constant weight.
+    std::vector<float> wdata(2 * 9);
+    for (size_t i = 0; i < wdata.size(); i++) wdata[i] = (float)i - 8.0f;
+    egc_onnx_tensor w{};
+    int64_t wd[4] = {2, 1, 3, 3};
+    w.shape = egc_shape_make(4, wd);
+    w.numel = 18;
+    w.is_float = 1;
+    w.orig_dtype = EGC_DT_FLOAT;
+    w.f32 = wdata.data();
+    Lowered b;
+    lower_file(data_path("two_inputs.onnx"), &b, {"w"}, {w});
+    ASSERT_EQ(b.st, EGC_OK) << b.err;
+    ASSERT_EQ(b.g.n_nodes, 1);
+    const egc_value &wv = b.g.values[b.g.nodes[0].in[1]];
+    EXPECT_TRUE(wv.is_const);
+    EXPECT_NE(wv.f32, wdata.data());  // copied, owned by the graph
+    EXPECT_EQ(wv.f32[17], 9.0f);
+    EXPECT_EQ(dims(b.g.values[b.g.output].shape), std::vector<int64_t>({1, 2, 3, 3}));
+
+    Lowered c;
+    lower_file(data_path("two_inputs.onnx"), &c, {"nope"}, {w});
+    EXPECT_EQ(c.st, EGC_E_ARG);
+    EXPECT_NE(c.err.find("'nope' is not a graph input"), std::string::npos) << c.err;
+}
+
+// ---------------------------------------------------------------- parameters
+
+TEST(LowerParams, LegacyOpset9Attributes)
+{
+    Lowered L;
+    lower_file(data_path("legacy_opset9.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    ASSERT_EQ(L.g.n_nodes, 4);
+    EXPECT_EQ(L.g.declared_batch, 2);
+    const egc_pad_params &pp = L.g.nodes[0].p.pad;
+    EXPECT_EQ(pp.mode, EGC_PAD_REFLECT);
+    EXPECT_EQ(std::vector<int64_t>(pp.pads, pp.pads + 8),
+              std::vector<int64_t>({0, 0, 1, 2, 0, 0, 2, 1}));
+    const egc_slice_params &sp = L.g.nodes[1].p.slice;
+    ASSERT_EQ(sp.n, 2);
+    EXPECT_EQ(sp.axes[0], 2);
+    EXPECT_EQ(sp.starts[1], -4);
+    EXPECT_EQ(sp.steps[1], 1);
+    EXPECT_FLOAT_EQ(L.g.nodes[2].p.clip.lo, -0.5f);
+    EXPECT_FLOAT_EQ(L.g.nodes[2].p.clip.hi, 0.75f);
+    EXPECT_EQ(L.g.nodes[3].p.axis.axis, 1);
+    EXPECT_EQ(L.g.nodes[3].p.axis.legacy, 1);
+    check_reference("legacy_opset9");
+}
+
+TEST(LowerParams, GemmClipSoftmaxOpset13)
+{
+    Lowered L;
+    lower_file(data_path("misc_opset13.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    ASSERT_EQ(L.g.n_nodes, 5);
+    EXPECT_EQ(L.g.nodes[1].p.reshape.flatten_axis, 1);
+    const egc_gemm_params &gp = L.g.nodes[2].p.gemm;
+    EXPECT_FLOAT_EQ(gp.alpha, 0.5f);
+    EXPECT_FLOAT_EQ(gp.beta, 2.0f);
+    EXPECT_EQ(gp.trans_a, 0);
+    EXPECT_EQ(gp.trans_b, 1);
+    EXPECT_EQ(L.g.nodes[3].n_in, 1);  // min/max moved into params
+    EXPECT_FLOAT_EQ(L.g.nodes[3].p.clip.lo, -1.0f);
+    EXPECT_TRUE(std::isinf(L.g.nodes[3].p.clip.hi));
+    EXPECT_EQ(L.g.nodes[4].p.axis.legacy, 0);
+    check_reference("misc_opset13");
+}
+
+// ---------------------------------------------------------------- folding unit tests
+
+// Hand-built nodes and tensors for egc_fold_node.
+struct T {
+    egc_onnx_tensor t{};
+    std::vector<float> f;
+    std::vector<int64_t> i;
+    T(std::vector<int64_t> shape, std::vector<int64_t> v)
+        : i(std::move(v))
+    {
+        t.shape = egc_shape_make((int)shape.size(), shape.data());
+        t.numel = egc_shape_numel(&t.shape);
+        t.i64 = i.data();
+    }
+    T(std::vector<int64_t> shape, std::vector<float> v)
+        : f(std::move(v))
+    {
+        t.shape = egc_shape_make((int)shape.size(), shape.data());
+        t.numel = egc_shape_numel(&t.shape);
+        t.is_float = 1;
+        t.f32 = f.data();
+    }
+};
+
+struct Node {
+    egc_onnx_node n{};
+    std::vector<egc_onnx_attr> attrs;
+    std::vector<std::vector<int64_t>> ints;
+    Node(const char *op) { n.op_type = (char *)op, n.name = (char *)"nd", n.domain = (char *)""; }
+    Node &i(const char *name, int64_t v)
+    {
+        egc_onnx_attr a{};
+        a.name = (char *)name;
+        a.type = EGC_ATTR_INT;
+        a.i = v;
+        attrs.push_back(a);
+        return *this;
+    }
+    Node &is(const char *name, std::vector<int64_t> v)
+    {
+        ints.push_back(std::move(v));
+        egc_onnx_attr a{};
+        a.name = (char *)name;
+        a.type = EGC_ATTR_INTS;
+        attrs.push_back(a);
+        return *this;
+    }
+    egc_onnx_node *get()
+    {
+        for (size_t k = 0, j = 0; k < attrs.size(); k++)
+            if (attrs[k].type == EGC_ATTR_INTS) {
+                attrs[k].ints = ints[j].data();
+                attrs[k].n = (int)ints[j++].size();
+            }
+        n.attrs = attrs.data();
+        n.n_attrs = (int)attrs.size();
+        return &n;
+    }
+};
+
+struct Folded {
+    egc_onnx_tensor t{};
+    egc_status st = EGC_E_INTERNAL;
+    int handled = -1;
+    ~Folded() { egc_fold_free(&t); }
+    std::vector<int64_t> iv() const { return std::vector<int64_t>(t.i64, t.i64 + t.numel); }
+    std::vector<float> fv() const { return std::vector<float>(t.f32, t.f32 + t.numel); }
+};
+
+void fold(Node &node, std::vector<const egc_onnx_tensor *> in, Folded *out, int64_t opset = 13)
+{
+    out->st = egc_fold_node(node.get(), opset, in.data(), (int)in.size(), &out->t, &out->handled);
+}
+
+TEST(LowerFold, GatherRangeWhereEqual)
+{
+    T data({2, 3}, std::vector<int64_t>{10, 11, 12, 20, 21, 22}), idx({2}, std::vector<int64_t>{-1, 0});
+    Node g("Gather");
+    g.i("axis", 1);
+    Folded a;
+    fold(g, {&data.t, &idx.t}, &a);
+    ASSERT_EQ(a.st, EGC_OK) << egc_last_error();
+    EXPECT_EQ(a.handled, 1);
+    EXPECT_EQ(dims(a.t.shape), std::vector<int64_t>({2, 2}));
+    EXPECT_EQ(a.iv(), std::vector<int64_t>({12, 10, 22, 20}));
+    T bad({1}, std::vector<int64_t>{3});
+    Folded e;
+    fold(g, {&data.t, &bad.t}, &e);
+    EXPECT_EQ(e.st, EGC_E_FORMAT);
+    EXPECT_NE(std::string(egc_last_error()).find("index 3 out of range"), std::string::npos);
+
+    T s({}, std::vector<int64_t>{7}), l({}, std::vector<int64_t>{-2}), d({}, std::vector<int64_t>{-3});
+    Node r("Range");
+    Folded rr;
+    fold(r, {&s.t, &l.t, &d.t}, &rr);
+    ASSERT_EQ(rr.st, EGC_OK);
+    EXPECT_EQ(rr.iv(), std::vector<int64_t>({7, 4, 1}));  // numpy.arange(7, -2, -3)
+    T fs({}, std::vector<float>{0.5f}), fl({}, std::vector<float>{2.0f}), fd({}, std::vector<float>{0.5f});
+    Folded rf;
+    fold(r, {&fs.t, &fl.t, &fd.t}, &rf);
+    ASSERT_EQ(rf.st, EGC_OK);
+    EXPECT_EQ(rf.fv(), std::vector<float>({0.5f, 1.0f, 1.5f}));
+
+    T x({3}, std::vector<int64_t>{1, 2, 3}), two({}, std::vector<int64_t>{2});
+    Node eq("Equal");
+    Folded q;
+    fold(eq, {&x.t, &two.t}, &q);
+    ASSERT_EQ(q.st, EGC_OK);
+    EXPECT_EQ(q.iv(), std::vector<int64_t>({0, 1, 0}));
+    T cond({2, 1}, std::vector<int64_t>{1, 0}), yy({}, std::vector<int64_t>{-5});
+    Node wh("Where");
+    Folded w;
+    fold(wh, {&cond.t, &x.t, &yy.t}, &w);
+    ASSERT_EQ(w.st, EGC_OK);
+    EXPECT_EQ(dims(w.t.shape), std::vector<int64_t>({2, 3}));
+    EXPECT_EQ(w.iv(), std::vector<int64_t>({1, 2, 3, -5, -5, -5}));
+}
+
+TEST(LowerFold, SliceLikeTheExportersWriteIt)
+{
+    // Reversal with the extreme ends torch writes: x[::-1] of a [3,2] int tensor.
+    T x({3, 2}, std::vector<int64_t>{1, 2, 3, 4, 5, 6});
+    T st({1}, std::vector<int64_t>{-1}), en({1}, std::vector<int64_t>{INT64_MIN + 1}),
+        ax({1}, std::vector<int64_t>{0}), sp({1}, std::vector<int64_t>{-1});
+    Node s("Slice");
+    Folded a;
+    fold(s, {&x.t, &st.t, &en.t, &ax.t, &sp.t}, &a);
+    ASSERT_EQ(a.st, EGC_OK) << egc_last_error();
+    EXPECT_EQ(a.iv(), std::vector<int64_t>({5, 6, 3, 4, 1, 2}));
+    // x[:, 1:INT64_MAX] with the opset-9 attributes.
+    Node s9("Slice");
+    s9.is("starts", {1}).is("ends", {INT64_MAX}).is("axes", {1});
+    Folded b;
+    fold(s9, {&x.t}, &b, 9);
+    ASSERT_EQ(b.st, EGC_OK) << egc_last_error();
+    EXPECT_EQ(b.iv(), std::vector<int64_t>({2, 4, 6}));
+    EXPECT_EQ(dims(b.t.shape), std::vector<int64_t>({3, 1}));
+}
+
+TEST(LowerFold, ShapeOpsCastAndErrors)
+{
+    T x({2, 1, 3}, std::vector<float>{1.5f, -2.5f, 3.0f, 0.0f, 7.9f, -0.4f});
+    Node sq("Squeeze");
+    sq.is("axes", {1});
+    Folded a;
+    fold(sq, {&x.t}, &a, 11);
+    ASSERT_EQ(a.st, EGC_OK);
+    EXPECT_EQ(dims(a.t.shape), std::vector<int64_t>({2, 3}));
+    T axes({2}, std::vector<int64_t>{0, -1});
+    Node us("Unsqueeze");
+    Folded b;
+    fold(us, {&x.t, &axes.t}, &b, 13);
+    ASSERT_EQ(b.st, EGC_OK);
+    EXPECT_EQ(dims(b.t.shape), std::vector<int64_t>({1, 2, 1, 3, 1}));
+    Node cast("Cast");
+    cast.i("to", EGC_DT_INT64);
+    Folded c;
+    fold(cast, {&x.t}, &c);
+    ASSERT_EQ(c.st, EGC_OK);
+    EXPECT_EQ(c.iv(), std::vector<int64_t>({1, -2, 3, 0, 7, 0}));  // truncation toward zero
+    Node cb("Cast");
+    cb.i("to", EGC_DT_BOOL);
+    Folded c2;
+    fold(cb, {&x.t}, &c2);
+    EXPECT_EQ(c2.iv(), std::vector<int64_t>({1, 1, 1, 0, 1, 1}));
+    Node cs("Cast");
+    cs.i("to", 8);  // STRING
+    Folded c3;
+    fold(cs, {&x.t}, &c3);
+    EXPECT_EQ(c3.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(std::string(egc_last_error()).find("node 'nd' (Cast): attribute to=8 is not supported"),
+              std::string::npos) << egc_last_error();
+
+    T shp({2}, std::vector<int64_t>{2, 3});
+    Node cos("ConstantOfShape");
+    Folded d;
+    fold(cos, {&shp.t}, &d);
+    ASSERT_EQ(d.st, EGC_OK);
+    EXPECT_TRUE(d.t.is_float);
+    EXPECT_EQ(d.fv(), std::vector<float>(6, 0.0f));
+    T big({3}, std::vector<int64_t>{1 << 20, 1 << 20, 1 << 20});
+    Folded e;
+    fold(cos, {&big.t}, &e);
+    EXPECT_EQ(e.st, EGC_E_UNSUPPORTED);  // refuses absurd sizes instead of allocating
+
+    T row({1, 3}, std::vector<int64_t>{1, 2, 3}), tgt({2}, std::vector<int64_t>{2, 1});
+    Node ex("Expand");
+    Folded f;
+    fold(ex, {&row.t, &tgt.t}, &f);
+    ASSERT_EQ(f.st, EGC_OK);
+    EXPECT_EQ(f.iv(), std::vector<int64_t>({1, 2, 3, 1, 2, 3}));
+
+    T num({2}, std::vector<int64_t>{7, -7}), den({2}, std::vector<int64_t>{2, 0});
+    Node dv("Div");
+    Folded g;
+    fold(dv, {&num.t, &den.t}, &g);
+    EXPECT_EQ(g.st, EGC_E_FORMAT);
+    T den2({2}, std::vector<int64_t>{2, 2});
+    Folded h;
+    fold(dv, {&num.t, &den2.t}, &h);
+    ASSERT_EQ(h.st, EGC_OK);
+    EXPECT_EQ(h.iv(), std::vector<int64_t>({3, -3}));
+
+    Node cc("Concat");
+    cc.i("axis", 0);
+    Folded k;
+    fold(cc, {&num.t, &x.t}, &k);
+    EXPECT_NE(k.st, EGC_OK);
+
+    Node other("Conv");
+    Folded o;
+    fold(other, {&x.t}, &o);
+    EXPECT_EQ(o.st, EGC_OK);
+    EXPECT_EQ(o.handled, 0);
+    EXPECT_EQ(o.t.f32, nullptr);
+}
+
+TEST(LowerFold, TransposeAndReshape)
+{
+    T x({2, 3}, std::vector<int64_t>{0, 1, 2, 3, 4, 5});
+    Node tr("Transpose");
+    Folded a;
+    fold(tr, {&x.t}, &a);
+    ASSERT_EQ(a.st, EGC_OK);
+    EXPECT_EQ(dims(a.t.shape), std::vector<int64_t>({3, 2}));
+    EXPECT_EQ(a.iv(), std::vector<int64_t>({0, 3, 1, 4, 2, 5}));
+    T tgt({2}, std::vector<int64_t>{-1, 2}), tgt0({2}, std::vector<int64_t>{0, -1});
+    Node rs("Reshape");
+    Folded b;
+    fold(rs, {&x.t, &tgt.t}, &b);
+    ASSERT_EQ(b.st, EGC_OK);
+    EXPECT_EQ(dims(b.t.shape), std::vector<int64_t>({3, 2}));
+    Folded c;
+    fold(rs, {&x.t, &tgt0.t}, &c);
+    ASSERT_EQ(c.st, EGC_OK);
+    EXPECT_EQ(dims(c.t.shape), std::vector<int64_t>({2, 3}));
+    T bad({2}, std::vector<int64_t>{4, -1});
+    Folded d;
+    fold(rs, {&x.t, &bad.t}, &d);
+    EXPECT_EQ(d.st, EGC_E_SHAPE);
+}
+
+// ---------------------------------------------------------------- shape inference
+
+TEST(LowerInfer, ReshapeBatchRuleAndErrors)
+{
+    egc_graph g{};
+    g.declared_batch = -1;
+    egc_node n{};
+    n.name = (char *)"view";
+    n.op = EGC_OP_RESHAPE;
+    n.n_in = 1;
+    n.p.reshape.n = 2;
+    n.p.reshape.dims[0] = 1;  // the declared (symbolic -> 1) batch, as exported
+    n.p.reshape.dims[1] = -1;
+    n.p.reshape.flatten_axis = -1;
+    int64_t d7[4] = {7, 64, 1, 1};
+    egc_shape x = egc_shape_make(4, d7), out;
+    const egc_shape *in[1] = {&x};
+    ASSERT_EQ(egc_node_infer(&g, &n, in, 7, &out), EGC_OK) << egc_last_error();
+    EXPECT_EQ(dims(out), std::vector<int64_t>({7, 64}));
+    // A first dim that is not the batch (2 != 1) is taken literally.
+    n.p.reshape.dims[0] = 2;
+    ASSERT_EQ(egc_node_infer(&g, &n, in, 7, &out), EGC_OK);
+    EXPECT_EQ(dims(out), std::vector<int64_t>({2, 224}));
+    // Declared batch 4: a literal 4 follows the run's batch.
+    g.declared_batch = 4;
+    n.p.reshape.dims[0] = 4;
+    n.p.reshape.dims[1] = 64;
+    ASSERT_EQ(egc_node_infer(&g, &n, in, 7, &out), EGC_OK);
+    EXPECT_EQ(dims(out), std::vector<int64_t>({7, 64}));
+    n.p.reshape.dims[1] = 65;
+    EXPECT_EQ(egc_node_infer(&g, &n, in, 7, &out), EGC_E_SHAPE);
+    EXPECT_NE(std::string(egc_last_error()).find("node 'view' (Reshape): input [7,64,1,1]"),
+              std::string::npos) << egc_last_error();
+
+    // Conv: the message names the node and both shapes.
+    egc_node c{};
+    c.name = (char *)"c1";
+    c.op = EGC_OP_CONV;
+    c.n_in = 2;
+    c.p.conv = {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    int64_t xd[4] = {1, 4, 8, 8}, wd[4] = {8, 3, 3, 3};
+    egc_shape xs = egc_shape_make(4, xd), ws = egc_shape_make(4, wd);
+    const egc_shape *cin[2] = {&xs, &ws};
+    EXPECT_EQ(egc_node_infer(&g, &c, cin, 1, &out), EGC_E_SHAPE);
+    EXPECT_NE(std::string(egc_last_error()).find("node 'c1' (Conv): input [1,4,8,8] does not fit "
+                                                 "weights [8,3,3,3]"),
+              std::string::npos) << egc_last_error();
+    wd[1] = 4;
+    ws = egc_shape_make(4, wd);
+    ASSERT_EQ(egc_node_infer(&g, &c, cin, 1, &out), EGC_OK);
+    EXPECT_EQ(dims(out), std::vector<int64_t>({1, 8, 8, 8}));
+
+    // Pooling in ceil mode: the last window must start inside the input (PyTorch's rule).
+    egc_node p{};
+    p.name = (char *)"pool";
+    p.op = EGC_OP_MAXPOOL;
+    p.n_in = 1;
+    p.p.pool = {2, 2, 2, 2, 1, 1, 0, 0, 1, 1, 1, 0};
+    int64_t pd[4] = {1, 1, 5, 5};
+    egc_shape ps = egc_shape_make(4, pd);
+    const egc_shape *pin[1] = {&ps};
+    ASSERT_EQ(egc_node_infer(&g, &p, pin, 1, &out), EGC_OK);
+    EXPECT_EQ(dims(out), std::vector<int64_t>({1, 1, 3, 3}));  // ceil((5+1-2)/2)+1 = 3
+    p.p.pool.pt = p.p.pool.pl = 0;
+    p.p.pool.pb = p.p.pool.pr = 1;
+    pd[2] = pd[3] = 4;
+    ps = egc_shape_make(4, pd);
+    ASSERT_EQ(egc_node_infer(&g, &p, pin, 1, &out), EGC_OK);
+    // ceil((4+1-2)/2)+1 = 3, but window 3 would start at 4 (in the end padding): 2.
+    EXPECT_EQ(dims(out), std::vector<int64_t>({1, 1, 2, 2}));
+}
+
+// ---------------------------------------------------------------- the shared models
+
+TEST(LowerShared, AllFourModels)
+{
+    struct M {
+        const char *file;
+        int nodes;              // runtime nodes (see the op counts below)
+        int64_t classes;
+    };
+    // Runtime nodes from the ops of each file: MobileNet v1: 28 Conv + 27 Clip + GAP + Flatten;
+    // v2: 53 Conv + 35 Clip + 10 Add + GAP + Flatten; ResNet-20: 19 Conv + 19 Relu + 9 Add
+    // + 4 Slice (two per option-A shortcut) + 3 Pad + AveragePool + Flatten + Gemm;
+    // ResNet-56: 55 + 55 + 27 + 4 + 3 + 1 + 1 + 1. Everything else is folded.
+    const M models[] = {
+        {"mobilenet_v1_025_128_imagenet.onnx", 57, 1000},
+        {"mobilenet_v2_imagenet.onnx", 100, 1000},
+        {"resnet20_cifar10.onnx", 57, 10},
+        {"resnet56_cifar10.onnx", 147, 10},
+    };
+    for (const M &mm : models) {
+        SCOPED_TRACE(mm.file);
+        std::string path = std::string(EGC_SHARED_DIR) + "/models/" + mm.file;
+        FILE *f = fopen(path.c_str(), "rb");
+        if (!f) {
+            ADD_FAILURE() << "missing shared model " << path;
+            continue;
+        }
+        fclose(f);
+        Lowered L;
+        lower_file(path, &L);
+        ASSERT_EQ(L.st, EGC_OK) << L.err;
+        check_graph(L.g);
+        EXPECT_EQ(L.g.n_nodes, mm.nodes);
+        EXPECT_EQ(L.g.declared_batch, -1);
+        EXPECT_EQ(L.g.opset, 13);
+        for (int i = 0; i < L.g.n_nodes; i++) {
+            egc_op op = L.g.nodes[i].op;
+            EXPECT_TRUE(op == EGC_OP_CONV || op == EGC_OP_CLIP || op == EGC_OP_RELU ||
+                        op == EGC_OP_ADD || op == EGC_OP_GAP || op == EGC_OP_AVGPOOL ||
+                        op == EGC_OP_RESHAPE || op == EGC_OP_GEMM || op == EGC_OP_SLICE ||
+                        op == EGC_OP_PAD)
+                << L.g.nodes[i].name << " " << egc_op_name(op);
+            for (int k = 0; k < L.g.nodes[i].n_in; k++) {
+                int v = L.g.nodes[i].in[k];
+                if (v >= 0 && L.g.values[v].is_const)
+                    EXPECT_TRUE(L.g.values[v].is_float) << L.g.nodes[i].name;
+            }
+        }
+        EXPECT_EQ(dims(L.g.values[L.g.output].shape), std::vector<int64_t>({1, mm.classes}));
+        std::vector<egc_shape> s(L.g.n_values);
+        ASSERT_EQ(egc_graph_infer(&L.g, 7, s.data()), EGC_OK) << egc_last_error();
+        EXPECT_EQ(dims(s[L.g.output]), std::vector<int64_t>({7, mm.classes}));
+        if (mm.classes == 10) {
+            // The option-A shortcuts pad planes/4 zero channels on each side: 8 then 16.
+            std::vector<std::vector<int64_t>> pads;
+            for (int i = 0; i < L.g.n_nodes; i++)
+                if (L.g.nodes[i].op == EGC_OP_PAD)
+                    pads.emplace_back(L.g.nodes[i].p.pad.pads, L.g.nodes[i].p.pad.pads + 8);
+            ASSERT_EQ(pads.size(), 3u);
+            EXPECT_EQ(pads[0], std::vector<int64_t>({0, 8, 0, 0, 0, 8, 0, 0}));
+            EXPECT_EQ(pads[1], std::vector<int64_t>({0, 16, 0, 0, 0, 16, 0, 0}));
+            EXPECT_EQ(pads[2], std::vector<int64_t>(8, 0));
+        }
+    }
+}
+
+}  // namespace

@@ -1,0 +1,225 @@
+/* cmd_classify.c: `egcam classify`: top-K classes for images, folders and .npy tensors. */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void help(FILE *f)
+{
+    fprintf(f,
+        "usage: egcam classify --model M.onnx [options] INPUTS...\n"
+        "\n"
+        "Runs the model on every input and prints its top classes. INPUTS are image files\n"
+        "(JPEG, PNG, BMP), folders (their images and .npy files, sorted by name) or .npy\n"
+        "float32 tensors of shape (N,3,H,W) or (3,H,W), already preprocessed.\n"
+        "\n"
+        "options:\n"
+        "  --model M.onnx      the classifier (required)\n"
+        "  --preset P          tf | torchvision | cifar (default: cifar for 32x32 inputs,\n"
+        "                      else torchvision); see `egcam classify --help-presets`\n"
+        "  --labels FILE       class names, one per line (default: imagenet_classes.txt or\n"
+        "                      cifar10_classes.txt beside the model when the count fits)\n"
+        "  --top K             how many classes to show (default 5)\n"
+        "  --json              one JSON line per input:\n"
+        "                      {\"image\": ..., \"top\": [{\"class\", \"label\", \"logit\", \"prob\"}...]}\n"
+        "  --device D          cpu | cuda | cuda:N (default cpu)\n"
+        "  --batch B           images per forward pass (default 16)\n"
+        "  -q, --quiet         no progress on stderr\n"
+        "  -v, --verbose       full error traces\n"
+        "  -h, --help          this text\n"
+        "\n"
+        "example:\n"
+        "  egcam classify --model ../shared/models/mobilenet_v2_imagenet.onnx --preset tf \\\n"
+        "      --top 3 ../shared/data/photos\n");
+}
+
+static void help_presets(FILE *f)
+{
+    fprintf(f,
+        "presets (input size H x W comes from the model):\n"
+        "  tf           central crop of 87.5%% of each side, bilinear resize to HxW,\n"
+        "               x = (p - 128) / 128  (TensorFlow-hosted MobileNets)\n"
+        "  torchvision  resize the short side to round(H*256/224), centre crop HxW,\n"
+        "               x = (p/255 - mean) / std with ImageNet mean/std (torchvision models)\n"
+        "  cifar        no resize for HxW images (else bilinear), ImageNet mean/std\n"
+        "Resizing is PIL's bilinear (antialiased when shrinking), bit for bit.\n");
+}
+
+typedef struct pending {
+    int item;
+} pending;
+
+static void print_result(FILE *out, const cli_item *it, const float *logits, int classes,
+                         int top, char **labels, int json)
+{
+    float mx = -INFINITY;
+    for (int c = 0; c < classes; c++) mx = logits[c] > mx ? logits[c] : mx;
+    double sum = 0;
+    for (int c = 0; c < classes; c++) sum += exp((double)logits[c] - mx);
+    int idx[64];
+    if (top > classes) top = classes;
+    if (top > 64) top = 64;
+    for (int k = 0; k < top; k++) {
+        int best = -1;
+        for (int c = 0; c < classes; c++) {
+            int used = 0;
+            for (int j = 0; j < k; j++) used |= idx[j] == c;
+            if (!used && (best < 0 || logits[c] > logits[best])) best = c;
+        }
+        idx[k] = best;
+    }
+    if (json) {
+        fprintf(out, "{\"image\": ");
+        cli_json_str(out, it->id);
+        fprintf(out, ", \"top\": [");
+        for (int k = 0; k < top; k++) {
+            int c = idx[k];
+            fprintf(out, "%s{\"class\": %d, \"label\": ", k ? ", " : "", c);
+            cli_json_str(out, labels && labels[c] ? labels[c] : "");
+            fprintf(out, ", \"logit\": %.6g, \"prob\": %.6g}", (double)logits[c],
+                    exp((double)logits[c] - mx) / sum);
+        }
+        fprintf(out, "]}\n");
+    } else {
+        fprintf(out, "%s\n", it->id);
+        for (int k = 0; k < top; k++) {
+            int c = idx[k];
+            fprintf(out, "  %5.1f%%  %4d  %s\n", 100.0 * exp((double)logits[c] - mx) / sum, c,
+                    labels && labels[c] ? labels[c] : "");
+        }
+    }
+}
+
+int cmd_classify(int argc, char **argv)
+{
+    const char *model_path = NULL, *preset_name = NULL, *labels_path = NULL, *device = "cpu";
+    int top = 5, json = 0, batch = 16, quiet = 0, verbose = 0;
+    enum { O_MODEL = 256, O_PRESET, O_LABELS, O_TOP, O_JSON, O_DEVICE, O_BATCH, O_HP };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, O_MODEL},   {"preset", required_argument, 0, O_PRESET},
+        {"labels", required_argument, 0, O_LABELS}, {"top", required_argument, 0, O_TOP},
+        {"json", no_argument, 0, O_JSON},           {"device", required_argument, 0, O_DEVICE},
+        {"batch", required_argument, 0, O_BATCH},   {"quiet", no_argument, 0, 'q'},
+        {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
+        {"help-presets", no_argument, 0, O_HP},     {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "qvh", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL: model_path = optarg; break;
+        case O_PRESET: preset_name = optarg; break;
+        case O_LABELS: labels_path = optarg; break;
+        case O_TOP: top = atoi(optarg); break;
+        case O_JSON: json = 1; break;
+        case O_DEVICE: device = optarg; break;
+        case O_BATCH: batch = atoi(optarg); break;
+        case 'q': quiet = 1; break;
+        case 'v': verbose = 1; break;
+        case 'h': help(stdout); return EXIT_ALL_OK;
+        case O_HP: help_presets(stdout); return EXIT_ALL_OK;
+        default: help(stderr); return EXIT_USAGE;
+        }
+    }
+    if (!model_path) {
+        fprintf(stderr, "egcam classify: --model is required (see `egcam classify --help`)\n");
+        return EXIT_USAGE;
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "egcam classify: no inputs given (image files, folders or .npy files)\n");
+        return EXIT_USAGE;
+    }
+    if (top < 1) {
+        fprintf(stderr, "egcam classify: --top must be at least 1\n");
+        return EXIT_USAGE;
+    }
+    if (batch < 1 || batch > 4096) {
+        fprintf(stderr, "egcam classify: --batch must be in 1..4096\n");
+        return EXIT_USAGE;
+    }
+    egc_model *m = NULL;
+    if (egc_model_load(model_path, &m) != EGC_OK) {
+        cli_error(model_path, verbose);
+        return EXIT_MODEL;
+    }
+    egc_preset preset;
+    if (!preset_name) preset_name = cli_default_preset(m);
+    if (egc_preset_parse(preset_name, &preset) != EGC_OK) {
+        fprintf(stderr, "egcam classify: --preset '%s' is not one of tf, torchvision, cifar\n",
+                preset_name);
+        egc_model_destroy(m);
+        return EXIT_USAGE;
+    }
+    int ch, h, w, classes = egc_model_num_classes(m);
+    egc_model_input_chw(m, &ch, &h, &w);
+    if (ch != 3) {
+        fprintf(stderr, "egcam classify: %s takes %d channels; egcam handles RGB (3)\n",
+                model_path, ch);
+        egc_model_destroy(m);
+        return EXIT_MODEL;
+    }
+    cli_items items;
+    int n_bad = 0;
+    cli_expand_inputs(argv + optind, argc - optind, &items, &n_bad);
+    if (items.n < batch) batch = items.n > 0 ? items.n : 1;
+    egc_session *s = NULL;
+    if (egc_session_create(m, device, batch, -1, &s) != EGC_OK) {
+        cli_error(device, verbose);
+        cli_items_free(&items);
+        egc_model_destroy(m);
+        return EXIT_MODEL;
+    }
+    char **labels = cli_load_labels(labels_path, model_path, classes);
+    size_t per = (size_t)3 * (size_t)h * (size_t)w;
+    float *x = malloc((size_t)batch * per * sizeof(float));
+    float *logits = malloc((size_t)batch * (size_t)classes * sizeof(float));
+    int *slot = malloc((size_t)batch * sizeof(int));
+    if (!x || !logits || !slot) {
+        fprintf(stderr, "egcam classify: out of memory\n");
+        return EXIT_MODEL;
+    }
+    cli_progress pr;
+    cli_progress_start(&pr, "classify", items.n, quiet);
+    int rc = n_bad ? EXIT_SOME_FAILED : EXIT_ALL_OK;
+    for (int i = 0; i < items.n;) {
+        int nb = 0;
+        while (i < items.n && nb < batch) {
+            if (cli_load_item(&items.v[i], preset, w, h, x + (size_t)nb * per, NULL) != EGC_OK) {
+                cli_error(items.v[i].id, verbose);
+                if (json) {
+                    printf("{\"image\": ");
+                    cli_json_str(stdout, items.v[i].id);
+                    printf(", \"error\": ");
+                    cli_json_str(stdout, egc_last_error());
+                    printf("}\n");
+                }
+                rc = EXIT_SOME_FAILED;
+                cli_progress_step(&pr, 1);
+            } else {
+                slot[nb++] = i;
+            }
+            i++;
+        }
+        if (!nb) continue;
+        if (egc_session_forward(s, x, nb, logits) != EGC_OK) {
+            cli_error("forward", verbose);
+            rc = EXIT_MODEL;
+            break;
+        }
+        for (int k = 0; k < nb; k++)
+            print_result(stdout, &items.v[slot[k]], logits + (size_t)k * classes, classes, top,
+                         labels, json);
+        fflush(stdout);
+        cli_progress_step(&pr, nb);
+    }
+    cli_progress_end(&pr);
+    free(x);
+    free(logits);
+    free(slot);
+    cli_free_labels(labels, classes);
+    cli_items_free(&items);
+    egc_session_destroy(s);
+    egc_model_destroy(m);
+    return rc;
+}

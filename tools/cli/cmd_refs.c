@@ -1,0 +1,152 @@
+/* cmd_refs.c: `egcam refs build`: turns a folder of images into a reference file, an
+ * (N,3,H,W) float32 .npy of preprocessed images, for `egcam explain --baselines FILE.npy`. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void help(FILE *f)
+{
+    fprintf(f,
+        "usage: egcam refs build (--model M.onnx | --size HxW) [--preset P] --out REFS.npy\n"
+        "                        INPUTS...\n"
+        "\n"
+        "Preprocesses every image of INPUTS (files or folders, sorted by name) with the preset\n"
+        "and writes them as one (N,3,H,W) float32 .npy: the reference set of Expected Grad-CAM\n"
+        "(`egcam explain --baselines REFS.npy`). Images that fail to load are reported and\n"
+        "skipped. .npy inputs of the right size are taken as already preprocessed.\n"
+        "\n"
+        "options:\n"
+        "  --model M.onnx   take H x W from the model's input\n"
+        "  --size HxW       or give it (e.g. 224x224)\n"
+        "  --preset P       tf | torchvision | cifar (default: cifar for 32x32, else torchvision)\n"
+        "  --out REFS.npy   the reference file to write (required)\n"
+        "  -q, --quiet      no progress on stderr\n"
+        "  -v, --verbose    full error traces\n"
+        "  -h, --help       this text\n"
+        "\n"
+        "example:\n"
+        "  egcam refs build --model ../shared/models/mobilenet_v2_imagenet.onnx --preset tf \\\n"
+        "      --out refs.npy ../shared/data/imagenet-sample\n");
+}
+
+static int refs_build(int argc, char **argv)
+{
+    const char *model_path = NULL, *size = NULL, *preset_name = NULL, *out = NULL;
+    int quiet = 0, verbose = 0;
+    enum { O_MODEL = 256, O_SIZE, O_PRESET, O_OUT };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, O_MODEL}, {"size", required_argument, 0, O_SIZE},
+        {"preset", required_argument, 0, O_PRESET}, {"out", required_argument, 0, O_OUT},
+        {"quiet", no_argument, 0, 'q'},           {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "qvh", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL: model_path = optarg; break;
+        case O_SIZE: size = optarg; break;
+        case O_PRESET: preset_name = optarg; break;
+        case O_OUT: out = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'v': verbose = 1; break;
+        case 'h': help(stdout); return EXIT_ALL_OK;
+        default: help(stderr); return EXIT_USAGE;
+        }
+    }
+    if (!out || (!model_path && !size) || (model_path && size)) {
+        fprintf(stderr, "egcam refs build: --out and one of --model or --size are required "
+                        "(see `egcam refs build --help`)\n");
+        return EXIT_USAGE;
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "egcam refs build: no inputs given (image files or folders)\n");
+        return EXIT_USAGE;
+    }
+    int H = 0, W = 0;
+    if (size) {
+        char *end;
+        errno = 0;
+        long h = strtol(size, &end, 10);
+        long w = (*end == 'x' || *end == 'X') ? strtol(end + 1, &end, 10) : -1;
+        if (errno || *end || h < 1 || w < 1 || h > 8192 || w > 8192) {
+            fprintf(stderr, "egcam refs build: --size '%s' must be HxW (e.g. 224x224)\n", size);
+            return EXIT_USAGE;
+        }
+        H = (int)h;
+        W = (int)w;
+    } else {
+        egc_model *m = NULL;
+        if (egc_model_load(model_path, &m) != EGC_OK) {
+            cli_error(model_path, verbose);
+            return EXIT_MODEL;
+        }
+        int ch;
+        egc_model_input_chw(m, &ch, &H, &W);
+        if (!preset_name) preset_name = cli_default_preset(m);
+        egc_model_destroy(m);
+    }
+    if (!preset_name) preset_name = (H == 32 && W == 32) ? "cifar" : "torchvision";
+    egc_preset preset;
+    if (egc_preset_parse(preset_name, &preset) != EGC_OK) {
+        fprintf(stderr, "egcam refs build: --preset '%s' is not one of tf, torchvision, cifar\n",
+                preset_name);
+        return EXIT_USAGE;
+    }
+    cli_items items;
+    int n_bad = 0;
+    cli_expand_inputs(argv + optind, argc - optind, &items, &n_bad);
+    size_t per = (size_t)3 * (size_t)H * (size_t)W;
+    float *all = malloc((size_t)(items.n ? items.n : 1) * per * sizeof(float));
+    if (!all) {
+        fprintf(stderr, "egcam refs build: out of memory for %d images of %dx%d\n", items.n, H, W);
+        cli_items_free(&items);
+        return EXIT_MODEL;
+    }
+    cli_progress pr;
+    cli_progress_start(&pr, "refs", items.n, quiet);
+    int n = 0;
+    for (int i = 0; i < items.n; i++) {
+        if (cli_load_item(&items.v[i], preset, W, H, all + (size_t)n * per, NULL) != EGC_OK) {
+            cli_error(items.v[i].id, verbose);
+            n_bad++;
+        } else {
+            n++;
+        }
+        cli_progress_step(&pr, 1);
+    }
+    cli_progress_end(&pr);
+    int rc = n_bad ? EXIT_SOME_FAILED : EXIT_ALL_OK;
+    if (!n) {
+        fprintf(stderr, "egcam refs build: no image could be loaded; %s not written\n", out);
+        rc = EXIT_SOME_FAILED;
+    } else {
+        egc_tensor t;
+        int64_t dims[4] = {n, 3, H, W};
+        t.shape = egc_shape_make(4, dims);
+        t.data = all;
+        if (egc_npy_write(out, &t) != EGC_OK) {
+            cli_error(out, verbose);
+            rc = EXIT_USAGE;
+        } else if (!quiet) {
+            fprintf(stderr, "egcam refs build: wrote %d reference images (%s, %dx%d) to %s\n", n,
+                    egc_preset_name(preset), H, W, out);
+        }
+    }
+    free(all);
+    cli_items_free(&items);
+    return rc;
+}
+
+int cmd_refs(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "build")) return refs_build(argc - 1, argv + 1);
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        help(stdout);
+        return EXIT_ALL_OK;
+    }
+    fprintf(stderr, "egcam refs: expected the subcommand 'build' (see `egcam refs build --help`)\n");
+    return EXIT_USAGE;
+}

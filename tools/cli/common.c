@@ -1,0 +1,384 @@
+/* common.c: input expansion, labels, progress, errors for the egcam command line. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core/core.h"
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int has_ext(const char *p, const char *const *exts)
+{
+    const char *dot = strrchr(p, '.');
+    if (!dot) return 0;
+    for (int i = 0; exts[i]; i++)
+        if (!strcasecmp(dot + 1, exts[i])) return 1;
+    return 0;
+}
+
+static const char *const k_img_ext[] = {"jpg", "jpeg", "png", "bmp", NULL};
+static const char *const k_npy_ext[] = {"npy", NULL};
+
+static char *xstrdup(const char *s)
+{
+    char *r = strdup(s);
+    if (!r) {
+        fprintf(stderr, "egcam: out of memory\n");
+        exit(EXIT_MODEL);
+    }
+    return r;
+}
+
+static char *stem_of(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    char *s = xstrdup(b);
+    char *dot = strrchr(s, '.');
+    if (dot && dot != s) *dot = '\0';
+    return s;
+}
+
+static void push(cli_items *it, const char *path, int index)
+{
+    if (it->n == it->cap) {
+        it->cap = it->cap ? 2 * it->cap : 64;
+        it->v = realloc(it->v, (size_t)it->cap * sizeof *it->v);
+        if (!it->v) {
+            fprintf(stderr, "egcam: out of memory\n");
+            exit(EXIT_MODEL);
+        }
+    }
+    cli_item *x = &it->v[it->n++];
+    x->path = xstrdup(path);
+    x->index = index;
+    char *st = stem_of(path);
+    if (index < 0) {
+        x->id = xstrdup(path);
+        x->stem = st;
+    } else {
+        size_t n = strlen(path) + 32;
+        x->id = malloc(n);
+        x->stem = malloc(strlen(st) + 32);
+        if (!x->id || !x->stem) exit(EXIT_MODEL);
+        snprintf(x->id, n, "%s[%d]", path, index);
+        snprintf(x->stem, strlen(st) + 32, "%s_%d", st, index);
+        free(st);
+    }
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void add_file(cli_items *out, const char *path, int *n_bad)
+{
+    if (has_ext(path, k_npy_ext)) {
+        egc_tensor t;
+        if (egc_npy_read(path, &t) != EGC_OK) {
+            cli_error(path, 0);
+            (*n_bad)++;
+            return;
+        }
+        int n = 1;
+        if (t.shape.ndim == 4) n = (int)t.shape.d[0];
+        else if (t.shape.ndim != 3) {
+            fprintf(stderr, "egcam: %s: a tensor file must hold (N,3,H,W) or (3,H,W) floats\n",
+                    path);
+            (*n_bad)++;
+            egc_tensor_free(&t);
+            return;
+        }
+        egc_tensor_free(&t);
+        if (t.shape.ndim == 3 || n == 1) push(out, path, t.shape.ndim == 3 ? -1 : 0);
+        else
+            for (int i = 0; i < n; i++) push(out, path, i);
+        if (n == 1 && out->n && out->v[out->n - 1].index == 0) {
+            /* A single-image tensor file is named like an image. */
+            cli_item *x = &out->v[out->n - 1];
+            free(x->stem);
+            x->stem = stem_of(path);
+        }
+    } else {
+        push(out, path, -1);
+    }
+}
+
+int cli_expand_inputs(char **paths, int n_paths, cli_items *out, int *n_bad)
+{
+    memset(out, 0, sizeof *out);
+    *n_bad = 0;
+    for (int i = 0; i < n_paths; i++) {
+        struct stat sb;
+        if (stat(paths[i], &sb) != 0) {
+            fprintf(stderr, "egcam: %s: %s\n", paths[i], strerror(errno));
+            (*n_bad)++;
+            continue;
+        }
+        if (!S_ISDIR(sb.st_mode)) {
+            add_file(out, paths[i], n_bad);
+            continue;
+        }
+        DIR *d = opendir(paths[i]);
+        if (!d) {
+            fprintf(stderr, "egcam: %s: %s\n", paths[i], strerror(errno));
+            (*n_bad)++;
+            continue;
+        }
+        char **names = NULL;
+        int nn = 0, cap = 0;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.') continue;
+            if (!has_ext(e->d_name, k_img_ext) && !has_ext(e->d_name, k_npy_ext)) continue;
+            if (nn == cap) {
+                cap = cap ? 2 * cap : 64;
+                names = realloc(names, (size_t)cap * sizeof *names);
+                if (!names) exit(EXIT_MODEL);
+            }
+            size_t len = strlen(paths[i]) + strlen(e->d_name) + 2;
+            names[nn] = malloc(len);
+            if (!names[nn]) exit(EXIT_MODEL);
+            const char *sep = paths[i][strlen(paths[i]) - 1] == '/' ? "" : "/";
+            snprintf(names[nn], len, "%s%s%s", paths[i], sep, e->d_name);
+            nn++;
+        }
+        closedir(d);
+        qsort(names, (size_t)nn, sizeof *names, cmp_str);
+        for (int k = 0; k < nn; k++) {
+            add_file(out, names[k], n_bad);
+            free(names[k]);
+        }
+        free(names);
+        if (nn == 0) fprintf(stderr, "egcam: %s: no images (.jpg .jpeg .png .bmp .npy) in this folder\n", paths[i]);
+    }
+    return out->n;
+}
+
+void cli_items_free(cli_items *it)
+{
+    for (int i = 0; i < it->n; i++) {
+        free(it->v[i].path);
+        free(it->v[i].id);
+        free(it->v[i].stem);
+    }
+    free(it->v);
+    memset(it, 0, sizeof *it);
+}
+
+egc_status cli_load_item(const cli_item *it, egc_preset preset, int w, int h, float *dst,
+                         egc_image *sized)
+{
+    if (sized) memset(sized, 0, sizeof *sized);
+    const char *dot = strrchr(it->path, '.');
+    if (dot && !strcasecmp(dot, ".npy")) {
+        egc_tensor t;
+        egc_status st = egc_npy_read(it->path, &t);
+        if (st != EGC_OK) return st;
+        int64_t per = 3LL * h * w;
+        int idx = it->index < 0 ? 0 : it->index;
+        const egc_shape *s = &t.shape;
+        int ok = (s->ndim == 4 && s->d[1] == 3 && s->d[2] == h && s->d[3] == w && idx < s->d[0]) ||
+                 (s->ndim == 3 && s->d[0] == 3 && s->d[1] == h && s->d[2] == w);
+        if (!ok) {
+            char b[96];
+            (void)egc_shape_str(s, b, sizeof b);
+            egc_tensor_free(&t);
+            return EGC_FAIL(EGC_E_SHAPE, "%s: tensor of shape %s does not fit the model input "
+                            "[N,3,%d,%d]", it->path, b, h, w);
+        }
+        memcpy(dst, t.data + (int64_t)idx * per, (size_t)per * sizeof(float));
+        if (sized) {
+            egc_status st2 = egc_preset_denormalize(dst, w, h, preset, sized);
+            if (st2 != EGC_OK) {
+                egc_tensor_free(&t);
+                return st2;
+            }
+        }
+        egc_tensor_free(&t);
+        return EGC_OK;
+    }
+    egc_image img, tmp;
+    egc_status st = egc_image_load(it->path, &img);
+    if (st != EGC_OK) return st;
+    st = egc_preset_geometry(&img, preset, w, h, &tmp);
+    egc_image_free(&img);
+    if (st != EGC_OK) return st;
+    egc_preset_normalize(&tmp, preset, dst);
+    if (sized) *sized = tmp;
+    else egc_image_free(&tmp);
+    return EGC_OK;
+}
+
+char **cli_load_labels(const char *path, const char *model_path, int classes)
+{
+    char guess[4096];
+    if (!path) {
+        char *mp = xstrdup(model_path);
+        const char *dir = dirname(mp);
+        const char *name = classes == 1000 ? "imagenet_classes.txt"
+                           : classes == 10  ? "cifar10_classes.txt" : NULL;
+        if (name) snprintf(guess, sizeof guess, "%s/%s", dir, name);
+        free(mp);
+        if (!name || access(guess, R_OK) != 0) return NULL;
+        path = guess;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "egcam: %s: %s (labels file)\n", path, strerror(errno));
+        return NULL;
+    }
+    char **lab = calloc((size_t)classes, sizeof *lab);
+    if (!lab) exit(EXIT_MODEL);
+    char line[1024];
+    int n = 0;
+    while (n < classes && fgets(line, sizeof line, f)) {
+        size_t l = strlen(line);
+        while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = '\0';
+        lab[n++] = xstrdup(line);
+    }
+    fclose(f);
+    if (n != classes)
+        fprintf(stderr, "egcam: %s: %d labels for a model of %d classes; the rest are unnamed\n",
+                path, n, classes);
+    return lab;
+}
+
+void cli_free_labels(char **labels, int classes)
+{
+    if (!labels) return;
+    for (int i = 0; i < classes; i++) free(labels[i]);
+    free(labels);
+}
+
+const char *cli_default_preset(const egc_model *m)
+{
+    int c, h, w;
+    egc_model_input_chw(m, &c, &h, &w);
+    return (h == 32 && w == 32) ? "cifar" : "torchvision";
+}
+
+void cli_error(const char *what, int verbose)
+{
+    const char *msg = egc_last_error();
+    if (!verbose) {
+        const char *nl = strchr(msg, '\n');
+        int len = nl ? (int)(nl - msg) : (int)strlen(msg);
+        /* Drop the trailing " [file:line]" of the first line unless verbose. */
+        const char *br = NULL;
+        for (const char *p = msg; p < msg + len; p++)
+            if (*p == '[') br = p;
+        if (br && br > msg && br[-1] == ' ' && msg[len - 1] == ']') len = (int)(br - msg - 1);
+        if (what && !strstr(msg, what)) fprintf(stderr, "egcam: %s: %.*s\n", what, len, msg);
+        else fprintf(stderr, "egcam: %.*s\n", len, msg);
+    } else {
+        fprintf(stderr, "egcam: %s%s%s\n", what ? what : "", what ? ": " : "", msg);
+    }
+}
+
+void cli_progress_start(cli_progress *p, const char *label, long total, int quiet)
+{
+    p->label = label;
+    p->total = total;
+    p->done = 0;
+    p->t0 = p->last = cli_now();
+    p->tty = isatty(2);
+    p->quiet = quiet;
+}
+
+static void fmt_eta(double s, char *buf, size_t cap)
+{
+    if (s < 0 || s > 1e7) snprintf(buf, cap, "--:--");
+    else if (s >= 3600) snprintf(buf, cap, "%d:%02d:%02d", (int)s / 3600, ((int)s / 60) % 60, (int)s % 60);
+    else snprintf(buf, cap, "%02d:%02d", (int)s / 60, (int)s % 60);
+}
+
+static void progress_draw(cli_progress *p, int final)
+{
+    double el = cli_now() - p->t0;
+    double rate = el > 0 ? (double)p->done / el : 0;
+    char eta[32];
+    fmt_eta(rate > 0 ? (double)(p->total - p->done) / rate : -1, eta, sizeof eta);
+    if (p->tty) {
+        int width = 30, fill = p->total ? (int)(width * p->done / p->total) : width;
+        char bar[64];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\r%s [%s] %ld/%ld  %.1f/s  ETA %s%s", p->label, bar, p->done, p->total,
+                rate, eta, final ? "\n" : "");
+    } else {
+        fprintf(stderr, "%s: %ld/%ld  %.1f/s  ETA %s\n", p->label, p->done, p->total, rate, eta);
+    }
+    fflush(stderr);
+}
+
+void cli_progress_step(cli_progress *p, long n)
+{
+    p->done += n;
+    if (p->quiet) return;
+    double t = cli_now();
+    if (t - p->last >= (p->tty ? 0.2 : 5.0)) {
+        p->last = t;
+        progress_draw(p, 0);
+    }
+}
+
+void cli_progress_end(cli_progress *p)
+{
+    if (p->quiet) return;
+    if (p->tty || cli_now() - p->t0 >= 5.0) progress_draw(p, 1);
+}
+
+void cli_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p == '\n') fputs("\\n", f);
+        else if (*p == '\t') fputs("\\t", f);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+int cli_mkdirs(const char *path)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) {
+        fprintf(stderr, "egcam: output folder '%s': empty or too long\n", path);
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char keep = buf[i];
+        buf[i] = '\0';
+        struct stat sb;
+        if (stat(buf, &sb) != 0) {
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+                fprintf(stderr, "egcam: cannot create folder %s: %s\n", buf, strerror(errno));
+                return -1;
+            }
+        } else if (!S_ISDIR(sb.st_mode)) {
+            fprintf(stderr, "egcam: %s exists and is not a folder\n", buf);
+            return -1;
+        }
+        buf[i] = keep;
+    }
+    return 0;
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# fuzz.sh BUILD_DIR SECONDS: runs every libFuzzer target of a -DEGC_FUZZ=ON build for
+# SECONDS each on a seed corpus made from the shared models and images (in a temp folder).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="$1"
+secs="${2:-60}"
+shared="${EGC_SHARED_DIR:-$here/../shared}"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/onnx" "$tmp/image"
+cp "$shared"/models/resnet20_cifar10.onnx "$shared"/models/mobilenet_v1_025_128_imagenet.onnx "$tmp/onnx/" 2>/dev/null || true
+ls "$shared"/data/photos/* 2>/dev/null | head -4 | xargs -r -I{} cp {} "$tmp/image/"
+find "$shared/data/cifar10-test" -name '*.jpg' 2>/dev/null | head -8 | xargs -r -I{} cp {} "$tmp/image/"
+for f in "$build"/fuzz_*; do
+  [ -x "$f" ] || continue
+  name="$(basename "$f")"
+  case "$name" in
+    fuzz_onnx) corpus="$tmp/onnx" ;;
+    fuzz_image) corpus="$tmp/image" ;;
+    *) corpus="$tmp/$name"; mkdir -p "$corpus" ;;
+  esac
+  echo "fuzz: $name for ${secs}s"
+  "$f" -max_total_time="$secs" -rss_limit_mb=4096 -print_final_stats=1 \
+    "$corpus" 2>&1 | tail -n 12
+done

@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""gen_lower_cases.py: writes the small ONNX models (and reference .npy files) that the
+lowering tests (test/cpu/lower_test.cc, suite Lower*) read from test/data/lower/.
+
+Regenerate (needs onnx, numpy and torch; CPU only, a few seconds):
+    python3 tools/gen_lower_cases.py            # writes into test/data/lower/
+    python3 tools/gen_lower_cases.py OUT_DIR    # or somewhere else
+
+Every model is tiny (< 20 KB) and deterministic (fixed seeds). Reference outputs are
+computed here with torch / numpy, independently of egcam:
+  autopad_{same_upper,same_lower,valid}.onnx  Conv + MaxPool with auto_pad; *_in.npy/*_out.npy
+  bn_fold.onnx        Conv->BN->Relu->Conv->BN(+Add: second Conv has two users, BN stays);
+                      bn_fold_w.npy / bn_fold_b.npy: the expected folded weights of conv1;
+                      bn_fold_in.npy / bn_fold_out.npy: input and reference output
+  shape_subgraph.onnx torch.onnx.export of the CIFAR ResNet option-A shortcut
+                      (x[:, :, ::2, ::2] padded with zero channels: Constant, ConstantOfShape,
+                      Concat, Reshape, Slice, Transpose, Cast feed Pad's pads) followed by
+                      x.view(x.size(0), -1) (Shape, Gather, Unsqueeze, Concat, Reshape) with a
+                      symbolic batch; shape_subgraph_in.npy / _out.npy
+  dropout_identity.onnx   Identity / Dropout around a Conv (removed at lowering)
+  dropout_mask.onnx   a Dropout whose mask output is used (an error)
+  unsupported_op.onnx, unsupported_attr.onnx, cycle.onnx, unsorted.onnx,
+  two_inputs.onnx (second float input: bind it or fail), runtime_weight.onnx (Conv W computed
+  at run time), legacy_opset9.onnx (Pad/Slice/Clip attributes, legacy Softmax),
+  misc_opset13.onnx (GAP, Flatten, Gemm transB, Clip with constant inputs, Softmax),
+  fold_ops.onnx (Range, Where, Equal, Expand, Gather, Unsqueeze, Squeeze, Neg, Pow, Floor,
+  Sqrt feeding a Reshape target and an Add constant), fold_runtime.onnx (Gemm and Clip on
+  constants only, evaluated at load time by the CPU reference ops). Models with a reference output have
+  NAME_in.npy / NAME_out.npy next to them.
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "test", "data", "lower")
+
+
+def save(model, name):
+    path = os.path.join(OUT, name)
+    onnx.save(model, path)
+    assert os.path.getsize(path) < 20000, name
+
+
+def npy(name, a):
+    np.save(os.path.join(OUT, name), np.ascontiguousarray(a, dtype=np.float32))
+
+
+def init(name, a):
+    return numpy_helper.from_array(np.asarray(a), name)
+
+
+def model(nodes, inputs, outputs, inits=(), opset=13):
+    g = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
+                          producer_name="gen_lower_cases")
+    m.ir_version = 7
+    return m
+
+
+def fin(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def autopad_cases(rng):
+    import torch
+    import torch.nn.functional as F
+    x = rng.standard_normal((1, 2, 7, 6)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 4, 3)).astype(np.float32)
+    b = rng.standard_normal((3,)).astype(np.float32)
+    for mode in ("SAME_UPPER", "SAME_LOWER", "VALID"):
+        nodes = [
+            helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", auto_pad=mode,
+                             strides=[2, 1]),
+            helper.make_node("MaxPool", ["c"], ["y"], name="pool", auto_pad=mode,
+                             kernel_shape=[2, 3], strides=[1, 2]),
+        ]
+        m = model(nodes, [fin("x", [1, 2, 7, 6])], [fin("y", None)], [init("w", w), init("b", b)])
+        save(m, "autopad_%s.onnx" % mode.lower())
+
+        # Reference: ONNX's SAME rule (output ceil(in / stride), the odd pad at the end for
+        # SAME_UPPER and at the beginning for SAME_LOWER), written out with explicit pads.
+        def same(n, k, s):
+            out = -(-n // s)
+            tot = max(0, (out - 1) * s + k - n)
+            small, big = tot // 2, tot - tot // 2
+            return (small, big) if mode == "SAME_UPPER" else (big, small)
+        t = torch.from_numpy(x)
+        if mode == "VALID":
+            c = F.conv2d(t, torch.from_numpy(w), torch.from_numpy(b), stride=(2, 1))
+            y = F.max_pool2d(c, (2, 3), (1, 2))
+        else:
+            ph, pw = same(7, 4, 2), same(6, 3, 1)
+            c = F.conv2d(F.pad(t, (pw[0], pw[1], ph[0], ph[1])), torch.from_numpy(w),
+                         torch.from_numpy(b), stride=(2, 1))
+            qh, qw = same(c.shape[2], 2, 1), same(c.shape[3], 3, 2)
+            y = F.max_pool2d(F.pad(c, (qw[0], qw[1], qh[0], qh[1]), value=-np.inf), (2, 3), (1, 2))
+        npy("autopad_%s_in.npy" % mode.lower(), x)
+        npy("autopad_%s_out.npy" % mode.lower(), y.numpy())
+
+
+def bn_fold_case(rng):
+    C, M = 3, 4
+    x = rng.standard_normal((1, C, 6, 6)).astype(np.float32)
+    w1 = rng.standard_normal((M, C, 3, 3)).astype(np.float32)
+    b1 = rng.standard_normal((M,)).astype(np.float32)
+    w2 = rng.standard_normal((M, M, 1, 1)).astype(np.float32)
+
+    def bn_params(tag):
+        return (rng.uniform(0.5, 1.5, M).astype(np.float32), rng.standard_normal(M).astype(np.float32),
+                rng.standard_normal(M).astype(np.float32), rng.uniform(0.5, 2.0, M).astype(np.float32))
+    s1, be1, mu1, v1 = bn_params("1")
+    s2, be2, mu2, v2 = bn_params("2")
+    eps1, eps2 = 1e-3, 1e-5
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c1", "s1", "be1", "mu1", "v1"], ["n1"], name="bn1",
+                         epsilon=eps1),
+        helper.make_node("Relu", ["n1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2"),
+        helper.make_node("BatchNormalization", ["c2", "s2", "be2", "mu2", "v2"], ["n2"], name="bn2",
+                         epsilon=eps2),
+        helper.make_node("Add", ["n2", "c2"], ["y"], name="add"),
+    ]
+    inits = [init(k, v) for k, v in dict(w1=w1, b1=b1, w2=w2, s1=s1, be1=be1, mu1=mu1, v1=v1,
+                                         s2=s2, be2=be2, mu2=mu2, v2=v2).items()]
+    save(model(nodes, [fin("x", [1, C, 6, 6])], [fin("y", None)], inits), "bn_fold.onnx")
+    k = s1.astype(np.float64) / np.sqrt(v1.astype(np.float64) + eps1)
+    npy("bn_fold_w.npy", w1 * k[:, None, None, None])
+    npy("bn_fold_b.npy", (b1 - mu1) * k + be1)
+    import torch
+    import torch.nn.functional as F
+    t = torch.from_numpy(x).double()
+    c1 = F.conv2d(t, torch.from_numpy(w1).double(), torch.from_numpy(b1).double(), padding=1)
+    n1 = F.batch_norm(c1, torch.from_numpy(mu1).double(), torch.from_numpy(v1).double(),
+                      torch.from_numpy(s1).double(), torch.from_numpy(be1).double(), eps=eps1)
+    c2 = F.conv2d(torch.relu(n1), torch.from_numpy(w2).double())
+    n2 = F.batch_norm(c2, torch.from_numpy(mu2).double(), torch.from_numpy(v2).double(),
+                      torch.from_numpy(s2).double(), torch.from_numpy(be2).double(), eps=eps2)
+    npy("bn_fold_in.npy", x)
+    npy("bn_fold_out.npy", (n2 + c2).numpy())
+
+
+def shape_subgraph_case(rng):
+    import io
+
+    import torch
+    import torch.nn.functional as F
+
+    class Shortcut(torch.nn.Module):
+        def forward(self, x):
+            y = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 2, 2), "constant", 0)
+            y = torch.relu(y)
+            return y.view(y.size(0), -1)
+
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    buf = io.BytesIO()
+    torch.onnx.export(Shortcut(), torch.from_numpy(x), buf, opset_version=13,
+                      input_names=["input"], output_names=["out"], do_constant_folding=False,
+                      dynamic_axes={"input": {0: "N"}, "out": {0: "N"}})
+    m = onnx.load_from_string(buf.getvalue())
+    ops = {n.op_type for n in m.graph.node}
+    for need in ("Constant", "ConstantOfShape", "Concat", "Reshape", "Transpose", "Slice",
+                 "Cast", "Pad", "Shape", "Gather", "Unsqueeze"):
+        assert need in ops, (need, ops)
+    save(m, "shape_subgraph.onnx")
+    npy("shape_subgraph_in.npy", x)
+    npy("shape_subgraph_out.npy", Shortcut()(torch.from_numpy(x)).numpy())
+
+
+def dropout_cases(rng):
+    w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Identity", ["x"], ["x1"], name="id0"),
+        helper.make_node("Conv", ["x1", "w"], ["c"], name="conv"),
+        helper.make_node("Dropout", ["c", "ratio"], ["d", "mask"], name="drop"),
+        helper.make_node("Identity", ["d"], ["d1"], name="id1"),
+        helper.make_node("Relu", ["d1"], ["y"], name="relu"),
+    ]
+    save(model(nodes, [fin("x", [1, 1, 5, 5])], [fin("y", None)],
+               [init("w", w), init("ratio", np.array(0.5, np.float32))]), "dropout_identity.onnx")
+    nodes = [
+        helper.make_node("Dropout", ["x"], ["d", "mask"], name="drop"),
+        helper.make_node("Cast", ["mask"], ["maskf"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Add", ["d", "maskf"], ["y"], name="add"),
+    ]
+    save(model(nodes, [fin("x", [1, 4])], [fin("y", None)]), "dropout_mask.onnx")
+
+
+def error_cases(rng):
+    w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("LpNormalization", ["r"], ["y"], name="weird")]
+    save(model(nodes, [fin("x", [1, 4])], [fin("y", None)]), "unsupported_op.onnx")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv3", auto_pad="FOO")]
+    save(model(nodes, [fin("x", [1, 1, 5, 5])], [fin("y", None)], [init("w", w)]),
+         "unsupported_attr.onnx")
+    nodes = [helper.make_node("Add", ["x", "c"], ["a"], name="n1"),
+             helper.make_node("Relu", ["a"], ["b"], name="n2"),
+             helper.make_node("Relu", ["b"], ["c"], name="n3"),
+             helper.make_node("Relu", ["b"], ["y"], name="n4")]
+    save(model(nodes, [fin("x", [1, 4])], [fin("y", None)]), "cycle.onnx")
+    # Conv weights computed at run time from the input.
+    nodes = [helper.make_node("Relu", ["x"], ["wr"], name="relu"),
+             helper.make_node("Conv", ["x", "wr"], ["y"], name="conv")]
+    save(model(nodes, [fin("x", [1, 1, 3, 3])], [fin("y", None)]), "runtime_weight.onnx")
+    # Two float graph inputs: the second must be bound to a constant.
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")]
+    save(model(nodes, [fin("x", [1, 1, 5, 5]), fin("w", [2, 1, 3, 3])], [fin("y", None)]),
+         "two_inputs.onnx")
+
+
+def unsorted_case(rng):
+    w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Relu", ["c"], ["y"], name="relu"),
+             helper.make_node("Conv", ["x1", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("Identity", ["x"], ["x1"], name="id")]
+    save(model(nodes, [fin("x", [1, 1, 4, 4])], [fin("y", None)], [init("w", w)]), "unsorted.onnx")
+
+
+def legacy_case(rng):
+    nodes = [
+        helper.make_node("Pad", ["x"], ["p"], name="pad", mode="reflect", pads=[0, 0, 1, 2, 0, 0, 2, 1]),
+        helper.make_node("Slice", ["p"], ["s"], name="slice", starts=[1, -4], ends=[100, 1000],
+                         axes=[2, 3]),
+        helper.make_node("Clip", ["s"], ["c"], name="clip", min=-0.5, max=0.75),
+        helper.make_node("Softmax", ["c"], ["y"], name="softmax"),
+    ]
+    save(model(nodes, [fin("x", [2, 3, 4, 5])], [fin("y", None)], opset=9), "legacy_opset9.onnx")
+    x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    p = np.pad(x, ((0, 0), (0, 0), (1, 2), (2, 1)), mode="reflect")
+    s = np.clip(p[:, :, 1:, -4:], -0.5, 0.75)
+    f = s.reshape(2, -1).astype(np.float64)  # legacy Softmax: 2-D at axis 1
+    e = np.exp(f - f.max(axis=1, keepdims=True))
+    npy("legacy_opset9_in.npy", x)
+    npy("legacy_opset9_out.npy", (e / e.sum(axis=1, keepdims=True)).reshape(s.shape))
+
+
+def misc_case(rng):
+    w = rng.standard_normal((5, 3)).astype(np.float32)
+    b = rng.standard_normal((5,)).astype(np.float32)
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["x"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "w", "b"], ["m"], name="fc", transB=1, alpha=0.5, beta=2.0),
+        helper.make_node("Clip", ["m", "lo", ""], ["c"], name="clip"),
+        helper.make_node("Softmax", ["c"], ["y"], name="softmax", axis=1),
+    ]
+    save(model(nodes, [fin("x", [1, 3, 4, 4])], [fin("y", None)],
+               [init("w", w), init("b", b), init("lo", np.array(-1.0, np.float32))]),
+         "misc_opset13.onnx")
+    x = rng.standard_normal((1, 3, 4, 4)).astype(np.float32)
+    f = x.astype(np.float64).mean(axis=(2, 3))
+    m = np.maximum(0.5 * f @ w.T.astype(np.float64) + 2.0 * b, -1.0)
+    e = np.exp(m - m.max(axis=1, keepdims=True))
+    npy("misc_opset13_in.npy", x)
+    npy("misc_opset13_out.npy", e / e.sum(axis=1, keepdims=True))
+
+
+def fold_ops_case(rng):
+    """A Reshape target and an Add constant computed by a chain of folded ops."""
+    i64 = lambda name, v: init(name, np.array(v, np.int64))
+    nodes = [
+        # r = Range(0, 6, 1) -> [0..5]; e = Equal(r, 2); sel = Where(e, 100, r)
+        helper.make_node("Range", ["zero", "six", "one"], ["r"], name="range"),
+        helper.make_node("Equal", ["r", "two"], ["e"], name="eq"),
+        helper.make_node("Where", ["e", "hundred", "r"], ["sel"], name="where"),
+        # g = Gather(sel, [1, 2]) = [1, 100]; h = Neg(g) -> [-1, -100]
+        helper.make_node("Gather", ["sel", "idx"], ["g"], name="gather", axis=0),
+        helper.make_node("Neg", ["g"], ["h"], name="neg"),
+        # target = Concat(Unsqueeze(Squeeze(sh)), [-1]) = [2, -1] with sh=[[2]]
+        helper.make_node("Squeeze", ["sh"], ["sq"], name="squeeze"),
+        helper.make_node("Unsqueeze", ["sq", "ax0"], ["us"], name="unsqueeze"),
+        helper.make_node("Concat", ["us", "minus1"], ["target"], name="cat", axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["xr"], name="reshape"),
+        # k = Expand(Floor(Sqrt(Pow(base, 2))), [2, 6]) ; base = [[1.5, ...]] -> floor(1.5) = 1
+        helper.make_node("Pow", ["base", "twof"], ["pw"], name="pow"),
+        helper.make_node("Sqrt", ["pw"], ["sqrt"], name="sqrt"),
+        helper.make_node("Floor", ["sqrt"], ["fl"], name="floor"),
+        helper.make_node("Cast", ["h"], ["hf"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Slice", ["hf", "s0", "s1"], ["hs"], name="slice"),
+        helper.make_node("Mul", ["fl", "hs"], ["k0"], name="mul"),
+        helper.make_node("Expand", ["k0", "eshape"], ["k"], name="expand"),
+        helper.make_node("Add", ["xr", "k"], ["y"], name="add"),
+    ]
+    inits = [i64("zero", 0), i64("six", 6), i64("one", 1), i64("two", 2), i64("hundred", 100),
+             i64("idx", [1, 2]), i64("sh", [[2]]), i64("ax0", [0]), i64("minus1", [-1]),
+             init("base", np.array([[1.5, -2.5, 3.7, 0.2, 4.0, 2.2]], np.float32)),
+             init("twof", np.array(2.0, np.float32)), i64("s0", [1]), i64("s1", [2]),
+             i64("eshape", [2, 6])]
+    save(model(nodes, [fin("x", [1, 3, 2, 2])], [fin("y", None)], inits), "fold_ops.onnx")
+    x = rng.standard_normal((1, 3, 2, 2)).astype(np.float32)
+    base = np.array([[1.5, -2.5, 3.7, 0.2, 4.0, 2.2]], np.float32)
+    k = np.floor(np.sqrt(base ** 2)) * np.float32(-100)  # Where/Gather/Neg/Slice give -100
+    npy("fold_ops_in.npy", x)
+    npy("fold_ops_out.npy", x.reshape(2, 6) + np.broadcast_to(k, (2, 6)))
+
+
+def fold_runtime_case(rng):
+    """Runtime ops (Gemm, Clip) on constants only: evaluated once at load time."""
+    a = rng.standard_normal((1, 3)).astype(np.float32)
+    b = rng.standard_normal((3, 4)).astype(np.float32)
+    nodes = [
+        helper.make_node("Gemm", ["a", "b"], ["ab"], name="gemm", alpha=2.0),
+        helper.make_node("Clip", ["ab", "lo"], ["k"], name="clip"),
+        helper.make_node("Add", ["x", "k"], ["y"], name="add"),
+    ]
+    save(model(nodes, [fin("x", [1, 4])], [fin("y", None)],
+               [init("a", a), init("b", b), init("lo", np.array(0.0, np.float32))]),
+         "fold_runtime.onnx")
+    x = rng.standard_normal((1, 4)).astype(np.float32)
+    npy("fold_runtime_in.npy", x)
+    npy("fold_runtime_out.npy", x + np.maximum(2.0 * a.astype(np.float64) @ b, 0.0))
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    rng = np.random.default_rng(1234)
+    autopad_cases(rng)
+    bn_fold_case(rng)
+    shape_subgraph_case(rng)
+    dropout_cases(rng)
+    error_cases(rng)
+    unsorted_case(rng)
+    legacy_case(rng)
+    misc_case(rng)
+    fold_ops_case(rng)
+    fold_runtime_case(rng)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# gpu_check.sh: the one script to run on a GPU machine (H100/H200, sm_90): builds egcam with
+# CUDA (Release, sm_90 only) into build-gpu, runs the CUDA parity tests (and the CPU tests),
+# runs compute-sanitizer memcheck on a short subset, then the benchmarks, and records one
+# JSON line per step in $OUT/gpu_check.jsonl. A failing step is recorded and the script goes
+# on; it is meant to finish within about 8 minutes.
+#
+# Usage (from the repository root):
+#   tools/gpu_check.sh [SHARED_DIR]
+# SHARED_DIR (or the environment variable EGC_SHARED_DIR) is where the shared models and
+# data are, when they were carried to the machine; without it the tests that need them skip.
+# OUT (default ./out) receives: gpu_check.jsonl (one line per step), gpu_check.log (all
+# output), cuda_tests.json and cpu_tests.json (GoogleTest reports).
+# Environment knobs: JOBS (build parallelism, default all cores), BUILD_DIR (default build-gpu),
+# SKIP_CPU_TESTS=1, SKIP_SANITIZER=1.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+OUT="${OUT:-./out}"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+SHARED="${1:-${EGC_SHARED_DIR:-}}"
+BUILD_DIR="${BUILD_DIR:-build-gpu}"
+JOBS="${JOBS:-$(nproc 2>/dev/null || echo 8)}"
+JSONL="$OUT/gpu_check.jsonl"
+LOG="$OUT/gpu_check.log"
+: >"$JSONL"
+: >"$LOG"
+T0=$(date +%s)
+FAILED=0
+
+json_escape() {
+    python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))' 2>/dev/null ||
+        sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e ':a;N;$!ba;s/\n/\\n/g' -e 's/.*/"&"/'
+}
+
+# record NAME STATUS RC SECONDS [EXTRA-JSON-FIELDS]
+record() {
+    local extra="${5:-}"
+    [ -n "$extra" ] && extra=", $extra"
+    printf '{"step": "%s", "status": "%s", "rc": %s, "seconds": %s%s}\n' "$1" "$2" "$3" "$4" \
+        "$extra" >>"$JSONL"
+    printf '=== step %s: %s (rc %s, %ss)\n' "$1" "$2" "$3" "$4" | tee -a "$LOG"
+}
+
+# step NAME TIMEOUT_S COMMAND...: runs the command with a time limit, output to the log;
+# records ok / fail / timeout with the last lines of output on failure.
+step() {
+    local name="$1" limit="$2"
+    shift 2
+    echo "=== running $name: $*" >>"$LOG"
+    local t=$(date +%s) tmp
+    tmp="$(mktemp)"
+    timeout --signal=TERM --kill-after=10 "$limit" "$@" >"$tmp" 2>&1
+    local rc=$?
+    cat "$tmp" >>"$LOG"
+    local status=ok
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        status=timeout
+    elif [ $rc -ne 0 ]; then
+        status=fail
+    fi
+    local extra=""
+    if [ "$status" != ok ]; then
+        FAILED=$((FAILED + 1))
+        extra="\"tail\": $(tail -n 25 "$tmp" | json_escape)"
+    fi
+    rm -f "$tmp"
+    record "$name" "$status" "$rc" "$(($(date +%s) - t))" "$extra"
+    return $rc
+}
+
+skip() { record "$1" skipped 0 0 "\"reason\": \"$2\""; }
+
+# ---- machine ----
+step machine 30 bash -c 'nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nvcc --version | tail -n 2; cmake --version | head -n 1; gcc --version | head -n 1'
+
+# ---- configure and build (sm_90 only) ----
+CFG=(-S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEGC_CUDA=ON -DEGC_CUDA_ARCHS=90)
+[ -n "$SHARED" ] && CFG+=("-DEGC_SHARED_DIR=$(cd "$SHARED" && pwd)")
+# The test binaries first (what the checks below need), then everything else (the tool,
+# benchmarks), so that a broken tool does not hide the test results.
+BUILT=0
+if step configure 120 cmake "${CFG[@]}"; then
+    TARGETS=(--target egcam_cuda_tests)
+    [ "${SKIP_CPU_TESTS:-0}" != 1 ] && TARGETS+=(egcam_tests)
+    if step build_tests 300 cmake --build "$BUILD_DIR" -j "$JOBS" "${TARGETS[@]}"; then BUILT=1; fi
+    step build_all 200 cmake --build "$BUILD_DIR" -j "$JOBS"
+else
+    skip build_tests "configure failed"
+fi
+
+summarize() { # summarize REPORT.json: one line "tests N failures F skipped S"
+    python3 - "$1" <<'EOF' 2>/dev/null
+import json, sys
+r = json.load(open(sys.argv[1]))
+tests = fails = skipped = 0
+failed = []
+for s in r.get("testsuites", []):
+    for t in s.get("testsuite", []):
+        tests += 1
+        if t.get("failures"):
+            fails += 1
+            failed.append(s["name"] + "." + t["name"])
+        elif t.get("result") == "SKIPPED" or t.get("status") == "NOTRUN":
+            skipped += 1
+print(json.dumps({"tests": tests, "failures": fails, "skipped": skipped, "failed": failed[:30]}))
+EOF
+}
+
+# ---- tests ----
+if [ $BUILT -eq 1 ] && [ -x "$BUILD_DIR/egcam_cuda_tests" ]; then
+    step cuda_tests 240 "$BUILD_DIR/egcam_cuda_tests" --gtest_output="json:$OUT/cuda_tests.json"
+    S="$(summarize "$OUT/cuda_tests.json")"
+    [ -n "$S" ] && { record cuda_tests_summary info 0 0 "\"summary\": $S"; echo "CUDA tests: $S"; }
+else
+    skip cuda_tests "not built"
+fi
+
+if [ "${SKIP_CPU_TESTS:-0}" != 1 ] && [ -x "$BUILD_DIR/egcam_tests" ]; then
+    step cpu_tests 150 "$BUILD_DIR/egcam_tests" --gtest_output="json:$OUT/cpu_tests.json"
+    S="$(summarize "$OUT/cpu_tests.json")"
+    [ -n "$S" ] && { record cpu_tests_summary info 0 0 "\"summary\": $S"; echo "CPU tests: $S"; }
+else
+    skip cpu_tests "disabled or not built"
+fi
+
+# ---- compute-sanitizer memcheck on a short subset ----
+SAN="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)"
+if [ "${SKIP_SANITIZER:-0}" = 1 ]; then
+    skip memcheck "SKIP_SANITIZER=1"
+elif [ -z "$SAN" ]; then
+    skip memcheck "compute-sanitizer not found"
+elif [ $BUILT -ne 1 ]; then
+    skip memcheck "not built"
+else
+    step memcheck 150 "$SAN" --tool memcheck --error-exitcode 3 --leak-check no \
+        "$BUILD_DIR/egcam_cuda_tests" \
+        --gtest_filter='CudaParity.ConvAsymmetricPadStride2:CudaParity.ConvDepthwiseStride2:CudaParity.MaxPool*:CudaParity.AvgPoolCeilMode:CudaParity.PadModes:CudaParity.SubBothBroadcast:CudaParity.MatMulCrossBroadcast:CudaParity.Softmax:CudaParity.GemmTransABAlphaBeta'
+fi
+
+# ---- device listing ----
+if [ -x "$BUILD_DIR/egcam" ]; then
+    step info 30 "$BUILD_DIR/egcam" info
+else
+    skip info "the egcam tool was not built"
+fi
+
+# ---- benchmarks ----
+# ===================== BENCHMARKS: the lead adds benchmark commands here =====================
+# Each one as:   step bench_<name> <timeout_s> <command> [args...]
+# e.g.           step bench_forward 120 "$BUILD_DIR/bench_forward" --backend cuda --out "$OUT/bench.jsonl"
+# (keep the whole script under ~8 minutes; results should go to $OUT as JSON lines)
+# ============================================================================================
+
+TOTAL=$(($(date +%s) - T0))
+record total "$([ $FAILED -eq 0 ] && echo ok || echo fail)" "$FAILED" "$TOTAL" "\"failed_steps\": $FAILED"
+echo "gpu_check: $FAILED failing step(s) in ${TOTAL}s; see $JSONL"
+exit 0
