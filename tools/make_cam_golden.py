@@ -228,6 +228,7 @@ def main(argv):
     ]
     lines = ["# model input method layer score combine baselines rho plan refs classes output"]
     plan = [(0, 0.25, 0), (1, 0.5, 11), (0, 0.875, 12), (1, 0.0, 0x9E3779B97F4A7C15)]
+    plan1 = [(0, a, s) for _, a, s in plan]  # for the single-image sets (blur, black)
     for mname, preset, size, imgs in models:
         tag = mname.split("_")[0]
         ref = Ref(os.path.join(args.shared, "models", mname))
@@ -235,12 +236,13 @@ def main(argv):
         x = np.ascontiguousarray(x, np.float32)
         xin = f"x_{tag}.npy"
         np.save(os.path.join(args.out, xin), x)
-        planf = f"plan_{tag}.csv"
-        with open(os.path.join(args.out, planf), "w") as f:
-            f.write("# sample plan of the golden cases: one row per sample\n")
-            f.write("baseline,alpha,noise_seed\n")
-            for b, a, s in plan:
-                f.write(f"{b},{a},{s}\n")
+        planf, plan1f = f"plan_{tag}.csv", f"plan1_{tag}.csv"
+        for name, rows in ((planf, plan), (plan1f, plan1)):
+            with open(os.path.join(args.out, name), "w") as f:
+                f.write("# sample plan of the golden cases: one row per sample\n")
+                f.write("baseline,alpha,noise_seed\n")
+                for b, a, s in rows:
+                    f.write(f"{b},{a},{s}\n")
         classes = ref.logits(x).argmax(dim=1).tolist()
         cls_s = ",".join(str(c) for c in classes)
         g_logit, A = ref.grad_act(x, classes, "logit")
@@ -265,9 +267,10 @@ def main(argv):
              [scorecam(ref, x[i], classes[i], A[i]) for i in range(len(x))], "softmax")
 
         def exp_maps(method, score, combine, baselines, rho):
+            rows, name = (plan, planf) if baselines == "file" else (plan1, plan1f)
             maps = []
             for i in range(len(x)):
-                v, Ax = expected(ref, x[i], classes[i], score, combine, baselines, rho, plan, x,
+                v, Ax = expected(ref, x[i], classes[i], score, combine, baselines, rho, rows, x,
                                  preset)
                 if combine == "C":
                     maps.append(v)
@@ -275,7 +278,7 @@ def main(argv):
                     maps.append(gradcam(v, Ax))
                 else:
                     maps.append(SINGLE[method.replace("expected-", "")](v, Ax))
-            emit(method, score, combine, baselines, rho, planf, maps,
+            emit(method, score, combine, baselines, rho, name, maps,
                  f"{score}_{combine}_{baselines}_rho{rho}")
 
         for combine in ("A", "B", "C"):

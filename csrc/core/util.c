@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -67,6 +68,9 @@ egc_status egc_read_file(const char *path, uint8_t **data, size_t *len)
 {
     *data = NULL;
     *len = 0;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return EGC_FAIL(EGC_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode)) return EGC_FAIL(EGC_E_IO, "%s: not a regular file", path);
     FILE *f = fopen(path, "rb");
     if (!f) return EGC_FAIL(EGC_E_IO, "%s: cannot open: %s", path, strerror(errno));
     if (fseek(f, 0, SEEK_END) != 0) {

@@ -223,9 +223,6 @@ static egc_status run_gemm_path(const egc_node *n, conv_job *j, void (*fn)(int64
     const conv_geom *g = j->g;
     j->units = g->N;
     j->chunks = egc_cpu_chunks(g->N);
-#ifdef BENCH_SERIAL
-    j->chunks = 1;
-#endif
     if (!g->pointwise) {
         EGC_TRY(egc_cpu_scratch_acquire(&j->scratch));
         for (int k = 0; k < j->chunks; k++) {

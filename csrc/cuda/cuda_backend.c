@@ -252,6 +252,15 @@ static void cu_plan_release(egc_backend *be, void *state)
     free(pl);
 }
 
+/* Whether an algorithm's math type keeps fp32 semantics: plain FMA always; tensor ops (TF32
+ * for fp32 data) only where allowed; never ALLOW_CONVERSION (fp32 down-converted to fp16). */
+static int math_ok(cudnnMathType_t m, int tf32)
+{
+    if (m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return 0;
+    if (m == CUDNN_TENSOR_OP_MATH) return tf32;
+    return 1;
+}
+
 /* Picks the first forward algorithm of cuDNN's heuristics that runs in the cap. */
 static egc_status choose_fwd(cuda_ctx *c, const egc_node *n, conv_plan *cp, int tf32)
 {
@@ -261,7 +270,7 @@ static egc_status choose_fwd(cuda_ctx *c, const egc_node *n, conv_plan *cp, int 
                                                      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
     for (int i = 0; i < got; i++) {
         if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > CONV_WS_CAP) continue;
-        if (!tf32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
+        if (!math_ok(perf[i].mathType, tf32)) continue;
         cp->fwd_algo = perf[i].algo;
         EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, perf[i].mathType));
         EGC_CUDNN(cudnnGetConvolutionForwardWorkspaceSize(c->dnn, cp->xd, cp->wd, cp->cd, cp->yd,
@@ -284,7 +293,7 @@ static egc_status choose_bwd(cuda_ctx *c, conv_plan *cp, int tf32)
     for (int i = 0; i < got; i++) {
         if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > CONV_WS_CAP) continue;
         if (perf[i].determinism != CUDNN_DETERMINISTIC) continue;
-        if (!tf32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
+        if (!math_ok(perf[i].mathType, tf32)) continue;
         cp->bwd_algo = perf[i].algo;
         EGC_CUDNN(cudnnSetConvolutionMathType(cp->cdb, perf[i].mathType));
         EGC_CUDNN(cudnnGetConvolutionBackwardDataWorkspaceSize(c->dnn, cp->wd, cp->yd, cp->cdb,

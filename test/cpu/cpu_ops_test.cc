@@ -350,6 +350,15 @@ TEST(CpuOpsConv, BatchLargerThanThreads)
     run_conv_case({7, 3, 6, 5, 4, conv_p(3, 3, 1, 1, 1, 1, 1, 1, 1), true});
 }
 
+TEST(CpuOpsConv, ColumnBlocksSingleImage)
+{
+    // One image with a few hundred output positions: the work is split into blocks of
+    // output columns that end mid-row (whatever the thread count).
+    run_conv_case({1, 3, 17, 19, 4, conv_p(3, 3, 1, 1, 1, 1, 1, 1, 1), true});
+    run_conv_case({1, 2, 29, 27, 3, conv_p(3, 3, 2, 2, 2, 1, 0, 2, 1), true});
+    run_conv_case({1, 6, 13, 14, 5, conv_p(1, 1, 1, 1, 0, 0, 0, 0, 1), true});
+}
+
 TEST(CpuOpsConv, HandComputed)
 {
     // X = 1..9 in a 3x3 image, all-ones 2x2 kernel, bias 0.5: each output is the sum of a

@@ -726,10 +726,11 @@ bool ReadNpy(const std::string &path, egc_tensor *t)
     return st == EGC_OK;
 }
 
-// One golden case per line of cases.txt:
-//   model method layer score combine baselines samples plan refs classes... -> file
+// One golden case per line of cases.txt (written by tools/make_cam_golden.py):
+//   model input method layer score combine baselines rho plan refs classes output
 struct GoldenCase {
-    std::string model, input, method, score, combine, baselines, plan, refs, out;
+    std::string model, input, method, layer, score, combine, baselines, plan, refs, out;
+    float rho = 0;
     std::vector<int> classes;
 };
 
@@ -743,11 +744,11 @@ std::vector<GoldenCase> ReadCases()
         std::istringstream ss(line);
         GoldenCase c;
         std::string cls;
-        ss >> c.model >> c.input >> c.method >> c.score >> c.combine >> c.baselines >> c.plan >>
-            c.refs >> cls >> c.out;
+        ss >> c.model >> c.input >> c.method >> c.layer >> c.score >> c.combine >> c.baselines >>
+            c.rho >> c.plan >> c.refs >> cls >> c.out;
         std::istringstream cs(cls);
         for (std::string t; std::getline(cs, t, ',');) c.classes.push_back(std::stoi(t));
-        v.push_back(c);
+        if (!ss.fail()) v.push_back(c);
     }
     return v;
 }
@@ -769,6 +770,7 @@ TEST(MethodsGolden, MatchesPyTorch)
         ASSERT_TRUE(ReadNpy(kGolden + c.input, &x));
         ASSERT_TRUE(ReadNpy(kGolden + c.out, &want));
         int n = (int)x.shape.d[0];
+        ASSERT_EQ((int)c.classes.size(), n);
         egc_explain_options o;
         egc_explain_options_default(&o);
         ASSERT_EQ(egc_method_parse(c.method.c_str(), &o.method), EGC_OK);
@@ -788,6 +790,8 @@ TEST(MethodsGolden, MatchesPyTorch)
         } else if (c.baselines == "self") {
             o.baselines = EGC_BASELINES_SELF;
         }
+        o.noise = c.rho;
+        o.layer = c.layer.c_str();
         o.batch = 5;
         auto e = Make(model.get(), o);
         ASSERT_TRUE(e);
