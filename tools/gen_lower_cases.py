@@ -25,8 +25,8 @@ computed here with torch / numpy, independently of egcam:
   misc_opset13.onnx (GAP, Flatten, Gemm transB, Clip with constant inputs, Softmax),
   fold_ops.onnx (Range, Where, Equal, Expand, Gather, Unsqueeze, Squeeze, Neg, Pow, Floor,
   Sqrt feeding a Reshape target and an Add constant), fold_runtime.onnx (Gemm and Clip on
-  constants only, evaluated at load time by the CPU reference ops). Models with a reference output have
-  NAME_in.npy / NAME_out.npy next to them.
+  constants only, evaluated at load time by the CPU reference ops).
+Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
 import sys
@@ -109,11 +109,12 @@ def bn_fold_case(rng):
     b1 = rng.standard_normal((M,)).astype(np.float32)
     w2 = rng.standard_normal((M, M, 1, 1)).astype(np.float32)
 
-    def bn_params(tag):
-        return (rng.uniform(0.5, 1.5, M).astype(np.float32), rng.standard_normal(M).astype(np.float32),
-                rng.standard_normal(M).astype(np.float32), rng.uniform(0.5, 2.0, M).astype(np.float32))
-    s1, be1, mu1, v1 = bn_params("1")
-    s2, be2, mu2, v2 = bn_params("2")
+    def bn_params():
+        f32 = np.float32
+        return (rng.uniform(0.5, 1.5, M).astype(f32), rng.standard_normal(M).astype(f32),
+                rng.standard_normal(M).astype(f32), rng.uniform(0.5, 2.0, M).astype(f32))
+    s1, be1, mu1, v1 = bn_params()
+    s2, be2, mu2, v2 = bn_params()
     eps1, eps2 = 1e-3, 1e-5
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
@@ -223,7 +224,8 @@ def unsorted_case(rng):
 
 def legacy_case(rng):
     nodes = [
-        helper.make_node("Pad", ["x"], ["p"], name="pad", mode="reflect", pads=[0, 0, 1, 2, 0, 0, 2, 1]),
+        helper.make_node("Pad", ["x"], ["p"], name="pad", mode="reflect",
+                         pads=[0, 0, 1, 2, 0, 0, 2, 1]),
         helper.make_node("Slice", ["p"], ["s"], name="slice", starts=[1, -4], ends=[100, 1000],
                          axes=[2, 3]),
         helper.make_node("Clip", ["s"], ["c"], name="clip", min=-0.5, max=0.75),

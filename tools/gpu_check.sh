@@ -153,6 +153,43 @@ fi
 # (keep the whole script under ~8 minutes; results should go to $OUT as JSON lines)
 # ============================================================================================
 
+# Torchvision architectures (random weights, benchmarks/peers/export_torchvision.py): their
+# parity against PyTorch (CudaModelTorchvision, needs EGC_TV_DIR), then forward throughput at
+# batch 256 of egcam (bench_forward) and of PyTorch (benchmarks/peers/torch_forward.py), all
+# JSON lines into $OUT/bench.jsonl. Knobs: PYTHON (default python3), BENCH_BATCH (256),
+# BENCH_REPEATS (5).
+PY="${PYTHON:-python3}"
+TV_DIR="$BUILD_DIR/tv"
+BENCH="$OUT/bench.jsonl"
+BB="${BENCH_BATCH:-256}"
+BR="${BENCH_REPEATS:-5}"
+: >"$BENCH"
+TV_OK=0
+if step export_torchvision 150 "$PY" benchmarks/peers/export_torchvision.py "$TV_DIR"; then TV_OK=1; fi
+if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/egcam_cuda_tests" ]; then
+    step tv_parity 150 env EGC_TV_DIR="$(cd "$TV_DIR" && pwd)" "$BUILD_DIR/egcam_cuda_tests" \
+        --gtest_filter='CudaModelTorchvision*' --gtest_output="json:$OUT/tv_parity.json"
+    S="$(summarize "$OUT/tv_parity.json")"
+    [ -n "$S" ] && record tv_parity_summary info 0 0 "\"summary\": $S"
+else
+    skip tv_parity "no exports or no test binary"
+fi
+BENCH_MODELS=()
+[ $TV_OK -eq 1 ] && BENCH_MODELS+=("$TV_DIR/vgg16.onnx" "$TV_DIR/resnet50.onnx" "$TV_DIR/alexnet.onnx")
+[ -n "$SHARED" ] && [ -f "$SHARED/models/mobilenet_v2_imagenet.onnx" ] &&
+    BENCH_MODELS+=("$SHARED/models/mobilenet_v2_imagenet.onnx")
+if [ -x "$BUILD_DIR/bench_forward" ]; then
+    for M in "${BENCH_MODELS[@]}"; do
+        step "bench_forward_$(basename "$M" .onnx)" 90 bash -c \
+            'set -o pipefail; "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 | tee -a "$5"' \
+            _ "$BUILD_DIR/bench_forward" "$M" "$BB" "$BR" "$BENCH"
+    done
+else
+    skip bench_forward "bench_forward was not built"
+fi
+step bench_torch 200 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forward.py --batch "$2" --repeats 10 | tee -a "$3"' \
+    _ "$PY" "$BB" "$BENCH"
+
 TOTAL=$(($(date +%s) - T0))
 record total "$([ $FAILED -eq 0 ] && echo ok || echo fail)" "$FAILED" "$TOTAL" "\"failed_steps\": $FAILED"
 echo "gpu_check: $FAILED failing step(s) in ${TOTAL}s; see $JSONL"

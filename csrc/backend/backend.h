@@ -57,6 +57,11 @@ struct egc_backend {
 
     egc_status (*sync)(egc_backend *be);
     void (*destroy)(egc_backend *be);
+
+    /* Optional (NULL when the backend does not count): bytes currently allocated through
+     * alloc and not yet freed (the CUDA backend counts its cudaMalloc's; library-internal
+     * memory of cuDNN/cuBLAS is not included). */
+    size_t (*bytes_in_use)(egc_backend *be);
 };
 
 /* Creates a backend by name: "cpu", "cuda" (= "cuda:0") or "cuda:N". A build without CUDA,

@@ -121,10 +121,11 @@ static inline EGC_PHILOX_HD egc_philox4 egc_philox_block(uint64_t seed, uint64_t
 /* ln(k * 2^-24) for k in 1..2^24, as documented above. */
 static inline EGC_PHILOX_HD double egc_philox_log24(uint32_t k)
 {
-    int p = 0;
-    while ((k >> (p + 1)) != 0) p++;
-    double m = (double)k;
-    for (int i = 0; i < p; i++) m = EGC_DMUL(m, 0.5); /* exact: m = k * 2^-p in [1,2) */
+    int p = 0; /* the position of k's top bit, by binary search */
+    for (int step = 16; step > 0; step >>= 1)
+        if ((k >> (p + step)) != 0) p += step;
+    /* exact: 2^-p is a power of two and k has at most 25 significant bits */
+    double m = EGC_DMUL((double)k, 1.0 / (double)(1u << p));
     if (m > 1.4142135623730951) {
         m = EGC_DMUL(m, 0.5);
         p += 1;

@@ -70,9 +70,11 @@ EGC_NODISCARD egc_status egc_cpu_scratch_get(egc_cpu_scratch *s, int slot, size_
 void egc_cpu_scratch_trim(void);
 
 /* ---- threading ----
- * Number of parallel chunks to cut `work` independent items into: min(work, threads),
- * at least 1, at most EGC_CPU_SCRATCH_SLOTS. */
-int egc_cpu_chunks(int64_t work);
+ * Number of parallel chunks to cut `items` independent items of about `cost` multiply-adds
+ * each into: min(items, threads, items*cost / EGC_CPU_MIN_CHUNK_COST), at least 1, at most
+ * EGC_CPU_SCRATCH_SLOTS. cost <= 0 ignores the cost. */
+#define EGC_CPU_MIN_CHUNK_COST 65536
+int egc_cpu_chunks(int64_t items, int64_t cost);
 
 /* ---- ops (see the conventions at the top) ---- */
 #define EGC_CPU_OP(name)                                                                  \

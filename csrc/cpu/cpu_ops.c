@@ -78,10 +78,15 @@ void egc_cpu_strided_move(const egc_shape *shape, const float *src, int64_t src_
     }
 }
 
-int egc_cpu_chunks(int64_t work)
+int egc_cpu_chunks(int64_t items, int64_t cost)
 {
     int64_t t = egc_num_threads();
-    if (t > work) t = work;
+    if (t > items) t = items;
+    if (cost > 0) {
+        /* at least EGC_CPU_MIN_CHUNK_COST per chunk: starting a thread costs about that */
+        int64_t by_cost = items > INT64_MAX / cost ? INT64_MAX : items * cost / EGC_CPU_MIN_CHUNK_COST;
+        if (t > by_cost) t = by_cost;
+    }
     if (t > EGC_CPU_SCRATCH_SLOTS) t = EGC_CPU_SCRATCH_SLOTS;
     return t < 1 ? 1 : (int)t;
 }

@@ -134,7 +134,7 @@ egc_status egc_cpu_maxpool_forward(const egc_node *n, const egc_view *in, const 
     pool_geom g;
     EGC_TRY(pool_setup(n, in, out, &g));
     pool_job j = {&g, in[0].ptr, NULL, out->ptr, NULL, g.N * g.C, 0, 0};
-    j.chunks = egc_cpu_chunks(j.planes);
+    j.chunks = egc_cpu_chunks(j.planes, g.OH * g.OW * g.p.kh * g.p.kw);
     egc_parallel_for(j.chunks, maxpool_chunk, &j);
     return EGC_OK;
 }
@@ -145,7 +145,7 @@ egc_status egc_cpu_maxpool_backward(const egc_node *n, const egc_view *in, const
     pool_geom g;
     EGC_TRY(pool_setup(n, in, out, &g));
     pool_job j = {&g, in[0].ptr, dout->ptr, NULL, din[0].ptr, g.N * g.C, 0, 1};
-    j.chunks = egc_cpu_chunks(j.planes);
+    j.chunks = egc_cpu_chunks(j.planes, g.OH * g.OW * g.p.kh * g.p.kw);
     egc_parallel_for(j.chunks, maxpool_chunk, &j);
     return EGC_OK;
 }
@@ -207,7 +207,7 @@ egc_status egc_cpu_avgpool_forward(const egc_node *n, const egc_view *in, const 
     pool_geom g;
     EGC_TRY(pool_setup(n, in, out, &g));
     pool_job j = {&g, in[0].ptr, NULL, out->ptr, NULL, g.N * g.C, 0, 0};
-    j.chunks = egc_cpu_chunks(j.planes);
+    j.chunks = egc_cpu_chunks(j.planes, g.OH * g.OW * g.p.kh * g.p.kw);
     egc_parallel_for(j.chunks, avgpool_chunk, &j);
     return EGC_OK;
 }
@@ -218,7 +218,7 @@ egc_status egc_cpu_avgpool_backward(const egc_node *n, const egc_view *in, const
     pool_geom g;
     EGC_TRY(pool_setup(n, in, out, &g));
     pool_job j = {&g, NULL, dout->ptr, NULL, din[0].ptr, g.N * g.C, 0, 1};
-    j.chunks = egc_cpu_chunks(j.planes);
+    j.chunks = egc_cpu_chunks(j.planes, g.OH * g.OW * g.p.kh * g.p.kw);
     egc_parallel_for(j.chunks, avgpool_chunk, &j);
     return EGC_OK;
 }

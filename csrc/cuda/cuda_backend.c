@@ -15,7 +15,10 @@
  * gradient to the FIRST maximum of a window.
  *
  * Op calls never allocate: the workspace of a plan (padded conv inputs, cuDNN workspace,
- * MaxPool argmax scratch) is sized for its largest node and allocated once in plan_prepare. */
+ * MaxPool argmax scratch) is sized for its largest node and allocated once in plan_prepare.
+ * Forward algorithms: cuDNN's heuristics at plan_prepare, then, at each Conv's first forward
+ * of a plan, a timed search (cudnnFindConvolutionForwardAlgorithmEx) within the plan's
+ * workspace replaces the choice with the fastest (EGC_CUDA_CONV_FIND=0: heuristics only). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +33,8 @@
 #define WS_ALIGN ((size_t)256)
 /* The most workspace one convolution algorithm may ask for. */
 #define CONV_WS_CAP ((size_t)1 << 30)
+/* The most workspace an algorithm may need to be among those timed by cudnnFind. */
+#define FIND_WS_CAP ((size_t)256 << 20)
 
 /* Numeric mode of a plan. Only fp32 exists now; fp16/bf16 NHWC storage comes later. */
 typedef enum cuda_precision { CUDA_PREC_FP32 = 0 } cuda_precision;
@@ -40,7 +45,12 @@ typedef struct cuda_ctx {
     cudnnHandle_t dnn;
     cublasHandle_t blas;
     int allow_tf32;          /* for plans prepared from now on */
+    int conv_find;           /* time forward algorithms (cudnnFind) once per plan; EGC_CUDA_CONV_FIND=0: heuristics only */
     int blas_tf32;           /* the math mode cuBLAS is set to now (-1 unknown) */
+    /* Live allocations (for bytes_in_use): ptr -> bytes, unordered. */
+    struct cu_alloc_rec { void *p; size_t bytes; } *allocs;
+    int n_allocs, cap_allocs;
+    size_t bytes_live;
 } cuda_ctx;
 
 /* Everything a Conv node needs at run time, made once per plan. */
@@ -57,6 +67,8 @@ typedef struct conv_plan {
     cudnnConvolutionFwdAlgo_t fwd_algo;
     cudnnConvolutionBwdDataAlgo_t bwd_algo;
     size_t fwd_ws, bwd_ws;
+    size_t find_ws;          /* workspace budget of the timed algorithm search (>= fwd_ws) */
+    int found;               /* the forward algorithm was chosen by timing (first forward) */
     int bwd_ok;              /* a backward-data algorithm exists for this configuration */
 } conv_plan;
 
@@ -98,6 +110,20 @@ static egc_status cu_alloc(egc_backend *be, size_t bytes, void **out)
     if (e != cudaSuccess)
         return EGC_FAIL(EGC_E_DEVICE, "%s: cudaMalloc(%zu bytes) failed: %s (%s)", be->name, bytes,
                         cudaGetErrorName(e), cudaGetErrorString(e));
+    if (c->n_allocs == c->cap_allocs) {
+        int cap = c->cap_allocs ? 2 * c->cap_allocs : 16;
+        struct cu_alloc_rec *r = realloc(c->allocs, (size_t)cap * sizeof *r);
+        if (!r) {
+            (void)cudaFree(p);
+            return EGC_FAIL(EGC_E_NOMEM, "%s: out of host memory recording an allocation", be->name);
+        }
+        c->allocs = r;
+        c->cap_allocs = cap;
+    }
+    c->allocs[c->n_allocs].p = p;
+    c->allocs[c->n_allocs].bytes = bytes;
+    c->n_allocs++;
+    c->bytes_live += bytes;
     *out = p;
     return EGC_OK;
 }
@@ -106,8 +132,17 @@ static void cu_free(egc_backend *be, void *p)
 {
     if (!p) return;
     cuda_ctx *c = ctx_of(be);
+    for (int i = 0; i < c->n_allocs; i++)
+        if (c->allocs[i].p == p) {
+            c->bytes_live -= c->allocs[i].bytes;
+            c->allocs[i] = c->allocs[--c->n_allocs];
+            break;
+        }
     if (cudaSetDevice(c->device) == cudaSuccess) (void)cudaFree(p);
 }
+
+/* Bytes allocated through cu_alloc and not freed (weights slab, arenas, workspaces). */
+static size_t cu_bytes_in_use(egc_backend *be) { return ctx_of(be)->bytes_live; }
 
 static egc_status cu_upload(egc_backend *be, void *dst, const void *src, size_t bytes)
 {
@@ -275,6 +310,12 @@ static egc_status choose_fwd(cuda_ctx *c, const egc_node *n, conv_plan *cp, int 
         EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, perf[i].mathType));
         EGC_CUDNN(cudnnGetConvolutionForwardWorkspaceSize(c->dnn, cp->xd, cp->wd, cp->cd, cp->yd,
                                                           cp->fwd_algo, &cp->fwd_ws));
+        /* Budget for the timed search: the largest usable candidate up to FIND_WS_CAP. */
+        cp->find_ws = cp->fwd_ws;
+        for (int j = 0; j < got; j++)
+            if (perf[j].status == CUDNN_STATUS_SUCCESS && perf[j].memory <= FIND_WS_CAP &&
+                math_ok(perf[j].mathType, tf32))
+                cp->find_ws = EGC_MAX(cp->find_ws, perf[j].memory);
         return EGC_OK;
     }
     return EGC_FAIL(EGC_E_UNSUPPORTED,
@@ -368,6 +409,7 @@ static egc_status conv_prepare(cuda_ctx *c, const egc_graph *g, const egc_node *
     }
     EGC_TRY(choose_fwd(c, n, cp, tf32));
     EGC_TRY(choose_bwd(c, cp, tf32));
+    cp->found = !c->conv_find;
     cp->ready = 1;
     return EGC_OK;
 }
@@ -377,7 +419,8 @@ static size_t node_ws_need(const egc_node *n, const egc_shape *shapes, const con
 {
     switch (n->op) {
     case EGC_OP_CONV:
-        return cp->pad_bytes + align_up(EGC_MAX(cp->fwd_ws, cp->bwd_ok ? cp->bwd_ws : 0));
+        return cp->pad_bytes + align_up(EGC_MAX(EGC_MAX(cp->fwd_ws, cp->found ? 0 : cp->find_ws),
+                                                cp->bwd_ok ? cp->bwd_ws : 0));
     case EGC_OP_MAXPOOL: /* argmax scratch of the backward */
         return align_up((size_t)numel(&shapes[n->out]) * sizeof(int32_t));
     default:
@@ -507,6 +550,37 @@ static egc_status rm_gemm(cuda_ctx *c, const egc_node *n, int ta, int tb, int64_
 
 /* ------------------------------------------------------------------ forward */
 
+/* Times cuDNN's forward algorithms on the real buffers (y is overwritten) within the plan's
+ * workspace and keeps the fastest whose math keeps the plan's precision; done once per Conv
+ * of a plan, at its first forward (the search synchronises the device). When the search
+ * fails or offers nothing usable, the heuristic choice of plan_prepare stays. */
+static egc_status conv_find_fwd(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp, const float *x,
+                                const float *w, float *y)
+{
+    cp->found = 1;
+    size_t avail = pl->ws_bytes > cp->pad_bytes ? pl->ws_bytes - cp->pad_bytes : 0;
+    void *ws = avail ? (char *)pl->ws + cp->pad_bytes : NULL;
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int got = 0;
+    cudnnMathType_t keep_math;
+    EGC_CUDNN(cudnnGetConvolutionMathType(cp->cd, &keep_math));
+    EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, pl->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    cudnnStatus_t fs = cudnnFindConvolutionForwardAlgorithmEx(
+        c->dnn, cp->xd, x, cp->wd, w, cp->cd, cp->yd, y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got,
+        perf, ws, avail);
+    if (fs == CUDNN_STATUS_SUCCESS)
+        for (int i = 0; i < got; i++) { /* sorted fastest first */
+            if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > avail) continue;
+            if (!math_ok(perf[i].mathType, pl->tf32)) continue;
+            EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, perf[i].mathType));
+            cp->fwd_algo = perf[i].algo;
+            cp->fwd_ws = perf[i].memory;
+            return EGC_OK;
+        }
+    EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, keep_math));
+    return EGC_OK;
+}
+
 static egc_status conv_forward(cuda_ctx *c, void *state, const egc_graph *g, const egc_node *n,
                                const egc_view *in, const egc_view *out)
 {
@@ -522,6 +596,7 @@ static egc_status conv_forward(cuda_ctx *c, void *state, const egc_graph *g, con
                                  c->stream));
         x = (const float *)ws;
     }
+    if (!cp->found) EGC_TRY(conv_find_fwd(c, pl, cp, x, in[1].ptr, out->ptr));
     const float one = 1.0f, zero = 0.0f;
     EGC_CUDNN(cudnnConvolutionForward(c->dnn, &one, cp->xd, x, cp->wd, in[1].ptr, cp->cd,
                                       cp->fwd_algo, ws ? ws + cp->pad_bytes : NULL, cp->fwd_ws,
@@ -1225,6 +1300,7 @@ static void cu_destroy(egc_backend *be)
         if (c->blas) (void)cublasDestroy(c->blas);
         if (c->dnn) (void)cudnnDestroy(c->dnn);
         if (c->stream) (void)cudaStreamDestroy(c->stream);
+        free(c->allocs);
         free(c);
     }
     free(be);
@@ -1268,6 +1344,10 @@ egc_status egc_cuda_backend_create(int device, egc_backend **out)
     c->device = device;
     c->blas_tf32 = -1;
     c->allow_tf32 = env_tf32_default();
+    {
+        const char *v = getenv("EGC_CUDA_CONV_FIND");
+        c->conv_find = !(v && (strcmp(v, "0") == 0 || strcmp(v, "off") == 0));
+    }
     snprintf(be->name, sizeof be->name, "cuda:%d", device);
     EGC_CUDA_G(st, cudaSetDevice(device), fail);
     struct cudaDeviceProp prop;
@@ -1291,6 +1371,7 @@ egc_status egc_cuda_backend_create(int device, egc_backend **out)
     be->op_backward = cu_op_backward;
     be->sync = cu_sync;
     be->destroy = cu_destroy;
+    be->bytes_in_use = cu_bytes_in_use;
     *out = be;
     return EGC_OK;
 fail:

@@ -8,7 +8,9 @@
  * Precision: fp32 storage and accumulation; TF32 tensor-core math is ALLOWED by default for
  * convolutions (cuDNN) and Gemm/MatMul (cuBLAS) and can be switched off with
  * egc_cuda_set_tf32 or the environment variable EGC_CUDA_TF32=0. The plan records the
- * precision it was prepared for, so a per-plan mixed-precision mode can be added later. */
+ * precision it was prepared for, so a per-plan mixed-precision mode can be added later.
+ * Convolution forward algorithms are timed once per plan at the first forward
+ * (EGC_CUDA_CONV_FIND=0 keeps cuDNN's heuristic choice, without timing). */
 #ifndef EGC_CUDA_BACKEND_H
 #define EGC_CUDA_BACKEND_H
 

@@ -131,9 +131,10 @@ static egc_status t_new(const egc_onnx_node *n, egc_onnx_tensor *t, const egc_sh
             return EGC_NODE_FAIL(EGC_E_SHAPE, n, "folded constant has a negative dim in %s",
                                  shs(s, b, sizeof b));
         if (s->d[i] && numel > EGC_FOLD_MAX_NUMEL / s->d[i])
-            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
-                                 "folded constant of shape %s is too large to evaluate at load time",
-                                 shs(s, b, sizeof b));
+            return EGC_NODE_FAIL(
+                EGC_E_UNSUPPORTED, n,
+                "folded constant of shape %s is too large to evaluate at load time",
+                shs(s, b, sizeof b));
         numel *= s->d[i];
     }
     if (numel > EGC_FOLD_MAX_NUMEL)
@@ -144,8 +145,12 @@ static egc_status t_new(const egc_onnx_node *n, egc_onnx_tensor *t, const egc_sh
     t->numel = numel;
     t->is_float = is_float;
     t->orig_dtype = is_float ? EGC_DT_FLOAT : EGC_DT_INT64;
-    if (is_float) EGC_TRY(egc_malloc((void **)&t->f32, (size_t)(numel ? numel : 1), sizeof(float), "folded constant"));
-    else EGC_TRY(egc_malloc((void **)&t->i64, (size_t)(numel ? numel : 1), sizeof(int64_t), "folded constant"));
+    if (is_float)
+        EGC_TRY(egc_malloc((void **)&t->f32, (size_t)(numel ? numel : 1), sizeof(float),
+                           "folded constant"));
+    else
+        EGC_TRY(egc_malloc((void **)&t->i64, (size_t)(numel ? numel : 1), sizeof(int64_t),
+                           "folded constant"));
     return EGC_OK;
 }
 
@@ -627,7 +632,8 @@ static egc_status fold_gather(const egc_onnx_node *n, const egc_onnx_tensor *x,
             if (q < 0) q += dim;
             if (q < 0 || q >= dim) {
                 egc_fold_free(out);
-                return EGC_NODE_FAIL(EGC_E_FORMAT, n, "index %lld out of range for axis %d of size %lld",
+                return EGC_NODE_FAIL(EGC_E_FORMAT, n,
+                                     "index %lld out of range for axis %d of size %lld",
                                      (long long)idx->i64[j], axis, (long long)dim);
             }
             for (int64_t b = 0; b < inner; b++) t_copy1(out, o++, x, (a * dim + q) * inner + b);
@@ -757,12 +763,14 @@ static egc_status reshape_dims(const egc_onnx_node *n, const egc_shape *x, const
         int64_t d = dims[i];
         if (d == 0 && !allowzero) {
             if (i >= x->ndim)
-                return EGC_NODE_FAIL(EGC_E_SHAPE, n, "target dim %d is 0 but input %s has no such dim",
-                                     i, shs(x, b1, sizeof b1));
+                return EGC_NODE_FAIL(EGC_E_SHAPE, n,
+                                     "target dim %d is 0 but input %s has no such dim", i,
+                                     shs(x, b1, sizeof b1));
             d = x->d[i];
         }
         if (d == -1) {
-            if (infer_at >= 0) return EGC_NODE_FAIL(EGC_E_SHAPE, n, "more than one -1 in the target");
+            if (infer_at >= 0)
+                return EGC_NODE_FAIL(EGC_E_SHAPE, n, "more than one -1 in the target");
             infer_at = i;
             r.d[i] = 1;
             continue;
@@ -819,7 +827,8 @@ static egc_status fold_flatten(const egc_onnx_node *n, const egc_onnx_tensor *x,
     EGC_TRY(egc_lower_attr_int(n, "axis", 1, &axis));
     int r = x->shape.ndim;
     if (axis < -r || axis > r)
-        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld out of range for rank %d", (long long)axis, r);
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld out of range for rank %d", (long long)axis,
+                             r);
     if (axis < 0) axis += r;
     egc_shape os;
     memset(&os, 0, sizeof os);
@@ -935,7 +944,8 @@ static egc_status fold_slice(const egc_onnx_node *n, int64_t opset,
 static egc_status fold_range(const egc_onnx_node *n, const egc_onnx_tensor *const *in,
                              egc_onnx_tensor *out)
 {
-    for (int i = 0; i < 3; i++) EGC_TRY(scalar_of(n, in[i], i, i == 0 ? "start" : i == 1 ? "limit" : "delta"));
+    for (int i = 0; i < 3; i++)
+        EGC_TRY(scalar_of(n, in[i], i, i == 0 ? "start" : i == 1 ? "limit" : "delta"));
     int fl = in[0]->is_float;
     if (in[1]->is_float != fl || in[2]->is_float != fl)
         return EGC_NODE_FAIL(EGC_E_FORMAT, n, "start, limit and delta differ in type");
@@ -997,6 +1007,13 @@ static const fold_entry k_fold[] = {
     {"Relu", 1, U_RELU}, {"Sigmoid", 1, U_SIGMOID}, {"Tanh", 1, U_TANH}, {"Not", 1, U_NOT},
     {"Sign", 1, U_SIGN},
 };
+
+int egc_fold_knows(const char *op_type)
+{
+    for (size_t i = 0; i < EGC_COUNT(k_fold); i++)
+        if (strcmp(k_fold[i].op, op_type) == 0) return 1;
+    return 0;
+}
 
 egc_status egc_fold_node(const egc_onnx_node *n, int64_t opset, const egc_onnx_tensor *const *in,
                          int n_in, egc_onnx_tensor *out, int *handled)

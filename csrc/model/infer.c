@@ -227,8 +227,9 @@ static egc_status infer_reshape(const egc_node *n, const egc_shape *x, int64_t d
     }
     if (known != total) {
         char b2[96];
-        return EGC_FAIL(EGC_E_SHAPE, "node '%s' (Reshape): input %s (%lld elements) cannot become %s",
-                        n->name, shs(x, b1, sizeof b1), (long long)total, shs(&r, b2, sizeof b2));
+        return EGC_FAIL(EGC_E_SHAPE,
+                        "node '%s' (Reshape): input %s (%lld elements) cannot become %s", n->name,
+                        shs(x, b1, sizeof b1), (long long)total, shs(&r, b2, sizeof b2));
     }
     *out = r;
     return EGC_OK;
@@ -251,8 +252,9 @@ static egc_status infer_concat(const egc_node *n, const egc_shape *const *in, eg
         for (int d = 0; ok && d < r; d++)
             if (d != ax && s->d[d] != o.d[d]) ok = 0;
         if (!ok)
-            return EGC_FAIL(EGC_E_SHAPE, "node '%s' (Concat): input %d %s does not fit %s on axis %d",
-                            n->name, i, shs(s, b1, sizeof b1), shs(in[0], b2, sizeof b2), ax);
+            return EGC_FAIL(EGC_E_SHAPE,
+                            "node '%s' (Concat): input %d %s does not fit %s on axis %d", n->name,
+                            i, shs(s, b1, sizeof b1), shs(in[0], b2, sizeof b2), ax);
         o.d[ax] += s->d[ax];
     }
     *out = o;
@@ -278,8 +280,9 @@ static egc_status infer_pad(const egc_node *n, const egc_shape *x, egc_shape *ou
                             n->name, i);
         r.d[i] = x->d[i] + b + e;
         if (r.d[i] < 0)
-            return EGC_FAIL(EGC_E_SHAPE, "node '%s' (Pad): pads %lld,%lld on axis %d crop %s below 0",
-                            n->name, (long long)b, (long long)e, i, shs(x, b1, sizeof b1));
+            return EGC_FAIL(EGC_E_SHAPE,
+                            "node '%s' (Pad): pads %lld,%lld on axis %d crop %s below 0", n->name,
+                            (long long)b, (long long)e, i, shs(x, b1, sizeof b1));
     }
     *out = r;
     return EGC_OK;
@@ -331,7 +334,8 @@ egc_status egc_node_infer(const egc_graph *g, const egc_node *n, const egc_shape
             if (n->n_in < 5 || !in[i] || in[i]->ndim != 1 || in[i]->d[0] != x->d[1])
                 return EGC_FAIL(EGC_E_SHAPE,
                                 "node '%s' (BatchNormalization): parameter %d %s does not fit "
-                                "input %s", n->name, i, shs(i < n->n_in ? in[i] : NULL, b2, sizeof b2),
+                                "input %s",
+                                n->name, i, shs(i < n->n_in ? in[i] : NULL, b2, sizeof b2),
                                 shs(x, b1, sizeof b1));
         }
         r = *x;
@@ -398,7 +402,8 @@ egc_status egc_graph_infer(const egc_graph *g, int64_t batch, egc_shape *shapes)
         for (int k = 0; k < n->n_in; k++) {
             int v = n->in[k];
             if (v >= g->n_values)
-                return EGC_FAIL(EGC_E_INTERNAL, "node '%s': input value %d out of range", n->name, v);
+                return EGC_FAIL(EGC_E_INTERNAL, "node '%s': input value %d out of range", n->name,
+                                v);
             in[k] = v < 0 ? NULL : &shapes[v];
         }
         if (n->out < 0 || n->out >= g->n_values)

@@ -1,6 +1,6 @@
 /* ir.h: egcam's own graph: what the ONNX model becomes after lowering.
  *
- * Lowering (graph.c) maps ONNX nodes to egc_op with validated parameters, folds every node
+ * Lowering (lower.c) maps ONNX nodes to egc_op with validated parameters, folds every node
  * whose inputs are constant (shape subgraphs), folds BatchNormalization into the preceding
  * Conv, removes Dropout and Identity, and infers shapes. What remains is a list of runtime
  * nodes in topological order, each with one output value. Every backend executes exactly

@@ -219,7 +219,8 @@ static egc_status sort_nodes(lctx *c, int *order)
         }
     }
     EGC_TRYG(st, egc_calloc((void **)&indeg, (size_t)nn + 1, sizeof *indeg, "node order"), done);
-    EGC_TRYG(st, egc_calloc((void **)&adj_start, (size_t)nn + 2, sizeof *adj_start, "node order"), done);
+    EGC_TRYG(st, egc_calloc((void **)&adj_start, (size_t)nn + 2, sizeof *adj_start, "node order"),
+             done);
     int sorted = 1;
     for (int i = 0; i < nn; i++) {
         const egc_onnx_node *n = &m->nodes[i];
@@ -229,9 +230,10 @@ static egc_status sort_nodes(lctx *c, int *order)
             int p = nmap_get(&prod, nm);
             if (p < 0) {
                 if (nmap_get(&c->names, nm) < 0) {
-                    st = EGC_FAIL(EGC_E_FORMAT, "node '%s' (%s): input '%s' is not defined (no node, "
-                                  "initializer or graph input has that name)", nname(n),
-                                  n->op_type, nm);
+                    st = EGC_FAIL(EGC_E_FORMAT,
+                                  "node '%s' (%s): input '%s' is not defined (no node, "
+                                  "initializer or graph input has that name)",
+                                  nname(n), n->op_type, nm);
                     goto done;
                 }
                 continue;
@@ -303,8 +305,8 @@ static egc_status sort_nodes(lctx *c, int *order)
             count++;
         } while (v >= 0 && v != u && count < 16);
         if (v == u) snprintf(buf + len, sizeof buf - len, " <- '%s'", nname(&m->nodes[u]));
-        st = EGC_FAIL(EGC_E_FORMAT, "the graph has a cycle through node '%s' (%s): %s", nname(&m->nodes[u]),
-                      m->nodes[u].op_type, buf);
+        st = EGC_FAIL(EGC_E_FORMAT, "the graph has a cycle through node '%s' (%s): %s",
+                      nname(&m->nodes[u]), m->nodes[u].op_type, buf);
     }
 done:
     nmap_free(&prod);
@@ -350,8 +352,9 @@ static egc_status const_ints(lctx *c, const egc_onnx_node *n, const int *vin, in
     if (v->shape.ndim > 1)
         return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input %d '%s' (%s) must be 1-D", i, v->name, what);
     if (numel > cap)
-        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input %d '%s' (%s) has %lld entries (at most %d)",
-                             i, v->name, what, (long long)numel, cap);
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
+                             "input %d '%s' (%s) has %lld entries (at most %d)", i, v->name, what,
+                             (long long)numel, cap);
     for (int64_t k = 0; k < numel; k++) out[k] = v->i64[k];
     *cnt = (int)numel;
     return EGC_OK;
@@ -429,7 +432,8 @@ static egc_status resolve_auto_pad(const egc_onnx_node *n, const int64_t *in, co
     if (!same_upper && !same_lower && strcmp(ap, "VALID") != 0)
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute auto_pad='%s' is not supported", ap);
     if (explicit_pads)
-        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attributes pads and auto_pad='%s' are both given", ap);
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attributes pads and auto_pad='%s' are both given",
+                             ap);
     *was_auto = 1;
     pads[0] = pads[1] = pads[2] = pads[3] = 0;
     if (!same_upper && !same_lower) return EGC_OK;
@@ -554,7 +558,8 @@ static egc_status lower_pool(lctx *c, const egc_onnx_node *n, const int *vin, in
         EGC_TRY(egc_lower_attr_int(n, "count_include_pad", 0, &cip));
         if (cip != 0 && cip != 1)
             return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
-                                 "attribute count_include_pad=%lld is not supported", (long long)cip);
+                                 "attribute count_include_pad=%lld is not supported",
+                                 (long long)cip);
     }
     EGC_TRY(resolve_auto_pad(n, &x->shape.d[2], k, s, d, pads, &was_auto));
     /* With auto_pad the explicit pads give exactly ONNX's output size in floor mode. */
@@ -691,7 +696,8 @@ static egc_status lower_reshape(lctx *c, const egc_onnx_node *n, const int *vin,
     int minus = 0, zero = 0;
     for (int i = 0; i < p->n; i++) {
         if (p->dims[i] < -1)
-            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "target dim %d is %lld", i, (long long)p->dims[i]);
+            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "target dim %d is %lld", i,
+                                 (long long)p->dims[i]);
         minus += p->dims[i] == -1;
         zero += p->dims[i] == 0;
     }
@@ -732,7 +738,8 @@ static egc_status lower_concat(lctx *c, const egc_onnx_node *n, const int *vin, 
 {
     static const char *const known[] = {"axis", NULL};
     EGC_TRY(egc_lower_check_attrs(n, known));
-    if (!egc_lower_attr(n, "axis")) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute axis is required");
+    if (!egc_lower_attr(n, "axis"))
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute axis is required");
     int64_t axis;
     EGC_TRY(egc_lower_attr_int(n, "axis", 0, &axis));
     if (n_in < 1) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has no inputs");
@@ -781,7 +788,8 @@ static egc_status lower_transpose(lctx *c, const egc_onnx_node *n, const int *vi
     int cnt = 0;
     EGC_TRY(egc_lower_attr_ints(n, "perm", &pv, &cnt));
     if (pv && cnt != rank)
-        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute perm has %d entries for rank %d", cnt, rank);
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute perm has %d entries for rank %d", cnt,
+                             rank);
     for (int i = 0; i < rank; i++) {
         int64_t q = pv ? pv[i] : rank - 1 - i;
         if (q < 0 || q >= rank || seen[q])
@@ -813,7 +821,8 @@ static egc_status lower_slice(lctx *c, const egc_onnx_node *n, const int *vin, i
         EGC_TRY(egc_lower_attr_ints(n, "ends", &e, &ne));
         EGC_TRY(egc_lower_attr_ints(n, "axes", &a, &na));
         if (!a) na = -1;
-        if (!s || !e) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attributes starts and ends are required");
+        if (!s || !e)
+            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attributes starts and ends are required");
         if (ns > EGC_MAX_DIMS || ne > EGC_MAX_DIMS || na > EGC_MAX_DIMS)
             return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "too many sliced axes");
         for (int i = 0; i < ns; i++) p->starts[i] = s[i];
@@ -837,14 +846,16 @@ static egc_status lower_slice(lctx *c, const egc_onnx_node *n, const int *vin, i
         if (nst < 0) p->steps[i] = 1;
         int64_t a = p->axes[i];
         if (a < -rank || a >= rank)
-            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld out of range for rank %d", (long long)a,
-                                 rank);
+            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld out of range for rank %d",
+                                 (long long)a, rank);
         if (a < 0) a += rank;
         if (seen[a]) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld repeated", (long long)a);
         seen[a] = 1;
         p->axes[i] = a;
-        if (p->steps[i] == 0) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "step 0 on axis %lld", (long long)a);
-        /* A step beyond any dim acts like any other such step; keep arithmetic far from overflow. */
+        if (p->steps[i] == 0)
+            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "step 0 on axis %lld", (long long)a);
+        /* A step beyond any dim acts like any other such step; keep arithmetic far from overflow.
+         */
         if (p->steps[i] > ((int64_t)1 << 40)) p->steps[i] = (int64_t)1 << 40;
         if (p->steps[i] < -((int64_t)1 << 40)) p->steps[i] = -((int64_t)1 << 40);
     }
@@ -1097,7 +1108,8 @@ static egc_status fold_runtime(lctx *c, const egc_onnx_node *n, const rt_entry *
     t.shape = os;
     t.numel = egc_shape_numel(&os);
     t.is_float = 1;
-    EGC_TRY(egc_calloc((void **)&t.f32, (size_t)(t.numel ? t.numel : 1), sizeof(float), "folded constant"));
+    EGC_TRY(egc_calloc((void **)&t.f32, (size_t)(t.numel ? t.numel : 1), sizeof(float),
+                       "folded constant"));
     egc_view ov = {t.f32, os};
     egc_status st = egc_cpu_forward(g, &r, views, &ov);
     int id = -1;
@@ -1171,7 +1183,8 @@ static egc_status lower_node(lctx *c, const egc_onnx_node *n)
             EGC_TRY(poison_outputs(c, n, 1));
         } else {
             EGC_TRY(single_output(n));
-            if (n_in != 1) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
+            if (n_in != 1)
+                return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
         }
         if (nmap_get(&c->names, n->outputs[0]) >= 0)
             return EGC_NODE_FAIL(EGC_E_FORMAT, n, "output '%s' is defined twice", n->outputs[0]);
@@ -1243,13 +1256,7 @@ static egc_status lower_node(lctx *c, const egc_onnx_node *n)
     }
     if (!e) {
         /* Known to the folder but fed by an activation? Say so. */
-        int foldable = 0;
-        static const char *const shape_ops[] = {"Gather", "Unsqueeze", "Squeeze", "Shape", "Size",
-                                                "ConstantOfShape", "Range", "Expand", "Where",
-                                                "Equal", "Cast", "Neg", "Sqrt", "Pow", "Floor",
-                                                "Ceil", "Exp", "Log", NULL};
-        for (int i = 0; shape_ops[i]; i++)
-            if (strcmp(shape_ops[i], op) == 0) foldable = 1;
+        int foldable = egc_fold_knows(op);
         if (foldable) {
             const char *rt = "?";
             for (int i = 0; i < n_in; i++)
@@ -1307,8 +1314,10 @@ static egc_status fold_batchnorm(lctx *c, int *removed)
         egc_onnx_tensor nw, nb;
         memset(&nw, 0, sizeof nw);
         memset(&nb, 0, sizeof nb);
-        EGC_TRYG(st, egc_malloc((void **)&nw.f32, (size_t)(m * per > 0 ? m * per : 1), sizeof(float),
-                                "folded weights"), done);
+        EGC_TRYG(st,
+                 egc_malloc((void **)&nw.f32, (size_t)(m * per > 0 ? m * per : 1), sizeof(float),
+                            "folded weights"),
+                 done);
         nw.shape = w->shape;
         nw.numel = m * per;
         nw.is_float = 1;
@@ -1403,11 +1412,14 @@ static egc_status pick_input(lctx *c)
         count++;
     }
     if (count == 0)
-        return EGC_FAIL(EGC_E_UNSUPPORTED, "the model has no runtime input: every graph input is an "
+        return EGC_FAIL(EGC_E_UNSUPPORTED,
+                        "the model has no runtime input: every graph input is an "
                         "initializer or bound to a constant");
     if (count > 1)
-        return EGC_FAIL(EGC_E_UNSUPPORTED, "the model has %d runtime inputs (%s); egcam needs exactly "
-                        "one (bind the others to constants)", count, names);
+        return EGC_FAIL(EGC_E_UNSUPPORTED,
+                        "the model has %d runtime inputs (%s); egcam needs exactly "
+                        "one (bind the others to constants)",
+                        count, names);
     const egc_onnx_valueinfo *vi = &m->inputs[found];
     if (vi->elem_type != EGC_DT_FLOAT)
         return EGC_FAIL(EGC_E_UNSUPPORTED, "input '%s' has element type %d; egcam needs float32",
@@ -1478,8 +1490,10 @@ static egc_status lower_all(lctx *c, const char *const *cnames, const egc_onnx_t
             if (bound) continue; /* a bound input overrides the initializer's default */
             return EGC_FAIL(EGC_E_FORMAT, "initializer '%s' is given twice", t->name);
         }
-        if (t->numel != egc_shape_numel(&t->shape) || (t->numel > 0 && (t->is_float ? !t->f32 : !t->i64)))
-            return EGC_FAIL(EGC_E_FORMAT, "initializer '%s': data does not match its shape", t->name);
+        if (t->numel != egc_shape_numel(&t->shape) ||
+            (t->numel > 0 && (t->is_float ? !t->f32 : !t->i64)))
+            return EGC_FAIL(EGC_E_FORMAT, "initializer '%s': data does not match its shape",
+                            t->name);
         EGC_TRY(add_const(c, t->name, t, &id));
     }
     EGC_TRY(pick_input(c));
@@ -1499,9 +1513,10 @@ static egc_status lower_all(lctx *c, const char *const *cnames, const egc_onnx_t
             goto done;
         }
         if (c->poison[v]) {
-            st = EGC_FAIL(EGC_E_UNSUPPORTED, "graph output '%s' is an extra output of node '%s' (%s), "
-                          "which egcam does not compute", on, nname(c->poison[v]),
-                          c->poison[v]->op_type);
+            st = EGC_FAIL(EGC_E_UNSUPPORTED,
+                          "graph output '%s' is an extra output of node '%s' (%s), "
+                          "which egcam does not compute",
+                          on, nname(c->poison[v]), c->poison[v]->op_type);
             goto done;
         }
         if (g->values[v].is_const) {
@@ -1509,14 +1524,11 @@ static egc_status lower_all(lctx *c, const char *const *cnames, const egc_onnx_t
                           "on the input", on);
             goto done;
         }
-        if (v == g->input) {
-            st = EGC_FAIL(EGC_E_UNSUPPORTED, "graph output '%s' is the input itself: nothing to "
-                          "compute", on);
-            goto done;
-        }
+        /* v == g->input is allowed (Identity / Dropout only): a graph without runtime nodes. */
         g->output = v;
     }
-    EGC_TRYG(st, egc_calloc((void **)&removed, (size_t)g->n_nodes + 1, sizeof *removed, "nodes"), done);
+    EGC_TRYG(st, egc_calloc((void **)&removed, (size_t)g->n_nodes + 1, sizeof *removed, "nodes"),
+             done);
     EGC_TRYG(st, fold_batchnorm(c, removed), done);
     EGC_TRYG(st, compact(c, removed), done);
 done:

@@ -52,6 +52,9 @@ EGC_NODISCARD egc_status egc_fold_node(const egc_onnx_node *n, int64_t opset,
                                        const egc_onnx_tensor *const *in, int n_in,
                                        egc_onnx_tensor *out, int *handled);
 
+/* 1 when egc_fold_node evaluates op_type itself. */
+int egc_fold_knows(const char *op_type);
+
 /* Shape of a value known only by its shape (an activation): the ONNX Shape op with its
  * opset-15 start/end attributes, evaluated on `shape` (the shape at the declared batch).
  * out is a fresh 1-D int64 tensor. */

@@ -201,6 +201,13 @@ egc_shape egc_session_target_shape(const egc_session *s)
     return r;
 }
 
+size_t egc_session_device_bytes(const egc_session *s)
+{
+    if (s->be->bytes_in_use) return s->be->bytes_in_use(s->be);
+    size_t seed = s->seed_dev ? (size_t)s->batch * (size_t)s->m->classes * sizeof(float) : 0;
+    return egc_plan_bytes(s->plan) + seed;
+}
+
 static egc_status check_n(const egc_session *s, int n)
 {
     if (n < 1 || n > s->batch)

@@ -3,7 +3,7 @@
  * The reader (onnx.c on top of the wire-format decoder pb.c) keeps exactly what the file
  * says: names, op types, attributes, initializers and value infos. It checks every length
  * and offset against the buffer and never reads out of bounds. Lowering to egcam's own
- * graph (graph.c) happens afterwards. */
+ * graph (lower.c) happens afterwards. */
 #ifndef EGC_ONNX_H
 #define EGC_ONNX_H
 

@@ -70,6 +70,13 @@ EGC_NODISCARD egc_status egc_session_backward(egc_session *s, const float *seed,
 /* Shape of the target layer at batch 1 ([1,K,h,w]). */
 egc_shape egc_session_target_shape(const egc_session *s);
 
+/* Device memory the session holds: the bytes its backend has allocated and not freed
+ * (weights, activation/gradient arenas, workspaces; for CUDA what cudaMalloc gave, without
+ * the CUDA/cuDNN/cuBLAS libraries' own memory). Runs allocate nothing, so after
+ * egc_session_create this is also the session's peak. Backends that do not count report
+ * the bytes the session's plan reserved. */
+size_t egc_session_device_bytes(const egc_session *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -276,6 +276,8 @@ std::vector<int64_t> unravel(int64_t flat, const egc_shape &s)
     return o;
 }
 
+std::vector<double> naive_maxpool(const Tensor &x, const egc_pool_params &p, egc_shape os);
+
 // ===================== Conv =====================
 
 struct ConvCase {
@@ -357,6 +359,20 @@ TEST(CpuOpsConv, ColumnBlocksSingleImage)
     run_conv_case({1, 3, 17, 19, 4, conv_p(3, 3, 1, 1, 1, 1, 1, 1, 1), true});
     run_conv_case({1, 2, 29, 27, 3, conv_p(3, 3, 2, 2, 2, 1, 0, 2, 1), true});
     run_conv_case({1, 6, 13, 14, 5, conv_p(1, 1, 1, 1, 0, 0, 0, 0, 1), true});
+}
+
+TEST(CpuOpsConv, LargerDepthwiseAndPoolsRunInParallel)
+{
+    // Enough work per call to be split across threads (when there are several).
+    run_conv_case({2, 8, 40, 37, 8, conv_p(3, 3, 1, 1, 1, 1, 1, 1, 8), true});
+    egc_node n = node(EGC_OP_MAXPOOL, 1);
+    n.p.pool = pool_p(3, 2, 1, 1, 1, 1, 1, 0, 0);
+    Tensor x = distinct(S({2, 16, 40, 40}));
+    egc_shape os = S({2, 16, 20, 20});
+    expect_close(forward(n, {&x}, os), naive_maxpool(x, n.p.pool, os));
+    check_grad(n, {x}, os, {0});
+    n.op = EGC_OP_AVGPOOL;
+    check_adjoint(n, {x}, os);
 }
 
 TEST(CpuOpsConv, HandComputed)

@@ -538,7 +538,8 @@ void fold(Node &node, std::vector<const egc_onnx_tensor *> in, Folded *out, int6
 
 TEST(LowerFold, GatherRangeWhereEqual)
 {
-    T data({2, 3}, std::vector<int64_t>{10, 11, 12, 20, 21, 22}), idx({2}, std::vector<int64_t>{-1, 0});
+    T data({2, 3}, std::vector<int64_t>{10, 11, 12, 20, 21, 22}),
+        idx({2}, std::vector<int64_t>{-1, 0});
     Node g("Gather");
     g.i("axis", 1);
     Folded a;
@@ -553,13 +554,15 @@ TEST(LowerFold, GatherRangeWhereEqual)
     EXPECT_EQ(e.st, EGC_E_FORMAT);
     EXPECT_NE(std::string(egc_last_error()).find("index 3 out of range"), std::string::npos);
 
-    T s({}, std::vector<int64_t>{7}), l({}, std::vector<int64_t>{-2}), d({}, std::vector<int64_t>{-3});
+    T s({}, std::vector<int64_t>{7}), l({}, std::vector<int64_t>{-2}),
+        d({}, std::vector<int64_t>{-3});
     Node r("Range");
     Folded rr;
     fold(r, {&s.t, &l.t, &d.t}, &rr);
     ASSERT_EQ(rr.st, EGC_OK);
     EXPECT_EQ(rr.iv(), std::vector<int64_t>({7, 4, 1}));  // numpy.arange(7, -2, -3)
-    T fs({}, std::vector<float>{0.5f}), fl({}, std::vector<float>{2.0f}), fd({}, std::vector<float>{0.5f});
+    T fs({}, std::vector<float>{0.5f}), fl({}, std::vector<float>{2.0f}),
+        fd({}, std::vector<float>{0.5f});
     Folded rf;
     fold(r, {&fs.t, &fl.t, &fd.t}, &rf);
     ASSERT_EQ(rf.st, EGC_OK);
@@ -632,8 +635,10 @@ TEST(LowerFold, ShapeOpsCastAndErrors)
     Folded c3;
     fold(cs, {&x.t}, &c3);
     EXPECT_EQ(c3.st, EGC_E_UNSUPPORTED);
-    EXPECT_NE(std::string(egc_last_error()).find("node 'nd' (Cast): attribute to=8 is not supported"),
-              std::string::npos) << egc_last_error();
+    EXPECT_NE(
+        std::string(egc_last_error()).find("node 'nd' (Cast): attribute to=8 is not supported"),
+        std::string::npos)
+        << egc_last_error();
 
     T shp({2}, std::vector<int64_t>{2, 3});
     Node cos("ConstantOfShape");

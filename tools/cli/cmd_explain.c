@@ -44,7 +44,10 @@ static void help(FILE *f)
         "  --noise RHO           noise sigma = RHO * (max x - min x) (default 0.15)\n"
         "  --alpha uniform|grid  interpolation coefficients a ~ U(0,1) or a = s/S (default uniform)\n"
         "  --combine A|B|C       A: expected gradient, B: expected-gradients attribution,\n"
-        "                        C: mean of the per-sample maps (default A; see METHODS.md)\n"
+        "                        C: mean of the per-sample maps (default A; see METHODS.md);\n"
+        "                        smooth-gradcam and expected-gradcampp/-xgradcam/-hirescam/\n"
+        "                        -layercam always use A, integrated-gradcam C (with black\n"
+        "                        baselines, grid alphas, no noise); the manifest records it\n"
         "  --seed N              random seed (default 0); draws are keyed by (seed, image, sample)\n"
         "  --plan FILE           explicit sample plan (CSV 'baseline,alpha,noise_seed', one row\n"
         "                        per sample; see include/egcam/explain.h)\n"
@@ -146,9 +149,23 @@ typedef struct run_cfg {
     FILE *manifest;
 } run_cfg;
 
-static void manifest_error(const run_cfg *c, const cli_item *it, const char *method,
-                           const char *msg)
+/* The first line of an error message without its trailing " [file:line]". */
+static const char *short_error(const char *msg, char *buf, size_t cap)
 {
+    size_t n = strcspn(msg, "\n");
+    if (n >= cap) n = cap - 1;
+    memcpy(buf, msg, n);
+    buf[n] = '\0';
+    char *br = strrchr(buf, '[');
+    if (br && br > buf && br[-1] == ' ' && n && buf[n - 1] == ']') br[-1] = '\0';
+    return buf;
+}
+
+static void manifest_error(const run_cfg *c, const cli_item *it, const char *method,
+                           const char *msg_full)
+{
+    char buf[1024];
+    const char *msg = short_error(msg_full, buf, sizeof buf);
     FILE *f = c->manifest;
     fprintf(f, "{\"input\": ");
     cli_json_str(f, it->id);
@@ -404,9 +421,13 @@ int cmd_explain(int argc, char **argv)
     for (int k = 0; k < n_methods; k++) {
         egc_explain_options mo = o;
         mo.method = methods[k];
-        if (egc_explainer_create(m, device, &mo, &ex[k]) != EGC_OK) {
+        egc_status st = egc_explainer_create(m, device, &mo, &ex[k]);
+        if (st != EGC_OK) {
             cli_error(egc_method_name(methods[k]), verbose);
-            rc = EXIT_MODEL;
+            /* Bad options or option files are usage errors; the rest is the model or device. */
+            rc = (st == EGC_E_ARG || st == EGC_E_IO || st == EGC_E_FORMAT || st == EGC_E_SHAPE)
+                     ? EXIT_USAGE
+                     : EXIT_MODEL;
             goto cleanup_ex;
         }
     }

@@ -1,0 +1,389 @@
+// model_parity_test.cc: whole models on the CUDA backend against the CPU reference, through
+// the public session API (egc_session_create / forward / backward).
+//
+// SharedModel: the four shared ONNX models at batch 1 and batch 32: the logits, and the
+// gradient of each image's top-1 logit (the CPU's) with respect to the auto target layer,
+// compared per image as |cuda - cpu| <= tol * range, the range being max - min of the CPU
+// logits (max |grad| for the gradient). Two precisions: TF32 tensor-core math allowed
+// (tol 2e-2: TF32 keeps 10 mantissa bits in products, so deep nets drift by ~1e-3 of the
+// range) and strict fp32 with TF32 off (tol 1e-4). Inputs are real preprocessed images from
+// the shared data (ImageNet sample for the MobileNets, CIFAR-10 test images for the ResNets)
+// when present, else deterministic pseudo-random tensors.
+//
+// Torchvision: VGG16, ResNet-50 and AlexNet exported with random weights by
+// benchmarks/peers/export_torchvision.py into the folder named by the environment variable
+// EGC_TV_DIR (skipped when unset): egcam's CPU and CUDA logits against PyTorch's fp32 logits
+// on the same 4 inputs, and the CUDA target-layer gradient against the CPU's.
+//
+// The worst element (image, index, both values) is reported on failure and printed on
+// success. CUDA parts are skipped, with the reason, where no CUDA device or driver is present;
+// model parts are skipped when their file is missing.
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "backend/backend.h"
+#include "egcam/image.h"
+#include "egcam/model.h"
+}
+
+namespace {
+
+std::string shared_dir()
+{
+    const char *e = getenv("EGC_SHARED_DIR");
+    return e && *e ? e : EGC_SHARED_DIR;
+}
+
+bool file_exists(const std::string &p)
+{
+    struct stat st;
+    return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Sorted names of the regular entries (or sub-folders when dirs) of a folder; empty if absent.
+std::vector<std::string> list_dir(const std::string &d, bool dirs)
+{
+    std::vector<std::string> out;
+    DIR *h = opendir(d.c_str());
+    if (!h) return out;
+    while (struct dirent *e = readdir(h)) {
+        if (e->d_name[0] == '.') continue;
+        struct stat st;
+        std::string p = d + "/" + e->d_name;
+        if (stat(p.c_str(), &st) != 0) continue;
+        if (dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) out.push_back(e->d_name);
+    }
+    closedir(h);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// Why CUDA cannot be used here ("" when it can).
+const std::string &cuda_skip_reason()
+{
+    static std::string reason;
+    static bool probed = false;
+    if (!probed) {
+        probed = true;
+        egc_backend *be = nullptr;
+        if (egc_backend_create("cuda", &be) != EGC_OK)
+            reason = std::string("no usable CUDA device: ") + egc_last_error();
+        egc_backend_destroy(be);
+    }
+    return reason;
+}
+
+// Sets EGC_CUDA_TF32 for the sessions created while it lives; restores the old value.
+class Tf32Env {
+public:
+    explicit Tf32Env(bool allow)
+    {
+        const char *o = getenv("EGC_CUDA_TF32");
+        had_ = o != nullptr;
+        if (had_) old_ = o;
+        setenv("EGC_CUDA_TF32", allow ? "1" : "0", 1);
+    }
+    ~Tf32Env()
+    {
+        if (had_) setenv("EGC_CUDA_TF32", old_.c_str(), 1);
+        else unsetenv("EGC_CUDA_TF32");
+    }
+
+private:
+    bool had_ = false;
+    std::string old_;
+};
+
+struct Outputs {
+    std::vector<float> logits;  // [n, classes]
+    std::vector<float> grad;    // [n, K*h*w] (empty without a target)
+};
+
+// Forward (and, with a target layer, backward of the seed) of n images on one device.
+// seed is [n, classes]; when empty, the top-1 of each image's logits is used and written
+// back into *seed.
+testing::AssertionResult run(const egc_model *m, const char *device, int batch, int layer,
+                             const std::vector<float> &x, int n, std::vector<float> *seed,
+                             Outputs *o)
+{
+    egc_session *s = nullptr;
+    if (egc_session_create(m, device, batch, layer, &s) != EGC_OK)
+        return testing::AssertionFailure() << device << ": session: " << egc_last_error();
+    const int classes = egc_model_num_classes(m);
+    o->logits.assign((size_t)n * classes, 0.0f);
+    if (egc_session_forward(s, x.data(), n, o->logits.data()) != EGC_OK) {
+        std::string e = egc_last_error();
+        egc_session_destroy(s);
+        return testing::AssertionFailure() << device << ": forward: " << e;
+    }
+    if (layer >= 0) {
+        if (seed->empty()) {
+            seed->assign((size_t)n * classes, 0.0f);
+            for (int i = 0; i < n; i++) {
+                const float *r = o->logits.data() + (size_t)i * classes;
+                (*seed)[(size_t)i * classes + (std::max_element(r, r + classes) - r)] = 1.0f;
+            }
+        }
+        egc_shape ts = egc_session_target_shape(s);
+        o->grad.assign((size_t)n * (size_t)egc_shape_numel(&ts), 0.0f);
+        if (egc_session_backward(s, seed->data(), n, o->grad.data(), nullptr) != EGC_OK) {
+            std::string e = egc_last_error();
+            egc_session_destroy(s);
+            return testing::AssertionFailure() << device << ": backward: " << e;
+        }
+    }
+    egc_session_destroy(s);
+    return testing::AssertionSuccess();
+}
+
+// Per image i of n: |got - ref| <= tol * range_i with range_i = max - min of ref's row
+// (use_abs: max |ref|). Reports the worst element relative to its row's range.
+testing::AssertionResult close_rows(const std::string &what, const std::vector<float> &ref,
+                                    const std::vector<float> &got, int n, double tol,
+                                    bool use_abs)
+{
+    if (ref.size() != got.size() || n < 1 || ref.size() % (size_t)n)
+        return testing::AssertionFailure() << what << ": sizes " << ref.size() << " vs "
+                                           << got.size();
+    const size_t per = ref.size() / (size_t)n;
+    double worst = -1;
+    size_t wi = 0, wk = 0;
+    double wrange = 0;
+    for (int i = 0; i < n; i++) {
+        const float *r = ref.data() + (size_t)i * per, *g = got.data() + (size_t)i * per;
+        double lo = r[0], hi = r[0], amax = 0;
+        for (size_t k = 0; k < per; k++) {
+            lo = std::min(lo, (double)r[k]);
+            hi = std::max(hi, (double)r[k]);
+            amax = std::max(amax, std::fabs((double)r[k]));
+        }
+        double range = use_abs ? amax : hi - lo;
+        if (range <= 0) range = 1e-30;
+        for (size_t k = 0; k < per; k++) {
+            double d = std::fabs((double)g[k] - (double)r[k]);
+            if (!(d == d) || !std::isfinite((double)g[k])) d = INFINITY;
+            if (d / range > worst) {
+                worst = d / range;
+                wi = (size_t)i;
+                wk = k;
+                wrange = range;
+            }
+        }
+    }
+    char buf[320];
+    snprintf(buf, sizeof buf,
+             "%s: worst |diff|/range %.3g (tol %.1g) at image %zu element %zu: got %.9g, ref %.9g, "
+             "range %.6g",
+             what.c_str(), worst, tol, wi, wk, (double)got[wi * per + wk], (double)ref[wi * per + wk],
+             wrange);
+    if (worst <= tol) {
+        printf("  %s\n", buf);
+        return testing::AssertionSuccess();
+    }
+    return testing::AssertionFailure() << buf;
+}
+
+// Deterministic pseudo-random input in [-2, 2) for n images of c*h*w.
+std::vector<float> random_input(int n, int c, int h, int w, unsigned seed)
+{
+    std::mt19937 r(seed);
+    std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+    std::vector<float> x((size_t)n * c * h * w);
+    for (auto &v : x) v = u(r);
+    return x;
+}
+
+// ------------------------------------------------------------------ shared models
+
+struct SharedCase {
+    const char *model;    // file name under models/
+    egc_preset preset;
+    bool cifar;           // CIFAR-10 test images (else the ImageNet sample)
+};
+
+const SharedCase kShared[] = {
+    {"mobilenet_v2_imagenet.onnx", EGC_PRESET_TF, false},
+    {"mobilenet_v1_025_128_imagenet.onnx", EGC_PRESET_TF, false},
+    {"resnet20_cifar10.onnx", EGC_PRESET_CIFAR, true},
+    {"resnet56_cifar10.onnx", EGC_PRESET_CIFAR, true},
+};
+
+// n image paths from the shared data: the first n of the ImageNet sample (sorted), or for
+// CIFAR-10 round-robin over the sorted class folders. Fewer when the data is absent.
+std::vector<std::string> shared_images(bool cifar, int n)
+{
+    std::vector<std::string> out;
+    const std::string d = shared_dir() + "/data/";
+    if (!cifar) {
+        for (const auto &f : list_dir(d + "imagenet-sample", false)) {
+            if ((int)out.size() == n) break;
+            out.push_back(d + "imagenet-sample/" + f);
+        }
+        return out;
+    }
+    std::vector<std::vector<std::string>> per;
+    for (const auto &cls : list_dir(d + "cifar10-test", true)) {
+        per.push_back({});
+        for (const auto &f : list_dir(d + "cifar10-test/" + cls, false))
+            per.back().push_back(d + "cifar10-test/" + cls + "/" + f);
+    }
+    for (size_t k = 0; (int)out.size() < n; k++) {
+        bool any = false;
+        for (auto &v : per)
+            if (k < v.size() && (int)out.size() < n) {
+                out.push_back(v[k]);
+                any = true;
+            }
+        if (!any) break;
+    }
+    return out;
+}
+
+class CudaModelShared : public testing::TestWithParam<std::tuple<int, int>> {};
+
+TEST_P(CudaModelShared, LogitsAndTargetGradientMatchCpu)
+{
+    const SharedCase &sc = kShared[std::get<0>(GetParam())];
+    const int batch = std::get<1>(GetParam());
+    if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
+    const std::string path = shared_dir() + "/models/" + sc.model;
+    if (!file_exists(path)) GTEST_SKIP() << "shared model " << path << " is not present";
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(path.c_str(), &m), EGC_OK) << egc_last_error();
+    int c, h, w;
+    egc_model_input_chw(m, &c, &h, &w);
+    int layer = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &layer), EGC_OK) << egc_last_error();
+
+    std::vector<std::string> imgs = shared_images(sc.cifar, batch);
+    std::vector<float> x;
+    if ((int)imgs.size() == batch) {
+        x.resize((size_t)batch * c * h * w);
+        for (int i = 0; i < batch; i++) {
+            egc_image img{};
+            ASSERT_EQ(egc_image_load(imgs[(size_t)i].c_str(), &img), EGC_OK) << egc_last_error();
+            egc_status st = egc_preprocess(&img, sc.preset, w, h, x.data() + (size_t)i * c * h * w);
+            egc_image_free(&img);
+            ASSERT_EQ(st, EGC_OK) << egc_last_error();
+        }
+        printf("  %s batch %d: %d real images from %s\n", sc.model, batch, batch,
+               sc.cifar ? "cifar10-test" : "imagenet-sample");
+    } else {
+        x = random_input(batch, c, h, w, 7u + (unsigned)batch);
+        printf("  %s batch %d: shared images not present, pseudo-random inputs\n", sc.model,
+               batch);
+    }
+
+    std::vector<float> seed;
+    Outputs cpu, strict, tf32;
+    ASSERT_TRUE(run(m, "cpu", batch, layer, x, batch, &seed, &cpu));
+    {
+        Tf32Env env(false);
+        ASSERT_TRUE(run(m, "cuda", batch, layer, x, batch, &seed, &strict));
+    }
+    {
+        Tf32Env env(true);
+        ASSERT_TRUE(run(m, "cuda", batch, layer, x, batch, &seed, &tf32));
+    }
+    const std::string tag = std::string(sc.model) + " b" + std::to_string(batch);
+    EXPECT_TRUE(close_rows(tag + " logits fp32", cpu.logits, strict.logits, batch, 1e-4, false));
+    EXPECT_TRUE(close_rows(tag + " target grad fp32", cpu.grad, strict.grad, batch, 1e-4, true));
+    EXPECT_TRUE(close_rows(tag + " logits tf32", cpu.logits, tf32.logits, batch, 2e-2, false));
+    EXPECT_TRUE(close_rows(tag + " target grad tf32", cpu.grad, tf32.grad, batch, 2e-2, true));
+    egc_model_destroy(m);
+}
+
+std::string shared_name(const testing::TestParamInfo<std::tuple<int, int>> &info)
+{
+    std::string s = kShared[std::get<0>(info.param)].model;
+    s = s.substr(0, s.find('.'));
+    for (auto &ch : s)
+        if (!isalnum((unsigned char)ch)) ch = '_';
+    return s + "_b" + std::to_string(std::get<1>(info.param));
+}
+
+INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
+                         testing::Combine(testing::Range(0, 4), testing::Values(1, 32)),
+                         shared_name);
+
+// ------------------------------------------------------------------ torchvision exports
+
+struct Npy {
+    egc_tensor t{};
+    ~Npy() { egc_tensor_free(&t); }
+};
+
+class CudaModelTorchvision : public testing::TestWithParam<const char *> {};
+
+TEST_P(CudaModelTorchvision, LogitsMatchPyTorch)
+{
+    const char *dir = getenv("EGC_TV_DIR");
+    if (!dir || !*dir)
+        GTEST_SKIP() << "EGC_TV_DIR is not set (run benchmarks/peers/export_torchvision.py DIR "
+                        "and set EGC_TV_DIR=DIR)";
+    const std::string base = std::string(dir) + "/" + GetParam();
+    if (!file_exists(base + ".onnx")) GTEST_SKIP() << base << ".onnx is not present";
+    Npy xin, ref;
+    ASSERT_EQ(egc_npy_read((base + "_input.npy").c_str(), &xin.t), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_npy_read((base + "_logits.npy").c_str(), &ref.t), EGC_OK) << egc_last_error();
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load((base + ".onnx").c_str(), &m), EGC_OK) << egc_last_error();
+    int c, h, w;
+    egc_model_input_chw(m, &c, &h, &w);
+    const int classes = egc_model_num_classes(m);
+    ASSERT_EQ(xin.t.shape.ndim, 4);
+    const int n = (int)xin.t.shape.d[0];
+    ASSERT_EQ(xin.t.shape.d[1], c);
+    ASSERT_EQ(xin.t.shape.d[2], h);
+    ASSERT_EQ(xin.t.shape.d[3], w);
+    ASSERT_EQ(egc_shape_numel(&ref.t.shape), (int64_t)n * classes);
+    std::vector<float> x(xin.t.data, xin.t.data + egc_shape_numel(&xin.t.shape));
+    std::vector<float> want(ref.t.data, ref.t.data + egc_shape_numel(&ref.t.shape));
+    int layer = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &layer), EGC_OK) << egc_last_error();
+
+    std::vector<float> seed;
+    Outputs cpu;
+    ASSERT_TRUE(run(m, "cpu", n, layer, x, n, &seed, &cpu));
+    EXPECT_TRUE(close_rows(std::string(GetParam()) + " cpu logits vs PyTorch", want, cpu.logits, n,
+                           1e-4, false));
+    if (!cuda_skip_reason().empty()) {
+        egc_model_destroy(m);
+        GTEST_SKIP() << "CPU part checked; " << cuda_skip_reason();
+    }
+    Outputs strict, tf32;
+    {
+        Tf32Env env(false);
+        ASSERT_TRUE(run(m, "cuda", n, layer, x, n, &seed, &strict));
+    }
+    {
+        Tf32Env env(true);
+        ASSERT_TRUE(run(m, "cuda", n, layer, x, n, &seed, &tf32));
+    }
+    const std::string tag = GetParam();
+    EXPECT_TRUE(close_rows(tag + " cuda fp32 logits vs PyTorch", want, strict.logits, n, 1e-4, false));
+    EXPECT_TRUE(close_rows(tag + " cuda tf32 logits vs PyTorch", want, tf32.logits, n, 2e-2, false));
+    EXPECT_TRUE(close_rows(tag + " cuda fp32 target grad vs cpu", cpu.grad, strict.grad, n, 1e-4, true));
+    EXPECT_TRUE(close_rows(tag + " cuda tf32 target grad vs cpu", cpu.grad, tf32.grad, n, 2e-2, true));
+    egc_model_destroy(m);
+}
+
+INSTANTIATE_TEST_SUITE_P(, CudaModelTorchvision, testing::Values("vgg16", "resnet50", "alexnet"),
+                         [](const testing::TestParamInfo<const char *> &info) {
+                             return std::string(info.param);
+                         });
+
+}  // namespace
