@@ -572,6 +572,8 @@ static egc_status conv_find_fwd(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp,
         for (int i = 0; i < got; i++) { /* sorted fastest first */
             if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > avail) continue;
             if (!math_ok(perf[i].mathType, pl->tf32)) continue;
+            /* strict fp32: DEFAULT_MATH may use TF32 on sm_80+; keep only plain FMA */
+            if (!pl->tf32 && perf[i].mathType != CUDNN_FMA_MATH) continue;
             EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, perf[i].mathType));
             cp->fwd_algo = perf[i].algo;
             cp->fwd_ws = perf[i].memory;
