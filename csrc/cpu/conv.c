@@ -5,8 +5,9 @@
  *   Y[n,m,oh,ow] = B[m] + sum_{c,i,j} W[m,c,i,j] * X[n, g(m)*C/g + c, oh*sh - pt + i*dh,
  *                                                     ow*sw - pl + j*dw]   (0 outside X)
  *
- * General case, per image and group: im2col into a scratch column matrix
- *   col [C/g*kh*kw, OH*OW], then Y_g [M/g, OH*OW] = W_g [M/g, C/g*kh*kw] * col (BLAS sgemm).
+ * General case, per image, group and block of output positions: im2col into a scratch
+ *   column matrix col [C/g*kh*kw, block], then Y_g[:, block] = W_g [M/g, C/g*kh*kw] * col
+ *   (BLAS sgemm).
  * A 1x1 kernel with stride 1 and no padding uses X itself as the column matrix.
  * Backward: dcol = W_g^T * dY_g, then col2im adds dcol into dX (so dX accumulates).
  * Depthwise (group == C > 1, any channel multiplier): a direct loop, parallel over planes.
@@ -20,6 +21,7 @@
  * threads, 1.45x at batch 8. When there are fewer units than threads, one chunk runs and
  * BLAS threads on its own. */
 #include <cblas.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "cpu/cpu_impl.h"
@@ -107,7 +109,8 @@ static void valid_range(int64_t off, int64_t stride, int64_t in_len, int64_t out
 
 /* Columns [p0, p1) of the column matrix of x [Cg,H,W] (one image, one group):
  * col [Cg*kh*kw, p1-p0], column q = output position p0 + q (p = oh*OW + ow). */
-static void im2col(const conv_geom *g, const float *x, int64_t p0, int64_t p1, float *col)
+static void im2col(const conv_geom *g, const float *restrict x, int64_t p0, int64_t p1,
+                   float *restrict col)
 {
     int64_t ld = p1 - p0;
     for (int64_t c = 0; c < g->Cg; c++)
@@ -138,25 +141,31 @@ static void im2col(const conv_geom *g, const float *x, int64_t p0, int64_t p1, f
             }
 }
 
-/* dx [Cg,H,W] += col2im(col) for a full column matrix col [Cg*kh*kw, OH*OW] (the adjoint
- * of im2col over [0, OH*OW)). */
-static void col2im_add(const conv_geom *g, const float *col, float *dx)
+/* dx [Cg,H,W] += col2im(col) for the columns [p0, p1) of the column matrix (the adjoint of
+ * im2col(p0, p1)); col is [Cg*kh*kw, p1-p0]. */
+static void col2im_add(const conv_geom *g, const float *restrict col, int64_t p0, int64_t p1,
+                       float *restrict dx)
 {
+    int64_t ld = p1 - p0;
     for (int64_t c = 0; c < g->Cg; c++)
         for (int64_t i = 0; i < g->kh; i++)
             for (int64_t j = 0; j < g->kw; j++) {
-                const float *row = col + ((c * g->kh + i) * g->kw + j) * g->P;
+                int64_t row = ((c * g->kh + i) * g->kw + j) * ld;
                 int64_t wo = j * g->dw - g->pl, lo, hi;
                 valid_range(wo, g->sw, g->W, g->OW, &lo, &hi);
-                for (int64_t oh = 0; oh < g->OH; oh++) {
+                for (int64_t oh = p0 / g->OW; oh * g->OW < p1; oh++) {
                     int64_t h = oh * g->sh - g->pt + i * g->dh;
                     if (h < 0 || h >= g->H) continue;
-                    const float *r = row + oh * g->OW;
+                    int64_t a = EGC_MAX(p0 - oh * g->OW, lo), b = EGC_MIN(p1 - oh * g->OW, hi);
+                    int64_t r = row + oh * g->OW - p0;
                     int64_t base = (c * g->H + h) * g->W + wo;
-                    for (int64_t ow = lo; ow < hi; ow++) dx[base + ow * g->sw] += r[ow];
+                    for (int64_t ow = a; ow < b; ow++) dx[base + ow * g->sw] += col[r + ow];
                 }
             }
 }
+
+/* Largest column matrix per thread, in floats (16 MiB): bounds the scratch for big images. */
+#define EGC_CONV_MAX_COL ((int64_t)4 << 20)
 
 /* ---- general (im2col + GEMM) path ----
  * The work is cut into units (image, group, block of output columns); a chunk of
@@ -233,21 +242,35 @@ static void gemm_bwd_chunk(int64_t k, void *arg)
         return;
     int64_t lo = j->units * k / j->chunks, hi = j->units * (k + 1) / j->chunks;
     for (int64_t u = lo; u < hi; u++) {
-        int64_t im, gi, p0, p1;
-        unit_of(j, u, &im, &gi, &p0, &p1);
+        if (g->pointwise) { /* dX_g[:, p0:p1] [Cg, .] += W_g^T [Cg,Mg] * dY_g[:, p0:p1] */
+            int64_t im, gi, p0, p1;
+            unit_of(j, u, &im, &gi, &p0, &p1);
+            egc_cpu_sgemm(1, 0, g->K, p1 - p0, g->Mg, 1.0f, j->w + gi * g->Mg * g->K, g->K,
+                          j->dy + (im * g->M + gi * g->Mg) * g->P + p0, g->P, 1.0f,
+                          j->dx + (im * g->C + gi * g->Cg) * g->H * g->W + p0, g->P);
+            continue;
+        }
+        /* unit = (image, group); its column blocks run here one after the other because
+         * col2im of neighbouring blocks adds into overlapping parts of dX_g */
+        int64_t im = u / g->G, gi = u % g->G;
         float *dxg = j->dx + (im * g->C + gi * g->Cg) * g->H * g->W;
         const float *dyg = j->dy + (im * g->M + gi * g->Mg) * g->P;
         const float *wg = j->w + gi * g->Mg * g->K;
-        if (g->pointwise) { /* dX_g[:, p0:p1] [Cg, .] += W_g^T [Cg,Mg] * dY_g[:, p0:p1] */
-            egc_cpu_sgemm(1, 0, g->K, p1 - p0, g->Mg, 1.0f, wg, g->K, dyg + p0, g->P, 1.0f,
-                          dxg + p0, g->P);
-            continue;
+        for (int64_t p0 = 0; p0 < g->P; p0 += j->pb) {
+            int64_t p1 = EGC_MIN(p0 + j->pb, g->P);
+            /* dcol [K, p1-p0] = W_g^T [K,Mg] * dY_g[:, p0:p1], then dX_g += col2im(dcol) */
+            egc_cpu_sgemm(1, 0, g->K, p1 - p0, g->Mg, 1.0f, wg, g->K, dyg + p0, g->P, 0.0f, col,
+                          p1 - p0);
+            col2im_add(g, col, p0, p1, dxg);
         }
-        /* whole image (nblk == 1): dcol [K,P] = W_g^T * dY_g, then dX_g += col2im(dcol) */
-        egc_cpu_sgemm(1, 0, g->K, g->P, g->Mg, 1.0f, wg, g->K, dyg, g->P, 0.0f, col, g->P);
-        col2im_add(g, col, dxg);
     }
 }
+
+/* OpenBLAS's own thread count as found at the first conv, restored after each parallel
+ * region (reading it back each time could pick up another caller's temporary 1). */
+static int g_blas_threads = 1;
+static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
+static void read_blas_threads(void) { g_blas_threads = openblas_get_num_threads(); }
 
 /* Splits the work into units and runs fn over them. With enough units to fill the threads,
  * chunks run in parallel and OpenBLAS is held to one thread meanwhile (no
@@ -257,22 +280,24 @@ static egc_status run_gemm_path(const egc_node *n, conv_job *j, void (*fn)(int64
 {
     const conv_geom *g = j->g;
     int threads = egc_cpu_chunks(INT64_MAX, 0);
-    j->nblk = 1;
-    j->pb = g->P;
-    if (column_blocks && g->P > 0) {
-        /* about 4 units per thread, blocks of at least 64 columns (multiples of 16) */
-        int64_t target = 4 * (int64_t)threads;
-        int64_t per = g->N * g->G;
-        int64_t nblk = per >= target ? 1 : (target + per - 1) / per;
-        int64_t pb = (g->P + nblk - 1) / nblk;
-        pb = (pb + 15) / 16 * 16;
-        if (pb < 64) pb = 64;
-        if (pb > g->P) pb = g->P;
-        j->pb = pb;
-        j->nblk = (g->P + pb - 1) / pb;
-    }
-    j->units = g->N * g->G * j->nblk;
-    j->chunks = j->units >= threads ? threads : 1;
+    /* Column blocks: about 4 units per thread when the images alone are too few, at least
+     * 64 columns (a multiple of 16), and a column matrix of at most EGC_CONV_MAX_COL floats
+     * per thread. */
+    int64_t nblk = 1, per = g->N * g->G, target = 4 * (int64_t)threads;
+    if (column_blocks && per < target) nblk = (target + per - 1) / per;
+    int64_t pb = (g->P + nblk - 1) / nblk;
+    if (!g->pointwise && g->K * pb > EGC_CONV_MAX_COL) pb = EGC_CONV_MAX_COL / g->K;
+    pb = (pb + 15) / 16 * 16;
+    if (pb < 64) pb = 64;
+    if (pb > g->P) pb = g->P;
+    j->pb = pb;
+    j->nblk = (g->P + pb - 1) / pb;
+    /* units: (image, group, block); a non-pointwise backward keeps the blocks of an
+     * (image, group) in one unit */
+    j->units = column_blocks ? per * j->nblk : per;
+    /* small convolutions get fewer chunks (starting threads would cost more than they save) */
+    int64_t unit_cost = g->Mg * g->K * (column_blocks ? j->pb : g->P);
+    j->chunks = j->units >= threads ? egc_cpu_chunks(j->units, unit_cost) : 1;
     j->scratch = NULL;
     if (!g->pointwise) {
         EGC_TRY(egc_cpu_scratch_acquire(&j->scratch));
@@ -287,10 +312,10 @@ static egc_status run_gemm_path(const egc_node *n, conv_job *j, void (*fn)(int64
         }
     }
     if (j->chunks > 1) {
-        int blas_threads = openblas_get_num_threads();
+        pthread_once(&g_blas_once, read_blas_threads);
         openblas_set_num_threads(1);
         egc_parallel_for(j->chunks, fn, j);
-        openblas_set_num_threads(blas_threads);
+        openblas_set_num_threads(g_blas_threads);
     } else {
         fn(0, j);
     }
@@ -300,41 +325,51 @@ static egc_status run_gemm_path(const egc_node *n, conv_job *j, void (*fn)(int64
 
 /* ---- depthwise (direct) path ---- */
 
-/* One output plane (image im, output channel m): y = b + sum_ij w_ij * shifted x. */
-static void dw_fwd_plane(const conv_geom *g, const float *x, const float *w, float bias,
-                         float *y)
+/* One output plane (image im, output channel m): y = b + sum_ij w_ij * shifted x.
+ * Output rows outermost so that a row stays in cache over the kh*kw taps. */
+static void dw_fwd_plane(const conv_geom *g, const float *restrict x, const float *w,
+                         float bias, float *restrict y)
 {
-    for (int64_t q = 0; q < g->P; q++) y[q] = bias;
-    for (int64_t j = 0; j < g->kw; j++) {
-        int64_t wo = j * g->dw - g->pl, lo, hi;
-        valid_range(wo, g->sw, g->W, g->OW, &lo, &hi);
-        for (int64_t oh = 0; oh < g->OH; oh++)
-            for (int64_t i = 0; i < g->kh; i++) {
-                int64_t h = oh * g->sh - g->pt + i * g->dh;
-                if (h < 0 || h >= g->H) continue;
+    for (int64_t oh = 0; oh < g->OH; oh++) {
+        float *yr = y + oh * g->OW;
+        for (int64_t ow = 0; ow < g->OW; ow++) yr[ow] = bias;
+        for (int64_t i = 0; i < g->kh; i++) {
+            int64_t h = oh * g->sh - g->pt + i * g->dh;
+            if (h < 0 || h >= g->H) continue;
+            for (int64_t j = 0; j < g->kw; j++) {
+                int64_t wo = j * g->dw - g->pl, lo, hi;
+                valid_range(wo, g->sw, g->W, g->OW, &lo, &hi);
                 float wv = w[i * g->kw + j];
-                int64_t base = h * g->W + wo;
-                float *yr = y + oh * g->OW;
-                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * x[base + ow * g->sw];
+                int64_t base = h * g->W + wo; /* + ow*sw >= 0 for ow >= lo */
+                if (g->sw == 1)
+                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * x[base + ow];
+                else
+                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * x[base + ow * g->sw];
             }
+        }
     }
 }
 
 /* dx (one input plane) += the adjoint of dw_fwd_plane applied to dy (one output plane). */
-static void dw_bwd_plane(const conv_geom *g, const float *dy, const float *w, float *dx)
+static void dw_bwd_plane(const conv_geom *g, const float *restrict dy, const float *w,
+                         float *restrict dx)
 {
-    for (int64_t j = 0; j < g->kw; j++) {
-        int64_t wo = j * g->dw - g->pl, lo, hi;
-        valid_range(wo, g->sw, g->W, g->OW, &lo, &hi);
-        for (int64_t oh = 0; oh < g->OH; oh++)
-            for (int64_t i = 0; i < g->kh; i++) {
-                int64_t h = oh * g->sh - g->pt + i * g->dh;
-                if (h < 0 || h >= g->H) continue;
+    for (int64_t oh = 0; oh < g->OH; oh++) {
+        const float *gr = dy + oh * g->OW;
+        for (int64_t i = 0; i < g->kh; i++) {
+            int64_t h = oh * g->sh - g->pt + i * g->dh;
+            if (h < 0 || h >= g->H) continue;
+            for (int64_t j = 0; j < g->kw; j++) {
+                int64_t wo = j * g->dw - g->pl, lo, hi;
+                valid_range(wo, g->sw, g->W, g->OW, &lo, &hi);
                 float wv = w[i * g->kw + j];
                 int64_t base = h * g->W + wo;
-                const float *gr = dy + oh * g->OW;
-                for (int64_t ow = lo; ow < hi; ow++) dx[base + ow * g->sw] += wv * gr[ow];
+                if (g->sw == 1)
+                    for (int64_t ow = lo; ow < hi; ow++) dx[base + ow] += wv * gr[ow];
+                else
+                    for (int64_t ow = lo; ow < hi; ow++) dx[base + ow * g->sw] += wv * gr[ow];
             }
+        }
     }
 }
 

@@ -34,29 +34,62 @@ static float sigmoidf(float x)
     return e / (1.0f + e);
 }
 
+/* One call's element-wise work, cut into ranges that run in parallel. */
+typedef struct unary_job {
+    egc_op op;
+    float lo, hi;                    /* Clip bounds */
+    const float *x, *y, *dy;         /* forward input/output, output gradient */
+    float *out;                      /* forward: y; backward: dx (accumulated) */
+    int64_t cnt;
+    int chunks, backward;
+} unary_job;
+
+static void unary_chunk(int64_t k, void *arg)
+{
+    const unary_job *j = (const unary_job *)arg;
+    int64_t a = j->cnt * k / j->chunks, b = j->cnt * (k + 1) / j->chunks;
+    const float *x = j->x, *y = j->y, *dy = j->dy;
+    float *o = j->out, lo = j->lo, hi = j->hi;
+    switch (j->op) {
+    case EGC_OP_RELU:
+        if (!j->backward)
+            for (int64_t i = a; i < b; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        else
+            for (int64_t i = a; i < b; i++) o[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case EGC_OP_CLIP:
+        if (!j->backward)
+            for (int64_t i = a; i < b; i++) {
+                float v = x[i] < lo ? lo : x[i];
+                o[i] = v > hi ? hi : v;
+            }
+        else
+            for (int64_t i = a; i < b; i++) o[i] += (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f;
+        break;
+    default: /* Sigmoid */
+        if (!j->backward)
+            for (int64_t i = a; i < b; i++) o[i] = sigmoidf(x[i]);
+        else
+            for (int64_t i = a; i < b; i++) o[i] += dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    }
+}
+
+static void unary_run(const egc_node *n, const float *x, const float *y, const float *dy,
+                      float *o, int64_t cnt, int backward)
+{
+    unary_job j = {n->op, n->p.clip.lo, n->p.clip.hi, x, y, dy, o, cnt, 1, backward};
+    if (n->op != EGC_OP_CLIP) j.lo = j.hi = 0.0f;
+    j.chunks = egc_cpu_chunks(cnt, 1);
+    egc_parallel_for(j.chunks, unary_chunk, &j);
+}
+
 egc_status egc_cpu_unary_forward(const egc_node *n, const egc_view *in, const egc_view *out)
 {
     EGC_TRY(unary_check(n, in, out));
-    const float *x = in[0].ptr;
-    float *y = out->ptr;
-    int64_t cnt = egc_shape_numel(&out->shape);
-    switch (n->op) {
-    case EGC_OP_RELU:
-        for (int64_t i = 0; i < cnt; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-        break;
-    case EGC_OP_CLIP: {
-        float lo = n->p.clip.lo, hi = n->p.clip.hi;
-        for (int64_t i = 0; i < cnt; i++) {
-            float v = x[i] < lo ? lo : x[i];
-            y[i] = v > hi ? hi : v;
-        }
-        break;
-    }
-    case EGC_OP_SIGMOID:
-        for (int64_t i = 0; i < cnt; i++) y[i] = sigmoidf(x[i]);
-        break;
-    default: return EGC_CPU_FAIL(EGC_E_INTERNAL, n, "not a unary op");
-    }
+    if (n->op != EGC_OP_RELU && n->op != EGC_OP_CLIP && n->op != EGC_OP_SIGMOID)
+        return EGC_CPU_FAIL(EGC_E_INTERNAL, n, "not a unary op");
+    unary_run(n, in[0].ptr, NULL, NULL, out->ptr, egc_shape_numel(&out->shape), 0);
     return EGC_OK;
 }
 
@@ -64,31 +97,15 @@ egc_status egc_cpu_unary_backward(const egc_node *n, const egc_view *in, const e
                                   const egc_view *dout, const egc_view *din)
 {
     EGC_TRY(unary_check(n, in, out));
+    if (n->op != EGC_OP_RELU && n->op != EGC_OP_CLIP && n->op != EGC_OP_SIGMOID)
+        return EGC_CPU_FAIL(EGC_E_INTERNAL, n, "not a unary op");
     for (int i = 1; i < n->n_in; i++)
         if (din[i].ptr)
             return EGC_CPU_FAIL(EGC_E_UNSUPPORTED, n,
                                 "gradient with respect to the clip bound input %d is not computed",
                                 i);
     if (!din[0].ptr) return EGC_OK;
-    const float *x = in[0].ptr, *y = out->ptr, *dy = dout->ptr;
-    float *dx = din[0].ptr;
-    int64_t cnt = egc_shape_numel(&out->shape);
-    switch (n->op) {
-    case EGC_OP_RELU:
-        for (int64_t i = 0; i < cnt; i++)
-            if (x[i] > 0.0f) dx[i] += dy[i];
-        break;
-    case EGC_OP_CLIP: {
-        float lo = n->p.clip.lo, hi = n->p.clip.hi;
-        for (int64_t i = 0; i < cnt; i++)
-            if (x[i] >= lo && x[i] <= hi) dx[i] += dy[i];
-        break;
-    }
-    case EGC_OP_SIGMOID:
-        for (int64_t i = 0; i < cnt; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
-        break;
-    default: return EGC_CPU_FAIL(EGC_E_INTERNAL, n, "not a unary op");
-    }
+    unary_run(n, in[0].ptr, out->ptr, dout->ptr, din[0].ptr, egc_shape_numel(&out->shape), 1);
     return EGC_OK;
 }
 
@@ -98,6 +115,7 @@ egc_status egc_cpu_unary_backward(const egc_node *n, const egc_view *in, const e
 typedef struct bcast {
     egc_shape shape;
     int64_t as[EGC_MAX_DIMS], bs[EGC_MAX_DIMS];
+    int dense; /* A, B and the output have the same number of elements: no broadcasting */
 } bcast;
 
 static egc_status bcast_setup(const egc_node *n, const egc_view *in, const egc_view *out,
@@ -126,6 +144,8 @@ static egc_status bcast_setup(const egc_node *n, const egc_view *in, const egc_v
                             egc_shape_str(&out->shape, so, sizeof so),
                             egc_shape_str(&bc->shape, se, sizeof se),
                             egc_shape_str(a, sa, sizeof sa), egc_shape_str(b, sb, sizeof sb));
+    int64_t total = egc_shape_numel(&bc->shape);
+    bc->dense = egc_shape_numel(a) == total && egc_shape_numel(b) == total;
     return EGC_OK;
 }
 
@@ -173,12 +193,35 @@ static void bin_run(egc_op op, bin_task t, int64_t len, const float *a, int64_t 
 /* Walks the output in row-major order, one innermost run at a time. The gradient target
  * (d) is indexed like A for DA and like B for DB. Serial, so broadcast sums are exact
  * accumulations. */
+/* Same-shape operands: flat ranges in parallel (no two outputs share a gradient element). */
+typedef struct bin_flat_job {
+    egc_op op;
+    bin_task t;
+    const float *a, *b, *g;
+    float *y, *d;
+    int64_t cnt;
+    int chunks;
+} bin_flat_job;
+
+static void bin_flat_chunk(int64_t k, void *arg)
+{
+    const bin_flat_job *j = (const bin_flat_job *)arg;
+    int64_t lo = j->cnt * k / j->chunks, hi = j->cnt * (k + 1) / j->chunks;
+    bin_run(j->op, j->t, hi - lo, j->a + lo, 1, j->b + lo, 1, j->y ? j->y + lo : NULL,
+            j->g ? j->g + lo : NULL, j->d ? j->d + lo : NULL);
+}
+
 static void bin_walk(egc_op op, bin_task t, const bcast *bc, const float *a, const float *b,
                      float *y, const float *g, float *d)
 {
     const egc_shape *s = &bc->shape;
     int64_t total = egc_shape_numel(s);
     if (total == 0) return;
+    if (bc->dense) {
+        bin_flat_job j = {op, t, a, b, g, y, d, total, egc_cpu_chunks(total, 1)};
+        egc_parallel_for(j.chunks, bin_flat_chunk, &j);
+        return;
+    }
     int nd = s->ndim;
     if (nd == 0) {
         bin_run(op, t, 1, a, 0, b, 0, y, g, d);

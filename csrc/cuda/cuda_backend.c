@@ -574,6 +574,10 @@ static egc_status conv_find_fwd(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp,
             if (!math_ok(perf[i].mathType, pl->tf32)) continue;
             /* strict fp32: DEFAULT_MATH may use TF32 on sm_80+; keep only plain FMA */
             if (!pl->tf32 && perf[i].mathType != CUDNN_FMA_MATH) continue;
+            /* strict fp32 also keeps out the FFT algorithms (larger rounding error) */
+            if (!pl->tf32 && (perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT ||
+                              perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING))
+                continue;
             EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, perf[i].mathType));
             cp->fwd_algo = perf[i].algo;
             cp->fwd_ws = perf[i].memory;

@@ -290,6 +290,79 @@ const char *egc_preset_name(egc_preset p)
     return "unknown";
 }
 
+/* tf.image.central_crop(0.875) of an iw x ih image: the border cut off each side (*bw
+ * columns left and right, *bh rows top and bottom), truncated as Python's int() does. */
+static void tf_border(int iw, int ih, int *bw, int *bh)
+{
+    *bh = (int)(((double)ih - (double)ih * 0.875) / 2.0);
+    *bw = (int)(((double)iw - (double)iw * 0.875) / 2.0);
+}
+
+/* torchvision Resize(R) + CenterCrop(S) of an iw x ih image, R = round(S * 256 / 224): the
+ * resized size *rw x *rh and the crop's top-left corner (*left, *top) in the resized image. */
+static egc_status torchvision_plan(int iw, int ih, int S, int *rw, int *rh, int *left, int *top)
+{
+    /* Python's round() is half-to-even, as rint() in the default rounding mode. */
+    int R = (int)rint((double)S * 256.0 / 224.0);
+    int short_side = iw <= ih ? iw : ih, long_side = iw <= ih ? ih : iw;
+    double nl = (double)((int64_t)R * long_side) / (double)short_side;
+    if (nl >= (double)INT_MAX)
+        return EGC_FAIL(EGC_E_UNSUPPORTED,
+                        "preset torchvision: image of %dx%d is too elongated to resize", iw, ih);
+    int new_long = (int)nl;
+    *rw = iw <= ih ? R : new_long;
+    *rh = iw <= ih ? new_long : R;
+    if (*rw < S || *rh < S)
+        return EGC_FAIL(EGC_E_INTERNAL,
+                        "preset torchvision: resized image %dx%d is smaller than the crop %d", *rw,
+                        *rh, S);
+    *top = (int)rint((double)(*rh - S) / 2.0);
+    *left = (int)rint((double)(*rw - S) / 2.0);
+    return EGC_OK;
+}
+
+egc_status egc_preset_crop_box(egc_preset p, int iw, int ih, int w, int h, float box[4])
+{
+    if (!box) return EGC_FAIL(EGC_E_ARG, "preset %s: no crop box given", egc_preset_name(p));
+    box[0] = box[1] = box[2] = box[3] = 0.0f;
+    if (iw <= 0 || ih <= 0 || iw > EGC_IMAGE_MAX_SIDE || ih > EGC_IMAGE_MAX_SIDE)
+        return EGC_FAIL(EGC_E_ARG, "preset %s: image size %dx%d is not in 1..%d",
+                        egc_preset_name(p), iw, ih, EGC_IMAGE_MAX_SIDE);
+    EGC_TRY(check_size_arg(w, h, egc_preset_name(p)));
+    switch (p) {
+    case EGC_PRESET_TF: {
+        int bw, bh;
+        tf_border(iw, ih, &bw, &bh);
+        box[0] = (float)bw;
+        box[1] = (float)bh;
+        box[2] = (float)(iw - 2 * bw);
+        box[3] = (float)(ih - 2 * bh);
+        return EGC_OK;
+    }
+    case EGC_PRESET_TORCHVISION: {
+        if (w != h)
+            return EGC_FAIL(EGC_E_ARG,
+                            "preset torchvision: the model input must be square (got %dx%d)", w,
+                            h);
+        int rw, rh, left, top;
+        EGC_TRY(torchvision_plan(iw, ih, w, &rw, &rh, &left, &top));
+        /* Pillow samples resized pixel x at source (x + 0.5) * iw / rw: the crop's columns
+         * [left, left + S) cover source [left * iw / rw, (left + S) * iw / rw). */
+        double sx = (double)iw / rw, sy = (double)ih / rh;
+        box[0] = (float)(left * sx);
+        box[1] = (float)(top * sy);
+        box[2] = (float)(w * sx);
+        box[3] = (float)(h * sy);
+        return EGC_OK;
+    }
+    case EGC_PRESET_CIFAR:
+        box[2] = (float)iw;
+        box[3] = (float)ih;
+        return EGC_OK;
+    }
+    return EGC_FAIL(EGC_E_ARG, "preset %d is unknown", (int)p);
+}
+
 egc_status egc_preset_geometry(const egc_image *img, egc_preset p, int w, int h, egc_image *out)
 {
     if (!out) return EGC_FAIL(EGC_E_ARG, "preset %s: no output image given", egc_preset_name(p));
@@ -301,9 +374,8 @@ egc_status egc_preset_geometry(const egc_image *img, egc_preset p, int w, int h,
 
     switch (p) {
     case EGC_PRESET_TF: {
-        /* tf.image.central_crop(0.875): starts truncated as Python's int() does. */
-        int bh = (int)(((double)img->h - (double)img->h * 0.875) / 2.0);
-        int bw = (int)(((double)img->w - (double)img->w * 0.875) / 2.0);
+        int bw, bh;
+        tf_border(img->w, img->h, &bw, &bh);
         view crop = {img->rgb + (size_t)bh * src.stride + (size_t)bw * 3, img->w - 2 * bw,
                      img->h - 2 * bh, src.stride};
         return resize_into(&crop, w, h, 0, 0, w, h, out);
@@ -313,24 +385,8 @@ egc_status egc_preset_geometry(const egc_image *img, egc_preset p, int w, int h,
             return EGC_FAIL(EGC_E_ARG,
                             "preset torchvision: the model input must be square (got %dx%d)", w,
                             h);
-        int S = w;
-        /* Python's round() is half-to-even, as rint() in the default rounding mode. */
-        int R = (int)rint((double)S * 256.0 / 224.0);
-        int iw = img->w, ih = img->h;
-        int short_side = iw <= ih ? iw : ih, long_side = iw <= ih ? ih : iw;
-        double nl = (double)((int64_t)R * long_side) / (double)short_side;
-        if (nl >= (double)INT_MAX)
-            return EGC_FAIL(EGC_E_UNSUPPORTED,
-                            "preset torchvision: image of %dx%d is too elongated to resize", iw,
-                            ih);
-        int new_long = (int)nl;
-        int rw = iw <= ih ? R : new_long, rh = iw <= ih ? new_long : R;
-        if (rw < S || rh < S)
-            return EGC_FAIL(EGC_E_INTERNAL,
-                            "preset torchvision: resized image %dx%d is smaller than the crop %d",
-                            rw, rh, S);
-        int top = (int)rint((double)(rh - S) / 2.0);
-        int left = (int)rint((double)(rw - S) / 2.0);
+        int S = w, rw, rh, left, top;
+        EGC_TRY(torchvision_plan(img->w, img->h, S, &rw, &rh, &left, &top));
         return resize_into(&src, rw, rh, left, top, S, S, out);
     }
     case EGC_PRESET_CIFAR:

@@ -57,6 +57,34 @@ EGC_NODISCARD egc_status egc_preprocess(const egc_image *img, egc_preset p, int 
 EGC_NODISCARD egc_status egc_preset_denormalize(const float *chw, int w, int h, egc_preset p,
                                                  egc_image *out);
 
+/* The rectangle of an iw x ih image that preset p crops and resizes to the model's w x h,
+ * in source pixel units: box = {x0, y0, bw, bh} (floats; torchvision's resize makes them
+ * fractional). Model pixel (u, v) covers source x in [x0 + u*bw/w, x0 + (u+1)*bw/w) and
+ * likewise in y. Used to put a map back onto the full-size photo. EGC_E_ARG for sizes out
+ * of range or a non-square input with the torchvision preset. */
+EGC_NODISCARD egc_status egc_preset_crop_box(egc_preset p, int iw, int ih, int w, int h,
+                                              float box[4]);
+
+/* Colormaps for saliency overlays (perceptual turbo by default). */
+typedef enum egc_colormap { EGC_CMAP_TURBO = 0, EGC_CMAP_JET = 1, EGC_CMAP_VIRIDIS = 2 } egc_colormap;
+/* "turbo", "jet", "viridis" -> colormap; EGC_E_ARG naming the word otherwise. */
+EGC_NODISCARD egc_status egc_colormap_parse(const char *name, egc_colormap *out);
+const char *egc_colormap_name(egc_colormap c); /* "turbo", "jet", "viridis" */
+/* RGB of colormap c at t in [0,1] (clamped). */
+void egc_colormap_rgb(egc_colormap c, float t, uint8_t rgb[3]);
+/* Colours map (mw x mh floats in [0,1]; resized bilinearly to the picture when sizes
+ * differ) with cmap and blends it over img: out = (1-alpha)*img + alpha*colour. out is
+ * allocated with img's size. */
+EGC_NODISCARD egc_status egc_overlay(const egc_image *img, const float *map, int mw, int mh,
+                                      egc_colormap cmap, float alpha, egc_image *out);
+/* egc_overlay for a map that covers only box = {x0, y0, bw, bh} of img (source pixels, e.g.
+ * from egc_preset_crop_box): the map is resized bilinearly (half-pixel centres) onto the box
+ * and blended there; pixels whose centre lies outside the box, which the model did not see,
+ * are kept at half brightness. */
+EGC_NODISCARD egc_status egc_overlay_box(const egc_image *img, const float *map, int mw, int mh,
+                                          const float box[4], egc_colormap cmap, float alpha,
+                                          egc_image *out);
+
 /* .npy: reads little-endian float32 (or float64, converted) arrays in C order, any rank;
  * writes float32. Errors name the file and what is wrong with the header. */
 EGC_NODISCARD egc_status egc_npy_read(const char *path, egc_tensor *out);

@@ -361,10 +361,12 @@ TEST(CpuOpsConv, ColumnBlocksSingleImage)
     run_conv_case({1, 6, 13, 14, 5, conv_p(1, 1, 1, 1, 0, 0, 0, 0, 1), true});
 }
 
-TEST(CpuOpsConv, LargerDepthwiseAndPoolsRunInParallel)
+TEST(CpuOpsConv, LargerConvsAndPoolsRunInParallel)
 {
     // Enough work per call to be split across threads (when there are several).
     run_conv_case({2, 8, 40, 37, 8, conv_p(3, 3, 1, 1, 1, 1, 1, 1, 8), true});
+    run_conv_case({2, 8, 40, 37, 16, conv_p(3, 3, 1, 1, 1, 1, 1, 1, 1), true});
+    run_conv_case({2, 16, 40, 41, 24, conv_p(1, 1, 1, 1, 0, 0, 0, 0, 1), false});
     egc_node n = node(EGC_OP_MAXPOOL, 1);
     n.p.pool = pool_p(3, 2, 1, 1, 1, 1, 1, 0, 0);
     Tensor x = distinct(S({2, 16, 40, 40}));
@@ -547,6 +549,49 @@ TEST(CpuOpsUnary, Sigmoid)
     for (float v : x.v) want.push_back(1.0 / (1.0 + std::exp(-(double)v)));
     expect_close(y, want, 1e-6);
     check_grad(n, {x}, x.s, {0});
+}
+
+TEST(CpuOpsUnary, LargeTensorsSplitAcrossThreads)
+{
+    // Big enough to be cut into parallel ranges; checked element by element.
+    Tensor x = rnd(S({2, 8, 150, 151})), dy = rnd(x.s), b = rnd(x.s);
+    for (egc_op op : {EGC_OP_RELU, EGC_OP_CLIP, EGC_OP_SIGMOID}) {
+        egc_node n = node(op, 1);
+        n.p.clip.lo = -0.5f;
+        n.p.clip.hi = 0.25f;
+        Tensor y = forward(n, {&x}, x.s);
+        Tensor g = zeros(x.s);
+        std::fill(g.v.begin(), g.v.end(), 0.5f);
+        egc_view in{x.v.data(), x.s}, out{y.v.data(), y.s}, dout{dy.v.data(), dy.s},
+            din{g.v.data(), g.s};
+        ASSERT_EQ(egc_cpu_backward(&graph(), &n, &in, &out, &dout, &din), EGC_OK);
+        for (size_t k = 0; k < x.v.size(); k++) {
+            float v = x.v[k], want, dwant;
+            if (op == EGC_OP_RELU) {
+                want = v > 0 ? v : 0;
+                dwant = v > 0 ? dy.v[k] : 0;
+            } else if (op == EGC_OP_CLIP) {
+                want = std::min(std::max(v, -0.5f), 0.25f);
+                dwant = v >= -0.5f && v <= 0.25f ? dy.v[k] : 0;
+            } else {
+                want = (float)(1.0 / (1.0 + std::exp(-(double)v)));
+                dwant = dy.v[k] * want * (1 - want);
+            }
+            ASSERT_NEAR(y.v[k], want, 1e-6) << k;
+            ASSERT_NEAR(g.v[k], 0.5f + dwant, 1e-6) << k;
+        }
+    }
+    egc_node n = node(EGC_OP_MUL, 2);
+    Tensor y = forward(n, {&x, &b}, x.s);
+    Tensor ga = zeros(x.s), gb = zeros(x.s);
+    egc_view in[2] = {{x.v.data(), x.s}, {b.v.data(), b.s}}, out{y.v.data(), y.s},
+             dout{dy.v.data(), dy.s}, din[2] = {{ga.v.data(), x.s}, {gb.v.data(), x.s}};
+    ASSERT_EQ(egc_cpu_backward(&graph(), &n, in, &out, &dout, din), EGC_OK);
+    for (size_t k = 0; k < x.v.size(); k++) {
+        ASSERT_EQ(y.v[k], x.v[k] * b.v[k]) << k;
+        ASSERT_EQ(ga.v[k], dy.v[k] * b.v[k]) << k;
+        ASSERT_EQ(gb.v[k], dy.v[k] * x.v[k]) << k;
+    }
 }
 
 // ===================== binary =====================

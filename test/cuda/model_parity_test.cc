@@ -13,7 +13,8 @@
 // Torchvision: VGG16, ResNet-50 and AlexNet exported with random weights by
 // benchmarks/peers/export_torchvision.py into the folder named by the environment variable
 // EGC_TV_DIR (skipped when unset): egcam's CPU and CUDA logits against PyTorch's fp32 logits
-// on the same 4 inputs, and the CUDA target-layer gradient against the CPU's.
+// on the same 4 inputs, and the CUDA target-layer gradient against the CPU's (its channel
+// sums where the target feeds a MaxPool, see below).
 //
 // The worst element (image, index, both values) is reported on failure and printed on
 // success. CUDA parts are skipped, with the reason, where no CUDA device or driver is present;
@@ -110,7 +111,21 @@ private:
 struct Outputs {
     std::vector<float> logits;  // [n, classes]
     std::vector<float> grad;    // [n, K*h*w] (empty without a target)
+    int64_t k = 0, hw = 0;      // target channels and spatial size
 };
+
+// Per image and channel, the spatial sum of the gradient [n*K*h*w] -> [n*K]: Grad-CAM's
+// channel weights (up to 1/hw).
+std::vector<float> channel_sums(const Outputs &o)
+{
+    std::vector<float> w(o.hw ? o.grad.size() / (size_t)o.hw : 0, 0.0f);
+    for (size_t i = 0; i < w.size(); i++) {
+        double acc = 0;
+        for (int64_t j = 0; j < o.hw; j++) acc += o.grad[i * (size_t)o.hw + (size_t)j];
+        w[i] = (float)acc;
+    }
+    return w;
+}
 
 // Forward (and, with a target layer, backward of the seed) of n images on one device.
 // seed is [n, classes]; when empty, the top-1 of each image's logits is used and written
@@ -138,6 +153,8 @@ testing::AssertionResult run(const egc_model *m, const char *device, int batch, 
             }
         }
         egc_shape ts = egc_session_target_shape(s);
+        o->k = ts.ndim == 4 ? ts.d[1] : 0;
+        o->hw = ts.ndim == 4 ? ts.d[2] * ts.d[3] : 0;
         o->grad.assign((size_t)n * (size_t)egc_shape_numel(&ts), 0.0f);
         if (egc_session_backward(s, seed->data(), n, o->grad.data(), nullptr) != EGC_OK) {
             std::string e = egc_last_error();
@@ -320,6 +337,13 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
                          shared_name);
 
 // ------------------------------------------------------------------ torchvision exports
+//
+// In VGG16 and AlexNet the auto target (the last Relu) feeds a MaxPool. Its backward routes
+// each window's gradient to the window's first maximum, a discontinuous choice: where Relu
+// outputs tie at 0, or differ in the last bits between two devices, the gradient lands on a
+// different element. The element-wise gradient is then compared only where the target is not
+// followed by a MaxPool; the per-channel spatial sums (Grad-CAM's weights, invariant to that
+// routing) are compared for every model.
 
 struct Npy {
     egc_tensor t{};
@@ -354,6 +378,9 @@ TEST_P(CudaModelTorchvision, LogitsMatchPyTorch)
     std::vector<float> want(ref.t.data, ref.t.data + egc_shape_numel(&ref.t.shape));
     int layer = -1;
     ASSERT_EQ(egc_model_find_layer(m, "auto", &layer), EGC_OK) << egc_last_error();
+    egc_layer_info next{};
+    bool routed = layer + 1 < egc_model_num_layers(m) &&
+                  egc_model_layer(m, layer + 1, &next) == EGC_OK && !strcmp(next.op, "MaxPool");
 
     std::vector<float> seed;
     Outputs cpu;
@@ -376,8 +403,22 @@ TEST_P(CudaModelTorchvision, LogitsMatchPyTorch)
     const std::string tag = GetParam();
     EXPECT_TRUE(close_rows(tag + " cuda fp32 logits vs PyTorch", want, strict.logits, n, 1e-4, false));
     EXPECT_TRUE(close_rows(tag + " cuda tf32 logits vs PyTorch", want, tf32.logits, n, 2e-2, false));
-    EXPECT_TRUE(close_rows(tag + " cuda fp32 target grad vs cpu", cpu.grad, strict.grad, n, 1e-4, true));
-    EXPECT_TRUE(close_rows(tag + " cuda tf32 target grad vs cpu", cpu.grad, tf32.grad, n, 2e-2, true));
+    EXPECT_TRUE(close_rows(tag + " cuda fp32 channel grad sums vs cpu", channel_sums(cpu),
+                           channel_sums(strict), n, 1e-4, true));
+    EXPECT_TRUE(close_rows(tag + " cuda tf32 channel grad sums vs cpu", channel_sums(cpu),
+                           channel_sums(tf32), n, 2e-2, true));
+    if (routed) {
+        size_t moved = 0;
+        for (size_t i = 0; i < cpu.grad.size(); i++) moved += (cpu.grad[i] == 0) != (strict.grad[i] == 0);
+        printf("  %s: target feeds a MaxPool; element-wise gradient not compared (%zu of %zu "
+               "elements routed differently in fp32)\n",
+               tag.c_str(), moved, cpu.grad.size());
+    } else {
+        EXPECT_TRUE(close_rows(tag + " cuda fp32 target grad vs cpu", cpu.grad, strict.grad, n,
+                               1e-4, true));
+        EXPECT_TRUE(close_rows(tag + " cuda tf32 target grad vs cpu", cpu.grad, tf32.grad, n,
+                               2e-2, true));
+    }
     egc_model_destroy(m);
 }
 

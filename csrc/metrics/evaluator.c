@@ -1,0 +1,218 @@
+/* evaluator.c: the evaluator shared by the metrics that run the model: one forward-only
+ * session of B rows, one reusable host buffer of B perturbed inputs, and the row stream
+ * that fills it (in parallel), forwards it and hands each row's logits back. Also the
+ * stable pixel ranking and the class helpers. Contracts in metrics_internal.h. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "metrics/metrics_internal.h"
+
+egc_status egc_evaluator_create(const egc_model *m, const char *device, int batch,
+                                egc_evaluator **out)
+{
+    if (!out) return EGC_FAIL(EGC_E_ARG, "evaluator: no output handle given");
+    *out = NULL;
+    if (!m) return EGC_FAIL(EGC_E_ARG, "evaluator: no model given");
+    if (batch < 1 || batch > (1 << 16))
+        return EGC_FAIL(EGC_E_ARG, "evaluator: batch %d is out of range 1..65536", batch);
+    egc_evaluator *ev = NULL;
+    EGC_TRY(egc_calloc((void **)&ev, 1, sizeof *ev, "evaluator"));
+    egc_status st;
+    egc_model_input_chw(m, &ev->C, &ev->H, &ev->W);
+    ev->classes = egc_model_num_classes(m);
+    ev->hw = ev->H * ev->W;
+    ev->chw = (size_t)ev->C * (size_t)ev->hw;
+    ev->B = batch;
+    if (ev->C != 3) {
+        st = EGC_FAIL(EGC_E_UNSUPPORTED, "evaluator: the model takes %d channels (metrics need "
+                      "RGB inputs)", ev->C);
+        goto fail;
+    }
+    EGC_TRYG(st, egc_session_create(m, device, batch, -1, &ev->s), fail);
+    EGC_TRYG(st, egc_malloc((void **)&ev->xin, (size_t)batch * ev->chw, sizeof(float),
+                            "evaluator input buffer"), fail);
+    EGC_TRYG(st, egc_malloc((void **)&ev->logits, (size_t)batch * (size_t)ev->classes,
+                            sizeof(float), "evaluator logits"), fail);
+    EGC_TRYG(st, egc_calloc((void **)&ev->aux, (size_t)batch, sizeof(double), "evaluator aux"),
+             fail);
+    *out = ev;
+    return EGC_OK;
+fail:
+    egc_evaluator_destroy(ev);
+    return st;
+}
+
+void egc_evaluator_destroy(egc_evaluator *ev)
+{
+    if (!ev) return;
+    egc_session_destroy(ev->s);
+    free(ev->xin);
+    free(ev->logits);
+    free(ev->aux);
+    free(ev);
+}
+
+int64_t egc_evaluator_rows(const egc_evaluator *ev) { return ev ? ev->rows : 0; }
+
+typedef struct fill_ctx {
+    egc_evaluator *ev;
+    int64_t r0;
+    egc_row_fill_fn fill;
+    void *arg;
+} fill_ctx;
+
+static void fill_one(int64_t t, void *p)
+{
+    fill_ctx *c = p;
+    c->ev->aux[t] = 0.0;
+    c->fill(c->r0 + t, c->ev->xin + (size_t)t * c->ev->chw, &c->ev->aux[t], c->arg);
+}
+
+egc_status egc_eval_stream(egc_evaluator *ev, int64_t rows, egc_row_fill_fn fill,
+                           egc_row_take_fn take, void *arg)
+{
+    for (int64_t r0 = 0; r0 < rows; r0 += ev->B) {
+        int nb = (int)EGC_MIN((int64_t)ev->B, rows - r0);
+        fill_ctx c = {ev, r0, fill, arg};
+        egc_parallel_for(nb, fill_one, &c);
+        EGC_TRY(egc_session_forward(ev->s, ev->xin, nb, ev->logits));
+        ev->rows += nb;
+        for (int t = 0; t < nb; t++)
+            take(r0 + t, ev->logits + (size_t)t * (size_t)ev->classes, ev->aux[t], arg);
+    }
+    return EGC_OK;
+}
+
+typedef struct logit_ctx {
+    const float *x;
+    size_t chw;
+    float *out;
+    int classes;
+} logit_ctx;
+
+static void copy_fill(int64_t r, float *dst, double *aux, void *arg)
+{
+    (void)aux;
+    logit_ctx *c = arg;
+    memcpy(dst, c->x + (size_t)r * c->chw, c->chw * sizeof(float));
+}
+
+static void logit_take(int64_t r, const float *logits, double aux, void *arg)
+{
+    (void)aux;
+    logit_ctx *c = arg;
+    memcpy(c->out + (size_t)r * (size_t)c->classes, logits, (size_t)c->classes * sizeof(float));
+}
+
+egc_status egc_evaluator_logits(egc_evaluator *ev, const float *x, int n, float *logits)
+{
+    if (!ev || !x || !logits || n < 1)
+        return EGC_FAIL(EGC_E_ARG, "evaluator logits: %d images (need >= 1, with inputs and "
+                        "outputs)", n);
+    logit_ctx c = {x, ev->chw, logits, ev->classes};
+    EGC_TRY(egc_eval_stream(ev, n, copy_fill, logit_take, &c));
+    return EGC_OK;
+}
+
+int egc_top1(const float *logits, int classes)
+{
+    int c = 0;
+    for (int j = 1; j < classes; j++)
+        if (logits[j] > logits[c]) c = j;
+    return c;
+}
+
+double egc_softmax_prob(const float *logits, int classes, int c)
+{
+    double mx = logits[0];
+    for (int j = 1; j < classes; j++)
+        if (logits[j] > mx) mx = logits[j];
+    double sum = 0;
+    for (int j = 0; j < classes; j++) sum += exp((double)logits[j] - mx);
+    return exp((double)logits[c] - mx) / sum;
+}
+
+typedef struct cls_ctx {
+    const float *x;
+    size_t chw;
+    const int *idx; /* rows -> image index */
+    int *cls;
+    int classes;
+} cls_ctx;
+
+static void cls_fill(int64_t r, float *dst, double *aux, void *arg)
+{
+    (void)aux;
+    cls_ctx *c = arg;
+    memcpy(dst, c->x + (size_t)c->idx[r] * c->chw, c->chw * sizeof(float));
+}
+
+static void cls_take(int64_t r, const float *logits, double aux, void *arg)
+{
+    (void)aux;
+    cls_ctx *c = arg;
+    c->cls[c->idx[r]] = egc_top1(logits, c->classes);
+}
+
+egc_status egc_eval_classes(egc_evaluator *ev, const float *x, int n, const int *classes,
+                            int *cls)
+{
+    int need = 0;
+    for (int i = 0; i < n; i++) {
+        int k = classes ? classes[i] : -1;
+        if (k >= ev->classes)
+            return EGC_FAIL(EGC_E_ARG, "class %d of image %d is out of range (the model has %d "
+                            "classes)", k, i, ev->classes);
+        cls[i] = k;
+        if (k < 0) need++;
+    }
+    if (!need) return EGC_OK;
+    int *idx = NULL;
+    EGC_TRY(egc_malloc((void **)&idx, (size_t)need, sizeof(int), "class rows"));
+    for (int i = 0, t = 0; i < n; i++)
+        if (cls[i] < 0) idx[t++] = i;
+    cls_ctx c = {x, ev->chw, idx, cls, ev->classes};
+    egc_status st = egc_eval_stream(ev, need, cls_fill, cls_take, &c);
+    free(idx);
+    EGC_TRY(st);
+    return EGC_OK;
+}
+
+egc_status egc_eval_check(const egc_evaluator *ev, const float *x, const float *maps, int n,
+                          const char *what)
+{
+    if (!ev || !x || !maps || n < 1)
+        return EGC_FAIL(EGC_E_ARG, "%s: %d images (need >= 1, with an evaluator, inputs and "
+                        "maps)", what, n);
+    return EGC_OK;
+}
+
+typedef struct rank_item {
+    float v;
+    int i;
+} rank_item;
+
+static int cmp_rank(const void *a, const void *b)
+{
+    const rank_item *p = a, *q = b;
+    if (p->v > q->v) return -1;
+    if (p->v < q->v) return 1;
+    return (p->i > q->i) - (p->i < q->i);
+}
+
+egc_status egc_rank_pixels(const float *map, int n, int *order)
+{
+    rank_item *it = NULL;
+    EGC_TRY(egc_malloc((void **)&it, (size_t)n, sizeof *it, "pixel ranking"));
+    for (int i = 0; i < n; i++) {
+        /* NaN ranks last: it compares as the smallest value. */
+        it[i].v = isnan(map[i]) ? -INFINITY : map[i];
+        it[i].i = i;
+    }
+    qsort(it, (size_t)n, sizeof *it, cmp_rank);
+    for (int i = 0; i < n; i++) order[i] = it[i].i;
+    free(it);
+    return EGC_OK;
+}
