@@ -1,5 +1,7 @@
 /* exec.c: the executor. Plans memory once per (graph, backend, batch, target) and walks the
  * nodes, calling only the backend vtable. See exec.h for the contract. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +25,11 @@ struct egc_plan {
     size_t arena_bytes;
     size_t grad_off, grad_bytes;
     void *bstate;               /* backend per-plan state */
+    egc_plan_opts opts;
+    int n_shared;               /* values sharing another value's buffer (in-place nodes) */
+    int trunk_runs;             /* successful trunk forwards so far */
+    int graph_state;            /* 0: not recorded yet, 1: replaying, -1: off */
+    char graph_note[160];       /* why recording is off */
 };
 
 typedef struct live_item {
@@ -94,8 +101,28 @@ static int node_uses_float_const(const egc_graph *g, int v)
     return v >= 0 && g->values[v].is_const && g->values[v].is_float && g->values[v].f32;
 }
 
+void egc_plan_opts_default(egc_plan_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->precision = EGC_PREC_FP32;
+    o->graphs = 1;
+}
+
 egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch, int target,
                            egc_plan **out)
+{
+    return egc_plan_create_ex(g, be, batch, target, NULL, out);
+}
+
+/* Root of value v in the buffer-sharing forest. */
+static int share_root(const int *root, int v)
+{
+    while (root[v] != v) v = root[v];
+    return v;
+}
+
+egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch, int target,
+                              const egc_plan_opts *opts, egc_plan **out)
 {
     *out = NULL;
     if (batch < 1) return EGC_FAIL(EGC_E_ARG, "batch size must be at least 1 (got %lld)",
@@ -104,7 +131,8 @@ egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch, i
         return EGC_FAIL(EGC_E_ARG, "target value %d is not an activation of the graph", target);
     egc_status st = EGC_OK;
     live_item *items = NULL;
-    unsigned char *dep = NULL, *reach = NULL, *keep = NULL;
+    unsigned char *dep = NULL, *reach = NULL, *keep = NULL, *inplace = NULL;
+    int *root = NULL;
     egc_plan *p = NULL;
     const int nv = g->n_values, nn = g->n_nodes;
     EGC_TRY(egc_calloc((void **)&p, 1, sizeof *p, "plan"));
@@ -112,6 +140,16 @@ egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch, i
     p->be = be;
     p->batch = batch;
     p->target = target;
+    if (opts) p->opts = *opts;
+    else egc_plan_opts_default(&p->opts);
+    if (p->opts.precision != EGC_PREC_FP32 && p->opts.precision != EGC_PREC_MIXED) {
+        st = EGC_FAIL(EGC_E_ARG, "plan: unknown precision %d", (int)p->opts.precision);
+        goto fail;
+    }
+    if (!p->opts.graphs) {
+        p->graph_state = -1;
+        snprintf(p->graph_note, sizeof p->graph_note, "off (not asked)");
+    }
     EGC_TRYG(st, egc_calloc((void **)&p->shapes, (size_t)nv + 1, sizeof *p->shapes, "plan"), fail);
     EGC_TRYG(st, egc_calloc((void **)&p->vptr, (size_t)nv + 1, sizeof *p->vptr, "plan"), fail);
     EGC_TRYG(st, egc_calloc((void **)&p->gptr, (size_t)nv + 1, sizeof *p->gptr, "plan"), fail);
@@ -120,6 +158,8 @@ egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch, i
     EGC_TRYG(st, egc_calloc((void **)&dep, (size_t)nv + 1, 1, "plan"), fail);
     EGC_TRYG(st, egc_calloc((void **)&reach, (size_t)nv + 1, 1, "plan"), fail);
     EGC_TRYG(st, egc_calloc((void **)&keep, (size_t)nv + 1, 1, "plan"), fail);
+    EGC_TRYG(st, egc_calloc((void **)&inplace, (size_t)nn + 1, 1, "plan"), fail);
+    EGC_TRYG(st, egc_malloc((void **)&root, (size_t)nv + 1, sizeof *root, "plan"), fail);
     EGC_TRYG(st, egc_graph_infer(g, batch, p->shapes), fail);
 
     /* Head: nodes depending on the target; gradients: head values that reach the output. */
@@ -146,26 +186,22 @@ egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch, i
         }
     }
 
-    /* Constants: one slab. */
+    /* Constants read by runtime nodes: one slab. */
     size_t slab = 0;
-    for (int v = 0; v < nv; v++) {
-        int used = 0;
-        for (int i = 0; i < nn && !used; i++)
-            for (int j = 0; j < g->nodes[i].n_in; j++)
-                if (g->nodes[i].in[j] == v) used = 1;
-        if (used && node_uses_float_const(g, v))
-            slab += align_up((size_t)egc_shape_numel(&g->values[v].shape) * sizeof(float));
-    }
+    for (int i = 0; i < nn; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++) {
+            int v = g->nodes[i].in[j];
+            if (node_uses_float_const(g, v) && !keep[v]) {
+                keep[v] = 1; /* marks "uploaded"; keep[] is reset before lifetimes */
+                slab += align_up((size_t)egc_shape_numel(&g->values[v].shape) * sizeof(float));
+            }
+        }
     if (slab) {
         EGC_TRYG(st, be->alloc(be, slab, &p->slab), fail);
         p->slab_bytes = slab;
         size_t off = 0;
         for (int v = 0; v < nv; v++) {
-            int used = 0;
-            for (int i = 0; i < nn && !used; i++)
-                for (int j = 0; j < g->nodes[i].n_in; j++)
-                    if (g->nodes[i].in[j] == v) used = 1;
-            if (!used || !node_uses_float_const(g, v)) continue;
+            if (!keep[v]) continue;
             size_t bytes = (size_t)egc_shape_numel(&g->values[v].shape) * sizeof(float);
             p->vptr[v] = (float *)((char *)p->slab + off);
             p->shapes[v] = g->values[v].shape;
@@ -173,6 +209,7 @@ egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch, i
             off += align_up(bytes);
         }
     }
+    memset(keep, 0, (size_t)nv + 1);
 
     /* Activation lifetimes: time 0 = input, node i runs at time i + 1. */
     const int forever = nn + 2;
@@ -200,16 +237,63 @@ egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch, i
     }
     keep[g->input] = keep[g->output] = 1;
     if (target >= 0) keep[target] = 1;
+
+    /* The backend's preparation (algorithms, workspaces) and its in-place requests. */
+    if (be->plan_prepare_ex) {
+        egc_plan_info info;
+        memset(&info, 0, sizeof info);
+        info.precision = p->opts.precision;
+        info.target = target;
+        info.is_head = p->is_head;
+        info.keep = keep;
+        info.inplace = inplace;
+        EGC_TRYG(st, be->plan_prepare_ex(be, g, p->shapes, &info, &p->bstate), fail_dl);
+    } else if (be->plan_prepare) {
+        EGC_TRYG(st, be->plan_prepare(be, g, p->shapes, &p->bstate), fail_dl);
+    }
+    /* Granted in-place requests: output and input 0 share one buffer whose lifetime covers
+     * both (node i must be the input's last reader and the input must not be kept). */
+    for (int v = 0; v < nv; v++) root[v] = v;
+    for (int i = 0; i < nn; i++) {
+        if (!inplace[i]) continue;
+        const egc_node *n = &g->nodes[i];
+        int vi = n->n_in > 0 ? n->in[0] : -1, vo = n->out;
+        if (vi < 0 || vi >= nv || vo < 0 || vo >= nv || vi == vo || g->values[vi].is_const ||
+            vi == g->input || keep[vi] || def[vi] < 0 || last[vi] != i + 1 ||
+            egc_shape_numel(&p->shapes[vi]) != egc_shape_numel(&p->shapes[vo]))
+            continue;
+        int other = 0;
+        for (int j = 1; j < n->n_in; j++)
+            if (n->in[j] == vi) other = 1;
+        if (other) continue;
+        int ri = share_root(root, vi), ro = share_root(root, vo);
+        if (ri == ro) continue;
+        root[ro] = ri;
+        p->n_shared++;
+    }
     int ni = 0;
     EGC_TRYG(st, egc_calloc((void **)&items, (size_t)nv + 1, sizeof *items, "plan"), fail_dl);
-    for (int v = 0; v < nv; v++) {
-        if (def[v] < 0 || g->values[v].is_const) continue;
+    for (int v = 0; v < nv; v++) { /* one item per root: the union of its members' lifetimes */
+        if (def[v] < 0 || g->values[v].is_const || share_root(root, v) != v) continue;
         live_item *it = &items[ni++];
         it->v = v;
         it->size = align_up((size_t)egc_shape_numel(&p->shapes[v]) * sizeof(float));
         if (!it->size) it->size = EGC_ALIGN;
         it->def = def[v];
         it->last = keep[v] ? forever : last[v];
+    }
+    for (int v = 0; v < nv; v++) {
+        if (def[v] < 0 || g->values[v].is_const || share_root(root, v) == v) continue;
+        int r = share_root(root, v);
+        for (int k = 0; k < ni; k++) {
+            if (items[k].v != r) continue;
+            size_t sz = align_up((size_t)egc_shape_numel(&p->shapes[v]) * sizeof(float));
+            if (sz > items[k].size) items[k].size = sz;
+            if (def[v] < items[k].def) items[k].def = def[v];
+            int lv = keep[v] ? forever : last[v];
+            if (lv > items[k].last) items[k].last = lv;
+            break;
+        }
     }
     size_t act_bytes = 0;
     EGC_TRYG(st, place_items(items, ni, &act_bytes), fail_dl);
@@ -221,6 +305,9 @@ egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch, i
     p->arena_bytes = p->grad_off + gbytes;
     EGC_TRYG(st, be->alloc(be, p->arena_bytes ? p->arena_bytes : EGC_ALIGN, &p->arena), fail_dl);
     for (int i = 0; i < ni; i++) p->vptr[items[i].v] = (float *)((char *)p->arena + items[i].off);
+    for (int v = 0; v < nv; v++)
+        if (def[v] >= 0 && !g->values[v].is_const && share_root(root, v) != v)
+            p->vptr[v] = p->vptr[share_root(root, v)];
     size_t goff = p->grad_off;
     for (int v = 0; v < nv; v++) {
         if (!p->need_grad[v]) continue;
@@ -229,11 +316,12 @@ egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch, i
     }
     free(def);
     free(last);
-    if (be->plan_prepare) EGC_TRYG(st, be->plan_prepare(be, g, p->shapes, &p->bstate), fail);
     free(items);
     free(dep);
     free(reach);
     free(keep);
+    free(inplace);
+    free(root);
     *out = p;
     return EGC_OK;
 fail_dl:
@@ -244,6 +332,8 @@ fail:
     free(dep);
     free(reach);
     free(keep);
+    free(inplace);
+    free(root);
     egc_plan_destroy(p);
     return st;
 }
@@ -292,7 +382,69 @@ static egc_status run_nodes(egc_plan *p, int head)
     return EGC_OK;
 }
 
-egc_status egc_plan_forward_trunk(egc_plan *p) { return run_nodes(p, 0); }
+/* Trunk forward with recording: plain op calls on the first run (algorithm searches and
+ * one-time conversions happen there), a recording on the second, replays afterwards. A
+ * recording that fails turns recording off for the plan and the nodes run plainly. */
+egc_status egc_plan_forward_trunk(egc_plan *p)
+{
+    egc_backend *be = p->be;
+    if (p->graph_state == 0 && (!be->capture_begin || !be->capture_end || !be->replay)) {
+        p->graph_state = -1;
+        snprintf(p->graph_note, sizeof p->graph_note, "off (the backend does not record)");
+    }
+    if (p->graph_state == 1) return be->replay(be, p->bstate);
+    if (p->graph_state == 0 && p->trunk_runs >= 1) {
+        if (be->capture_begin(be, p->bstate) == EGC_OK) {
+            egc_status rs = run_nodes(p, 0);
+            int ok = 0;
+            egc_status es = be->capture_end(be, p->bstate, &ok);
+            if (rs == EGC_OK && es == EGC_OK && ok) {
+                p->graph_state = 1;
+                snprintf(p->graph_note, sizeof p->graph_note, "recorded, replaying");
+                egc_status st = be->replay(be, p->bstate);
+                if (st == EGC_OK) p->trunk_runs++;
+                return st;
+            }
+            snprintf(p->graph_note, sizeof p->graph_note, "off (recording failed: %.120s)",
+                     rs != EGC_OK ? egc_last_error() : es != EGC_OK ? egc_last_error()
+                                                                     : "see the backend's note");
+        } else {
+            snprintf(p->graph_note, sizeof p->graph_note, "off (%.140s)", egc_last_error());
+        }
+        p->graph_state = -1;
+    }
+    EGC_TRY(run_nodes(p, 0));
+    p->trunk_runs++;
+    return EGC_OK;
+}
+
+/* Appends formatted text at buf[*len..cap) (truncating, NUL-terminated). */
+EGC_PRINTF(4, 5)
+static void describe_append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+    if (*len + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (k < 0) return;
+    *len += (size_t)k < cap - *len ? (size_t)k : cap - *len - 1;
+}
+
+void egc_plan_describe(const egc_plan *p, char *buf, size_t cap)
+{
+    if (!buf || !cap) return;
+    buf[0] = '\0';
+    size_t len = 0;
+    describe_append(buf, cap, &len, "plan: %s, batch %lld, precision %s, %d shared buffer%s, "
+                    "graph replay %s\n", p->be->name, (long long)p->batch,
+                    egc_precision_name(p->opts.precision), p->n_shared,
+                    p->n_shared == 1 ? "" : "s",
+                    p->graph_state == 1 ? "on" : p->graph_state == 0 ? "not recorded yet"
+                                                                     : p->graph_note);
+    if (p->be->plan_describe && p->bstate && len + 1 < cap)
+        p->be->plan_describe(p->be, p->bstate, buf + len, cap - len);
+}
 
 egc_status egc_plan_forward_head(egc_plan *p)
 {
