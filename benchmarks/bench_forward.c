@@ -2,7 +2,11 @@
  * configuration, as PERFORMANCE.md asks.
  *
  * usage: bench_forward --model M.onnx [--device cpu|cuda:N] [--batch B[,B...]]
- *                      [--repeats R] [--warmup W]
+ *                      [--repeats R] [--warmup W] [--precision fp32|mixed[,...]]
+ *                      [--no-graphs]
+ * --precision: one line per precision and batch (default fp32); --no-graphs: issue every
+ * op call (no CUDA-graph replay). With EGC_VERBOSE=1 in the environment, how each layer runs
+ * (egc_session_describe, after the warm-up) goes to stderr.
  * Inputs are deterministic pseudo-random tensors (preprocessing is not timed). The first
  * `warmup` runs are discarded; median and min of `repeats` timed runs are reported.
  * peak_device_bytes is egc_session_device_bytes (weights, arenas and workspaces the session
@@ -14,6 +18,7 @@
 #include <time.h>
 
 #include "egcam/model.h"
+#include "egcam/status.h"
 
 static double now(void)
 {
@@ -40,17 +45,20 @@ static void json_str(const char *s)
 
 int main(int argc, char **argv)
 {
-    const char *model = NULL, *device = "cpu", *batches = "1,16";
-    int repeats = 10, warmup = 2;
+    const char *model = NULL, *device = "cpu", *batches = "1,16", *precisions = "fp32";
+    int repeats = 10, warmup = 2, no_graphs = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batches = argv[++i];
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) precisions = argv[++i];
+        else if (!strcmp(argv[i], "--no-graphs")) no_graphs = 1;
         else {
             fprintf(stderr, "usage: bench_forward --model M.onnx [--device D] [--batch B,...] "
-                            "[--repeats R] [--warmup W]\n");
+                            "[--repeats R] [--warmup W] [--precision fp32|mixed[,...]] "
+                            "[--no-graphs]\n");
             return 2;
         }
     }
@@ -68,55 +76,80 @@ int main(int argc, char **argv)
     const char *sha = getenv("EGC_GIT_SHA");
     const char *name = strrchr(model, '/');
     name = name ? name + 1 : model;
-    char list[256];
-    snprintf(list, sizeof list, "%s", batches);
+    char plist[128];
+    snprintf(plist, sizeof plist, "%s", precisions);
     int rc = 0;
-    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-        int b = atoi(tok);
-        if (b < 1) continue;
-        egc_session *s = NULL;
-        if (egc_session_create(m, device, b, -1, &s) != EGC_OK) {
+    char *psave = NULL;
+    for (char *ptok = strtok_r(plist, ",", &psave); ptok && rc == 0;
+         ptok = strtok_r(NULL, ",", &psave)) {
+        egc_session_options so;
+        egc_session_options_default(&so);
+        so.no_graphs = no_graphs;
+        if (egc_precision_parse(ptok, &so.precision) != EGC_OK) {
             fprintf(stderr, "bench_forward: %s\n", egc_last_error());
-            rc = 3;
+            rc = 2;
             break;
         }
-        size_t n = (size_t)b * (size_t)c * (size_t)h * (size_t)w;
-        float *x = malloc(n * sizeof(float));
-        double *t = malloc((size_t)repeats * sizeof(double));
-        if (!x || !t) return 3;
-        uint32_t st = 12345;
-        for (size_t i = 0; i < n; i++) {
-            st = st * 1664525u + 1013904223u;
-            x[i] = (float)((st >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-        }
-        for (int i = 0; i < warmup + repeats && rc == 0; i++) {
-            double t0 = now();
-            if (egc_session_forward(s, x, b, NULL) != EGC_OK) {
+        char list[256];
+        snprintf(list, sizeof list, "%s", batches);
+        char *bsave = NULL;
+        for (char *tok = strtok_r(list, ",", &bsave); tok; tok = strtok_r(NULL, ",", &bsave)) {
+            int b = atoi(tok);
+            if (b < 1) continue;
+            egc_session *s = NULL;
+            if (egc_session_create_ex(m, device, b, -1, &so, &s) != EGC_OK) {
                 fprintf(stderr, "bench_forward: %s\n", egc_last_error());
                 rc = 3;
+                break;
             }
-            if (i >= warmup) t[i - warmup] = now() - t0;
+            size_t n = (size_t)b * (size_t)c * (size_t)h * (size_t)w;
+            float *x = malloc(n * sizeof(float));
+            double *t = malloc((size_t)repeats * sizeof(double));
+            if (!x || !t) return 3;
+            uint32_t st = 12345;
+            for (size_t i = 0; i < n; i++) {
+                st = st * 1664525u + 1013904223u;
+                x[i] = (float)((st >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+            }
+            for (int i = 0; i < warmup + repeats && rc == 0; i++) {
+                double t0 = now();
+                if (egc_session_forward(s, x, b, NULL) != EGC_OK) {
+                    fprintf(stderr, "bench_forward: %s\n", egc_last_error());
+                    rc = 3;
+                }
+                if (i >= warmup) t[i - warmup] = now() - t0;
+            }
+            const char *ev = getenv("EGC_VERBOSE");
+            if (rc == 0 && ev && !strcmp(ev, "1")) { /* how each layer ran, after the timed runs */
+                char *desc = malloc((size_t)1 << 16);
+                if (desc) {
+                    egc_session_describe(s, desc, (size_t)1 << 16);
+                    fprintf(stderr, "%s", desc);
+                    free(desc);
+                }
+            }
+            if (rc == 0) {
+                qsort(t, (size_t)repeats, sizeof *t, cmp_d);
+                double med = t[repeats / 2];
+                printf("{\"bench\": \"forward\", \"backend\": ");
+                json_str(device);
+                printf(", \"device\": ");
+                json_str(egc_session_device(s));
+                printf(", \"model\": ");
+                json_str(name);
+                printf(", \"method\": \"classify\", \"precision\": \"%s\", \"graphs\": %s, \"batch\": %d, "
+                       "\"samples\": 1, \"median_ms\": %.3f, \"min_ms\": %.3f, \"images_per_s\": %.1f, "
+                       "\"peak_device_bytes\": %zu, \"git_sha\": ",
+                       egc_precision_name(so.precision), no_graphs ? "false" : "true", b, med * 1e3,
+                       t[0] * 1e3, b / med, egc_session_device_bytes(s));
+                json_str(sha ? sha : "unknown");
+                printf("}\n");
+                fflush(stdout);
+            }
+            free(x);
+            free(t);
+            egc_session_destroy(s);
         }
-        if (rc == 0) {
-            qsort(t, (size_t)repeats, sizeof *t, cmp_d);
-            double med = t[repeats / 2];
-            printf("{\"bench\": \"forward\", \"backend\": ");
-            json_str(device);
-            printf(", \"device\": ");
-            json_str(egc_session_device(s));
-            printf(", \"model\": ");
-            json_str(name);
-            printf(", \"method\": \"classify\", \"precision\": \"fp32\", \"batch\": %d, "
-                   "\"samples\": 1, \"median_ms\": %.3f, \"min_ms\": %.3f, \"images_per_s\": %.1f, "
-                   "\"peak_device_bytes\": %zu, \"git_sha\": ",
-                   b, med * 1e3, t[0] * 1e3, b / med, egc_session_device_bytes(s));
-            json_str(sha ? sha : "unknown");
-            printf("}\n");
-            fflush(stdout);
-        }
-        free(x);
-        free(t);
-        egc_session_destroy(s);
     }
     egc_model_destroy(m);
     return rc;

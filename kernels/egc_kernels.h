@@ -127,6 +127,31 @@ int egc_k_batchnorm_bwd(const float *dy, float *dx, const float *scale, const fl
 int egc_k_bias_add(float *y, const float *bias, int64_t n, int64_t c, int64_t inner,
                    void *stream);
 
+/* ---- mixed precision: float16 tensors are passed as uint16_t * (IEEE binary16 bits). NHWC
+ * tensors are [n, h*w, c] with channels fastest. Conversions to float16 round to nearest even.
+ * Each of these is forward only (the mixed path covers the trunk, which has no backward). */
+
+/* convert_nchw_to_nhwc_f16.cu: y[n, hw, c] = (half) x[n, c, hw]. Also turns convolution
+ * weights [K, C, R, S] into [K, R, S, C] (n = K, hw = R*S). x and y must not overlap. */
+int egc_k_nchw_to_nhwc_f16(const float *x, uint16_t *y, int64_t n, int64_t c, int64_t hw,
+                           void *stream);
+/* convert_nhwc_f16_to_nchw.cu: y[n, c, hw] = (float) x[n, hw, c]. x and y must not overlap. */
+int egc_k_nhwc_f16_to_nchw(const uint16_t *x, float *y, int64_t n, int64_t c, int64_t hw,
+                           void *stream);
+/* clip_f16.cu: y = min(max(x, lo), hi) elementwise (Relu: lo = 0, hi = +inf); y may be x. */
+int egc_k_clip_f16(const uint16_t *x, uint16_t *y, float lo, float hi, int64_t n, void *stream);
+/* add_f16.cu: y = a + b, then max(y, 0) when relu != 0; same shapes; y may be a or b. */
+int egc_k_add_f16(const uint16_t *a, const uint16_t *b, uint16_t *y, int relu, int64_t n,
+                  void *stream);
+/* bias_act_f16.cu: in place on NHWC y[n, hw, c]: y = act(y + bias[c]) with float32 bias (NULL:
+ * none), act 0 identity, 1 Relu; computed in float32, rounded once. */
+int egc_k_bias_act_f16(uint16_t *y, const float *bias, int64_t n, int64_t hw, int64_t c, int relu,
+                       void *stream);
+/* maxpool_nhwc_f16.cu: MaxPool of NHWC x [n, h, w, c] -> y [n, oh, ow, c] with the window of p
+ * (p->planes is ignored); -inf where a window has no in-bounds element. */
+int egc_k_maxpool_nhwc_f16(const uint16_t *x, uint16_t *y, int64_t n, int64_t c,
+                           const egc_k_pool *p, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -136,7 +136,7 @@ elif [ $BUILT -ne 1 ]; then
 else
     step memcheck 150 "$SAN" --tool memcheck --error-exitcode 3 --leak-check no \
         "$BUILD_DIR/egcam_cuda_tests" \
-        --gtest_filter='CudaParity.ConvAsymmetricPadStride2:CudaParity.ConvDepthwiseStride2:CudaParity.MaxPool*:CudaParity.AvgPoolCeilMode:CudaParity.PadModes:CudaParity.SubBothBroadcast:CudaParity.MatMulCrossBroadcast:CudaParity.Softmax:CudaParity.GemmTransABAlphaBeta'
+        --gtest_filter='CudaParity.ConvAsymmetricPadStride2:CudaParity.ConvDepthwiseStride2:CudaParity.MaxPool*:CudaParity.AvgPoolCeilMode:CudaParity.PadModes:CudaParity.SubBothBroadcast:CudaParity.MatMulCrossBroadcast:CudaParity.Softmax:CudaParity.GemmTransABAlphaBeta:CudaMethodsEntries.*:CudaParity.ConvMixedSymmetricPadBias:CudaF16.*'
 fi
 
 # ---- device listing ----
@@ -178,17 +178,58 @@ BENCH_MODELS=()
 [ $TV_OK -eq 1 ] && BENCH_MODELS+=("$TV_DIR/vgg16.onnx" "$TV_DIR/resnet50.onnx" "$TV_DIR/alexnet.onnx")
 [ -n "$SHARED" ] && [ -f "$SHARED/models/mobilenet_v2_imagenet.onnx" ] &&
     BENCH_MODELS+=("$SHARED/models/mobilenet_v2_imagenet.onnx")
+# One step per (model, precision): fp32 (TF32 allowed) and mixed (fp16 NHWC tensor-core
+# trunk); EGC_VERBOSE=1 puts each layer's precision/layout/algorithm and the CUDA-graph state
+# into the log (stderr), the JSON lines go to bench.jsonl. BENCH_PRECISIONS overrides the list.
+BP="${BENCH_PRECISIONS:-fp32 mixed}"
 if [ -x "$BUILD_DIR/bench_forward" ]; then
     for M in "${BENCH_MODELS[@]}"; do
-        step "bench_forward_$(basename "$M" .onnx)" 90 bash -c \
-            'set -o pipefail; "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 | tee -a "$5"' \
-            _ "$BUILD_DIR/bench_forward" "$M" "$BB" "$BR" "$BENCH"
+        for P in $BP; do
+            step "bench_forward_$(basename "$M" .onnx)_$P" 90 bash -c \
+                'set -o pipefail; EGC_VERBOSE=1 "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 --precision "$6" | tee -a "$5"' \
+                _ "$BUILD_DIR/bench_forward" "$M" "$BB" "$BR" "$BENCH" "$P"
+        done
     done
 else
     skip bench_forward "bench_forward was not built"
 fi
 step bench_torch 200 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forward.py --batch "$2" --repeats 10 | tee -a "$3"' \
     _ "$PY" "$BB" "$BENCH"
+
+# Explanation throughput (all into $OUT/bench_explain.jsonl, bench_explain.c's keys): egcam's
+# Grad-CAM (batch 64) and Expected Grad-CAM (32 images x S = 32 samples, 128 rows per pass;
+# fp32 with TF32, and mixed) on the torchvision exports above, then the PyTorch peers on the
+# same architectures (random weights, 224x224): plain Grad-CAM (gradcam_torch.py), naive
+# hand-batched Expected Grad-CAM with all B*S samples in one autograd pass (egc_naive.py;
+# halves the batch on out-of-memory and says so), and the expert version (egc_expert.py:
+# trunk under inference_mode, autograd through the head only, 128-row chunks; eager fp32 and
+# eager fp16 channels_last on every model, torch.compile fp16 on ResNet-50 only, in its own
+# step with a time limit). Few repeats: the section is meant to take ~150 s. Knobs:
+# EXPLAIN_REPEATS (3), SKIP_COMPILE=1.
+EB="$OUT/bench_explain.jsonl"
+ER="${EXPLAIN_REPEATS:-3}"
+: >"$EB"
+if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_explain" ]; then
+    for M in resnet50 vgg16 alexnet; do
+        step "bench_explain_$M" 75 bash -c \
+            'set -o pipefail; "$1" --model "$2" --device cuda --methods gradcam,expected-gradcam --gradcam-batch 64 --expected-batch 32 --samples 32 --rows 128 --precision fp32,mixed --repeats "$3" --warmup 1 | tee -a "$4"' \
+            _ "$BUILD_DIR/bench_explain" "$TV_DIR/$M.onnx" "$ER" "$EB"
+    done
+else
+    skip bench_explain "no torchvision exports or bench_explain not built"
+fi
+step bench_gradcam_torch 60 bash -c 'set -o pipefail; "$1" benchmarks/peers/gradcam_torch.py --models resnet50,vgg16,alexnet --batch 64 --repeats "$2" --warmup 1 | tee -a "$3"' \
+    _ "$PY" "$ER" "$EB"
+step bench_egc_naive 75 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_naive.py --models resnet50,vgg16,alexnet --batch 32 --samples 32 --repeats 2 --warmup 1 | tee -a "$2"' \
+    _ "$PY" "$EB"
+step bench_egc_expert 75 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_expert.py --models resnet50,vgg16,alexnet --batch 32 --samples 32 --rows 128 --modes eager-fp32,eager-fp16 --repeats "$2" --warmup 1 | tee -a "$3"' \
+    _ "$PY" "$ER" "$EB"
+if [ "${SKIP_COMPILE:-0}" != 1 ]; then
+    step bench_egc_expert_compile 120 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_expert.py --models resnet50 --batch 32 --samples 32 --rows 128 --modes compile-fp16 --repeats "$2" --warmup 1 | tee -a "$3"' \
+        _ "$PY" "$ER" "$EB"
+else
+    skip bench_egc_expert_compile "SKIP_COMPILE=1"
+fi
 
 TOTAL=$(($(date +%s) - T0))
 record total "$([ $FAILED -eq 0 ] && echo ok || echo fail)" "$FAILED" "$TOTAL" "\"failed_steps\": $FAILED"

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "core/core.h"
+#include "egcam/model.h"
 #include "model/ir.h"
 
 #ifdef __cplusplus
@@ -23,6 +24,26 @@ typedef struct egc_view {
 } egc_view;
 
 typedef struct egc_backend egc_backend;
+struct egc_sample_spec; /* core/philox.h (method entries) */
+
+/* What the executor tells plan_prepare_ex about a plan besides the shapes. */
+typedef struct egc_plan_info {
+    egc_precision precision;       /* asked precision; a backend may compute fp32 anyway */
+    int target;                    /* target value id, -1 for forward only */
+    const unsigned char *is_head;  /* [n_nodes] 1: the node depends on the target (runs in
+                                      forward_head and backward) */
+    const unsigned char *keep;     /* [n_values] 1: the value's fp32 NCHW contents must stay
+                                      readable after its producer ran (graph input and output,
+                                      target, tensors of head nodes): the backend keeps such
+                                      values in the dense fp32 format of this header */
+    unsigned char *inplace;        /* [n_nodes], zeroed by the executor: the backend may set
+                                      inplace[i] = 1 to ASK that node i's output share the
+                                      buffer of its input 0. The executor grants it only when
+                                      node i is the last reader of that input, the input is
+                                      not kept and both have the same element count; the
+                                      backend learns the outcome from the pointers
+                                      (in[0].ptr == out->ptr) and must be correct either way. */
+} egc_plan_info;
 
 struct egc_backend {
     char name[32];               /* "cpu", "cuda:0" */
@@ -62,6 +83,89 @@ struct egc_backend {
      * alloc and not yet freed (the CUDA backend counts its cudaMalloc's; library-internal
      * memory of cuDNN/cuBLAS is not included). */
     size_t (*bytes_in_use)(egc_backend *be);
+
+    /* Optional (NULL: plan_prepare is used and precision is fp32): plan_prepare with the
+     * plan's precision and value roles. In a mixed-precision plan the buffers of values that
+     * are not kept (info->keep) may hold a backend-private format (e.g. fp16 NHWC) between
+     * the nodes of the backend; kept values are always dense fp32. */
+    egc_status (*plan_prepare_ex)(egc_backend *be, const egc_graph *g, const egc_shape *shapes,
+                                  const egc_plan_info *info, void **state);
+    /* Optional: one line per node on how it runs (precision, layout, algorithm, fusion) and
+     * the state of recording, into buf (always NUL-terminated, truncated to cap). */
+    void (*plan_describe)(egc_backend *be, void *state, char *buf, size_t cap);
+    /* Optional recording of the trunk forward (CUDA graphs): capture_begin starts recording
+     * the op calls of the plan (nothing runs while recording); capture_end stops and sets
+     * *ok = 1 when a replayable recording was made (0: the reason is kept for
+     * plan_describe, and the executor runs the nodes again without recording); replay runs
+     * the recording. capture_end must be called after every successful capture_begin. */
+    egc_status (*capture_begin)(egc_backend *be, void *state);
+    egc_status (*capture_end)(egc_backend *be, void *state, int *ok);
+    egc_status (*replay)(egc_backend *be, void *state);
+
+    /* ---- Method-level entries of the explanation methods (csrc/methods/explain.c) ----
+     * Every pointer is backend memory unless said otherwise; the calls run in issue order
+     * with the ops above (CUDA: asynchronously on the backend's stream). The CPU backend
+     * runs the plain-C reference functions of csrc/methods (csrc/cpu/cpu_methods.c), the
+     * CUDA backend the kernels of kernels/method_*.cu (csrc/cuda/cuda_methods.c). NULL in a
+     * backend that has no method entries. Layouts, row-major: an input image [C,H,W]
+     * (chw floats), a target tensor [K,h,w] (khw = K*hw floats), maps [h,w] and [H,W]. */
+
+    /* dst[0..bytes) = src[0..bytes) (both backend memory, not overlapping). */
+    egc_status (*m_copy)(egc_backend *be, void *dst, const void *src, size_t bytes);
+    /* The sample points of rows r0..r0+n-1 of a group (struct egc_sample_spec of
+     * core/philox.h, a host struct whose arrays are backend memory): with d = the row's
+     * draws, z[t] = xr + d.alpha (x - xr) + d.sigma * normals(d.noise_seed, d.image_id,
+     * d.sample) evaluated as egc_expected_point does, x = x[d.image], xr = base[d.baseline]
+     * (rows of chw floats). z [n,chw]. */
+    egc_status (*m_perturb)(egc_backend *be, const struct egc_sample_spec *sp, const float *x,
+                            const float *base, int64_t r0, int n, int64_t chw, float *z);
+    /* Score-CAM's masked inputs of rows r0..r0+n-1 (row r: image i = r / K, channel
+     * k = r % K): z[t] = x[i] * mask, mask = egc_scorecam_mask(A[i,k]) (upsampled h x w ->
+     * H x W, min-max with eps 1e-8), the same mask on each of the C planes. x [*,C,H,W],
+     * A [*,K,h,w], z [n,C,H,W]. */
+    egc_status (*m_scorecam_inputs)(egc_backend *be, const float *x, const float *A, int64_t r0,
+                                    int n, int K, int h, int w, int C, int H, int W, float *z);
+    /* Seeds and values of the target score for n rows of logits [n,classes]. Row t explains
+     * class cls[(r0 + t) / per] (int32, one per image). With resolve != 0 (requires r0 = 0,
+     * per = 1) a negative cls[t] is first replaced, and written back, by the row's top-1
+     * class (the first maximum). softmax == 0: seed[t] = one-hot(c), y[t] = logits[t,c];
+     * softmax != 0: seed[t,j] = p_c (delta_cj - p_j), y[t] = p_c (egc_score_seed). seed
+     * [n,classes] and y [n] may each be NULL. */
+    egc_status (*m_score_seed)(egc_backend *be, const float *logits, int n, int classes,
+                               int32_t *cls, int64_t r0, int per, int resolve, int softmax,
+                               float *seed, float *y);
+    /* Per-image sums over rows r0..r0+n-1 of a group, in row order, of rows of len floats:
+     * with i = r / sp->S (and the row's draws d for kind 1),
+     *   kind EGC_ACC_SUM:  acc[i] += src[t]                            (egc_expected_accum_a)
+     *   kind EGC_ACC_DIFF: acc[i] += (ax[i] - aref[d.baseline]) * src[t] (egc_expected_accum_b)
+     * acc, ax [images,len], aref [*,len], src [n,len]; ax and aref are unused by kind SUM. */
+    egc_status (*m_accumulate)(egc_backend *be, int kind, const struct egc_sample_spec *sp,
+                               int64_t r0, int n, int64_t len, const float *src,
+                               const float *ax, const float *aref, float *acc);
+    /* v[0..n) = v / S in float (egc_expected_mean). */
+    egc_status (*m_mean)(egc_backend *be, float *v, int64_t n, int S);
+    /* The raw maps of n images with method EGC_CAM_*: L[i] [hw] from G[i] and A[i] [K,hw]
+     * as the functions of csrc/methods compute them (relu applied), the channel weights
+     * into wk[i] [K] (written but meaningless for HiResCAM and LayerCAM). For EGC_CAM_SCORECAM
+     * G holds the masked scores [n,K] (egc_scorecam_map). */
+    egc_status (*m_cam)(egc_backend *be, int method, const float *G, const float *A, int n,
+                        int K, int hw, float *wk, float *L);
+    /* The final maps of n raw maps: map[i] = minmax(upsample(minmax(L[i]))) as
+     * egc_cam_finalize computes it; L [n,h,w] is not modified, map [n,H,W], scratch
+     * [n,h,w]. */
+    egc_status (*m_finalize)(egc_backend *be, const float *L, int n, int h, int w, float *map,
+                             int H, int W, float *scratch);
+};
+
+/* Kinds of m_accumulate and methods of m_cam. */
+enum { EGC_ACC_SUM = 0, EGC_ACC_DIFF = 1 };
+enum {
+    EGC_CAM_GRADCAM = 0,
+    EGC_CAM_GRADCAMPP = 1,
+    EGC_CAM_XGRADCAM = 2,
+    EGC_CAM_HIRESCAM = 3,
+    EGC_CAM_LAYERCAM = 4,
+    EGC_CAM_SCORECAM = 5
 };
 
 /* Creates a backend by name: "cpu", "cuda" (= "cuda:0") or "cuda:N". A build without CUDA,

@@ -204,6 +204,66 @@ static inline EGC_PHILOX_HD void egc_philox_normal4(egc_philox4 w, float out[4])
     egc_philox_boxmuller(w.v[2], w.v[3], out + 2);
 }
 
+/* ---- the sample rows of a group of images (the backends' perturbation entry) ----
+ * A group of images is explained with S samples each; row r = i * S + s is sample s of
+ * image i. egc_sample_row gives the draws of a row exactly as the explainer defines them:
+ *   plan != 0:  baseline, alpha and noise seed from plan row s (alpha grid does not apply);
+ *   otherwise:  block 0 of (seed, ids[i], s): baseline = (word0 * R) >> 32 and
+ *               alpha = (word1 >> 8) * 2^-24 (as egc_sample_scalars), alpha = (float)s / S
+ *               with alpha_grid; noise seed = seed;
+ *   per_image:  the baseline row is i (the sets `self` and `blur`, one baseline per image).
+ * The arrays are in the memory of whoever evaluates it (host for the CPU backend, device
+ * for a kernel, which takes the struct by value). */
+typedef struct egc_sample_spec {
+    uint64_t seed;              /* the run's seed */
+    const uint64_t *ids;        /* [images] image ids */
+    const float *sigma;         /* [images] noise scale rho * (max x - min x); <= 0: none */
+    const uint32_t *plan_b;     /* [S] plan rows (plan != 0) */
+    const float *plan_a;        /* [S] */
+    const uint64_t *plan_seed;  /* [S] */
+    int32_t S;                  /* samples per image, >= 1 */
+    uint32_t R;                 /* images in the baseline set, >= 1 */
+    int32_t per_image;          /* baseline row = image index */
+    int32_t alpha_grid;         /* alpha = s / S */
+    int32_t plan;               /* draws come from the plan rows */
+} egc_sample_spec;
+
+/* The draws of one row. */
+typedef struct egc_sample_draw {
+    uint64_t noise_seed;        /* key of the noise: (noise_seed, image_id, sample) */
+    uint64_t image_id;
+    uint32_t image;             /* i */
+    uint32_t sample;            /* s */
+    uint32_t baseline;          /* row of the baseline set */
+    float alpha;
+    float sigma;
+} egc_sample_draw;
+
+/* The draws of row r (0 <= r < images * S) as documented above. */
+static inline EGC_PHILOX_HD egc_sample_draw egc_sample_row(const egc_sample_spec *sp, int64_t r)
+{
+    egc_sample_draw d;
+    int64_t i = r / sp->S, s = r % sp->S;
+    d.image = (uint32_t)i;
+    d.sample = (uint32_t)s;
+    d.image_id = sp->ids[i];
+    d.sigma = sp->sigma[i];
+    if (sp->plan) {
+        d.baseline = sp->plan_b[s];
+        d.alpha = sp->plan_a[s];
+        d.noise_seed = sp->plan_seed[s];
+    } else {
+        egc_philox4 w = egc_philox_block(sp->seed, d.image_id, (uint32_t)s, 0);
+        uint32_t R = sp->R ? sp->R : 1u;
+        d.baseline = (uint32_t)(((uint64_t)w.v[0] * (uint64_t)R) >> 32);
+        d.alpha = (float)(w.v[1] >> 8) * (1.0f / 16777216.0f);
+        if (sp->alpha_grid) d.alpha = (float)s / (float)sp->S;
+        d.noise_seed = sp->seed;
+    }
+    if (sp->per_image) d.baseline = (uint32_t)i;
+    return d;
+}
+
 /* ---- functions of philox.c ---- */
 
 /* 64-bit FNV-1a over the little-endian bytes of n floats (the image id of an input). */

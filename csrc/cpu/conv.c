@@ -171,7 +171,8 @@ static void col2im_add(const conv_geom *g, const float *restrict col, int64_t p0
  * The work is cut into units (image, group, block of output columns); a chunk of
  * consecutive units runs on one thread with one scratch slot. Column blocks keep every
  * core busy at small batches and keep the scratch small. The backward of a non-pointwise
- * conv uses whole-image units, because col2im of neighbouring blocks overlaps in dX. */
+ * conv uses (image, group) units whose blocks run one after the other, because col2im of
+ * neighbouring blocks adds into overlapping parts of dX. */
 
 typedef struct conv_job {
     const conv_geom *g;
@@ -280,15 +281,15 @@ static egc_status run_gemm_path(const egc_node *n, conv_job *j, void (*fn)(int64
 {
     const conv_geom *g = j->g;
     int threads = egc_cpu_chunks(INT64_MAX, 0);
-    /* Column blocks: about 4 units per thread when the images alone are too few, at least
-     * 64 columns (a multiple of 16), and a column matrix of at most EGC_CONV_MAX_COL floats
-     * per thread. */
+    /* Column blocks: about 4 units per thread when the images alone are too few, a multiple
+     * of 16 columns, at least 64, and a column matrix of at most EGC_CONV_MAX_COL floats per
+     * thread (unless 64 columns need more). */
     int64_t nblk = 1, per = g->N * g->G, target = 4 * (int64_t)threads;
     if (column_blocks && per < target) nblk = (target + per - 1) / per;
-    int64_t pb = (g->P + nblk - 1) / nblk;
-    if (!g->pointwise && g->K * pb > EGC_CONV_MAX_COL) pb = EGC_CONV_MAX_COL / g->K;
-    pb = (pb + 15) / 16 * 16;
+    int64_t pb = ((g->P + nblk - 1) / nblk + 15) / 16 * 16;
     if (pb < 64) pb = 64;
+    if (!g->pointwise && g->K * pb > EGC_CONV_MAX_COL)
+        pb = EGC_MAX(64, EGC_CONV_MAX_COL / g->K / 16 * 16);
     if (pb > g->P) pb = g->P;
     j->pb = pb;
     j->nblk = (g->P + pb - 1) / pb;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cpu/cpu_impl.h"
+#include "cpu/cpu_methods.h"
 
 static pthread_mutex_t g_live_mu = PTHREAD_MUTEX_INITIALIZER;
 static int g_live; /* CPU backends alive */
@@ -124,6 +125,7 @@ egc_status egc_cpu_backend_create(egc_backend **out)
     be->op_backward = cpu_op_backward;
     be->sync = cpu_sync;
     be->destroy = cpu_destroy;
+    egc_cpu_methods_install(be);
     pthread_mutex_lock(&g_live_mu);
     g_live++;
     pthread_mutex_unlock(&g_live_mu);

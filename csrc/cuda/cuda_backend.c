@@ -18,7 +18,28 @@
  * MaxPool argmax scratch) is sized for its largest node and allocated once in plan_prepare.
  * Forward algorithms: cuDNN's heuristics at plan_prepare, then, at each Conv's first forward
  * of a plan, a timed search (cudnnFindConvolutionForwardAlgorithmEx) within the plan's
- * workspace replaces the choice with the fastest (EGC_CUDA_CONV_FIND=0: heuristics only). */
+ * workspace replaces the choice with the fastest (EGC_CUDA_CONV_FIND=0: heuristics only).
+ *
+ * Plans made through plan_prepare_ex add, per plan:
+ *  - Mixed precision (EGC_PREC_MIXED): trunk Convs with symmetric pads and constant weights
+ *    run in fp16 NHWC through cuDNN (tensor cores, fp32 accumulation; weights converted once,
+ *    at the node's first forward, into the plan's fp16 weight buffer), and trunk Relu, Clip,
+ *    same-shape Add and MaxPool fed by such nodes run in fp16 NHWC too (kernels/clip_f16.cu,
+ *    add_f16.cu, maxpool_nhwc_f16.cu, bias_act_f16.cu).
+ *    A value produced by an fp16 node whose readers all run in fp16 and that the executor
+ *    does not keep is stored as fp16 NHWC in its own (fp32-sized) buffer; every other value
+ *    is dense fp32 NCHW, and fp16 nodes convert at those boundaries through workspace
+ *    staging buffers (kernels/convert_nchw_to_nhwc_f16.cu, convert_nhwc_f16_to_nchw.cu).
+ *    Head nodes (backward) always run fp32.
+ *  - Fusion (EGC_CUDA_FUSE=0 switches it off): a Conv (or, in fp16, an Add) whose only
+ *    reader is a Relu and whose output the executor does not keep applies the Relu itself:
+ *    fp32 Conv+bias+Relu as one cudnnConvolutionBiasActivationForward (falling back to the
+ *    convolution, bias and Relu kernels if cuDNN refuses), fp16 through the bias/activation
+ *    epilogue kernel. The Relu node then asks to run in place and does nothing when granted
+ *    (relu is idempotent, so it simply reapplies it otherwise).
+ *  - CUDA graphs (EGC_CUDA_GRAPHS=0 switches them off): capture_begin/capture_end record the
+ *    trunk's launches on the stream once, replay launches the recording.
+ * plan_describe lists what each node got. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +48,7 @@
 
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
+#include "cuda/cuda_methods.h"
 #include "egc_kernels.h"
 
 /* Workspace offsets are rounded to this many bytes (cuDNN and vector loads like 256). */
@@ -36,8 +58,14 @@
 /* The most workspace an algorithm may need to be among those timed by cudnnFind. */
 #define FIND_WS_CAP ((size_t)256 << 20)
 
-/* Numeric mode of a plan. Only fp32 exists now; fp16/bf16 NHWC storage comes later. */
-typedef enum cuda_precision { CUDA_PREC_FP32 = 0 } cuda_precision;
+/* Numeric mode of a plan. */
+typedef enum cuda_precision { CUDA_PREC_FP32 = 0, CUDA_PREC_MIXED = 1 } cuda_precision;
+
+/* Storage of a value in its buffer: dense fp32 NCHW, or fp16 NHWC (4-D values of mixed plans). */
+enum { VF_F32 = 0, VF_F16 = 1 };
+
+/* No workspace staging buffer. */
+#define NO_OFF ((size_t)-1)
 
 typedef struct cuda_ctx {
     int device;
@@ -47,6 +75,9 @@ typedef struct cuda_ctx {
     int allow_tf32;          /* for plans prepared from now on */
     int conv_find;           /* time forward algorithms (cudnnFind) once per plan; EGC_CUDA_CONV_FIND=0: heuristics only */
     int blas_tf32;           /* the math mode cuBLAS is set to now (-1 unknown) */
+    int fuse;                /* Conv+bias+Relu fusion in plans (EGC_CUDA_FUSE=0: off) */
+    int graphs;              /* CUDA-graph recording of plans (EGC_CUDA_GRAPHS=0: off) */
+    void *blas_ws;           /* explicit cuBLAS workspace, set before the first recording */
     /* Live allocations (for bytes_in_use): ptr -> bytes, unordered. */
     struct cu_alloc_rec { void *p; size_t bytes; } *allocs;
     int n_allocs, cap_allocs;
@@ -70,7 +101,26 @@ typedef struct conv_plan {
     size_t find_ws;          /* workspace budget of the timed algorithm search (>= fwd_ws) */
     int found;               /* the forward algorithm was chosen by timing (first forward) */
     int bwd_ok;              /* a backward-data algorithm exists for this configuration */
+    int half;                /* fp16 NHWC descriptors (mixed plans); forward only */
+    size_t ws_off;           /* workspace offset of cuDNN's workspace (after pad/staging) */
+    size_t w16_off;          /* offset of the fp16 KRSC weights in the plan's w16 buffer */
+    const float *w16_src;    /* the fp32 weights last converted (NULL: not yet) */
+    int fused_api;           /* fp32 Conv+bias+Relu through cudnnConvolutionBiasActivationForward */
+    int fused_refused;       /* cuDNN refused that call (status kept in fused_status) */
+    int fused_status;
+    cudnnTensorDescriptor_t bd;          /* bias [1,M,1,1] fp32 (fused_api) */
+    cudnnActivationDescriptor_t ad;      /* Relu (fused_api) */
 } conv_plan;
+
+/* Per node of a plan made by plan_prepare_ex. */
+typedef struct node_plan {
+    int half;                /* runs in fp16 NHWC */
+    int relu_fused;          /* Conv/Add: applies the Relu that is its only reader */
+    int relu_pass;           /* Relu whose input was produced with the Relu applied */
+    size_t in16[2];          /* workspace offsets of fp16 NHWC copies of fp32-stored inputs 0/1 */
+    size_t out16;            /* workspace offset of the fp16 output when the output is fp32 */
+    size_t stage_end;        /* workspace bytes the staging buffers take */
+} node_plan;
 
 typedef struct cuda_plan {
     const egc_graph *g;
@@ -80,6 +130,14 @@ typedef struct cuda_plan {
     size_t ws_bytes;
     int tf32;                /* TF32 allowed in this plan's convolutions and GEMMs */
     cuda_precision precision;
+    node_plan *np;           /* n_nodes entries */
+    unsigned char *vfmt;     /* n_values entries: VF_F32 / VF_F16 */
+    int n_values;
+    void *w16;               /* fp16 weights of the fp16 convolutions */
+    size_t w16_bytes;
+    int n_half, n_fused, n_inplace_asked;
+    cudaGraphExec_t gexec;   /* the recorded trunk (NULL: none) */
+    char graph_note[160];    /* why the last recording failed */
 } cuda_plan;
 
 static cuda_ctx *ctx_of(egc_backend *be) { return (cuda_ctx *)be->ctx; }
@@ -271,6 +329,8 @@ static void conv_plan_clear(conv_plan *cp)
     if (cp->wd) (void)cudnnDestroyFilterDescriptor(cp->wd);
     if (cp->cd) (void)cudnnDestroyConvolutionDescriptor(cp->cd);
     if (cp->cdb) (void)cudnnDestroyConvolutionDescriptor(cp->cdb);
+    if (cp->bd) (void)cudnnDestroyTensorDescriptor(cp->bd);
+    if (cp->ad) (void)cudnnDestroyActivationDescriptor(cp->ad);
     memset(cp, 0, sizeof *cp);
 }
 
@@ -283,6 +343,10 @@ static void cu_plan_release(egc_backend *be, void *state)
     if (pl->conv)
         for (int i = 0; i < pl->n_nodes; i++) conv_plan_clear(&pl->conv[i]);
     free(pl->conv);
+    free(pl->np);
+    free(pl->vfmt);
+    if (pl->gexec) (void)cudaGraphExecDestroy(pl->gexec);
+    cu_free(be, pl->w16);
     cu_free(be, pl->ws);
     free(pl);
 }
@@ -347,8 +411,10 @@ static egc_status choose_bwd(cuda_ctx *c, conv_plan *cp, int tf32)
 }
 
 /* Descriptors and algorithms of one Conv node for the plan's shapes. */
+/* half: fp16 NHWC data with fp32 accumulation on tensor cores, forward only (symmetric pads
+ * only: the caller checks). */
 static egc_status conv_prepare(cuda_ctx *c, const egc_graph *g, const egc_node *n,
-                               const egc_shape *shapes, int tf32, conv_plan *cp)
+                               const egc_shape *shapes, int tf32, int half, conv_plan *cp)
 {
     const egc_conv_params *p = &n->p.conv;
     if (n->n_in < 2 || n->in[0] < 0 || n->in[1] < 0 || n->in[0] >= g->n_values ||
@@ -365,6 +431,10 @@ static egc_status conv_prepare(cuda_ctx *c, const egc_graph *g, const egc_node *
     cp->xs = *xs;
     cp->ys = *ys;
     cp->explicit_pad = p->pt != p->pb || p->pl != p->pr;
+    cp->half = half;
+    if (half && cp->explicit_pad)
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "node %s (Conv): fp16 path needs symmetric pads",
+                        n->name);
     int ph = p->pt, pw = p->pl;
     egc_shape xin = *xs;
     if (cp->explicit_pad) {
@@ -381,13 +451,15 @@ static egc_status conv_prepare(cuda_ctx *c, const egc_graph *g, const egc_node *
     EGC_CUDNN(cudnnCreateFilterDescriptor(&cp->wd));
     EGC_CUDNN(cudnnCreateConvolutionDescriptor(&cp->cd));
     EGC_CUDNN(cudnnCreateConvolutionDescriptor(&cp->cdb));
-    EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)xin.d[0],
-                                         (int)xin.d[1], (int)xin.d[2], (int)xin.d[3]));
-    EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, (int)ys->d[0],
-                                         (int)ys->d[1], (int)ys->d[2], (int)ys->d[3]));
-    EGC_CUDNN(cudnnSetFilter4dDescriptor(cp->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, (int)ws->d[0],
-                                         (int)ws->d[1], (int)ws->d[2], (int)ws->d[3]));
-    cudnnMathType_t math = tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+    const cudnnTensorFormat_t fmt = half ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    const cudnnDataType_t dt = half ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+    EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->xd, fmt, dt, (int)xin.d[0], (int)xin.d[1],
+                                         (int)xin.d[2], (int)xin.d[3]));
+    EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->yd, fmt, dt, (int)ys->d[0], (int)ys->d[1],
+                                         (int)ys->d[2], (int)ys->d[3]));
+    EGC_CUDNN(cudnnSetFilter4dDescriptor(cp->wd, dt, fmt, (int)ws->d[0], (int)ws->d[1],
+                                         (int)ws->d[2], (int)ws->d[3]));
+    cudnnMathType_t math = half ? CUDNN_TENSOR_OP_MATH : tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
     cudnnConvolutionDescriptor_t cds[2] = {cp->cd, cp->cdb};
     for (int i = 0; i < 2; i++) {
         EGC_CUDNN(cudnnSetConvolution2dDescriptor(cds[i], ph, pw, p->sh > 0 ? p->sh : 1,
@@ -407,29 +479,210 @@ static egc_status conv_prepare(cuda_ctx *c, const egc_graph *g, const egc_node *
                         n->name, egc_shape_str(ys, sy, sizeof sy), on, oc, oh, ow,
                         egc_shape_str(xs, sb, sizeof sb));
     }
-    EGC_TRY(choose_fwd(c, n, cp, tf32));
-    EGC_TRY(choose_bwd(c, cp, tf32));
+    EGC_TRY(choose_fwd(c, n, cp, half ? 1 : tf32));
+    if (!half) EGC_TRY(choose_bwd(c, cp, tf32));
+    cp->ws_off = cp->pad_bytes;
     cp->found = !c->conv_find;
     cp->ready = 1;
     return EGC_OK;
 }
 
-/* Workspace bytes node n needs at the plan's shapes. */
-static size_t node_ws_need(const egc_node *n, const egc_shape *shapes, const conv_plan *cp)
+/* Workspace bytes node n needs at the plan's shapes (staging buffers of fp16 nodes first,
+ * then the padded input or cuDNN's workspace of a Conv at cp->ws_off). */
+static size_t node_ws_need(const egc_node *n, const egc_shape *shapes, const conv_plan *cp,
+                           const node_plan *np)
 {
     switch (n->op) {
     case EGC_OP_CONV:
-        return cp->pad_bytes + align_up(EGC_MAX(EGC_MAX(cp->fwd_ws, cp->found ? 0 : cp->find_ws),
-                                                cp->bwd_ok ? cp->bwd_ws : 0));
-    case EGC_OP_MAXPOOL: /* argmax scratch of the backward */
-        return align_up((size_t)numel(&shapes[n->out]) * sizeof(int32_t));
+        return cp->ws_off + align_up(EGC_MAX(EGC_MAX(cp->fwd_ws, cp->found ? 0 : cp->find_ws),
+                                             cp->bwd_ok ? cp->bwd_ws : 0));
+    case EGC_OP_MAXPOOL: /* argmax scratch of the backward (fp32), staging (fp16) */
+        return EGC_MAX(np ? np->stage_end : 0,
+                       align_up((size_t)numel(&shapes[n->out]) * sizeof(int32_t)));
     default:
-        return 0;
+        return np ? np->stage_end : 0;
     }
 }
 
-static egc_status cu_plan_prepare(egc_backend *be, const egc_graph *g, const egc_shape *shapes,
-                                  void **state)
+/* Whether node i may run in fp16 NHWC in a mixed plan (besides Convs, decided first): a trunk
+ * Relu, Clip, MaxPool or same-shape Add whose activation inputs all come from fp16 nodes. */
+static int half_capable(const egc_graph *g, const egc_shape *shapes, const node_plan *np, int i)
+{
+    const egc_node *n = &g->nodes[i];
+    int nin;
+    switch (n->op) {
+    case EGC_OP_RELU: case EGC_OP_CLIP: case EGC_OP_MAXPOOL: nin = 1; break;
+    case EGC_OP_ADD: nin = 2; break;
+    default: return 0;
+    }
+    if (n->n_in < nin || shapes[n->out].ndim != 4) return 0;
+    for (int j = 0; j < nin; j++) {
+        int v = n->in[j];
+        if (v < 0 || v >= g->n_values || g->values[v].is_const) return 0;
+        int pr = g->values[v].producer;
+        if (pr < 0 || pr >= g->n_nodes || !np[pr].half) return 0;
+        if (n->op == EGC_OP_ADD && !egc_shape_equal(&shapes[v], &shapes[n->out])) return 0;
+    }
+    return 1;
+}
+
+/* Number of input slots of all nodes reading v, and the last such node (-1: none). */
+static int readers_of(const egc_graph *g, int v, int *reader)
+{
+    int k = 0;
+    *reader = -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] == v) {
+                k++;
+                *reader = i;
+            }
+    return k;
+}
+
+/* Whether every reader of v runs in fp16 and reads v as an activation (Conv: input 0). */
+static int readers_all_half(const egc_graph *g, const node_plan *np, int v)
+{
+    int any = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++) {
+            if (g->nodes[i].in[j] != v) continue;
+            if (!np[i].half) return 0;
+            if (g->nodes[i].op == EGC_OP_CONV && j != 0) return 0;
+            any = 1;
+        }
+    return any;
+}
+
+static int env_off(const char *name)
+{
+    const char *v = getenv(name);
+    return v && (strcmp(v, "0") == 0 || strcmp(v, "off") == 0 || strcmp(v, "OFF") == 0);
+}
+
+/* cuBLAS's workspace for recorded GEMMs (so that no allocation can happen while recording). */
+#define BLAS_WS_BYTES ((size_t)32 << 20)
+
+/* Gives cuBLAS an explicit workspace once per backend (before any recording). */
+static egc_status blas_workspace(egc_backend *be)
+{
+    cuda_ctx *c = ctx_of(be);
+    if (c->blas_ws) return EGC_OK;
+    EGC_TRY(cu_alloc(be, BLAS_WS_BYTES, &c->blas_ws));
+    cublasStatus_t bs = cublasSetWorkspace(c->blas, c->blas_ws, BLAS_WS_BYTES);
+    if (bs != CUBLAS_STATUS_SUCCESS) {
+        cu_free(be, c->blas_ws);
+        c->blas_ws = NULL;
+        return EGC_FAIL(EGC_E_DEVICE, "cublasSetWorkspace failed: cuBLAS status %d (%s)", (int)bs,
+                        cublasGetStatusString(bs));
+    }
+    return EGC_OK;
+}
+
+/* Mixed precision, fusion and staging for a plan with executor information (info non-NULL). */
+static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
+                              const egc_shape *shapes, const egc_plan_info *info)
+{
+    const int nn = g->n_nodes, nv = g->n_values;
+    const int mixed = pl->precision == CUDA_PREC_MIXED;
+    /* 1. fp16 Convs: trunk, 2-D, symmetric pads, constant weights (and bias). */
+    for (int i = 0; i < nn && mixed; i++) {
+        const egc_node *n = &g->nodes[i];
+        if (n->op != EGC_OP_CONV || info->is_head[i]) continue;
+        const egc_conv_params *p = &n->p.conv;
+        if (p->pt != p->pb || p->pl != p->pr) continue;
+        if (n->n_in < 2 || n->in[1] < 0 || !g->values[n->in[1]].is_const) continue;
+        if (n->n_in > 2 && n->in[2] >= 0 && !g->values[n->in[2]].is_const) continue;
+        if (shapes[n->in[0]].ndim != 4 || shapes[n->in[1]].ndim != 4) continue;
+        conv_plan trial;
+        memset(&trial, 0, sizeof trial);
+        if (conv_prepare(c, g, n, shapes, 1, 1, &trial) == EGC_OK) {
+            conv_plan_clear(&pl->conv[i]);
+            pl->conv[i] = trial;
+            pl->np[i].half = 1;
+        } else {
+            conv_plan_clear(&trial); /* stays fp32 (plan_describe says so) */
+        }
+    }
+    /* 2. fp16 elementwise/pooling nodes fed by fp16 nodes (topological order). */
+    for (int i = 0; i < nn && mixed; i++)
+        if (!info->is_head[i] && g->nodes[i].op != EGC_OP_CONV && half_capable(g, shapes, pl->np, i))
+            pl->np[i].half = 1;
+    /* 3. Storage: fp16 when produced by an fp16 node, read only by fp16 nodes and not kept. */
+    for (int v = 0; v < nv; v++) {
+        int pr = g->values[v].producer;
+        pl->vfmt[v] = VF_F32;
+        if (!mixed || g->values[v].is_const || info->keep[v] || v == g->input || v == g->output ||
+            v == info->target || pr < 0 || pr >= nn || !pl->np[pr].half || shapes[v].ndim != 4)
+            continue;
+        if (readers_all_half(g, pl->np, v)) pl->vfmt[v] = VF_F16;
+    }
+    /* 4. Fusion: Conv (fp32 or fp16) or fp16 Add whose only reader is a Relu, not kept. */
+    for (int i = 0; i < nn && c->fuse; i++) {
+        const egc_node *n = &g->nodes[i];
+        if (n->op != EGC_OP_CONV && !(n->op == EGC_OP_ADD && pl->np[i].half)) continue;
+        if (n->op == EGC_OP_CONV && !pl->conv[i].ready) continue;
+        int v = n->out, r = -1;
+        if (info->keep[v] || v == info->target || v == g->output) continue;
+        if (readers_of(g, v, &r) != 1 || r < 0 || g->nodes[r].op != EGC_OP_RELU) continue;
+        if (pl->np[r].half != pl->np[i].half) continue;
+        pl->np[i].relu_fused = 1;
+        pl->np[r].relu_pass = 1;
+        pl->n_fused++;
+        if (pl->vfmt[v] == pl->vfmt[g->nodes[r].out]) {
+            info->inplace[r] = 1;
+            pl->n_inplace_asked++;
+        }
+    }
+    /* fp32 Convs with a bias: one cuDNN call for conv+bias(+Relu); with the identity
+     * activation cuDNN takes only IMPLICIT_PRECOMP_GEMM (checked at run time). */
+    for (int i = 0; i < nn && c->fuse; i++) {
+        const egc_node *n = &g->nodes[i];
+        conv_plan *cp = &pl->conv[i];
+        if (n->op != EGC_OP_CONV || !cp->ready || cp->half || n->n_in < 3 || n->in[2] < 0) continue;
+        const egc_shape *ys = &shapes[n->out];
+        EGC_CUDNN(cudnnCreateTensorDescriptor(&cp->bd));
+        EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->bd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1,
+                                             (int)ys->d[1], 1, 1));
+        EGC_CUDNN(cudnnCreateActivationDescriptor(&cp->ad));
+        EGC_CUDNN(cudnnSetActivationDescriptor(
+            cp->ad, pl->np[i].relu_fused ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
+            CUDNN_NOT_PROPAGATE_NAN, 0.0));
+        cp->fused_api = 1;
+    }
+    /* 5. Staging buffers of fp16 nodes and the fp16 weight buffer. */
+    size_t w16 = 0;
+    for (int i = 0; i < nn; i++) {
+        node_plan *np = &pl->np[i];
+        const egc_node *n = &g->nodes[i];
+        np->in16[0] = np->in16[1] = np->out16 = NO_OFF;
+        if (!np->half) continue;
+        pl->n_half++;
+        size_t off = 0;
+        int nin = n->op == EGC_OP_ADD ? 2 : 1;
+        for (int j = 0; j < nin; j++)
+            if (pl->vfmt[n->in[j]] == VF_F32) {
+                np->in16[j] = off;
+                off += align_up((size_t)numel(&shapes[n->in[j]]) * 2);
+            }
+        if (pl->vfmt[n->out] == VF_F32) {
+            np->out16 = off;
+            off += align_up((size_t)numel(&shapes[n->out]) * 2);
+        }
+        np->stage_end = off;
+        if (n->op == EGC_OP_CONV) {
+            conv_plan *cp = &pl->conv[i];
+            cp->ws_off = off;
+            cp->w16_off = w16;
+            w16 += align_up((size_t)numel(&shapes[n->in[1]]) * 2);
+        }
+    }
+    pl->w16_bytes = w16;
+    return EGC_OK;
+}
+
+static egc_status cu_plan_prepare_ex(egc_backend *be, const egc_graph *g, const egc_shape *shapes,
+                                     const egc_plan_info *info, void **state)
 {
     cuda_ctx *c = ctx_of(be);
     *state = NULL;
@@ -439,28 +692,51 @@ static egc_status cu_plan_prepare(egc_backend *be, const egc_graph *g, const egc
     EGC_TRY(egc_calloc((void **)&pl, 1, sizeof *pl, "CUDA plan"));
     pl->g = g;
     pl->n_nodes = g->n_nodes;
+    pl->n_values = g->n_values;
     pl->tf32 = c->allow_tf32;
-    pl->precision = CUDA_PREC_FP32;
+    pl->precision = info && info->precision == EGC_PREC_MIXED ? CUDA_PREC_MIXED : CUDA_PREC_FP32;
     EGC_TRYG(st, egc_calloc((void **)&pl->conv, (size_t)(g->n_nodes ? g->n_nodes : 1),
                             sizeof *pl->conv, "CUDA plan nodes"),
              fail);
-    size_t need = 0;
+    EGC_TRYG(st, egc_calloc((void **)&pl->np, (size_t)(g->n_nodes ? g->n_nodes : 1),
+                            sizeof *pl->np, "CUDA plan nodes"),
+             fail);
+    EGC_TRYG(st, egc_calloc((void **)&pl->vfmt, (size_t)(g->n_values ? g->n_values : 1), 1,
+                            "CUDA plan values"),
+             fail);
     for (int i = 0; i < g->n_nodes; i++) {
         const egc_node *n = &g->nodes[i];
-        if (n->op == EGC_OP_CONV) EGC_TRYG(st, conv_prepare(c, g, n, shapes, pl->tf32, &pl->conv[i]), fail);
+        pl->np[i].in16[0] = pl->np[i].in16[1] = pl->np[i].out16 = NO_OFF;
         if (n->out < 0 || n->out >= g->n_values) {
             st = EGC_FAIL(EGC_E_INTERNAL, "node %s: bad output value id %d", n->name, n->out);
             goto fail;
         }
-        need = EGC_MAX(need, node_ws_need(n, shapes, &pl->conv[i]));
+        for (int j = 0; j < n->n_in; j++)
+            if (n->in[j] >= g->n_values) {
+                st = EGC_FAIL(EGC_E_INTERNAL, "node %s: bad input value id %d", n->name, n->in[j]);
+                goto fail;
+            }
+        if (n->op == EGC_OP_CONV) EGC_TRYG(st, conv_prepare(c, g, n, shapes, pl->tf32, 0, &pl->conv[i]), fail);
     }
+    if (info) EGC_TRYG(st, plan_layout(c, pl, g, shapes, info), fail);
+    if (info && c->graphs) EGC_TRYG(st, blas_workspace(be), fail);
+    size_t need = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        need = EGC_MAX(need, node_ws_need(&g->nodes[i], shapes, &pl->conv[i], &pl->np[i]));
     if (need) EGC_TRYG(st, cu_alloc(be, need, &pl->ws), fail);
     pl->ws_bytes = need;
+    if (pl->w16_bytes) EGC_TRYG(st, cu_alloc(be, pl->w16_bytes, &pl->w16), fail);
     *state = pl;
     return EGC_OK;
 fail:
     cu_plan_release(be, pl);
     return st;
+}
+
+static egc_status cu_plan_prepare(egc_backend *be, const egc_graph *g, const egc_shape *shapes,
+                                  void **state)
+{
+    return cu_plan_prepare_ex(be, g, shapes, NULL, state);
 }
 
 /* The plan's entry for node n, checked against the graph the plan was made for. */
@@ -550,33 +826,40 @@ static egc_status rm_gemm(cuda_ctx *c, const egc_node *n, int ta, int tb, int64_
 
 /* ------------------------------------------------------------------ forward */
 
+static egc_status pool_desc(const egc_node *n, const egc_view *x, const egc_view *y,
+                            egc_k_pool *k);
+
 /* Times cuDNN's forward algorithms on the real buffers (y is overwritten) within the plan's
  * workspace and keeps the fastest whose math keeps the plan's precision; done once per Conv
  * of a plan, at its first forward (the search synchronises the device). When the search
- * fails or offers nothing usable, the heuristic choice of plan_prepare stays. */
-static egc_status conv_find_fwd(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp, const float *x,
-                                const float *w, float *y)
+ * fails or offers nothing usable, the heuristic choice of plan_prepare stays. fp16 convs
+ * (cp->half) accept tensor-op math and leave out the FFT algorithms. */
+static egc_status conv_find_fwd(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp, const void *x,
+                                const void *w, void *y)
 {
     cp->found = 1;
-    size_t avail = pl->ws_bytes > cp->pad_bytes ? pl->ws_bytes - cp->pad_bytes : 0;
-    void *ws = avail ? (char *)pl->ws + cp->pad_bytes : NULL;
+    size_t avail = pl->ws_bytes > cp->ws_off ? pl->ws_bytes - cp->ws_off : 0;
+    void *ws = avail ? (char *)pl->ws + cp->ws_off : NULL;
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int got = 0;
     cudnnMathType_t keep_math;
+    const int tf32 = cp->half ? 1 : pl->tf32;
     EGC_CUDNN(cudnnGetConvolutionMathType(cp->cd, &keep_math));
-    EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, pl->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, cp->half ? CUDNN_TENSOR_OP_MATH
+                                                  : tf32     ? CUDNN_DEFAULT_MATH
+                                                             : CUDNN_FMA_MATH));
     cudnnStatus_t fs = cudnnFindConvolutionForwardAlgorithmEx(
         c->dnn, cp->xd, x, cp->wd, w, cp->cd, cp->yd, y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got,
         perf, ws, avail);
     if (fs == CUDNN_STATUS_SUCCESS)
         for (int i = 0; i < got; i++) { /* sorted fastest first */
             if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > avail) continue;
-            if (!math_ok(perf[i].mathType, pl->tf32)) continue;
+            if (!math_ok(perf[i].mathType, tf32)) continue;
             /* strict fp32: DEFAULT_MATH may use TF32 on sm_80+; keep only plain FMA */
-            if (!pl->tf32 && perf[i].mathType != CUDNN_FMA_MATH) continue;
-            /* strict fp32 also keeps out the FFT algorithms (larger rounding error) */
-            if (!pl->tf32 && (perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT ||
-                              perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING))
+            if (!tf32 && perf[i].mathType != CUDNN_FMA_MATH) continue;
+            /* strict fp32 and fp16 keep out the FFT algorithms (larger rounding error) */
+            if ((!tf32 || cp->half) && (perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT ||
+                                        perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING))
                 continue;
             EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, perf[i].mathType));
             cp->fwd_algo = perf[i].algo;
@@ -587,12 +870,151 @@ static egc_status conv_find_fwd(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp,
     return EGC_OK;
 }
 
+/* The plan's node index of n, or -1 when state is not a plan of g (op calls without a plan
+ * made for this graph run the plain fp32 path). */
+static int node_index(const cuda_plan *pl, const egc_graph *g, const egc_node *n)
+{
+    if (!pl || pl->g != g) return -1;
+    ptrdiff_t i = n - g->nodes;
+    return i >= 0 && i < pl->n_nodes ? (int)i : -1;
+}
+
+/* Whether value v is stored fp16 NHWC in plan pl. */
+static int is_f16(const cuda_plan *pl, int v)
+{
+    return pl && pl->vfmt && v >= 0 && v < pl->n_values && pl->vfmt[v] == VF_F16;
+}
+
+/* fp16 NHWC source of input slot j of fp16 node i: the value's own buffer when it is stored
+ * fp16, else its fp32 NCHW contents converted into the node's staging buffer. */
+static egc_status half_input(cuda_ctx *c, const cuda_plan *pl, int i, const egc_node *n, int j,
+                             const egc_view *in, const uint16_t **out)
+{
+    if (is_f16(pl, n->in[j])) {
+        *out = (const uint16_t *)in[j].ptr;
+        return EGC_OK;
+    }
+    const node_plan *np = &pl->np[i];
+    const egc_shape *s = &in[j].shape;
+    if (np->in16[j] == NO_OFF || s->ndim != 4)
+        return EGC_FAIL(EGC_E_INTERNAL, "node %s (%s): no fp16 staging for input %d", n->name,
+                        egc_op_name(n->op), j);
+    uint16_t *dst = (uint16_t *)((char *)pl->ws + np->in16[j]);
+    EGC_KERNEL(egc_k_nchw_to_nhwc_f16(in[j].ptr, dst, s->d[0], s->d[1], s->d[2] * s->d[3],
+                                      c->stream));
+    *out = dst;
+    return EGC_OK;
+}
+
+/* fp16 NHWC destination of fp16 node i: the output's buffer when it is stored fp16, else the
+ * staging buffer (half_output_done converts it into the fp32 output). */
+static egc_status half_output(const cuda_plan *pl, int i, const egc_node *n, const egc_view *out,
+                              uint16_t **y)
+{
+    if (is_f16(pl, n->out)) {
+        *y = (uint16_t *)out->ptr;
+        return EGC_OK;
+    }
+    const node_plan *np = &pl->np[i];
+    if (np->out16 == NO_OFF || out->shape.ndim != 4)
+        return EGC_FAIL(EGC_E_INTERNAL, "node %s (%s): no fp16 staging for the output", n->name,
+                        egc_op_name(n->op));
+    *y = (uint16_t *)((char *)pl->ws + np->out16);
+    return EGC_OK;
+}
+
+static egc_status half_output_done(cuda_ctx *c, const cuda_plan *pl, const egc_node *n,
+                                   const egc_view *out, const uint16_t *y)
+{
+    if (is_f16(pl, n->out)) return EGC_OK;
+    const egc_shape *s = &out->shape;
+    EGC_KERNEL(egc_k_nhwc_f16_to_nchw(y, out->ptr, s->d[0], s->d[1], s->d[2] * s->d[3],
+                                      c->stream));
+    return EGC_OK;
+}
+
+/* fp16 NHWC forward of a Conv of a mixed plan: weights converted to fp16 KRSC once (again if
+ * the weight buffer changes), the input staged when stored fp32, cuDNN with fp32 accumulation,
+ * bias (+ fused Relu) in the epilogue kernel, the output converted back when stored fp32. */
+static egc_status conv_forward_half(cuda_ctx *c, cuda_plan *pl, conv_plan *cp, int i,
+                                    const egc_node *n, const egc_view *in, const egc_view *out)
+{
+    const node_plan *np = &pl->np[i];
+    const egc_shape *ws = &in[1].shape, *ys = &out->shape;
+    uint16_t *w16 = (uint16_t *)((char *)pl->w16 + cp->w16_off);
+    if (cp->w16_src != in[1].ptr) {
+        EGC_KERNEL(egc_k_nchw_to_nhwc_f16(in[1].ptr, w16, ws->d[0], ws->d[1], ws->d[2] * ws->d[3],
+                                          c->stream));
+        cp->w16_src = in[1].ptr;
+    }
+    const uint16_t *x16 = NULL;
+    uint16_t *y16 = NULL;
+    EGC_TRY(half_input(c, pl, i, n, 0, in, &x16));
+    EGC_TRY(half_output(pl, i, n, out, &y16));
+    if (!cp->found) EGC_TRY(conv_find_fwd(c, pl, cp, x16, w16, y16));
+    const float one = 1.0f, zero = 0.0f;
+    char *wsp = (char *)pl->ws;
+    EGC_CUDNN(cudnnConvolutionForward(c->dnn, &one, cp->xd, x16, cp->wd, w16, cp->cd, cp->fwd_algo,
+                                      wsp ? wsp + cp->ws_off : NULL, cp->fwd_ws, &zero, cp->yd,
+                                      y16));
+    const float *bias = n->n_in > 2 && in[2].ptr ? in[2].ptr : NULL;
+    if (bias) EGC_TRY(expect_numel(n, &in[2].shape, ys->d[1], "the bias"));
+    if (bias || np->relu_fused)
+        EGC_KERNEL(egc_k_bias_act_f16(y16, bias, ys->d[0], ys->d[2] * ys->d[3], ys->d[1],
+                                      np->relu_fused, c->stream));
+    return half_output_done(c, pl, n, out, y16);
+}
+
+/* fp16 NHWC forward of a Relu, Clip, same-shape Add or MaxPool of a mixed plan. */
+static egc_status half_forward(cuda_ctx *c, cuda_plan *pl, int i, const egc_node *n,
+                               const egc_view *in, const egc_view *out)
+{
+    const node_plan *np = &pl->np[i];
+    const uint16_t *x0 = NULL, *x1 = NULL;
+    uint16_t *y = NULL;
+    int64_t ne = numel(&out->shape);
+    EGC_TRY(half_input(c, pl, i, n, 0, in, &x0));
+    if (n->op == EGC_OP_ADD) {
+        if (!egc_shape_equal(&in[0].shape, &out->shape) || !egc_shape_equal(&in[1].shape, &out->shape))
+            return EGC_FAIL(EGC_E_SHAPE, "node %s (Add): fp16 path needs equal shapes", n->name);
+        EGC_TRY(half_input(c, pl, i, n, 1, in, &x1));
+    } else if (n->op != EGC_OP_MAXPOOL) {
+        EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
+    }
+    EGC_TRY(half_output(pl, i, n, out, &y));
+    switch (n->op) {
+    case EGC_OP_RELU:
+        EGC_KERNEL(egc_k_clip_f16(x0, y, 0.0f, INFINITY, ne, c->stream));
+        break;
+    case EGC_OP_CLIP:
+        EGC_KERNEL(egc_k_clip_f16(x0, y, n->p.clip.lo, n->p.clip.hi, ne, c->stream));
+        break;
+    case EGC_OP_ADD:
+        EGC_KERNEL(egc_k_add_f16(x0, x1, y, np->relu_fused, ne, c->stream));
+        break;
+    case EGC_OP_MAXPOOL: {
+        egc_k_pool k;
+        EGC_TRY(pool_desc(n, &in[0], out, &k));
+        EGC_KERNEL(egc_k_maxpool_nhwc_f16(x0, y, in[0].shape.d[0], in[0].shape.d[1], &k,
+                                          c->stream));
+        break;
+    }
+    default:
+        return EGC_FAIL(EGC_E_INTERNAL, "node %s: op %s has no fp16 path", n->name,
+                        egc_op_name(n->op));
+    }
+    return half_output_done(c, pl, n, out, y);
+}
+
 static egc_status conv_forward(cuda_ctx *c, void *state, const egc_graph *g, const egc_node *n,
                                const egc_view *in, const egc_view *out)
 {
     cuda_plan *pl = NULL;
     conv_plan *cp = NULL;
     EGC_TRY(conv_of(state, g, n, in, out, &pl, &cp));
+    const int i = (int)(n - g->nodes);
+    if (cp->half) return conv_forward_half(c, pl, cp, i, n, in, out);
+    const int relu = pl->np && pl->np[i].relu_fused;
     const egc_conv_params *p = &n->p.conv;
     const float *x = in[0].ptr;
     char *ws = (char *)pl->ws;
@@ -604,14 +1026,27 @@ static egc_status conv_forward(cuda_ctx *c, void *state, const egc_graph *g, con
     }
     if (!cp->found) EGC_TRY(conv_find_fwd(c, pl, cp, x, in[1].ptr, out->ptr));
     const float one = 1.0f, zero = 0.0f;
+    const int has_bias = n->n_in > 2 && in[2].ptr;
+    if (has_bias) EGC_TRY(expect_numel(n, &in[2].shape, out->shape.d[1], "the bias"));
+    if (has_bias && cp->fused_api && !cp->fused_refused &&
+        (relu || cp->fwd_algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM)) {
+        /* y = act(conv(x) + bias), act Relu or identity; z = y with alpha2 = 0 (not read) */
+        cudnnStatus_t fs = cudnnConvolutionBiasActivationForward(
+            c->dnn, &one, cp->xd, x, cp->wd, in[1].ptr, cp->cd, cp->fwd_algo,
+            ws ? ws + cp->ws_off : NULL, cp->fwd_ws, &zero, cp->yd, out->ptr, cp->bd, in[2].ptr,
+            cp->ad, cp->yd, out->ptr);
+        if (fs == CUDNN_STATUS_SUCCESS) return EGC_OK;
+        /* refused (e.g. not supported for this algorithm): separate calls from now on */
+        cp->fused_refused = 1;
+        cp->fused_status = (int)fs;
+    }
     EGC_CUDNN(cudnnConvolutionForward(c->dnn, &one, cp->xd, x, cp->wd, in[1].ptr, cp->cd,
-                                      cp->fwd_algo, ws ? ws + cp->pad_bytes : NULL, cp->fwd_ws,
+                                      cp->fwd_algo, ws ? ws + cp->ws_off : NULL, cp->fwd_ws,
                                       &zero, cp->yd, out->ptr));
-    if (n->n_in > 2 && in[2].ptr) {
-        EGC_TRY(expect_numel(n, &in[2].shape, out->shape.d[1], "the bias"));
+    if (has_bias)
         EGC_KERNEL(egc_k_bias_add(out->ptr, in[2].ptr, out->shape.d[0], out->shape.d[1],
                                   out->shape.d[2] * out->shape.d[3], c->stream));
-    }
+    if (relu) EGC_KERNEL(egc_k_relu_fwd(out->ptr, out->ptr, numel(&out->shape), c->stream));
     return EGC_OK;
 }
 
@@ -915,6 +1350,12 @@ static egc_status cu_op_forward(egc_backend *be, void *state, const egc_graph *g
     EGC_TRY(use_device(c));
     cuda_plan *pl = (cuda_plan *)state;
     int64_t ne = numel(&out->shape);
+    const int idx = node_index(pl, g, n);
+    if (idx >= 0 && pl->np) {
+        /* the producer already applied this Relu: nothing to do in place (else reapply it) */
+        if (pl->np[idx].relu_pass && n->op == EGC_OP_RELU && in[0].ptr == out->ptr) return EGC_OK;
+        if (pl->np[idx].half && n->op != EGC_OP_CONV) return half_forward(c, pl, idx, n, in, out);
+    }
     switch (n->op) {
     case EGC_OP_CONV:
         return conv_forward(c, state, g, n, in, out);
@@ -1046,6 +1487,10 @@ static egc_status conv_backward(cuda_ctx *c, void *state, const egc_graph *g, co
     cuda_plan *pl = NULL;
     conv_plan *cp = NULL;
     EGC_TRY(conv_of(state, g, n, in, out, &pl, &cp));
+    if (cp->half)
+        return EGC_FAIL(EGC_E_UNSUPPORTED,
+                        "node %s (Conv): prepared for the fp16 forward of a mixed plan's trunk, "
+                        "which has no backward", n->name);
     if (!cp->bwd_ok)
         return EGC_FAIL(EGC_E_UNSUPPORTED,
                         "node %s (Conv): cuDNN offers no deterministic backward-data algorithm "
@@ -1053,7 +1498,7 @@ static egc_status conv_backward(cuda_ctx *c, void *state, const egc_graph *g, co
                         n->name);
     const float one = 1.0f, zero = 0.0f;
     char *ws = (char *)pl->ws;
-    void *cws = ws ? ws + cp->pad_bytes : NULL;
+    void *cws = ws ? ws + cp->ws_off : NULL;
     if (!cp->explicit_pad) { /* beta = 1: accumulate into dx */
         EGC_CUDNN(cudnnConvolutionBackwardData(c->dnn, &one, cp->wd, in[1].ptr, cp->yd, dout->ptr,
                                                cp->cdb, cp->bwd_algo, cws, cp->bwd_ws, &one, cp->xd,
@@ -1294,6 +1739,143 @@ static egc_status cu_op_backward(egc_backend *be, void *state, const egc_graph *
     }
 }
 
+/* ------------------------------------------------------------------ recording (CUDA graphs) */
+
+static egc_status cu_capture_begin(egc_backend *be, void *state)
+{
+    cuda_ctx *c = ctx_of(be);
+    cuda_plan *pl = (cuda_plan *)state;
+    if (!pl) return EGC_FAIL(EGC_E_INTERNAL, "CUDA graph recording without a plan");
+    if (!c->graphs) return EGC_FAIL(EGC_E_UNSUPPORTED, "CUDA graphs switched off (EGC_CUDA_GRAPHS=0)");
+    EGC_TRY(use_device(c));
+    if (!c->blas_ws)
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "no explicit cuBLAS workspace (plan not made by "
+                        "plan_prepare_ex)");
+    if (pl->gexec) {
+        (void)cudaGraphExecDestroy(pl->gexec);
+        pl->gexec = NULL;
+    }
+    EGC_CUDA(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+    return EGC_OK;
+}
+
+static egc_status cu_capture_end(egc_backend *be, void *state, int *ok)
+{
+    cuda_ctx *c = ctx_of(be);
+    cuda_plan *pl = (cuda_plan *)state;
+    *ok = 0;
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        snprintf(pl->graph_note, sizeof pl->graph_note, "stream capture failed: %s (%s)",
+                 cudaGetErrorName(e), cudaGetErrorString(e));
+        if (graph) (void)cudaGraphDestroy(graph);
+        return EGC_FAIL(EGC_E_DEVICE, "%s", pl->graph_note);
+    }
+    e = cudaGraphInstantiate(&pl->gexec, graph, 0);
+    (void)cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        pl->gexec = NULL;
+        snprintf(pl->graph_note, sizeof pl->graph_note, "cudaGraphInstantiate failed: %s (%s)",
+                 cudaGetErrorName(e), cudaGetErrorString(e));
+        return EGC_FAIL(EGC_E_DEVICE, "%s", pl->graph_note);
+    }
+    *ok = 1;
+    return EGC_OK;
+}
+
+static egc_status cu_replay(egc_backend *be, void *state)
+{
+    cuda_ctx *c = ctx_of(be);
+    cuda_plan *pl = (cuda_plan *)state;
+    if (!pl || !pl->gexec) return EGC_FAIL(EGC_E_INTERNAL, "CUDA graph replay without a recording");
+    EGC_TRY(use_device(c));
+    EGC_CUDA(cudaGraphLaunch(pl->gexec, c->stream));
+    return EGC_OK;
+}
+
+/* ------------------------------------------------------------------ describe */
+
+static const char *fwd_algo_name(cudnnConvolutionFwdAlgo_t a)
+{
+    switch (a) {
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM: return "IMPLICIT_GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM: return "IMPLICIT_PRECOMP_GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_GEMM: return "GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_DIRECT: return "DIRECT";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT: return "FFT";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING: return "FFT_TILING";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD: return "WINOGRAD";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
+    default: return "?";
+    }
+}
+
+static const char *math_name(cudnnConvolutionDescriptor_t cd)
+{
+    cudnnMathType_t m = CUDNN_DEFAULT_MATH;
+    if (!cd || cudnnGetConvolutionMathType(cd, &m) != CUDNN_STATUS_SUCCESS) return "?";
+    switch (m) {
+    case CUDNN_DEFAULT_MATH: return "default";
+    case CUDNN_TENSOR_OP_MATH: return "tensor-op";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "tensor-op-conversion";
+    case CUDNN_FMA_MATH: return "fma";
+    default: return "?";
+    }
+}
+
+EGC_PRINTF(4, 5)
+static void append(char *buf, size_t cap, size_t *len, const char *fmt, ...);
+
+static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap)
+{
+    (void)be;
+    if (!buf || !cap) return;
+    buf[0] = '\0';
+    const cuda_plan *pl = (const cuda_plan *)state;
+    if (!pl) return;
+    const egc_graph *g = pl->g;
+    size_t len = 0;
+    append(buf, cap, &len, "cuda plan: %s, tf32 %s, %d fp16 node%s, %d fused Relu%s, "
+           "workspace %zu B, fp16 weights %zu B%s%s\n",
+           pl->precision == CUDA_PREC_MIXED ? "mixed" : "fp32", pl->tf32 ? "on" : "off",
+           pl->n_half, pl->n_half == 1 ? "" : "s", pl->n_fused, pl->n_fused == 1 ? "" : "s",
+           pl->ws_bytes, pl->w16_bytes, pl->graph_note[0] ? ", recording: " : "", pl->graph_note);
+    for (int i = 0; i < pl->n_nodes; i++) {
+        const egc_node *n = &g->nodes[i];
+        const node_plan *np = pl->np ? &pl->np[i] : NULL;
+        const int half = np && np->half;
+        const int f16_out = is_f16(pl, n->out);
+        append(buf, cap, &len, "  %-28.28s %-18s %s", n->name, egc_op_name(n->op),
+               half ? (f16_out ? "fp16 NHWC" : "fp16 NHWC -> fp32 NCHW") : "fp32 NCHW");
+        if (n->op == EGC_OP_CONV && pl->conv[i].ready) {
+            const conv_plan *cp = &pl->conv[i];
+            append(buf, cap, &len, ", algo %s (%s, %s), math %s, ws %zu B%s",
+                   fwd_algo_name(cp->fwd_algo), cp->found ? "timed" : "heuristic",
+                   cp->half ? "fp16" : "fp32", math_name(cp->cd), cp->fwd_ws,
+                   cp->explicit_pad ? ", explicit pad" : "");
+            const int fused_call = cp->fused_api && !cp->fused_refused &&
+                                   ((np && np->relu_fused) ||
+                                    cp->fwd_algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM);
+            if (np && np->relu_fused)
+                append(buf, cap, &len, ", +bias+Relu %s",
+                       cp->half ? "in the epilogue kernel"
+                       : fused_call ? "in one call (cudnnConvolutionBiasActivationForward)"
+                       : "after the convolution");
+            else if (fused_call)
+                append(buf, cap, &len, ", +bias in one call (cudnnConvolutionBiasActivationForward)");
+            if (cp->fused_refused)
+                append(buf, cap, &len, " (cuDNN refused the fused call: status %d)", cp->fused_status);
+        } else if (np && np->relu_fused) {
+            append(buf, cap, &len, ", +Relu fused");
+        }
+        if (np && np->relu_pass) append(buf, cap, &len, ", applied by its producer");
+        append(buf, cap, &len, "\n");
+    }
+}
+
 /* ------------------------------------------------------------------ create / destroy */
 
 static void cu_destroy(egc_backend *be)
@@ -1304,6 +1886,7 @@ static void cu_destroy(egc_backend *be)
         if (cudaSetDevice(c->device) == cudaSuccess && c->stream)
             (void)cudaStreamSynchronize(c->stream);
         if (c->blas) (void)cublasDestroy(c->blas);
+        if (c->blas_ws) (void)cudaFree(c->blas_ws);
         if (c->dnn) (void)cudnnDestroy(c->dnn);
         if (c->stream) (void)cudaStreamDestroy(c->stream);
         free(c->allocs);
@@ -1354,6 +1937,8 @@ egc_status egc_cuda_backend_create(int device, egc_backend **out)
         const char *v = getenv("EGC_CUDA_CONV_FIND");
         c->conv_find = !(v && (strcmp(v, "0") == 0 || strcmp(v, "off") == 0));
     }
+    c->fuse = !env_off("EGC_CUDA_FUSE");
+    c->graphs = !env_off("EGC_CUDA_GRAPHS");
     snprintf(be->name, sizeof be->name, "cuda:%d", device);
     EGC_CUDA_G(st, cudaSetDevice(device), fail);
     struct cudaDeviceProp prop;
@@ -1378,6 +1963,12 @@ egc_status egc_cuda_backend_create(int device, egc_backend **out)
     be->sync = cu_sync;
     be->destroy = cu_destroy;
     be->bytes_in_use = cu_bytes_in_use;
+    egc_cuda_methods_install(be);
+    be->plan_prepare_ex = cu_plan_prepare_ex;
+    be->plan_describe = cu_plan_describe;
+    be->capture_begin = cu_capture_begin;
+    be->capture_end = cu_capture_end;
+    be->replay = cu_replay;
     *out = be;
     return EGC_OK;
 fail:
@@ -1385,6 +1976,21 @@ fail:
     egc_error_prefix(st, "cuda:%d: ", device);
     cu_destroy(be);
     return st;
+}
+
+void *egc_cuda_stream(egc_backend *be)
+{
+    if (!be || be->destroy != cu_destroy) return NULL;
+    return ctx_of(be)->stream;
+}
+
+/* For the method entries (cuda_methods.c): the backend's stream after making its device
+ * current; NULL (with the error recorded) when the device cannot be made current. */
+void *egc_cuda_backend_stream(egc_backend *be)
+{
+    cuda_ctx *c = ctx_of(be);
+    if (use_device(c) != EGC_OK) return NULL;
+    return (void *)c->stream;
 }
 
 egc_status egc_cuda_set_tf32(egc_backend *be, int allow)

@@ -7,8 +7,10 @@
  * context is used by one thread at a time (one context per device for multi-GPU runs).
  * Precision: fp32 storage and accumulation; TF32 tensor-core math is ALLOWED by default for
  * convolutions (cuDNN) and Gemm/MatMul (cuBLAS) and can be switched off with
- * egc_cuda_set_tf32 or the environment variable EGC_CUDA_TF32=0. The plan records the
- * precision it was prepared for, so a per-plan mixed-precision mode can be added later.
+ * egc_cuda_set_tf32 or the environment variable EGC_CUDA_TF32=0. Plans made through
+ * plan_prepare_ex may be mixed precision (fp16 NHWC trunk, see cuda_backend.c), fuse
+ * Conv+bias+Relu (EGC_CUDA_FUSE=0: off) and record their trunk as a CUDA graph
+ * (EGC_CUDA_GRAPHS=0: off).
  * Convolution forward algorithms are timed once per plan at the first forward
  * (EGC_CUDA_CONV_FIND=0 keeps cuDNN's heuristic choice, without timing). */
 #ifndef EGC_CUDA_BACKEND_H
@@ -40,6 +42,11 @@ EGC_NODISCARD egc_status egc_cuda_device_list(char *buf, size_t cap);
  * prepared AFTER this call (cuBLAS's mode changes at once). EGC_E_ARG when be is not a
  * CUDA backend. */
 EGC_NODISCARD egc_status egc_cuda_set_tf32(egc_backend *be, int allow);
+
+/* The backend's stream as a cudaStream_t in a void * (for launching kernels/egc_kernels.h
+ * launchers in order with the backend's calls, e.g. in tests); NULL when be is not a CUDA
+ * backend. */
+void *egc_cuda_stream(egc_backend *be);
 
 #ifdef __cplusplus
 }

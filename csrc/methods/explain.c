@@ -1,14 +1,19 @@
 /* explain.c: the explainer: option resolution, baseline sets, the sample plan, and the
- * batched passes that feed the per-image math of the method files.
+ * batched passes of every method, driven through the backend's method entries (backend.h,
+ * m_*) on device buffers, so one code path serves every backend: the CPU backend runs the
+ * per-image functions of csrc/methods, the CUDA backend its kernels, and on CUDA the inputs
+ * of the passes (clean, masked, perturbed) never exist on the host.
  *
  * A run goes through the images in groups of up to `batch` images. For each group:
- *   1. the clean pass: one forward + backward of the group's images gives the class, the
- *      score, g(x) and A(x) of every image;
- *   2. single-pass methods turn (g(x), A(x)) into the map; Score-CAM runs the group's K masked
- *      inputs per image through the model in chunks of `batch` rows; the sampled methods run
- *      the group's images x samples rows (built in parallel from the Philox keys) in chunks
- *      of `batch` rows and accumulate per image in sample order;
- *   3. post-processing (cam.c) into the caller's buffers.
+ *   1. the group's images, ids and classes are uploaded; the clean pass (one forward, and
+ *      for the single-pass methods one backward) gives the class, the score and A(x) of
+ *      every image; the single-pass methods turn (g(x), A(x)) into the raw map at once;
+ *   2. Score-CAM runs the group's K masked inputs per image, the sampled methods the
+ *      group's images x samples sample points (drawn on the device from the Philox keys),
+ *      through the model in chunks of `batch` rows, reducing each chunk into per-image
+ *      accumulators on the device in sample order;
+ *   3. the raw maps are post-processed on the device (min-max, upsampling, min-max) and
+ *      only the raw and final maps, the classes and the scores come back to the host.
  * Every buffer is reserved by egc_explainer_create; runs allocate nothing. */
 #include <errno.h>
 #include <math.h>
@@ -19,44 +24,58 @@
 #include "core/philox.h"
 #include "egcam/explain.h"
 #include "methods/methods.h"
+#include "model/session.h"
+
+#define MAX_DEV_BUFS 32
 
 struct egc_explainer {
     egc_explain_options o; /* resolved */
     char *layer_name, *baseline_file, *plan_file;
     const egc_model *m;
     egc_session *s;
+    egc_backend *be;                /* the session's backend and plan */
+    egc_plan *plan;
+    int in_v, out_v, tgt_v;         /* value ids: input, logits, target */
     int B;                          /* rows per pass = images per group */
     int C, H, W, K, h, w, hw, classes;
     size_t chw, khw;
     int sampled, S;
-    egc_cam_fn fn;
-    /* sample plan */
+    int cam;                        /* EGC_CAM_* of the final map */
+    /* sample plan (host) */
     int plan_n;
     uint32_t *plan_b;
     float *plan_a;
     uint64_t *plan_seed;
     /* reference images shared by all inputs (black, uniform, file) */
     int R;          /* size of the baseline set (1 for black, blur, self) */
-    float *ref;     /* [R,chw] or NULL */
-    float *aref;    /* [R,khw] activations of ref, for combine B */
-    /* chunk buffers */
-    float *xin;     /* [B,chw] */
-    float *logits;  /* [B,classes] */
-    float *seed;    /* [B,classes] */
-    float *grad;    /* [B,khw] */
-    float *act;     /* [B,khw] */
-    /* group buffers (B images) */
-    float *gx, *ax; /* [B,khw] clean gradient and activation */
-    float *acc;     /* [B,khw] A: sum of G; B: sum of (A(x)-A(x'))G */
-    float *accmap;  /* [B,hw] C: sum of per-sample maps */
-    float *blur;    /* [B,chw] blur baselines of the group */
-    float *ablur;   /* [B,khw] their activations (combine B) */
-    float *blurtmp; /* [B,H*W] */
-    float *scores;  /* [B,K] Score-CAM masked scores */
-    int *cls;
-    float *score, *sigma;
-    uint64_t *ids;
-    float *wk, *L, *tmp; /* [K], [hw], [hw] */
+    float *ref;     /* host [R,chw] while the explainer is created, then NULL */
+    /* host buffers */
+    float *blur, *blurtmp;          /* [B,chw], [B,H*W]: blur baselines of a group */
+    int32_t *cls;                   /* [B] */
+    float *score, *sigma;           /* [B] */
+    uint64_t *ids;                  /* [B] */
+    float *Lh, *maph;               /* [B,hw], [B,H*W] maps of a group */
+    /* backend memory */
+    void *dev[MAX_DEV_BUFS];
+    int n_dev;
+    size_t dev_bytes;
+    float *xd;                      /* [B,chw] the group's images */
+    float *refd, *arefd;            /* [R,chw], [R,khw] (combine B) */
+    float *blurd, *ablurd;          /* [B,chw], [B,khw] (combine B) */
+    float *axd;                     /* [B,khw] A(x) of the group */
+    float *accd;                    /* [B,khw] A: sum of G; B: sum of (A(x)-A(x'))G */
+    float *accmapd, *rowmapd;       /* [B,hw] C: sums of per-sample maps; one chunk's maps */
+    float *wkd;                     /* [B,K] channel weights */
+    float *Ld, *mapd, *finscr;      /* [B,hw], [B,H*W], [B,hw] */
+    float *seedd;                   /* [B,classes] */
+    float *scored;                  /* [B] y_c of the clean inputs */
+    float *scoresd;                 /* [B*K] Score-CAM masked scores */
+    int32_t *clsd;                  /* [B] */
+    uint64_t *idsd;                 /* [B] */
+    float *sigmad;                  /* [B] */
+    uint32_t *planbd;               /* [S] plan rows */
+    float *planad;
+    uint64_t *plansd;
 };
 
 static const char *const k_method_names[EGC_METHOD_COUNT] = {
@@ -81,6 +100,7 @@ void egc_explain_options_default(egc_explain_options *o)
     o->seed = 0;
     o->batch = 32;
     o->plan_file = NULL;
+    o->precision = EGC_PREC_FP32;
 }
 
 egc_status egc_method_parse(const char *name, egc_method *out)
@@ -132,6 +152,8 @@ const char *egc_combine_name(egc_combine c)
 void egc_explainer_destroy(egc_explainer *e)
 {
     if (!e) return;
+    if (e->be)
+        for (int i = 0; i < e->n_dev; i++) e->be->free(e->be, e->dev[i]);
     egc_session_destroy(e->s);
     free(e->layer_name);
     free(e->baseline_file);
@@ -139,9 +161,7 @@ void egc_explainer_destroy(egc_explainer *e)
     free(e->plan_b);
     free(e->plan_a);
     free(e->plan_seed);
-    float *bufs[] = {e->ref, e->aref, e->xin, e->logits, e->seed, e->grad, e->act,
-                     e->gx, e->ax, e->acc, e->accmap, e->blur, e->ablur, e->blurtmp,
-                     e->scores, e->score, e->sigma, e->wk, e->L, e->tmp};
+    float *bufs[] = {e->ref, e->blur, e->blurtmp, e->score, e->sigma, e->Lh, e->maph};
     for (size_t i = 0; i < EGC_COUNT(bufs); i++) egc_aligned_free(bufs[i]);
     free(e->cls);
     free(e->ids);
@@ -345,16 +365,82 @@ static egc_status load_refs(egc_explainer *e)
     return EGC_OK;
 }
 
-/* The target activations of n images imgs[n,chw] into out[n,khw], in chunks of B rows. */
-static egc_status activations(egc_explainer *e, const float *imgs, int n, float *out)
+/* ---- backend memory and the passes' building blocks ---- */
+
+/* Reserves bytes of backend memory for the explainer (freed by egc_explainer_destroy). */
+static egc_status dalloc(egc_explainer *e, void **p, size_t bytes, const char *what)
+{
+    *p = NULL;
+    if (e->n_dev == MAX_DEV_BUFS)
+        return EGC_FAIL(EGC_E_INTERNAL, "explainer: too many device buffers (%s)", what);
+    egc_status st = e->be->alloc(e->be, bytes ? bytes : 1, p);
+    if (st != EGC_OK) return egc_error_prefix(st, "explainer %s: ", what);
+    e->dev[e->n_dev++] = *p;
+    e->dev_bytes += bytes;
+    return EGC_OK;
+}
+
+/* A float buffer of n elements in backend memory, zero-filled. */
+static egc_status dfloats(egc_explainer *e, float **p, size_t n, const char *what)
+{
+    if (n > SIZE_MAX / sizeof(float))
+        return EGC_FAIL(EGC_E_NOMEM, "explainer %s: %zu floats is too many", what, n);
+    EGC_TRY(dalloc(e, (void **)p, n * sizeof(float), what));
+    return e->be->fill(e->be, *p, 0.0f, (int64_t)n);
+}
+
+static egc_view value(const egc_explainer *e, int v) { return egc_plan_value(e->plan, v); }
+
+/* The plan's input = rows src[0..n) (backend memory, chw floats each), the rest zero. */
+static egc_status load_rows(egc_explainer *e, const float *src, int n)
+{
+    float *in = value(e, e->in_v).ptr;
+    if (src != in) EGC_TRY(e->be->m_copy(e->be, in, src, (size_t)n * e->chw * sizeof(float)));
+    if (n < e->B)
+        EGC_TRY(e->be->fill(e->be, in + (size_t)n * e->chw, 0.0f,
+                            (int64_t)((size_t)(e->B - n) * e->chw)));
+    return EGC_OK;
+}
+
+/* Zeroes the seed rows n..B-1 (rows 0..n-1 were written by m_score_seed). */
+static egc_status seed_tail(egc_explainer *e, int n)
+{
+    if (n >= e->B) return EGC_OK;
+    return e->be->fill(e->be, e->seedd + (size_t)n * (size_t)e->classes, 0.0f,
+                       (int64_t)(e->B - n) * e->classes);
+}
+
+/* The target activations of n images imgs[n,chw] (backend memory) into out[n,khw], in
+ * chunks of B rows through the trunk only. */
+static egc_status target_acts(egc_explainer *e, const float *imgs, int n, float *out)
 {
     for (int r0 = 0; r0 < n; r0 += e->B) {
         int nb = EGC_MIN(e->B, n - r0);
-        EGC_TRY(egc_session_forward(e->s, imgs + (size_t)r0 * e->chw, nb, e->logits));
-        memset(e->seed, 0, (size_t)nb * (size_t)e->classes * sizeof(float));
-        EGC_TRY(egc_session_backward(e->s, e->seed, nb, NULL, out + (size_t)r0 * e->khw));
+        EGC_TRY(load_rows(e, imgs + (size_t)r0 * e->chw, nb));
+        EGC_TRY(egc_plan_forward_trunk(e->plan));
+        EGC_TRY(e->be->m_copy(e->be, out + (size_t)r0 * e->khw, value(e, e->tgt_v).ptr,
+                              (size_t)nb * e->khw * sizeof(float)));
     }
     return EGC_OK;
+}
+
+/* The sample rows of the current group (arrays in backend memory). */
+static egc_sample_spec group_spec(const egc_explainer *e)
+{
+    egc_sample_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.seed = e->o.seed;
+    sp.ids = e->idsd;
+    sp.sigma = e->sigmad;
+    sp.plan_b = e->planbd;
+    sp.plan_a = e->planad;
+    sp.plan_seed = e->plansd;
+    sp.S = e->S;
+    sp.R = (uint32_t)e->R;
+    sp.per_image = e->o.baselines == EGC_BASELINES_SELF || e->o.baselines == EGC_BASELINES_BLUR;
+    sp.alpha_grid = e->o.alpha == EGC_ALPHA_GRID;
+    sp.plan = e->plan_n > 0;
+    return sp;
 }
 
 /* ---- creation ---- */
@@ -385,18 +471,20 @@ static egc_status check_options(const egc_explain_options *o)
     return EGC_OK;
 }
 
-static egc_cam_fn method_fn(egc_method m)
+/* The m_cam method of the final map of a method. */
+static int method_cam(egc_method m)
 {
     switch (m) {
     case EGC_METHOD_GRADCAMPP:
-    case EGC_METHOD_EXPECTED_GRADCAMPP: return egc_gradcampp;
+    case EGC_METHOD_EXPECTED_GRADCAMPP: return EGC_CAM_GRADCAMPP;
     case EGC_METHOD_XGRADCAM:
-    case EGC_METHOD_EXPECTED_XGRADCAM: return egc_xgradcam;
+    case EGC_METHOD_EXPECTED_XGRADCAM: return EGC_CAM_XGRADCAM;
     case EGC_METHOD_HIRESCAM:
-    case EGC_METHOD_EXPECTED_HIRESCAM: return egc_hirescam;
+    case EGC_METHOD_EXPECTED_HIRESCAM: return EGC_CAM_HIRESCAM;
     case EGC_METHOD_LAYERCAM:
-    case EGC_METHOD_EXPECTED_LAYERCAM: return egc_layercam;
-    default: return egc_gradcam;
+    case EGC_METHOD_EXPECTED_LAYERCAM: return EGC_CAM_LAYERCAM;
+    case EGC_METHOD_SCORECAM: return EGC_CAM_SCORECAM;
+    default: return EGC_CAM_GRADCAM;
     }
 }
 
@@ -439,7 +527,7 @@ egc_status egc_explainer_create(const egc_model *m, const char *device,
     default: break;
     }
     e->sampled = egc_method_is_sampled(o->method);
-    e->fn = method_fn(o->method);
+    e->cam = method_cam(o->method);
     EGC_TRYG(st, copy_str(&e->baseline_file, o->baselines == EGC_BASELINES_FILE
                                                  ? o->baseline_file : NULL), fail);
     o->baseline_file = e->baseline_file;
@@ -468,7 +556,22 @@ egc_status egc_explainer_create(const egc_model *m, const char *device,
     EGC_TRYG(st, egc_strdup(&e->layer_name, li.name), fail);
     o->layer = e->layer_name;
     e->B = o->batch;
-    EGC_TRYG(st, egc_session_create(m, device ? device : "cpu", e->B, layer, &e->s), fail);
+    egc_session_options so;
+    egc_session_options_default(&so);
+    so.precision = o->precision;
+    EGC_TRYG(st, egc_session_create_ex(m, device ? device : "cpu", e->B, layer, &so, &e->s), fail);
+    e->be = egc_session_backend(e->s);
+    e->plan = egc_session_plan(e->s);
+    e->in_v = egc_session_graph(e->s)->input;
+    e->out_v = egc_session_graph(e->s)->output;
+    e->tgt_v = egc_session_target_value(e->s);
+    if (!e->be->m_copy || !e->be->m_perturb || !e->be->m_scorecam_inputs ||
+        !e->be->m_score_seed || !e->be->m_accumulate || !e->be->m_mean || !e->be->m_cam ||
+        !e->be->m_finalize) {
+        st = EGC_FAIL(EGC_E_UNSUPPORTED, "device %s: its backend has no explanation-method "
+                      "entries", e->be->name);
+        goto fail;
+    }
     egc_shape ts = egc_session_target_shape(e->s);
     e->K = (int)ts.d[1];
     e->h = (int)ts.d[2];
@@ -499,40 +602,65 @@ egc_status egc_explainer_create(const egc_model *m, const char *device,
             }
     }
 
-    /* Buffers. */
+    /* Host buffers. */
     size_t B = (size_t)e->B;
-    EGC_TRYG(st, fbuf(&e->xin, B * e->chw, "explainer input"), fail);
-    EGC_TRYG(st, fbuf(&e->logits, B * (size_t)e->classes, "logits"), fail);
-    EGC_TRYG(st, fbuf(&e->seed, B * (size_t)e->classes, "score seeds"), fail);
-    EGC_TRYG(st, fbuf(&e->grad, B * e->khw, "gradients"), fail);
-    EGC_TRYG(st, fbuf(&e->act, B * e->khw, "activations"), fail);
-    EGC_TRYG(st, fbuf(&e->gx, B * e->khw, "clean gradients"), fail);
-    EGC_TRYG(st, fbuf(&e->ax, B * e->khw, "clean activations"), fail);
     EGC_TRYG(st, fbuf(&e->score, B, "scores"), fail);
     EGC_TRYG(st, fbuf(&e->sigma, B, "noise sigmas"), fail);
-    EGC_TRYG(st, fbuf(&e->wk, (size_t)e->K, "channel weights"), fail);
-    EGC_TRYG(st, fbuf(&e->L, (size_t)e->hw, "map"), fail);
-    EGC_TRYG(st, fbuf(&e->tmp, (size_t)e->hw, "map scratch"), fail);
+    EGC_TRYG(st, fbuf(&e->Lh, B * (size_t)e->hw, "raw maps"), fail);
+    EGC_TRYG(st, fbuf(&e->maph, B * (size_t)e->H * (size_t)e->W, "maps"), fail);
     EGC_TRYG(st, egc_calloc((void **)&e->cls, B, sizeof *e->cls, "classes"), fail);
     EGC_TRYG(st, egc_calloc((void **)&e->ids, B, sizeof *e->ids, "image ids"), fail);
+
+    /* Backend memory. */
+    size_t HW = (size_t)e->H * (size_t)e->W;
+    EGC_TRYG(st, dfloats(e, &e->xd, B * e->chw, "input images"), fail);
+    EGC_TRYG(st, dfloats(e, &e->axd, B * e->khw, "clean activations"), fail);
+    EGC_TRYG(st, dfloats(e, &e->wkd, B * (size_t)e->K, "channel weights"), fail);
+    EGC_TRYG(st, dfloats(e, &e->Ld, B * (size_t)e->hw, "raw maps"), fail);
+    EGC_TRYG(st, dfloats(e, &e->mapd, B * HW, "maps"), fail);
+    EGC_TRYG(st, dfloats(e, &e->finscr, B * (size_t)e->hw, "map scratch"), fail);
+    EGC_TRYG(st, dfloats(e, &e->seedd, B * (size_t)e->classes, "score seeds"), fail);
+    EGC_TRYG(st, dfloats(e, &e->scored, B, "scores"), fail);
+    EGC_TRYG(st, dalloc(e, (void **)&e->clsd, B * sizeof(int32_t), "classes"), fail);
     if (o->method == EGC_METHOD_SCORECAM)
-        EGC_TRYG(st, fbuf(&e->scores, B * (size_t)e->K, "Score-CAM scores"), fail);
+        EGC_TRYG(st, dfloats(e, &e->scoresd, B * (size_t)e->K, "Score-CAM scores"), fail);
     if (e->sampled) {
-        if (o->combine == EGC_COMBINE_C)
-            EGC_TRYG(st, fbuf(&e->accmap, B * (size_t)e->hw, "map sums"), fail);
-        else
-            EGC_TRYG(st, fbuf(&e->acc, B * e->khw, "gradient sums"), fail);
+        EGC_TRYG(st, dalloc(e, (void **)&e->idsd, B * sizeof(uint64_t), "image ids"), fail);
+        EGC_TRYG(st, dfloats(e, &e->sigmad, B, "noise sigmas"), fail);
+        if (o->combine == EGC_COMBINE_C) {
+            EGC_TRYG(st, dfloats(e, &e->accmapd, B * (size_t)e->hw, "map sums"), fail);
+            EGC_TRYG(st, dfloats(e, &e->rowmapd, B * (size_t)e->hw, "sample maps"), fail);
+        } else {
+            EGC_TRYG(st, dfloats(e, &e->accd, B * e->khw, "gradient sums"), fail);
+        }
+        if (e->plan_n) {
+            size_t P = (size_t)e->plan_n;
+            EGC_TRYG(st, dalloc(e, (void **)&e->planbd, P * sizeof(uint32_t), "sample plan"), fail);
+            EGC_TRYG(st, dalloc(e, (void **)&e->planad, P * sizeof(float), "sample plan"), fail);
+            EGC_TRYG(st, dalloc(e, (void **)&e->plansd, P * sizeof(uint64_t), "sample plan"), fail);
+            EGC_TRYG(st, e->be->upload(e->be, e->planbd, e->plan_b, P * sizeof(uint32_t)), fail);
+            EGC_TRYG(st, e->be->upload(e->be, e->planad, e->plan_a, P * sizeof(float)), fail);
+            EGC_TRYG(st, e->be->upload(e->be, e->plansd, e->plan_seed, P * sizeof(uint64_t)), fail);
+        }
         if (o->baselines == EGC_BASELINES_BLUR) {
             EGC_TRYG(st, fbuf(&e->blur, B * e->chw, "blur baselines"), fail);
-            EGC_TRYG(st, fbuf(&e->blurtmp, B * (size_t)e->H * (size_t)e->W, "blur scratch"),
-                     fail);
+            EGC_TRYG(st, fbuf(&e->blurtmp, B * HW, "blur scratch"), fail);
+            EGC_TRYG(st, dfloats(e, &e->blurd, B * e->chw, "blur baselines"), fail);
             if (o->combine == EGC_COMBINE_B)
-                EGC_TRYG(st, fbuf(&e->ablur, B * e->khw, "blur activations"), fail);
+                EGC_TRYG(st, dfloats(e, &e->ablurd, B * e->khw, "blur activations"), fail);
         }
-        if (o->combine == EGC_COMBINE_B && e->ref) {
-            /* A(x') once per reference image. */
-            EGC_TRYG(st, fbuf(&e->aref, (size_t)e->R * e->khw, "reference activations"), fail);
-            EGC_TRYG(st, activations(e, e->ref, e->R, e->aref), fail);
+        if (e->ref) {
+            /* The shared baseline set lives on the device; A(x') once per reference image. */
+            size_t R = (size_t)e->R;
+            EGC_TRYG(st, dfloats(e, &e->refd, R * e->chw, "reference images"), fail);
+            EGC_TRYG(st, e->be->upload(e->be, e->refd, e->ref, R * e->chw * sizeof(float)), fail);
+            if (o->combine == EGC_COMBINE_B) {
+                EGC_TRYG(st, dfloats(e, &e->arefd, R * e->khw, "reference activations"), fail);
+                EGC_TRYG(st, target_acts(e, e->refd, e->R, e->arefd), fail);
+            }
+            EGC_TRYG(st, e->be->sync(e->be), fail);
+            egc_aligned_free(e->ref);
+            e->ref = NULL;
         }
     }
     *out = e;
@@ -543,104 +671,6 @@ fail:
 }
 
 /* ---- runs ---- */
-
-/* The seed row of one image for class c from its logits, and y_c. */
-static float make_seed(const egc_explainer *e, const float *logits, int c, float *seed)
-{
-    int n = e->classes;
-    memset(seed, 0, (size_t)n * sizeof(float));
-    if (e->o.score == EGC_SCORE_LOGIT) {
-        seed[c] = 1.0f;
-        return logits[c];
-    }
-    double mx = logits[0];
-    for (int j = 1; j < n; j++)
-        if (logits[j] > mx) mx = logits[j];
-    double sum = 0;
-    for (int j = 0; j < n; j++) sum += exp((double)logits[j] - mx);
-    double pc = exp((double)logits[c] - mx) / sum;
-    for (int j = 0; j < n; j++) {
-        double pj = exp((double)logits[j] - mx) / sum;
-        seed[j] = (float)(pc * ((j == c ? 1.0 : 0.0) - pj));
-    }
-    return (float)pc;
-}
-
-static double softmax_prob(const float *logits, int n, int c)
-{
-    double mx = logits[0];
-    for (int j = 1; j < n; j++)
-        if (logits[j] > mx) mx = logits[j];
-    double sum = 0;
-    for (int j = 0; j < n; j++) sum += exp((double)logits[j] - mx);
-    return exp((double)logits[c] - mx) / sum;
-}
-
-typedef struct row_ctx {
-    egc_explainer *e;
-    const float *x; /* the group's inputs [g,chw] */
-    int64_t r0;     /* first row of the chunk */
-} row_ctx;
-
-static const float *baseline_of(const egc_explainer *e, const float *x, int i, uint32_t b)
-{
-    switch (e->o.baselines) {
-    case EGC_BASELINES_SELF: return x + (size_t)i * e->chw;
-    case EGC_BASELINES_BLUR: return e->blur + (size_t)i * e->chw;
-    default: return e->ref + (size_t)b * e->chw;
-    }
-}
-
-static const float *baseline_act(const egc_explainer *e, int i, uint32_t b)
-{
-    switch (e->o.baselines) {
-    case EGC_BASELINES_SELF: return e->ax + (size_t)i * e->khw;
-    case EGC_BASELINES_BLUR: return e->ablur + (size_t)i * e->khw;
-    default: return e->aref + (size_t)b * e->khw;
-    }
-}
-
-/* Baseline index and alpha of sample s of image i (plan or Philox block 0). */
-static void sample_scalars(const egc_explainer *e, int i, int s, uint32_t *b, float *a,
-                           uint64_t *noise_seed)
-{
-    if (e->plan_n) {
-        *b = e->plan_b[s];
-        *a = e->plan_a[s];
-        *noise_seed = e->plan_seed[s];
-        return;
-    }
-    egc_sample_scalars(e->o.seed, e->ids[i], (uint32_t)s, (uint32_t)e->R, b, a);
-    if (e->o.alpha == EGC_ALPHA_GRID) *a = (float)s / (float)e->S;
-    *noise_seed = e->o.seed;
-}
-
-static void fill_sample_row(int64_t t, void *arg)
-{
-    row_ctx *c = arg;
-    egc_explainer *e = c->e;
-    int64_t r = c->r0 + t;
-    int i = (int)(r / e->S), s = (int)(r % e->S);
-    uint32_t b;
-    float a;
-    uint64_t ns;
-    sample_scalars(e, i, s, &b, &a, &ns);
-    egc_expected_point(c->x + (size_t)i * e->chw, baseline_of(e, c->x, i, b), e->chw, a,
-                       e->sigma[i], ns, e->ids[i], (uint32_t)s, e->xin + (size_t)t * e->chw);
-}
-
-static void fill_score_row(int64_t t, void *arg)
-{
-    row_ctx *c = arg;
-    egc_explainer *e = c->e;
-    int64_t r = c->r0 + t;
-    int i = (int)(r / e->K), k = (int)(r % e->K);
-    float *z = e->xin + (size_t)t * e->chw;
-    int HW = e->H * e->W;
-    egc_scorecam_mask(e->ax + (size_t)i * e->khw + (size_t)k * (size_t)e->hw, e->h, e->w, z,
-                      e->H, e->W);
-    egc_scorecam_apply(c->x + (size_t)i * e->chw, e->C, HW, z, z);
-}
 
 typedef struct blur_ctx {
     egc_explainer *e;
@@ -656,113 +686,111 @@ static void blur_image(int64_t i, void *arg)
                         e->blur + (size_t)i * e->chw);
 }
 
-/* The clean pass of g images: classes, scores, g(x), A(x). */
-static egc_status clean_pass(egc_explainer *e, const float *x, int g, const int *classes)
+/* The clean pass of the group's g images (in e->xd, classes in e->clsd): resolves the
+ * classes, the scores into e->scored, and either the raw maps of a single-pass method into
+ * e->Ld or A(x) into e->axd. */
+static egc_status clean_pass(egc_explainer *e, int g)
 {
-    EGC_TRY(egc_session_forward(e->s, x, g, e->logits));
-    for (int i = 0; i < g; i++) {
-        const float *lg = e->logits + (size_t)i * (size_t)e->classes;
-        int c = classes ? classes[i] : -1;
-        if (c >= e->classes)
-            return EGC_FAIL(EGC_E_ARG, "class %d out of range for a model of %d classes", c,
-                            e->classes);
-        if (c < 0) {
-            c = 0;
-            for (int j = 1; j < e->classes; j++)
-                if (lg[j] > lg[c]) c = j;
-        }
-        e->cls[i] = c;
-        e->score[i] = make_seed(e, lg, c, e->seed + (size_t)i * (size_t)e->classes);
-    }
-    if (e->o.method == EGC_METHOD_SCORECAM)
-        memset(e->seed, 0, (size_t)g * (size_t)e->classes * sizeof(float));
-    EGC_TRY(egc_session_backward(e->s, e->seed, g, e->gx, e->ax));
-    return EGC_OK;
+    egc_backend *be = e->be;
+    int single = !e->sampled && e->o.method != EGC_METHOD_SCORECAM;
+    EGC_TRY(load_rows(e, e->xd, g));
+    EGC_TRY(egc_plan_forward(e->plan));
+    EGC_TRY(be->m_score_seed(be, value(e, e->out_v).ptr, g, e->classes, e->clsd, 0, 1, 1,
+                             e->o.score == EGC_SCORE_SOFTMAX, single ? e->seedd : NULL,
+                             e->scored));
+    egc_view A = value(e, e->tgt_v);
+    if (!single)
+        return be->m_copy(be, e->axd, A.ptr, (size_t)g * e->khw * sizeof(float));
+    EGC_TRY(seed_tail(e, g));
+    EGC_TRY(egc_plan_backward(e->plan, e->seedd));
+    egc_view G = egc_plan_grad(e->plan, e->tgt_v);
+    return be->m_cam(be, e->cam, G.ptr, A.ptr, g, e->K, e->hw, e->wkd, e->Ld);
 }
 
-static egc_status scorecam_pass(egc_explainer *e, const float *x, int g)
+/* Score-CAM: the K masked inputs of each image through the model in chunks of B rows,
+ * their softmax scores, and the raw maps into e->Ld. */
+static egc_status scorecam_pass(egc_explainer *e, int g)
 {
+    egc_backend *be = e->be;
+    float *in = value(e, e->in_v).ptr;
     int64_t rows = (int64_t)g * e->K;
     for (int64_t r0 = 0; r0 < rows; r0 += e->B) {
         int nb = (int)EGC_MIN((int64_t)e->B, rows - r0);
-        row_ctx c = {e, x, r0};
-        egc_parallel_for(nb, fill_score_row, &c);
-        EGC_TRY(egc_session_forward(e->s, e->xin, nb, e->logits));
-        for (int t = 0; t < nb; t++) {
-            int64_t r = r0 + t;
-            int i = (int)(r / e->K);
-            e->scores[r] = (float)softmax_prob(e->logits + (size_t)t * (size_t)e->classes,
-                                               e->classes, e->cls[i]);
-        }
+        EGC_TRY(be->m_scorecam_inputs(be, e->xd, e->axd, r0, nb, e->K, e->h, e->w, e->C, e->H,
+                                      e->W, in));
+        EGC_TRY(load_rows(e, in, nb));
+        EGC_TRY(egc_plan_forward(e->plan));
+        EGC_TRY(be->m_score_seed(be, value(e, e->out_v).ptr, nb, e->classes, e->clsd, r0, e->K,
+                                 0, 1, NULL, e->scoresd + r0));
     }
-    return EGC_OK;
+    return be->m_cam(be, EGC_CAM_SCORECAM, e->scoresd, e->axd, g, e->K, e->hw, e->wkd, e->Ld);
 }
 
+/* The sampled methods: the group's g x S sample points in chunks of B rows, each chunk's
+ * gradients reduced into the per-image accumulators, then the raw maps into e->Ld. x is
+ * the group's images on the host (for the blur baselines). */
 static egc_status sampled_pass(egc_explainer *e, const float *x, int g)
 {
+    egc_backend *be = e->be;
     const egc_explain_options *o = &e->o;
-    if (o->baselines == EGC_BASELINES_BLUR) {
+    egc_sample_spec sp = group_spec(e);
+    const float *base = e->refd, *aref = e->arefd;
+    if (o->baselines == EGC_BASELINES_SELF) {
+        base = e->xd;
+        aref = e->axd;
+    } else if (o->baselines == EGC_BASELINES_BLUR) {
         blur_ctx bc = {e, x};
         egc_parallel_for(g, blur_image, &bc);
-        if (o->combine == EGC_COMBINE_B) EGC_TRY(activations(e, e->blur, g, e->ablur));
+        EGC_TRY(be->upload(be, e->blurd, e->blur, (size_t)g * e->chw * sizeof(float)));
+        if (o->combine == EGC_COMBINE_B) EGC_TRY(target_acts(e, e->blurd, g, e->ablurd));
+        base = e->blurd;
+        aref = e->ablurd;
     }
-    if (e->acc) memset(e->acc, 0, (size_t)g * e->khw * sizeof(float));
-    if (e->accmap) memset(e->accmap, 0, (size_t)g * (size_t)e->hw * sizeof(float));
+    if (e->accd) EGC_TRY(be->fill(be, e->accd, 0.0f, (int64_t)((size_t)g * e->khw)));
+    if (e->accmapd) EGC_TRY(be->fill(be, e->accmapd, 0.0f, (int64_t)g * e->hw));
+    float *in = value(e, e->in_v).ptr;
     int64_t rows = (int64_t)g * e->S;
     for (int64_t r0 = 0; r0 < rows; r0 += e->B) {
         int nb = (int)EGC_MIN((int64_t)e->B, rows - r0);
-        row_ctx c = {e, x, r0};
-        egc_parallel_for(nb, fill_sample_row, &c);
-        EGC_TRY(egc_session_forward(e->s, e->xin, nb, e->logits));
-        for (int t = 0; t < nb; t++) {
-            int i = (int)((r0 + t) / e->S);
-            (void)make_seed(e, e->logits + (size_t)t * (size_t)e->classes, e->cls[i],
-                            e->seed + (size_t)t * (size_t)e->classes);
-        }
-        EGC_TRY(egc_session_backward(e->s, e->seed, nb, e->grad,
-                                     o->combine == EGC_COMBINE_C ? e->act : NULL));
-        for (int t = 0; t < nb; t++) {
-            int64_t r = r0 + t;
-            int i = (int)(r / e->S), s = (int)(r % e->S);
-            const float *G = e->grad + (size_t)t * e->khw;
-            if (o->combine == EGC_COMBINE_A) {
-                egc_expected_accum_a(e->acc + (size_t)i * e->khw, G, e->khw);
-            } else if (o->combine == EGC_COMBINE_B) {
-                uint32_t b;
-                float a;
-                uint64_t ns;
-                sample_scalars(e, i, s, &b, &a, &ns);
-                egc_expected_accum_b(e->acc + (size_t)i * e->khw, e->ax + (size_t)i * e->khw,
-                                     baseline_act(e, i, b), G, e->khw);
-            } else {
-                egc_expected_accum_c(e->accmap + (size_t)i * (size_t)e->hw, G,
-                                     e->act + (size_t)t * e->khw, e->K, e->hw, e->wk, e->tmp);
-            }
+        EGC_TRY(be->m_perturb(be, &sp, e->xd, base, r0, nb, (int64_t)e->chw, in));
+        EGC_TRY(load_rows(e, in, nb));
+        EGC_TRY(egc_plan_forward(e->plan));
+        EGC_TRY(be->m_score_seed(be, value(e, e->out_v).ptr, nb, e->classes, e->clsd, r0, e->S,
+                                 0, o->score == EGC_SCORE_SOFTMAX, e->seedd, NULL));
+        EGC_TRY(seed_tail(e, nb));
+        EGC_TRY(egc_plan_backward(e->plan, e->seedd));
+        const float *G = egc_plan_grad(e->plan, e->tgt_v).ptr;
+        if (o->combine == EGC_COMBINE_A) {
+            EGC_TRY(be->m_accumulate(be, EGC_ACC_SUM, &sp, r0, nb, (int64_t)e->khw, G, NULL, NULL,
+                                     e->accd));
+        } else if (o->combine == EGC_COMBINE_B) {
+            EGC_TRY(be->m_accumulate(be, EGC_ACC_DIFF, &sp, r0, nb, (int64_t)e->khw, G, e->axd,
+                                     aref, e->accd));
+        } else {
+            EGC_TRY(be->m_cam(be, EGC_CAM_GRADCAM, G, value(e, e->tgt_v).ptr, nb, e->K, e->hw,
+                              e->wkd, e->rowmapd));
+            EGC_TRY(be->m_accumulate(be, EGC_ACC_SUM, &sp, r0, nb, (int64_t)e->hw, e->rowmapd,
+                                     NULL, NULL, e->accmapd));
         }
     }
-    return EGC_OK;
+    if (o->combine == EGC_COMBINE_C) {
+        EGC_TRY(be->m_mean(be, e->accmapd, (int64_t)g * e->hw, e->S));
+        return be->m_copy(be, e->Ld, e->accmapd, (size_t)g * (size_t)e->hw * sizeof(float));
+    }
+    EGC_TRY(be->m_mean(be, e->accd, (int64_t)((size_t)g * e->khw), e->S));
+    /* B: Phi = mean of (A(x) - A(x'))G in Grad-CAM (egc_expected_map_b). */
+    return be->m_cam(be, o->combine == EGC_COMBINE_B ? EGC_CAM_GRADCAM : e->cam, e->accd, e->axd,
+                     g, e->K, e->hw, e->wkd, e->Ld);
 }
 
-/* The raw map of image i of the group into e->L. */
-static void image_map(egc_explainer *e, int i)
+const char *egc_explainer_device(const egc_explainer *e) { return egc_session_device(e->s); }
+
+size_t egc_explainer_device_bytes(const egc_explainer *e)
 {
-    const float *gx = e->gx + (size_t)i * e->khw, *ax = e->ax + (size_t)i * e->khw;
-    if (e->o.method == EGC_METHOD_SCORECAM) {
-        egc_scorecam_map(e->scores + (size_t)i * (size_t)e->K, ax, e->K, e->hw, e->wk, e->L);
-    } else if (!e->sampled) {
-        e->fn(gx, ax, e->K, e->hw, e->wk, e->L);
-    } else if (e->o.combine == EGC_COMBINE_A) {
-        float *acc = e->acc + (size_t)i * e->khw;
-        egc_expected_mean(acc, e->khw, e->S);
-        e->fn(acc, ax, e->K, e->hw, e->wk, e->L);
-    } else if (e->o.combine == EGC_COMBINE_B) {
-        float *acc = e->acc + (size_t)i * e->khw;
-        egc_expected_mean(acc, e->khw, e->S);
-        egc_expected_map_b(acc, ax, e->K, e->hw, e->wk, e->L);
-    } else {
-        memcpy(e->L, e->accmap + (size_t)i * (size_t)e->hw, (size_t)e->hw * sizeof(float));
-        egc_expected_mean(e->L, (size_t)e->hw, e->S);
-    }
+    if (!e) return 0;
+    size_t s = egc_session_device_bytes(e->s);
+    /* A counting backend already includes the explainer's buffers. */
+    return e->be->bytes_in_use ? s : s + e->dev_bytes;
 }
 
 egc_status egc_explainer_run(egc_explainer *e, const float *x, int n, const int *classes,
@@ -771,6 +799,8 @@ egc_status egc_explainer_run(egc_explainer *e, const float *x, int n, const int 
     if (!e || !x || !out || n < 1)
         return EGC_FAIL(EGC_E_ARG, "egc_explainer_run: %d images (need >= 1, with inputs and "
                         "results)", n);
+    egc_backend *be = e->be;
+    size_t HW = (size_t)e->H * (size_t)e->W;
     for (int i0 = 0; i0 < n; i0 += e->B) {
         int g = EGC_MIN(e->B, n - i0);
         const float *xg = x + (size_t)i0 * e->chw;
@@ -784,20 +814,40 @@ egc_status egc_explainer_run(egc_explainer *e, const float *x, int n, const int 
                 if (xi[j] < mn) mn = xi[j];
                 if (xi[j] > mx) mx = xi[j];
             }
+            int c = classes ? classes[i0 + i] : -1;
+            if (c >= e->classes)
+                return EGC_FAIL(EGC_E_ARG, "class %d out of range for a model of %d classes", c,
+                                e->classes);
+            e->cls[i] = c < 0 ? -1 : c;
             e->ids[i] = egc_image_id(xi, e->chw);
             e->sigma[i] = e->o.noise * (mx - mn);
         }
-        EGC_TRY(clean_pass(e, xg, g, classes ? classes + i0 : NULL));
-        if (e->o.method == EGC_METHOD_SCORECAM) EGC_TRY(scorecam_pass(e, xg, g));
+        EGC_TRY(be->upload(be, e->xd, xg, (size_t)g * e->chw * sizeof(float)));
+        EGC_TRY(be->upload(be, e->clsd, e->cls, (size_t)g * sizeof(int32_t)));
+        if (e->sampled) {
+            EGC_TRY(be->upload(be, e->idsd, e->ids, (size_t)g * sizeof(uint64_t)));
+            EGC_TRY(be->upload(be, e->sigmad, e->sigma, (size_t)g * sizeof(float)));
+        }
+        EGC_TRY(clean_pass(e, g));
+        if (e->o.method == EGC_METHOD_SCORECAM) EGC_TRY(scorecam_pass(e, g));
         else if (e->sampled) EGC_TRY(sampled_pass(e, xg, g));
+        int want_map = 0;
+        for (int i = 0; i < g; i++) want_map |= out[i0 + i].map != NULL;
+        if (want_map)
+            EGC_TRY(be->m_finalize(be, e->Ld, g, e->h, e->w, e->mapd, e->H, e->W, e->finscr));
+        EGC_TRY(be->download(be, e->cls, e->clsd, (size_t)g * sizeof(int32_t)));
+        EGC_TRY(be->download(be, e->score, e->scored, (size_t)g * sizeof(float)));
+        EGC_TRY(be->download(be, e->Lh, e->Ld, (size_t)g * (size_t)e->hw * sizeof(float)));
+        if (want_map)
+            EGC_TRY(be->download(be, e->maph, e->mapd, (size_t)g * HW * sizeof(float)));
         for (int i = 0; i < g; i++) {
             egc_cam_result *r = &out[i0 + i];
-            image_map(e, i);
             r->cls = e->cls[i];
             r->score = e->score[i];
             r->image_id = e->ids[i];
-            if (r->raw) memcpy(r->raw, e->L, (size_t)e->hw * sizeof(float));
-            if (r->map) egc_cam_finalize(e->L, e->h, e->w, r->map, e->H, e->W, e->tmp);
+            if (r->raw)
+                memcpy(r->raw, e->Lh + (size_t)i * (size_t)e->hw, (size_t)e->hw * sizeof(float));
+            if (r->map) memcpy(r->map, e->maph + (size_t)i * HW, HW * sizeof(float));
         }
     }
     return EGC_OK;

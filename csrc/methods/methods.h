@@ -79,6 +79,16 @@ void egc_expected_mean(float *v, size_t n, int S);
  * L = relu(sum_k w_k Ax_k). */
 void egc_expected_map_b(const float *phi, const float *Ax, int K, int hw, float *wk, float *L);
 
+/* ---- score.c: the target score and its seed ---- */
+
+/* The top-1 class of logits[n] (the first maximum). */
+int egc_score_argmax(const float *logits, int n);
+/* The target score of class c (0 <= c < n) from logits[n]: softmax == 0 gives y = logits[c]
+ * and seed = one-hot(c); softmax != 0 gives p = softmax(logits) computed in double
+ * (max-shifted), y = (float)p_c and seed[j] = (float)(p_c (delta_cj - p_j)) = dy/dlogit_j.
+ * seed[n] may be NULL. Returns y. */
+float egc_score_seed(const float *logits, int n, int c, int softmax, float *seed);
+
 /* The `blur` baseline: each of the C planes of x[C,H,W] convolved with the normalised
  * 11x11 Gaussian of sigma 5 (zero padding, same size), computed separably: kernel
  * k[t] = exp(-(t-5)^2 / 50) / sum (in double, then float), horizontal pass into tmp, then

@@ -32,7 +32,9 @@ typedef void (*egc_row_fill_fn)(int64_t r, float *dst, double *aux, void *arg);
 typedef void (*egc_row_take_fn)(int64_t r, const float *logits, double aux, void *arg);
 
 /* Streams rows 0..rows-1 through the model: fills up to B rows into the reusable buffer
- * (in parallel), forwards them in one call, then hands each row's logits to take. */
+ * (in parallel), forwards them in one call, then hands each row's logits to take. The rows
+ * are generated on the host; this is the one place where a backend hook that generates
+ * them on the device (and keeps them there) would go. */
 EGC_NODISCARD egc_status egc_eval_stream(egc_evaluator *ev, int64_t rows, egc_row_fill_fn fill,
                                          egc_row_take_fn take, void *arg);
 

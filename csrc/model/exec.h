@@ -19,10 +19,32 @@ extern "C" {
 
 typedef struct egc_plan egc_plan;
 
-/* Creates a plan for batch size `batch` and target value id `target` (-1: forward only).
- * The graph and backend must outlive the plan. */
+/* Options of a plan. */
+typedef struct egc_plan_opts {
+    egc_precision precision;  /* EGC_PREC_FP32 (default) or EGC_PREC_MIXED (backends without
+                                 plan_prepare_ex compute fp32) */
+    int graphs;               /* 1 (default): from the second trunk forward on, record the
+                                 trunk's op calls once and replay them (backends with
+                                 capture_begin); 0: always issue the op calls */
+} egc_plan_opts;
+/* fp32, graphs on. */
+void egc_plan_opts_default(egc_plan_opts *o);
+
+/* Creates a plan for batch size `batch` and target value id `target` (-1: forward only)
+ * with the default options. The graph and backend must outlive the plan. */
 EGC_NODISCARD egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch,
                                           int target, egc_plan **out);
+/* egc_plan_create with options (NULL: defaults). In a mixed-precision plan only the values
+ * the plan keeps (graph input, output, target and the tensors of head nodes) hold dense fp32
+ * in their egc_plan_value buffers; other trunk values may hold a backend-private format.
+ * A node whose output the backend computes in place of its input (see
+ * egc_plan_info.inplace) shares that input's buffer. */
+EGC_NODISCARD egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch,
+                                             int target, const egc_plan_opts *opts,
+                                             egc_plan **out);
+/* One line per node on how the backend runs it, plus the plan's precision, the number of
+ * shared (in-place) buffers and the replay state, into buf (always NUL-terminated). */
+void egc_plan_describe(const egc_plan *p, char *buf, size_t cap);
 void egc_plan_destroy(egc_plan *p);
 
 /* The device tensor of value v for this plan's batch (ptr NULL when v has no storage,
@@ -35,7 +57,9 @@ int64_t egc_plan_batch(const egc_plan *p);
 size_t egc_plan_bytes(const egc_plan *p);
 
 /* Runs the trunk nodes (those not depending on the target; all nodes when there is no
- * target). Reads the input value's buffer: fill it first via egc_plan_value(p, g->input). */
+ * target). Reads the input value's buffer: fill it first via egc_plan_value(p, g->input).
+ * With graphs on and a backend that records, the second call records the trunk and every
+ * later call replays it (a failed recording falls back to issuing the op calls for good). */
 EGC_NODISCARD egc_status egc_plan_forward_trunk(egc_plan *p);
 /* Runs the head nodes (those depending on the target), reading the target buffer. */
 EGC_NODISCARD egc_status egc_plan_forward_head(egc_plan *p);

@@ -9,6 +9,7 @@
 #include "model/exec.h"
 #include "model/lower.h"
 #include "model/onnx.h"
+#include "model/session.h"
 
 struct egc_model {
     egc_graph g;
@@ -165,8 +166,51 @@ void egc_session_destroy(egc_session *s)
     free(s);
 }
 
+const char *egc_precision_name(egc_precision p)
+{
+    switch (p) {
+    case EGC_PREC_FP32: return "fp32";
+    case EGC_PREC_MIXED: return "mixed";
+    default: return "unknown";
+    }
+}
+
+egc_status egc_precision_parse(const char *name, egc_precision *out)
+{
+    if (name && !strcmp(name, "fp32")) {
+        *out = EGC_PREC_FP32;
+        return EGC_OK;
+    }
+    if (name && !strcmp(name, "mixed")) {
+        *out = EGC_PREC_MIXED;
+        return EGC_OK;
+    }
+    return EGC_FAIL(EGC_E_ARG, "unknown precision '%s' (expected fp32 or mixed)",
+                    name ? name : "(null)");
+}
+
+void egc_session_options_default(egc_session_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->precision = EGC_PREC_FP32;
+}
+
 egc_status egc_session_create(const egc_model *m, const char *device, int batch,
                               int target_layer, egc_session **out)
+{
+    return egc_session_create_ex(m, device, batch, target_layer, NULL, out);
+}
+
+void egc_session_describe(const egc_session *s, char *buf, size_t cap)
+{
+    if (!buf || !cap) return;
+    buf[0] = '\0';
+    if (s && s->plan) egc_plan_describe(s->plan, buf, cap);
+}
+
+egc_status egc_session_create_ex(const egc_model *m, const char *device, int batch,
+                                 int target_layer, const egc_session_options *opts,
+                                 egc_session **out)
 {
     *out = NULL;
     egc_status st;
@@ -179,7 +223,17 @@ egc_status egc_session_create(const egc_model *m, const char *device, int batch,
     s->batch = batch;
     s->target_value = target_layer >= 0 ? m->g.nodes[m->layer_nodes[target_layer]].out : -1;
     EGC_TRYG(st, egc_backend_create(device ? device : "cpu", &s->be), fail);
-    EGC_TRYG(st, egc_plan_create(&m->g, s->be, batch, s->target_value, &s->plan), fail);
+    egc_plan_opts po;
+    egc_plan_opts_default(&po);
+    if (opts) {
+        if (opts->precision != EGC_PREC_FP32 && opts->precision != EGC_PREC_MIXED) {
+            st = EGC_FAIL(EGC_E_ARG, "session: unknown precision %d", (int)opts->precision);
+            goto fail;
+        }
+        po.precision = opts->precision;
+        po.graphs = !opts->no_graphs;
+    }
+    EGC_TRYG(st, egc_plan_create_ex(&m->g, s->be, batch, s->target_value, &po, &s->plan), fail);
     if (s->target_value >= 0)
         EGC_TRYG(st, s->be->alloc(s->be, (size_t)batch * (size_t)m->classes * sizeof(float),
                                   (void **)&s->seed_dev), fail);
@@ -253,3 +307,10 @@ egc_status egc_session_backward(egc_session *s, const float *seed, int n, float 
     }
     return EGC_OK;
 }
+
+/* ---- library-internal accessors (model/session.h) ---- */
+
+egc_backend *egc_session_backend(const egc_session *s) { return s->be; }
+egc_plan *egc_session_plan(const egc_session *s) { return s->plan; }
+const egc_graph *egc_session_graph(const egc_session *s) { return &s->m->g; }
+int egc_session_target_value(const egc_session *s) { return s->target_value; }

@@ -85,10 +85,12 @@ typedef struct egc_explain_options {
     uint64_t seed;
     int batch;                  /* rows (images x samples) per pass through the model */
     const char *plan_file;      /* optional sample plan (see above), NULL for none */
+    egc_precision precision;    /* of the model's session (egcam/model.h); fp32 by default */
 } egc_explain_options;
 
 /* Defaults: Grad-CAM, layer auto, preset torchvision, score logit, 32 samples, baselines
- * black, 16 uniform images, noise 0.15, alpha uniform, combine A, seed 0, batch 32, no plan. */
+ * black, 16 uniform images, noise 0.15, alpha uniform, combine A, seed 0, batch 32, no plan,
+ * precision fp32. */
 void egc_explain_options_default(egc_explain_options *o);
 
 /* "gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "scorecam", "smooth-gradcam",
@@ -135,6 +137,12 @@ int egc_explainer_samples(const egc_explainer *e);
 const char *egc_explainer_layer(const egc_explainer *e);
 /* Map sizes: the target layer's h x w and the input's H x W. */
 void egc_explainer_geometry(const egc_explainer *e, int *h, int *w, int *H, int *W);
+/* Device memory the explainer holds (its session's weights, arenas and workspaces plus the
+ * explainer's own device buffers: inputs, baselines, accumulators, maps). Runs allocate
+ * nothing, so this is also the peak. */
+size_t egc_explainer_device_bytes(const egc_explainer *e);
+/* The device it runs on, as egc_session_device says it ("cuda:0 (NVIDIA H100 ...)"). */
+const char *egc_explainer_device(const egc_explainer *e);
 
 /* Explains n >= 1 preprocessed images x[n,3,H,W] (host float32). classes[i] >= 0 explains
  * that class, a negative entry (or classes == NULL) the top-1 class on the clean input.

@@ -52,6 +52,37 @@ EGC_NODISCARD egc_status egc_model_find_layer(const egc_model *m, const char *na
  * reserved here; runs allocate nothing. */
 EGC_NODISCARD egc_status egc_session_create(const egc_model *m, const char *device, int batch,
                                              int target_layer, egc_session **out);
+
+/* Numeric precision of a session's plan. FP32: fp32 storage and arithmetic (the CUDA backend
+ * may use TF32 tensor-core products, see EGC_CUDA_TF32). MIXED: the CUDA backend runs the
+ * convolutions before the target layer (and the Relu/Clip/Add/MaxPool between them) in fp16
+ * NHWC on tensor cores with fp32 accumulation; the target activation, everything after it,
+ * its gradient, reductions, softmax and all outputs stay fp32. Backends without a mixed mode
+ * (the CPU) compute fp32 whatever is asked. */
+typedef enum egc_precision { EGC_PREC_FP32 = 0, EGC_PREC_MIXED = 1 } egc_precision;
+/* "fp32", "mixed". */
+const char *egc_precision_name(egc_precision p);
+/* Parses "fp32" or "mixed"; anything else gives EGC_E_ARG naming the string. */
+EGC_NODISCARD egc_status egc_precision_parse(const char *name, egc_precision *out);
+
+/* Options of egc_session_create_ex. Zero-initialised (or egc_session_options_default) means
+ * fp32 with CUDA-graph replay of the forward allowed. */
+typedef struct egc_session_options {
+    egc_precision precision;
+    int no_graphs;          /* non-zero: never record/replay the forward as a CUDA graph */
+} egc_session_options;
+void egc_session_options_default(egc_session_options *o);
+
+/* egc_session_create with options (opts NULL = defaults). */
+EGC_NODISCARD egc_status egc_session_create_ex(const egc_model *m, const char *device, int batch,
+                                                int target_layer, const egc_session_options *opts,
+                                                egc_session **out);
+/* Writes into buf (always NUL-terminated, truncated to cap) one line per node saying how the
+ * backend runs it (precision, layout, convolution algorithm, fusion) and a line on CUDA-graph
+ * replay; algorithms are final after the first forward. Empty for backends that say
+ * nothing. */
+void egc_session_describe(const egc_session *s, char *buf, size_t cap);
+
 void egc_session_destroy(egc_session *s);
 /* The backend's name and device description ("cuda:0", "NVIDIA H100 ..."). */
 const char *egc_session_device(const egc_session *s);

@@ -377,6 +377,21 @@ TEST(CpuOpsConv, LargerConvsAndPoolsRunInParallel)
     check_adjoint(n, {x}, os);
 }
 
+TEST(CpuOpsConv, ColumnMatrixCappedForManyChannels)
+{
+    // 512 channels x 3x3 = 4608 column rows over 961 positions: more than the per-thread
+    // column budget, so forward and backward both walk several column blocks.
+    ConvCase c{1, 512, 31, 31, 4, conv_p(3, 3, 1, 1, 1, 1, 1, 1, 1), true};
+    egc_node n = node(EGC_OP_CONV, 3);
+    n.p.conv = c.p;
+    Tensor x = rnd(S({1, 512, 31, 31})), w = rnd(S({4, 512, 3, 3})), b = rnd(S({4}));
+    egc_shape os = S({1, 4, 31, 31});
+    expect_close(forward(n, {&x, &w, &b}, os), naive_conv(x, w, &b, c.p, os), 1e-4);
+    egc_node lin = n;
+    lin.n_in = 2;
+    check_adjoint(lin, {x, w}, os);
+}
+
 TEST(CpuOpsConv, HandComputed)
 {
     // X = 1..9 in a 3x3 image, all-ones 2x2 kernel, bias 0.5: each output is the sum of a

@@ -16,6 +16,17 @@
 // on the same 4 inputs, and the CUDA target-layer gradient against the CPU's (its channel
 // sums where the target feeds a MaxPool, see below).
 //
+// Mixed precision (egc_session_create_ex with EGC_PREC_MIXED, TF32 allowed): logits against
+// the CPU's within 2e-2 of the range (fp16 keeps 10 mantissa bits, like TF32, and rounds the
+// stored activations too), and the target-layer gradient with a cosine similarity >= 0.999
+// per image against the CPU's (for the torchvision exports whose target feeds a MaxPool, on
+// the per-channel sums, see below).
+//
+// CUDA graphs: one session run repeatedly (plain first run, recording on the second, replays
+// after) gives the same logits and target gradients as its first, plain run on the same
+// inputs, in fp32 and mixed, and egc_session_describe reports the replay as on; a session with
+// graphs off gives the same logits too.
+//
 // The worst element (image, index, both values) is reported on failure and printed on
 // success. CUDA parts are skipped, with the reason, where no CUDA device or driver is present;
 // model parts are skipped when their file is missing.
@@ -132,10 +143,13 @@ std::vector<float> channel_sums(const Outputs &o)
 // back into *seed.
 testing::AssertionResult run(const egc_model *m, const char *device, int batch, int layer,
                              const std::vector<float> &x, int n, std::vector<float> *seed,
-                             Outputs *o)
+                             Outputs *o, egc_precision prec = EGC_PREC_FP32)
 {
     egc_session *s = nullptr;
-    if (egc_session_create(m, device, batch, layer, &s) != EGC_OK)
+    egc_session_options so;
+    egc_session_options_default(&so);
+    so.precision = prec;
+    if (egc_session_create_ex(m, device, batch, layer, &so, &s) != EGC_OK)
         return testing::AssertionFailure() << device << ": session: " << egc_last_error();
     const int classes = egc_model_num_classes(m);
     o->logits.assign((size_t)n * classes, 0.0f);
@@ -207,6 +221,42 @@ testing::AssertionResult close_rows(const std::string &what, const std::vector<f
              what.c_str(), worst, tol, wi, wk, (double)got[wi * per + wk], (double)ref[wi * per + wk],
              wrange);
     if (worst <= tol) {
+        printf("  %s\n", buf);
+        return testing::AssertionSuccess();
+    }
+    return testing::AssertionFailure() << buf;
+}
+
+// Per image i of n: cosine similarity of got's and ref's rows >= min_cos (both rows zero
+// counts as 1). Reports the worst image.
+testing::AssertionResult cosine_rows(const std::string &what, const std::vector<float> &ref,
+                                     const std::vector<float> &got, int n, double min_cos)
+{
+    if (ref.size() != got.size() || n < 1 || ref.size() % (size_t)n)
+        return testing::AssertionFailure() << what << ": sizes " << ref.size() << " vs "
+                                           << got.size();
+    const size_t per = ref.size() / (size_t)n;
+    double worst = 2;
+    int wi = 0;
+    for (int i = 0; i < n; i++) {
+        double rr = 0, gg = 0, rg = 0;
+        for (size_t k = 0; k < per; k++) {
+            double r = ref[(size_t)i * per + k], g = got[(size_t)i * per + k];
+            rr += r * r;
+            gg += g * g;
+            rg += r * g;
+        }
+        double cs = rr == 0 && gg == 0 ? 1.0 : rg / std::sqrt(rr * gg);
+        if (!(cs == cs)) cs = -2; // NaN
+        if (cs < worst) {
+            worst = cs;
+            wi = i;
+        }
+    }
+    char buf[200];
+    snprintf(buf, sizeof buf, "%s: worst per-image cosine %.6f (min %.4f) at image %d",
+             what.c_str(), worst, min_cos, wi);
+    if (worst >= min_cos) {
         printf("  %s\n", buf);
         return testing::AssertionSuccess();
     }
@@ -305,7 +355,7 @@ TEST_P(CudaModelShared, LogitsAndTargetGradientMatchCpu)
     }
 
     std::vector<float> seed;
-    Outputs cpu, strict, tf32;
+    Outputs cpu, strict, tf32, mixed;
     ASSERT_TRUE(run(m, "cpu", batch, layer, x, batch, &seed, &cpu));
     {
         Tf32Env env(false);
@@ -314,8 +364,11 @@ TEST_P(CudaModelShared, LogitsAndTargetGradientMatchCpu)
     {
         Tf32Env env(true);
         ASSERT_TRUE(run(m, "cuda", batch, layer, x, batch, &seed, &tf32));
+        ASSERT_TRUE(run(m, "cuda", batch, layer, x, batch, &seed, &mixed, EGC_PREC_MIXED));
     }
     const std::string tag = std::string(sc.model) + " b" + std::to_string(batch);
+    EXPECT_TRUE(close_rows(tag + " logits mixed", cpu.logits, mixed.logits, batch, 2e-2, false));
+    EXPECT_TRUE(cosine_rows(tag + " target grad mixed", cpu.grad, mixed.grad, batch, 0.999));
     EXPECT_TRUE(close_rows(tag + " logits fp32", cpu.logits, strict.logits, batch, 1e-4, false));
     EXPECT_TRUE(close_rows(tag + " target grad fp32", cpu.grad, strict.grad, batch, 1e-4, true));
     EXPECT_TRUE(close_rows(tag + " logits tf32", cpu.logits, tf32.logits, batch, 2e-2, false));
@@ -391,7 +444,7 @@ TEST_P(CudaModelTorchvision, LogitsMatchPyTorch)
         egc_model_destroy(m);
         GTEST_SKIP() << "CPU part checked; " << cuda_skip_reason();
     }
-    Outputs strict, tf32;
+    Outputs strict, tf32, mixed;
     {
         Tf32Env env(false);
         ASSERT_TRUE(run(m, "cuda", n, layer, x, n, &seed, &strict));
@@ -399,8 +452,15 @@ TEST_P(CudaModelTorchvision, LogitsMatchPyTorch)
     {
         Tf32Env env(true);
         ASSERT_TRUE(run(m, "cuda", n, layer, x, n, &seed, &tf32));
+        ASSERT_TRUE(run(m, "cuda", n, layer, x, n, &seed, &mixed, EGC_PREC_MIXED));
     }
     const std::string tag = GetParam();
+    EXPECT_TRUE(close_rows(tag + " cuda mixed logits vs PyTorch", want, mixed.logits, n, 2e-2, false));
+    EXPECT_TRUE(cosine_rows(tag + " cuda mixed channel grad sums vs cpu", channel_sums(cpu),
+                            channel_sums(mixed), n, 0.999));
+    if (!routed)
+        EXPECT_TRUE(cosine_rows(tag + " cuda mixed target grad vs cpu", cpu.grad, mixed.grad, n,
+                                0.999));
     EXPECT_TRUE(close_rows(tag + " cuda fp32 logits vs PyTorch", want, strict.logits, n, 1e-4, false));
     EXPECT_TRUE(close_rows(tag + " cuda tf32 logits vs PyTorch", want, tf32.logits, n, 2e-2, false));
     EXPECT_TRUE(close_rows(tag + " cuda fp32 channel grad sums vs cpu", channel_sums(cpu),
@@ -421,6 +481,105 @@ TEST_P(CudaModelTorchvision, LogitsMatchPyTorch)
     }
     egc_model_destroy(m);
 }
+
+// ------------------------------------------------------------------ CUDA graphs
+//
+// One session, inputs A, B, A, B, A: the first run issues every op call, the second records
+// the trunk and replays it, the others replay. Logits (and, with a target layer, the target
+// gradients) of each replay must equal those of the plain first run of the same input up to
+// 1e-6 of the range (the same kernels and algorithms run; equality is expected).
+
+class CudaModelGraphs : public testing::TestWithParam<std::tuple<int, int>> {};
+
+TEST_P(CudaModelGraphs, ReplayMatchesPlainRun)
+{
+    const SharedCase &sc = kShared[std::get<0>(GetParam())];
+    const egc_precision prec = std::get<1>(GetParam()) ? EGC_PREC_MIXED : EGC_PREC_FP32;
+    if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
+    const std::string path = shared_dir() + "/models/" + sc.model;
+    if (!file_exists(path)) GTEST_SKIP() << "shared model " << path << " is not present";
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(path.c_str(), &m), EGC_OK) << egc_last_error();
+    int c, h, w;
+    egc_model_input_chw(m, &c, &h, &w);
+    const int classes = egc_model_num_classes(m);
+    int layer = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &layer), EGC_OK) << egc_last_error();
+    const int batch = 4;
+    std::vector<float> xa = random_input(batch, c, h, w, 21u), xb = random_input(batch, c, h, w, 22u);
+    std::vector<float> seed((size_t)batch * classes, 0.0f);
+    for (int i = 0; i < batch; i++) seed[(size_t)i * classes + (size_t)(i * 7 % classes)] = 1.0f;
+
+    for (int with_target = 0; with_target < 2; with_target++) {
+        SCOPED_TRACE(with_target ? "with target layer" : "forward only");
+        egc_session_options so;
+        egc_session_options_default(&so);
+        so.precision = prec;
+        egc_session *s = nullptr;
+        ASSERT_EQ(egc_session_create_ex(m, "cuda", batch, with_target ? layer : -1, &so, &s), EGC_OK)
+            << egc_last_error();
+        egc_shape ts = egc_session_target_shape(s);
+        size_t ng = with_target ? (size_t)egc_shape_numel(&ts) * batch : 0;
+        std::vector<float> la0, lb0, ga0, gb0;
+        for (int r = 0; r < 5; r++) {
+            const std::vector<float> &x = r % 2 ? xb : xa;
+            std::vector<float> lg((size_t)batch * classes), gr(ng);
+            ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg.data()), EGC_OK) << egc_last_error();
+            if (with_target)
+                ASSERT_EQ(egc_session_backward(s, seed.data(), batch, gr.data(), nullptr), EGC_OK)
+                    << egc_last_error();
+            std::vector<float> &l0 = r % 2 ? lb0 : la0, &g0 = r % 2 ? gb0 : ga0;
+            if (r < 2) {
+                l0 = lg;
+                g0 = gr;
+                continue;
+            }
+            const std::string tag = std::string(sc.model) + " " + egc_precision_name(prec) +
+                                    " run " + std::to_string(r);
+            EXPECT_TRUE(close_rows(tag + " logits", l0, lg, batch, 1e-6, false));
+            if (with_target) EXPECT_TRUE(close_rows(tag + " target grad", g0, gr, batch, 1e-6, true));
+        }
+        std::vector<char> desc(1 << 16);
+        egc_session_describe(s, desc.data(), desc.size());
+        std::string d(desc.data());
+        EXPECT_NE(d.find("graph replay on"), std::string::npos) << d;
+        if (prec == EGC_PREC_MIXED) EXPECT_NE(d.find("fp16 NHWC"), std::string::npos) << d;
+        printf("%s", d.substr(0, d.find('\n') + 1).c_str());
+        egc_session_destroy(s);
+    }
+    // graphs off: same logits as the replays (to TF32/fp16 reproducibility of a new search)
+    {
+        egc_session_options so;
+        egc_session_options_default(&so);
+        so.precision = prec;
+        so.no_graphs = 1;
+        egc_session *s = nullptr;
+        ASSERT_EQ(egc_session_create_ex(m, "cuda", batch, -1, &so, &s), EGC_OK) << egc_last_error();
+        std::vector<float> l1((size_t)batch * classes), l2((size_t)batch * classes);
+        ASSERT_EQ(egc_session_forward(s, xa.data(), batch, l1.data()), EGC_OK) << egc_last_error();
+        ASSERT_EQ(egc_session_forward(s, xa.data(), batch, l2.data()), EGC_OK) << egc_last_error();
+        ASSERT_EQ(egc_session_forward(s, xa.data(), batch, l2.data()), EGC_OK) << egc_last_error();
+        EXPECT_TRUE(close_rows(std::string(sc.model) + " graphs off, run 3 vs run 1", l1, l2, batch,
+                               1e-6, false));
+        std::vector<char> desc(1 << 16);
+        egc_session_describe(s, desc.data(), desc.size());
+        EXPECT_NE(std::string(desc.data()).find("off (not asked)"), std::string::npos)
+            << desc.data();
+        egc_session_destroy(s);
+    }
+    egc_model_destroy(m);
+}
+
+// MobileNet v2 (Clip, depthwise, asymmetric pads, Add) and ResNet-20 (Conv+Relu, Add+Relu).
+INSTANTIATE_TEST_SUITE_P(, CudaModelGraphs,
+                         testing::Combine(testing::Values(0, 2), testing::Values(0, 1)),
+                         [](const testing::TestParamInfo<std::tuple<int, int>> &info) {
+                             std::string s = kShared[std::get<0>(info.param)].model;
+                             s = s.substr(0, s.find('.'));
+                             for (auto &ch : s)
+                                 if (!isalnum((unsigned char)ch)) ch = '_';
+                             return s + (std::get<1>(info.param) ? "_mixed" : "_fp32");
+                         });
 
 INSTANTIATE_TEST_SUITE_P(, CudaModelTorchvision, testing::Values("vgg16", "resnet50", "alexnet"),
                          [](const testing::TestParamInfo<const char *> &info) {

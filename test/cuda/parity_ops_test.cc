@@ -48,6 +48,7 @@ struct Case {
     Tol fwd{1e-5, 1e-5}, bwd{1e-5, 1e-5};
     bool tf32 = false;
     bool backward = true;
+    bool mixed = false;        // prepare a mixed-precision plan (plan_prepare_ex), forward only
 };
 
 egc_shape shape_of(const std::vector<int64_t> &d)
@@ -224,7 +225,25 @@ protected:
         float *ydev = dev(std::vector<float>((size_t)nout, NAN));
         egc_view dout_v{ydev, shapes[ni]};
         void *state = nullptr;
-        ASSERT_EQ(be_->plan_prepare(be_, &g, shapes.data(), &state), EGC_OK) << egc_last_error();
+        if (c.mixed) {
+            // one-node graph: input and output are kept fp32 NCHW, so a mixed Conv converts
+            // its input to fp16 NHWC, convolves in fp16 and converts its output back
+            std::vector<unsigned char> is_head(1, 0), keep(ni + 1, 0), inplace(1, 0);
+            keep[0] = keep[ni] = 1;
+            egc_plan_info info;
+            memset(&info, 0, sizeof info);
+            info.precision = EGC_PREC_MIXED;
+            info.target = -1;
+            info.is_head = is_head.data();
+            info.keep = keep.data();
+            info.inplace = inplace.data();
+            ASSERT_NE(be_->plan_prepare_ex, nullptr);
+            ASSERT_EQ(be_->plan_prepare_ex(be_, &g, shapes.data(), &info, &state), EGC_OK)
+                << egc_last_error();
+            EXPECT_EQ(inplace[0], 0);
+        } else {
+            ASSERT_EQ(be_->plan_prepare(be_, &g, shapes.data(), &state), EGC_OK) << egc_last_error();
+        }
         struct Release {
             egc_backend *be;
             void *s;
@@ -235,7 +254,17 @@ protected:
         ASSERT_EQ(be_->sync(be_), EGC_OK) << egc_last_error();
         std::vector<float> y = host(ydev, (size_t)nout);
         EXPECT_TRUE(close("forward", yref, y, c.fwd));
-        if (!c.backward) return;
+        if (c.mixed && be_->plan_describe) {
+            char desc[2048];
+            be_->plan_describe(be_, state, desc, sizeof desc);
+            printf("%s", desc);
+            // symmetric pads run in fp16, asymmetric ones stay fp32
+            const egc_conv_params &cp = c.p.conv;
+            bool sym = cp.pt == cp.pb && cp.pl == cp.pr;
+            EXPECT_EQ(std::string(desc).find("fp16 NHWC -> fp32 NCHW") != std::string::npos, sym)
+                << desc;
+        }
+        if (!c.backward || c.mixed) return;
 
         // ---- backward: random dout, random pre-filled gradients ----
         std::vector<float> dy = random_data(r, nout, -1.0f, 1.0f, false);
@@ -903,6 +932,54 @@ TEST_F(CudaParity, AllocTooLargeIsNomem)
     float *d = dev(std::vector<float>(5, 1.0f));
     EXPECT_EQ(be_->fill(be_, d, 3.0f, 5), EGC_OK) << egc_last_error();
     EXPECT_EQ(host(d, 5)[4], 3.0f);
+}
+
+// Mixed precision: fp16 NHWC data, fp32 accumulation. Inputs in [-1,1] and weights in
+// [-0.5,0.5] are rounded to fp16 (relative 2^-11) and so is the output: the error grows like
+// sqrt(C*k*k) * 2^-11 of the terms plus 2^-11 of |y|.
+Case mixed_conv(Case c)
+{
+    c.mixed = true;
+    c.backward = false;
+    c.fwd = Tol{2e-2, 5e-3};
+    return c;
+}
+
+TEST_F(CudaParity, ConvMixedSymmetricPadBias)
+{
+    both_batches([](int64_t b) {
+        return mixed_conv(conv_case("conv3x3_mixed", b, 5, 13, 11, 7, 3, 1, 1, 1, 1, 1, 1, 1, true, false));
+    });
+}
+
+TEST_F(CudaParity, ConvMixedChannels16Stride2NoBias)
+{
+    both_batches([](int64_t b) {
+        return mixed_conv(conv_case("conv_mixed16", b, 16, 17, 9, 32, 3, 2, 1, 1, 1, 1, 1, 1, false, false));
+    });
+}
+
+TEST_F(CudaParity, ConvMixedDepthwise)
+{
+    both_batches([](int64_t b) {
+        return mixed_conv(conv_case("conv_mixed_dw", b, 8, 12, 12, 8, 3, 2, 1, 1, 1, 1, 1, 8, true, false));
+    });
+}
+
+TEST_F(CudaParity, ConvMixedPointwiseRgb)
+{
+    both_batches([](int64_t b) {
+        return mixed_conv(conv_case("conv_mixed_rgb", b, 3, 10, 10, 24, 1, 1, 1, 0, 0, 0, 0, 1, true, false));
+    });
+}
+
+TEST_F(CudaParity, ConvMixedAsymmetricPadStaysFp32)
+{
+    both_batches([](int64_t b) {
+        Case c = conv_case("conv_mixed_asym", b, 6, 15, 14, 8, 3, 2, 1, 0, 0, 1, 1, 1, true, false);
+        c.mixed = true; // asymmetric pads have no fp16 path: the node stays strict fp32
+        return c;
+    });
 }
 
 TEST_F(CudaParity, ConvRunWithOtherShapeThanPlanFails)

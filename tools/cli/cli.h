@@ -45,12 +45,20 @@ const char *cli_default_preset(const egc_model *m);
 /* Prints "egcam: <message>" for the last library error to stderr (first line only unless
  * verbose). */
 void cli_error(const char *what, int verbose);
+/* cli_error for a model that failed to load (st from egc_model_load), followed by what to
+ * do about it: check the path, re-export the file, or see weights/README.md for the
+ * operators egcam supports. */
+void cli_model_error(const char *model_path, egc_status st, int verbose);
+/* For getopt_long's error returns (call it with opterr = 0 and an optstring that starts
+ * with ':'): c is '?' (unknown option) or ':' (missing value). Prints which option and
+ * where to look, returns EXIT_USAGE. */
+int cli_bad_option(const char *cmd, int argc, char **argv, int c);
 
 /* Progress on stderr: a bar with rate and ETA when stderr is a terminal, otherwise a plain
  * line every few seconds. quiet disables it. */
 typedef struct cli_progress {
     const char *label;
-    long total, done;
+    long total, done, last_done; /* last_done: done at the last line drawn */
     double t0, last;
     int tty, quiet;
 } cli_progress;
@@ -62,10 +70,54 @@ double cli_now(void);
 /* JSON string escaping to a stream. */
 void cli_json_str(FILE *f, const char *s);
 
+/* Applies one method option to o by name, without the dashes: layer, samples, baselines,
+ * noise, alpha, combine, score, seed, plan (the meanings of `egcam explain --help`).
+ * Strings (layer, plan, a baselines file) point into val, which must outlive o. Returns 1
+ * when applied, 0 after printing why val is bad ("egcam CMD: ..."), -1 when name is not a
+ * method option. */
+struct egc_explain_options;
+int cli_method_option(const char *cmd, const char *name, const char *val,
+                      struct egc_explain_options *o);
+
 int cmd_info(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_refs(int argc, char **argv);
+
+/* The HTML gallery of `egcam explain --gallery`: a table with one row per input and one
+ * column per method; paths are relative to the folder of the page. */
+typedef struct cli_gallery_cell {
+    int ok;                 /* the map was made and its overlay written */
+    int cls;                /* explained class */
+    float score;            /* its score */
+    const char *score_kind; /* "logit" or "softmax" */
+    char *overlay;          /* overlay file, relative to the page */
+    char *error;            /* why the cell failed (when !ok), or NULL */
+} cli_gallery_cell;
+typedef struct cli_gallery_row {
+    const char *id;         /* the input as the manifest names it */
+    char *picture;          /* the input picture, relative to the page, or NULL */
+    char *error;            /* why the input could not be loaded, or NULL */
+} cli_gallery_row;
+typedef struct cli_gallery {
+    const char *model;              /* the model file, shown in the heading */
+    int n_rows, n_cols;
+    const char *const *col_names;   /* [n_cols] method names */
+    const char *const *col_notes;   /* [n_cols] the options of each method, or NULL */
+    cli_gallery_row *rows;          /* [n_rows] */
+    cli_gallery_cell *cells;        /* [n_rows * n_cols], row-major */
+    char **labels;                  /* class names or NULL */
+    int classes;
+    egc_colormap cmap;              /* for the colour scale in the heading */
+    float alpha;                    /* overlay opacity */
+    const char *overlay_on;         /* "the model's view" or "the original photo" */
+    const char *const *unread;      /* [n_unread] input paths that gave no image, or NULL */
+    int n_unread;
+} cli_gallery;
+/* Writes the page (self-contained HTML5, no external resources, light and dark colour
+ * schemes). Returns 0, or -1 after printing why on stderr. */
+int cli_gallery_write(const cli_gallery *g, const char *path);
+int cmd_sweep(int argc, char **argv);
 
 /* Creates a folder and its missing parents (like mkdir -p); 0 on success, else prints why
  * on stderr and returns -1. */

@@ -1,4 +1,5 @@
 /* cmd_classify.c: `egcam classify`: top-K classes for images, folders and .npy tensors. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -24,15 +25,25 @@ static void help(FILE *f)
         "  --top K             how many classes to show (default 5)\n"
         "  --json              one JSON line per input:\n"
         "                      {\"image\": ..., \"top\": [{\"class\", \"label\", \"logit\", \"prob\"}...]}\n"
-        "  --device D          cpu | cuda | cuda:N (default cpu)\n"
+        "  --device D          cpu | cuda | cuda:N (default cpu; `egcam info` lists devices)\n"
         "  --batch B           images per forward pass (default 16)\n"
+        "  --precision P       fp32 | mixed (default fp32; mixed: fp16 tensor-core\n"
+        "                      convolutions on CUDA, fp32 everywhere on the CPU); with\n"
+        "                      EGC_VERBOSE=1 in the environment, how each layer runs\n"
+        "                      (precision, layout, algorithm) goes to stderr\n"
         "  -q, --quiet         no progress on stderr\n"
         "  -v, --verbose       full error traces\n"
         "  -h, --help          this text\n"
+        "  --help-presets      what each preset does to an image\n"
         "\n"
-        "example:\n"
+        "exit codes: 0 every input classified, 1 some inputs failed (reported, the run went\n"
+        "            on), 2 usage error, 3 model or device error\n"
+        "\n"
+        "examples:\n"
         "  egcam classify --model ../shared/models/mobilenet_v2_imagenet.onnx --preset tf \\\n"
-        "      --top 3 ../shared/data/photos\n");
+        "      --top 3 ../shared/data/photos\n"
+        "  egcam classify --model ../shared/models/resnet20_cifar10.onnx --json \\\n"
+        "      ../shared/data/cifar10-test/cat > cats.jsonl\n");
 }
 
 static void help_presets(FILE *f)
@@ -45,6 +56,21 @@ static void help_presets(FILE *f)
         "               x = (p/255 - mean) / std with ImageNet mean/std (torchvision models)\n"
         "  cifar        no resize for HxW images (else bilinear), ImageNet mean/std\n"
         "Resizing is PIL's bilinear (antialiased when shrinking), bit for bit.\n");
+}
+
+/* Parses a whole decimal number in lo..hi into *out; returns 0 after printing why. */
+static int parse_count(const char *opt, const char *val, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end || v < lo || v > hi) {
+        fprintf(stderr, "egcam classify: %s '%s' must be a whole number in %d..%d\n", opt, val,
+                lo, hi);
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
 }
 
 typedef struct pending {
@@ -96,30 +122,45 @@ int cmd_classify(int argc, char **argv)
 {
     const char *model_path = NULL, *preset_name = NULL, *labels_path = NULL, *device = "cpu";
     int top = 5, json = 0, batch = 16, quiet = 0, verbose = 0;
-    enum { O_MODEL = 256, O_PRESET, O_LABELS, O_TOP, O_JSON, O_DEVICE, O_BATCH, O_HP };
+    egc_session_options sopt;
+    egc_session_options_default(&sopt);
+    enum { O_MODEL = 256, O_PRESET, O_LABELS, O_TOP, O_JSON, O_DEVICE, O_BATCH, O_HP, O_PREC };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},   {"preset", required_argument, 0, O_PRESET},
         {"labels", required_argument, 0, O_LABELS}, {"top", required_argument, 0, O_TOP},
         {"json", no_argument, 0, O_JSON},           {"device", required_argument, 0, O_DEVICE},
         {"batch", required_argument, 0, O_BATCH},   {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
-        {"help-presets", no_argument, 0, O_HP},     {0, 0, 0, 0}};
+        {"help-presets", no_argument, 0, O_HP},     {"precision", required_argument, 0, O_PREC},
+        {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "qvh", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
         switch (c) {
         case O_MODEL: model_path = optarg; break;
         case O_PRESET: preset_name = optarg; break;
         case O_LABELS: labels_path = optarg; break;
-        case O_TOP: top = atoi(optarg); break;
+        case O_TOP:
+            if (!parse_count("--top", optarg, 1, 1000, &top)) return EXIT_USAGE;
+            break;
         case O_JSON: json = 1; break;
         case O_DEVICE: device = optarg; break;
-        case O_BATCH: batch = atoi(optarg); break;
+        case O_BATCH:
+            if (!parse_count("--batch", optarg, 1, 4096, &batch)) return EXIT_USAGE;
+            break;
+        case O_PREC:
+            if (egc_precision_parse(optarg, &sopt.precision) != EGC_OK) {
+                fprintf(stderr, "egcam classify: --precision '%s' is not one of fp32, mixed\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case 'q': quiet = 1; break;
         case 'v': verbose = 1; break;
         case 'h': help(stdout); return EXIT_ALL_OK;
         case O_HP: help_presets(stdout); return EXIT_ALL_OK;
-        default: help(stderr); return EXIT_USAGE;
+        default: return cli_bad_option("classify", argc, argv, c);
         }
     }
     if (!model_path) {
@@ -130,17 +171,10 @@ int cmd_classify(int argc, char **argv)
         fprintf(stderr, "egcam classify: no inputs given (image files, folders or .npy files)\n");
         return EXIT_USAGE;
     }
-    if (top < 1) {
-        fprintf(stderr, "egcam classify: --top must be at least 1\n");
-        return EXIT_USAGE;
-    }
-    if (batch < 1 || batch > 4096) {
-        fprintf(stderr, "egcam classify: --batch must be in 1..4096\n");
-        return EXIT_USAGE;
-    }
     egc_model *m = NULL;
-    if (egc_model_load(model_path, &m) != EGC_OK) {
-        cli_error(model_path, verbose);
+    egc_status lst = egc_model_load(model_path, &m);
+    if (lst != EGC_OK) {
+        cli_model_error(model_path, lst, verbose);
         return EXIT_MODEL;
     }
     egc_preset preset;
@@ -164,11 +198,15 @@ int cmd_classify(int argc, char **argv)
     cli_expand_inputs(argv + optind, argc - optind, &items, &n_bad);
     if (items.n < batch) batch = items.n > 0 ? items.n : 1;
     egc_session *s = NULL;
-    if (egc_session_create(m, device, batch, -1, &s) != EGC_OK) {
+    egc_status sst = egc_session_create_ex(m, device, batch, -1, &sopt, &s);
+    if (sst != EGC_OK) {
         cli_error(device, verbose);
+        if (sst == EGC_E_ARG || sst == EGC_E_DEVICE || sst == EGC_E_UNSUPPORTED)
+            fprintf(stderr, "egcam classify: `egcam info` lists the devices; --device cpu "
+                            "always works\n");
         cli_items_free(&items);
         egc_model_destroy(m);
-        return EXIT_MODEL;
+        return sst == EGC_E_ARG ? EXIT_USAGE : EXIT_MODEL;
     }
     char **labels = cli_load_labels(labels_path, model_path, classes);
     size_t per = (size_t)3 * (size_t)h * (size_t)w;
@@ -182,6 +220,7 @@ int cmd_classify(int argc, char **argv)
     cli_progress pr;
     cli_progress_start(&pr, "classify", items.n, quiet);
     int rc = n_bad ? EXIT_SOME_FAILED : EXIT_ALL_OK;
+    int described = 0;
     for (int i = 0; i < items.n;) {
         int nb = 0;
         while (i < items.n && nb < batch) {
@@ -206,6 +245,16 @@ int cmd_classify(int argc, char **argv)
             cli_error("forward", verbose);
             rc = EXIT_MODEL;
             break;
+        }
+        const char *ev = getenv("EGC_VERBOSE");
+        if (!described && ev && !strcmp(ev, "1")) { /* after the first forward */
+            described = 1;
+            char *desc = malloc((size_t)1 << 16);
+            if (desc) {
+                egc_session_describe(s, desc, (size_t)1 << 16);
+                fprintf(stderr, "%s", desc);
+                free(desc);
+            }
         }
         for (int k = 0; k < nb; k++)
             print_result(stdout, &items.v[slot[k]], logits + (size_t)k * classes, classes, top,

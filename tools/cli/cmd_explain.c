@@ -1,26 +1,36 @@
 /* cmd_explain.c: `egcam explain`: saliency maps of one or several CAM methods for images,
- * folders and .npy tensors, written as .npy maps with a JSON-lines manifest. */
+ * folders and .npy tensors, written as .npy maps and coloured overlays (PNG/JPEG) with a
+ * JSON-lines manifest and, on request, an HTML gallery (gallery.c). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli.h"
 #include "egcam/explain.h"
+#include "io/image_internal.h"
 
 static void help(FILE *f)
 {
     fprintf(f,
         "usage: egcam explain --model M.onnx --method NAME[,NAME...] --out DIR [options] INPUTS...\n"
         "\n"
-        "Computes a saliency map per input and writes DIR/<stem>.npy (float32 HxW in [0,1], the\n"
-        "input's size; a tensor file with N>1 images gives <stem>_<i>.npy) and DIR/manifest.jsonl\n"
-        "(one line per input and method: class, label, score, every option that shaped the map,\n"
-        "seed, image id, status). With several methods the maps go to DIR/<method>/<stem>.npy.\n"
-        "Inputs that fail are recorded in the manifest and skipped.\n"
+        "Computes a saliency map per input and method. INPUTS are image files (JPEG, PNG, BMP),\n"
+        "folders (their images and .npy files, sorted by name) or .npy float32 tensors (N,3,H,W)\n"
+        "or (3,H,W), already preprocessed. Outputs, in DIR (with several methods, in\n"
+        "DIR/<method>/):\n"
+        "  <stem>.npy            the map: float32 HxW in [0,1] at the model's input size (a\n"
+        "                        tensor file with N>1 images gives <stem>_<i>.npy)\n"
+        "  <stem>_overlay.png    the map coloured and blended over the picture\n"
+        "  DIR/manifest.jsonl    one line per input and method: class, label, score, every\n"
+        "                        option that shaped the map, seed, image id, output files,\n"
+        "                        status (failed inputs are recorded and skipped)\n"
+        "  DIR/index.html        with --gallery: a table of the overlays, one row per input,\n"
+        "                        one column per method (pictures in DIR/inputs/)\n"
         "\n"
         "methods: gradcam gradcampp xgradcam hirescam layercam scorecam smooth-gradcam\n"
         "         integrated-gradcam expected-gradcam expected-gradcampp expected-xgradcam\n"
@@ -32,7 +42,7 @@ static void help(FILE *f)
         "  --out DIR             output folder, created if needed (required)\n"
         "  --layer L|auto        target layer (see `egcam info MODEL`; default auto)\n"
         "  --preset P            tf | torchvision | cifar (default: cifar for 32x32 inputs,\n"
-        "                        else torchvision)\n"
+        "                        else torchvision; see `egcam classify --help-presets`)\n"
         "  --class auto|K        explain the top-1 class (default) or class K for every input\n"
         "  --score logit|softmax the explained score y_c (default logit; Score-CAM always\n"
         "                        uses the softmax probability)\n"
@@ -44,26 +54,45 @@ static void help(FILE *f)
         "  --noise RHO           noise sigma = RHO * (max x - min x) (default 0.15)\n"
         "  --alpha uniform|grid  interpolation coefficients a ~ U(0,1) or a = s/S (default uniform)\n"
         "  --combine A|B|C       A: expected gradient, B: expected-gradients attribution,\n"
-        "                        C: mean of the per-sample maps (default A; see METHODS.md);\n"
-        "                        smooth-gradcam and expected-gradcampp/-xgradcam/-hirescam/\n"
-        "                        -layercam always use A, integrated-gradcam C (with black\n"
-        "                        baselines, grid alphas, no noise); the manifest records it\n"
+        "                        C: mean of the per-sample maps (default A; see\n"
+        "                        docs/USER_GUIDE.md); smooth-gradcam and expected-gradcampp/\n"
+        "                        -xgradcam/-hirescam/-layercam always use A, integrated-gradcam\n"
+        "                        C (with black baselines, grid alphas, no noise); the manifest\n"
+        "                        records it\n"
         "  --seed N              random seed (default 0); draws are keyed by (seed, image, sample)\n"
         "  --plan FILE           explicit sample plan (CSV 'baseline,alpha,noise_seed', one row\n"
         "                        per sample; see include/egcam/explain.h)\n"
+        "outputs:\n"
+        "  --save LIST           what to write: npy, overlay or npy,overlay (default both)\n"
+        "  --overlay-on WHAT     model: over the picture as the model saw it (the preset's crop\n"
+        "                        and resize, or the denormalised tensor of a .npy input;\n"
+        "                        default); original: over the full-size photo, the map put\n"
+        "                        back through the preset's crop (the part the model did not\n"
+        "                        see is dimmed; .npy inputs have no photo: model view)\n"
+        "  --colormap C          turbo | jet | viridis (default turbo)\n"
+        "  --overlay-alpha A     opacity of the colours, 0..1 (default 0.5)\n"
+        "  --overlay-format F    png | jpg (default png)\n"
+        "  --gallery             also write DIR/index.html (needs overlays)\n"
         "run:\n"
-        "  --device D            cpu | cuda | cuda:N (default cpu)\n"
+        "  --device D            cpu | cuda | cuda:N (default cpu; `egcam info` lists devices)\n"
         "  --batch B             rows (images x samples) per pass through the model (default 32)\n"
-        "  -q, --quiet           no progress on stderr\n"
+        "  -q, --quiet           no progress or summary on stderr (errors are still printed)\n"
         "  -v, --verbose         full error traces\n"
         "  -h, --help            this text\n"
+        "\n"
+        "exit codes: 0 every input explained, 1 some inputs failed (see the manifest),\n"
+        "            2 usage error (bad option, unreadable option file, unwritable --out),\n"
+        "            3 model or device error (model missing, corrupt or unsupported; no GPU)\n"
         "\n"
         "examples:\n"
         "  egcam explain --model ../shared/models/resnet20_cifar10.onnx --method gradcam \\\n"
         "      --out maps ../shared/data/cifar10-test/cat\n"
         "  egcam explain --model ../shared/models/mobilenet_v2_imagenet.onnx --preset tf \\\n"
-        "      --method expected-gradcam,gradcam --baselines blur --score softmax --combine B \\\n"
-        "      --samples 16 --out maps ../shared/data/photos\n");
+        "      --method gradcam,gradcampp,expected-gradcam --samples 16 --gallery \\\n"
+        "      --out gallery ../shared/data/photos\n"
+        "  egcam explain --model ../shared/models/mobilenet_v2_imagenet.onnx --preset tf \\\n"
+        "      --method expected-gradcam --baselines blur --score softmax --combine B \\\n"
+        "      --overlay-on original --colormap viridis --out maps ../shared/data/photos/cat.bmp\n");
 }
 
 /* Parses "A|B|C" etc.; returns 0 on failure after printing why. */
@@ -107,8 +136,8 @@ static int cmp_stem_ref(const void *a, const void *b)
     return c ? c : (x->index > y->index) - (x->index < y->index);
 }
 
-/* names[i] = the output file name of item i: <stem>.npy, or <stem>__<k>.npy for the k-th
- * repetition of a stem (inputs from different folders with the same name). */
+/* names[i] = the output file stem of item i: <stem>, or <stem>__<k> for the k-th repetition
+ * of a stem (inputs from different folders with the same name). */
 static char **unique_names(const cli_items *items)
 {
     int n = items->n;
@@ -128,8 +157,8 @@ static char **unique_names(const cli_items *items)
         size_t len = strlen(r[k].stem) + 32;
         char *s = malloc(len);
         if (!s) exit(EXIT_MODEL);
-        if (rep) snprintf(s, len, "%s__%d.npy", r[k].stem, rep + 1);
-        else snprintf(s, len, "%s.npy", r[k].stem);
+        if (rep) snprintf(s, len, "%s__%d", r[k].stem, rep + 1);
+        else snprintf(s, len, "%s", r[k].stem);
         names[r[k].index] = s;
     }
     free(r);
@@ -148,6 +177,15 @@ typedef struct run_cfg {
     int verbose;
     FILE *manifest;
 } run_cfg;
+
+/* How overlays are drawn. */
+typedef struct overlay_cfg {
+    int npy, overlay, gallery;  /* what to write */
+    int on_original;            /* over the full-size photo instead of the model's view */
+    egc_colormap cmap;
+    float alpha;
+    const char *ext;            /* "png" or "jpg" */
+} overlay_cfg;
 
 /* The first line of an error message without its trailing " [file:line]". */
 static const char *short_error(const char *msg, char *buf, size_t cap)
@@ -178,15 +216,24 @@ static void manifest_error(const run_cfg *c, const cli_item *it, const char *met
     fprintf(f, "}\n");
 }
 
+/* One line for a map that was written: npy_path and overlay_path are NULL when that kind
+ * of output was not asked for. */
 static void manifest_ok(const run_cfg *c, const cli_item *it, const egc_explainer *e,
-                        const char *path, const egc_cam_result *r, int class_given)
+                        const char *npy_path, const char *overlay_path, const egc_cam_result *r,
+                        int class_given)
 {
     FILE *f = c->manifest;
     const egc_explain_options *o = egc_explainer_options(e);
     fprintf(f, "{\"input\": ");
     cli_json_str(f, it->id);
-    fprintf(f, ", \"output\": ");
-    cli_json_str(f, path);
+    if (npy_path) {
+        fprintf(f, ", \"output\": ");
+        cli_json_str(f, npy_path);
+    }
+    if (overlay_path) {
+        fprintf(f, ", \"overlay\": ");
+        cli_json_str(f, overlay_path);
+    }
     fprintf(f, ", \"method\": \"%s\", \"class\": %d", egc_method_name(o->method), r->cls);
     if (c->labels && c->labels[r->cls]) {
         fprintf(f, ", \"label\": ");
@@ -214,17 +261,104 @@ static void manifest_ok(const run_cfg *c, const cli_item *it, const egc_explaine
             o->seed, r->image_id);
 }
 
+/* snprintf for file paths: a path that does not fit is a usage error (exit 2). */
+static void pathf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void pathf(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "egcam explain: output path '%s...' is too long (choose a shorter "
+                        "--out)\n", buf);
+        exit(EXIT_USAGE);
+    }
+}
+
+/* Parses --save: a comma-separated subset of npy, overlay. Returns 0 after printing why. */
+static int parse_save(const char *val, overlay_cfg *oc)
+{
+    oc->npy = oc->overlay = 0;
+    char *list = strdup(val), *save = NULL;
+    if (!list) return 0;
+    int ok = 1;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "npy")) oc->npy = 1;
+        else if (!strcmp(t, "overlay")) oc->overlay = 1;
+        else {
+            fprintf(stderr, "egcam explain: --save '%s': '%s' is not npy or overlay (e.g. "
+                            "--save npy,overlay)\n", val, t);
+            ok = 0;
+        }
+    }
+    free(list);
+    if (ok && !oc->npy && !oc->overlay) {
+        fprintf(stderr, "egcam explain: --save '%s' names nothing to write (npy, overlay)\n", val);
+        ok = 0;
+    }
+    return ok;
+}
+
+/* The picture an overlay of item it is drawn on and where the map goes in it: the model's
+ * view (sized, copied) with the map covering all of it, or the full-size photo with the
+ * preset's crop box. On failure the status is returned with the error recorded. */
+static egc_status overlay_base(const cli_item *it, const egc_image *sized, const overlay_cfg *oc,
+                               egc_preset preset, int W, int H, egc_image *base, float box[4])
+{
+    memset(base, 0, sizeof *base);
+    if (oc->on_original && it->index < 0) {
+        const char *dot = strrchr(it->path, '.');
+        if (!(dot && !strcasecmp(dot, ".npy"))) {
+            egc_status st = egc_image_load(it->path, base);
+            if (st != EGC_OK) return st;
+            st = egc_preset_crop_box(preset, base->w, base->h, W, H, box);
+            if (st != EGC_OK) egc_image_free(base);
+            return st;
+        }
+    }
+    size_t bytes = (size_t)sized->w * (size_t)sized->h * 3;
+    base->rgb = malloc(bytes);
+    if (!base->rgb) {
+        fprintf(stderr, "egcam explain: out of memory\n");
+        exit(EXIT_MODEL);
+    }
+    memcpy(base->rgb, sized->rgb, bytes);
+    base->w = sized->w;
+    base->h = sized->h;
+    box[0] = box[1] = 0.0f;
+    box[2] = (float)sized->w;
+    box[3] = (float)sized->h;
+    return EGC_OK;
+}
+
+/* Writes the gallery's copy of the picture: at most 1024 pixels on the long side. */
+static egc_status write_gallery_picture(const char *path, const egc_image *pic)
+{
+    int w = pic->w, h = pic->h, side = w > h ? w : h;
+    if (side <= 1024) return egc_image_save(path, pic, 90);
+    int nw = (int)((double)w * 1024 / side + 0.5), nh = (int)((double)h * 1024 / side + 0.5);
+    egc_image small;
+    egc_status st = egc_image_resize_bilinear(pic, nw < 1 ? 1 : nw, nh < 1 ? 1 : nh, &small);
+    if (st != EGC_OK) return st;
+    st = egc_image_save(path, &small, 90);
+    egc_image_free(&small);
+    return st;
+}
+
 int cmd_explain(int argc, char **argv)
 {
     const char *model_path = NULL, *method_list = NULL, *out_dir = NULL, *layer = NULL;
     const char *preset_name = NULL, *labels_path = NULL, *device = "cpu", *plan = NULL;
-    const char *baselines = NULL;
+    const char *baselines = NULL, *save = NULL;
     int quiet = 0, verbose = 0, class_k = -1;
+    overlay_cfg oc = {1, 1, 0, 0, EGC_CMAP_TURBO, 0.5f, "png"};
     egc_explain_options o;
     egc_explain_options_default(&o);
     enum {
         O_MODEL = 256, O_METHOD, O_OUT, O_LAYER, O_PRESET, O_SAMPLES, O_BASELINES, O_NOISE,
-        O_ALPHA, O_COMBINE, O_SCORE, O_SEED, O_CLASS, O_PLAN, O_DEVICE, O_BATCH, O_LABELS
+        O_ALPHA, O_COMBINE, O_SCORE, O_SEED, O_CLASS, O_PLAN, O_DEVICE, O_BATCH, O_LABELS,
+        O_SAVE, O_OVERLAY_ON, O_COLORMAP, O_OVERLAY_ALPHA, O_OVERLAY_FORMAT, O_GALLERY
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"method", required_argument, 0, O_METHOD},
@@ -236,15 +370,25 @@ int cmd_explain(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED},       {"class", required_argument, 0, O_CLASS},
         {"plan", required_argument, 0, O_PLAN},       {"device", required_argument, 0, O_DEVICE},
         {"batch", required_argument, 0, O_BATCH},     {"labels", required_argument, 0, O_LABELS},
+        {"save", required_argument, 0, O_SAVE},
+        {"overlay-on", required_argument, 0, O_OVERLAY_ON},
+        {"colormap", required_argument, 0, O_COLORMAP},
+        {"overlay-alpha", required_argument, 0, O_OVERLAY_ALPHA},
+        {"overlay-format", required_argument, 0, O_OVERLAY_FORMAT},
+        {"gallery", no_argument, 0, O_GALLERY},
         {"quiet", no_argument, 0, 'q'},               {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     static const char *const score_names[] = {"logit", "softmax"};
     static const char *const alpha_names[] = {"uniform", "grid"};
     static const char *const combine_names[] = {"A", "B", "C"};
+    static const char *const on_names[] = {"model", "original"};
+    static const char *const cmap_names[] = {"turbo", "jet", "viridis"};
+    static const char *const fmt_names[] = {"png", "jpg"};
     int c, v;
     long lv;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "qvh", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
         switch (c) {
         case O_MODEL: model_path = optarg; break;
         case O_METHOD: method_list = optarg; break;
@@ -282,13 +426,13 @@ int cmd_explain(int argc, char **argv)
         case O_SEED: {
             char *end;
             errno = 0;
-            unsigned long long s = strtoull(optarg, &end, 0);
+            unsigned long long sd = strtoull(optarg, &end, 0);
             if (errno || *end || end == optarg || optarg[0] == '-') {
                 fprintf(stderr, "egcam explain: --seed '%s' must be an unsigned 64-bit integer\n",
                         optarg);
                 return EXIT_USAGE;
             }
-            o.seed = (uint64_t)s;
+            o.seed = (uint64_t)sd;
             break;
         }
         case O_CLASS:
@@ -303,19 +447,54 @@ int cmd_explain(int argc, char **argv)
             o.batch = (int)lv;
             break;
         case O_LABELS: labels_path = optarg; break;
+        case O_SAVE: save = optarg; break;
+        case O_OVERLAY_ON:
+            if (!parse_choice("--overlay-on", optarg, on_names, 2, &v)) return EXIT_USAGE;
+            oc.on_original = v;
+            break;
+        case O_COLORMAP:
+            if (!parse_choice("--colormap", optarg, cmap_names, 3, &v)) return EXIT_USAGE;
+            if (egc_colormap_parse(optarg, &oc.cmap) != EGC_OK) return EXIT_USAGE;
+            break;
+        case O_OVERLAY_ALPHA: {
+            char *end;
+            errno = 0;
+            double d = strtod(optarg, &end);
+            if (errno || *end || end == optarg || !(d >= 0 && d <= 1)) {
+                fprintf(stderr, "egcam explain: --overlay-alpha '%s' must be a number in 0..1 "
+                                "(the opacity of the colours)\n", optarg);
+                return EXIT_USAGE;
+            }
+            oc.alpha = (float)d;
+            break;
+        }
+        case O_OVERLAY_FORMAT:
+            if (!parse_choice("--overlay-format", optarg, fmt_names, 2, &v)) return EXIT_USAGE;
+            oc.ext = fmt_names[v];
+            break;
+        case O_GALLERY: oc.gallery = 1; break;
         case 'q': quiet = 1; break;
         case 'v': verbose = 1; break;
         case 'h': help(stdout); return EXIT_ALL_OK;
-        default: help(stderr); return EXIT_USAGE;
+        default: return cli_bad_option("explain", argc, argv, c);
         }
     }
     if (!model_path || !method_list || !out_dir) {
-        fprintf(stderr, "egcam explain: --model, --method and --out are required (see `egcam "
-                        "explain --help`)\n");
+        fprintf(stderr, "egcam explain: %s%s%s%s required (see `egcam explain --help`)\n",
+                model_path ? "" : "--model ", method_list ? "" : "--method ",
+                out_dir ? "" : "--out ",
+                (!model_path + !method_list + !out_dir) > 1 ? "are" : "is");
         return EXIT_USAGE;
     }
     if (optind >= argc) {
-        fprintf(stderr, "egcam explain: no inputs given (image files, folders or .npy files)\n");
+        fprintf(stderr, "egcam explain: no inputs given (image files, folders or .npy files "
+                        "after the options)\n");
+        return EXIT_USAGE;
+    }
+    if (save && !parse_save(save, &oc)) return EXIT_USAGE;
+    if (oc.gallery && !oc.overlay) {
+        fprintf(stderr, "egcam explain: --gallery shows overlays, but --save '%s' does not "
+                        "write them: add overlay (--save npy,overlay)\n", save);
         return EXIT_USAGE;
     }
     if (baselines) {
@@ -330,7 +509,8 @@ int cmd_explain(int argc, char **argv)
             size_t l = strlen(baselines);
             if (l < 4 || strcmp(baselines + l - 4, ".npy")) {
                 fprintf(stderr, "egcam explain: --baselines '%s' is not black, blur, uniform, "
-                                "self or a .npy reference file\n", baselines);
+                                "self or a .npy reference file (make one with `egcam refs "
+                                "build`)\n", baselines);
                 return EXIT_USAGE;
             }
             o.baselines = EGC_BASELINES_FILE;
@@ -344,19 +524,20 @@ int cmd_explain(int argc, char **argv)
     egc_method methods[EGC_METHOD_COUNT];
     int n_methods = 0;
     {
-        char *list = strdup(method_list), *save = NULL;
+        char *list = strdup(method_list), *sv = NULL;
         if (!list) return EXIT_MODEL;
-        for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        for (char *t = strtok_r(list, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
             egc_method m;
             if (egc_method_parse(t, &m) != EGC_OK) {
                 cli_error("--method", 0);
+                fprintf(stderr, "egcam explain: see `egcam explain --help` for the methods\n");
                 free(list);
                 return EXIT_USAGE;
             }
             int dup = 0;
             for (int i = 0; i < n_methods; i++) dup |= methods[i] == m;
             if (dup) {
-                fprintf(stderr, "egcam explain: method '%s' is listed twice\n", t);
+                fprintf(stderr, "egcam explain: method '%s' is listed twice in --method\n", t);
                 free(list);
                 return EXIT_USAGE;
             }
@@ -370,8 +551,9 @@ int cmd_explain(int argc, char **argv)
     }
 
     egc_model *m = NULL;
-    if (egc_model_load(model_path, &m) != EGC_OK) {
-        cli_error(model_path, verbose);
+    egc_status lst = egc_model_load(model_path, &m);
+    if (lst != EGC_OK) {
+        cli_model_error(model_path, lst, verbose);
         return EXIT_MODEL;
     }
     if (!preset_name) preset_name = cli_default_preset(m);
@@ -384,8 +566,8 @@ int cmd_explain(int argc, char **argv)
     int ch, H, W, classes = egc_model_num_classes(m);
     egc_model_input_chw(m, &ch, &H, &W);
     if (class_k >= classes) {
-        fprintf(stderr, "egcam explain: --class %d is out of range (the model has %d classes)\n",
-                class_k, classes);
+        fprintf(stderr, "egcam explain: --class %d is out of range (the model has %d classes: "
+                        "0..%d)\n", class_k, classes, classes - 1);
         egc_model_destroy(m);
         return EXIT_USAGE;
     }
@@ -423,31 +605,56 @@ int cmd_explain(int argc, char **argv)
         mo.method = methods[k];
         egc_status st = egc_explainer_create(m, device, &mo, &ex[k]);
         if (st != EGC_OK) {
-            cli_error(egc_method_name(methods[k]), verbose);
             /* Bad options or option files are usage errors; the rest is the model or device. */
-            rc = (st == EGC_E_ARG || st == EGC_E_IO || st == EGC_E_FORMAT || st == EGC_E_SHAPE)
-                     ? EXIT_USAGE
-                     : EXIT_MODEL;
+            int usage = st == EGC_E_ARG || st == EGC_E_IO || st == EGC_E_FORMAT ||
+                        st == EGC_E_SHAPE;
+            if (st == EGC_E_ARG && layer && strstr(egc_last_error(), layer)) {
+                cli_error("--layer", verbose); /* the message says how to list the layers */
+            } else if (o.baseline_file && strstr(egc_last_error(), o.baseline_file)) {
+                cli_error("--baselines", verbose);
+                fprintf(stderr, "egcam explain: a reference file is an (R,3,H,W) float32 .npy "
+                                "at the model's input size: make one with `egcam refs build`\n");
+            } else if (plan && strstr(egc_last_error(), plan)) {
+                cli_error("--plan", verbose);
+                fprintf(stderr, "egcam explain: a sample plan is a CSV file with the header "
+                                "'baseline,alpha,noise_seed' (docs/USER_GUIDE.md)\n");
+            } else if (st == EGC_E_DEVICE || st == EGC_E_UNSUPPORTED) {
+                cli_error(device, verbose);
+                fprintf(stderr, "egcam explain: `egcam info` lists the devices; --device cpu "
+                                "always works\n");
+            } else {
+                cli_error(egc_method_name(methods[k]), verbose);
+            }
+            rc = usage ? EXIT_USAGE : EXIT_MODEL;
             goto cleanup_ex;
         }
     }
     if (cli_mkdirs(out_dir) != 0) {
+        fprintf(stderr, "egcam explain: choose another --out folder\n");
         rc = EXIT_USAGE;
         goto cleanup_ex;
     }
-    char path[4096];
+    char path[4096], ovl[4096];
     if (n_methods > 1)
         for (int k = 0; k < n_methods; k++) {
-            snprintf(path, sizeof path, "%s/%s", out_dir, egc_method_name(methods[k]));
+            pathf(path, sizeof path, "%s/%s", out_dir, egc_method_name(methods[k]));
             if (cli_mkdirs(path) != 0) {
                 rc = EXIT_USAGE;
                 goto cleanup_ex;
             }
         }
-    snprintf(path, sizeof path, "%s/manifest.jsonl", out_dir);
+    if (oc.gallery) {
+        pathf(path, sizeof path, "%s/inputs", out_dir);
+        if (cli_mkdirs(path) != 0) {
+            rc = EXIT_USAGE;
+            goto cleanup_ex;
+        }
+    }
+    pathf(path, sizeof path, "%s/manifest.jsonl", out_dir);
     FILE *manifest = fopen(path, "w");
     if (!manifest) {
-        fprintf(stderr, "egcam explain: cannot write %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "egcam explain: cannot write %s: %s (choose another --out folder)\n",
+                path, strerror(errno));
         rc = EXIT_USAGE;
         goto cleanup_ex;
     }
@@ -456,15 +663,59 @@ int cmd_explain(int argc, char **argv)
     cfg.labels = cli_load_labels(labels_path, model_path, classes);
     cfg.names = unique_names(&items);
 
-    size_t per = (size_t)3 * (size_t)H * (size_t)W;
+    /* The gallery: one row per item, one column per method. */
+    cli_gallery gal;
+    memset(&gal, 0, sizeof gal);
+    const char *col_names[EGC_METHOD_COUNT];
+    char *col_notes[EGC_METHOD_COUNT] = {0};
+    if (oc.gallery) {
+        gal.n_rows = items.n;
+        gal.n_cols = n_methods;
+        gal.model = model_path;
+        gal.col_names = col_names;
+        gal.col_notes = (const char *const *)col_notes;
+        gal.labels = cfg.labels;
+        gal.classes = classes;
+        gal.cmap = oc.cmap;
+        gal.alpha = oc.alpha;
+        gal.overlay_on = oc.on_original ? "the original photo" : "the model's view";
+        gal.cells = calloc((size_t)(items.n ? items.n : 1) * (size_t)n_methods, sizeof *gal.cells);
+        gal.rows = calloc((size_t)(items.n ? items.n : 1), sizeof *gal.rows);
+        if (!gal.cells || !gal.rows) exit(EXIT_MODEL);
+        for (int k = 0; k < n_methods; k++) {
+            const egc_explain_options *eo = egc_explainer_options(ex[k]);
+            char note[512];
+            int len = snprintf(note, sizeof note, "layer %s, %s, %s", egc_explainer_layer(ex[k]),
+                               egc_preset_name(o.preset), egc_score_name(eo->score));
+            if (egc_method_is_sampled(eo->method) && len > 0 && (size_t)len < sizeof note)
+                snprintf(note + len, sizeof note - (size_t)len,
+                         ", %d samples, baselines %s, noise %g, alpha %s, combine %s, seed %llu",
+                         egc_explainer_samples(ex[k]),
+                         eo->baselines == EGC_BASELINES_FILE ? eo->baseline_file
+                                                             : egc_baselines_name(eo->baselines),
+                         (double)eo->noise, egc_alpha_name(eo->alpha),
+                         egc_combine_name(eo->combine), (unsigned long long)eo->seed);
+            col_names[k] = egc_method_name(methods[k]);
+            col_notes[k] = strdup(note);
+        }
+        for (int i = 0; i < items.n; i++) gal.rows[i].id = items.v[i].id;
+        gal.unread = (const char *const *)bad_paths;
+        gal.n_unread = n_paths;
+    }
+
+    size_t per = (size_t)3 * (size_t)H * (size_t)W, hw = (size_t)H * (size_t)W;
     float *x = malloc((size_t)B * per * sizeof(float));
-    float *maps = malloc((size_t)B * (size_t)H * (size_t)W * sizeof(float));
+    float *maps = malloc((size_t)n_methods * (size_t)B * hw * sizeof(float));
     int *slot = malloc((size_t)B * sizeof(int)), *cls = malloc((size_t)B * sizeof(int));
-    egc_cam_result *res = malloc((size_t)B * sizeof *res);
-    if (!x || !maps || !slot || !cls || !res) {
+    egc_cam_result *res = malloc((size_t)n_methods * (size_t)B * sizeof *res);
+    int *ran = malloc((size_t)n_methods * sizeof(int));
+    egc_image *sized = calloc((size_t)B, sizeof *sized);
+    char **run_err = calloc((size_t)n_methods, sizeof *run_err);
+    if (!x || !maps || !slot || !cls || !res || !ran || !sized || !run_err) {
         fprintf(stderr, "egcam explain: out of memory\n");
         exit(EXIT_MODEL);
     }
+    int need_sized = oc.overlay;
     if (n_bad) rc = EXIT_SOME_FAILED;
     for (int p = 0; p < n_paths; p++)
         if (bad_paths[p]) {
@@ -476,15 +727,22 @@ int cmd_explain(int argc, char **argv)
                                : "cannot read this input or some of its files (see the messages "
                                  "on stderr)");
         }
+    int n_done = 0, n_failed_items = 0;
     cli_progress pr;
     cli_progress_start(&pr, "explain", items.n, quiet);
     for (int i = 0; i < items.n;) {
         int nb = 0;
         while (i < items.n && nb < B) {
-            if (cli_load_item(&items.v[i], o.preset, W, H, x + (size_t)nb * per, NULL) != EGC_OK) {
+            if (cli_load_item(&items.v[i], o.preset, W, H, x + (size_t)nb * per,
+                              need_sized ? &sized[nb] : NULL) != EGC_OK) {
                 cli_error(items.v[i].id, verbose);
                 manifest_error(&cfg, &items.v[i], NULL, egc_last_error());
+                if (oc.gallery) {
+                    char buf[1024];
+                    gal.rows[i].error = strdup(short_error(egc_last_error(), buf, sizeof buf));
+                }
                 rc = EXIT_SOME_FAILED;
+                n_failed_items++;
                 cli_progress_step(&pr, 1);
             } else {
                 cls[nb] = class_k;
@@ -494,36 +752,119 @@ int cmd_explain(int argc, char **argv)
         }
         if (!nb) continue;
         for (int k = 0; k < n_methods; k++) {
-            const char *mname = egc_method_name(methods[k]);
+            egc_cam_result *rk = res + (size_t)k * (size_t)B;
             for (int t = 0; t < nb; t++) {
-                res[t].raw = NULL;
-                res[t].map = maps + (size_t)t * (size_t)H * (size_t)W;
+                rk[t].raw = NULL;
+                rk[t].map = maps + ((size_t)k * (size_t)B + (size_t)t) * hw;
             }
-            if (egc_explainer_run(ex[k], x, nb, cls, res) != EGC_OK) {
-                cli_error(mname, verbose);
-                for (int t = 0; t < nb; t++)
-                    manifest_error(&cfg, &items.v[slot[t]], mname, egc_last_error());
+            ran[k] = egc_explainer_run(ex[k], x, nb, cls, rk) == EGC_OK;
+            free(run_err[k]);
+            run_err[k] = NULL;
+            if (!ran[k]) {
+                cli_error(egc_method_name(methods[k]), verbose);
+                run_err[k] = strdup(egc_last_error());
                 rc = EXIT_SOME_FAILED;
-                continue;
             }
-            for (int t = 0; t < nb; t++) {
-                const cli_item *it = &items.v[slot[t]];
-                if (n_methods > 1)
-                    snprintf(path, sizeof path, "%s/%s/%s", out_dir, mname, cfg.names[slot[t]]);
-                else
-                    snprintf(path, sizeof path, "%s/%s", out_dir, cfg.names[slot[t]]);
-                egc_tensor tt;
-                int64_t dims[2] = {H, W};
-                tt.shape = egc_shape_make(2, dims);
-                tt.data = res[t].map;
-                if (egc_npy_write(path, &tt) != EGC_OK) {
-                    cli_error(path, verbose);
-                    manifest_error(&cfg, it, mname, egc_last_error());
+        }
+        for (int t = 0; t < nb; t++) {
+            const cli_item *it = &items.v[slot[t]];
+            const char *stem = cfg.names[slot[t]];
+            egc_image base = {0, 0, NULL};
+            float box[4];
+            int base_ok = 1;
+            char base_err[1024] = "";
+            if (oc.overlay) {
+                if (overlay_base(it, &sized[t], &oc, o.preset, W, H, &base, box) != EGC_OK) {
+                    cli_error(it->id, verbose);
+                    short_error(egc_last_error(), base_err, sizeof base_err);
+                    base_ok = 0;
                     rc = EXIT_SOME_FAILED;
+                } else if (oc.gallery) {
+                    pathf(ovl, sizeof ovl, "inputs/%s.%s", stem, oc.ext);
+                    pathf(path, sizeof path, "%s/%s", out_dir, ovl);
+                    const egc_image *pic = &base;
+                    egc_image orig = {0, 0, NULL};
+                    /* The first column shows the photo itself, even when the overlays are
+                     * drawn over the model's view. */
+                    if (!oc.on_original && it->index < 0 &&
+                        egc_image_load(it->path, &orig) == EGC_OK)
+                        pic = &orig;
+                    if (write_gallery_picture(path, pic) == EGC_OK)
+                        gal.rows[slot[t]].picture = strdup(ovl);
+                    else
+                        cli_error(path, verbose);
+                    egc_image_free(&orig);
+                }
+            }
+            int item_failed = 0;
+            for (int k = 0; k < n_methods; k++) {
+                const char *mname = egc_method_name(methods[k]);
+                const egc_cam_result *r = res + (size_t)k * (size_t)B + t;
+                cli_gallery_cell *cell = oc.gallery ? &gal.cells[(size_t)slot[t] * n_methods + k]
+                                                    : NULL;
+                const char *err = NULL;
+                char errbuf[1024];
+                if (!ran[k]) err = run_err[k] ? run_err[k] : "the method failed";
+                const char *dir_m = n_methods > 1 ? mname : NULL;
+                const char *npy_path = NULL, *ovl_path = NULL;
+                if (!err && oc.npy) {
+                    if (dir_m) pathf(path, sizeof path, "%s/%s/%s.npy", out_dir, dir_m, stem);
+                    else pathf(path, sizeof path, "%s/%s.npy", out_dir, stem);
+                    egc_tensor tt;
+                    int64_t dims[2] = {H, W};
+                    tt.shape = egc_shape_make(2, dims);
+                    tt.data = r->map;
+                    if (egc_npy_write(path, &tt) != EGC_OK) {
+                        cli_error(path, verbose);
+                        err = short_error(egc_last_error(), errbuf, sizeof errbuf);
+                    } else {
+                        npy_path = path;
+                    }
+                }
+                char rel[4096] = "";
+                if (!err && oc.overlay) {
+                    if (!base_ok) {
+                        err = base_err;
+                    } else {
+                        if (dir_m) pathf(rel, sizeof rel, "%s/%s_overlay.%s", dir_m, stem, oc.ext);
+                        else pathf(rel, sizeof rel, "%s_overlay.%s", stem, oc.ext);
+                        pathf(ovl, sizeof ovl, "%s/%s", out_dir, rel);
+                        egc_image img = {0, 0, NULL};
+                        egc_status st = egc_overlay_box(&base, r->map, W, H, box, oc.cmap,
+                                                        oc.alpha, &img);
+                        if (st == EGC_OK) st = egc_image_save(ovl, &img, 90);
+                        egc_image_free(&img);
+                        if (st != EGC_OK) {
+                            cli_error(ovl, verbose);
+                            err = short_error(egc_last_error(), errbuf, sizeof errbuf);
+                        } else {
+                            ovl_path = ovl;
+                        }
+                    }
+                }
+                if (err) {
+                    manifest_error(&cfg, it, mname, err);
+                    rc = EXIT_SOME_FAILED;
+                    item_failed = 1;
+                    if (cell) {
+                        char buf[1024];
+                        cell->error = strdup(short_error(err, buf, sizeof buf));
+                    }
                     continue;
                 }
-                manifest_ok(&cfg, it, ex[k], path, &res[t], class_k >= 0);
+                manifest_ok(&cfg, it, ex[k], npy_path, ovl_path, r, class_k >= 0);
+                if (cell) {
+                    cell->ok = 1;
+                    cell->cls = r->cls;
+                    cell->score = r->score;
+                    cell->score_kind = egc_score_name(egc_explainer_options(ex[k])->score);
+                    cell->overlay = strdup(rel);
+                }
             }
+            if (item_failed) n_failed_items++;
+            else n_done++;
+            egc_image_free(&base);
+            egc_image_free(&sized[t]);
         }
         fflush(manifest);
         cli_progress_step(&pr, nb);
@@ -533,7 +874,35 @@ int cmd_explain(int argc, char **argv)
         fprintf(stderr, "egcam explain: error writing %s/manifest.jsonl\n", out_dir);
         rc = EXIT_SOME_FAILED;
     }
+    if (oc.gallery) {
+        pathf(path, sizeof path, "%s/index.html", out_dir);
+        if (cli_gallery_write(&gal, path) != 0) rc = EXIT_SOME_FAILED;
+    }
+    if (!quiet) {
+        fprintf(stderr, "egcam explain: %d of %d inputs explained with %d method%s", n_done,
+                items.n, n_methods, n_methods > 1 ? "s" : "");
+        if (n_failed_items + n_bad) fprintf(stderr, ", %d failed", n_failed_items + n_bad);
+        fprintf(stderr, "; manifest %s/manifest.jsonl", out_dir);
+        if (oc.gallery) fprintf(stderr, ", gallery %s/index.html", out_dir);
+        fprintf(stderr, "\n");
+    }
+    if (oc.gallery) {
+        for (size_t q = 0; q < (size_t)items.n * (size_t)n_methods; q++) {
+            free(gal.cells[q].overlay);
+            free(gal.cells[q].error);
+        }
+        for (int r = 0; r < items.n; r++) {
+            free(gal.rows[r].picture);
+            free(gal.rows[r].error);
+        }
+        free(gal.cells);
+        free(gal.rows);
+        for (int k = 0; k < n_methods; k++) free(col_notes[k]);
+    }
+    for (int t = 0; t < B; t++) egc_image_free(&sized[t]);
     for (int t = 0; t < items.n; t++) free(cfg.names[t]);
+    for (int k = 0; k < n_methods; k++) free(run_err[k]);
+    free(run_err);
     free(cfg.names);
     cli_free_labels(cfg.labels, classes);
     free(x);
@@ -541,6 +910,8 @@ int cmd_explain(int argc, char **argv)
     free(slot);
     free(cls);
     free(res);
+    free(ran);
+    free(sized);
 cleanup_ex:
     for (int k = 0; k < n_methods; k++) egc_explainer_destroy(ex[k]);
     free(bad_paths);

@@ -9,37 +9,52 @@
 static void help(FILE *f)
 {
     fprintf(f,
-        "usage: egcam info [--json] [MODEL.onnx]\n"
+        "usage: egcam info [options] [MODEL.onnx]\n"
         "\n"
-        "Without a model: lists the compute devices (cpu, cuda:N).\n"
-        "With a model: prints its input, output and every layer (tensor name, op, shape at\n"
-        "batch 1). Layers marked * are CAM target candidates (4-D, spatial size > 1); the one\n"
-        "marked auto is what `--layer auto` picks.\n"
+        "Without a model: lists the compute devices (cpu, cuda:N) and why CUDA is unavailable\n"
+        "when it is. With a model: prints its input, output and every layer (tensor name, op,\n"
+        "shape at batch 1). Layers marked * are CAM target candidates (4-D, spatial size > 1);\n"
+        "the one marked auto is what `--layer auto` picks. Any tensor name of the list can be\n"
+        "given to `egcam explain --layer`.\n"
         "\n"
         "options:\n"
-        "  --json     one JSON object per layer instead of the table\n"
-        "  -h, --help this text\n"
+        "  --json          one JSON object per layer instead of the table\n"
+        "  -q, --quiet     only the layers (no device list)\n"
+        "  -v, --verbose   full error traces\n"
+        "  -h, --help      this text\n"
         "\n"
-        "example:\n"
-        "  egcam info ../shared/models/resnet20_cifar10.onnx\n");
+        "exit codes: 0 done, 2 usage error, 3 the model cannot be loaded (missing, corrupt or\n"
+        "            unsupported: the message names the node and operator)\n"
+        "\n"
+        "examples:\n"
+        "  egcam info\n"
+        "  egcam info ../shared/models/resnet20_cifar10.onnx\n"
+        "  egcam info --json ../shared/models/mobilenet_v2_imagenet.onnx | grep '\"auto\": true'\n");
 }
 
 int cmd_info(int argc, char **argv)
 {
-    int json = 0;
+    int json = 0, quiet = 0, verbose = 0;
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"verbose", no_argument, 0, 'v'},
                                          {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'j') json = 1;
-        else if (c == 'h') {
-            help(stdout);
-            return EXIT_ALL_OK;
-        } else {
-            help(stderr);
-            return EXIT_USAGE;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = 1; break;
+        case 'q': quiet = 1; break;
+        case 'v': verbose = 1; break;
+        case 'h': help(stdout); return EXIT_ALL_OK;
+        default: return cli_bad_option("info", argc, argv, c);
         }
+    }
+    if (argc - optind > 1) {
+        fprintf(stderr, "egcam info: one model at a time (got %d; see `egcam info --help`)\n",
+                argc - optind);
+        return EXIT_USAGE;
     }
     char devs[2048];
     egc_backend_list_devices(devs, sizeof devs);
@@ -49,8 +64,9 @@ int cmd_info(int argc, char **argv)
     }
     const char *path = argv[optind];
     egc_model *m = NULL;
-    if (egc_model_load(path, &m) != EGC_OK) {
-        cli_error(path, 0);
+    egc_status lst = egc_model_load(path, &m);
+    if (lst != EGC_OK) {
+        cli_model_error(path, lst, verbose);
         return EXIT_MODEL;
     }
     int ch, h, w, n = egc_model_num_layers(m);
@@ -77,7 +93,7 @@ int cmd_info(int argc, char **argv)
                    li.name, li.is_auto ? "   <- auto" : "");
         }
     }
-    if (!json) printf("\n%s", devs);
+    if (!json && !quiet) printf("\n%s", devs);
     egc_model_destroy(m);
     return EXIT_ALL_OK;
 }

@@ -27,6 +27,9 @@ static void help(FILE *f)
         "  -v, --verbose    full error traces\n"
         "  -h, --help       this text\n"
         "\n"
+        "exit codes: 0 every image written, 1 some images failed (skipped) or none loaded,\n"
+        "            2 usage error or unwritable --out, 3 the model cannot be loaded\n"
+        "\n"
         "example:\n"
         "  egcam refs build --model ../shared/models/mobilenet_v2_imagenet.onnx --preset tf \\\n"
         "      --out refs.npy ../shared/data/imagenet-sample\n");
@@ -44,7 +47,8 @@ static int refs_build(int argc, char **argv)
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "qvh", opts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
         switch (c) {
         case O_MODEL: model_path = optarg; break;
         case O_SIZE: size = optarg; break;
@@ -53,7 +57,7 @@ static int refs_build(int argc, char **argv)
         case 'q': quiet = 1; break;
         case 'v': verbose = 1; break;
         case 'h': help(stdout); return EXIT_ALL_OK;
-        default: help(stderr); return EXIT_USAGE;
+        default: return cli_bad_option("refs build", argc, argv, c);
         }
     }
     if (!out || (!model_path && !size) || (model_path && size)) {
@@ -79,8 +83,9 @@ static int refs_build(int argc, char **argv)
         W = (int)w;
     } else {
         egc_model *m = NULL;
-        if (egc_model_load(model_path, &m) != EGC_OK) {
-            cli_error(model_path, verbose);
+        egc_status lst = egc_model_load(model_path, &m);
+        if (lst != EGC_OK) {
+            cli_model_error(model_path, lst, verbose);
             return EXIT_MODEL;
         }
         int ch;
@@ -147,6 +152,8 @@ int cmd_refs(int argc, char **argv)
         help(stdout);
         return EXIT_ALL_OK;
     }
-    fprintf(stderr, "egcam refs: expected the subcommand 'build' (see `egcam refs build --help`)\n");
+    fprintf(stderr, "egcam refs: expected the subcommand 'build'%s%s%s (see `egcam refs build "
+                    "--help`)\n", argc >= 2 ? ", got '" : "", argc >= 2 ? argv[1] : "",
+            argc >= 2 ? "'" : "");
     return EXIT_USAGE;
 }

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "egcam/explain.h"
 #include "core/core.h"
 
 double cli_now(void)
@@ -124,7 +126,8 @@ int cli_expand_inputs(char **paths, int n_paths, cli_items *out, int *n_bad)
     for (int i = 0; i < n_paths; i++) {
         struct stat sb;
         if (stat(paths[i], &sb) != 0) {
-            fprintf(stderr, "egcam: %s: %s\n", paths[i], strerror(errno));
+            fprintf(stderr, "egcam: input %s: %s (check the path; inputs are image files, "
+                            "folders or .npy files)\n", paths[i], strerror(errno));
             (*n_bad)++;
             continue;
         }
@@ -289,11 +292,52 @@ void cli_error(const char *what, int verbose)
     }
 }
 
+void cli_model_error(const char *model_path, egc_status st, int verbose)
+{
+    cli_error(model_path, verbose);
+    switch (st) {
+    case EGC_E_IO:
+        fprintf(stderr, "egcam: check the --model path (the shared models are in "
+                        "../shared/models; weights/README.md says how to export others)\n");
+        break;
+    case EGC_E_FORMAT:
+        fprintf(stderr, "egcam: %s is not a valid ONNX model (truncated or not ONNX?): export "
+                        "or download it again (weights/README.md)\n", model_path);
+        break;
+    case EGC_E_UNSUPPORTED:
+        fprintf(stderr, "egcam: weights/README.md lists the operators egcam supports; "
+                        "re-export with opset 13 and the legacy exporter\n");
+        break;
+    case EGC_E_SHAPE:
+        fprintf(stderr, "egcam: egcam explains image classifiers: one input [N,3,H,W], one "
+                        "output [N,classes]\n");
+        break;
+    default: break;
+    }
+}
+
+int cli_bad_option(const char *cmd, int argc, char **argv, int c)
+{
+    int idx = optind - 1;
+    if (idx < 1) idx = 1;
+    if (idx >= argc) idx = argc - 1;
+    const char *arg = idx >= 1 && idx < argc ? argv[idx] : "?";
+    if (c == ':')
+        fprintf(stderr, "egcam %s: option '%s' needs a value\n", cmd, arg);
+    else if (optopt && optopt < 256)
+        fprintf(stderr, "egcam %s: unknown option '-%c'\n", cmd, optopt);
+    else
+        fprintf(stderr, "egcam %s: unknown option '%s'\n", cmd, arg);
+    fprintf(stderr, "egcam %s: see `egcam %s --help` for the options\n", cmd, cmd);
+    return EXIT_USAGE;
+}
+
 void cli_progress_start(cli_progress *p, const char *label, long total, int quiet)
 {
     p->label = label;
     p->total = total;
     p->done = 0;
+    p->last_done = -1;
     p->t0 = p->last = cli_now();
     p->tty = isatty(2);
     p->quiet = quiet;
@@ -332,6 +376,7 @@ void cli_progress_step(cli_progress *p, long n)
     double t = cli_now();
     if (t - p->last >= (p->tty ? 0.2 : 5.0)) {
         p->last = t;
+        p->last_done = p->done;
         progress_draw(p, 0);
     }
 }
@@ -339,7 +384,8 @@ void cli_progress_step(cli_progress *p, long n)
 void cli_progress_end(cli_progress *p)
 {
     if (p->quiet) return;
-    if (p->tty || cli_now() - p->t0 >= 5.0) progress_draw(p, 1);
+    /* A terminal gets the final bar; a log gets a last line unless it just had one. */
+    if (p->tty || (cli_now() - p->t0 >= 5.0 && p->last_done != p->done)) progress_draw(p, 1);
 }
 
 void cli_json_str(FILE *f, const char *s)
@@ -381,4 +427,88 @@ int cli_mkdirs(const char *path)
         buf[i] = keep;
     }
     return 0;
+}
+
+/* ---- method options shared by explain and sweep ---- */
+
+static int method_choice(const char *cmd, const char *name, const char *val,
+                         const char *const *names, int n, int *out)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(val, names[i])) {
+            *out = i;
+            return 1;
+        }
+    fprintf(stderr, "egcam %s: %s '%s' is not one of", cmd, name, val);
+    for (int i = 0; i < n; i++) fprintf(stderr, " %s", names[i]);
+    fprintf(stderr, "\n");
+    return 0;
+}
+
+int cli_method_option(const char *cmd, const char *name, const char *val,
+                      egc_explain_options *o)
+{
+    static const char *const score_names[] = {"logit", "softmax"};
+    static const char *const alpha_names[] = {"uniform", "grid"};
+    static const char *const combine_names[] = {"A", "B", "C"};
+    int v;
+    char *end;
+    if (!strcmp(name, "layer")) {
+        o->layer = val;
+    } else if (!strcmp(name, "samples")) {
+        errno = 0;
+        long s = strtol(val, &end, 10);
+        if (errno || *end || end == val || s < 1 || s > (1 << 20)) {
+            fprintf(stderr, "egcam %s: samples '%s' must be an integer in 1..%d\n", cmd, val,
+                    1 << 20);
+            return 0;
+        }
+        o->samples = (int)s;
+    } else if (!strcmp(name, "noise")) {
+        errno = 0;
+        double d = strtod(val, &end);
+        if (errno || *end || end == val || !(d >= 0) || d > 1e30) {
+            fprintf(stderr, "egcam %s: noise '%s' must be a number >= 0\n", cmd, val);
+            return 0;
+        }
+        o->noise = (float)d;
+    } else if (!strcmp(name, "alpha")) {
+        if (!method_choice(cmd, "alpha", val, alpha_names, 2, &v)) return 0;
+        o->alpha = (egc_alpha)v;
+    } else if (!strcmp(name, "combine")) {
+        if (!method_choice(cmd, "combine", val, combine_names, 3, &v)) return 0;
+        o->combine = (egc_combine)v;
+    } else if (!strcmp(name, "score")) {
+        if (!method_choice(cmd, "score", val, score_names, 2, &v)) return 0;
+        o->score = (egc_score)v;
+    } else if (!strcmp(name, "seed")) {
+        errno = 0;
+        unsigned long long s = strtoull(val, &end, 0);
+        if (errno || *end || end == val || val[0] == '-') {
+            fprintf(stderr, "egcam %s: seed '%s' must be an unsigned 64-bit integer\n", cmd, val);
+            return 0;
+        }
+        o->seed = (uint64_t)s;
+    } else if (!strcmp(name, "plan")) {
+        o->plan_file = val;
+    } else if (!strcmp(name, "baselines")) {
+        static const char *const bl[] = {"black", "blur", "uniform", "self"};
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(val, bl[i])) {
+                o->baselines = (egc_baselines)i;
+                o->baseline_file = NULL;
+                return 1;
+            }
+        size_t l = strlen(val);
+        if (l < 4 || strcmp(val + l - 4, ".npy")) {
+            fprintf(stderr, "egcam %s: baselines '%s' is not black, blur, uniform, self or a "
+                            ".npy reference file\n", cmd, val);
+            return 0;
+        }
+        o->baselines = EGC_BASELINES_FILE;
+        o->baseline_file = val;
+    } else {
+        return -1;
+    }
+    return 1;
 }

@@ -1,0 +1,208 @@
+/* bench_explain.c: explanation throughput of a model on a backend (images/s), one JSON line
+ * per configuration with bench_forward.c's keys: Grad-CAM on a batch of images, and Expected
+ * Grad-CAM with S samples per image.
+ *
+ * usage: bench_explain --model M.onnx [--device cpu|cuda:N] [--methods gradcam,expected-gradcam]
+ *                      [--gradcam-batch 64] [--expected-batch 32] [--samples 32]
+ *                      [--rows R] [--precision fp32[,mixed]] [--repeats R] [--warmup W]
+ * One timed run is egc_explainer_run on a batch of host images (deterministic pseudo-random
+ * tensors; preprocessing is not timed) up to the final maps on the host: the clean pass,
+ * the sampled passes, the reductions and the post-processing. Grad-CAM uses an explainer of
+ * batch = gradcam-batch; Expected Grad-CAM (combine A, softmax score, black baseline, noise
+ * 0.15, S samples, uniform alpha) one of `rows` rows per pass (default: the number of
+ * images), so the images x S sample rows go through the model in chunks of `rows`. The
+ * first `warmup` runs are discarded; the median and minimum of `repeats` runs are reported.
+ * peak_device_bytes is egc_explainer_device_bytes (the session's weights, arenas and
+ * workspaces and the explainer's buffers; runs allocate nothing, so it is the peak).
+ * Extra keys: rows_per_pass, layer. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "egcam/explain.h"
+#include "egcam/model.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') putchar('\\');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+typedef struct bench_cfg {
+    const char *model_path, *model_name, *device, *sha;
+    int repeats, warmup;
+} bench_cfg;
+
+/* Times one (method, precision) configuration and prints its JSON line; 0 on success. */
+static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, egc_precision prec,
+                   int images, int samples, int rows)
+{
+    egc_explain_options o;
+    egc_explain_options_default(&o);
+    o.method = method;
+    o.precision = prec;
+    o.batch = rows;
+    if (method == EGC_METHOD_EXPECTED_GRADCAM) {
+        o.samples = samples;
+        o.score = EGC_SCORE_SOFTMAX;
+        o.baselines = EGC_BASELINES_BLACK;
+        o.noise = 0.15f;
+        o.combine = EGC_COMBINE_A;
+    }
+    egc_explainer *e = NULL;
+    if (egc_explainer_create(m, b->device, &o, &e) != EGC_OK) {
+        fprintf(stderr, "bench_explain: %s %s: %s\n", egc_method_name(method),
+                egc_precision_name(prec), egc_last_error());
+        return 3;
+    }
+    int c, H, W, h, w;
+    egc_model_input_chw(m, &c, &H, &W);
+    egc_explainer_geometry(e, &h, &w, NULL, NULL);
+    size_t chw = (size_t)c * (size_t)H * (size_t)W;
+    float *x = malloc((size_t)images * chw * sizeof(float));
+    float *raw = malloc((size_t)images * (size_t)h * (size_t)w * sizeof(float));
+    float *map = malloc((size_t)images * (size_t)H * (size_t)W * sizeof(float));
+    egc_cam_result *res = calloc((size_t)images, sizeof *res);
+    double *t = malloc((size_t)b->repeats * sizeof(double));
+    int rc = 0;
+    if (!x || !raw || !map || !res || !t) {
+        fprintf(stderr, "bench_explain: out of host memory\n");
+        rc = 3;
+    }
+    if (rc == 0) {
+        uint32_t st = 12345;
+        for (size_t i = 0; i < (size_t)images * chw; i++) {
+            st = st * 1664525u + 1013904223u;
+            x[i] = (float)((st >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+        }
+        for (int i = 0; i < images; i++) {
+            res[i].raw = raw + (size_t)i * (size_t)h * (size_t)w;
+            res[i].map = map + (size_t)i * (size_t)H * (size_t)W;
+        }
+    }
+    for (int i = 0; i < b->warmup + b->repeats && rc == 0; i++) {
+        double t0 = now();
+        if (egc_explainer_run(e, x, images, NULL, res) != EGC_OK) {
+            fprintf(stderr, "bench_explain: %s: %s\n", egc_method_name(method), egc_last_error());
+            rc = 3;
+        }
+        if (i >= b->warmup) t[i - b->warmup] = now() - t0;
+    }
+    if (rc == 0) {
+        qsort(t, (size_t)b->repeats, sizeof *t, cmp_d);
+        double med = t[b->repeats / 2];
+        printf("{\"bench\": \"explain\", \"backend\": ");
+        json_str(b->device);
+        printf(", \"device\": ");
+        json_str(egc_explainer_device(e));
+        printf(", \"model\": ");
+        json_str(b->model_name);
+        printf(", \"method\": ");
+        json_str(egc_method_name(method));
+        printf(", \"precision\": ");
+        json_str(egc_precision_name(prec));
+        printf(", \"batch\": %d, \"samples\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
+               "\"images_per_s\": %.2f, \"peak_device_bytes\": %zu, \"rows_per_pass\": %d, "
+               "\"layer\": ",
+               images, method == EGC_METHOD_GRADCAM ? 1 : egc_explainer_samples(e), med * 1e3,
+               t[0] * 1e3, images / med, egc_explainer_device_bytes(e), rows);
+        json_str(egc_explainer_layer(e));
+        printf(", \"git_sha\": ");
+        json_str(b->sha);
+        printf("}\n");
+        fflush(stdout);
+    }
+    free(x);
+    free(raw);
+    free(map);
+    free(res);
+    free(t);
+    egc_explainer_destroy(e);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    bench_cfg b = {NULL, NULL, "cpu", NULL, 5, 1};
+    const char *methods = "gradcam,expected-gradcam", *precisions = "fp32";
+    int gc_batch = 64, ex_batch = 32, samples = 32, rows = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc) b.model_path = argv[++i];
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc) b.device = argv[++i];
+        else if (!strcmp(argv[i], "--methods") && i + 1 < argc) methods = argv[++i];
+        else if (!strcmp(argv[i], "--gradcam-batch") && i + 1 < argc) gc_batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--expected-batch") && i + 1 < argc) ex_batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--samples") && i + 1 < argc) samples = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rows") && i + 1 < argc) rows = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) precisions = argv[++i];
+        else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) b.repeats = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) b.warmup = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: bench_explain --model M.onnx [--device D] [--methods "
+                            "gradcam,expected-gradcam] [--gradcam-batch 64] [--expected-batch 32] "
+                            "[--samples 32] [--rows R] [--precision fp32[,mixed]] [--repeats R] "
+                            "[--warmup W]\n");
+            return 2;
+        }
+    }
+    if (!b.model_path || b.repeats < 1 || b.warmup < 0 || gc_batch < 1 || ex_batch < 1 ||
+        samples < 1 || rows < 0) {
+        fprintf(stderr, "bench_explain: --model is required; counts must be positive\n");
+        return 2;
+    }
+    egc_model *m = NULL;
+    if (egc_model_load(b.model_path, &m) != EGC_OK) {
+        fprintf(stderr, "bench_explain: %s\n", egc_last_error());
+        return 3;
+    }
+    const char *sha = getenv("EGC_GIT_SHA");
+    b.sha = sha ? sha : "unknown";
+    const char *name = strrchr(b.model_path, '/');
+    b.model_name = name ? name + 1 : b.model_path;
+    int rc = 0;
+    char mlist[256], plist[64];
+    snprintf(mlist, sizeof mlist, "%s", methods);
+    for (char *ms = NULL, *mt = strtok_r(mlist, ",", &ms); mt; mt = strtok_r(NULL, ",", &ms)) {
+        egc_method method;
+        if (egc_method_parse(mt, &method) != EGC_OK ||
+            (method != EGC_METHOD_GRADCAM && method != EGC_METHOD_EXPECTED_GRADCAM)) {
+            fprintf(stderr, "bench_explain: method '%s': gradcam or expected-gradcam\n", mt);
+            rc = 2;
+            continue;
+        }
+        snprintf(plist, sizeof plist, "%s", precisions);
+        for (char *ps = NULL, *pt = strtok_r(plist, ",", &ps); pt; pt = strtok_r(NULL, ",", &ps)) {
+            egc_precision prec;
+            if (egc_precision_parse(pt, &prec) != EGC_OK) {
+                fprintf(stderr, "bench_explain: %s\n", egc_last_error());
+                rc = 2;
+                continue;
+            }
+            int gc = method == EGC_METHOD_GRADCAM;
+            int images = gc ? gc_batch : ex_batch;
+            int r = run_one(&b, m, method, prec, images, samples, gc ? images : (rows ? rows : images));
+            if (r) rc = r;
+        }
+    }
+    egc_model_destroy(m);
+    return rc;
+}

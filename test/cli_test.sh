@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# cli_test.sh EGCAM SHARED_DIR WORK_DIR: end-to-end checks of the egcam command line on the
+# shared models and images: help texts, explain outputs (maps, overlays, manifest, gallery),
+# overlay placement on the original photo, and the documented exit codes and error messages
+# for user mistakes. Registered with ctest (label cpu).
+set -uo pipefail
+egcam="$1"
+shared="$2"
+work="$3"
+rm -rf "$work"
+mkdir -p "$work"
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+# expect RC DESCRIPTION -- COMMAND...: runs the command (stderr to $work/err), checks its
+# exit code.
+expect() {
+  local want="$1" what="$2"
+  shift 3
+  "$@" >"$work/out" 2>"$work/err"
+  local got=$?
+  if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, expected $want"; sed 's/^/  | /' "$work/err" >&2; fi
+  # Under ASan/UBSan builds a report can hide behind an expected non-zero exit code.
+  if grep -q "Sanitizer\|runtime error:" "$work/err"; then bad "$what: sanitizer report"; sed 's/^/  | /' "$work/err" >&2; fi
+}
+# err_has TEXT DESCRIPTION: the last command's stderr contains TEXT.
+err_has() { if grep -qF -- "$1" "$work/err"; then ok; else bad "$2: stderr lacks '$1'"; sed 's/^/  | /' "$work/err" >&2; fi; }
+file_ok() { if [ -s "$1" ]; then ok; else bad "missing or empty: $1"; fi; }
+no_file() { if [ ! -e "$1" ]; then ok; else bad "should not exist: $1"; fi; }
+# Width and height of a PNG (from its IHDR) and of a BMP (from its header).
+png_size() { echo "$(od -An -tu1 -j16 -N8 "$1" | awk '{print $1*16777216+$2*65536+$3*256+$4 "x" $5*16777216+$6*65536+$7*256+$8}')"; }
+bmp_size() { od -An -td4 -j18 -N8 "$1" | awk '{h=$2<0?-$2:$2; print $1 "x" h}'; }
+
+resnet="$shared/models/resnet20_cifar10.onnx"
+mnv1="$shared/models/mobilenet_v1_025_128_imagenet.onnx"
+cats="$work/cats"
+mkdir -p "$cats"
+for f in $(ls "$shared/data/cifar10-test/cat" | sort | head -3); do cp "$shared/data/cifar10-test/cat/$f" "$cats/"; done
+stems=$(ls "$cats" | sed 's/\.[^.]*$//')
+
+# ---- help texts: complete, with examples and exit codes ----
+expect 0 "egcam --help" -- "$egcam" --help
+grep -q "exit codes" "$work/out" && ok || bad "egcam --help lacks the exit codes"
+for cmd in info classify explain "refs build"; do
+  # shellcheck disable=SC2086
+  expect 0 "egcam $cmd --help" -- "$egcam" $cmd --help
+  grep -q "example" "$work/out" && ok || bad "egcam $cmd --help has no example"
+  grep -q "exit codes" "$work/out" && ok || bad "egcam $cmd --help lacks the exit codes"
+  grep -q -- "--quiet" "$work/out" && ok || bad "egcam $cmd --help lacks --quiet"
+done
+expect 2 "no command" -- "$egcam"
+expect 2 "unknown command" -- "$egcam" frobnicate
+
+# ---- explain: two methods, overlays, gallery ----
+out="$work/explain"
+expect 0 "explain with a gallery" -- "$egcam" explain --model "$resnet" \
+  --method gradcam,gradcampp --gallery -q --out "$out" "$cats"
+for m in gradcam gradcampp; do
+  for s in $stems; do
+    file_ok "$out/$m/$s.npy"
+    file_ok "$out/$m/${s}_overlay.png"
+    [ "$(png_size "$out/$m/${s}_overlay.png")" = "32x32" ] && ok || bad "$m/$s overlay is not 32x32"
+  done
+done
+file_ok "$out/index.html"
+[ "$(wc -l < "$out/manifest.jsonl")" -eq 6 ] && ok || bad "manifest should have 6 lines"
+[ "$(grep -c '"status": "ok"' "$out/manifest.jsonl")" -eq 6 ] && ok || bad "manifest: not all ok"
+[ "$(grep -c '"overlay": ' "$out/manifest.jsonl")" -eq 6 ] && ok || bad "manifest: overlay paths"
+# The gallery: a header row plus one row per input, every linked file present.
+[ "$(grep -o '<tr>' "$out/index.html" | wc -l)" -eq 4 ] && ok || bad "gallery: expected 4 rows"
+head -1 "$out/index.html" | grep -q '<!DOCTYPE html>' && ok || bad "gallery: no doctype"
+if grep -q 'http' "$out/index.html"; then bad "gallery refers to remote resources"; else ok; fi
+for f in $(grep -o 'src="[^"]*"' "$out/index.html" | sed 's/src="//; s/"$//' | sort -u); do
+  file_ok "$out/$f"
+done
+
+# ---- overlays over the original photo keep its size; --save npy writes no overlay ----
+photo="$shared/data/photos/bird.bmp"
+out2="$work/original"
+expect 0 "explain --overlay-on original" -- "$egcam" explain --model "$mnv1" --preset tf \
+  --method gradcam --overlay-on original --colormap viridis --overlay-alpha 0.7 -q \
+  --out "$out2" "$photo"
+[ "$(png_size "$out2/bird_overlay.png")" = "$(bmp_size "$photo")" ] && ok \
+  || bad "original overlay $(png_size "$out2/bird_overlay.png") != photo $(bmp_size "$photo")"
+out3="$work/npyonly"
+expect 0 "explain --save npy" -- "$egcam" explain --model "$resnet" --method gradcam \
+  --save npy --overlay-format jpg -q --out "$out3" "$cats"
+for s in $stems; do file_ok "$out3/$s.npy"; no_file "$out3/${s}_overlay.png"; no_file "$out3/${s}_overlay.jpg"; done
+if grep -q '"overlay"' "$out3/manifest.jsonl"; then bad "--save npy manifest has overlays"; else ok; fi
+out4="$work/jpg"
+expect 0 "explain --overlay-format jpg" -- "$egcam" explain --model "$resnet" --method gradcam \
+  --save overlay --overlay-format jpg -q --out "$out4" "$cats"
+for s in $stems; do
+  file_ok "$out4/${s}_overlay.jpg"
+  no_file "$out4/$s.npy"
+  [ "$(od -An -tx1 -N2 "$out4/${s}_overlay.jpg" | tr -d ' ')" = "ffd8" ] && ok || bad "$s: not a JPEG"
+done
+
+# ---- user mistakes: exit codes and messages that name the culprit ----
+head -c 4000 "$resnet" > "$work/truncated.onnx"
+echo "not an image" > "$work/broken.jpg"
+expect 3 "missing model" -- "$egcam" explain --model "$work/nope.onnx" --method gradcam --out "$work/e" "$cats"
+err_has "nope.onnx" "missing model"
+expect 3 "corrupt model" -- "$egcam" explain --model "$work/truncated.onnx" --method gradcam --out "$work/e" "$cats"
+err_has "truncated.onnx" "corrupt model"
+expect 3 "corrupt model (info)" -- "$egcam" info "$work/truncated.onnx"
+expect 3 "corrupt model (classify)" -- "$egcam" classify --model "$work/truncated.onnx" "$cats"
+expect 2 "unknown method" -- "$egcam" explain --model "$resnet" --method gradcan --out "$work/e" "$cats"
+err_has "gradcan" "unknown method"
+expect 2 "bad --layer" -- "$egcam" explain --model "$resnet" --method gradcam --layer nosuchlayer --out "$work/e" "$cats"
+err_has "nosuchlayer" "bad --layer"
+err_has "egcam info" "bad --layer"
+expect 1 "missing input" -- "$egcam" explain --model "$resnet" --method gradcam -q --out "$work/e1" "$work/missing.jpg" "$cats"
+err_has "missing.jpg" "missing input"
+grep -q '"status": "error"' "$work/e1/manifest.jsonl" && ok || bad "missing input not in the manifest"
+[ "$(grep -c '"status": "ok"' "$work/e1/manifest.jsonl")" -eq 3 ] && ok || bad "the other inputs were not explained"
+expect 1 "unreadable image" -- "$egcam" explain --model "$resnet" --method gradcam -q --out "$work/e2" "$work/broken.jpg"
+err_has "broken.jpg" "unreadable image"
+expect 1 "unreadable image (classify)" -- "$egcam" classify --model "$resnet" -q "$work/broken.jpg"
+expect 2 "unknown option" -- "$egcam" explain --model "$resnet" --method gradcam --bogus --out "$work/e" "$cats"
+err_has "--bogus" "unknown option"
+expect 2 "missing value" -- "$egcam" explain --model "$resnet" --method gradcam --out
+err_has "--out" "missing value"
+expect 2 "gallery without overlays" -- "$egcam" explain --model "$resnet" --method gradcam --save npy --gallery --out "$work/e" "$cats"
+expect 2 "bad --overlay-alpha" -- "$egcam" explain --model "$resnet" --method gradcam --overlay-alpha 2 --out "$work/e" "$cats"
+err_has "--overlay-alpha" "bad --overlay-alpha"
+expect 2 "bad --colormap" -- "$egcam" explain --model "$resnet" --method gradcam --colormap hot --out "$work/e" "$cats"
+expect 2 "bad --top" -- "$egcam" classify --model "$resnet" --top zero "$cats"
+expect 2 "unknown device name" -- "$egcam" classify --model "$resnet" --device tpu "$cats"
+"$egcam" info > "$work/devices" 2>&1
+if grep -q "cuda *unavailable" "$work/devices"; then
+  expect 3 "--device cuda without a GPU" -- "$egcam" explain --model "$resnet" --method gradcam --device cuda --out "$work/e" "$cats"
+  err_has "cuda" "--device cuda without a GPU"
+  expect 3 "--device cuda without a GPU (classify)" -- "$egcam" classify --model "$resnet" --device cuda "$cats"
+fi
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

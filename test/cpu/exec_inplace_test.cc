@@ -1,0 +1,168 @@
+// exec_inplace_test.cc: the executor's shared (in-place) buffers and plan options on the CPU
+// backend. A wrapper of the CPU backend asks, through plan_prepare_ex, that every Clip node
+// run in place of its input; the executor must grant that only where it is safe (the node is
+// the input's last reader and the input is not kept for the head's backward, the target or
+// the output), and the results must equal a plain CPU plan's bit for bit.
+//
+// Graph (one image [1,2,3,3], values in parentheses):
+//   x --Relu--> (a) --Clip[-0.5,0.5]--> (b) --Clip[-0.25,0.25]--> (c) --Add(c, a)--> (y)
+// Forward only: b cannot take a's buffer (a is read again by the Add), c can take b's.
+// Target b: c is a head node and b is kept (Clip's backward reads it), so nothing is shared,
+// and the gradient with respect to b must be the reference one (a wrongly shared b would
+// hold c's values, all inside [-0.25,0.25], and pass the gradient everywhere).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "backend/backend.h"
+#include "model/exec.h"
+}
+
+namespace {
+
+egc_status ask_clip_inplace(egc_backend *be, const egc_graph *g, const egc_shape *shapes,
+                            const egc_plan_info *info, void **state)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == EGC_OP_CLIP) info->inplace[i] = 1;
+    EXPECT_EQ(info->precision, EGC_PREC_MIXED); // handed through from the plan options
+    return be->plan_prepare(be, g, shapes, state);
+}
+
+struct TinyGraph {
+    std::vector<egc_value> values;
+    std::vector<egc_node> nodes;
+    egc_graph g;
+    TinyGraph()
+    {
+        const int64_t dims[4] = {1, 2, 3, 3};
+        values.resize(5);
+        memset(values.data(), 0, values.size() * sizeof(egc_value));
+        const char *names[5] = {"x", "a", "b", "c", "y"};
+        for (int v = 0; v < 5; v++) {
+            values[(size_t)v].name = (char *)names[v];
+            values[(size_t)v].shape = egc_shape_make(4, dims);
+            values[(size_t)v].producer = v - 1;
+        }
+        nodes.resize(4);
+        memset(nodes.data(), 0, nodes.size() * sizeof(egc_node));
+        const egc_op ops[4] = {EGC_OP_RELU, EGC_OP_CLIP, EGC_OP_CLIP, EGC_OP_ADD};
+        const char *nn[4] = {"relu", "clip1", "clip2", "add"};
+        for (int i = 0; i < 4; i++) {
+            nodes[(size_t)i].op = ops[i];
+            nodes[(size_t)i].name = (char *)nn[i];
+            nodes[(size_t)i].n_in = 1;
+            nodes[(size_t)i].in[0] = i;
+            nodes[(size_t)i].out = i + 1;
+        }
+        nodes[1].p.clip.lo = -0.5f;
+        nodes[1].p.clip.hi = 0.5f;
+        nodes[2].p.clip.lo = -0.25f;
+        nodes[2].p.clip.hi = 0.25f;
+        nodes[3].n_in = 2;
+        nodes[3].in[0] = 3;
+        nodes[3].in[1] = 1;
+        memset(&g, 0, sizeof g);
+        g.values = values.data();
+        g.n_values = 5;
+        g.nodes = nodes.data();
+        g.n_nodes = 4;
+        g.input = 0;
+        g.output = 4;
+        g.declared_batch = 1;
+        g.opset = 17;
+    }
+};
+
+struct Result {
+    std::vector<float> y, grad;
+    std::string desc;
+};
+
+// Forward (and, with a target, backward of a ones seed) of x on backend be.
+void run(const egc_graph *g, egc_backend *be, int target, const std::vector<float> &x, Result *r)
+{
+    egc_plan_opts o;
+    egc_plan_opts_default(&o);
+    o.precision = EGC_PREC_MIXED;
+    egc_plan *p = nullptr;
+    ASSERT_EQ(egc_plan_create_ex(g, be, 1, target, &o, &p), EGC_OK) << egc_last_error();
+    egc_view in = egc_plan_value(p, g->input);
+    memcpy(in.ptr, x.data(), x.size() * sizeof(float));
+    ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
+    egc_view out = egc_plan_value(p, g->output);
+    r->y.assign(out.ptr, out.ptr + egc_shape_numel(&out.shape));
+    if (target >= 0) {
+        std::vector<float> seed(r->y.size(), 1.0f);
+        ASSERT_EQ(egc_plan_backward(p, seed.data()), EGC_OK) << egc_last_error();
+        egc_view gv = egc_plan_grad(p, target);
+        r->grad.assign(gv.ptr, gv.ptr + egc_shape_numel(&gv.shape));
+    }
+    char buf[4096];
+    egc_plan_describe(p, buf, sizeof buf);
+    r->desc = buf;
+    egc_plan_destroy(p);
+}
+
+TEST(ExecInplace, GrantedOnlyWhereSafeAndResultsUnchanged)
+{
+    TinyGraph t;
+    std::vector<float> x(18);
+    for (size_t i = 0; i < x.size(); i++) x[i] = (float)((int)(i * 7 % 19) - 9) * 0.11f;
+    egc_backend *plain = nullptr, *asking = nullptr;
+    ASSERT_EQ(egc_cpu_backend_create(&plain), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_cpu_backend_create(&asking), EGC_OK) << egc_last_error();
+    ASSERT_EQ(plain->plan_prepare_ex, nullptr); // the CPU computes fp32 whatever is asked
+    asking->plan_prepare_ex = ask_clip_inplace;
+
+    for (int target : {-1, 2}) {
+        SCOPED_TRACE("target " + std::to_string(target));
+        Result ref, got;
+        run(&t.g, plain, target, x, &ref);
+        run(&t.g, asking, target, x, &got);
+        ASSERT_EQ(ref.y.size(), got.y.size());
+        for (size_t i = 0; i < ref.y.size(); i++) EXPECT_EQ(ref.y[i], got.y[i]) << "y " << i;
+        ASSERT_EQ(ref.grad.size(), got.grad.size());
+        for (size_t i = 0; i < ref.grad.size(); i++) EXPECT_EQ(ref.grad[i], got.grad[i]) << "grad " << i;
+        EXPECT_NE(ref.desc.find("0 shared buffers"), std::string::npos) << ref.desc;
+        const char *want = target < 0 ? "1 shared buffer," : "0 shared buffers";
+        EXPECT_NE(got.desc.find(want), std::string::npos) << got.desc;
+        EXPECT_NE(got.desc.find("precision mixed"), std::string::npos) << got.desc;
+        EXPECT_NE(got.desc.find("graph replay off"), std::string::npos) << got.desc;
+    }
+    // the reference gradient w.r.t. b is not all ones: clip2 blocks where |b| > 0.25
+    Result ref;
+    run(&t.g, plain, 2, x, &ref);
+    size_t blocked = 0;
+    for (float v : ref.grad) blocked += v == 0.0f;
+    EXPECT_GT(blocked, 0u);
+    egc_backend_destroy(plain);
+    egc_backend_destroy(asking);
+}
+
+TEST(ExecInplace, PlanOptionsChecked)
+{
+    TinyGraph t;
+    egc_backend *be = nullptr;
+    ASSERT_EQ(egc_cpu_backend_create(&be), EGC_OK) << egc_last_error();
+    egc_plan_opts o;
+    egc_plan_opts_default(&o);
+    EXPECT_EQ(o.precision, EGC_PREC_FP32);
+    EXPECT_EQ(o.graphs, 1);
+    o.precision = (egc_precision)7;
+    egc_plan *p = nullptr;
+    EXPECT_EQ(egc_plan_create_ex(&t.g, be, 1, -1, &o, &p), EGC_E_ARG);
+    EXPECT_EQ(p, nullptr);
+    egc_precision pr;
+    EXPECT_EQ(egc_precision_parse("mixed", &pr), EGC_OK);
+    EXPECT_EQ(pr, EGC_PREC_MIXED);
+    EXPECT_STREQ(egc_precision_name(pr), "mixed");
+    EXPECT_EQ(egc_precision_parse("fp16", &pr), EGC_E_ARG);
+    EXPECT_NE(std::string(egc_last_error()).find("fp16"), std::string::npos) << egc_last_error();
+    egc_backend_destroy(be);
+}
+
+} // namespace

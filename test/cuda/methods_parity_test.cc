@@ -1,0 +1,679 @@
+// methods_parity_test.cc: the explanation methods on the CUDA backend against the CPU
+// reference.
+//
+// CudaMethodsEntries: each method-level entry of the backend vtable (backend.h, m_*) run on
+// the CPU and the CUDA backend on the same deterministic data: the sample points with
+// Philox noise must be equal BIT FOR BIT (noise drawn on the device from (seed, image id,
+// sample id)), as must the float sums of the aggregations, the means, the Score-CAM masked
+// inputs and the post-processed maps (the kernels evaluate the CPU's float expressions with
+// round-to-nearest intrinsics); the double reductions (channel weights, weighted sums,
+// softmax seeds) agree to ~1e-6 relative.
+//
+// CudaMethods: every method through the public explainer on the shared ResNet-20 (CIFAR-10)
+// and MobileNet-v1-0.25-128 (ImageNet), 7 real images each (deterministic pseudo-random
+// tensors when the images are missing; the model parts skip when the model is missing),
+// with the CPU's classes passed to both devices: per image, the raw map (layer resolution)
+// and the final map agree within 1e-3 of the CPU map's range with TF32 allowed (the
+// default), and Pearson's correlation is >= 0.999; with TF32 off the bound is 1e-4. The
+// worst figures are printed. On CUDA the maps of batch 1 and batch 7 agree (TF32 off; the
+// chunking differs, the draws may not).
+//
+// Every CUDA part is skipped, with the reason, where no CUDA device or driver is present.
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "backend/backend.h"
+#include "core/philox.h"
+#include "egcam/explain.h"
+#include "egcam/image.h"
+#include "egcam/model.h"
+#include "methods/methods.h"
+}
+
+namespace {
+
+std::string shared_dir()
+{
+    const char *e = getenv("EGC_SHARED_DIR");
+    return e && *e ? e : EGC_SHARED_DIR;
+}
+
+const std::string kGolden = std::string(EGC_SOURCE_DIR) + "/test/golden/cam/";
+
+bool file_exists(const std::string &p)
+{
+    struct stat st;
+    return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Why CUDA cannot be used here ("" when it can).
+const std::string &cuda_skip_reason()
+{
+    static std::string reason;
+    static bool probed = false;
+    if (!probed) {
+        probed = true;
+        egc_backend *be = nullptr;
+        if (egc_backend_create("cuda", &be) != EGC_OK)
+            reason = std::string("no usable CUDA device: ") + egc_last_error();
+        egc_backend_destroy(be);
+    }
+    return reason;
+}
+
+#define SKIP_WITHOUT_CUDA()                                                                \
+    do {                                                                                   \
+        if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();               \
+    } while (0)
+
+// Sets an environment variable while it lives; restores the old value.
+class EnvVar {
+public:
+    EnvVar(const char *name, const char *value) : name_(name)
+    {
+        const char *o = getenv(name);
+        had_ = o != nullptr;
+        if (had_) old_ = o;
+        setenv(name, value, 1);
+    }
+    ~EnvVar()
+    {
+        if (had_) setenv(name_.c_str(), old_.c_str(), 1);
+        else unsetenv(name_.c_str());
+    }
+
+private:
+    std::string name_, old_;
+    bool had_ = false;
+};
+
+// EGC_CUDA_TF32 for the backends created while it lives; convolution algorithms from cuDNN's
+// heuristics (EGC_CUDA_CONV_FIND=0) so that the many explainers are quick to make.
+struct Tf32Env {
+    explicit Tf32Env(bool allow) : tf32("EGC_CUDA_TF32", allow ? "1" : "0"),
+                                   find("EGC_CUDA_CONV_FIND", "0") {}
+    EnvVar tf32, find;
+};
+
+// ---------------------------------------------------------------- entries
+
+// One backend and its buffers; everything freed with it.
+struct Dev {
+    egc_backend *be = nullptr;
+    std::vector<void *> bufs;
+    explicit Dev(const char *name)
+    {
+        if (egc_backend_create(name, &be) != EGC_OK) {
+            ADD_FAILURE() << name << ": " << egc_last_error();
+            be = nullptr;
+        }
+    }
+    ~Dev()
+    {
+        if (!be) return;
+        for (void *p : bufs) be->free(be, p);
+        egc_backend_destroy(be);
+    }
+    template <class T> T *put(const std::vector<T> &v)
+    {
+        void *p = nullptr;
+        EXPECT_EQ(be->alloc(be, std::max<size_t>(1, v.size()) * sizeof(T), &p), EGC_OK)
+            << egc_last_error();
+        bufs.push_back(p);
+        if (!v.empty()) EXPECT_EQ(be->upload(be, p, v.data(), v.size() * sizeof(T)), EGC_OK);
+        return (T *)p;
+    }
+    template <class T> std::vector<T> get(const T *p, size_t n)
+    {
+        std::vector<T> v(n);
+        EXPECT_EQ(be->download(be, v.data(), p, n * sizeof(T)), EGC_OK) << egc_last_error();
+        return v;
+    }
+};
+
+std::vector<float> randv(size_t n, uint32_t seed, float lo = -2.0f, float hi = 2.0f)
+{
+    std::mt19937 g(seed);
+    std::uniform_real_distribution<float> u(lo, hi);
+    std::vector<float> v(n);
+    for (auto &x : v) x = u(g);
+    return v;
+}
+
+// Number of elements whose bits differ, and the first of them.
+size_t bit_diffs(const std::vector<float> &a, const std::vector<float> &b, size_t *first)
+{
+    size_t n = 0;
+    *first = 0;
+    for (size_t i = 0; i < a.size(); i++)
+        if (memcmp(&a[i], &b[i], sizeof(float)) != 0) {
+            if (!n) *first = i;
+            n++;
+        }
+    return n;
+}
+
+#define EXPECT_BITWISE(a, b, what)                                                         \
+    do {                                                                                   \
+        size_t f_ = 0, nd_ = bit_diffs((a), (b), &f_);                                     \
+        ASSERT_EQ((a).size(), (b).size()) << what;                                         \
+        EXPECT_EQ(nd_, 0u) << what << ": " << nd_ << " of " << (a).size()                  \
+                           << " values differ; first at " << f_ << ": cpu "                \
+                           << (a)[f_] << " cuda " << (b)[f_];                              \
+    } while (0)
+
+// A group of 3 images with S = 5 samples, chw = 3*17*19 (not a multiple of 4).
+struct SampleCase {
+    int S = 5, images = 3, R = 4;
+    int64_t chw = 3 * 17 * 19;
+    std::vector<float> x, refs, sigma;
+    std::vector<uint64_t> ids;
+    std::vector<uint32_t> pb;
+    std::vector<float> pa;
+    std::vector<uint64_t> ps;
+    SampleCase()
+    {
+        x = randv((size_t)images * chw, 1);
+        refs = randv((size_t)R * chw, 2);
+        for (int i = 0; i < images; i++) ids.push_back(egc_image_id(x.data() + i * chw, chw));
+        sigma = {0.3f, 0.0f, 1.7f}; // image 1 without noise
+        pb = {3, 0, 2, 1, 3};
+        pa = {0.25f, 1.0f, 0.0f, 0.6f, 0.99f};
+        ps = {0, 17, 0xfedcba9876543210ULL, 5, 1};
+    }
+    // The spec with the arrays of dev (uploaded).
+    egc_sample_spec spec(Dev &d, int per_image, int grid, int plan)
+    {
+        egc_sample_spec sp;
+        memset(&sp, 0, sizeof sp);
+        sp.seed = 0x1234567890abcdefULL;
+        sp.ids = d.put(ids);
+        sp.sigma = d.put(sigma);
+        sp.plan_b = d.put(pb);
+        sp.plan_a = d.put(pa);
+        sp.plan_seed = d.put(ps);
+        sp.S = S;
+        sp.R = (uint32_t)R;
+        sp.per_image = per_image;
+        sp.alpha_grid = grid;
+        sp.plan = plan;
+        return sp;
+    }
+};
+
+TEST(CudaMethodsEntries, PerturbIsBitExactWithPhiloxNoise)
+{
+    SKIP_WITHOUT_CUDA();
+    SampleCase c;
+    Dev cpu("cpu"), gpu("cuda");
+    ASSERT_TRUE(cpu.be && gpu.be);
+    for (int per_image : {0, 1})
+        for (int grid : {0, 1})
+            for (int plan : {0, 1}) {
+                SCOPED_TRACE("per_image " + std::to_string(per_image) + " grid " +
+                             std::to_string(grid) + " plan " + std::to_string(plan));
+                std::vector<float> out[2];
+                Dev *d[2] = {&cpu, &gpu};
+                for (int k = 0; k < 2; k++) {
+                    egc_sample_spec sp = c.spec(*d[k], per_image, grid, plan);
+                    const float *x = d[k]->put(c.x), *base = per_image ? x : d[k]->put(c.refs);
+                    const int n = 11, r0 = 3; // rows 3..13: images 0..2, a partial first image
+                    float *z = d[k]->put(std::vector<float>((size_t)n * c.chw, -7.0f));
+                    ASSERT_EQ(d[k]->be->m_perturb(d[k]->be, &sp, x, base, r0, n, c.chw, z), EGC_OK)
+                        << egc_last_error();
+                    out[k] = d[k]->get(z, (size_t)n * c.chw);
+                }
+                EXPECT_BITWISE(out[0], out[1], "sample points");
+                // The noise is philox.h's: row 3 (image 0, sample 3) of the drawn case, with
+                // x' = x (per_image), is x + sigma * normals exactly.
+                if (per_image && !plan) {
+                    std::vector<float> nz((size_t)c.chw);
+                    egc_sample_normals(0x1234567890abcdefULL, c.ids[0], 3, (size_t)c.chw,
+                                       nz.data());
+                    size_t bad = 0;
+                    for (int64_t j = 0; j < c.chw; j++) {
+                        float want = c.x[(size_t)j] + c.sigma[0] * nz[(size_t)j];
+                        if (memcmp(&want, &out[1][(size_t)j], sizeof want)) bad++;
+                    }
+                    EXPECT_EQ(bad, 0u) << "CUDA noise differs from egc_sample_normals";
+                }
+            }
+}
+
+TEST(CudaMethodsEntries, AccumulateAndMeanAreBitExact)
+{
+    SKIP_WITHOUT_CUDA();
+    SampleCase c;
+    Dev cpu("cpu"), gpu("cuda");
+    ASSERT_TRUE(cpu.be && gpu.be);
+    const int64_t len = 1000;
+    const int n = 12, r0 = 2; // rows 2..13
+    auto src = randv((size_t)n * len, 5), ax = randv((size_t)c.images * len, 6),
+         aref = randv((size_t)c.R * len, 7), acc0 = randv((size_t)c.images * len, 8);
+    for (int kind : {EGC_ACC_SUM, EGC_ACC_DIFF})
+        for (int plan : {0, 1}) {
+            SCOPED_TRACE("kind " + std::to_string(kind) + " plan " + std::to_string(plan));
+            std::vector<float> out[2];
+            Dev *d[2] = {&cpu, &gpu};
+            for (int k = 0; k < 2; k++) {
+                egc_sample_spec sp = c.spec(*d[k], 0, 0, plan);
+                float *acc = d[k]->put(acc0);
+                ASSERT_EQ(d[k]->be->m_accumulate(d[k]->be, kind, &sp, r0, n, len, d[k]->put(src),
+                                                 d[k]->put(ax), d[k]->put(aref), acc),
+                          EGC_OK)
+                    << egc_last_error();
+                ASSERT_EQ(d[k]->be->m_mean(d[k]->be, acc, (int64_t)c.images * len, 7), EGC_OK);
+                out[k] = d[k]->get(acc, (size_t)c.images * len);
+            }
+            EXPECT_BITWISE(out[0], out[1], "sums");
+            EXPECT_NE(out[0], std::vector<float>(acc0.begin(), acc0.end())); // it did something
+        }
+}
+
+TEST(CudaMethodsEntries, ScoreSeedsAndClasses)
+{
+    SKIP_WITHOUT_CUDA();
+    Dev cpu("cpu"), gpu("cuda");
+    ASSERT_TRUE(cpu.be && gpu.be);
+    const int n = 9, classes = 1000;
+    auto logits = randv((size_t)n * classes, 11, -8.0f, 8.0f);
+    logits[3 * classes + 10] = logits[3 * classes + 20] = 50.0f; // a tie: the first wins
+    std::vector<int32_t> cls0 = {-1, 5, -1, -1, 999, -1, 0, -1, -1};
+    for (int softmax : {0, 1})
+        for (int resolve : {1, 0}) {
+            SCOPED_TRACE("softmax " + std::to_string(softmax) + " resolve " +
+                         std::to_string(resolve));
+            std::vector<float> seed[2], y[2];
+            std::vector<int32_t> cls[2];
+            Dev *d[2] = {&cpu, &gpu};
+            // Without resolve: per = 3 rows per image, 3 images, classes all given.
+            std::vector<int32_t> cin = resolve ? cls0 : std::vector<int32_t>{7, 123, 999};
+            for (int k = 0; k < 2; k++) {
+                int32_t *c = d[k]->put(cin);
+                float *s = d[k]->put(std::vector<float>((size_t)n * classes));
+                float *yy = d[k]->put(std::vector<float>(n));
+                ASSERT_EQ(d[k]->be->m_score_seed(d[k]->be, d[k]->put(logits), n, classes, c, 0,
+                                                 resolve ? 1 : 3, resolve, softmax, s, yy),
+                          EGC_OK)
+                    << egc_last_error();
+                seed[k] = d[k]->get(s, (size_t)n * classes);
+                y[k] = d[k]->get(yy, n);
+                cls[k] = d[k]->get(c, cin.size());
+            }
+            EXPECT_EQ(cls[0], cls[1]);
+            if (resolve) EXPECT_EQ(cls[1][3], 10);
+            for (int t = 0; t < n; t++) {
+                EXPECT_NEAR(y[1][t], y[0][t], 1e-6 * std::max(1.0f, std::fabs(y[0][t]))) << t;
+                for (int j = 0; j < classes; j++) {
+                    size_t q = (size_t)t * classes + j;
+                    ASSERT_NEAR(seed[1][q], seed[0][q], 1e-7 + 1e-6 * std::fabs(seed[0][q]))
+                        << "row " << t << " class " << j;
+                }
+            }
+        }
+}
+
+TEST(CudaMethodsEntries, CamWeightsMapsAndFinalize)
+{
+    SKIP_WITHOUT_CUDA();
+    Dev cpu("cpu"), gpu("cuda");
+    ASSERT_TRUE(cpu.be && gpu.be);
+    const int n = 5, K = 37, h = 7, w = 5, hw = h * w, H = 33, W = 29;
+    auto G = randv((size_t)n * K * hw, 21, -1.0f, 1.0f), A = randv((size_t)n * K * hw, 22, 0.0f, 3.0f),
+         S = randv((size_t)n * K, 23, 0.0f, 1.0f);
+    for (size_t i = 0; i < G.size(); i += 9) G[i] = 0.0f; // exact zeros (Grad-CAM++'s g = 0)
+    for (int method = EGC_CAM_GRADCAM; method <= EGC_CAM_SCORECAM; method++) {
+        SCOPED_TRACE("method " + std::to_string(method));
+        std::vector<float> L[2], wk[2], map[2];
+        Dev *d[2] = {&cpu, &gpu};
+        for (int k = 0; k < 2; k++) {
+            float *wkd = d[k]->put(std::vector<float>((size_t)n * K)),
+                  *Ld = d[k]->put(std::vector<float>((size_t)n * hw)),
+                  *md = d[k]->put(std::vector<float>((size_t)n * H * W)),
+                  *sc = d[k]->put(std::vector<float>((size_t)n * hw));
+            const float *g = d[k]->put(method == EGC_CAM_SCORECAM ? S : G);
+            ASSERT_EQ(d[k]->be->m_cam(d[k]->be, method, g, d[k]->put(A), n, K, hw, wkd, Ld), EGC_OK)
+                << egc_last_error();
+            ASSERT_EQ(d[k]->be->m_finalize(d[k]->be, Ld, n, h, w, md, H, W, sc), EGC_OK)
+                << egc_last_error();
+            L[k] = d[k]->get(Ld, (size_t)n * hw);
+            wk[k] = d[k]->get(wkd, (size_t)n * K);
+            map[k] = d[k]->get(md, (size_t)n * H * W);
+        }
+        float range = *std::max_element(L[0].begin(), L[0].end());
+        ASSERT_GT(range, 0.0f) << "an all-zero map makes a weak case";
+        for (size_t i = 0; i < L[0].size(); i++) ASSERT_NEAR(L[1][i], L[0][i], 1e-5 * range) << i;
+        if (method != EGC_CAM_HIRESCAM && method != EGC_CAM_LAYERCAM)
+            for (size_t i = 0; i < wk[0].size(); i++)
+                ASSERT_NEAR(wk[1][i], wk[0][i], 1e-6 * (1.0 + std::fabs(wk[0][i]))) << i;
+        for (size_t i = 0; i < map[0].size(); i++) ASSERT_NEAR(map[1][i], map[0][i], 1e-4) << i;
+    }
+    // Post-processing alone on identical raw maps is bit for bit.
+    std::vector<float> out[2];
+    Dev *d[2] = {&cpu, &gpu};
+    auto raw = randv((size_t)n * hw, 31, 0.0f, 5.0f);
+    for (int k = 0; k < 2; k++) {
+        float *md = d[k]->put(std::vector<float>((size_t)n * H * W)),
+              *sc = d[k]->put(std::vector<float>((size_t)n * hw));
+        ASSERT_EQ(d[k]->be->m_finalize(d[k]->be, d[k]->put(raw), n, h, w, md, H, W, sc), EGC_OK);
+        out[k] = d[k]->get(md, (size_t)n * H * W);
+    }
+    EXPECT_BITWISE(out[0], out[1], "final maps");
+}
+
+TEST(CudaMethodsEntries, ScoreCamInputsAreBitExact)
+{
+    SKIP_WITHOUT_CUDA();
+    Dev cpu("cpu"), gpu("cuda");
+    ASSERT_TRUE(cpu.be && gpu.be);
+    const int images = 2, K = 6, h = 4, w = 5, C = 3, H = 37, W = 41;
+    auto x = randv((size_t)images * C * H * W, 41), A = randv((size_t)images * K * h * w, 42);
+    const int n = 7, r0 = 3; // rows 3..9 of 12
+    std::vector<float> out[2];
+    Dev *d[2] = {&cpu, &gpu};
+    for (int k = 0; k < 2; k++) {
+        float *z = d[k]->put(std::vector<float>((size_t)n * C * H * W));
+        ASSERT_EQ(d[k]->be->m_scorecam_inputs(d[k]->be, d[k]->put(x), d[k]->put(A), r0, n, K, h, w,
+                                              C, H, W, z),
+                  EGC_OK)
+            << egc_last_error();
+        out[k] = d[k]->get(z, (size_t)n * C * H * W);
+    }
+    EXPECT_BITWISE(out[0], out[1], "masked inputs");
+}
+
+// ---------------------------------------------------------------- whole methods
+
+struct ModelDel {
+    void operator()(egc_model *m) const { egc_model_destroy(m); }
+};
+using ModelPtr = std::unique_ptr<egc_model, ModelDel>;
+
+// n preprocessed images for a shared model: CIFAR-10 test images (ResNet-20) or the
+// ImageNet sample (MobileNet); deterministic pseudo-random tensors when missing.
+std::vector<float> images_for(const std::string &model, int n, int H, int W, egc_preset *preset)
+{
+    const std::string d = shared_dir() + "/data/";
+    std::vector<std::string> paths;
+    if (model.find("cifar") != std::string::npos) {
+        *preset = EGC_PRESET_CIFAR;
+        const char *cls[] = {"cat", "dog", "ship", "airplane", "frog", "truck", "bird", "horse"};
+        for (int i = 0; i < n; i++) {
+            char p[64];
+            snprintf(p, sizeof p, "cifar10-test/%s/%04d.jpg", cls[i % 8], i / 8);
+            paths.push_back(d + p);
+        }
+    } else {
+        *preset = EGC_PRESET_TF;
+        std::vector<std::string> names;
+        if (DIR *h = opendir((d + "imagenet-sample").c_str())) {
+            while (struct dirent *e = readdir(h))
+                if (e->d_name[0] != '.') names.push_back(e->d_name);
+            closedir(h);
+        }
+        std::sort(names.begin(), names.end());
+        for (int i = 0; i < n && i < (int)names.size(); i++)
+            paths.push_back(d + "imagenet-sample/" + names[(size_t)i]);
+    }
+    const size_t chw = (size_t)3 * H * W;
+    std::vector<float> x((size_t)n * chw);
+    std::mt19937 g(99);
+    std::uniform_real_distribution<float> u(-1.5f, 1.5f);
+    for (int i = 0; i < n; i++) {
+        egc_image img;
+        bool ok = i < (int)paths.size() && file_exists(paths[(size_t)i]) &&
+                  egc_image_load(paths[(size_t)i].c_str(), &img) == EGC_OK;
+        if (ok) {
+            ok = egc_preprocess(&img, *preset, W, H, x.data() + (size_t)i * chw) == EGC_OK;
+            egc_image_free(&img);
+        }
+        if (!ok)
+            for (size_t j = 0; j < chw; j++) x[(size_t)i * chw + j] = u(g);
+    }
+    return x;
+}
+
+struct Case {
+    const char *name;
+    egc_method method;
+    egc_score score;
+    egc_combine combine;
+    egc_baselines baselines;
+    float noise;
+    bool plan;  // the golden sample plan and reference file
+};
+
+const Case kCases[] = {
+    {"gradcam", EGC_METHOD_GRADCAM, EGC_SCORE_LOGIT, EGC_COMBINE_A, EGC_BASELINES_BLACK, 0, false},
+    {"gradcam-softmax", EGC_METHOD_GRADCAM, EGC_SCORE_SOFTMAX, EGC_COMBINE_A, EGC_BASELINES_BLACK, 0, false},
+    {"gradcampp", EGC_METHOD_GRADCAMPP, EGC_SCORE_LOGIT, EGC_COMBINE_A, EGC_BASELINES_BLACK, 0, false},
+    {"xgradcam", EGC_METHOD_XGRADCAM, EGC_SCORE_LOGIT, EGC_COMBINE_A, EGC_BASELINES_BLACK, 0, false},
+    {"hirescam", EGC_METHOD_HIRESCAM, EGC_SCORE_LOGIT, EGC_COMBINE_A, EGC_BASELINES_BLACK, 0, false},
+    {"layercam", EGC_METHOD_LAYERCAM, EGC_SCORE_LOGIT, EGC_COMBINE_A, EGC_BASELINES_BLACK, 0, false},
+    {"scorecam", EGC_METHOD_SCORECAM, EGC_SCORE_SOFTMAX, EGC_COMBINE_A, EGC_BASELINES_BLACK, 0, false},
+    {"smooth-gradcam", EGC_METHOD_SMOOTH_GRADCAM, EGC_SCORE_SOFTMAX, EGC_COMBINE_A, EGC_BASELINES_SELF, 0.2f, false},
+    {"integrated-gradcam", EGC_METHOD_INTEGRATED_GRADCAM, EGC_SCORE_LOGIT, EGC_COMBINE_C, EGC_BASELINES_BLACK, 0, false},
+    {"expected-A-logit", EGC_METHOD_EXPECTED_GRADCAM, EGC_SCORE_LOGIT, EGC_COMBINE_A, EGC_BASELINES_UNIFORM, 0.15f, false},
+    {"expected-A-softmax", EGC_METHOD_EXPECTED_GRADCAM, EGC_SCORE_SOFTMAX, EGC_COMBINE_A, EGC_BASELINES_UNIFORM, 0.15f, false},
+    {"expected-B-logit", EGC_METHOD_EXPECTED_GRADCAM, EGC_SCORE_LOGIT, EGC_COMBINE_B, EGC_BASELINES_UNIFORM, 0.15f, false},
+    {"expected-B-softmax", EGC_METHOD_EXPECTED_GRADCAM, EGC_SCORE_SOFTMAX, EGC_COMBINE_B, EGC_BASELINES_UNIFORM, 0.15f, false},
+    {"expected-C-logit", EGC_METHOD_EXPECTED_GRADCAM, EGC_SCORE_LOGIT, EGC_COMBINE_C, EGC_BASELINES_UNIFORM, 0.15f, false},
+    {"expected-C-softmax", EGC_METHOD_EXPECTED_GRADCAM, EGC_SCORE_SOFTMAX, EGC_COMBINE_C, EGC_BASELINES_UNIFORM, 0.15f, false},
+    {"expected-B-softmax-plan-file", EGC_METHOD_EXPECTED_GRADCAM, EGC_SCORE_SOFTMAX, EGC_COMBINE_B, EGC_BASELINES_FILE, 0.1f, true},
+    {"expected-B-softmax-blur", EGC_METHOD_EXPECTED_GRADCAM, EGC_SCORE_SOFTMAX, EGC_COMBINE_B, EGC_BASELINES_BLUR, 0.0f, false},
+    {"expected-C-softmax-black", EGC_METHOD_EXPECTED_GRADCAM, EGC_SCORE_SOFTMAX, EGC_COMBINE_C, EGC_BASELINES_BLACK, 0.15f, false},
+    {"expected-gradcampp", EGC_METHOD_EXPECTED_GRADCAMPP, EGC_SCORE_SOFTMAX, EGC_COMBINE_A, EGC_BASELINES_BLACK, 0.15f, false},
+    {"expected-xgradcam", EGC_METHOD_EXPECTED_XGRADCAM, EGC_SCORE_SOFTMAX, EGC_COMBINE_A, EGC_BASELINES_BLACK, 0.15f, false},
+    {"expected-hirescam", EGC_METHOD_EXPECTED_HIRESCAM, EGC_SCORE_SOFTMAX, EGC_COMBINE_A, EGC_BASELINES_BLACK, 0.15f, false},
+    {"expected-layercam", EGC_METHOD_EXPECTED_LAYERCAM, EGC_SCORE_SOFTMAX, EGC_COMBINE_A, EGC_BASELINES_BLACK, 0.15f, false},
+};
+
+struct Result {
+    std::vector<float> raw, map;
+    std::vector<int> cls;
+    std::vector<float> score;
+    int hw = 0, HW = 0;
+};
+
+testing::AssertionResult explain(const egc_model *m, const char *device, egc_explain_options o,
+                                 const std::vector<float> &x, int n, const int *classes,
+                                 Result *r)
+{
+    egc_explainer *e = nullptr;
+    if (egc_explainer_create(m, device, &o, &e) != EGC_OK)
+        return testing::AssertionFailure() << device << ": create: " << egc_last_error();
+    int h, w, H, W;
+    egc_explainer_geometry(e, &h, &w, &H, &W);
+    r->hw = h * w;
+    r->HW = H * W;
+    r->raw.assign((size_t)n * r->hw, -1.0f);
+    r->map.assign((size_t)n * r->HW, -1.0f);
+    std::vector<egc_cam_result> res((size_t)n);
+    for (int i = 0; i < n; i++) {
+        res[(size_t)i].raw = r->raw.data() + (size_t)i * r->hw;
+        res[(size_t)i].map = r->map.data() + (size_t)i * r->HW;
+    }
+    egc_status st = egc_explainer_run(e, x.data(), n, classes, res.data());
+    std::string err = st == EGC_OK ? "" : egc_last_error();
+    egc_explainer_destroy(e);
+    if (st != EGC_OK) return testing::AssertionFailure() << device << ": run: " << err;
+    r->cls.clear();
+    r->score.clear();
+    for (auto &q : res) {
+        r->cls.push_back(q.cls);
+        r->score.push_back(q.score);
+    }
+    return testing::AssertionSuccess();
+}
+
+// Worst per-image max |got - ref| / range(ref) and lowest Pearson correlation over the
+// images whose reference map is not constant (*used of them).
+void compare_maps(const std::vector<float> &ref, const std::vector<float> &got, int n,
+                  double *worst, double *min_r, int *used)
+{
+    const size_t per = ref.size() / (size_t)n;
+    *worst = 0;
+    *min_r = 1;
+    *used = 0;
+    for (int i = 0; i < n; i++) {
+        const float *a = ref.data() + (size_t)i * per, *b = got.data() + (size_t)i * per;
+        double lo = a[0], hi = a[0], ma = 0, mb = 0;
+        for (size_t k = 0; k < per; k++) {
+            lo = std::min(lo, (double)a[k]);
+            hi = std::max(hi, (double)a[k]);
+            ma += a[k];
+            mb += b[k];
+        }
+        if (!(hi > lo)) continue;
+        (*used)++;
+        ma /= per;
+        mb /= per;
+        double e = 0, sab = 0, saa = 0, sbb = 0;
+        for (size_t k = 0; k < per; k++) {
+            double d = std::fabs((double)b[k] - a[k]);
+            if (!std::isfinite((double)b[k])) d = INFINITY;
+            e = std::max(e, d);
+            sab += (a[k] - ma) * (b[k] - mb);
+            saa += (a[k] - ma) * (a[k] - ma);
+            sbb += (b[k] - mb) * (b[k] - mb);
+        }
+        double r = sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
+        if (!(r == r)) r = -1;
+        *worst = std::max(*worst, e / (hi - lo));
+        *min_r = std::min(*min_r, r);
+    }
+}
+
+// One shared model: its images, the golden sample plan and reference file.
+class MethodsOnModel : public ::testing::Test {
+protected:
+    virtual const char *model_file() const = 0;
+    void SetUp() override
+    {
+        if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
+        path = shared_dir() + "/models/" + model_file();
+        if (!file_exists(path)) GTEST_SKIP() << "missing " << path;
+        egc_model *m = nullptr;
+        ASSERT_EQ(egc_model_load(path.c_str(), &m), EGC_OK) << egc_last_error();
+        model.reset(m);
+        int c, H, W;
+        egc_model_input_chw(m, &c, &H, &W);
+        x = images_for(model_file(), kN, H, W, &preset);
+        std::string stem = std::string(model_file()).find("cifar") != std::string::npos ? "resnet20"
+                                                                                       : "mobilenet";
+        plan = kGolden + "plan_" + stem + ".csv";
+        refs = kGolden + "x_" + stem + ".npy";
+    }
+    egc_explain_options opts(const Case &c, int batch) const
+    {
+        egc_explain_options o;
+        egc_explain_options_default(&o);
+        o.method = c.method;
+        o.score = c.score;
+        o.combine = c.combine;
+        o.baselines = c.baselines;
+        o.noise = c.noise;
+        o.preset = preset;
+        o.samples = 6;
+        o.uniform_count = 3;
+        o.seed = 2024;
+        o.batch = batch;
+        if (c.plan) {
+            o.plan_file = plan.c_str();
+            o.baseline_file = refs.c_str();
+        }
+        return o;
+    }
+    static constexpr int kN = 7;
+    std::string path, plan, refs;
+    ModelPtr model;
+    std::vector<float> x;
+    egc_preset preset = EGC_PRESET_TF;
+    void every_method_matches_the_cpu();
+    void batch_one_and_seven_agree();
+};
+
+void MethodsOnModel::every_method_matches_the_cpu()
+{
+    for (const Case &c : kCases) {
+        SCOPED_TRACE(c.name);
+        if (c.plan && (!file_exists(plan) || !file_exists(refs))) continue;
+        Result cpu;
+        ASSERT_TRUE(explain(model.get(), "cpu", opts(c, 5), x, kN, nullptr, &cpu));
+        int nonconst = 0;
+        for (int i = 0; i < kN; i++) {
+            const float *a = cpu.raw.data() + (size_t)i * cpu.hw;
+            nonconst += *std::max_element(a, a + cpu.hw) > *std::min_element(a, a + cpu.hw);
+        }
+        EXPECT_GE(nonconst, kN / 2) << "most CPU maps are constant: a weak case";
+        for (bool tf32 : {true, false}) {
+            Tf32Env env(tf32);
+            const double tol = tf32 ? 1e-3 : 1e-4;
+            Result gpu;
+            ASSERT_TRUE(explain(model.get(), "cuda", opts(c, 5), x, kN, cpu.cls.data(), &gpu));
+            EXPECT_EQ(gpu.cls, cpu.cls);
+            for (int i = 0; i < kN; i++)
+                EXPECT_NEAR(gpu.score[(size_t)i], cpu.score[(size_t)i],
+                            (tf32 ? 1e-2 : 1e-4) * std::max(1.0f, std::fabs(cpu.score[(size_t)i])))
+                    << "score of image " << i;
+            double e_raw, r_raw, e_map, r_map;
+            int u_raw, u_map;
+            compare_maps(cpu.raw, gpu.raw, kN, &e_raw, &r_raw, &u_raw);
+            compare_maps(cpu.map, gpu.map, kN, &e_map, &r_map, &u_map);
+            printf("  %-30s %-5s raw: max|d|/range %.2e pearson %.6f (%d maps); map: %.2e %.6f\n",
+                   c.name, tf32 ? "tf32" : "fp32", e_raw, r_raw, u_raw, e_map, r_map);
+            EXPECT_LE(e_raw, tol) << (tf32 ? "TF32" : "fp32") << " raw maps";
+            EXPECT_LE(e_map, tol) << (tf32 ? "TF32" : "fp32") << " final maps";
+            EXPECT_GE(r_raw, 0.999) << (tf32 ? "TF32" : "fp32") << " raw maps";
+            EXPECT_GE(r_map, 0.999) << (tf32 ? "TF32" : "fp32") << " final maps";
+        }
+    }
+}
+
+void MethodsOnModel::batch_one_and_seven_agree()
+{
+    Tf32Env env(false);
+    const Case *sel[] = {&kCases[0], &kCases[6], &kCases[10], &kCases[12], &kCases[14]};
+    for (const Case *c : sel) {
+        SCOPED_TRACE(c->name);
+        Result a, b;
+        ASSERT_TRUE(explain(model.get(), "cuda", opts(*c, 1), x, kN, nullptr, &a));
+        ASSERT_TRUE(explain(model.get(), "cuda", opts(*c, 7), x, kN, nullptr, &b));
+        EXPECT_EQ(a.cls, b.cls);
+        double e_raw, r_raw, e_map, r_map;
+        int u_raw, u_map;
+        compare_maps(a.raw, b.raw, kN, &e_raw, &r_raw, &u_raw);
+        compare_maps(a.map, b.map, kN, &e_map, &r_map, &u_map);
+        printf("  %-30s batch 1 vs 7: raw %.2e, map %.2e\n", c->name, e_raw, e_map);
+        EXPECT_LE(e_raw, 1e-4);
+        EXPECT_LE(e_map, 1e-4);
+        EXPECT_GE(u_raw, kN / 2);
+    }
+}
+
+class CudaMethodsResNet20 : public MethodsOnModel {
+    const char *model_file() const override { return "resnet20_cifar10.onnx"; }
+};
+class CudaMethodsMobileNet : public MethodsOnModel {
+    const char *model_file() const override { return "mobilenet_v1_025_128_imagenet.onnx"; }
+};
+
+TEST_F(CudaMethodsResNet20, EveryMethodMatchesTheCpu) { every_method_matches_the_cpu(); }
+TEST_F(CudaMethodsResNet20, BatchOneAndSevenGiveTheSameMaps) { batch_one_and_seven_agree(); }
+TEST_F(CudaMethodsMobileNet, EveryMethodMatchesTheCpu) { every_method_matches_the_cpu(); }
+TEST_F(CudaMethodsMobileNet, BatchOneAndSevenGiveTheSameMaps) { batch_one_and_seven_agree(); }
+
+} // namespace
