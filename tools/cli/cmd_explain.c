@@ -75,6 +75,9 @@ static void help(FILE *f)
         "  --gallery             also write DIR/index.html (needs overlays)\n"
         "run:\n"
         "  --device D            cpu | cuda | cuda:N (default cpu; `egcam info` lists devices)\n"
+        "  --precision P         fp32 | mixed (default fp32; mixed: the layers before the\n"
+        "                        target in fp16 on CUDA tensor cores, the rest fp32; the CPU\n"
+        "                        computes fp32 whatever is asked)\n"
         "  --batch B             rows (images x samples) per pass through the model (default 32)\n"
         "  -q, --quiet           no progress or summary on stderr (errors are still printed)\n"
         "  -v, --verbose         full error traces\n"
@@ -243,7 +246,8 @@ static void manifest_ok(const run_cfg *c, const cli_item *it, const egc_explaine
     fprintf(f, ", \"score\": %.9g, \"score_kind\": \"%s\", \"layer\": ", (double)r->score,
             egc_score_name(o->score));
     cli_json_str(f, egc_explainer_layer(e));
-    fprintf(f, ", \"preset\": \"%s\"", egc_preset_name(c->preset));
+    fprintf(f, ", \"preset\": \"%s\", \"precision\": \"%s\"", egc_preset_name(c->preset),
+            egc_precision_name(o->precision));
     if (egc_method_is_sampled(o->method)) {
         fprintf(f, ", \"samples\": %d, \"baselines\": ", egc_explainer_samples(e));
         cli_json_str(f, o->baselines == EGC_BASELINES_FILE ? o->baseline_file
@@ -358,7 +362,8 @@ int cmd_explain(int argc, char **argv)
     enum {
         O_MODEL = 256, O_METHOD, O_OUT, O_LAYER, O_PRESET, O_SAMPLES, O_BASELINES, O_NOISE,
         O_ALPHA, O_COMBINE, O_SCORE, O_SEED, O_CLASS, O_PLAN, O_DEVICE, O_BATCH, O_LABELS,
-        O_SAVE, O_OVERLAY_ON, O_COLORMAP, O_OVERLAY_ALPHA, O_OVERLAY_FORMAT, O_GALLERY
+        O_SAVE, O_OVERLAY_ON, O_COLORMAP, O_OVERLAY_ALPHA, O_OVERLAY_FORMAT, O_GALLERY,
+        O_PRECISION
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"method", required_argument, 0, O_METHOD},
@@ -376,6 +381,7 @@ int cmd_explain(int argc, char **argv)
         {"overlay-alpha", required_argument, 0, O_OVERLAY_ALPHA},
         {"overlay-format", required_argument, 0, O_OVERLAY_FORMAT},
         {"gallery", no_argument, 0, O_GALLERY},
+        {"precision", required_argument, 0, O_PRECISION},
         {"quiet", no_argument, 0, 'q'},               {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     static const char *const score_names[] = {"logit", "softmax"};
@@ -473,6 +479,12 @@ int cmd_explain(int argc, char **argv)
             oc.ext = fmt_names[v];
             break;
         case O_GALLERY: oc.gallery = 1; break;
+        case O_PRECISION:
+            if (egc_precision_parse(optarg, &o.precision) != EGC_OK) {
+                fprintf(stderr, "egcam explain: --precision '%s' is not one of fp32, mixed\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case 'q': quiet = 1; break;
         case 'v': verbose = 1; break;
         case 'h': help(stdout); return EXIT_ALL_OK;

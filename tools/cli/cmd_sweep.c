@@ -375,7 +375,14 @@ static void group_method(sweep_ctx *S, gbuf *B, int m, int n, int g0_global)
         const char *id = S->items.v[B->slot[t]].id;
         for (size_t k = 0; k < EGC_ARRAY_N(main_metrics); k++)
             if (S->on[main_metrics[k]] && !is_done(S, id, label, main_metrics[k])) need = 1;
-        if (B->slot[t] < S->gallery) need = 1;
+        if (B->slot[t] < S->gallery) {
+            /* The overlay, unless a resumed run already wrote it. */
+            char path[4096], sl[256];
+            slug(label, sl, sizeof sl);
+            snprintf(path, sizeof path, "%s/overlays/%03d_%s__%s.png", S->out_dir, B->slot[t],
+                     S->items.v[B->slot[t]].stem, sl);
+            if (!S->resume || access(path, R_OK) != 0) need = 1;
+        }
     }
     if (need) {
         for (int t = 0; t < n; t++) {
