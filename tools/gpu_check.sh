@@ -12,7 +12,9 @@
 # OUT (default ./out) receives: gpu_check.jsonl (one line per step), gpu_check.log (all
 # output), cuda_tests.json and cpu_tests.json (GoogleTest reports).
 # Environment knobs: JOBS (build parallelism, default all cores), BUILD_DIR (default build-gpu),
-# SKIP_CPU_TESTS=1, SKIP_SANITIZER=1.
+# SKIP_CPU_TESTS=1, SKIP_SANITIZER=1, SKIP_TESTS=1 (no test steps: benchmarks only),
+# SKIP_BENCH=1 (no benchmark steps), TV_MODELS (torchvision exports to benchmark, default
+# "vgg16 resnet50 alexnet"), EXPLAIN_MODELS (default "resnet50 vgg16 alexnet").
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -109,7 +111,9 @@ EOF
 }
 
 # ---- tests ----
-if [ $BUILT -eq 1 ] && [ -x "$BUILD_DIR/egcam_cuda_tests" ]; then
+if [ "${SKIP_TESTS:-0}" = 1 ]; then
+    skip cuda_tests "SKIP_TESTS=1"
+elif [ $BUILT -eq 1 ] && [ -x "$BUILD_DIR/egcam_cuda_tests" ]; then
     step cuda_tests 240 "$BUILD_DIR/egcam_cuda_tests" --gtest_output="json:$OUT/cuda_tests.json"
     S="$(summarize "$OUT/cuda_tests.json")"
     [ -n "$S" ] && { record cuda_tests_summary info 0 0 "\"summary\": $S"; echo "CUDA tests: $S"; }
@@ -117,7 +121,7 @@ else
     skip cuda_tests "not built"
 fi
 
-if [ "${SKIP_CPU_TESTS:-0}" != 1 ] && [ -x "$BUILD_DIR/egcam_tests" ]; then
+if [ "${SKIP_CPU_TESTS:-0}" != 1 ] && [ "${SKIP_TESTS:-0}" != 1 ] && [ -x "$BUILD_DIR/egcam_tests" ]; then
     step cpu_tests 150 "$BUILD_DIR/egcam_tests" --gtest_output="json:$OUT/cpu_tests.json"
     S="$(summarize "$OUT/cpu_tests.json")"
     [ -n "$S" ] && { record cpu_tests_summary info 0 0 "\"summary\": $S"; echo "CPU tests: $S"; }
@@ -127,8 +131,8 @@ fi
 
 # ---- compute-sanitizer memcheck on a short subset ----
 SAN="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)"
-if [ "${SKIP_SANITIZER:-0}" = 1 ]; then
-    skip memcheck "SKIP_SANITIZER=1"
+if [ "${SKIP_SANITIZER:-0}" = 1 ] || [ "${SKIP_TESTS:-0}" = 1 ]; then
+    skip memcheck "SKIP_SANITIZER=1 or SKIP_TESTS=1"
 elif [ -z "$SAN" ]; then
     skip memcheck "compute-sanitizer not found"
 elif [ $BUILT -ne 1 ]; then
@@ -165,8 +169,13 @@ BB="${BENCH_BATCH:-256}"
 BR="${BENCH_REPEATS:-5}"
 : >"$BENCH"
 TV_OK=0
-if step export_torchvision 150 "$PY" benchmarks/peers/export_torchvision.py "$TV_DIR"; then TV_OK=1; fi
-if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/egcam_cuda_tests" ]; then
+if [ -f "$TV_DIR/resnet50.onnx" ] && [ -f "$TV_DIR/vgg16.onnx" ] && [ -f "$TV_DIR/alexnet.onnx" ]; then
+    TV_OK=1
+    record export_torchvision cached 0 0
+elif step export_torchvision 150 "$PY" benchmarks/peers/export_torchvision.py "$TV_DIR"; then TV_OK=1; fi
+if [ "${SKIP_TESTS:-0}" = 1 ]; then
+    skip tv_parity "SKIP_TESTS=1"
+elif [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/egcam_cuda_tests" ]; then
     step tv_parity 150 env EGC_TV_DIR="$(cd "$TV_DIR" && pwd)" "$BUILD_DIR/egcam_cuda_tests" \
         --gtest_filter='CudaModelTorchvision*' --gtest_output="json:$OUT/tv_parity.json"
     S="$(summarize "$OUT/tv_parity.json")"
@@ -175,12 +184,20 @@ else
     skip tv_parity "no exports or no test binary"
 fi
 BENCH_MODELS=()
-[ $TV_OK -eq 1 ] && BENCH_MODELS+=("$TV_DIR/vgg16.onnx" "$TV_DIR/resnet50.onnx" "$TV_DIR/alexnet.onnx")
-[ -n "$SHARED" ] && [ -f "$SHARED/models/mobilenet_v2_imagenet.onnx" ] &&
+if [ $TV_OK -eq 1 ]; then
+    for M in ${TV_MODELS:-vgg16 resnet50 alexnet}; do BENCH_MODELS+=("$TV_DIR/$M.onnx"); done
+fi
+[ -n "$SHARED" ] && [ -z "${TV_MODELS:-}" ] && [ -f "$SHARED/models/mobilenet_v2_imagenet.onnx" ] &&
     BENCH_MODELS+=("$SHARED/models/mobilenet_v2_imagenet.onnx")
 # One step per (model, precision): fp32 (TF32 allowed) and mixed (fp16 NHWC tensor-core
 # trunk); EGC_VERBOSE=1 puts each layer's precision/layout/algorithm and the CUDA-graph state
 # into the log (stderr), the JSON lines go to bench.jsonl. BENCH_PRECISIONS overrides the list.
+if [ "${SKIP_BENCH:-0}" = 1 ]; then
+    skip benchmarks "SKIP_BENCH=1"
+else
+PEER_MODELS="$(echo ${EXPLAIN_MODELS:-resnet50 vgg16 alexnet} | tr ' ' ',')"
+PEER_TV="$(echo ${TV_MODELS:-vgg16 resnet50 alexnet} | tr ' ' ',')"
+export PEER_MODELS PEER_TV
 BP="${BENCH_PRECISIONS:-fp32 mixed}"
 if [ -x "$BUILD_DIR/bench_forward" ]; then
     for M in "${BENCH_MODELS[@]}"; do
@@ -193,8 +210,8 @@ if [ -x "$BUILD_DIR/bench_forward" ]; then
 else
     skip bench_forward "bench_forward was not built"
 fi
-step bench_torch 200 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forward.py --batch "$2" --repeats 10 | tee -a "$3"' \
-    _ "$PY" "$BB" "$BENCH"
+step bench_torch 200 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forward.py --models "$4" --batch "$2" --repeats 10 | tee -a "$3"' \
+    _ "$PY" "$BB" "$BENCH" "$PEER_TV"
 
 # Explanation throughput (all into $OUT/bench_explain.jsonl, bench_explain.c's keys): egcam's
 # Grad-CAM (batch 64) and Expected Grad-CAM (32 images x S = 32 samples, 128 rows per pass;
@@ -210,7 +227,7 @@ EB="$OUT/bench_explain.jsonl"
 ER="${EXPLAIN_REPEATS:-3}"
 : >"$EB"
 if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_explain" ]; then
-    for M in resnet50 vgg16 alexnet; do
+    for M in ${EXPLAIN_MODELS:-resnet50 vgg16 alexnet}; do
         step "bench_explain_$M" 75 bash -c \
             'set -o pipefail; "$1" --model "$2" --device cuda --methods gradcam,expected-gradcam --gradcam-batch 64 --expected-batch 32 --samples 32 --rows 128 --precision fp32,mixed --repeats "$3" --warmup 1 | tee -a "$4"' \
             _ "$BUILD_DIR/bench_explain" "$TV_DIR/$M.onnx" "$ER" "$EB"
@@ -218,17 +235,19 @@ if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_explain" ]; then
 else
     skip bench_explain "no torchvision exports or bench_explain not built"
 fi
-step bench_gradcam_torch 60 bash -c 'set -o pipefail; "$1" benchmarks/peers/gradcam_torch.py --models resnet50,vgg16,alexnet --batch 64 --repeats "$2" --warmup 1 | tee -a "$3"' \
+step bench_gradcam_torch 60 bash -c 'set -o pipefail; "$1" benchmarks/peers/gradcam_torch.py --models "$PEER_MODELS" --batch 64 --repeats "$2" --warmup 1 | tee -a "$3"' \
     _ "$PY" "$ER" "$EB"
-step bench_egc_naive 75 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_naive.py --models resnet50,vgg16,alexnet --batch 32 --samples 32 --repeats 2 --warmup 1 | tee -a "$2"' \
+step bench_egc_naive 75 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_naive.py --models "$PEER_MODELS" --batch 32 --samples 32 --repeats 2 --warmup 1 | tee -a "$2"' \
     _ "$PY" "$EB"
-step bench_egc_expert 75 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_expert.py --models resnet50,vgg16,alexnet --batch 32 --samples 32 --rows 128 --modes eager-fp32,eager-fp16 --repeats "$2" --warmup 1 | tee -a "$3"' \
+step bench_egc_expert 75 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_expert.py --models "$PEER_MODELS" --batch 32 --samples 32 --rows 128 --modes eager-fp32,eager-fp16 --repeats "$2" --warmup 1 | tee -a "$3"' \
     _ "$PY" "$ER" "$EB"
 if [ "${SKIP_COMPILE:-0}" != 1 ]; then
     step bench_egc_expert_compile 120 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_expert.py --models resnet50 --batch 32 --samples 32 --rows 128 --modes compile-fp16 --repeats "$2" --warmup 1 | tee -a "$3"' \
         _ "$PY" "$ER" "$EB"
 else
     skip bench_egc_expert_compile "SKIP_COMPILE=1"
+fi
+
 fi
 
 TOTAL=$(($(date +%s) - T0))
