@@ -67,6 +67,7 @@ egc_status egc_metric_sensitivity(egc_explainer *e, const float *x, const float 
     size_t hw = (size_t)H * (size_t)W, chw = 3 * hw;
     int G = egc_explainer_options(e)->batch;
     if (G < 1) G = 1;
+    if ((int64_t)G > (int64_t)n * o->samples) G = (int)((int64_t)n * o->samples);
     egc_status st = EGC_OK;
     float *buf = NULL, *pm = NULL;
     uint64_t *ids = NULL;

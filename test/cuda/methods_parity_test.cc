@@ -13,7 +13,7 @@
 // and MobileNet-v1-0.25-128 (ImageNet), 7 real images each (deterministic pseudo-random
 // tensors when the images are missing; the model parts skip when the model is missing),
 // with the CPU's classes passed to both devices: per image, the raw map (layer resolution)
-// and the final map agree within 1e-3 of the CPU map's range with TF32 allowed (the
+// and the final map agree within 2e-2 of the CPU map's range with TF32 allowed (the
 // default), and Pearson's correlation is >= 0.999; with TF32 off the bound is 1e-4. The
 // worst figures are printed. On CUDA the maps of batch 1 and batch 7 agree (TF32 off; the
 // chunking differs, the draws may not).
@@ -621,7 +621,10 @@ void MethodsOnModel::every_method_matches_the_cpu()
         EXPECT_GE(nonconst, kN / 2) << "most CPU maps are constant: a weak case";
         for (bool tf32 : {true, false}) {
             Tf32Env env(tf32);
-            const double tol = tf32 ? 1e-3 : 1e-4;
+            // TF32 rounds conv/GEMM inputs to 10 mantissa bits: raw maps built from sums of many
+            // such products move by up to ~1e-2 of their range (seen on an H100: 1.3e-2 worst,
+            // Pearson >= 0.99993); strict fp32 must agree to 1e-4.
+            const double tol = tf32 ? 2e-2 : 1e-4;
             Result gpu;
             ASSERT_TRUE(explain(model.get(), "cuda", opts(c, 5), x, kN, cpu.cls.data(), &gpu));
             EXPECT_EQ(gpu.cls, cpu.cls);

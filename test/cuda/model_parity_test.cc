@@ -435,6 +435,16 @@ TEST_P(CudaModelTorchvision, LogitsMatchPyTorch)
     bool routed = layer + 1 < egc_model_num_layers(m) &&
                   egc_model_layer(m, layer + 1, &next) == EGC_OK && !strcmp(next.op, "MaxPool");
 
+    // VGG16 and AlexNet have ReLUs in their classifier after the target. With random weights
+    // many of their pre-activations sit near 0, and rounding differences (TF32, fp16, or a
+    // different cuDNN algorithm) flip some of them, which reroutes part of the gradient while
+    // the logits still agree tightly. Their target gradients are compared by per-image cosine.
+    bool kinky = false;
+    for (int l = layer + 1; l < egc_model_num_layers(m); l++) {
+        egc_layer_info li{};
+        if (egc_model_layer(m, l, &li) == EGC_OK && !strcmp(li.op, "Relu")) kinky = true;
+    }
+
     std::vector<float> seed;
     Outputs cpu;
     ASSERT_TRUE(run(m, "cpu", n, layer, x, n, &seed, &cpu));
@@ -457,16 +467,23 @@ TEST_P(CudaModelTorchvision, LogitsMatchPyTorch)
     const std::string tag = GetParam();
     EXPECT_TRUE(close_rows(tag + " cuda mixed logits vs PyTorch", want, mixed.logits, n, 2e-2, false));
     EXPECT_TRUE(cosine_rows(tag + " cuda mixed channel grad sums vs cpu", channel_sums(cpu),
-                            channel_sums(mixed), n, 0.999));
+                            channel_sums(mixed), n, kinky ? 0.99 : 0.999));
     if (!routed)
         EXPECT_TRUE(cosine_rows(tag + " cuda mixed target grad vs cpu", cpu.grad, mixed.grad, n,
                                 0.999));
     EXPECT_TRUE(close_rows(tag + " cuda fp32 logits vs PyTorch", want, strict.logits, n, 1e-4, false));
     EXPECT_TRUE(close_rows(tag + " cuda tf32 logits vs PyTorch", want, tf32.logits, n, 2e-2, false));
-    EXPECT_TRUE(close_rows(tag + " cuda fp32 channel grad sums vs cpu", channel_sums(cpu),
-                           channel_sums(strict), n, 1e-4, true));
-    EXPECT_TRUE(close_rows(tag + " cuda tf32 channel grad sums vs cpu", channel_sums(cpu),
-                           channel_sums(tf32), n, 2e-2, true));
+    if (kinky) {
+        EXPECT_TRUE(cosine_rows(tag + " cuda fp32 channel grad sums vs cpu", channel_sums(cpu),
+                                channel_sums(strict), n, 0.999));
+        EXPECT_TRUE(cosine_rows(tag + " cuda tf32 channel grad sums vs cpu", channel_sums(cpu),
+                                channel_sums(tf32), n, 0.99));
+    } else {
+        EXPECT_TRUE(close_rows(tag + " cuda fp32 channel grad sums vs cpu", channel_sums(cpu),
+                               channel_sums(strict), n, 1e-4, true));
+        EXPECT_TRUE(close_rows(tag + " cuda tf32 channel grad sums vs cpu", channel_sums(cpu),
+                               channel_sums(tf32), n, 2e-2, true));
+    }
     if (routed) {
         size_t moved = 0;
         for (size_t i = 0; i < cpu.grad.size(); i++) moved += (cpu.grad[i] == 0) != (strict.grad[i] == 0);

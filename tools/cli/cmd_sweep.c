@@ -1068,6 +1068,7 @@ int cmd_sweep(int argc, char **argv)
                     for (int k = 0; k < S->n_methods; k++)
                         error_rows(S, S->items.v[B.slot[t]].id, S->methods[k].label, msg);
                 rc = EXIT_SOME_FAILED;
+                for (int t = 0; t < n; t++) egc_image_free(&B.sized[t]);
                 n = 0;
             }
         }

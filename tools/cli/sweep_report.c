@@ -347,7 +347,7 @@ static void write_json(const sweep_ctx *S, const agg *A, const int *mk, int nm, 
                "else the best-scoring mapped class\"},\n");
     fprintf(f, "  \"run\": {\"seconds\": %.3f, \"rows_written\": %ld, \"rows_per_s\": %.4g, "
                "\"images\": %d, \"failed_inputs\": %d, \"evaluation_forwards\": %" PRId64
-               ", \"explain_seconds\": %.3f, \"resumed\": %s},\n",
+               ", \"explain_seconds\": %.3f, \"resume_option\": %s},\n",
             S->seconds, S->n_rows, S->seconds > 0 ? S->n_rows / S->seconds : 0.0,
             S->n_images_done, S->n_failed_inputs, egc_evaluator_rows(S->ev), S->t_explain,
             S->resume ? "true" : "false");
@@ -398,6 +398,14 @@ static void html_text(FILE *f, const char *s)
             if ((unsigned char)*s >= 0x20 || *s == '\n' || *s == '\t') fputc(*s, f);
         }
     }
+}
+
+/* A label shortened to at most 36 characters for a chart (start … end). */
+static void short_label(const char *l, char *out, size_t cap)
+{
+    size_t n = strlen(l);
+    if (n > 36 && cap >= 44) snprintf(out, cap, "%.17s…%s", l, l + n - 17);
+    else snprintf(out, cap, "%s", l);
 }
 
 static const char *const k_colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
@@ -455,10 +463,8 @@ static void svg_curves(FILE *f, const agg *A, int kind)
                    "stroke-width=\"3\"/>\n", ml + pw + 10, ly, ml + pw + 26, ly, col);
         fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\" font-family=\"sans-serif\">",
                 ml + pw + 30, ly + 4);
-        char shortl[44];
-        size_t ll = strlen(A->label[l]);
-        if (ll > 40) snprintf(shortl, sizeof shortl, "%.19s…%s", A->label[l], A->label[l] + ll - 18);
-        else snprintf(shortl, sizeof shortl, "%s", A->label[l]);
+        char shortl[48];
+        short_label(A->label[l], shortl, sizeof shortl);
         html_text(f, shortl);
         fprintf(f, "</text>\n");
         li++;
@@ -503,7 +509,9 @@ static void svg_bars(FILE *f, const agg *A, int k)
         int y = mt + rowh * i;
         fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"11\" font-family=\"sans-serif\" "
                    "text-anchor=\"end\">", ml - 6, y + 14);
-        html_text(f, A->label[l]);
+        char shortl[48];
+        short_label(A->label[l], shortl, sizeof shortl);
+        html_text(f, shortl);
         fprintf(f, "</text>\n");
         fprintf(f, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>\n",
                 xm < x0 ? xm : x0, y + 3, fabs(xm - x0), rowh - 6, k_colors[i % N_COLORS]);
