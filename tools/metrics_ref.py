@@ -14,7 +14,7 @@ synthetic maps (smooth bumps quantised to 1/8 so that the ranking has ties):
     rank accuracy against hand-made rectangle masks;
   - the 2x2 grid of the four images and the quadrant shares of the maps;
   - YOLO boxes rasterised for an image of 500x375 under the tf and torchvision presets at
-    224x224.
+    112x112.
 The inputs (x.npy) and maps (maps.npy) are stored so that preprocessing cannot matter.
 The test is test/cpu/metrics_test.cc (MetricsGolden): AUCs and scores within 1e-4.
 
@@ -279,8 +279,8 @@ def main(argv):
         for b in boxes:
             f.write("%d %.6f %.6f %.6f %.6f\n" % b)
     boxes = [tuple(float("%.6f" % v) for v in b) for b in boxes]
-    out["mask_tf"] = box_mask(boxes, "tf", 500, 375, 224)
-    out["mask_torchvision"] = box_mask(boxes, "torchvision", 500, 375, 224)
+    out["mask_tf"] = box_mask(boxes, "tf", 500, 375, 112)
+    out["mask_torchvision"] = box_mask(boxes, "torchvision", 500, 375, 112)
     for k, v in out.items():
         np.save(os.path.join(args.out, k + ".npy"), np.asarray(v, np.float32))
     print("wrote %d arrays to %s; AUCs deletion %s insertion %s" % (

@@ -257,18 +257,18 @@ TEST(MetricsBoxes, YoloMasksUnderPresets)
     for (const char *p : {"tf", "torchvision"}) {
         egc_preset pr;
         ASSERT_EQ(egc_preset_parse(p, &pr), EGC_OK);
-        std::vector<uint8_t> mask(224 * 224);
+        std::vector<uint8_t> mask(112 * 112);
         int count = 0;
-        ASSERT_EQ(egc_boxes_mask(&b, nullptr, pr, 224, 224, mask.data(), &count), EGC_OK);
+        ASSERT_EQ(egc_boxes_mask(&b, nullptr, pr, 112, 112, mask.data(), &count), EGC_OK);
         auto want = npy(std::string("mask_") + p);
         int diff = 0, wc = 0;
-        for (int j = 0; j < 224 * 224; j++) {
+        for (int j = 0; j < 112 * 112; j++) {
             diff += (mask[j] != 0) != (want[j] > 0.5f);
             wc += want[j] > 0.5f;
         }
         EXPECT_EQ(diff, 0) << p;
         EXPECT_EQ(count, wc) << p;
-        EXPECT_GT(count, 1000) << p;
+        EXPECT_GT(count, 250) << p;
     }
     // keep selects boxes: only the first.
     uint8_t keep[3] = {1, 0, 0};

@@ -58,6 +58,7 @@ static void help(FILE *f)
         "                        else torchvision)\n"
         "  --limit N             the first N inputs only (after sorting)\n"
         "  --resume              keep DIR/rows.csv and skip (image, method, metric) already there\n"
+        "                        (images are named by their path as given: keep the same INPUTS)\n"
         "method options (defaults for every method; as in `egcam explain`):\n"
         "  --layer L --score logit|softmax --samples S --baselines B --noise RHO\n"
         "  --alpha uniform|grid --combine A|B|C --seed N --plan FILE\n"

@@ -489,8 +489,8 @@ static void svg_bars(FILE *f, const agg *A, int k)
     }
     if (!n) return;
     if (hi - lo <= 0) hi = lo + 1;
-    const int ml = 220, mr = 80, rowh = 22, mt = 30;
-    int Wd = 640, pw = Wd - ml - mr, Ht = mt + rowh * n + 26;
+    const int ml = 250, mr = 80, rowh = 22, mt = 30;
+    int Wd = 660, pw = Wd - ml - mr, Ht = mt + rowh * n + 26;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "viewBox=\"0 0 %d %d\" role=\"img\">\n", Wd, Ht, Wd, Ht);
     fprintf(f, "<title>%s</title>\n", k_sweep_metric_names[k]);
