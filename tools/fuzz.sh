@@ -10,8 +10,13 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/onnx" "$tmp/image"
 cp "$shared"/models/resnet20_cifar10.onnx "$shared"/models/mobilenet_v1_025_128_imagenet.onnx "$tmp/onnx/" 2>/dev/null || true
-ls "$shared"/data/photos/* 2>/dev/null | head -4 | xargs -r -I{} cp {} "$tmp/image/"
-find "$shared/data/cifar10-test" -name '*.jpg' 2>/dev/null | head -8 | xargs -r -I{} cp {} "$tmp/image/"
+# Image seeds: small files of every decoder path (JPEG baseline/progressive/CMYK, PNG colour
+# types, BMP variants) and a few real CIFAR-10 JPEGs.
+cp "$here"/test/golden/preprocess/decode/* "$tmp/image/"
+cifar=("$shared"/data/cifar10-test/cat/*.jpg)
+for f in "${cifar[@]:0:8}"; do
+  if [ -f "$f" ]; then cp "$f" "$tmp/image/"; fi
+done
 for f in "$build"/fuzz_*; do
   [ -x "$f" ] || continue
   name="$(basename "$f")"
