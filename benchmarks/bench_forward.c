@@ -5,7 +5,7 @@
  *                      [--repeats R] [--warmup W] [--precision fp32|mixed[,...]]
  *                      [--no-graphs]
  * --precision: one line per precision and batch (default fp32); --no-graphs: issue every
- * op call (no CUDA-graph replay). With EGC_VERBOSE=1 in the environment, how each layer runs
+ * op call (no CUDA-graph replay; "graphs" is false on the CPU backend, which has none). With EGC_VERBOSE=1 in the environment, how each layer runs
  * (egc_session_describe, after the warm-up) goes to stderr.
  * Inputs are deterministic pseudo-random tensors (preprocessing is not timed). The first
  * `warmup` runs are discarded; median and min of `repeats` timed runs are reported.
@@ -129,6 +129,8 @@ int main(int argc, char **argv)
                 }
             }
             if (rc == 0) {
+                /* CUDA-graph replay exists on the CUDA backend only */
+                int graphs = !no_graphs && !strncmp(device, "cuda", 4);
                 qsort(t, (size_t)repeats, sizeof *t, cmp_d);
                 double med = t[repeats / 2];
                 printf("{\"bench\": \"forward\", \"backend\": ");
@@ -140,7 +142,7 @@ int main(int argc, char **argv)
                 printf(", \"method\": \"classify\", \"precision\": \"%s\", \"graphs\": %s, \"batch\": %d, "
                        "\"samples\": 1, \"median_ms\": %.3f, \"min_ms\": %.3f, \"images_per_s\": %.1f, "
                        "\"peak_device_bytes\": %zu, \"git_sha\": ",
-                       egc_precision_name(so.precision), no_graphs ? "false" : "true", b, med * 1e3,
+                       egc_precision_name(so.precision), graphs ? "true" : "false", b, med * 1e3,
                        t[0] * 1e3, b / med, egc_session_device_bytes(s));
                 json_str(sha ? sha : "unknown");
                 printf("}\n");

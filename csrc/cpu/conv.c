@@ -326,28 +326,88 @@ static egc_status run_gemm_path(const egc_node *n, conv_job *j, void (*fn)(int64
 
 /* ---- depthwise (direct) path ---- */
 
+/* Output columns [a, b) of output row oh of one plane, tap by tap:
+ * yr[ow] = bias + sum_ij w_ij * x[oh*sh - pt + i*dh, ow*sw - pl + j*dw] (taps outside x skipped). */
+static void dw_fwd_row_taps(const conv_geom *g, const float *restrict x, const float *w,
+                            float bias, int64_t oh, int64_t a, int64_t b, float *restrict yr)
+{
+    for (int64_t ow = a; ow < b; ow++) yr[ow] = bias;
+    for (int64_t i = 0; i < g->kh; i++) {
+        int64_t h = oh * g->sh - g->pt + i * g->dh;
+        if (h < 0 || h >= g->H) continue;
+        for (int64_t j = 0; j < g->kw; j++) {
+            int64_t wo = j * g->dw - g->pl, lo, hi;
+            valid_range(wo, g->sw, g->W, g->OW, &lo, &hi);
+            lo = EGC_MAX(lo, a);
+            hi = EGC_MIN(hi, b);
+            float wv = w[i * g->kw + j];
+            int64_t base = h * g->W + wo; /* + ow*sw >= 0 for ow >= lo */
+            if (g->sw == 1)
+                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * x[base + ow];
+            else
+                for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * x[base + ow * g->sw];
+        }
+    }
+}
+
+/* Interior of a 3x3, dilation-1 row: n outputs whose 3x3 windows lie inside x; r0..r2 point
+ * at the window's top-left element of the first output in the three input rows, sw is the
+ * column stride. Sums in the same order as dw_fwd_row_taps (bias, then taps row by row), in
+ * a register, with one store per output. Inlined with sw = 1 and 2 as constants so that the
+ * loop vectorises. */
+static inline void dw_fwd_row_3x3(const float *restrict r0, const float *restrict r1,
+                                  const float *restrict r2, const float *w, float bias,
+                                  int64_t sw, int64_t n, float *restrict yr)
+{
+    float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6],
+          w7 = w[7], w8 = w[8];
+    for (int64_t q = 0; q < n; q++) {
+        int64_t c = q * sw;
+        float acc = bias;
+        acc += w0 * r0[c];
+        acc += w1 * r0[c + 1];
+        acc += w2 * r0[c + 2];
+        acc += w3 * r1[c];
+        acc += w4 * r1[c + 1];
+        acc += w5 * r1[c + 2];
+        acc += w6 * r2[c];
+        acc += w7 * r2[c + 1];
+        acc += w8 * r2[c + 2];
+        yr[q] = acc;
+    }
+}
+
 /* One output plane (image im, output channel m): y = b + sum_ij w_ij * shifted x.
- * Output rows outermost so that a row stays in cache over the kh*kw taps. */
+ * A 3x3 kernel with dilation 1 and stride 1 or 2 (MobileNet's) runs the interior of each
+ * row whose three input rows exist through dw_fwd_row_3x3 and the borders tap by tap; any
+ * other geometry runs tap by tap. */
 static void dw_fwd_plane(const conv_geom *g, const float *restrict x, const float *w,
                          float bias, float *restrict y)
 {
+    int fast = g->kh == 3 && g->kw == 3 && g->dh == 1 && g->dw == 1 && (g->sw == 1 || g->sw == 2);
+    /* interior columns [clo, chi): both the first and the last tap of the row are inside x */
+    int64_t clo = 0, chi = 0;
+    if (fast) {
+        int64_t l0, h0, l2, h2;
+        valid_range(-g->pl, g->sw, g->W, g->OW, &l0, &h0);
+        valid_range(2 - g->pl, g->sw, g->W, g->OW, &l2, &h2);
+        clo = EGC_MAX(l0, l2);
+        chi = EGC_MAX(clo, EGC_MIN(h0, h2));
+    }
     for (int64_t oh = 0; oh < g->OH; oh++) {
         float *yr = y + oh * g->OW;
-        for (int64_t ow = 0; ow < g->OW; ow++) yr[ow] = bias;
-        for (int64_t i = 0; i < g->kh; i++) {
-            int64_t h = oh * g->sh - g->pt + i * g->dh;
-            if (h < 0 || h >= g->H) continue;
-            for (int64_t j = 0; j < g->kw; j++) {
-                int64_t wo = j * g->dw - g->pl, lo, hi;
-                valid_range(wo, g->sw, g->W, g->OW, &lo, &hi);
-                float wv = w[i * g->kw + j];
-                int64_t base = h * g->W + wo; /* + ow*sw >= 0 for ow >= lo */
-                if (g->sw == 1)
-                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * x[base + ow];
-                else
-                    for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * x[base + ow * g->sw];
-            }
+        int64_t h = oh * g->sh - g->pt; /* first input row of the window */
+        if (!fast || chi == clo || h < 0 || h + 2 >= g->H) {
+            dw_fwd_row_taps(g, x, w, bias, oh, 0, g->OW, yr);
+            continue;
         }
+        dw_fwd_row_taps(g, x, w, bias, oh, 0, clo, yr);
+        const float *r0 = x + h * g->W + clo * g->sw - g->pl;
+        if (g->sw == 1)
+            dw_fwd_row_3x3(r0, r0 + g->W, r0 + 2 * g->W, w, bias, 1, chi - clo, yr + clo);
+        else
+            dw_fwd_row_3x3(r0, r0 + g->W, r0 + 2 * g->W, w, bias, 2, chi - clo, yr + clo);
+        dw_fwd_row_taps(g, x, w, bias, oh, chi, g->OW, yr);
     }
 }
 

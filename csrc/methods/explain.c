@@ -686,6 +686,29 @@ static void blur_image(int64_t i, void *arg)
                         e->blur + (size_t)i * e->chw);
 }
 
+typedef struct scan_ctx {
+    egc_explainer *e;
+    const float *x; /* [g,chw] the group's images */
+} scan_ctx;
+
+/* Image i of a group: e->ids[i] = egc_image_id(image), e->sigma[i] = max - min of its values,
+ * or NaN when it holds a non-finite value (max - min of finite floats is never NaN). */
+static void scan_image(int64_t i, void *arg)
+{
+    scan_ctx *c = arg;
+    egc_explainer *e = c->e;
+    const float *xi = c->x + (size_t)i * e->chw;
+    float mn = xi[0], mx = xi[0];
+    int finite = 1;
+    for (size_t j = 0; j < e->chw; j++) {
+        finite &= isfinite(xi[j]) != 0;
+        if (xi[j] < mn) mn = xi[j];
+        if (xi[j] > mx) mx = xi[j];
+    }
+    e->ids[i] = egc_image_id(xi, e->chw);
+    e->sigma[i] = finite ? mx - mn : NAN;
+}
+
 /* The clean pass of the group's g images (in e->xd, classes in e->clsd): resolves the
  * classes, the scores into e->scored, and either the raw maps of a single-pass method into
  * e->Ld or A(x) into e->axd. */
@@ -804,23 +827,23 @@ egc_status egc_explainer_run(egc_explainer *e, const float *x, int n, const int 
     for (int i0 = 0; i0 < n; i0 += e->B) {
         int g = EGC_MIN(e->B, n - i0);
         const float *xg = x + (size_t)i0 * e->chw;
+        /* ids and value ranges of the g images in parallel, then the checks in image order */
+        scan_ctx sc = {e, xg};
+        egc_parallel_for(g, scan_image, &sc);
         for (int i = 0; i < g; i++) {
             const float *xi = xg + (size_t)i * e->chw;
-            float mn = xi[0], mx = xi[0];
-            for (size_t j = 0; j < e->chw; j++) {
-                if (!isfinite(xi[j]))
-                    return EGC_FAIL(EGC_E_ARG, "image %d of the batch holds a non-finite value "
-                                    "at %zu", i0 + i, j);
-                if (xi[j] < mn) mn = xi[j];
-                if (xi[j] > mx) mx = xi[j];
+            if (isnan(e->sigma[i])) {
+                size_t j = 0;
+                while (j < e->chw && isfinite(xi[j])) j++;
+                return EGC_FAIL(EGC_E_ARG, "image %d of the batch holds a non-finite value "
+                                "at %zu", i0 + i, j);
             }
             int c = classes ? classes[i0 + i] : -1;
             if (c >= e->classes)
                 return EGC_FAIL(EGC_E_ARG, "class %d out of range for a model of %d classes", c,
                                 e->classes);
             e->cls[i] = c < 0 ? -1 : c;
-            e->ids[i] = egc_image_id(xi, e->chw);
-            e->sigma[i] = e->o.noise * (mx - mn);
+            e->sigma[i] *= e->o.noise;
         }
         EGC_TRY(be->upload(be, e->xd, xg, (size_t)g * e->chw * sizeof(float)));
         EGC_TRY(be->upload(be, e->clsd, e->cls, (size_t)g * sizeof(int32_t)));

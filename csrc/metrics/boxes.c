@@ -339,6 +339,20 @@ static char *trim(char *s)
     return s;
 }
 
+/* Cuts the next line off the text at *p (in place: the newline and a '#' comment become
+ * NULs) and moves *p past it; NULL when no text is left. */
+static char *cut_line(char **p)
+{
+    char *raw = *p;
+    if (!raw || !*raw) return NULL;
+    char *nl = strchr(raw, '\n');
+    if (nl) *nl = '\0';
+    *p = nl ? nl + 1 : NULL;
+    char *hash = strchr(raw, '#');
+    if (hash) *hash = '\0';
+    return raw;
+}
+
 /* Removes one pair of matching quotes around s. */
 static char *unquote(char *s)
 {
@@ -385,15 +399,9 @@ egc_status egc_class_names_read(const char *path, char ***names_out, int *n_out)
     egc_status st = EGC_OK;
     char **names = NULL;
     int n = 0, cap = 0, line = 0, in_names = 0, listed = 0;
-    char *p = (char *)data;
-    while (p && *p) {
-        char *nl = strchr(p, '\n');
-        if (nl) *nl = '\0';
+    char *p = (char *)data, *raw;
+    while ((raw = cut_line(&p))) {
         line++;
-        char *raw = p;
-        p = nl ? nl + 1 : NULL;
-        char *hash = strchr(raw, '#');
-        if (hash) *hash = '\0';
         int indented = raw[0] == ' ' || raw[0] == '\t';
         char *s = trim(raw);
         if (!*s) continue;
@@ -487,15 +495,9 @@ egc_status egc_class_map_read(const char *path, char *const *names, int n_names,
         st = EGC_FAIL(EGC_E_FORMAT, "%s: holds a NUL byte (not a text class map)", path);
         goto fail;
     }
-    char *p = (char *)data;
-    while (p && *p) {
-        char *nl = strchr(p, '\n');
-        if (nl) *nl = '\0';
+    char *p = (char *)data, *raw;
+    while ((raw = cut_line(&p))) {
         line++;
-        char *raw = p;
-        p = nl ? nl + 1 : NULL;
-        char *hash = strchr(raw, '#');
-        if (hash) *hash = '\0';
         char *s = trim(raw);
         if (!*s) continue;
         char *arrow = strstr(s, "->");

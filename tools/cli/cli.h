@@ -41,6 +41,8 @@ void cli_free_labels(char **labels, int classes);
 
 /* Preset default: "cifar" for 32x32 inputs, else "torchvision". */
 const char *cli_default_preset(const egc_model *m);
+/* Parses a --preset value; 1 on success, 0 after printing why ("egcam CMD: --preset ..."). */
+int cli_parse_preset(const char *cmd, const char *name, egc_preset *out);
 
 /* Prints "egcam: <message>" for the last library error to stderr (first line only unless
  * verbose). */
@@ -69,6 +71,15 @@ double cli_now(void);
 
 /* JSON string escaping to a stream. */
 void cli_json_str(FILE *f, const char *s);
+
+/* Option values: each returns 1 on success, 0 after printing why val is bad ("egcam CMD:
+ * OPT 'VAL' ..."). cli_parse_long: a whole decimal number in lo..hi; cli_parse_double: a
+ * number in [lo, hi]; cli_parse_choice: one of names[0..n), *out = its index. */
+int cli_parse_long(const char *cmd, const char *opt, const char *val, long lo, long hi, long *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *val, double lo, double hi,
+                     double *out);
+int cli_parse_choice(const char *cmd, const char *opt, const char *val,
+                     const char *const *names, int n, int *out);
 
 /* Applies one method option to o by name, without the dashes: layer, samples, baselines,
  * noise, alpha, combine, score, seed, plan (the meanings of `egcam explain --help`).

@@ -58,21 +58,6 @@ static void help_presets(FILE *f)
         "Resizing is PIL's bilinear (antialiased when shrinking), bit for bit.\n");
 }
 
-/* Parses a whole decimal number in lo..hi into *out; returns 0 after printing why. */
-static int parse_count(const char *opt, const char *val, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(val, &end, 10);
-    if (errno || end == val || *end || v < lo || v > hi) {
-        fprintf(stderr, "egcam classify: %s '%s' must be a whole number in %d..%d\n", opt, val,
-                lo, hi);
-        return 0;
-    }
-    *out = (int)v;
-    return 1;
-}
-
 typedef struct pending {
     int item;
 } pending;
@@ -134,6 +119,7 @@ int cmd_classify(int argc, char **argv)
         {"help-presets", no_argument, 0, O_HP},     {"precision", required_argument, 0, O_PREC},
         {0, 0, 0, 0}};
     int c;
+    long lv;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
@@ -142,12 +128,14 @@ int cmd_classify(int argc, char **argv)
         case O_PRESET: preset_name = optarg; break;
         case O_LABELS: labels_path = optarg; break;
         case O_TOP:
-            if (!parse_count("--top", optarg, 1, 1000, &top)) return EXIT_USAGE;
+            if (!cli_parse_long("classify", "--top", optarg, 1, 1000, &lv)) return EXIT_USAGE;
+            top = (int)lv;
             break;
         case O_JSON: json = 1; break;
         case O_DEVICE: device = optarg; break;
         case O_BATCH:
-            if (!parse_count("--batch", optarg, 1, 4096, &batch)) return EXIT_USAGE;
+            if (!cli_parse_long("classify", "--batch", optarg, 1, 4096, &lv)) return EXIT_USAGE;
+            batch = (int)lv;
             break;
         case O_PREC:
             if (egc_precision_parse(optarg, &sopt.precision) != EGC_OK) {
@@ -179,9 +167,7 @@ int cmd_classify(int argc, char **argv)
     }
     egc_preset preset;
     if (!preset_name) preset_name = cli_default_preset(m);
-    if (egc_preset_parse(preset_name, &preset) != EGC_OK) {
-        fprintf(stderr, "egcam classify: --preset '%s' is not one of tf, torchvision, cifar\n",
-                preset_name);
+    if (!cli_parse_preset("classify", preset_name, &preset)) {
         egc_model_destroy(m);
         return EXIT_USAGE;
     }

@@ -98,35 +98,6 @@ static void help(FILE *f)
         "      --overlay-on original --colormap viridis --out maps ../shared/data/photos/cat.bmp\n");
 }
 
-/* Parses "A|B|C" etc.; returns 0 on failure after printing why. */
-static int parse_choice(const char *opt, const char *val, const char *const *names, int n,
-                        int *out)
-{
-    for (int i = 0; i < n; i++)
-        if (!strcmp(val, names[i])) {
-            *out = i;
-            return 1;
-        }
-    fprintf(stderr, "egcam explain: %s '%s' is not one of", opt, val);
-    for (int i = 0; i < n; i++) fprintf(stderr, " %s", names[i]);
-    fprintf(stderr, "\n");
-    return 0;
-}
-
-static int parse_int(const char *opt, const char *val, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(val, &end, 10);
-    if (errno || *end || end == val || v < lo || v > hi) {
-        fprintf(stderr, "egcam explain: %s '%s' must be an integer in %ld..%ld\n", opt, val, lo,
-                hi);
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
 typedef struct stem_ref {
     const char *stem;
     int index;
@@ -352,28 +323,27 @@ static egc_status write_gallery_picture(const char *path, const egc_image *pic)
 
 int cmd_explain(int argc, char **argv)
 {
-    const char *model_path = NULL, *method_list = NULL, *out_dir = NULL, *layer = NULL;
-    const char *preset_name = NULL, *labels_path = NULL, *device = "cpu", *plan = NULL;
-    const char *baselines = NULL, *save = NULL;
+    const char *model_path = NULL, *method_list = NULL, *out_dir = NULL;
+    const char *preset_name = NULL, *labels_path = NULL, *device = "cpu", *save = NULL;
     int quiet = 0, verbose = 0, class_k = -1;
     overlay_cfg oc = {1, 1, 0, 0, EGC_CMAP_TURBO, 0.5f, "png"};
     egc_explain_options o;
     egc_explain_options_default(&o);
+    /* O_MOPT: a method option, applied by cli_method_option (the same as in `egcam sweep`). */
     enum {
-        O_MODEL = 256, O_METHOD, O_OUT, O_LAYER, O_PRESET, O_SAMPLES, O_BASELINES, O_NOISE,
-        O_ALPHA, O_COMBINE, O_SCORE, O_SEED, O_CLASS, O_PLAN, O_DEVICE, O_BATCH, O_LABELS,
+        O_MODEL = 256, O_METHOD, O_OUT, O_MOPT, O_PRESET, O_CLASS, O_DEVICE, O_BATCH, O_LABELS,
         O_SAVE, O_OVERLAY_ON, O_COLORMAP, O_OVERLAY_ALPHA, O_OVERLAY_FORMAT, O_GALLERY,
         O_PRECISION
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"method", required_argument, 0, O_METHOD},
-        {"out", required_argument, 0, O_OUT},         {"layer", required_argument, 0, O_LAYER},
-        {"preset", required_argument, 0, O_PRESET},   {"samples", required_argument, 0, O_SAMPLES},
-        {"baselines", required_argument, 0, O_BASELINES},
-        {"noise", required_argument, 0, O_NOISE},     {"alpha", required_argument, 0, O_ALPHA},
-        {"combine", required_argument, 0, O_COMBINE}, {"score", required_argument, 0, O_SCORE},
-        {"seed", required_argument, 0, O_SEED},       {"class", required_argument, 0, O_CLASS},
-        {"plan", required_argument, 0, O_PLAN},       {"device", required_argument, 0, O_DEVICE},
+        {"out", required_argument, 0, O_OUT},         {"layer", required_argument, 0, O_MOPT},
+        {"preset", required_argument, 0, O_PRESET},   {"samples", required_argument, 0, O_MOPT},
+        {"baselines", required_argument, 0, O_MOPT},
+        {"noise", required_argument, 0, O_MOPT},      {"alpha", required_argument, 0, O_MOPT},
+        {"combine", required_argument, 0, O_MOPT},    {"score", required_argument, 0, O_MOPT},
+        {"seed", required_argument, 0, O_MOPT},       {"class", required_argument, 0, O_CLASS},
+        {"plan", required_argument, 0, O_MOPT},       {"device", required_argument, 0, O_DEVICE},
         {"batch", required_argument, 0, O_BATCH},     {"labels", required_argument, 0, O_LABELS},
         {"save", required_argument, 0, O_SAVE},
         {"overlay-on", required_argument, 0, O_OVERLAY_ON},
@@ -384,82 +354,43 @@ int cmd_explain(int argc, char **argv)
         {"precision", required_argument, 0, O_PRECISION},
         {"quiet", no_argument, 0, 'q'},               {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
-    static const char *const score_names[] = {"logit", "softmax"};
-    static const char *const alpha_names[] = {"uniform", "grid"};
-    static const char *const combine_names[] = {"A", "B", "C"};
     static const char *const on_names[] = {"model", "original"};
     static const char *const cmap_names[] = {"turbo", "jet", "viridis"};
     static const char *const fmt_names[] = {"png", "jpg"};
-    int c, v;
+    int c, v, li = 0;
     long lv;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":qvh", opts, &li)) != -1) {
         switch (c) {
         case O_MODEL: model_path = optarg; break;
         case O_METHOD: method_list = optarg; break;
         case O_OUT: out_dir = optarg; break;
-        case O_LAYER: layer = optarg; break;
+        case O_MOPT:
+            if (cli_method_option("explain", opts[li].name, optarg, &o) != 1) return EXIT_USAGE;
+            break;
         case O_PRESET: preset_name = optarg; break;
-        case O_SAMPLES:
-            if (!parse_int("--samples", optarg, 1, 1 << 20, &lv)) return EXIT_USAGE;
-            o.samples = (int)lv;
-            break;
-        case O_BASELINES: baselines = optarg; break;
-        case O_NOISE: {
-            char *end;
-            errno = 0;
-            double d = strtod(optarg, &end);
-            if (errno || *end || end == optarg || !(d >= 0) || !isfinite(d)) {
-                fprintf(stderr, "egcam explain: --noise '%s' must be a number >= 0\n", optarg);
-                return EXIT_USAGE;
-            }
-            o.noise = (float)d;
-            break;
-        }
-        case O_ALPHA:
-            if (!parse_choice("--alpha", optarg, alpha_names, 2, &v)) return EXIT_USAGE;
-            o.alpha = (egc_alpha)v;
-            break;
-        case O_COMBINE:
-            if (!parse_choice("--combine", optarg, combine_names, 3, &v)) return EXIT_USAGE;
-            o.combine = (egc_combine)v;
-            break;
-        case O_SCORE:
-            if (!parse_choice("--score", optarg, score_names, 2, &v)) return EXIT_USAGE;
-            o.score = (egc_score)v;
-            break;
-        case O_SEED: {
-            char *end;
-            errno = 0;
-            unsigned long long sd = strtoull(optarg, &end, 0);
-            if (errno || *end || end == optarg || optarg[0] == '-') {
-                fprintf(stderr, "egcam explain: --seed '%s' must be an unsigned 64-bit integer\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
-            o.seed = (uint64_t)sd;
-            break;
-        }
         case O_CLASS:
             if (!strcmp(optarg, "auto")) class_k = -1;
-            else if (!parse_int("--class", optarg, 0, 1 << 24, &lv)) return EXIT_USAGE;
+            else if (!cli_parse_long("explain", "--class", optarg, 0, 1 << 24, &lv))
+                return EXIT_USAGE;
             else class_k = (int)lv;
             break;
-        case O_PLAN: plan = optarg; break;
         case O_DEVICE: device = optarg; break;
         case O_BATCH:
-            if (!parse_int("--batch", optarg, 1, 4096, &lv)) return EXIT_USAGE;
+            if (!cli_parse_long("explain", "--batch", optarg, 1, 4096, &lv)) return EXIT_USAGE;
             o.batch = (int)lv;
             break;
         case O_LABELS: labels_path = optarg; break;
         case O_SAVE: save = optarg; break;
         case O_OVERLAY_ON:
-            if (!parse_choice("--overlay-on", optarg, on_names, 2, &v)) return EXIT_USAGE;
+            if (!cli_parse_choice("explain", "--overlay-on", optarg, on_names, 2, &v))
+                return EXIT_USAGE;
             oc.on_original = v;
             break;
         case O_COLORMAP:
-            if (!parse_choice("--colormap", optarg, cmap_names, 3, &v)) return EXIT_USAGE;
+            if (!cli_parse_choice("explain", "--colormap", optarg, cmap_names, 3, &v))
+                return EXIT_USAGE;
             if (egc_colormap_parse(optarg, &oc.cmap) != EGC_OK) return EXIT_USAGE;
             break;
         case O_OVERLAY_ALPHA: {
@@ -475,7 +406,8 @@ int cmd_explain(int argc, char **argv)
             break;
         }
         case O_OVERLAY_FORMAT:
-            if (!parse_choice("--overlay-format", optarg, fmt_names, 2, &v)) return EXIT_USAGE;
+            if (!cli_parse_choice("explain", "--overlay-format", optarg, fmt_names, 2, &v))
+                return EXIT_USAGE;
             oc.ext = fmt_names[v];
             break;
         case O_GALLERY: oc.gallery = 1; break;
@@ -509,28 +441,6 @@ int cmd_explain(int argc, char **argv)
                         "write them: add overlay (--save npy,overlay)\n", save);
         return EXIT_USAGE;
     }
-    if (baselines) {
-        static const char *const bl[] = {"black", "blur", "uniform", "self"};
-        int found = 0;
-        for (int i = 0; i < 4; i++)
-            if (!strcmp(baselines, bl[i])) {
-                o.baselines = (egc_baselines)i;
-                found = 1;
-            }
-        if (!found) {
-            size_t l = strlen(baselines);
-            if (l < 4 || strcmp(baselines + l - 4, ".npy")) {
-                fprintf(stderr, "egcam explain: --baselines '%s' is not black, blur, uniform, "
-                                "self or a .npy reference file (make one with `egcam refs "
-                                "build`)\n", baselines);
-                return EXIT_USAGE;
-            }
-            o.baselines = EGC_BASELINES_FILE;
-            o.baseline_file = baselines;
-        }
-    }
-    o.layer = layer;
-    o.plan_file = plan;
 
     /* Methods. */
     egc_method methods[EGC_METHOD_COUNT];
@@ -569,9 +479,7 @@ int cmd_explain(int argc, char **argv)
         return EXIT_MODEL;
     }
     if (!preset_name) preset_name = cli_default_preset(m);
-    if (egc_preset_parse(preset_name, &o.preset) != EGC_OK) {
-        fprintf(stderr, "egcam explain: --preset '%s' is not one of tf, torchvision, cifar\n",
-                preset_name);
+    if (!cli_parse_preset("explain", preset_name, &o.preset)) {
         egc_model_destroy(m);
         return EXIT_USAGE;
     }
@@ -620,13 +528,13 @@ int cmd_explain(int argc, char **argv)
             /* Bad options or option files are usage errors; the rest is the model or device. */
             int usage = st == EGC_E_ARG || st == EGC_E_IO || st == EGC_E_FORMAT ||
                         st == EGC_E_SHAPE;
-            if (st == EGC_E_ARG && layer && strstr(egc_last_error(), layer)) {
+            if (st == EGC_E_ARG && o.layer && strstr(egc_last_error(), o.layer)) {
                 cli_error("--layer", verbose); /* the message says how to list the layers */
             } else if (o.baseline_file && strstr(egc_last_error(), o.baseline_file)) {
                 cli_error("--baselines", verbose);
                 fprintf(stderr, "egcam explain: a reference file is an (R,3,H,W) float32 .npy "
                                 "at the model's input size: make one with `egcam refs build`\n");
-            } else if (plan && strstr(egc_last_error(), plan)) {
+            } else if (o.plan_file && strstr(egc_last_error(), o.plan_file)) {
                 cli_error("--plan", verbose);
                 fprintf(stderr, "egcam explain: a sample plan is a CSV file with the header "
                                 "'baseline,alpha,noise_seed' (docs/USER_GUIDE.md)\n");

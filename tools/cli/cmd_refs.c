@@ -95,11 +95,7 @@ static int refs_build(int argc, char **argv)
     }
     if (!preset_name) preset_name = (H == 32 && W == 32) ? "cifar" : "torchvision";
     egc_preset preset;
-    if (egc_preset_parse(preset_name, &preset) != EGC_OK) {
-        fprintf(stderr, "egcam refs build: --preset '%s' is not one of tf, torchvision, cifar\n",
-                preset_name);
-        return EXIT_USAGE;
-    }
+    if (!cli_parse_preset("refs build", preset_name, &preset)) return EXIT_USAGE;
     cli_items items;
     int n_bad = 0;
     cli_expand_inputs(argv + optind, argc - optind, &items, &n_bad);

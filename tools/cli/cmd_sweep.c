@@ -194,11 +194,7 @@ static void load_done(sweep_ctx *S, const char *path)
     csv_row r;
     memset(&r, 0, sizeof r);
     int first = 1;
-    while (csv_read_row(f, &r)) {
-        if (first) {
-            first = 0;
-            if (r.n && !strcmp(r.f[0], "image")) continue;
-        }
+    while (csv_read_data_row(f, &r, &first)) {
         if (r.n >= 3) done_add(S, r.f[0], r.f[1], r.f[2]);
     }
     csv_row_free(&r);
@@ -907,11 +903,7 @@ int cmd_sweep(int argc, char **argv)
     }
     S->model = m;
     if (!preset_name) preset_name = cli_default_preset(m);
-    if (egc_preset_parse(preset_name, &S->preset) != EGC_OK) {
-        fprintf(stderr, "egcam sweep: --preset '%s' is not one of tf, torchvision, cifar\n",
-                preset_name);
-        return EXIT_USAGE;
-    }
+    if (!cli_parse_preset("sweep", preset_name, &S->preset)) return EXIT_USAGE;
     int ch;
     egc_model_input_chw(m, &ch, &S->H, &S->W);
     S->classes = egc_model_num_classes(m);

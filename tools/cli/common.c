@@ -274,6 +274,13 @@ const char *cli_default_preset(const egc_model *m)
     return (h == 32 && w == 32) ? "cifar" : "torchvision";
 }
 
+int cli_parse_preset(const char *cmd, const char *name, egc_preset *out)
+{
+    if (egc_preset_parse(name, out) == EGC_OK) return 1;
+    fprintf(stderr, "egcam %s: --preset '%s' is not one of tf, torchvision, cifar\n", cmd, name);
+    return 0;
+}
+
 void cli_error(const char *what, int verbose)
 {
     const char *msg = egc_last_error();
@@ -429,17 +436,45 @@ int cli_mkdirs(const char *path)
     return 0;
 }
 
-/* ---- method options shared by explain and sweep ---- */
+/* ---- option values and the method options shared by explain and sweep ---- */
 
-static int method_choice(const char *cmd, const char *name, const char *val,
-                         const char *const *names, int n, int *out)
+int cli_parse_long(const char *cmd, const char *opt, const char *val, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || *end || end == val || v < lo || v > hi) {
+        fprintf(stderr, "egcam %s: %s '%s' must be an integer in %ld..%ld\n", cmd, opt, val, lo,
+                hi);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_parse_double(const char *cmd, const char *opt, const char *val, double lo, double hi,
+                     double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (errno || *end || end == val || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "egcam %s: %s '%s' must be a number in [%g, %g]\n", cmd, opt, val, lo, hi);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int cli_parse_choice(const char *cmd, const char *opt, const char *val,
+                     const char *const *names, int n, int *out)
 {
     for (int i = 0; i < n; i++)
         if (!strcmp(val, names[i])) {
             *out = i;
             return 1;
         }
-    fprintf(stderr, "egcam %s: %s '%s' is not one of", cmd, name, val);
+    fprintf(stderr, "egcam %s: %s '%s' is not one of", cmd, opt, val);
     for (int i = 0; i < n; i++) fprintf(stderr, " %s", names[i]);
     fprintf(stderr, "\n");
     return 0;
@@ -452,17 +487,12 @@ int cli_method_option(const char *cmd, const char *name, const char *val,
     static const char *const alpha_names[] = {"uniform", "grid"};
     static const char *const combine_names[] = {"A", "B", "C"};
     int v;
+    long s;
     char *end;
     if (!strcmp(name, "layer")) {
         o->layer = val;
     } else if (!strcmp(name, "samples")) {
-        errno = 0;
-        long s = strtol(val, &end, 10);
-        if (errno || *end || end == val || s < 1 || s > (1 << 20)) {
-            fprintf(stderr, "egcam %s: samples '%s' must be an integer in 1..%d\n", cmd, val,
-                    1 << 20);
-            return 0;
-        }
+        if (!cli_parse_long(cmd, "samples", val, 1, 1 << 20, &s)) return 0;
         o->samples = (int)s;
     } else if (!strcmp(name, "noise")) {
         errno = 0;
@@ -473,22 +503,22 @@ int cli_method_option(const char *cmd, const char *name, const char *val,
         }
         o->noise = (float)d;
     } else if (!strcmp(name, "alpha")) {
-        if (!method_choice(cmd, "alpha", val, alpha_names, 2, &v)) return 0;
+        if (!cli_parse_choice(cmd, "alpha", val, alpha_names, 2, &v)) return 0;
         o->alpha = (egc_alpha)v;
     } else if (!strcmp(name, "combine")) {
-        if (!method_choice(cmd, "combine", val, combine_names, 3, &v)) return 0;
+        if (!cli_parse_choice(cmd, "combine", val, combine_names, 3, &v)) return 0;
         o->combine = (egc_combine)v;
     } else if (!strcmp(name, "score")) {
-        if (!method_choice(cmd, "score", val, score_names, 2, &v)) return 0;
+        if (!cli_parse_choice(cmd, "score", val, score_names, 2, &v)) return 0;
         o->score = (egc_score)v;
     } else if (!strcmp(name, "seed")) {
         errno = 0;
-        unsigned long long s = strtoull(val, &end, 0);
+        unsigned long long sd = strtoull(val, &end, 0);
         if (errno || *end || end == val || val[0] == '-') {
             fprintf(stderr, "egcam %s: seed '%s' must be an unsigned 64-bit integer\n", cmd, val);
             return 0;
         }
-        o->seed = (uint64_t)s;
+        o->seed = (uint64_t)sd;
     } else if (!strcmp(name, "plan")) {
         o->plan_file = val;
     } else if (!strcmp(name, "baselines")) {
@@ -502,7 +532,7 @@ int cli_method_option(const char *cmd, const char *name, const char *val,
         size_t l = strlen(val);
         if (l < 4 || strcmp(val + l - 4, ".npy")) {
             fprintf(stderr, "egcam %s: baselines '%s' is not black, blur, uniform, self or a "
-                            ".npy reference file\n", cmd, val);
+                            ".npy reference file (make one with `egcam refs build`)\n", cmd, val);
             return 0;
         }
         o->baselines = EGC_BASELINES_FILE;

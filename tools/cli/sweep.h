@@ -84,12 +84,10 @@ typedef struct csv_row {
 } csv_row;
 /* Reads one record (RFC 4180 quoting); returns 0 at the end of the file. */
 int csv_read_row(FILE *f, csv_row *r);
+/* csv_read_row for the sweep's own files: skips their header line (first field "image") when
+ * it opens the file. *first is 1 before the first call; the calls keep it. */
+int csv_read_data_row(FILE *f, csv_row *r, int *first);
 void csv_row_free(csv_row *r);
-
-/* Numeric option parsing: 1 on success, 0 after printing why. */
-int cli_parse_long(const char *cmd, const char *opt, const char *val, long lo, long hi, long *out);
-int cli_parse_double(const char *cmd, const char *opt, const char *val, double lo, double hi,
-                     double *out);
 
 /* Writes summary.csv, summary.json, skipped.csv, report.md and report.html from the rows
  * and curves on disk (so a resumed sweep reports everything). 0 on success. */

@@ -81,39 +81,21 @@ int csv_read_row(FILE *f, csv_row *r)
     return 1;
 }
 
+int csv_read_data_row(FILE *f, csv_row *r, int *first)
+{
+    while (csv_read_row(f, r)) {
+        int header = *first && r->n && !strcmp(r->f[0], "image");
+        *first = 0;
+        if (!header) return 1;
+    }
+    return 0;
+}
+
 void csv_row_free(csv_row *r)
 {
     free(r->f);
     free(r->buf);
     memset(r, 0, sizeof *r);
-}
-
-int cli_parse_long(const char *cmd, const char *opt, const char *val, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(val, &end, 10);
-    if (errno || *end || end == val || v < lo || v > hi) {
-        fprintf(stderr, "egcam %s: %s '%s' must be an integer in %ld..%ld\n", cmd, opt, val, lo,
-                hi);
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
-int cli_parse_double(const char *cmd, const char *opt, const char *val, double lo, double hi,
-                     double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(val, &end);
-    if (errno || *end || end == val || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "egcam %s: %s '%s' must be a number in [%g, %g]\n", cmd, opt, val, lo, hi);
-        return 0;
-    }
-    *out = v;
-    return 1;
 }
 
 /* ---------------------------------------------------------------- aggregation */
@@ -166,11 +148,7 @@ static void read_rows(const sweep_ctx *S, agg *A)
     csv_row r;
     memset(&r, 0, sizeof r);
     int first = 1;
-    while (csv_read_row(f, &r)) {
-        if (first) {
-            first = 0;
-            if (r.n && !strcmp(r.f[0], "image")) continue;
-        }
+    while (csv_read_data_row(f, &r, &first)) {
         if (r.n < 5) continue;
         int k = metric_index(r.f[2]);
         int l = label_index(A, r.f[1], 1);
@@ -220,11 +198,7 @@ static void read_curves(const sweep_ctx *S, agg *A)
     csv_row r;
     memset(&r, 0, sizeof r);
     int first = 1;
-    while (csv_read_row(f, &r)) {
-        if (first) {
-            first = 0;
-            if (r.n && !strcmp(r.f[0], "image")) continue;
-        }
+    while (csv_read_data_row(f, &r, &first)) {
         if (r.n < 6) continue;
         int kind = !strcmp(r.f[2], "deletion") ? 0 : !strcmp(r.f[2], "insertion") ? 1 : -1;
         int l = label_index(A, r.f[1], 1);
