@@ -178,6 +178,14 @@ int egc_num_threads(void)
     return n;
 }
 
+/* ---- parallel-for ----
+ * One parallel-for at a time runs on a persistent pool of egc_num_threads() - 1 workers
+ * (started at its first use, never stopped), so that the many small parallel regions of a
+ * forward pass do not pay for thread creation each time. A call made while the pool is busy
+ * (a nested call from inside fn, or a concurrent one from another thread) starts its own
+ * threads instead, as every call did before the pool. Items are handed out one at a time
+ * through a shared counter in both cases. */
+
 typedef struct pf_job {
     int64_t n;
     int64_t next;
@@ -186,6 +194,7 @@ typedef struct pf_job {
     void *arg;
 } pf_job;
 
+/* Runs items of j until none is left. */
 static void *pf_worker(void *p)
 {
     pf_job *j = (pf_job *)p;
@@ -199,6 +208,63 @@ static void *pf_worker(void *p)
     return NULL;
 }
 
+static struct {
+    pthread_mutex_t owner;  /* held by the parallel-for that uses the pool */
+    pthread_mutex_t mu;     /* guards the fields below */
+    pthread_cond_t work, done;
+    int workers;            /* started workers */
+    int finished;           /* workers done with the current job */
+    uint64_t gen;           /* job number: bumped for each job */
+    pf_job *job;            /* current job (on the owner's stack) */
+} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+            PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL};
+
+/* A pool worker: waits for each job after the one numbered *start (the job number when it
+ * was started), runs its items, reports that it is done (after which it no longer touches
+ * the job). */
+static void *pool_worker(void *start)
+{
+    uint64_t seen = *(const uint64_t *)start;
+    free(start);
+    pthread_mutex_lock(&g_pool.mu);
+    for (;;) {
+        while (g_pool.gen == seen) pthread_cond_wait(&g_pool.work, &g_pool.mu);
+        seen = g_pool.gen;
+        pf_job *j = g_pool.job;
+        pthread_mutex_unlock(&g_pool.mu);
+        pf_worker(j);
+        pthread_mutex_lock(&g_pool.mu);
+        if (++g_pool.finished == g_pool.workers) pthread_cond_signal(&g_pool.done);
+    }
+    return NULL;
+}
+
+/* Starts workers up to `want` (caller holds g_pool.owner, so no job is running). */
+static void pool_grow(int want)
+{
+    pthread_mutex_lock(&g_pool.mu);
+    while (g_pool.workers < want) {
+        pthread_t th;
+        pthread_attr_t at;
+        uint64_t *start = malloc(sizeof *start);
+        if (!start) break;
+        *start = g_pool.gen;
+        if (pthread_attr_init(&at) != 0) {
+            free(start);
+            break;
+        }
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &at, pool_worker, start);
+        pthread_attr_destroy(&at);
+        if (rc != 0) {
+            free(start);
+            break;
+        }
+        g_pool.workers++;
+    }
+    pthread_mutex_unlock(&g_pool.mu);
+}
+
 void egc_parallel_for(int64_t n, void (*fn)(int64_t i, void *arg), void *arg)
 {
     int nt = egc_num_threads();
@@ -208,6 +274,31 @@ void egc_parallel_for(int64_t n, void (*fn)(int64_t i, void *arg), void *arg)
         return;
     }
     pf_job j = {n, 0, PTHREAD_MUTEX_INITIALIZER, fn, arg};
+    if (pthread_mutex_trylock(&g_pool.owner) == 0) {
+        pool_grow(egc_num_threads() - 1);
+        pthread_mutex_lock(&g_pool.mu);
+        if (g_pool.workers > 0) {
+            g_pool.job = &j;
+            g_pool.finished = 0;
+            g_pool.gen++;
+            pthread_cond_broadcast(&g_pool.work);
+            pthread_mutex_unlock(&g_pool.mu);
+            pf_worker(&j);
+            pthread_mutex_lock(&g_pool.mu);
+            while (g_pool.finished < g_pool.workers) pthread_cond_wait(&g_pool.done, &g_pool.mu);
+            g_pool.job = NULL;
+            pthread_mutex_unlock(&g_pool.mu);
+            pthread_mutex_unlock(&g_pool.owner);
+            pthread_mutex_destroy(&j.mu);
+            return;
+        }
+        /* no worker could be started: run inline */
+        pthread_mutex_unlock(&g_pool.mu);
+        pthread_mutex_unlock(&g_pool.owner);
+        pf_worker(&j);
+        pthread_mutex_destroy(&j.mu);
+        return;
+    }
     pthread_t th[256];
     int started = 0;
     for (int t = 1; t < nt; t++) {

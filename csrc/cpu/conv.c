@@ -326,20 +326,18 @@ static egc_status run_gemm_path(const egc_node *n, conv_job *j, void (*fn)(int64
 
 /* ---- depthwise (direct) path ---- */
 
-/* Output columns [a, b) of output row oh of one plane, tap by tap:
+/* Output row oh of one plane, tap by tap:
  * yr[ow] = bias + sum_ij w_ij * x[oh*sh - pt + i*dh, ow*sw - pl + j*dw] (taps outside x skipped). */
 static void dw_fwd_row_taps(const conv_geom *g, const float *restrict x, const float *w,
-                            float bias, int64_t oh, int64_t a, int64_t b, float *restrict yr)
+                            float bias, int64_t oh, float *restrict yr)
 {
-    for (int64_t ow = a; ow < b; ow++) yr[ow] = bias;
+    for (int64_t ow = 0; ow < g->OW; ow++) yr[ow] = bias;
     for (int64_t i = 0; i < g->kh; i++) {
         int64_t h = oh * g->sh - g->pt + i * g->dh;
         if (h < 0 || h >= g->H) continue;
         for (int64_t j = 0; j < g->kw; j++) {
             int64_t wo = j * g->dw - g->pl, lo, hi;
             valid_range(wo, g->sw, g->W, g->OW, &lo, &hi);
-            lo = EGC_MAX(lo, a);
-            hi = EGC_MIN(hi, b);
             float wv = w[i * g->kw + j];
             int64_t base = h * g->W + wo; /* + ow*sw >= 0 for ow >= lo */
             if (g->sw == 1)
@@ -347,6 +345,27 @@ static void dw_fwd_row_taps(const conv_geom *g, const float *restrict x, const f
             else
                 for (int64_t ow = lo; ow < hi; ow++) yr[ow] += wv * x[base + ow * g->sw];
         }
+    }
+}
+
+/* Output columns [a, b) of output row oh, one output at a time with every tap
+ * bounds-checked; the same sum in the same order as dw_fwd_row_taps. For the few border
+ * outputs of the 3x3 path. */
+static void dw_fwd_cols_checked(const conv_geom *g, const float *restrict x, const float *w,
+                                float bias, int64_t oh, int64_t a, int64_t b,
+                                float *restrict yr)
+{
+    for (int64_t ow = a; ow < b; ow++) {
+        float acc = bias;
+        for (int64_t i = 0; i < g->kh; i++) {
+            int64_t h = oh * g->sh - g->pt + i * g->dh;
+            if (h < 0 || h >= g->H) continue;
+            for (int64_t j = 0; j < g->kw; j++) {
+                int64_t c = ow * g->sw - g->pl + j * g->dw;
+                if (c >= 0 && c < g->W) acc += w[i * g->kw + j] * x[h * g->W + c];
+            }
+        }
+        yr[ow] = acc;
     }
 }
 
@@ -379,8 +398,8 @@ static inline void dw_fwd_row_3x3(const float *restrict r0, const float *restric
 
 /* One output plane (image im, output channel m): y = b + sum_ij w_ij * shifted x.
  * A 3x3 kernel with dilation 1 and stride 1 or 2 (MobileNet's) runs the interior of each
- * row whose three input rows exist through dw_fwd_row_3x3 and the borders tap by tap; any
- * other geometry runs tap by tap. */
+ * row whose three input rows exist through dw_fwd_row_3x3 and the borders through
+ * dw_fwd_cols_checked; any other geometry runs tap by tap. */
 static void dw_fwd_plane(const conv_geom *g, const float *restrict x, const float *w,
                          float bias, float *restrict y)
 {
@@ -397,17 +416,21 @@ static void dw_fwd_plane(const conv_geom *g, const float *restrict x, const floa
     for (int64_t oh = 0; oh < g->OH; oh++) {
         float *yr = y + oh * g->OW;
         int64_t h = oh * g->sh - g->pt; /* first input row of the window */
-        if (!fast || chi == clo || h < 0 || h + 2 >= g->H) {
-            dw_fwd_row_taps(g, x, w, bias, oh, 0, g->OW, yr);
+        if (!fast) {
+            dw_fwd_row_taps(g, x, w, bias, oh, yr);
             continue;
         }
-        dw_fwd_row_taps(g, x, w, bias, oh, 0, clo, yr);
+        if (chi == clo || h < 0 || h + 2 >= g->H) { /* a border row */
+            dw_fwd_cols_checked(g, x, w, bias, oh, 0, g->OW, yr);
+            continue;
+        }
+        dw_fwd_cols_checked(g, x, w, bias, oh, 0, clo, yr);
         const float *r0 = x + h * g->W + clo * g->sw - g->pl;
         if (g->sw == 1)
             dw_fwd_row_3x3(r0, r0 + g->W, r0 + 2 * g->W, w, bias, 1, chi - clo, yr + clo);
         else
             dw_fwd_row_3x3(r0, r0 + g->W, r0 + 2 * g->W, w, bias, 2, chi - clo, yr + clo);
-        dw_fwd_row_taps(g, x, w, bias, oh, chi, g->OW, yr);
+        dw_fwd_cols_checked(g, x, w, bias, oh, chi, g->OW, yr);
     }
 }
 
