@@ -469,6 +469,16 @@ static egc_status no_more_inputs(const egc_onnx_node *n, int n_in, int max)
     return EGC_OK;
 }
 
+/* Checks an axis attribute against a rank: -rank <= axis < rank, or <= rank when end_ok
+ * (Flatten accepts axis == rank). */
+static egc_status check_axis(const egc_onnx_node *n, int64_t axis, int rank, int end_ok)
+{
+    if (axis < -rank || axis > rank || (axis == rank && !end_ok))
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute axis=%lld out of range for rank %d",
+                             (long long)axis, rank);
+    return EGC_OK;
+}
+
 /* ---------------------------------------------------------------- per-op parameters */
 
 static egc_status lower_conv(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
@@ -721,9 +731,7 @@ static egc_status lower_flatten(lctx *c, const egc_onnx_node *n, const int *vin,
     int64_t axis;
     EGC_TRY(egc_lower_attr_int(n, "axis", 1, &axis));
     int rank = x->shape.ndim;
-    if (axis < -rank || axis > rank)
-        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute axis=%lld out of range for rank %d",
-                             (long long)axis, rank);
+    EGC_TRY(check_axis(n, axis, rank, 1));
     if (axis < 0) axis += rank;
     r->p.reshape.flatten_axis = (int)axis;
     r->p.reshape.n = 2;
@@ -746,9 +754,7 @@ static egc_status lower_concat(lctx *c, const egc_onnx_node *n, const int *vin, 
     for (int i = 0; i < n_in; i++)
         if (vin[i] < 0) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input %d is empty", i);
     int rank = c->g->values[vin[0]].shape.ndim;
-    if (axis < -rank || axis >= rank)
-        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute axis=%lld out of range for rank %d",
-                             (long long)axis, rank);
+    EGC_TRY(check_axis(n, axis, rank, 0));
     r->p.axis.axis = (int)axis;
     r->op = EGC_OP_CONCAT;
     r->n_in = n_in;
@@ -766,9 +772,7 @@ static egc_status lower_softmax(lctx *c, const egc_onnx_node *n, const int *vin,
     int64_t axis;
     EGC_TRY(egc_lower_attr_int(n, "axis", legacy ? 1 : -1, &axis));
     int rank = c->g->values[vin[0]].shape.ndim;
-    if (axis < -rank || axis >= rank)
-        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "attribute axis=%lld out of range for rank %d",
-                             (long long)axis, rank);
+    EGC_TRY(check_axis(n, axis, rank, 0));
     r->p.axis.axis = (int)axis;
     r->p.axis.legacy = legacy;
     r->op = EGC_OP_SOFTMAX;
