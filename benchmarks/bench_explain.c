@@ -5,6 +5,7 @@
  * usage: bench_explain --model M.onnx [--device cpu|cuda:N] [--methods gradcam,expected-gradcam]
  *                      [--gradcam-batch 64] [--expected-batch 32] [--samples 32]
  *                      [--rows R] [--precision fp32[,mixed]] [--repeats R] [--warmup W]
+ *                      [--phases P]
  * One timed run is egc_explainer_run on a batch of host images (deterministic pseudo-random
  * tensors; preprocessing is not timed) up to the final maps on the host: the clean pass,
  * the sampled passes, the reductions and the post-processing. Grad-CAM uses an explainer of
@@ -14,7 +15,10 @@
  * first `warmup` runs are discarded; the median and minimum of `repeats` runs are reported.
  * peak_device_bytes is egc_explainer_device_bytes (the session's weights, arenas and
  * workspaces and the explainer's buffers; runs allocate nothing, so it is the peak).
- * Extra keys: rows_per_pass, layer. */
+ * Extra keys: rows_per_pass, layer.
+ * --phases P: after the timed runs, P more runs with egc_explainer_set_profiling on (the
+ * device is synchronised at every phase boundary) and one line {"bench": "explain-phases"}
+ * with the mean milliseconds per run of each phase (egc_explain_phases). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +53,7 @@ static void json_str(const char *s)
 
 typedef struct bench_cfg {
     const char *model_path, *model_name, *device, *sha;
-    int repeats, warmup;
+    int repeats, warmup, phases;
 } bench_cfg;
 
 /* Times one (method, precision) configuration and prints its JSON line; 0 on success. */
@@ -131,6 +135,37 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
         printf("}\n");
         fflush(stdout);
     }
+    if (rc == 0 && b->phases > 0) {
+        egc_explainer_set_profiling(e, 1);
+        for (int i = 0; i < b->phases && rc == 0; i++)
+            if (egc_explainer_run(e, x, images, NULL, res) != EGC_OK) rc = 3;
+        egc_explain_phases ph;
+        egc_explainer_phases(e, &ph);
+        egc_explainer_set_profiling(e, 0);
+        if (rc == 0 && ph.runs > 0) {
+            double k = 1.0 / ph.runs;
+            printf("{\"bench\": \"explain-phases\", \"device\": ");
+            json_str(egc_explainer_device(e));
+            printf(", \"model\": ");
+            json_str(b->model_name);
+            printf(", \"method\": ");
+            json_str(egc_method_name(method));
+            printf(", \"precision\": ");
+            json_str(egc_precision_name(prec));
+            printf(", \"batch\": %d, \"rows_per_pass\": %d, \"runs\": %d, \"ms_per_run\": "
+                   "{\"scan\": %.3f, \"upload\": %.3f, \"clean\": %.3f, \"perturb\": %.3f, "
+                   "\"forward\": %.3f, \"backward\": %.3f, \"reduce\": %.3f, "
+                   "\"finalize\": %.3f, \"download\": %.3f}, \"git_sha\": ",
+                   images, rows, ph.runs, ph.scan_ms * k, ph.upload_ms * k, ph.clean_ms * k,
+                   ph.perturb_ms * k, ph.forward_ms * k, ph.backward_ms * k, ph.reduce_ms * k,
+                   ph.finalize_ms * k, ph.download_ms * k);
+            json_str(b->sha);
+            printf("}\n");
+            fflush(stdout);
+        } else if (rc) {
+            fprintf(stderr, "bench_explain: profiled run: %s\n", egc_last_error());
+        }
+    }
     free(x);
     free(raw);
     free(map);
@@ -142,7 +177,7 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
 
 int main(int argc, char **argv)
 {
-    bench_cfg b = {NULL, NULL, "cpu", NULL, 5, 1};
+    bench_cfg b = {NULL, NULL, "cpu", NULL, 5, 1, 0};
     const char *methods = "gradcam,expected-gradcam", *precisions = "fp32";
     int gc_batch = 64, ex_batch = 32, samples = 32, rows = 0;
     for (int i = 1; i < argc; i++) {
@@ -156,11 +191,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) precisions = argv[++i];
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) b.repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) b.warmup = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--phases") && i + 1 < argc) b.phases = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_explain --model M.onnx [--device D] [--methods "
                             "gradcam,expected-gradcam] [--gradcam-batch 64] [--expected-batch 32] "
                             "[--samples 32] [--rows R] [--precision fp32[,mixed]] [--repeats R] "
-                            "[--warmup W]\n");
+                            "[--warmup W] [--phases P]\n");
             return 2;
         }
     }

@@ -98,6 +98,22 @@ for s in $stems; do
   [ "$(od -An -tx1 -N2 "$out4/${s}_overlay.jpg" | tr -d ' ')" = "ffd8" ] && ok || bad "$s: not a JPEG"
 done
 
+# ---- --max-memory: a batch that does not fit runs in smaller passes, same maps ----
+out5="$work/capped"
+expect 0 "explain --max-memory" -- "$egcam" explain --model "$resnet" --method gradcam \
+  --save npy --batch 32 --max-memory 3Mi -v --out "$out5" "$cats"
+err_has "split into passes of" "explain --max-memory --verbose"
+for s in $stems; do cmp -s "$out5/$s.npy" "$out3/$s.npy" && ok || bad "$s.npy differs under --max-memory"; done
+expect 0 "classify --max-memory" -- "$egcam" classify --model "$resnet" --batch 16 \
+  --max-memory 1.4MiB -v -q --top 1 "$cats"
+err_has "batch 3 split into passes of" "classify --max-memory --verbose"
+expect 2 "bad --max-memory" -- "$egcam" explain --model "$resnet" --method gradcam --max-memory 2Q --out "$work/e" "$cats"
+err_has "--max-memory '2Q'" "bad --max-memory"
+expect 2 "bad --max-memory (classify)" -- "$egcam" classify --model "$resnet" --max-memory -1G "$cats"
+expect 2 "bad --max-memory (sweep)" -- "$egcam" sweep --model "$resnet" --methods gradcam --metrics complexity --max-memory 0 --out "$work/e" "$cats"
+expect 3 "--max-memory too small" -- "$egcam" classify --model "$resnet" --max-memory 100K "$cats"
+err_has "memory cap" "--max-memory too small"
+
 # ---- user mistakes: exit codes and messages that name the culprit ----
 head -c 4000 "$resnet" > "$work/truncated.onnx"
 echo "not an image" > "$work/broken.jpg"

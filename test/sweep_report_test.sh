@@ -58,4 +58,12 @@ run --resume
 [ "$(wc -l < "$out/s/rows.csv")" -eq "$rows" ] || { echo "FAIL: resume did not complete the rows"; exit 1; }
 diff <(sort "$out/rows.full" | cut -d, -f1-3) <(sort "$out/s/rows.csv" | cut -d, -f1-3) >/dev/null \
   || { echo "FAIL: resumed rows differ in (image, method, metric)"; exit 1; }
+# --time-limit: no new group after the limit; the report says what was left, --resume ends it.
+run --batch 2 --time-limit 0.001 --out "$out/t" 2>/dev/null
+python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['run']; assert r['images_not_started'] == 6 and r['images'] == 0, r" "$out/t/summary.json"
+grep -q 'Incomplete' "$out/t/report.md" || { echo "FAIL: no time-limit note in report.md"; exit 1; }
+xmllint --noout "$out/t/report.html"
+run --batch 2 --resume --out "$out/t"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['run']; assert r['images_not_started'] == 0 and r['images'] == 6, r" "$out/t/summary.json"
+[ "$(wc -l < "$out/t/rows.csv")" -eq "$rows" ] || { echo "FAIL: time-limited run did not resume to completion"; exit 1; }
 echo "sweep report: ok"

@@ -14,7 +14,11 @@
 # Environment knobs: JOBS (build parallelism, default all cores), BUILD_DIR (default build-gpu),
 # SKIP_CPU_TESTS=1, SKIP_SANITIZER=1, SKIP_TESTS=1 (no test steps: benchmarks only),
 # SKIP_BENCH=1 (no benchmark steps), TV_MODELS (torchvision exports to benchmark, default
-# "vgg16 resnet50 alexnet"), EXPLAIN_MODELS (default "resnet50 vgg16 alexnet").
+# "vgg16 resnet50 alexnet"), EXPLAIN_MODELS (default "resnet50 vgg16 alexnet"), SKIP_PEERS=1
+# (no PyTorch explanation peers), STUDY=1 (after the checks, the evaluation study of
+# docs/RESULTS.md on the GPU: tools/study.sh with PROFILE=gpu into $OUT/study, packed with its
+# throughput lines into $OUT/study.tgz; STUDY_STAGES and STUDY_TIME_SCALE pass on as STAGES
+# and TIME_SCALE).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -229,12 +233,15 @@ ER="${EXPLAIN_REPEATS:-3}"
 if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_explain" ]; then
     for M in ${EXPLAIN_MODELS:-resnet50 vgg16 alexnet}; do
         step "bench_explain_$M" 75 bash -c \
-            'set -o pipefail; "$1" --model "$2" --device cuda --methods gradcam,expected-gradcam --gradcam-batch 64 --expected-batch 32 --samples 32 --rows 128 --precision fp32,mixed --repeats "$3" --warmup 1 | tee -a "$4"' \
+            'set -o pipefail; "$1" --model "$2" --device cuda --methods gradcam,expected-gradcam --gradcam-batch 64 --expected-batch 32 --samples 32 --rows 128 --precision fp32,mixed --repeats "$3" --warmup 1 --phases 2 | tee -a "$4"' \
             _ "$BUILD_DIR/bench_explain" "$TV_DIR/$M.onnx" "$ER" "$EB"
     done
 else
     skip bench_explain "no torchvision exports or bench_explain not built"
 fi
+if [ "${SKIP_PEERS:-0}" = 1 ]; then
+    skip bench_peers "SKIP_PEERS=1"
+else
 step bench_gradcam_torch 60 bash -c 'set -o pipefail; "$1" benchmarks/peers/gradcam_torch.py --models "$PEER_MODELS" --batch 64 --repeats "$2" --warmup 1 | tee -a "$3"' \
     _ "$PY" "$ER" "$EB"
 step bench_egc_naive 75 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_naive.py --models "$PEER_MODELS" --batch 32 --samples 32 --repeats 2 --warmup 1 | tee -a "$2"' \
@@ -247,7 +254,22 @@ if [ "${SKIP_COMPILE:-0}" != 1 ]; then
 else
     skip bench_egc_expert_compile "SKIP_COMPILE=1"
 fi
+fi
 
+fi
+
+# ---- the evaluation study (docs/RESULTS.md) ----
+if [ "${STUDY:-0}" = 1 ]; then
+    if [ -x "$BUILD_DIR/egcam" ] && [ -n "$SHARED" ]; then
+        mkdir -p "$OUT/study"
+        [ -n "${STUDY_CHOSEN:-}" ] && mkdir -p "$OUT/study/egc" && echo "$STUDY_CHOSEN" >"$OUT/study/egc/chosen.txt"
+        step study 560 env PROFILE=gpu DEVICE=cuda STAGES="${STUDY_STAGES:-1 2 3 4 5}" \
+            TIME_SCALE="${STUDY_TIME_SCALE:-1}" bash tools/study.sh "$BUILD_DIR/egcam" \
+            "$OUT/study" "$(cd "$SHARED" && pwd)"
+        (cd "$OUT" && tar czf study.tgz study && rm -rf study)
+    else
+        skip study "no egcam tool or no SHARED_DIR"
+    fi
 fi
 
 TOTAL=$(($(date +%s) - T0))

@@ -208,9 +208,10 @@ static inline EGC_PHILOX_HD void egc_philox_normal4(egc_philox4 w, float out[4])
  * A group of images is explained with S samples each; row r = i * S + s is sample s of
  * image i. egc_sample_row gives the draws of a row exactly as the explainer defines them:
  *   plan != 0:  baseline, alpha and noise seed from plan row s (alpha grid does not apply);
- *   otherwise:  block 0 of (seed, ids[i], s): baseline = (word0 * R) >> 32 and
+ *   otherwise:  the sample id is k = sample0[i] + s (k = s when sample0 is NULL);
+ *               block 0 of (seed, ids[i], k): baseline = (word0 * R) >> 32 and
  *               alpha = (word1 >> 8) * 2^-24 (as egc_sample_scalars), alpha = (float)s / S
- *               with alpha_grid; noise seed = seed;
+ *               with alpha_grid; noise seed = seed, noise key (seed, ids[i], k);
  *   per_image:  the baseline row is i (the sets `self` and `blur`, one baseline per image).
  * The arrays are in the memory of whoever evaluates it (host for the CPU backend, device
  * for a kernel, which takes the struct by value). */
@@ -221,6 +222,7 @@ typedef struct egc_sample_spec {
     const uint32_t *plan_b;     /* [S] plan rows (plan != 0) */
     const float *plan_a;        /* [S] */
     const uint64_t *plan_seed;  /* [S] */
+    const uint32_t *sample0;    /* [images] first sample id of each image, or NULL: 0 */
     int32_t S;                  /* samples per image, >= 1 */
     uint32_t R;                 /* images in the baseline set, >= 1 */
     int32_t per_image;          /* baseline row = image index */
@@ -253,7 +255,8 @@ static inline EGC_PHILOX_HD egc_sample_draw egc_sample_row(const egc_sample_spec
         d.alpha = sp->plan_a[s];
         d.noise_seed = sp->plan_seed[s];
     } else {
-        egc_philox4 w = egc_philox_block(sp->seed, d.image_id, (uint32_t)s, 0);
+        d.sample = (uint32_t)s + (sp->sample0 ? sp->sample0[i] : 0u);
+        egc_philox4 w = egc_philox_block(sp->seed, d.image_id, d.sample, 0);
         uint32_t R = sp->R ? sp->R : 1u;
         d.baseline = (uint32_t)(((uint64_t)w.v[0] * (uint64_t)R) >> 32);
         d.alpha = (float)(w.v[1] >> 8) * (1.0f / 16777216.0f);

@@ -4,7 +4,8 @@
  * per-image functions of csrc/methods, the CUDA backend its kernels, and on CUDA the inputs
  * of the passes (clean, masked, perturbed) never exist on the host.
  *
- * A run goes through the images in groups of up to `batch` images. For each group:
+ * A run goes through the images in groups of up to B images, B = `batch` or fewer when the
+ * session split it to fit the memory cap or the device (egc_explainer_rows). For each group:
  *   1. the group's images, ids and classes are uploaded; the clean pass (one forward, and
  *      for the single-pass methods one backward) gives the class, the score and A(x) of
  *      every image; the single-pass methods turn (g(x), A(x)) into the raw map at once;
@@ -19,6 +20,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/core.h"
 #include "core/philox.h"
@@ -54,6 +56,7 @@ struct egc_explainer {
     int32_t *cls;                   /* [B] */
     float *score, *sigma;           /* [B] */
     uint64_t *ids;                  /* [B] */
+    uint32_t *s0;                   /* [B] first sample id of each image of a group */
     float *Lh, *maph;               /* [B,hw], [B,H*W] maps of a group */
     /* backend memory */
     void *dev[MAX_DEV_BUFS];
@@ -72,7 +75,12 @@ struct egc_explainer {
     float *scoresd;                 /* [B*K] Score-CAM masked scores */
     int32_t *clsd;                  /* [B] */
     uint64_t *idsd;                 /* [B] */
+    uint32_t *s0d;                  /* [B] */
     float *sigmad;                  /* [B] */
+    /* phase timing (egc_explainer_set_profiling) */
+    int prof;
+    double t_last;
+    egc_explain_phases ph;
     uint32_t *planbd;               /* [S] plan rows */
     float *planad;
     uint64_t *plansd;
@@ -101,6 +109,7 @@ void egc_explain_options_default(egc_explain_options *o)
     o->batch = 32;
     o->plan_file = NULL;
     o->precision = EGC_PREC_FP32;
+    o->max_device_bytes = 0;
 }
 
 egc_status egc_method_parse(const char *name, egc_method *out)
@@ -165,11 +174,13 @@ void egc_explainer_destroy(egc_explainer *e)
     for (size_t i = 0; i < EGC_COUNT(bufs); i++) egc_aligned_free(bufs[i]);
     free(e->cls);
     free(e->ids);
+    free(e->s0);
     free(e);
 }
 
 const egc_explain_options *egc_explainer_options(const egc_explainer *e) { return &e->o; }
 int egc_explainer_samples(const egc_explainer *e) { return e->sampled ? e->S : 0; }
+int egc_explainer_rows(const egc_explainer *e) { return e->B; }
 const char *egc_explainer_layer(const egc_explainer *e) { return e->layer_name; }
 
 void egc_explainer_geometry(const egc_explainer *e, int *h, int *w, int *H, int *W)
@@ -425,12 +436,53 @@ static egc_status target_acts(egc_explainer *e, const float *imgs, int n, float 
 }
 
 /* The sample rows of the current group (arrays in backend memory). */
+/* ---- phase timing ---- */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+enum { PH_SCAN, PH_UPLOAD, PH_CLEAN, PH_PERTURB, PH_FORWARD, PH_BACKWARD, PH_REDUCE,
+       PH_FINALIZE, PH_DOWNLOAD };
+
+/* With profiling on: waits for the device and adds the time since the last mark to phase k. */
+static egc_status phase(egc_explainer *e, int k)
+{
+    if (!e->prof) return EGC_OK;
+    EGC_TRY(e->be->sync(e->be));
+    double t = now_ms(), d = t - e->t_last;
+    e->t_last = t;
+    double *f[] = {&e->ph.scan_ms, &e->ph.upload_ms, &e->ph.clean_ms, &e->ph.perturb_ms,
+                   &e->ph.forward_ms, &e->ph.backward_ms, &e->ph.reduce_ms,
+                   &e->ph.finalize_ms, &e->ph.download_ms};
+    *f[k] += d;
+    return EGC_OK;
+}
+
+void egc_explainer_set_profiling(egc_explainer *e, int on)
+{
+    if (!e) return;
+    e->prof = on != 0;
+    memset(&e->ph, 0, sizeof e->ph);
+}
+
+void egc_explainer_phases(const egc_explainer *e, egc_explain_phases *out)
+{
+    if (!out) return;
+    if (!e) memset(out, 0, sizeof *out);
+    else *out = e->ph;
+}
+
 static egc_sample_spec group_spec(const egc_explainer *e)
 {
     egc_sample_spec sp;
     memset(&sp, 0, sizeof sp);
     sp.seed = e->o.seed;
     sp.ids = e->idsd;
+    sp.sample0 = e->s0d;
     sp.sigma = e->sigmad;
     sp.plan_b = e->planbd;
     sp.plan_a = e->planad;
@@ -495,10 +547,50 @@ static egc_status copy_str(char **dst, const char *src)
     return egc_strdup(dst, src);
 }
 
-egc_status egc_explainer_create(const egc_model *m, const char *device,
-                                const egc_explain_options *opts, egc_explainer **out)
+/* Device bytes per row of B that the explainer's own buffers take (the B-scaled dfloats and
+ * dalloc of explainer_create_rows; keep in step with them). Needs the geometry, the method
+ * and the resolved options. */
+static size_t device_row_bytes(const egc_explainer *e)
+{
+    const egc_explain_options *o = &e->o;
+    size_t f = sizeof(float), HW = (size_t)e->H * (size_t)e->W, hw = (size_t)e->hw;
+    size_t K = (size_t)e->K;
+    /* xd, axd, wkd, Ld, mapd, finscr, seedd, scored; clsd */
+    size_t b = f * (e->chw + e->khw + K + hw + HW + hw + (size_t)e->classes + 1) + sizeof(int32_t);
+    if (o->method == EGC_METHOD_SCORECAM) b += f * K; /* scoresd */
+    if (e->sampled) {
+        b += sizeof(uint64_t) + sizeof(uint32_t) + f; /* idsd, s0d, sigmad */
+        b += o->combine == EGC_COMBINE_C ? 2 * f * hw : f * e->khw; /* accmapd+rowmapd | accd */
+        if (o->baselines == EGC_BASELINES_BLUR)
+            b += f * (e->chw + (o->combine == EGC_COMBINE_B ? e->khw : 0)); /* blurd, ablurd */
+    }
+    return b;
+}
+
+/* Device bytes the explainer's own buffers take once: the shared baseline set and its
+ * activations, the sample plan. Needs load_refs and load_plan done. */
+static size_t device_fixed_bytes(const egc_explainer *e)
+{
+    size_t b = 0;
+    if (!e->sampled) return 0;
+    b += (size_t)e->plan_n * (sizeof(uint32_t) + sizeof(float) + sizeof(uint64_t));
+    if (e->ref) {
+        size_t R = (size_t)e->R;
+        b += R * e->chw * sizeof(float);
+        if (e->o.combine == EGC_COMBINE_B) b += R * e->khw * sizeof(float);
+    }
+    return b;
+}
+
+/* egc_explainer_create with a session of at most `rows` rows per pass (the session may split
+ * further under the memory cap). *chunk is the session's rows per pass once it exists (0
+ * before). */
+static egc_status explainer_create_rows(const egc_model *m, const char *device,
+                                        const egc_explain_options *opts, int rows,
+                                        egc_explainer **out, int *chunk)
 {
     *out = NULL;
+    *chunk = 0;
     if (!m || !opts) return EGC_FAIL(EGC_E_ARG, "egc_explainer_create: model and options needed");
     EGC_TRY(check_options(opts));
     egc_status st;
@@ -555,11 +647,42 @@ egc_status egc_explainer_create(const egc_model *m, const char *device,
     }
     EGC_TRYG(st, egc_strdup(&e->layer_name, li.name), fail);
     o->layer = e->layer_name;
-    e->B = o->batch;
+    /* The target geometry at batch 1, for the device bytes the buffers below will take. */
+    e->K = (int)li.shape.d[1];
+    e->h = (int)li.shape.d[2];
+    e->w = (int)li.shape.d[3];
+    e->hw = e->h * e->w;
+    e->chw = (size_t)e->C * (size_t)e->H * (size_t)e->W;
+    e->khw = (size_t)e->K * (size_t)e->hw;
+
+    /* Samples, plan and references. */
+    e->S = o->samples;
+    if (e->sampled) {
+        if (e->plan_file) {
+            EGC_TRYG(st, load_plan(e, e->plan_file), fail);
+            e->S = e->plan_n;
+        }
+        EGC_TRYG(st, load_refs(e), fail);
+        for (int i = 0; i < e->plan_n; i++)
+            if ((int64_t)e->plan_b[i] >= e->R) {
+                st = EGC_FAIL(EGC_E_ARG, "sample plan %s: row %d uses baseline %u but the '%s' "
+                              "baseline set has %d image(s)", e->plan_file, i + 1,
+                              e->plan_b[i], egc_baselines_name(o->baselines), e->R);
+                goto fail;
+            }
+    }
+
+    /* The session: rows per pass e->B = its chunk, which counts the explainer's buffers
+     * against the memory cap. */
     egc_session_options so;
     egc_session_options_default(&so);
     so.precision = o->precision;
-    EGC_TRYG(st, egc_session_create_ex(m, device ? device : "cpu", e->B, layer, &so, &e->s), fail);
+    so.max_device_bytes = o->max_device_bytes;
+    so.extra_row_bytes = device_row_bytes(e);
+    so.extra_fixed_bytes = device_fixed_bytes(e);
+    EGC_TRYG(st, egc_session_create_ex(m, device ? device : "cpu", rows, layer, &so, &e->s), fail);
+    e->B = egc_session_chunk(e->s);
+    *chunk = e->B;
     e->be = egc_session_backend(e->s);
     e->plan = egc_session_plan(e->s);
     e->in_v = egc_session_graph(e->s)->input;
@@ -585,23 +708,6 @@ egc_status egc_explainer_create(const egc_model *m, const char *device,
         goto fail;
     }
 
-    /* Samples, plan and references. */
-    e->S = o->samples;
-    if (e->sampled) {
-        if (e->plan_file) {
-            EGC_TRYG(st, load_plan(e, e->plan_file), fail);
-            e->S = e->plan_n;
-        }
-        EGC_TRYG(st, load_refs(e), fail);
-        for (int i = 0; i < e->plan_n; i++)
-            if ((int64_t)e->plan_b[i] >= e->R) {
-                st = EGC_FAIL(EGC_E_ARG, "sample plan %s: row %d uses baseline %u but the '%s' "
-                              "baseline set has %d image(s)", e->plan_file, i + 1,
-                              e->plan_b[i], egc_baselines_name(o->baselines), e->R);
-                goto fail;
-            }
-    }
-
     /* Host buffers. */
     size_t B = (size_t)e->B;
     EGC_TRYG(st, fbuf(&e->score, B, "scores"), fail);
@@ -610,6 +716,7 @@ egc_status egc_explainer_create(const egc_model *m, const char *device,
     EGC_TRYG(st, fbuf(&e->maph, B * (size_t)e->H * (size_t)e->W, "maps"), fail);
     EGC_TRYG(st, egc_calloc((void **)&e->cls, B, sizeof *e->cls, "classes"), fail);
     EGC_TRYG(st, egc_calloc((void **)&e->ids, B, sizeof *e->ids, "image ids"), fail);
+    EGC_TRYG(st, egc_calloc((void **)&e->s0, B, sizeof *e->s0, "sample offsets"), fail);
 
     /* Backend memory. */
     size_t HW = (size_t)e->H * (size_t)e->W;
@@ -626,6 +733,7 @@ egc_status egc_explainer_create(const egc_model *m, const char *device,
         EGC_TRYG(st, dfloats(e, &e->scoresd, B * (size_t)e->K, "Score-CAM scores"), fail);
     if (e->sampled) {
         EGC_TRYG(st, dalloc(e, (void **)&e->idsd, B * sizeof(uint64_t), "image ids"), fail);
+        EGC_TRYG(st, dalloc(e, (void **)&e->s0d, B * sizeof(uint32_t), "sample offsets"), fail);
         EGC_TRYG(st, dfloats(e, &e->sigmad, B, "noise sigmas"), fail);
         if (o->combine == EGC_COMBINE_C) {
             EGC_TRYG(st, dfloats(e, &e->accmapd, B * (size_t)e->hw, "map sums"), fail);
@@ -668,6 +776,39 @@ egc_status egc_explainer_create(const egc_model *m, const char *device,
 fail:
     egc_explainer_destroy(e);
     return st;
+}
+
+egc_status egc_explainer_create(const egc_model *m, const char *device,
+                                const egc_explain_options *opts, egc_explainer **out)
+{
+    *out = NULL;
+    if (!m || !opts) return EGC_FAIL(EGC_E_ARG, "egc_explainer_create: model and options needed");
+    EGC_TRY(check_options(opts));
+    size_t cap = opts->max_device_bytes;
+    int rows = opts->batch;
+    for (int tries = 0;; tries++) {
+        egc_explainer *e = NULL;
+        int chunk = 0;
+        egc_status st = explainer_create_rows(m, device, opts, rows, &e, &chunk);
+        /* Out of memory in the explainer's own buffers (the session fitted): fewer rows. */
+        if (st == EGC_E_NOMEM && chunk > 1) {
+            rows = chunk / 2;
+            continue;
+        }
+        if (st != EGC_OK) return st;
+        size_t used = egc_explainer_device_bytes(e);
+        if (!cap || used <= cap) {
+            *out = e;
+            return EGC_OK;
+        }
+        /* The session's estimate of the buffers fell short of the cap: fewer rows. */
+        int B = e->B;
+        egc_explainer_destroy(e);
+        if (B == 1)
+            return EGC_FAIL(EGC_E_NOMEM, "explainer: %zu device bytes at one row exceed the "
+                            "device memory cap of %zu bytes", used, cap);
+        rows = tries < 3 ? B - 1 : B / 2;
+    }
 }
 
 /* ---- runs ---- */
@@ -777,11 +918,14 @@ static egc_status sampled_pass(egc_explainer *e, const float *x, int g)
         int nb = (int)EGC_MIN((int64_t)e->B, rows - r0);
         EGC_TRY(be->m_perturb(be, &sp, e->xd, base, r0, nb, (int64_t)e->chw, in));
         EGC_TRY(load_rows(e, in, nb));
+        EGC_TRY(phase(e, PH_PERTURB));
         EGC_TRY(egc_plan_forward(e->plan));
+        EGC_TRY(phase(e, PH_FORWARD));
         EGC_TRY(be->m_score_seed(be, value(e, e->out_v).ptr, nb, e->classes, e->clsd, r0, e->S,
                                  0, o->score == EGC_SCORE_SOFTMAX, e->seedd, NULL));
         EGC_TRY(seed_tail(e, nb));
         EGC_TRY(egc_plan_backward(e->plan, e->seedd));
+        EGC_TRY(phase(e, PH_BACKWARD));
         const float *G = egc_plan_grad(e->plan, e->tgt_v).ptr;
         if (o->combine == EGC_COMBINE_A) {
             EGC_TRY(be->m_accumulate(be, EGC_ACC_SUM, &sp, r0, nb, (int64_t)e->khw, G, NULL, NULL,
@@ -795,6 +939,7 @@ static egc_status sampled_pass(egc_explainer *e, const float *x, int g)
             EGC_TRY(be->m_accumulate(be, EGC_ACC_SUM, &sp, r0, nb, (int64_t)e->hw, e->rowmapd,
                                      NULL, NULL, e->accmapd));
         }
+        EGC_TRY(phase(e, PH_REDUCE));
     }
     if (o->combine == EGC_COMBINE_C) {
         EGC_TRY(be->m_mean(be, e->accmapd, (int64_t)g * e->hw, e->S));
@@ -819,11 +964,24 @@ size_t egc_explainer_device_bytes(const egc_explainer *e)
 egc_status egc_explainer_run(egc_explainer *e, const float *x, int n, const int *classes,
                              egc_cam_result *out)
 {
+    return egc_explainer_run_keyed(e, x, n, classes, NULL, NULL, out);
+}
+
+egc_status egc_explainer_run_keyed(egc_explainer *e, const float *x, int n, const int *classes,
+                                   const uint64_t *ids, const uint32_t *sample0,
+                                   egc_cam_result *out)
+{
     if (!e || !x || !out || n < 1)
         return EGC_FAIL(EGC_E_ARG, "egc_explainer_run: %d images (need >= 1, with inputs and "
                         "results)", n);
     egc_backend *be = e->be;
     size_t HW = (size_t)e->H * (size_t)e->W;
+    if (e->prof) {
+        EGC_TRY(be->sync(be));
+        e->t_last = now_ms();
+        e->ph.runs++;
+        e->ph.images += n;
+    }
     for (int i0 = 0; i0 < n; i0 += e->B) {
         int g = EGC_MIN(e->B, n - i0);
         const float *xg = x + (size_t)i0 * e->chw;
@@ -844,20 +1002,28 @@ egc_status egc_explainer_run(egc_explainer *e, const float *x, int n, const int 
                                 e->classes);
             e->cls[i] = c < 0 ? -1 : c;
             e->sigma[i] *= e->o.noise;
+            if (ids) e->ids[i] = ids[i0 + i];
+            e->s0[i] = sample0 ? sample0[i0 + i] : 0u;
         }
+        EGC_TRY(phase(e, PH_SCAN));
         EGC_TRY(be->upload(be, e->xd, xg, (size_t)g * e->chw * sizeof(float)));
         EGC_TRY(be->upload(be, e->clsd, e->cls, (size_t)g * sizeof(int32_t)));
         if (e->sampled) {
             EGC_TRY(be->upload(be, e->idsd, e->ids, (size_t)g * sizeof(uint64_t)));
+            EGC_TRY(be->upload(be, e->s0d, e->s0, (size_t)g * sizeof(uint32_t)));
             EGC_TRY(be->upload(be, e->sigmad, e->sigma, (size_t)g * sizeof(float)));
         }
+        EGC_TRY(phase(e, PH_UPLOAD));
         EGC_TRY(clean_pass(e, g));
+        EGC_TRY(phase(e, PH_CLEAN));
         if (e->o.method == EGC_METHOD_SCORECAM) EGC_TRY(scorecam_pass(e, g));
         else if (e->sampled) EGC_TRY(sampled_pass(e, xg, g));
+        EGC_TRY(phase(e, PH_REDUCE));
         int want_map = 0;
         for (int i = 0; i < g; i++) want_map |= out[i0 + i].map != NULL;
         if (want_map)
             EGC_TRY(be->m_finalize(be, e->Ld, g, e->h, e->w, e->mapd, e->H, e->W, e->finscr));
+        EGC_TRY(phase(e, PH_FINALIZE));
         EGC_TRY(be->download(be, e->cls, e->clsd, (size_t)g * sizeof(int32_t)));
         EGC_TRY(be->download(be, e->score, e->scored, (size_t)g * sizeof(float)));
         EGC_TRY(be->download(be, e->Lh, e->Ld, (size_t)g * (size_t)e->hw * sizeof(float)));
@@ -872,6 +1038,7 @@ egc_status egc_explainer_run(egc_explainer *e, const float *x, int n, const int 
                 memcpy(r->raw, e->Lh + (size_t)i * (size_t)e->hw, (size_t)e->hw * sizeof(float));
             if (r->map) memcpy(r->map, e->maph + (size_t)i * HW, HW * sizeof(float));
         }
+        EGC_TRY(phase(e, PH_DOWNLOAD));
     }
     return EGC_OK;
 }

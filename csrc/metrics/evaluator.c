@@ -12,6 +12,12 @@
 egc_status egc_evaluator_create(const egc_model *m, const char *device, int batch,
                                 egc_evaluator **out)
 {
+    return egc_evaluator_create_ex(m, device, batch, 0, out);
+}
+
+egc_status egc_evaluator_create_ex(const egc_model *m, const char *device, int batch,
+                                   size_t max_device_bytes, egc_evaluator **out)
+{
     if (!out) return EGC_FAIL(EGC_E_ARG, "evaluator: no output handle given");
     *out = NULL;
     if (!m) return EGC_FAIL(EGC_E_ARG, "evaluator: no model given");
@@ -30,7 +36,10 @@ egc_status egc_evaluator_create(const egc_model *m, const char *device, int batc
                       "RGB inputs)", ev->C);
         goto fail;
     }
-    EGC_TRYG(st, egc_session_create(m, device, batch, -1, &ev->s), fail);
+    egc_session_options so;
+    egc_session_options_default(&so);
+    so.max_device_bytes = max_device_bytes;
+    EGC_TRYG(st, egc_session_create_ex(m, device, batch, -1, &so, &ev->s), fail);
     EGC_TRYG(st, egc_malloc((void **)&ev->xin, (size_t)batch * ev->chw, sizeof(float),
                             "evaluator input buffer"), fail);
     EGC_TRYG(st, egc_malloc((void **)&ev->logits, (size_t)batch * (size_t)ev->classes,

@@ -70,7 +70,8 @@ egc_status egc_metric_sensitivity(egc_explainer *e, const float *x, const float 
     if ((int64_t)G > (int64_t)n * o->samples) G = (int)((int64_t)n * o->samples);
     egc_status st = EGC_OK;
     float *buf = NULL, *pm = NULL;
-    uint64_t *ids = NULL;
+    uint64_t *ids = NULL, *rid = NULL;
+    uint32_t *rs0 = NULL;
     double *norm = NULL, *sum = NULL;
     egc_cam_result *res = NULL;
     EGC_TRYG(st, egc_malloc((void **)&buf, (size_t)G, chw * sizeof(float), "perturbed inputs"),
@@ -78,6 +79,16 @@ egc_status egc_metric_sensitivity(egc_explainer *e, const float *x, const float 
     EGC_TRYG(st, egc_malloc((void **)&pm, (size_t)G, hw * sizeof(float), "perturbed maps"), done);
     EGC_TRYG(st, egc_malloc((void **)&res, (size_t)G, sizeof *res, "results"), done);
     EGC_TRYG(st, egc_malloc((void **)&ids, (size_t)n, sizeof *ids, "image ids"), done);
+    EGC_TRYG(st, egc_malloc((void **)&rid, (size_t)G, sizeof *rid, "row image ids"), done);
+    EGC_TRYG(st, egc_malloc((void **)&rs0, (size_t)G, sizeof *rs0, "row sample offsets"), done);
+    /* Perturbation k of image i is explained under x's image id with the sample ids
+     * (k + 1) * S .. (k + 2) * S - 1: fresh samples of the same seeded stream (METRICS.md). */
+    int64_t S = egc_explainer_samples(e) > 0 ? egc_explainer_samples(e) : 1;
+    if ((int64_t)(o->samples + 1) * S > (int64_t)UINT32_MAX) {
+        st = EGC_FAIL(EGC_E_ARG, "sensitivity: %d perturbations x %lld samples exceed the "
+                      "32-bit sample ids", o->samples, (long long)S);
+        goto done;
+    }
     EGC_TRYG(st, egc_malloc((void **)&norm, (size_t)n, sizeof *norm, "norms"), done);
     EGC_TRYG(st, egc_calloc((void **)&sum, (size_t)n, sizeof *sum, "sums"), done);
     for (int i = 0; i < n; i++) {
@@ -99,7 +110,12 @@ egc_status egc_metric_sensitivity(egc_explainer *e, const float *x, const float 
             res[t].raw = NULL;
             res[t].map = pm + (size_t)t * hw;
         }
-        EGC_TRYG(st, egc_explainer_run(e, buf, nb, NULL, res), done);
+        for (int t = 0; t < nb; t++) {
+            int64_t r = r0 + t;
+            rid[t] = ids[r / o->samples];
+            rs0[t] = (uint32_t)((r % o->samples + 1) * S);
+        }
+        EGC_TRYG(st, egc_explainer_run_keyed(e, buf, nb, NULL, rid, rs0, res), done);
         for (int t = 0; t < nb; t++) {
             int i = (int)((r0 + t) / o->samples);
             if (res[t].cls != classes[i]) {
@@ -130,6 +146,8 @@ done:
     free(pm);
     free(res);
     free(ids);
+    free(rid);
+    free(rs0);
     free(norm);
     free(sum);
     return st;

@@ -362,6 +362,8 @@ int64_t egc_plan_batch(const egc_plan *p) { return p->batch; }
 
 size_t egc_plan_bytes(const egc_plan *p) { return p->slab_bytes + p->arena_bytes; }
 
+size_t egc_plan_arena_bytes(const egc_plan *p) { return p->arena_bytes; }
+
 static void node_views(const egc_plan *p, const egc_node *n, egc_view *in, egc_view *out)
 {
     for (int j = 0; j < n->n_in; j++) in[j] = egc_plan_value(p, n->in[j]);

@@ -55,6 +55,9 @@ egc_view egc_plan_grad(const egc_plan *p, int v);
 int64_t egc_plan_batch(const egc_plan *p);
 /* Bytes reserved on the device: constants, activations+gradients arena. */
 size_t egc_plan_bytes(const egc_plan *p);
+/* Bytes of the activations+gradients arena alone: every value in it has the batch as its
+ * first dimension, so it grows about linearly with the batch (the constants do not). */
+size_t egc_plan_arena_bytes(const egc_plan *p);
 
 /* Runs the trunk nodes (those not depending on the target; all nodes when there is no
  * target). Reads the input value's buffer: fill it first via egc_plan_value(p, g->input).

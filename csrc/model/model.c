@@ -24,9 +24,15 @@ struct egc_session {
     const egc_model *m;
     egc_backend *be;
     egc_plan *plan;
-    int batch;
+    int batch;          /* rows a call may take */
+    int chunk;          /* rows per pass: the plan's batch (<= batch) */
     int target_value;   /* -1 when forward only */
-    float *seed_dev;    /* [batch, classes] on the device */
+    float *seed_dev;    /* [chunk, classes] on the device */
+    float *xhost;       /* [batch, C*H*W] the last forward's inputs; only when chunk < batch */
+    int fwd_n;          /* rows of the last forward (0: none yet) */
+    int fwd_row0;       /* first of those rows that the plan's buffers hold */
+    size_t cap;         /* max_device_bytes (0: none) */
+    size_t counted;     /* device bytes counted against the cap (session + caller's extras) */
     char device[192];
 };
 
@@ -157,12 +163,21 @@ egc_status egc_model_find_layer(const egc_model *m, const char *name, int *layer
                     m->path, name, m->path);
 }
 
+/* Frees the plan and the seed buffer (the backend stays). */
+static void drop_plan(egc_session *s)
+{
+    egc_plan_destroy(s->plan);
+    s->plan = NULL;
+    if (s->be && s->seed_dev) s->be->free(s->be, s->seed_dev);
+    s->seed_dev = NULL;
+}
+
 void egc_session_destroy(egc_session *s)
 {
     if (!s) return;
-    egc_plan_destroy(s->plan);
-    if (s->be && s->seed_dev) s->be->free(s->be, s->seed_dev);
+    drop_plan(s);
     egc_backend_destroy(s->be);
+    free(s->xhost);
     free(s);
 }
 
@@ -201,11 +216,109 @@ egc_status egc_session_create(const egc_model *m, const char *device, int batch,
     return egc_session_create_ex(m, device, batch, target_layer, NULL, out);
 }
 
+/* "2.00 GiB", "512.0 MiB", "12.3 KiB", "100 B" into b. */
+static const char *human_bytes(size_t n, char *b, size_t cap)
+{
+    double v = (double)n;
+    if (v >= 1024.0 * 1024.0 * 1024.0) snprintf(b, cap, "%.2f GiB", v / (1024.0 * 1024.0 * 1024.0));
+    else if (v >= 1024.0 * 1024.0) snprintf(b, cap, "%.1f MiB", v / (1024.0 * 1024.0));
+    else if (v >= 1024.0) snprintf(b, cap, "%.1f KiB", v / 1024.0);
+    else snprintf(b, cap, "%zu B", n);
+    return b;
+}
+
 void egc_session_describe(const egc_session *s, char *buf, size_t cap)
 {
     if (!buf || !cap) return;
     buf[0] = '\0';
-    if (s && s->plan) egc_plan_describe(s->plan, buf, cap);
+    if (!s || !s->plan) return;
+    size_t len = 0;
+    if (s->chunk < s->batch) {
+        char c[32], u[32];
+        if (s->cap)
+            snprintf(buf, cap, "batch %d split into passes of %d rows (device cap %s, %s used)\n",
+                     s->batch, s->chunk, human_bytes(s->cap, c, sizeof c),
+                     human_bytes(s->counted, u, sizeof u));
+        else
+            snprintf(buf, cap, "batch %d split into passes of %d rows (more rows ran out of "
+                     "device memory; %s used)\n", s->batch, s->chunk,
+                     human_bytes(s->counted, u, sizeof u));
+        len = strlen(buf);
+    }
+    if (len + 1 < cap) egc_plan_describe(s->plan, buf + len, cap - len);
+}
+
+/* Device bytes of the session as egc_session_device_bytes counts them. */
+static size_t session_bytes(const egc_session *s)
+{
+    if (s->be->bytes_in_use) return s->be->bytes_in_use(s->be);
+    size_t seed = s->seed_dev ? (size_t)s->chunk * (size_t)s->m->classes * sizeof(float) : 0;
+    return egc_plan_bytes(s->plan) + seed;
+}
+
+static size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
+static size_t sat_mul(size_t a, size_t b) { return b && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
+
+/* Creates the plan of s->chunk rows and its seed buffer; on failure neither is left. */
+static egc_status make_plan(egc_session *s, const egc_plan_opts *po)
+{
+    egc_status st;
+    EGC_TRYG(st, egc_plan_create_ex(&s->m->g, s->be, s->chunk, s->target_value, po, &s->plan),
+             fail);
+    if (s->target_value >= 0)
+        EGC_TRYG(st, s->be->alloc(s->be, (size_t)s->chunk * (size_t)s->m->classes * sizeof(float),
+                                  (void **)&s->seed_dev), fail);
+    return EGC_OK;
+fail:
+    drop_plan(s);
+    return st;
+}
+
+/* Finds the chunk (see egc_session_options in model.h) and leaves its plan in s. Starts at
+ * s->batch; a real out-of-memory halves the chunk; over the cap, the bytes per row are
+ * estimated from the arena (linear in the rows; the rest is fixed) and the largest chunk
+ * the estimate fits is tried next, always fewer rows than the last try, halving after a
+ * few estimates, so the number of plans made stays small. */
+static egc_status fit_plan(egc_session *s, const egc_plan_opts *po, size_t extra_row,
+                           size_t extra_fixed)
+{
+    char c[32], u[32];
+    int chunk = s->batch;
+    for (int tries = 0;; tries++) {
+        s->chunk = chunk;
+        egc_status st = make_plan(s, po);
+        if (st == EGC_E_NOMEM && chunk > 1) {
+            chunk /= 2;
+            continue;
+        }
+        if (st == EGC_E_NOMEM)
+            return egc_error_prefix(st, "%s: not even one row fits in device memory: ",
+                                    s->m->path);
+        if (st != EGC_OK) return st;
+        size_t total = sat_add(sat_add(session_bytes(s), extra_fixed),
+                               sat_mul((size_t)chunk, extra_row));
+        s->counted = total;
+        if (!s->cap || total <= s->cap) return EGC_OK;
+        if (chunk == 1)
+            return EGC_FAIL(EGC_E_NOMEM, "%s: does not fit in the device memory cap of %s "
+                            "(%zu bytes): one row needs %s (%zu bytes)", s->m->path,
+                            human_bytes(s->cap, c, sizeof c), s->cap,
+                            human_bytes(total, u, sizeof u), total);
+        size_t seed_row = s->seed_dev ? (size_t)s->m->classes * sizeof(float) : 0;
+        size_t arena = egc_plan_arena_bytes(s->plan);
+        size_t row = sat_add(sat_add((arena + (size_t)chunk - 1) / (size_t)chunk, seed_row),
+                             extra_row);
+        size_t scaled = sat_mul(row, (size_t)chunk);
+        size_t fixed = total > scaled ? total - scaled : 0;
+        size_t fit = s->cap > fixed && row ? (s->cap - fixed) / row : 0;
+        int next = chunk - 1;
+        if (tries >= 3) next = chunk / 2;
+        if (fit < (size_t)next) next = (int)fit;
+        if (next < 1) next = 1;
+        drop_plan(s);
+        chunk = next;
+    }
 }
 
 egc_status egc_session_create_ex(const egc_model *m, const char *device, int batch,
@@ -233,10 +346,14 @@ egc_status egc_session_create_ex(const egc_model *m, const char *device, int bat
         po.precision = opts->precision;
         po.graphs = !opts->no_graphs;
     }
-    EGC_TRYG(st, egc_plan_create_ex(&m->g, s->be, batch, s->target_value, &po, &s->plan), fail);
-    if (s->target_value >= 0)
-        EGC_TRYG(st, s->be->alloc(s->be, (size_t)batch * (size_t)m->classes * sizeof(float),
-                                  (void **)&s->seed_dev), fail);
+    s->cap = opts ? opts->max_device_bytes : 0;
+    EGC_TRYG(st, fit_plan(s, &po, opts ? opts->extra_row_bytes : 0,
+                          opts ? opts->extra_fixed_bytes : 0), fail);
+    if (s->chunk < s->batch) {
+        size_t per = (size_t)m->c * (size_t)m->h * (size_t)m->w;
+        EGC_TRYG(st, egc_malloc((void **)&s->xhost, (size_t)batch * per, sizeof(float),
+                                "session input copy"), fail);
+    }
     snprintf(s->device, sizeof s->device, "%s (%s)", s->be->name, s->be->device_name);
     *out = s;
     return EGC_OK;
@@ -255,12 +372,9 @@ egc_shape egc_session_target_shape(const egc_session *s)
     return r;
 }
 
-size_t egc_session_device_bytes(const egc_session *s)
-{
-    if (s->be->bytes_in_use) return s->be->bytes_in_use(s->be);
-    size_t seed = s->seed_dev ? (size_t)s->batch * (size_t)s->m->classes * sizeof(float) : 0;
-    return egc_plan_bytes(s->plan) + seed;
-}
+size_t egc_session_device_bytes(const egc_session *s) { return session_bytes(s); }
+
+int egc_session_chunk(const egc_session *s) { return s->chunk; }
 
 static egc_status check_n(const egc_session *s, int n)
 {
@@ -269,21 +383,59 @@ static egc_status check_n(const egc_session *s, int n)
     return EGC_OK;
 }
 
-egc_status egc_session_forward(egc_session *s, const float *x, int n, float *logits)
+/* One pass: rows x[0..n) (n <= chunk) through the plan, the rest of its rows zero; the
+ * logits to the host when logits is not NULL. */
+static egc_status forward_pass(egc_session *s, const float *x, int n, float *logits)
 {
-    EGC_TRY(check_n(s, n));
     const egc_graph *g = &s->m->g;
     egc_view in = egc_plan_value(s->plan, g->input);
     size_t per = (size_t)s->m->c * (size_t)s->m->h * (size_t)s->m->w;
     EGC_TRY(s->be->upload(s->be, in.ptr, x, (size_t)n * per * sizeof(float)));
-    if (n < s->batch)
+    if (n < s->chunk)
         EGC_TRY(s->be->fill(s->be, in.ptr + (size_t)n * per, 0.0f,
-                            (int64_t)((size_t)(s->batch - n) * per)));
+                            (int64_t)((size_t)(s->chunk - n) * per)));
     EGC_TRY(egc_plan_forward(s->plan));
     if (logits) {
         egc_view o = egc_plan_value(s->plan, g->output);
         EGC_TRY(s->be->download(s->be, logits, o.ptr,
                                 (size_t)n * (size_t)s->m->classes * sizeof(float)));
+    }
+    return EGC_OK;
+}
+
+egc_status egc_session_forward(egc_session *s, const float *x, int n, float *logits)
+{
+    EGC_TRY(check_n(s, n));
+    size_t per = (size_t)s->m->c * (size_t)s->m->h * (size_t)s->m->w;
+    size_t nc = (size_t)s->m->classes;
+    s->fwd_n = 0;
+    if (s->xhost) memcpy(s->xhost, x, (size_t)n * per * sizeof(float));
+    int r0 = 0;
+    for (;;) {
+        int nb = EGC_MIN(s->chunk, n - r0);
+        EGC_TRY(forward_pass(s, x + (size_t)r0 * per, nb, logits ? logits + (size_t)r0 * nc : NULL));
+        if (r0 + nb >= n) break;
+        r0 += nb;
+    }
+    s->fwd_n = n;
+    s->fwd_row0 = r0;
+    return EGC_OK;
+}
+
+/* One backward over the n <= chunk rows the plan holds: seed [n,classes] (host) in, the
+ * rows' gradient and activation (when not NULL) out to the host. */
+static egc_status backward_pass(egc_session *s, const float *seed, int n, float *grad, float *act)
+{
+    size_t nc = (size_t)s->m->classes;
+    EGC_TRY(s->be->fill(s->be, s->seed_dev, 0.0f, (int64_t)((size_t)s->chunk * nc)));
+    EGC_TRY(s->be->upload(s->be, s->seed_dev, seed, (size_t)n * nc * sizeof(float)));
+    EGC_TRY(egc_plan_backward(s->plan, s->seed_dev));
+    egc_view gv = egc_plan_grad(s->plan, s->target_value);
+    size_t per = (size_t)(egc_shape_numel(&gv.shape) / s->chunk);
+    if (grad) EGC_TRY(s->be->download(s->be, grad, gv.ptr, (size_t)n * per * sizeof(float)));
+    if (act) {
+        egc_view av = egc_plan_value(s->plan, s->target_value);
+        EGC_TRY(s->be->download(s->be, act, av.ptr, (size_t)n * per * sizeof(float)));
     }
     return EGC_OK;
 }
@@ -294,16 +446,24 @@ egc_status egc_session_backward(egc_session *s, const float *seed, int n, float 
     EGC_TRY(check_n(s, n));
     if (s->target_value < 0)
         return EGC_FAIL(EGC_E_ARG, "this session was created without a target layer");
+    if (n > s->fwd_n)
+        return EGC_FAIL(EGC_E_ARG, "backward of %d rows after a forward of %d", n, s->fwd_n);
+    if (s->fwd_row0 == 0 && n <= s->chunk) return backward_pass(s, seed, n, grad, act);
+    /* The rows are not all in the plan: per pass, forward again from the host copy. */
+    if (!s->xhost)
+        return EGC_FAIL(EGC_E_INTERNAL, "session: rows %d.. of the last forward are gone",
+                        s->fwd_row0);
+    size_t per = (size_t)s->m->c * (size_t)s->m->h * (size_t)s->m->w;
     size_t nc = (size_t)s->m->classes;
-    EGC_TRY(s->be->fill(s->be, s->seed_dev, 0.0f, (int64_t)(s->batch * nc)));
-    EGC_TRY(s->be->upload(s->be, s->seed_dev, seed, (size_t)n * nc * sizeof(float)));
-    EGC_TRY(egc_plan_backward(s->plan, s->seed_dev));
-    egc_view gv = egc_plan_grad(s->plan, s->target_value);
-    size_t per = (size_t)(egc_shape_numel(&gv.shape) / s->batch);
-    if (grad) EGC_TRY(s->be->download(s->be, grad, gv.ptr, (size_t)n * per * sizeof(float)));
-    if (act) {
-        egc_view av = egc_plan_value(s->plan, s->target_value);
-        EGC_TRY(s->be->download(s->be, act, av.ptr, (size_t)n * per * sizeof(float)));
+    egc_shape ts = egc_session_target_shape(s);
+    size_t tper = (size_t)egc_shape_numel(&ts);
+    for (int r0 = 0; r0 < n; r0 += s->chunk) {
+        int nb = EGC_MIN(s->chunk, n - r0);
+        s->fwd_row0 = -1; /* the plan's rows are in flux until this pass is done */
+        EGC_TRY(forward_pass(s, s->xhost + (size_t)r0 * per, nb, NULL));
+        s->fwd_row0 = r0;
+        EGC_TRY(backward_pass(s, seed + (size_t)r0 * nc, nb, grad ? grad + (size_t)r0 * tper : NULL,
+                              act ? act + (size_t)r0 * tper : NULL));
     }
     return EGC_OK;
 }

@@ -1,11 +1,12 @@
 /* egcam/explain.h: saliency maps of the Grad-CAM family (the definitions are in METHODS.md).
  *
  * An explainer binds a model, a device, a target layer and one method with its options; it
- * reserves all its memory (one session of `batch` rows, the per-image buffers, the reference
- * images and, for aggregation B, their activations) when it is created, then explains any
- * number of images. Images and samples of a run go through the model together in chunks of
- * `batch` rows; the maps do not depend on the batch size, the chunking or the position of
- * an image in a batch: every random draw is keyed by (seed, image id, sample index).
+ * reserves all its memory (one session of `batch` rows, or fewer when they do not fit, the
+ * per-image buffers, the reference images and, for aggregation B, their activations) when it
+ * is created, then explains any number of images. Images and samples of a run go through the
+ * model together in chunks of that many rows; the maps do not depend on the batch size, the
+ * chunking or the position of an image in a batch: every random draw is keyed by (seed,
+ * image id, sample index).
  *
  * Sampled methods (smooth-gradcam, integrated-gradcam, expected-*): for sample s of image x
  *   z_s = x'_s + a_s (x - x'_s) + e_s,  x'_s from the baseline set, a_s ~ U(0,1) or s/S,
@@ -86,11 +87,15 @@ typedef struct egc_explain_options {
     int batch;                  /* rows (images x samples) per pass through the model */
     const char *plan_file;      /* optional sample plan (see above), NULL for none */
     egc_precision precision;    /* of the model's session (egcam/model.h); fp32 by default */
+    size_t max_device_bytes;    /* 0: no cap. Otherwise the explainer's device memory (session
+                                   and own buffers, egc_explainer_device_bytes) stays within
+                                   it: passes then take fewer than `batch` rows (see
+                                   egc_explainer_rows); the maps do not change */
 } egc_explain_options;
 
 /* Defaults: Grad-CAM, layer auto, preset torchvision, score logit, 32 samples, baselines
  * black, 16 uniform images, noise 0.15, alpha uniform, combine A, seed 0, batch 32, no plan,
- * precision fp32. */
+ * precision fp32, no device memory cap. */
 void egc_explain_options_default(egc_explain_options *o);
 
 /* "gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "scorecam", "smooth-gradcam",
@@ -123,6 +128,10 @@ typedef struct egc_cam_result {
  * method (smooth-gradcam forces baselines self and combine A; integrated-gradcam baselines
  * black, alpha grid, noise 0 and combine C; the expected variants other than
  * expected-gradcam force combine A), creates the session and reserves every buffer.
+ * Batches larger than memory allows are split: the rows per pass (egc_explainer_rows) are
+ * the largest count <= batch whose session and buffers fit max_device_bytes (when set) and
+ * whose allocations succeed (an out-of-memory halves the rows and tries again). Nothing
+ * fitting at one row gives EGC_E_NOMEM naming the cap and the bytes needed.
  * Errors name the option and the reason. The model must outlive the explainer. */
 EGC_NODISCARD egc_status egc_explainer_create(const egc_model *m, const char *device,
                                                const egc_explain_options *opts,
@@ -135,6 +144,9 @@ void egc_explainer_destroy(egc_explainer *e);
 const egc_explain_options *egc_explainer_options(const egc_explainer *e);
 int egc_explainer_samples(const egc_explainer *e);
 const char *egc_explainer_layer(const egc_explainer *e);
+/* Rows per pass through the model (= images per group): options.batch, or fewer when the
+ * batch was split to fit the memory cap or the device (options.batch keeps what was asked). */
+int egc_explainer_rows(const egc_explainer *e);
 /* Map sizes: the target layer's h x w and the input's H x W. */
 void egc_explainer_geometry(const egc_explainer *e, int *h, int *w, int *H, int *W);
 /* Device memory the explainer holds (its session's weights, arenas and workspaces plus the
@@ -149,6 +161,37 @@ const char *egc_explainer_device(const egc_explainer *e);
  * Fills out[0..n-1]. A class out of range gives EGC_E_ARG. */
 EGC_NODISCARD egc_status egc_explainer_run(egc_explainer *e, const float *x, int n,
                                             const int *classes, egc_cam_result *out);
+
+/* Phase timing, for finding where a run's time goes. With profiling on, every run waits for
+ * the device at each phase boundary (so runs get slower) and adds the wall time of each
+ * phase; turning it on (or off) clears the sums. The sampled-pass phases (perturb, forward,
+ * backward, reduce) add up over all chunks; clean covers the clean pass (forward, and for
+ * single-pass methods backward and CAM), reduce also the final reduction and CAM. */
+typedef struct egc_explain_phases {
+    double scan_ms;      /* image ids, value ranges and checks on the host */
+    double upload_ms;    /* images, classes, ids and noise scales to the device */
+    double clean_ms;
+    double perturb_ms;   /* sample points (and their upload to the model's input) */
+    double forward_ms;   /* forwards of the sample points */
+    double backward_ms;  /* score seeds and head backwards */
+    double reduce_ms;    /* per-chunk accumulation, means and CAMs (and Score-CAM's passes) */
+    double finalize_ms;  /* min-max and upsampling of the maps */
+    double download_ms;  /* classes, scores and maps back to the host */
+    int runs, images;
+} egc_explain_phases;
+void egc_explainer_set_profiling(egc_explainer *e, int on);
+void egc_explainer_phases(const egc_explainer *e, egc_explain_phases *out);
+
+/* egc_explainer_run with the keys of the random draws given. ids (NULL: the hashes) gives
+ * image i the image id ids[i] instead of the hash of its tensor; sample0 (NULL: zeros) makes
+ * image i draw the sample ids sample0[i] .. sample0[i] + S - 1 instead of 0 .. S - 1 (the
+ * same seeded stream, further on). With a sample plan the plan's rows are used as they are.
+ * The robustness metrics use it to explain x + delta with fresh samples of x's stream:
+ * ids = {id(x)}, sample0 = {(k + 1) * S} for the k-th perturbation. out[i].image_id is the
+ * id used. Single-pass methods and Score-CAM draw nothing and ignore both. */
+EGC_NODISCARD egc_status egc_explainer_run_keyed(egc_explainer *e, const float *x, int n,
+                                                  const int *classes, const uint64_t *ids,
+                                                  const uint32_t *sample0, egc_cam_result *out);
 
 #ifdef __cplusplus
 }

@@ -44,6 +44,12 @@ typedef struct egc_evaluator egc_evaluator;
  * per forward (>= 1). The model must outlive it. */
 EGC_NODISCARD egc_status egc_evaluator_create(const egc_model *m, const char *device, int batch,
                                                egc_evaluator **out);
+/* egc_evaluator_create with a cap on its session's device memory (0: none; see
+ * egc_session_options.max_device_bytes): forwards of more rows than fit run in smaller
+ * passes with the same logits. */
+EGC_NODISCARD egc_status egc_evaluator_create_ex(const egc_model *m, const char *device,
+                                                  int batch, size_t max_device_bytes,
+                                                  egc_evaluator **out);
 void egc_evaluator_destroy(egc_evaluator *ev);
 /* Rows forwarded since creation (for throughput figures). */
 int64_t egc_evaluator_rows(const egc_evaluator *ev);
@@ -122,9 +128,10 @@ typedef struct egc_sensitivity_result {
 /* Max- and Avg-Sensitivity of the explainer e for n images x with final maps maps[n,H,W]
  * (from e) and explained classes classes[n] (the top-1 of x: samples whose top-1 differs
  * are excluded and counted). The perturbed inputs x + d_s go through e in calls of up to
- * the explainer's batch images; a sampled method draws its samples with the key of the
- * perturbed input (its own image id), so every perturbed explanation uses fresh draws of
- * the same seeded stream. out[n]. */
+ * the explainer's batch images. A sampled method (S samples per map) explains perturbation
+ * k of image i under x_i's image id with the sample ids (k+1)S .. (k+2)S - 1
+ * (egc_explainer_run_keyed): fresh draws of the same seeded stream (METRICS.md), so at
+ * r = 0 the score measures the method's own sampling variance. out[n]. */
 EGC_NODISCARD egc_status egc_metric_sensitivity(egc_explainer *e, const float *x,
                                                  const float *maps, const int *classes, int n,
                                                  const egc_sensitivity_options *o,

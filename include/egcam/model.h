@@ -66,10 +66,26 @@ const char *egc_precision_name(egc_precision p);
 EGC_NODISCARD egc_status egc_precision_parse(const char *name, egc_precision *out);
 
 /* Options of egc_session_create_ex. Zero-initialised (or egc_session_options_default) means
- * fp32 with CUDA-graph replay of the forward allowed. */
+ * fp32 with CUDA-graph replay of the forward allowed and no memory cap.
+ *
+ * Memory cap and batch splitting: the session reserves memory for `chunk` rows per pass,
+ * where chunk <= batch is the largest row count whose device bytes fit:
+ *     session bytes (egc_session_device_bytes) + extra_fixed_bytes + chunk * extra_row_bytes
+ *         <= max_device_bytes      (when max_device_bytes > 0)
+ * and for which the backend's allocations succeed (a real out-of-memory halves the chunk and
+ * tries again, with or without a cap). The chunk is found by measuring the plan at `batch`,
+ * estimating the bytes per row from its activation arena (which grows linearly with the
+ * batch) and trying the largest chunk that the estimate says fits, a few times at most.
+ * When not even one row fits, creation fails with EGC_E_NOMEM naming the model, the cap and
+ * the bytes one row needs. extra_row_bytes and extra_fixed_bytes are device bytes the caller
+ * will allocate beside the session (per row of chunk, and once); they only count against the
+ * cap and are not allocated by the session. */
 typedef struct egc_session_options {
     egc_precision precision;
     int no_graphs;          /* non-zero: never record/replay the forward as a CUDA graph */
+    size_t max_device_bytes;  /* 0: no cap */
+    size_t extra_row_bytes;   /* caller's device bytes per row, counted against the cap */
+    size_t extra_fixed_bytes; /* caller's device bytes once, counted against the cap */
 } egc_session_options;
 void egc_session_options_default(egc_session_options *o);
 
@@ -80,22 +96,31 @@ EGC_NODISCARD egc_status egc_session_create_ex(const egc_model *m, const char *d
 /* Writes into buf (always NUL-terminated, truncated to cap) one line per node saying how the
  * backend runs it (precision, layout, convolution algorithm, fusion) and a line on CUDA-graph
  * replay; algorithms are final after the first forward. Empty for backends that say
- * nothing. */
+ * nothing. A split session (egc_session_chunk < batch) starts with a line saying so, e.g.
+ * "batch 256 split into passes of 96 rows (device cap 2.00 GiB, 1.87 GiB used)". */
 void egc_session_describe(const egc_session *s, char *buf, size_t cap);
 
 void egc_session_destroy(egc_session *s);
 /* The backend's name and device description ("cuda:0", "NVIDIA H100 ..."). */
 const char *egc_session_device(const egc_session *s);
+/* Rows per pass through the model after splitting (see egc_session_options): the batch the
+ * session's memory is reserved for; equal to the batch given at creation when not split. */
+int egc_session_chunk(const egc_session *s);
 
 /* Forward of n <= batch preprocessed images x[n,C,H,W] (host, float32); writes the
- * logits[n,classes] to the host. */
+ * logits[n,classes] to the host. When n > egc_session_chunk the rows run in passes of chunk
+ * rows, and a split session keeps a host copy of x for egc_session_backward. */
 EGC_NODISCARD egc_status egc_session_forward(egc_session *s, const float *x, int n,
                                               float *logits);
 
 /* After egc_session_forward on a session with a target layer: the gradient of
  * sum_i seed[i,:]·logits[i,:] w.r.t. the target activation, written to grad[n,K,h,w]
  * (host), and the activation itself to act[n,K,h,w] when act is not NULL. seed is
- * [n,classes] on the host. Backpropagates through the layers after the target only. */
+ * [n,classes] on the host. Backpropagates through the layers after the target only.
+ * Rows are those of the last forward, so n may not exceed its row count (EGC_E_ARG). When
+ * those rows no longer all sit in the session's buffers (n > egc_session_chunk, or the last
+ * forward ran in several passes), each pass of chunk rows runs the forward again from the
+ * kept host copy of the inputs, then the backward, and downloads its rows. */
 EGC_NODISCARD egc_status egc_session_backward(egc_session *s, const float *seed, int n,
                                                float *grad, float *act);
 /* Shape of the target layer at batch 1 ([1,K,h,w]). */

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <string>
@@ -647,6 +648,79 @@ TEST(MetricsUnit, SensitivityZeroRadiusAndReproducible)
         }
     }
     EXPECT_GT(positive, 0);
+    egc_explainer_destroy(e);
+}
+
+// A sampled method explains each perturbation with fresh sample ids of x's stream: at r = 0
+// the perturbed map of perturbation k is exactly the map drawn with ids (k+1)S.., so the
+// sensitivity equals the distance computed by hand through egc_explainer_run_keyed, and it
+// is not zero (the old keying by the perturbed input's own id gave zero at r = 0).
+TEST(MetricsUnit, SensitivityOfSampledMethodUsesFreshSamplesOfTheSameStream)
+{
+    if (!exists(kModels + "resnet20_cifar10.onnx") || !exists(kGolden + "x.npy"))
+        GTEST_SKIP() << "shared models or metric goldens not found";
+    Model model;
+    ASSERT_EQ(egc_model_load((kModels + "resnet20_cifar10.onnx").c_str(), &model.m), EGC_OK);
+    egc_explain_options o;
+    egc_explain_options_default(&o);
+    o.preset = EGC_PRESET_CIFAR;
+    o.method = EGC_METHOD_EXPECTED_GRADCAM;
+    o.combine = EGC_COMBINE_B;
+    o.score = EGC_SCORE_SOFTMAX; // the logit gradient of a GAP+linear head is constant
+    o.samples = 3;
+    o.batch = 4;
+    egc_explainer *e = nullptr;
+    ASSERT_EQ(egc_explainer_create(model.m, "cpu", &o, &e), EGC_OK) << egc_last_error();
+    auto x = npy("x");
+    const int n = 2, hw = 32 * 32, K = 2;
+    std::vector<float> maps((size_t)n * hw), pm((size_t)n * hw);
+    std::vector<egc_cam_result> res(n), pr(n);
+    for (int i = 0; i < n; i++) {
+        res[i].raw = pr[i].raw = nullptr;
+        res[i].map = maps.data() + (size_t)i * hw;
+        pr[i].map = pm.data() + (size_t)i * hw;
+    }
+    ASSERT_EQ(egc_explainer_run(e, x.data(), n, nullptr, res.data()), EGC_OK);
+    std::vector<int> cls(n);
+    for (int i = 0; i < n; i++) cls[i] = res[i].cls;
+    // sample0 = 0 under the hash is the plain run, bit for bit
+    std::vector<uint64_t> ids(n);
+    for (int i = 0; i < n; i++) ids[i] = res[i].image_id;
+    std::vector<uint32_t> s0(n, 0);
+    ASSERT_EQ(egc_explainer_run_keyed(e, x.data(), n, nullptr, ids.data(), s0.data(), pr.data()),
+              EGC_OK);
+    EXPECT_EQ(memcmp(maps.data(), pm.data(), maps.size() * sizeof(float)), 0);
+    // by hand: distances of the maps drawn with ids (k+1)S.. (k = 0, 1)
+    std::vector<double> want_max(n, 0), want_avg(n, 0);
+    for (int k = 0; k < K; k++) {
+        for (int i = 0; i < n; i++) s0[i] = (uint32_t)((k + 1) * 3);
+        ASSERT_EQ(egc_explainer_run_keyed(e, x.data(), n, nullptr, ids.data(), s0.data(),
+                                          pr.data()), EGC_OK);
+        for (int i = 0; i < n; i++) {
+            double d = 0, nm = 0;
+            for (int j = 0; j < hw; j++) {
+                double a = maps[(size_t)i * hw + j], b = pm[(size_t)i * hw + j];
+                d += (a - b) * (a - b);
+                nm += a * a;
+            }
+            double sens = std::sqrt(d) / std::sqrt(nm);
+            want_max[i] = std::max(want_max[i], sens);
+            want_avg[i] += sens / K;
+        }
+    }
+    egc_sensitivity_options so;
+    egc_sensitivity_options_default(&so);
+    so.samples = K;
+    so.radius = 0;
+    std::vector<egc_sensitivity_result> r(n);
+    ASSERT_EQ(egc_metric_sensitivity(e, x.data(), maps.data(), cls.data(), n, &so, r.data()),
+              EGC_OK) << egc_last_error();
+    for (int i = 0; i < n; i++) {
+        EXPECT_EQ(r[i].kept, K);
+        EXPECT_GT(r[i].avg_sens, 1e-4f) << "fresh samples must change a 3-sample map";
+        EXPECT_NEAR(r[i].max_sens, want_max[i], 1e-6);
+        EXPECT_NEAR(r[i].avg_sens, want_avg[i], 1e-6);
+    }
     egc_explainer_destroy(e);
 }
 

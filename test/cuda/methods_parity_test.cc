@@ -195,7 +195,8 @@ struct SampleCase {
         ps = {0, 17, 0xfedcba9876543210ULL, 5, 1};
     }
     // The spec with the arrays of dev (uploaded).
-    egc_sample_spec spec(Dev &d, int per_image, int grid, int plan)
+    std::vector<uint32_t> s0 = {0, 7, 1000};
+    egc_sample_spec spec(Dev &d, int per_image, int grid, int plan, int offsets = 0)
     {
         egc_sample_spec sp;
         memset(&sp, 0, sizeof sp);
@@ -210,6 +211,7 @@ struct SampleCase {
         sp.per_image = per_image;
         sp.alpha_grid = grid;
         sp.plan = plan;
+        if (offsets) sp.sample0 = d.put(s0);
         return sp;
     }
 };
@@ -222,13 +224,15 @@ TEST(CudaMethodsEntries, PerturbIsBitExactWithPhiloxNoise)
     ASSERT_TRUE(cpu.be && gpu.be);
     for (int per_image : {0, 1})
         for (int grid : {0, 1})
-            for (int plan : {0, 1}) {
+            for (int plan : {0, 1})
+            for (int offs : {0, 1}) {
                 SCOPED_TRACE("per_image " + std::to_string(per_image) + " grid " +
-                             std::to_string(grid) + " plan " + std::to_string(plan));
+                             std::to_string(grid) + " plan " + std::to_string(plan) +
+                             " sample offsets " + std::to_string(offs));
                 std::vector<float> out[2];
                 Dev *d[2] = {&cpu, &gpu};
                 for (int k = 0; k < 2; k++) {
-                    egc_sample_spec sp = c.spec(*d[k], per_image, grid, plan);
+                    egc_sample_spec sp = c.spec(*d[k], per_image, grid, plan, offs);
                     const float *x = d[k]->put(c.x), *base = per_image ? x : d[k]->put(c.refs);
                     const int n = 11, r0 = 3; // rows 3..13: images 0..2, a partial first image
                     float *z = d[k]->put(std::vector<float>((size_t)n * c.chw, -7.0f));

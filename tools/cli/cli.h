@@ -80,6 +80,14 @@ int cli_parse_double(const char *cmd, const char *opt, const char *val, double l
                      double *out);
 int cli_parse_choice(const char *cmd, const char *opt, const char *val,
                      const char *const *names, int n, int *out);
+/* A memory size (--max-memory): a positive number of bytes, optionally fractional, with an
+ * optional suffix: B; K, M, G, T (or KB, MB, ...) for powers of 1000; Ki, Mi, Gi, Ti (or
+ * KiB, MiB, ...) for powers of 1024; case-insensitive ("2G", "1.5GiB", "512mib"). The result
+ * is rounded down to whole bytes and must be at least 1. Returns 1, or 0 after printing why
+ * ("egcam CMD: OPT 'VAL' ..."). */
+int cli_parse_size(const char *cmd, const char *opt, const char *val, size_t *out);
+/* n bytes for people: "2.00 GiB", "512.0 MiB", "12.3 KiB", "100 B"; returns buf. */
+const char *cli_format_bytes(size_t n, char *buf, size_t cap);
 
 /* Applies one method option to o by name, without the dashes: layer, samples, baselines,
  * noise, alpha, combine, score, seed, plan (the meanings of `egcam explain --help`).

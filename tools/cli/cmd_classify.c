@@ -27,12 +27,15 @@ static void help(FILE *f)
         "                      {\"image\": ..., \"top\": [{\"class\", \"label\", \"logit\", \"prob\"}...]}\n"
         "  --device D          cpu | cuda | cuda:N (default cpu; `egcam info` lists devices)\n"
         "  --batch B           images per forward pass (default 16)\n"
+        "  --max-memory SIZE   cap on the device memory of the model (e.g. 2G, 1.5GiB, 512Mi;\n"
+        "                      K/M/G are powers of 1000, Ki/Mi/Gi of 1024): a batch that\n"
+        "                      does not fit runs in smaller passes (--verbose says how)\n"
         "  --precision P       fp32 | mixed (default fp32; mixed: fp16 tensor-core\n"
         "                      convolutions on CUDA, fp32 everywhere on the CPU); with\n"
         "                      EGC_VERBOSE=1 in the environment, how each layer runs\n"
         "                      (precision, layout, algorithm) goes to stderr\n"
         "  -q, --quiet         no progress on stderr\n"
-        "  -v, --verbose       full error traces\n"
+        "  -v, --verbose       full error traces; how a batch was split to fit the memory\n"
         "  -h, --help          this text\n"
         "  --help-presets      what each preset does to an image\n"
         "\n"
@@ -109,7 +112,8 @@ int cmd_classify(int argc, char **argv)
     int top = 5, json = 0, batch = 16, quiet = 0, verbose = 0;
     egc_session_options sopt;
     egc_session_options_default(&sopt);
-    enum { O_MODEL = 256, O_PRESET, O_LABELS, O_TOP, O_JSON, O_DEVICE, O_BATCH, O_HP, O_PREC };
+    enum { O_MODEL = 256, O_PRESET, O_LABELS, O_TOP, O_JSON, O_DEVICE, O_BATCH, O_HP, O_PREC,
+           O_MAXMEM };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},   {"preset", required_argument, 0, O_PRESET},
         {"labels", required_argument, 0, O_LABELS}, {"top", required_argument, 0, O_TOP},
@@ -117,6 +121,7 @@ int cmd_classify(int argc, char **argv)
         {"batch", required_argument, 0, O_BATCH},   {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
         {"help-presets", no_argument, 0, O_HP},     {"precision", required_argument, 0, O_PREC},
+        {"max-memory", required_argument, 0, O_MAXMEM},
         {0, 0, 0, 0}};
     int c;
     long lv;
@@ -143,6 +148,10 @@ int cmd_classify(int argc, char **argv)
                         optarg);
                 return EXIT_USAGE;
             }
+            break;
+        case O_MAXMEM:
+            if (!cli_parse_size("classify", "--max-memory", optarg, &sopt.max_device_bytes))
+                return EXIT_USAGE;
             break;
         case 'q': quiet = 1; break;
         case 'v': verbose = 1; break;
@@ -193,6 +202,12 @@ int cmd_classify(int argc, char **argv)
         cli_items_free(&items);
         egc_model_destroy(m);
         return sst == EGC_E_ARG ? EXIT_USAGE : EXIT_MODEL;
+    }
+    if (verbose && egc_session_chunk(s) < batch) {
+        char desc[256]; /* its first line says how the batch was split */
+        egc_session_describe(s, desc, sizeof desc);
+        desc[strcspn(desc, "\n")] = '\0';
+        fprintf(stderr, "egcam classify: %s\n", desc);
     }
     char **labels = cli_load_labels(labels_path, model_path, classes);
     size_t per = (size_t)3 * (size_t)h * (size_t)w;

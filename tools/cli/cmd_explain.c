@@ -79,8 +79,12 @@ static void help(FILE *f)
         "                        target in fp16 on CUDA tensor cores, the rest fp32; the CPU\n"
         "                        computes fp32 whatever is asked)\n"
         "  --batch B             rows (images x samples) per pass through the model (default 32)\n"
+        "  --max-memory SIZE     cap on the device memory of the run (e.g. 2G, 1.5GiB, 512Mi;\n"
+        "                        K/M/G are powers of 1000, Ki/Mi/Gi of 1024), shared evenly\n"
+        "                        by the methods: passes take fewer than B rows where B does\n"
+        "                        not fit (the maps are the same; --verbose says how)\n"
         "  -q, --quiet           no progress or summary on stderr (errors are still printed)\n"
-        "  -v, --verbose         full error traces\n"
+        "  -v, --verbose         full error traces; how a batch was split to fit the memory\n"
         "  -h, --help            this text\n"
         "\n"
         "exit codes: 0 every input explained, 1 some inputs failed (see the manifest),\n"
@@ -333,7 +337,7 @@ int cmd_explain(int argc, char **argv)
     enum {
         O_MODEL = 256, O_METHOD, O_OUT, O_MOPT, O_PRESET, O_CLASS, O_DEVICE, O_BATCH, O_LABELS,
         O_SAVE, O_OVERLAY_ON, O_COLORMAP, O_OVERLAY_ALPHA, O_OVERLAY_FORMAT, O_GALLERY,
-        O_PRECISION
+        O_PRECISION, O_MAXMEM
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"method", required_argument, 0, O_METHOD},
@@ -352,6 +356,7 @@ int cmd_explain(int argc, char **argv)
         {"overlay-format", required_argument, 0, O_OVERLAY_FORMAT},
         {"gallery", no_argument, 0, O_GALLERY},
         {"precision", required_argument, 0, O_PRECISION},
+        {"max-memory", required_argument, 0, O_MAXMEM},
         {"quiet", no_argument, 0, 'q'},               {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     static const char *const on_names[] = {"model", "original"};
@@ -416,6 +421,10 @@ int cmd_explain(int argc, char **argv)
                 fprintf(stderr, "egcam explain: --precision '%s' is not one of fp32, mixed\n", optarg);
                 return EXIT_USAGE;
             }
+            break;
+        case O_MAXMEM:
+            if (!cli_parse_size("explain", "--max-memory", optarg, &o.max_device_bytes))
+                return EXIT_USAGE;
             break;
         case 'q': quiet = 1; break;
         case 'v': verbose = 1; break;
@@ -523,6 +532,8 @@ int cmd_explain(int argc, char **argv)
     for (int k = 0; k < n_methods; k++) {
         egc_explain_options mo = o;
         mo.method = methods[k];
+        mo.max_device_bytes = o.max_device_bytes / (size_t)n_methods; /* one share each */
+        if (o.max_device_bytes && !mo.max_device_bytes) mo.max_device_bytes = 1;
         egc_status st = egc_explainer_create(m, device, &mo, &ex[k]);
         if (st != EGC_OK) {
             /* Bad options or option files are usage errors; the rest is the model or device. */
@@ -547,6 +558,16 @@ int cmd_explain(int argc, char **argv)
             }
             rc = usage ? EXIT_USAGE : EXIT_MODEL;
             goto cleanup_ex;
+        }
+        if (verbose && egc_explainer_rows(ex[k]) < o.batch) {
+            char used[32], cap[32];
+            fprintf(stderr, "egcam explain: %s: batch %d split into passes of %d rows (device "
+                            "memory %s", egc_method_name(methods[k]), o.batch,
+                    egc_explainer_rows(ex[k]),
+                    cli_format_bytes(egc_explainer_device_bytes(ex[k]), used, sizeof used));
+            if (mo.max_device_bytes)
+                fprintf(stderr, ", cap %s", cli_format_bytes(mo.max_device_bytes, cap, sizeof cap));
+            fprintf(stderr, ")\n");
         }
     }
     if (cli_mkdirs(out_dir) != 0) {

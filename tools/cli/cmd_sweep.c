@@ -83,6 +83,14 @@ static void help(FILE *f)
         "run:\n"
         "  --device D            cpu | cuda | cuda:N (default cpu)\n"
         "  --batch B             rows per forward and images per group (default 32)\n"
+        "  --max-memory SIZE     cap on the device memory of the run (e.g. 2G, 1.5GiB, 512Mi;\n"
+        "                        K/M/G are powers of 1000, Ki/Mi/Gi of 1024), shared evenly\n"
+        "                        by the methods and the metric evaluator: passes take fewer\n"
+        "                        than B rows where B does not fit (same results; --verbose\n"
+        "                        says how)\n"
+        "  --time-limit SEC      start no new group of images after SEC seconds; the rows,\n"
+        "                        summary and report cover what was done and say how many\n"
+        "                        images were left (continue them with --resume)\n"
         "  -q, --quiet  -v, --verbose  -h, --help\n"
         "\n"
         "example:\n"
@@ -721,6 +729,7 @@ int cmd_sweep(int argc, char **argv)
     const char *preset_name = NULL, *class_map = NULL, *class_names = NULL;
     const char *device = "cpu";
     int quiet = 0, batch = 32, steps = 0, step = 0;
+    size_t max_memory = 0; /* --max-memory, 0: none */
     long limit = -1;
     egc_explain_options base;
     egc_explain_options_default(&base);
@@ -732,7 +741,7 @@ int cmd_sweep(int argc, char **argv)
     enum {
         O_MODEL = 256, O_METHODS, O_METRICS, O_OUT, O_PRESET, O_LIMIT, O_RESUME, O_STEP, O_STEPS,
         O_DEVICE, O_BATCH, O_BOXES, O_CMAP, O_CNAMES, O_IPATCH, O_ISAMPLES, O_ISIGMA, O_SSAMPLES,
-        O_SRADIUS, O_TOL, O_GALLERY, O_MOPT
+        O_SRADIUS, O_TOL, O_GALLERY, O_MOPT, O_TLIMIT, O_MAXMEM
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"methods", required_argument, 0, O_METHODS},
@@ -749,6 +758,8 @@ int cmd_sweep(int argc, char **argv)
         {"sens-samples", required_argument, 0, O_SSAMPLES},
         {"sens-radius", required_argument, 0, O_SRADIUS},
         {"tolerance", required_argument, 0, O_TOL},   {"gallery", required_argument, 0, O_GALLERY},
+        {"time-limit", required_argument, 0, O_TLIMIT},
+        {"max-memory", required_argument, 0, O_MAXMEM},
         {"layer", required_argument, 0, O_MOPT},      {"score", required_argument, 0, O_MOPT},
         {"samples", required_argument, 0, O_MOPT},    {"baselines", required_argument, 0, O_MOPT},
         {"noise", required_argument, 0, O_MOPT},      {"alpha", required_argument, 0, O_MOPT},
@@ -780,9 +791,17 @@ int cmd_sweep(int argc, char **argv)
             steps = (int)v;
             break;
         case O_DEVICE: device = optarg; break;
+        case O_TLIMIT:
+            if (!cli_parse_double("sweep", "--time-limit", optarg, 1e-3, 1e9, &d))
+                return EXIT_USAGE;
+            S->time_limit = d;
+            break;
         case O_BATCH:
             if (!cli_parse_long("sweep", "--batch", optarg, 1, 4096, &v)) return EXIT_USAGE;
             batch = (int)v;
+            break;
+        case O_MAXMEM:
+            if (!cli_parse_size("sweep", "--max-memory", optarg, &max_memory)) return EXIT_USAGE;
             break;
         case O_BOXES: S->boxes_dir = optarg; break;
         case O_CMAP: class_map = optarg; break;
@@ -958,7 +977,11 @@ int cmd_sweep(int argc, char **argv)
 
     /* Explainers and the evaluator. */
     int rc = n_bad ? EXIT_SOME_FAILED : EXIT_ALL_OK;
+    /* --max-memory: one even share per explainer and one for the evaluator. */
+    size_t share = max_memory / (size_t)(S->n_methods + 1);
+    if (max_memory && !share) share = 1;
     for (int k = 0; k < S->n_methods; k++) {
+        S->methods[k].o.max_device_bytes = share;
         egc_status st = egc_explainer_create(m, device, &S->methods[k].o, &S->methods[k].ex);
         if (st != EGC_OK) {
             cli_error(S->methods[k].label, S->verbose);
@@ -966,8 +989,18 @@ int cmd_sweep(int argc, char **argv)
                                                                              : EXIT_MODEL;
         }
         S->methods[k].o = *egc_explainer_options(S->methods[k].ex);
+        int rows = egc_explainer_rows(S->methods[k].ex);
+        if (S->verbose && rows < batch) {
+            char used[32], cap[32];
+            fprintf(stderr, "egcam sweep: %s: batch %d split into passes of %d rows (device "
+                            "memory %s", S->methods[k].label, batch, rows,
+                    cli_format_bytes(egc_explainer_device_bytes(S->methods[k].ex), used,
+                                     sizeof used));
+            if (share) fprintf(stderr, ", cap %s", cli_format_bytes(share, cap, sizeof cap));
+            fprintf(stderr, ")\n");
+        }
     }
-    if (egc_evaluator_create(m, device, batch, &S->ev) != EGC_OK) {
+    if (egc_evaluator_create_ex(m, device, batch, share, &S->ev) != EGC_OK) {
         cli_error("evaluator", S->verbose);
         return EXIT_MODEL;
     }
@@ -1038,6 +1071,10 @@ int cmd_sweep(int argc, char **argv)
     cli_progress_start(&pr, "sweep", S->items.n, quiet);
     char msg[1024];
     for (int g0 = 0; g0 < S->items.n; g0 += G) {
+        if (S->time_limit > 0 && cli_now() - S->started >= S->time_limit) {
+            S->n_not_started = S->items.n - g0;
+            break;
+        }
         int ng = EGC_MIN(G, S->items.n - g0), n = 0;
         for (int i = g0; i < g0 + ng; i++) {
             const cli_item *it = &S->items.v[i];
@@ -1106,6 +1143,10 @@ int cmd_sweep(int argc, char **argv)
                         "%" PRId64 " evaluation forwards; explanations %.1f s\n",
                 S->n_rows, S->seconds, S->seconds > 0 ? S->n_rows / S->seconds : 0.0,
                 egc_evaluator_rows(S->ev), S->t_explain);
+        if (S->n_not_started)
+            fprintf(stderr, "egcam sweep: time limit of %g s reached: %d of %d images not "
+                            "started (continue with --resume)\n", S->time_limit,
+                    S->n_not_started, S->items.n);
         if (S->n_skipped)
             fprintf(stderr, "egcam sweep: %d images skipped for localisation (listed in "
                             "%s/skipped.csv)\n", S->n_skipped, S->out_dir);

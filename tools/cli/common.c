@@ -480,6 +480,49 @@ int cli_parse_choice(const char *cmd, const char *opt, const char *val,
     return 0;
 }
 
+int cli_parse_size(const char *cmd, const char *opt, const char *val, size_t *out)
+{
+    static const struct {
+        const char *suffix;
+        double mult;
+    } units[] = {
+        {"", 1.0},          {"b", 1.0},
+        {"k", 1e3},         {"kb", 1e3},         {"ki", 1024.0},         {"kib", 1024.0},
+        {"m", 1e6},         {"mb", 1e6},         {"mi", 1048576.0},      {"mib", 1048576.0},
+        {"g", 1e9},         {"gb", 1e9},         {"gi", 1073741824.0},   {"gib", 1073741824.0},
+        {"t", 1e12},        {"tb", 1e12},        {"ti", 1099511627776.0}, {"tib", 1099511627776.0},
+    };
+    char *end;
+    errno = 0;
+    int plain = ((val[0] >= '0' && val[0] <= '9') || val[0] == '.') && !strpbrk(val, "xX");
+    double v = plain ? strtod(val, &end) : -1.0;
+    if (v >= 0.0 && !errno && end != val) {
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+            if (!strcasecmp(end, units[i].suffix)) {
+                double b = v * units[i].mult;
+                if (b >= 1.0 && b < 1.8e19) {
+                    *out = (size_t)b;
+                    return 1;
+                }
+                break;
+            }
+    }
+    fprintf(stderr, "egcam %s: %s '%s' is not a memory size of at least one byte: a number "
+                    "with an optional suffix K, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti "
+                    "(powers of 1024), e.g. 2G or 1.5GiB\n", cmd, opt, val);
+    return 0;
+}
+
+const char *cli_format_bytes(size_t n, char *buf, size_t cap)
+{
+    double v = (double)n;
+    if (v >= 1073741824.0) snprintf(buf, cap, "%.2f GiB", v / 1073741824.0);
+    else if (v >= 1048576.0) snprintf(buf, cap, "%.1f MiB", v / 1048576.0);
+    else if (v >= 1024.0) snprintf(buf, cap, "%.1f KiB", v / 1024.0);
+    else snprintf(buf, cap, "%zu B", n);
+    return buf;
+}
+
 int cli_method_option(const char *cmd, const char *name, const char *val,
                       egc_explain_options *o)
 {

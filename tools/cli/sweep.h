@@ -71,6 +71,8 @@ typedef struct sweep_ctx {
     /* statistics */
     long n_rows;
     int n_images_done, n_failed_inputs;
+    int n_not_started;      /* images left out because --time-limit was reached */
+    double time_limit;      /* seconds (0: none) */
     double started, seconds, t_explain, t_metric[SM_COUNT];
 } sweep_ctx;
 

@@ -321,10 +321,11 @@ static void write_json(const sweep_ctx *S, const agg *A, const int *mk, int nm, 
                "else the best-scoring mapped class\"},\n");
     fprintf(f, "  \"run\": {\"seconds\": %.3f, \"rows_written\": %ld, \"rows_per_s\": %.4g, "
                "\"images\": %d, \"failed_inputs\": %d, \"evaluation_forwards\": %" PRId64
-               ", \"explain_seconds\": %.3f, \"resume_option\": %s},\n",
+               ", \"explain_seconds\": %.3f, \"resume_option\": %s, \"time_limit_s\": %g, "
+               "\"images_not_started\": %d},\n",
             S->seconds, S->n_rows, S->seconds > 0 ? S->n_rows / S->seconds : 0.0,
             S->n_images_done, S->n_failed_inputs, egc_evaluator_rows(S->ev), S->t_explain,
-            S->resume ? "true" : "false");
+            S->resume ? "true" : "false", S->time_limit, S->n_not_started);
     fprintf(f, "  \"localisation_skipped\": [");
     for (int i = 0; i < A->n_skip; i++) {
         fputs(i ? ",\n    " : "\n    ", f);
@@ -554,6 +555,11 @@ static void write_html(const sweep_ctx *S, const agg *A, const int *mk, int nm, 
                " evaluation forwards).</p>\n",
             S->n_rows, S->seconds, S->seconds > 0 ? S->n_rows / S->seconds : 0.0,
             egc_evaluator_rows(S->ev));
+    if (S->n_not_started)
+        fprintf(f, "<p><strong>Incomplete:</strong> the time limit of %g s was reached and %d of "
+                   "the %d images were not started; the tables cover the images done (rerun "
+                   "with <code>--resume</code> to continue).</p>\n",
+                S->time_limit, S->n_not_started, S->items.n);
 
     fputs("<h2>Summary</h2>\n<p class=\"small\">Mean ± standard deviation (count) over images; "
           "the best mean per metric is marked. Arrows: ↑ higher is better, ↓ lower is "
@@ -689,6 +695,10 @@ static void write_md(const sweep_ctx *S, const agg *A, const int *mk, int nm, FI
     if (S->limit > 0) fprintf(f, " (first %ld)", S->limit);
     fprintf(f, ". This run: %ld rows in %.1f s (%.2f rows/s).\n\n", S->n_rows, S->seconds,
             S->seconds > 0 ? S->n_rows / S->seconds : 0.0);
+    if (S->n_not_started)
+        fprintf(f, "**Incomplete:** the time limit of %g s was reached and %d of the %d images "
+                   "were not started; the tables cover the images done (rerun with `--resume` "
+                   "to continue).\n\n", S->time_limit, S->n_not_started, S->items.n);
     fprintf(f, "Mean ± std (count); ↑ higher is better, ↓ lower is better; the best mean is in "
                "bold.\n\n| method |");
     for (int j = 0; j < nm; j++)
