@@ -98,13 +98,13 @@ void egc_explain_options_default(egc_explain_options *o)
     o->method = EGC_METHOD_GRADCAM;
     o->layer = NULL;
     o->preset = EGC_PRESET_TORCHVISION;
-    o->score = EGC_SCORE_LOGIT;
+    o->score = EGC_SCORE_DEFAULT;
     o->samples = 32;
     o->baselines = EGC_BASELINES_BLACK;
     o->uniform_count = 16;
-    o->noise = 0.15f;
+    o->noise = EGC_NOISE_DEFAULT;
     o->alpha = EGC_ALPHA_UNIFORM;
-    o->combine = EGC_COMBINE_A;
+    o->combine = EGC_COMBINE_DEFAULT;
     o->seed = 0;
     o->batch = 32;
     o->plan_file = NULL;
@@ -137,7 +137,10 @@ int egc_method_is_sampled(egc_method m)
     return m >= EGC_METHOD_SMOOTH_GRADCAM && m < EGC_METHOD_COUNT;
 }
 
-const char *egc_score_name(egc_score s) { return s == EGC_SCORE_SOFTMAX ? "softmax" : "logit"; }
+const char *egc_score_name(egc_score s)
+{
+    return s == EGC_SCORE_SOFTMAX ? "softmax" : s == EGC_SCORE_LOGIT ? "logit" : "default";
+}
 
 const char *egc_baselines_name(egc_baselines b)
 {
@@ -155,7 +158,8 @@ const char *egc_alpha_name(egc_alpha a) { return a == EGC_ALPHA_GRID ? "grid" : 
 
 const char *egc_combine_name(egc_combine c)
 {
-    return c == EGC_COMBINE_B ? "B" : c == EGC_COMBINE_C ? "C" : "A";
+    return c == EGC_COMBINE_B ? "B" : c == EGC_COMBINE_C ? "C" : c == EGC_COMBINE_A ? "A"
+                                                                                 : "default";
 }
 
 void egc_explainer_destroy(egc_explainer *e)
@@ -501,19 +505,20 @@ static egc_status check_options(const egc_explain_options *o)
 {
     if ((int)o->method < 0 || o->method >= EGC_METHOD_COUNT)
         return EGC_FAIL(EGC_E_ARG, "method %d out of range", (int)o->method);
-    if (o->score != EGC_SCORE_LOGIT && o->score != EGC_SCORE_SOFTMAX)
+    if (o->score != EGC_SCORE_LOGIT && o->score != EGC_SCORE_SOFTMAX &&
+        o->score != EGC_SCORE_DEFAULT)
         return EGC_FAIL(EGC_E_ARG, "score %d is neither logit nor softmax", (int)o->score);
     if ((int)o->baselines < 0 || o->baselines > EGC_BASELINES_FILE)
         return EGC_FAIL(EGC_E_ARG, "baselines %d out of range", (int)o->baselines);
     if (o->alpha != EGC_ALPHA_UNIFORM && o->alpha != EGC_ALPHA_GRID)
         return EGC_FAIL(EGC_E_ARG, "alpha %d is neither uniform nor grid", (int)o->alpha);
-    if ((int)o->combine < 0 || o->combine > EGC_COMBINE_C)
+    if ((int)o->combine < (int)EGC_COMBINE_DEFAULT || o->combine > EGC_COMBINE_C)
         return EGC_FAIL(EGC_E_ARG, "combine %d is not A, B or C", (int)o->combine);
     if (o->samples < 1 || o->samples > (1 << 20))
         return EGC_FAIL(EGC_E_ARG, "samples must be in 1..%d (got %d)", 1 << 20, o->samples);
     if (o->batch < 1 || o->batch > 65536)
         return EGC_FAIL(EGC_E_ARG, "batch must be in 1..65536 (got %d)", o->batch);
-    if (!(o->noise >= 0.0f) || !isfinite(o->noise))
+    if ((!(o->noise >= 0.0f) || !isfinite(o->noise)) && o->noise != EGC_NOISE_DEFAULT)
         return EGC_FAIL(EGC_E_ARG, "noise (rho) must be a finite number >= 0 (got %g)",
                         (double)o->noise);
     if (o->uniform_count < 1 || o->uniform_count > 4096)
@@ -599,7 +604,11 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
     e->o = *opts;
     e->m = m;
     egc_explain_options *o = &e->o;
-    /* Method-implied options. */
+    /* The method's defaults (explain.h), then the method-implied options. */
+    int egc = o->method == EGC_METHOD_EXPECTED_GRADCAM;
+    if (o->score == EGC_SCORE_DEFAULT) o->score = egc ? EGC_SCORE_SOFTMAX : EGC_SCORE_LOGIT;
+    if (o->combine == EGC_COMBINE_DEFAULT) o->combine = egc ? EGC_COMBINE_B : EGC_COMBINE_A;
+    if (o->noise == EGC_NOISE_DEFAULT) o->noise = egc ? 0.0f : 0.15f;
     switch (o->method) {
     case EGC_METHOD_SMOOTH_GRADCAM:
         o->baselines = EGC_BASELINES_SELF;

@@ -56,7 +56,18 @@ typedef enum egc_method {
     EGC_METHOD_COUNT
 } egc_method;
 
-typedef enum egc_score { EGC_SCORE_LOGIT = 0, EGC_SCORE_SOFTMAX = 1 } egc_score;
+/* EGC_SCORE_DEFAULT, EGC_COMBINE_DEFAULT and EGC_NOISE_DEFAULT (the values of
+ * egc_explain_options_default) stand for the method's default, resolved when the explainer is
+ * created: expected-gradcam takes combine B, the softmax score and rho = 0, the setting chosen
+ * by the evaluation study (docs/RESULTS.md: lowest infidelity, insertion and deletion as
+ * tie-breakers); every other method takes combine A, the logit score and rho = 0.15 (and the
+ * method-implied options below). egc_explainer_options gives the resolved values. */
+typedef enum egc_score {
+    EGC_SCORE_DEFAULT = -1,
+    EGC_SCORE_LOGIT = 0,
+    EGC_SCORE_SOFTMAX = 1
+} egc_score;
+#define EGC_NOISE_DEFAULT (-1.0f)
 
 typedef enum egc_baselines {
     EGC_BASELINES_BLACK = 0, /* one image: the normalised value of black pixels */
@@ -67,7 +78,12 @@ typedef enum egc_baselines {
 } egc_baselines;
 
 typedef enum egc_alpha { EGC_ALPHA_UNIFORM = 0, EGC_ALPHA_GRID = 1 } egc_alpha;
-typedef enum egc_combine { EGC_COMBINE_A = 0, EGC_COMBINE_B = 1, EGC_COMBINE_C = 2 } egc_combine;
+typedef enum egc_combine {
+    EGC_COMBINE_DEFAULT = -1,
+    EGC_COMBINE_A = 0,
+    EGC_COMBINE_B = 1,
+    EGC_COMBINE_C = 2
+} egc_combine;
 
 typedef struct egc_explain_options {
     egc_method method;
@@ -80,7 +96,7 @@ typedef struct egc_explain_options {
     egc_baselines baselines;
     const char *baseline_file;  /* for EGC_BASELINES_FILE */
     int uniform_count;          /* size of the uniform reference set (>= 1) */
-    float noise;                /* rho >= 0 */
+    float noise;                /* rho >= 0, or EGC_NOISE_DEFAULT */
     egc_alpha alpha;
     egc_combine combine;
     uint64_t seed;
@@ -93,9 +109,9 @@ typedef struct egc_explain_options {
                                    egc_explainer_rows); the maps do not change */
 } egc_explain_options;
 
-/* Defaults: Grad-CAM, layer auto, preset torchvision, score logit, 32 samples, baselines
- * black, 16 uniform images, noise 0.15, alpha uniform, combine A, seed 0, batch 32, no plan,
- * precision fp32, no device memory cap. */
+/* Defaults: Grad-CAM, layer auto, preset torchvision, score, combine and noise the method's
+ * (EGC_*_DEFAULT, see above), 32 samples, baselines black, 16 uniform images, alpha uniform,
+ * seed 0, batch 32, no plan, precision fp32, no device memory cap. */
 void egc_explain_options_default(egc_explain_options *o);
 
 /* "gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "scorecam", "smooth-gradcam",
@@ -105,10 +121,10 @@ EGC_NODISCARD egc_status egc_method_parse(const char *name, egc_method *out);
 const char *egc_method_name(egc_method m);
 /* Non-zero for the methods that draw samples (smooth-, integrated-, expected-*). */
 int egc_method_is_sampled(egc_method m);
-const char *egc_score_name(egc_score s);        /* "logit", "softmax" */
+const char *egc_score_name(egc_score s);        /* "logit", "softmax" ("default") */
 const char *egc_baselines_name(egc_baselines b); /* "black", "blur", "uniform", "self", "file" */
 const char *egc_alpha_name(egc_alpha a);        /* "uniform", "grid" */
-const char *egc_combine_name(egc_combine c);    /* "A", "B", "C" */
+const char *egc_combine_name(egc_combine c);    /* "A", "B", "C" ("default") */
 
 typedef struct egc_explainer egc_explainer;
 

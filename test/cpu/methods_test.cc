@@ -436,6 +436,7 @@ TEST_F(MethodsResNet, OneSelfSampleWithoutNoiseIsGradCam)
         o.baselines = EGC_BASELINES_SELF;
         o.noise = 0.0f;
         o.score = score;
+        o.combine = EGC_COMBINE_A; // expected-gradcam's default is B: (A(x) - A(x))G = 0 here
         auto e = Make(model.get(), o);
         auto og = Opts(EGC_METHOD_GRADCAM);
         og.score = score;
@@ -458,6 +459,8 @@ TEST_F(MethodsResNet, GapLinearHeadWithLogitMakesVariantAGradCam)
         auto o = Opts(EGC_METHOD_EXPECTED_GRADCAM);
         o.baselines = bl;
         o.noise = 0.3f;
+        o.combine = EGC_COMBINE_A;
+        o.score = EGC_SCORE_LOGIT;
         auto e = Make(model.get(), o);
         ASSERT_TRUE(e);
         Maps m = Explain(e.get(), x.data(), 7);
@@ -663,6 +666,7 @@ TEST_F(MethodsResNet, SamplePlanParsingAndUse)
     o.baselines = EGC_BASELINES_UNIFORM;
     o.uniform_count = 2;
     o.score = EGC_SCORE_SOFTMAX;
+    o.combine = EGC_COMBINE_A;
     egc_explainer *e = nullptr;
     struct {
         const char *text, *what;
@@ -697,6 +701,43 @@ TEST_F(MethodsResNet, SamplePlanParsingAndUse)
     unlink(p.c_str());
 }
 
+// The method defaults (explain.h): expected-gradcam resolves to the study's choice (combine B,
+// softmax, rho 0), every other method to combine A, logit, rho 0.15; explicit values stay.
+TEST_F(MethodsResNet, MethodDefaultsResolve)
+{
+    egc_explain_options d;
+    egc_explain_options_default(&d);
+    EXPECT_EQ(d.score, EGC_SCORE_DEFAULT);
+    EXPECT_EQ(d.combine, EGC_COMBINE_DEFAULT);
+    EXPECT_EQ(d.noise, EGC_NOISE_DEFAULT);
+    auto e = Make(model.get(), Opts(EGC_METHOD_EXPECTED_GRADCAM));
+    ASSERT_TRUE(e);
+    const egc_explain_options *r = egc_explainer_options(e.get());
+    EXPECT_EQ(r->combine, EGC_COMBINE_B);
+    EXPECT_EQ(r->score, EGC_SCORE_SOFTMAX);
+    EXPECT_EQ(r->noise, 0.0f);
+    for (egc_method m : {EGC_METHOD_GRADCAM, EGC_METHOD_SMOOTH_GRADCAM,
+                         EGC_METHOD_EXPECTED_GRADCAMPP}) {
+        auto g = Make(model.get(), Opts(m));
+        ASSERT_TRUE(g);
+        r = egc_explainer_options(g.get());
+        EXPECT_EQ(r->combine, EGC_COMBINE_A) << egc_method_name(m);
+        EXPECT_EQ(r->score, EGC_SCORE_LOGIT) << egc_method_name(m);
+        EXPECT_EQ(r->noise, 0.15f) << egc_method_name(m);
+    }
+    auto o = Opts(EGC_METHOD_EXPECTED_GRADCAM);
+    o.combine = EGC_COMBINE_C;
+    o.score = EGC_SCORE_LOGIT;
+    o.noise = 0.2f;
+    auto x2 = Make(model.get(), o);
+    ASSERT_TRUE(x2);
+    r = egc_explainer_options(x2.get());
+    EXPECT_EQ(r->combine, EGC_COMBINE_C);
+    EXPECT_EQ(r->score, EGC_SCORE_LOGIT);
+    EXPECT_EQ(r->noise, 0.2f);
+    EXPECT_STREQ(egc_score_name(EGC_SCORE_DEFAULT), "default");
+}
+
 TEST_F(MethodsResNet, BadOptionsAreRefused)
 {
     egc_explainer *e = nullptr;
@@ -704,7 +745,7 @@ TEST_F(MethodsResNet, BadOptionsAreRefused)
     o.samples = 0;
     EXPECT_EQ(egc_explainer_create(model.get(), "cpu", &o, &e), EGC_E_ARG);
     o = Opts(EGC_METHOD_EXPECTED_GRADCAM);
-    o.noise = -1;
+    o.noise = -0.5f;
     EXPECT_EQ(egc_explainer_create(model.get(), "cpu", &o, &e), EGC_E_ARG);
     o = Opts(EGC_METHOD_GRADCAM);
     o.layer = "no_such_layer";
