@@ -13,6 +13,7 @@
 #ifndef EGC_METHOD_KERNELS_H
 #define EGC_METHOD_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/philox.h"
@@ -24,6 +25,18 @@ extern "C" {
 /* method_perturb.cu: z[t] (chw floats) = sample point of row r0 + t of spec (m_perturb). */
 int egc_k_perturb(egc_sample_spec spec, const float *x, const float *base, int64_t r0, int64_t n,
                   int64_t chw, float *z, void *stream);
+
+/* metric_select.cu: the masked-replacement rows r0..r0+n-1 of a group (m_select_rows; the
+ * fields of backend.h's egc_select_spec, bconst [4] host floats) into out [n,C,hw]. */
+int egc_k_select_rows(const float *a, const float *b, const int32_t *key, int64_t key_stride,
+                      int C, int64_t hw, int64_t rows_per, int64_t thr_step, int64_t thr_max,
+                      const float bconst[4], int64_t r0, int64_t n, float *out, void *stream);
+
+/* metric_rank.cu: scratch bytes for n maps of hw pixels (0 when n * hw is out of range),
+ * and the ranks key [n,hw] of maps [n,hw] (m_rank). */
+size_t egc_k_rank_scratch(int n, int hw);
+int egc_k_rank(const float *maps, int n, int hw, void *scratch, size_t scratch_bytes,
+               int32_t *key, void *stream);
 
 /* method_scorecam.cu: Score-CAM's masked inputs of rows r0..r0+n-1 (m_scorecam_inputs). */
 int egc_k_scorecam_inputs(const float *x, const float *A, int64_t r0, int64_t n, int K, int h,

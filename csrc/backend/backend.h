@@ -25,6 +25,7 @@ typedef struct egc_view {
 
 typedef struct egc_backend egc_backend;
 struct egc_sample_spec; /* core/philox.h (method entries) */
+struct egc_select_spec; /* below (metric entries) */
 
 /* What the executor tells plan_prepare_ex about a plan besides the shapes. */
 typedef struct egc_plan_info {
@@ -155,7 +156,41 @@ struct egc_backend {
      * [n,h,w]. */
     egc_status (*m_finalize)(egc_backend *be, const float *L, int n, int h, int w, float *map,
                              int H, int W, float *scratch);
+
+    /* ---- Metric-level entries (csrc/metrics): the perturbed inputs of the fidelity
+     * metrics made where the model runs (CPU: csrc/cpu/cpu_methods.c, CUDA:
+     * kernels/metric_*.cu). NULL in a backend without them. */
+
+    /* Bytes of backend scratch m_rank needs for n maps of hw pixels. */
+    size_t (*m_rank_scratch)(egc_backend *be, int n, int hw);
+    /* key[i*hw + p] = the position of pixel p when map i (maps [n,hw]) is ordered by
+     * decreasing value, ties by ascending pixel index, NaN as -infinity, -0 as +0: the
+     * inverse of egc_rank_pixels' order. scratch: m_rank_scratch(n, hw) bytes. */
+    egc_status (*m_rank)(egc_backend *be, const float *maps, int n, int hw, void *scratch,
+                         int32_t *key);
+    /* The masked-replacement rows of a group (struct egc_select_spec below): rows
+     * r0..r0+n-1 into out [n,C,hw]. */
+    egc_status (*m_select_rows)(egc_backend *be, const struct egc_select_spec *sp, int64_t r0,
+                                int n, float *out);
 };
+
+/* Rows that take each pixel either from image a or from a replacement, by a per-pixel key
+ * and a per-row threshold: row r is image i = r / rows_per at step k = r % rows_per,
+ * thr = min(k * thr_step, thr_max), and
+ *   out[t][c][p] = key[i * key_stride + p] < thr ? (b ? b[i][c][p] : bconst[c]) : a[i][c][p]
+ * Deletion: a = x, bconst = 0, key = ranks (m_rank), thr_step = pixels per step; insertion:
+ * a = blur(x), b = x; the patch infidelity: a = x, bconst = the black baseline, key = the
+ * patch index of each pixel (key_stride 0: one key for every image), thr_step = 1. a, b and
+ * key are backend memory; the struct itself is a host value. */
+typedef struct egc_select_spec {
+    const float *a, *b;         /* [*,C,hw]; b NULL: bconst */
+    const int32_t *key;         /* [*,hw] (key_stride hw) or [hw] (key_stride 0) */
+    int64_t key_stride;
+    int C, hw;                  /* C <= 4 */
+    int rows_per;               /* rows per image, >= 1 */
+    int64_t thr_step, thr_max;
+    float bconst[4];
+} egc_select_spec;
 
 /* Kinds of m_accumulate and methods of m_cam. */
 enum { EGC_ACC_SUM = 0, EGC_ACC_DIFF = 1 };

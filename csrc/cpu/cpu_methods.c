@@ -3,11 +3,13 @@
  * functions of csrc/methods (cam.c, expected.c, scorecam.c, score.c and the method files):
  * the CPU maps are those functions' results, and the CUDA kernels are checked against
  * them. Arguments are checked (NULL pointers, negative sizes) and give EGC_E_ARG. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/philox.h"
 #include "cpu/cpu_methods.h"
 #include "methods/methods.h"
+#include "metrics/metrics_internal.h"
 
 static egc_status cm_copy(egc_backend *be, void *dst, const void *src, size_t bytes)
 {
@@ -174,6 +176,75 @@ static egc_status cm_finalize(egc_backend *be, const float *L, int n, int h, int
     return EGC_OK;
 }
 
+/* ---- metric entries ---- */
+
+static size_t cm_rank_scratch(egc_backend *be, int n, int hw)
+{
+    (void)be;
+    (void)n;
+    (void)hw;
+    return 0; /* egc_rank_keys allocates its own host scratch per map */
+}
+
+typedef struct rank_ctx {
+    const float *maps;
+    int hw;
+    int32_t *key;
+    egc_status *st;
+} rank_ctx;
+
+static void rank_one(int64_t i, void *arg)
+{
+    const rank_ctx *c = arg;
+    egc_status s = egc_rank_keys(c->maps + (size_t)i * (size_t)c->hw, c->hw,
+                                 c->key + (size_t)i * (size_t)c->hw);
+    if (s != EGC_OK) c->st[i] = s;
+}
+
+static egc_status cm_rank(egc_backend *be, const float *maps, int n, int hw, void *scratch,
+                          int32_t *key)
+{
+    (void)be;
+    (void)scratch;
+    if (n <= 0) return EGC_OK;
+    if (!maps || !key || hw < 1) return EGC_FAIL(EGC_E_ARG, "cpu m_rank: bad arguments");
+    egc_status *st = NULL;
+    EGC_TRY(egc_calloc((void **)&st, (size_t)n, sizeof *st, "rank status"));
+    rank_ctx c = {maps, hw, key, st};
+    egc_parallel_for(n, rank_one, &c);
+    egc_status r = EGC_OK;
+    for (int i = 0; i < n && r == EGC_OK; i++) r = st[i];
+    free(st);
+    return r == EGC_OK ? EGC_OK : EGC_FAIL(r, "cpu m_rank: out of host memory");
+}
+
+typedef struct select_ctx {
+    const egc_select_spec *sp;
+    int64_t r0;
+    float *out;
+} select_ctx;
+
+static void select_one(int64_t t, void *arg)
+{
+    const select_ctx *c = arg;
+    egc_select_row(c->sp, c->r0 + t,
+                   c->out + (size_t)t * (size_t)c->sp->C * (size_t)c->sp->hw);
+}
+
+static egc_status cm_select_rows(egc_backend *be, const egc_select_spec *sp, int64_t r0, int n,
+                                 float *out)
+{
+    (void)be;
+    if (n <= 0) return EGC_OK;
+    if (!sp || !sp->a || !sp->key || !out || r0 < 0 || sp->C < 1 || sp->C > 4 || sp->hw < 1 ||
+        sp->rows_per < 1 || sp->thr_step < 0 || sp->thr_max < 0 || sp->key_stride < 0)
+        return EGC_FAIL(EGC_E_ARG, "cpu m_select_rows: bad arguments (%d rows from %lld)", n,
+                        (long long)r0);
+    select_ctx c = {sp, r0, out};
+    egc_parallel_for(n, select_one, &c);
+    return EGC_OK;
+}
+
 void egc_cpu_methods_install(egc_backend *be)
 {
     be->m_copy = cm_copy;
@@ -184,4 +255,7 @@ void egc_cpu_methods_install(egc_backend *be)
     be->m_mean = cm_mean;
     be->m_cam = cm_cam;
     be->m_finalize = cm_finalize;
+    be->m_rank_scratch = cm_rank_scratch;
+    be->m_rank = cm_rank;
+    be->m_select_rows = cm_select_rows;
 }

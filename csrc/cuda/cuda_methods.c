@@ -36,6 +36,40 @@ static egc_status cum_perturb(egc_backend *be, const egc_sample_spec *sp, const 
     return EGC_OK;
 }
 
+static size_t cum_rank_scratch(egc_backend *be, int n, int hw)
+{
+    (void)be;
+    return egc_k_rank_scratch(n, hw);
+}
+
+static egc_status cum_rank(egc_backend *be, const float *maps, int n, int hw, void *scratch,
+                           int32_t *key)
+{
+    if (n <= 0) return EGC_OK;
+    size_t bytes = egc_k_rank_scratch(n, hw);
+    if (!maps || !key || hw < 1 || !scratch || !bytes)
+        return EGC_FAIL(EGC_E_ARG, "%s m_rank: bad arguments (%d maps of %d pixels)", be->name, n,
+                        hw);
+    STREAM_OR_FAIL(be, s);
+    EGC_KERNEL(egc_k_rank(maps, n, hw, scratch, bytes, key, s));
+    return EGC_OK;
+}
+
+static egc_status cum_select_rows(egc_backend *be, const egc_select_spec *sp, int64_t r0, int n,
+                                  float *out)
+{
+    if (n <= 0) return EGC_OK;
+    if (!sp || !sp->a || !sp->key || !out || r0 < 0 || sp->C < 1 || sp->C > 4 || sp->hw < 1 ||
+        sp->rows_per < 1 || sp->thr_step < 0 || sp->thr_max < 0 || sp->key_stride < 0)
+        return EGC_FAIL(EGC_E_ARG, "%s m_select_rows: bad arguments (%d rows from %lld)", be->name,
+                        n, (long long)r0);
+    STREAM_OR_FAIL(be, s);
+    EGC_KERNEL(egc_k_select_rows(sp->a, sp->b, sp->key, sp->key_stride, sp->C, sp->hw,
+                                 sp->rows_per, sp->thr_step, sp->thr_max, sp->bconst, r0, n, out,
+                                 s));
+    return EGC_OK;
+}
+
 static egc_status cum_scorecam_inputs(egc_backend *be, const float *x, const float *A, int64_t r0,
                                       int n, int K, int h, int w, int C, int H, int W, float *z)
 {
@@ -117,4 +151,7 @@ void egc_cuda_methods_install(egc_backend *be)
     be->m_mean = cum_mean;
     be->m_cam = cum_cam;
     be->m_finalize = cum_finalize;
+    be->m_rank_scratch = cum_rank_scratch;
+    be->m_rank = cum_rank;
+    be->m_select_rows = cum_select_rows;
 }

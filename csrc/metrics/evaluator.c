@@ -1,13 +1,18 @@
 /* evaluator.c: the evaluator shared by the metrics that run the model: one forward-only
  * session of B rows, one reusable host buffer of B perturbed inputs, and the row stream
- * that fills it (in parallel), forwards it and hands each row's logits back. Also the
+ * that fills it (in parallel), forwards it and hands each row's logits back; and the
+ * backend-made rows (egc_eval_select): images, maps and ranks of a group held in backend
+ * memory, the rows written by the backend straight into the model's input. Also the
  * stable pixel ranking and the class helpers. Contracts in metrics_internal.h. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "core/core.h"
 #include "metrics/metrics_internal.h"
+#include "model/exec.h"
+#include "model/session.h"
 
 egc_status egc_evaluator_create(const egc_model *m, const char *device, int batch,
                                 egc_evaluator **out)
@@ -39,7 +44,29 @@ egc_status egc_evaluator_create_ex(const egc_model *m, const char *device, int b
     egc_session_options so;
     egc_session_options_default(&so);
     so.max_device_bytes = max_device_bytes;
+    /* per row of a group: the two images, the map and the ranks (and about two 64-bit sort
+     * keys per pixel of rank scratch); once: the patch keys and the sort's own scratch */
+    so.extra_row_bytes = (2 * ev->chw + (size_t)ev->hw) * sizeof(float) +
+                         (size_t)ev->hw * (sizeof(int32_t) + 2 * sizeof(uint64_t));
+    so.extra_fixed_bytes = (size_t)ev->hw * sizeof(int32_t) + ((size_t)1 << 20);
     EGC_TRYG(st, egc_session_create_ex(m, device, batch, -1, &so, &ev->s), fail);
+    ev->be = egc_session_backend(ev->s);
+    ev->G = egc_session_chunk(ev->s);
+    if (!ev->be->m_rank || !ev->be->m_rank_scratch || !ev->be->m_select_rows) {
+        st = EGC_FAIL(EGC_E_UNSUPPORTED, "evaluator: the %s backend has no metric entries",
+                      ev->be->name);
+        goto fail;
+    }
+    {
+        size_t G = (size_t)ev->G, hw = (size_t)ev->hw;
+        EGC_TRYG(st, ev->be->alloc(ev->be, G * ev->chw * sizeof(float), (void **)&ev->da), fail);
+        EGC_TRYG(st, ev->be->alloc(ev->be, G * ev->chw * sizeof(float), (void **)&ev->db), fail);
+        EGC_TRYG(st, ev->be->alloc(ev->be, G * hw * sizeof(float), (void **)&ev->dmaps), fail);
+        EGC_TRYG(st, ev->be->alloc(ev->be, G * hw * sizeof(int32_t), (void **)&ev->dkey), fail);
+        EGC_TRYG(st, ev->be->alloc(ev->be, hw * sizeof(int32_t), (void **)&ev->dpkey), fail);
+        size_t rs = ev->be->m_rank_scratch(ev->be, ev->G, ev->hw);
+        if (rs) EGC_TRYG(st, ev->be->alloc(ev->be, rs, &ev->rscratch), fail);
+    }
     EGC_TRYG(st, egc_malloc((void **)&ev->xin, (size_t)batch * ev->chw, sizeof(float),
                             "evaluator input buffer"), fail);
     EGC_TRYG(st, egc_malloc((void **)&ev->logits, (size_t)batch * (size_t)ev->classes,
@@ -56,6 +83,11 @@ fail:
 void egc_evaluator_destroy(egc_evaluator *ev)
 {
     if (!ev) return;
+    if (ev->be) {
+        void *bufs[] = {ev->da, ev->db, ev->dmaps, ev->dkey, ev->dpkey, ev->rscratch};
+        for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
+            if (bufs[k]) ev->be->free(ev->be, bufs[k]);
+    }
     egc_session_destroy(ev->s);
     free(ev->xin);
     free(ev->logits);
@@ -90,6 +122,27 @@ egc_status egc_eval_stream(egc_evaluator *ev, int64_t rows, egc_row_fill_fn fill
         ev->rows += nb;
         for (int t = 0; t < nb; t++)
             take(r0 + t, ev->logits + (size_t)t * (size_t)ev->classes, ev->aux[t], arg);
+    }
+    return EGC_OK;
+}
+
+egc_status egc_eval_select(egc_evaluator *ev, const egc_select_spec *sp, int64_t rows,
+                           egc_row_take_fn take, void *arg)
+{
+    egc_backend *be = ev->be;
+    egc_plan *plan = egc_session_plan(ev->s);
+    const egc_graph *g = egc_session_graph(ev->s);
+    float *in = egc_plan_value(plan, g->input).ptr;
+    const float *out = egc_plan_value(plan, g->output).ptr;
+    int P = egc_session_chunk(ev->s);
+    for (int64_t r0 = 0; r0 < rows; r0 += P) {
+        int nb = (int)EGC_MIN((int64_t)P, rows - r0);
+        EGC_TRY(be->m_select_rows(be, sp, r0, nb, in));
+        EGC_TRY(egc_plan_forward(plan));
+        EGC_TRY(be->download(be, ev->logits, out, (size_t)nb * (size_t)ev->classes * sizeof(float)));
+        ev->rows += nb;
+        for (int t = 0; t < nb; t++)
+            take(r0 + t, ev->logits + (size_t)t * (size_t)ev->classes, 0.0, arg);
     }
     return EGC_OK;
 }

@@ -1,12 +1,15 @@
 /* fidelity.c: the fidelity metrics of METRICS.md: deletion and insertion curves with their
  * AUCs (RISE protocol), infidelity with the Quantus patch protocol and the Gaussian
- * variant with optimal scaling. Every perturbed input is a row of the evaluator's stream:
- * rows of all images and steps are generated into the reusable buffer and scored in
- * batched forwards. Contracts in include/egcam/metrics.h. */
+ * variant with optimal scaling. Every perturbed input is a row of a stream scored in
+ * batched forwards: the curves and the patch protocol have their maps ranked and their rows
+ * made by the backend (m_rank, m_select_rows) straight into the model's input, so on a GPU
+ * those rows never exist on the host; the Gaussian rows are made on the host into the
+ * evaluator's buffer. Contracts in include/egcam/metrics.h. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "core/core.h"
 #include "core/philox.h"
 #include "methods/methods.h"
@@ -29,43 +32,21 @@ double egc_curve_auc(const float *s, int n)
 
 /* ---- deletion / insertion ---- */
 
+/* The rows of a group of g images: image i of the group, step t: row i * (T + 1) + t. */
 typedef struct curve_ctx {
     const egc_evaluator *ev;
-    egc_curve_kind kind;
-    const float *x;       /* [n,chw] */
-    const float *start;   /* [n,chw]: x (deletion) or blur(x) (insertion) */
-    const int *order;     /* [n,hw] */
     const int *cls;       /* [n] */
-    int step, T;          /* pixels per step, steps */
+    int i0, T;            /* the group's first image, steps */
     float *curve;         /* [n,T+1] */
 } curve_ctx;
-
-static void curve_fill(int64_t r, float *dst, double *aux, void *arg)
-{
-    (void)aux;
-    curve_ctx *c = arg;
-    const egc_evaluator *ev = c->ev;
-    int i = (int)(r / (c->T + 1)), t = (int)(r % (c->T + 1));
-    const float *x = c->x + (size_t)i * ev->chw;
-    memcpy(dst, c->start + (size_t)i * ev->chw, ev->chw * sizeof(float));
-    int64_t k = EGC_MIN((int64_t)t * c->step, (int64_t)ev->hw);
-    const int *ord = c->order + (size_t)i * (size_t)ev->hw;
-    for (int ch = 0; ch < ev->C; ch++) {
-        float *d = dst + (size_t)ch * (size_t)ev->hw;
-        const float *s = x + (size_t)ch * (size_t)ev->hw;
-        if (c->kind == EGC_CURVE_DELETION)
-            for (int64_t j = 0; j < k; j++) d[ord[j]] = 0.0f;
-        else
-            for (int64_t j = 0; j < k; j++) d[ord[j]] = s[ord[j]];
-    }
-}
 
 static void curve_take(int64_t r, const float *logits, double aux, void *arg)
 {
     (void)aux;
     curve_ctx *c = arg;
-    int i = (int)(r / (c->T + 1));
-    c->curve[r] = (float)egc_softmax_prob(logits, c->ev->classes, c->cls[i]);
+    int i = c->i0 + (int)(r / (c->T + 1)), t = (int)(r % (c->T + 1));
+    c->curve[(size_t)i * (size_t)(c->T + 1) + (size_t)t] =
+        (float)egc_softmax_prob(logits, c->ev->classes, c->cls[i]);
 }
 
 typedef struct blur_ctx {
@@ -91,18 +72,13 @@ egc_status egc_metric_curve(egc_evaluator *ev, egc_curve_kind kind, const float 
     if (step < 1) return EGC_FAIL(EGC_E_ARG, "deletion/insertion: step %d must be >= 1", step);
     int T = egc_curve_steps(ev->hw, step);
     egc_status st = EGC_OK;
-    int *cls = NULL, *order = NULL;
+    int *cls = NULL;
     float *blur = NULL, *tmp = NULL, *curve = NULL;
+    egc_backend *be = ev->be;
     EGC_TRYG(st, egc_malloc((void **)&cls, (size_t)n, sizeof(int), "classes"), done);
-    EGC_TRYG(st, egc_malloc((void **)&order, (size_t)n * (size_t)ev->hw, sizeof(int),
-                            "pixel order"), done);
     EGC_TRYG(st, egc_malloc((void **)&curve, (size_t)n * (size_t)(T + 1), sizeof(float),
                             "curves"), done);
     EGC_TRYG(st, egc_eval_classes(ev, x, n, classes, cls), done);
-    for (int i = 0; i < n; i++)
-        EGC_TRYG(st, egc_rank_pixels(maps + (size_t)i * (size_t)ev->hw, ev->hw,
-                                     order + (size_t)i * (size_t)ev->hw), done);
-    const float *start = x;
     if (kind == EGC_CURVE_INSERTION) {
         EGC_TRYG(st, egc_malloc((void **)&blur, (size_t)n * ev->chw, sizeof(float), "blurred "
                                 "images"), done);
@@ -110,10 +86,40 @@ egc_status egc_metric_curve(egc_evaluator *ev, egc_curve_kind kind, const float 
                                 "blur scratch"), done);
         blur_ctx b = {x, blur, tmp, ev->C, ev->H, ev->W};
         egc_parallel_for(n, blur_one, &b);
-        start = blur;
     }
-    curve_ctx c = {ev, kind, x, start, order, cls, step, T, curve};
-    EGC_TRYG(st, egc_eval_stream(ev, (int64_t)n * (T + 1), curve_fill, curve_take, &c), done);
+    /* Groups of G images: maps ranked and images held by the backend, which makes the rows
+     * (the ranked pixels replaced by 0, or copied from x into the blurred image). */
+    for (int i0 = 0; i0 < n; i0 += ev->G) {
+        int g = EGC_MIN(ev->G, n - i0);
+        size_t hw = (size_t)ev->hw;
+        EGC_TRYG(st, be->upload(be, ev->dmaps, maps + (size_t)i0 * hw,
+                                (size_t)g * hw * sizeof(float)), done);
+        EGC_TRYG(st, be->m_rank(be, ev->dmaps, g, ev->hw, ev->rscratch, ev->dkey), done);
+        egc_select_spec sp;
+        memset(&sp, 0, sizeof sp);
+        if (kind == EGC_CURVE_DELETION) {
+            EGC_TRYG(st, be->upload(be, ev->da, x + (size_t)i0 * ev->chw,
+                                    (size_t)g * ev->chw * sizeof(float)), done);
+            sp.a = ev->da;
+            sp.b = NULL; /* the substrate 0 */
+        } else {
+            EGC_TRYG(st, be->upload(be, ev->da, blur + (size_t)i0 * ev->chw,
+                                    (size_t)g * ev->chw * sizeof(float)), done);
+            EGC_TRYG(st, be->upload(be, ev->db, x + (size_t)i0 * ev->chw,
+                                    (size_t)g * ev->chw * sizeof(float)), done);
+            sp.a = ev->da;
+            sp.b = ev->db;
+        }
+        sp.key = ev->dkey;
+        sp.key_stride = ev->hw;
+        sp.C = ev->C;
+        sp.hw = ev->hw;
+        sp.rows_per = T + 1;
+        sp.thr_step = step;
+        sp.thr_max = ev->hw;
+        curve_ctx c = {ev, cls, i0, T, curve};
+        EGC_TRYG(st, egc_eval_select(ev, &sp, (int64_t)g * (T + 1), curve_take, &c), done);
+    }
     for (int i = 0; i < n; i++) {
         auc[i] = (float)egc_curve_auc(curve + (size_t)i * (size_t)(T + 1), T + 1);
         if (curves)
@@ -122,7 +128,6 @@ egc_status egc_metric_curve(egc_evaluator *ev, egc_curve_kind kind, const float 
     }
 done:
     free(cls);
-    free(order);
     free(blur);
     free(tmp);
     free(curve);
@@ -164,53 +169,27 @@ typedef struct infid_ctx {
     double *dfp;        /* [n * P] Gaussian: df per sample */
 } infid_ctx;
 
-/* Rectangle of patch p: rows [y0,y1), columns [x0,x1). */
-static void patch_rect(const infid_ctx *c, int p, int *y0, int *y1, int *x0, int *x1)
-{
-    int ps = c->o->patch, py = p / c->PW, px = p % c->PW;
-    *y0 = py * ps;
-    *y1 = EGC_MIN(*y0 + ps, c->ev->H);
-    *x0 = px * ps;
-    *x1 = EGC_MIN(*x0 + ps, c->ev->W);
-}
-
-static void patch_fill(int64_t r, float *dst, double *aux, void *arg)
-{
-    infid_ctx *c = arg;
-    const egc_evaluator *ev = c->ev;
-    int i = (int)(r / (c->P + 1)), p = (int)(r % (c->P + 1));
-    const float *x = c->x + (size_t)i * ev->chw, *phi = c->maps + (size_t)i * (size_t)ev->hw;
-    memcpy(dst, x, ev->chw * sizeof(float));
-    double s = 0;
-    for (int q = 0; q < p; q++) {
-        int y0, y1, x0, x1;
-        patch_rect(c, q, &y0, &y1, &x0, &x1);
-        for (int ch = 0; ch < ev->C; ch++) {
-            float *d = dst + (size_t)ch * (size_t)ev->hw;
-            const float *xs = x + (size_t)ch * (size_t)ev->hw;
-            float b = c->o->black[ch];
-            for (int yy = y0; yy < y1; yy++)
-                for (int xx = x0; xx < x1; xx++) {
-                    size_t j = (size_t)yy * (size_t)ev->W + (size_t)xx;
-                    d[j] = b;
-                    s += (double)phi[j] * ((double)xs[j] - (double)b);
-                }
-        }
-    }
-    *aux = s;
-}
+/* The patch protocol's rows of a group: image i0 + i, step p (patches 0..p-1 replaced):
+ * row i * (P + 1) + p; sp [g,P+1] the s_p of the group's images. */
+typedef struct patch_ctx {
+    const int *cls;
+    int i0, P;
+    const double *sp;   /* [g,P+1] */
+    double *f0, *acc;   /* [n] */
+} patch_ctx;
 
 static void patch_take(int64_t r, const float *logits, double aux, void *arg)
 {
-    infid_ctx *c = arg;
-    int i = (int)(r / (c->P + 1)), p = (int)(r % (c->P + 1));
-    double f = logits[c->cls[i]];
+    (void)aux;
+    patch_ctx *c = arg;
+    int i = (int)(r / (c->P + 1)), p = (int)(r % (c->P + 1)), gi = c->i0 + i;
+    double f = logits[c->cls[gi]];
     if (p == 0) {
-        c->f0[i] = f;
+        c->f0[gi] = f;
         return;
     }
-    double e = (c->f0[i] - f) - aux;
-    c->acc[i] += e * e;
+    double e = (c->f0[gi] - f) - c->sp[(size_t)i * (size_t)(c->P + 1) + (size_t)p];
+    c->acc[gi] += e * e;
 }
 
 egc_status egc_metric_infidelity(egc_evaluator *ev, const float *x, const float *maps, int n,
@@ -221,22 +200,65 @@ egc_status egc_metric_infidelity(egc_evaluator *ev, const float *x, const float 
     if (o->patch < 1 || o->patch > EGC_MAX(ev->H, ev->W))
         return EGC_FAIL(EGC_E_ARG, "infidelity: patch size %d must be in 1..%d", o->patch,
                         EGC_MAX(ev->H, ev->W));
-    int P = egc_infidelity_patches(ev->H, ev->W, o->patch);
+    if (ev->C > 4) return EGC_FAIL(EGC_E_UNSUPPORTED, "infidelity: %d channels (at most 4)", ev->C);
+    int P = egc_infidelity_patches(ev->H, ev->W, o->patch), PW = (ev->W + o->patch - 1) / o->patch;
+    size_t hw = (size_t)ev->hw;
+    egc_backend *be = ev->be;
     egc_status st = EGC_OK;
     int *cls = NULL;
-    double *f0 = NULL, *acc = NULL;
+    int32_t *pkey = NULL;
+    double *f0 = NULL, *acc = NULL, *sp = NULL;
     EGC_TRYG(st, egc_malloc((void **)&cls, (size_t)n, sizeof(int), "classes"), done);
     EGC_TRYG(st, egc_calloc((void **)&f0, (size_t)n, sizeof(double), "clean scores"), done);
     EGC_TRYG(st, egc_calloc((void **)&acc, (size_t)n, sizeof(double), "infidelity sums"), done);
+    EGC_TRYG(st, egc_malloc((void **)&pkey, hw, sizeof(int32_t), "patch keys"), done);
+    EGC_TRYG(st, egc_malloc((void **)&sp, (size_t)ev->G * (size_t)(P + 1), sizeof(double),
+                            "patch sums"), done);
     EGC_TRYG(st, egc_eval_classes(ev, x, n, classes, cls), done);
-    infid_ctx c = {ev, x, maps, cls, o, P, (ev->W + o->patch - 1) / o->patch, NULL, f0, acc,
-                   NULL, NULL, NULL};
-    EGC_TRYG(st, egc_eval_stream(ev, (int64_t)n * (P + 1), patch_fill, patch_take, &c), done);
+    /* The patch of each pixel in raster order of the patches: rows with step p replace the
+     * pixels whose patch index is < p (the black baseline in every channel). */
+    for (int y = 0; y < ev->H; y++)
+        for (int xx = 0; xx < ev->W; xx++)
+            pkey[(size_t)y * (size_t)ev->W + (size_t)xx] = (y / o->patch) * PW + xx / o->patch;
+    EGC_TRYG(st, be->upload(be, ev->dpkey, pkey, hw * sizeof(int32_t)), done);
+    egc_select_spec ss;
+    memset(&ss, 0, sizeof ss);
+    ss.a = ev->da;
+    ss.key = ev->dpkey;
+    ss.key_stride = 0;
+    ss.C = ev->C;
+    ss.hw = ev->hw;
+    ss.rows_per = P + 1;
+    ss.thr_step = 1;
+    ss.thr_max = P;
+    for (int c = 0; c < ev->C; c++) ss.bconst[c] = o->black[c];
+    for (int i0 = 0; i0 < n; i0 += ev->G) {
+        int g = EGC_MIN(ev->G, n - i0);
+        /* s_p = sum over the pixels of patches < p of phi * sum_c (x_c - black_c) */
+        for (int i = 0; i < g; i++) {
+            const float *xi = x + (size_t)(i0 + i) * ev->chw, *phi = maps + (size_t)(i0 + i) * hw;
+            double *si = sp + (size_t)i * (size_t)(P + 1);
+            memset(si, 0, (size_t)(P + 1) * sizeof(double));
+            for (size_t j = 0; j < hw; j++) {
+                double d = 0;
+                for (int c = 0; c < ev->C; c++)
+                    d += (double)xi[(size_t)c * hw + j] - (double)o->black[c];
+                si[pkey[j] + 1] += (double)phi[j] * d;
+            }
+            for (int p = 1; p <= P; p++) si[p] += si[p - 1];
+        }
+        EGC_TRYG(st, be->upload(be, ev->da, x + (size_t)i0 * ev->chw,
+                                (size_t)g * ev->chw * sizeof(float)), done);
+        patch_ctx c = {cls, i0, P, sp, f0, acc};
+        EGC_TRYG(st, egc_eval_select(ev, &ss, (int64_t)g * (P + 1), patch_take, &c), done);
+    }
     for (int i = 0; i < n; i++) out[i] = (float)(acc[i] / P);
 done:
     free(cls);
     free(f0);
     free(acc);
+    free(pkey);
+    free(sp);
     return st;
 }
 

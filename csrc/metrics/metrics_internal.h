@@ -22,6 +22,15 @@ struct egc_evaluator {
     float *logits;      /* [B,classes] */
     double *aux;        /* [B] one number per row that fill may leave for take */
     int64_t rows;       /* rows forwarded since creation */
+    /* Backend memory of the rows made by the backend (egc_eval_select): the images, maps,
+     * ranks of a group of G images (G = the session's rows per pass) and the patch keys. */
+    struct egc_backend *be;
+    int G;
+    float *da, *db;     /* [G,chw] */
+    float *dmaps;       /* [G,hw] */
+    int32_t *dkey;      /* [G,hw] */
+    int32_t *dpkey;     /* [hw] */
+    void *rscratch;     /* m_rank_scratch(G, hw) bytes (NULL when 0) */
 };
 
 /* Fills the input of global row r into dst[chw]; may leave one number in *aux. Called
@@ -41,6 +50,22 @@ EGC_NODISCARD egc_status egc_eval_stream(egc_evaluator *ev, int64_t rows, egc_ro
 /* order[n] = the pixel indices of map[n] by decreasing value, ties by ascending index.
  * Allocates its scratch (one call per image, never per batch). */
 EGC_NODISCARD egc_status egc_rank_pixels(const float *map, int n, int *order);
+
+/* key[p] = the position of pixel p in egc_rank_pixels' order of map[hw] (the CPU
+ * reference of the backend entry m_rank). */
+EGC_NODISCARD egc_status egc_rank_keys(const float *map, int hw, int32_t *key);
+
+/* Row r of the masked-replacement rows of sp (backend.h, struct egc_select_spec; every
+ * pointer host memory) into out[C*hw] (the CPU reference of m_select_rows). */
+struct egc_select_spec;
+void egc_select_row(const struct egc_select_spec *sp, int64_t r, float *out);
+
+/* Streams rows 0..rows-1 of the select spec sp (its arrays in the evaluator's backend
+ * memory) through the model: the rows are made by the backend (m_select_rows) straight into
+ * the model's input, in passes of the session's rows, and each row's logits go to take (aux
+ * 0). The way the fidelity curves and the patch infidelity run. */
+EGC_NODISCARD egc_status egc_eval_select(egc_evaluator *ev, const struct egc_select_spec *sp,
+                                         int64_t rows, egc_row_take_fn take, void *arg);
 
 /* Index of the largest logit (first on ties) and the softmax probability of class c,
  * computed in double. */

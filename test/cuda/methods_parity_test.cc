@@ -39,6 +39,7 @@ extern "C" {
 #include "core/philox.h"
 #include "egcam/explain.h"
 #include "egcam/image.h"
+#include "egcam/metrics.h"
 #include "egcam/model.h"
 #include "methods/methods.h"
 }
@@ -397,6 +398,124 @@ TEST(CudaMethodsEntries, ScoreCamInputsAreBitExact)
         out[k] = d[k]->get(z, (size_t)n * C * H * W);
     }
     EXPECT_BITWISE(out[0], out[1], "masked inputs");
+}
+
+// ---------------------------------------------------------------- metric entries
+
+// Maps with ties (values on a coarse grid), NaNs and both zeros: the ranks must be the CPU's
+// exactly (decreasing value, ties by ascending index, NaN last, -0 == +0).
+TEST(CudaMetricEntries, RankIsTheCpuOrderExactly)
+{
+    SKIP_WITHOUT_CUDA();
+    Dev cpu("cpu"), gpu("cuda");
+    ASSERT_TRUE(cpu.be && gpu.be);
+    const int n = 5, hw = 37 * 41;
+    auto maps = randv((size_t)n * hw, 51, 0.0f, 1.0f);
+    for (size_t j = 0; j < maps.size(); j++) {
+        maps[j] = std::floor(maps[j] * 16.0f) / 16.0f; // many ties
+        if (j % 97 == 3) maps[j] = NAN;
+        if (j % 89 == 5) maps[j] = -0.0f;
+        if (j % 83 == 7) maps[j] = 0.0f;
+    }
+    std::vector<int32_t> key[2];
+    Dev *d[2] = {&cpu, &gpu};
+    for (int k = 0; k < 2; k++) {
+        size_t sb = d[k]->be->m_rank_scratch(d[k]->be, n, hw);
+        void *scratch = sb ? d[k]->put(std::vector<char>(sb)) : nullptr;
+        int32_t *kd = d[k]->put(std::vector<int32_t>((size_t)n * hw, -1));
+        ASSERT_EQ(d[k]->be->m_rank(d[k]->be, d[k]->put(maps), n, hw, scratch, kd), EGC_OK)
+            << egc_last_error();
+        key[k] = d[k]->get(kd, (size_t)n * hw);
+    }
+    size_t bad = 0;
+    for (size_t j = 0; j < key[0].size(); j++) bad += key[0][j] != key[1][j];
+    EXPECT_EQ(bad, 0u) << "ranks differ from the CPU's";
+}
+
+// Deletion-like rows (per-image keys, constant replacement), insertion-like rows (replacement
+// from b) and patch rows (one shared key): the CPU's rows bit for bit, from a partial group.
+TEST(CudaMetricEntries, SelectRowsAreBitExact)
+{
+    SKIP_WITHOUT_CUDA();
+    Dev cpu("cpu"), gpu("cuda");
+    ASSERT_TRUE(cpu.be && gpu.be);
+    const int images = 3, C = 3, hw = 19 * 23, rows_per = 9;
+    auto a = randv((size_t)images * C * hw, 61), b = randv((size_t)images * C * hw, 62);
+    std::vector<int32_t> key((size_t)images * hw);
+    std::mt19937 g(63);
+    for (int i = 0; i < images; i++) {
+        std::vector<int32_t> perm((size_t)hw);
+        for (int p = 0; p < hw; p++) perm[(size_t)p] = p;
+        std::shuffle(perm.begin(), perm.end(), g);
+        std::copy(perm.begin(), perm.end(), key.begin() + (size_t)i * hw);
+    }
+    for (int mode = 0; mode < 3; mode++) {
+        SCOPED_TRACE("mode " + std::to_string(mode));
+        const int n = 17, r0 = 5; // rows 5..21 of 27
+        std::vector<float> out[2];
+        Dev *d[2] = {&cpu, &gpu};
+        for (int k = 0; k < 2; k++) {
+            egc_select_spec sp;
+            memset(&sp, 0, sizeof sp);
+            sp.a = d[k]->put(a);
+            sp.b = mode == 1 ? d[k]->put(b) : nullptr;
+            sp.key = mode == 2 ? d[k]->put(std::vector<int32_t>(key.begin(), key.begin() + hw))
+                               : d[k]->put(key);
+            sp.key_stride = mode == 2 ? 0 : hw;
+            sp.C = C;
+            sp.hw = hw;
+            sp.rows_per = rows_per;
+            sp.thr_step = mode == 2 ? 1 : 61;
+            sp.thr_max = mode == 2 ? 5 : hw;
+            sp.bconst[0] = -2.1f;
+            sp.bconst[1] = -2.0f;
+            sp.bconst[2] = -1.8f;
+            float *o = d[k]->put(std::vector<float>((size_t)n * C * hw, 7.0f));
+            ASSERT_EQ(d[k]->be->m_select_rows(d[k]->be, &sp, r0, n, o), EGC_OK) << egc_last_error();
+            out[k] = d[k]->get(o, (size_t)n * C * hw);
+        }
+        EXPECT_BITWISE(out[0], out[1], "selected rows");
+    }
+}
+
+// The fidelity metrics end to end on both backends (ResNet-20, TF32 off): the AUCs and the
+// patch infidelity agree within float tolerance.
+TEST(CudaMetricEntries, FidelityMetricsMatchTheCpu)
+{
+    SKIP_WITHOUT_CUDA();
+    const std::string path = shared_dir() + "/models/resnet20_cifar10.onnx";
+    if (!file_exists(path)) GTEST_SKIP() << "missing " << path;
+    Tf32Env env(false);
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(path.c_str(), &m), EGC_OK) << egc_last_error();
+    std::unique_ptr<egc_model, void (*)(egc_model *)> mp(m, egc_model_destroy);
+    const int n = 6, hw = 32 * 32;
+    auto x = randv((size_t)n * 3 * hw, 71);
+    auto maps = randv((size_t)n * hw, 72, 0.0f, 1.0f);
+    float auc[2][2][n], inf[2][n];
+    const char *dev[2] = {"cpu", "cuda"};
+    for (int k = 0; k < 2; k++) {
+        egc_evaluator *ev = nullptr;
+        ASSERT_EQ(egc_evaluator_create(m, dev[k], 4, &ev), EGC_OK) << egc_last_error();
+        for (int kind = 0; kind < 2; kind++)
+            ASSERT_EQ(egc_metric_curve(ev, kind ? EGC_CURVE_INSERTION : EGC_CURVE_DELETION,
+                                       x.data(), maps.data(), n, nullptr, 37, auc[k][kind],
+                                       nullptr),
+                      EGC_OK)
+                << egc_last_error();
+        egc_infidelity_options o;
+        egc_infidelity_options_default(EGC_PRESET_CIFAR, &o);
+        o.patch = 8;
+        ASSERT_EQ(egc_metric_infidelity(ev, x.data(), maps.data(), n, nullptr, &o, inf[k]), EGC_OK)
+            << egc_last_error();
+        egc_evaluator_destroy(ev);
+    }
+    for (int i = 0; i < n; i++) {
+        EXPECT_NEAR(auc[0][0][i], auc[1][0][i], 1e-4) << "deletion, image " << i;
+        EXPECT_NEAR(auc[0][1][i], auc[1][1][i], 1e-4) << "insertion, image " << i;
+        EXPECT_NEAR(inf[0][i], inf[1][i], 1e-3 * std::max(1.0f, std::fabs(inf[0][i])))
+            << "infidelity, image " << i;
+    }
 }
 
 // ---------------------------------------------------------------- whole methods
