@@ -56,6 +56,27 @@ typedef struct bench_cfg {
     int repeats, warmup, phases;
 } bench_cfg;
 
+/* The opening keys of a JSON line: {"bench": NAME, ["backend": ...,] "device", "model",
+ * "method", "precision" (the caller goes on with ", ..." and closes the object). */
+static void json_head(const char *bench, const char *backend, const char *device,
+                      const char *model, egc_method method, egc_precision prec)
+{
+    printf("{\"bench\": ");
+    json_str(bench);
+    if (backend) {
+        printf(", \"backend\": ");
+        json_str(backend);
+    }
+    printf(", \"device\": ");
+    json_str(device);
+    printf(", \"model\": ");
+    json_str(model);
+    printf(", \"method\": ");
+    json_str(egc_method_name(method));
+    printf(", \"precision\": ");
+    json_str(egc_precision_name(prec));
+}
+
 /* Times one (method, precision) configuration and prints its JSON line; 0 on success. */
 static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, egc_precision prec,
                    int images, int samples, int rows)
@@ -114,16 +135,7 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
     if (rc == 0) {
         qsort(t, (size_t)b->repeats, sizeof *t, cmp_d);
         double med = t[b->repeats / 2];
-        printf("{\"bench\": \"explain\", \"backend\": ");
-        json_str(b->device);
-        printf(", \"device\": ");
-        json_str(egc_explainer_device(e));
-        printf(", \"model\": ");
-        json_str(b->model_name);
-        printf(", \"method\": ");
-        json_str(egc_method_name(method));
-        printf(", \"precision\": ");
-        json_str(egc_precision_name(prec));
+        json_head("explain", b->device, egc_explainer_device(e), b->model_name, method, prec);
         printf(", \"batch\": %d, \"samples\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
                "\"images_per_s\": %.2f, \"peak_device_bytes\": %zu, \"rows_per_pass\": %d, "
                "\"layer\": ",
@@ -144,14 +156,8 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
         egc_explainer_set_profiling(e, 0);
         if (rc == 0 && ph.runs > 0) {
             double k = 1.0 / ph.runs;
-            printf("{\"bench\": \"explain-phases\", \"device\": ");
-            json_str(egc_explainer_device(e));
-            printf(", \"model\": ");
-            json_str(b->model_name);
-            printf(", \"method\": ");
-            json_str(egc_method_name(method));
-            printf(", \"precision\": ");
-            json_str(egc_precision_name(prec));
+            json_head("explain-phases", NULL, egc_explainer_device(e), b->model_name, method,
+                      prec);
             printf(", \"batch\": %d, \"rows_per_pass\": %d, \"runs\": %d, \"ms_per_run\": "
                    "{\"scan\": %.3f, \"upload\": %.3f, \"clean\": %.3f, \"perturb\": %.3f, "
                    "\"forward\": %.3f, \"backward\": %.3f, \"reduce\": %.3f, "

@@ -44,6 +44,8 @@ extern "C" {
 #include "methods/methods.h"
 }
 
+#include "cuda_test_util.h"
+
 namespace {
 
 std::string shared_dir()
@@ -60,51 +62,10 @@ bool file_exists(const std::string &p)
     return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// Why CUDA cannot be used here ("" when it can).
-const std::string &cuda_skip_reason()
-{
-    static std::string reason;
-    static bool probed = false;
-    if (!probed) {
-        probed = true;
-        egc_backend *be = nullptr;
-        if (egc_backend_create("cuda", &be) != EGC_OK)
-            reason = std::string("no usable CUDA device: ") + egc_last_error();
-        egc_backend_destroy(be);
-    }
-    return reason;
-}
-
-#define SKIP_WITHOUT_CUDA()                                                                \
-    do {                                                                                   \
-        if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();               \
-    } while (0)
-
-// Sets an environment variable while it lives; restores the old value.
-class EnvVar {
-public:
-    EnvVar(const char *name, const char *value) : name_(name)
-    {
-        const char *o = getenv(name);
-        had_ = o != nullptr;
-        if (had_) old_ = o;
-        setenv(name, value, 1);
-    }
-    ~EnvVar()
-    {
-        if (had_) setenv(name_.c_str(), old_.c_str(), 1);
-        else unsetenv(name_.c_str());
-    }
-
-private:
-    std::string name_, old_;
-    bool had_ = false;
-};
-
 // EGC_CUDA_TF32 for the backends created while it lives; convolution algorithms from cuDNN's
 // heuristics (EGC_CUDA_CONV_FIND=0) so that the many explainers are quick to make.
-struct Tf32Env {
-    explicit Tf32Env(bool allow) : tf32("EGC_CUDA_TF32", allow ? "1" : "0"),
+struct Tf32FastEnv {
+    explicit Tf32FastEnv(bool allow) : tf32("EGC_CUDA_TF32", allow ? "1" : "0"),
                                    find("EGC_CUDA_CONV_FIND", "0") {}
     EnvVar tf32, find;
 };
@@ -485,7 +446,7 @@ TEST(CudaMetricEntries, FidelityMetricsMatchTheCpu)
     SKIP_WITHOUT_CUDA();
     const std::string path = shared_dir() + "/models/resnet20_cifar10.onnx";
     if (!file_exists(path)) GTEST_SKIP() << "missing " << path;
-    Tf32Env env(false);
+    Tf32FastEnv env(false);
     egc_model *m = nullptr;
     ASSERT_EQ(egc_model_load(path.c_str(), &m), EGC_OK) << egc_last_error();
     std::unique_ptr<egc_model, void (*)(egc_model *)> mp(m, egc_model_destroy);
@@ -743,7 +704,7 @@ void MethodsOnModel::every_method_matches_the_cpu()
         }
         EXPECT_GE(nonconst, kN / 2) << "most CPU maps are constant: a weak case";
         for (bool tf32 : {true, false}) {
-            Tf32Env env(tf32);
+            Tf32FastEnv env(tf32);
             // TF32 rounds conv/GEMM inputs to 10 mantissa bits: raw maps built from sums of many
             // such products move by up to ~1e-2 of their range (seen on an H100: 1.3e-2 worst,
             // Pearson >= 0.99993); strict fp32 must agree to 1e-4.
@@ -771,7 +732,7 @@ void MethodsOnModel::every_method_matches_the_cpu()
 
 void MethodsOnModel::batch_one_and_seven_agree()
 {
-    Tf32Env env(false);
+    Tf32FastEnv env(false);
     const Case *sel[] = {&kCases[0], &kCases[6], &kCases[10], &kCases[12], &kCases[14]};
     for (const Case *c : sel) {
         SCOPED_TRACE(c->name);

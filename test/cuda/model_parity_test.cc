@@ -51,6 +51,8 @@ extern "C" {
 #include "egcam/model.h"
 }
 
+#include "cuda_test_util.h"
+
 namespace {
 
 std::string shared_dir()
@@ -82,42 +84,6 @@ std::vector<std::string> list_dir(const std::string &d, bool dirs)
     std::sort(out.begin(), out.end());
     return out;
 }
-
-// Why CUDA cannot be used here ("" when it can).
-const std::string &cuda_skip_reason()
-{
-    static std::string reason;
-    static bool probed = false;
-    if (!probed) {
-        probed = true;
-        egc_backend *be = nullptr;
-        if (egc_backend_create("cuda", &be) != EGC_OK)
-            reason = std::string("no usable CUDA device: ") + egc_last_error();
-        egc_backend_destroy(be);
-    }
-    return reason;
-}
-
-// Sets EGC_CUDA_TF32 for the sessions created while it lives; restores the old value.
-class Tf32Env {
-public:
-    explicit Tf32Env(bool allow)
-    {
-        const char *o = getenv("EGC_CUDA_TF32");
-        had_ = o != nullptr;
-        if (had_) old_ = o;
-        setenv("EGC_CUDA_TF32", allow ? "1" : "0", 1);
-    }
-    ~Tf32Env()
-    {
-        if (had_) setenv("EGC_CUDA_TF32", old_.c_str(), 1);
-        else unsetenv("EGC_CUDA_TF32");
-    }
-
-private:
-    bool had_ = false;
-    std::string old_;
-};
 
 struct Outputs {
     std::vector<float> logits;  // [n, classes]
