@@ -25,31 +25,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "egcam/explain.h"
 #include "egcam/model.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') putchar('\\');
-        putchar(*s);
-    }
-    putchar('"');
-}
 
 typedef struct bench_cfg {
     const char *model_path, *model_name, *device, *sha;
@@ -62,19 +40,19 @@ static void json_head(const char *bench, const char *backend, const char *device
                       const char *model, egc_method method, egc_precision prec)
 {
     printf("{\"bench\": ");
-    json_str(bench);
+    bench_json_str(bench);
     if (backend) {
         printf(", \"backend\": ");
-        json_str(backend);
+        bench_json_str(backend);
     }
     printf(", \"device\": ");
-    json_str(device);
+    bench_json_str(device);
     printf(", \"model\": ");
-    json_str(model);
+    bench_json_str(model);
     printf(", \"method\": ");
-    json_str(egc_method_name(method));
+    bench_json_str(egc_method_name(method));
     printf(", \"precision\": ");
-    json_str(egc_precision_name(prec));
+    bench_json_str(egc_precision_name(prec));
 }
 
 /* Times one (method, precision) configuration and prints its JSON line; 0 on success. */
@@ -125,15 +103,15 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
         }
     }
     for (int i = 0; i < b->warmup + b->repeats && rc == 0; i++) {
-        double t0 = now();
+        double t0 = bench_now();
         if (egc_explainer_run(e, x, images, NULL, res) != EGC_OK) {
             fprintf(stderr, "bench_explain: %s: %s\n", egc_method_name(method), egc_last_error());
             rc = 3;
         }
-        if (i >= b->warmup) t[i - b->warmup] = now() - t0;
+        if (i >= b->warmup) t[i - b->warmup] = bench_now() - t0;
     }
     if (rc == 0) {
-        qsort(t, (size_t)b->repeats, sizeof *t, cmp_d);
+        qsort(t, (size_t)b->repeats, sizeof *t, bench_cmp_d);
         double med = t[b->repeats / 2];
         json_head("explain", b->device, egc_explainer_device(e), b->model_name, method, prec);
         printf(", \"batch\": %d, \"samples\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
@@ -141,9 +119,9 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
                "\"layer\": ",
                images, method == EGC_METHOD_GRADCAM ? 1 : egc_explainer_samples(e), med * 1e3,
                t[0] * 1e3, images / med, egc_explainer_device_bytes(e), rows);
-        json_str(egc_explainer_layer(e));
+        bench_json_str(egc_explainer_layer(e));
         printf(", \"git_sha\": ");
-        json_str(b->sha);
+        bench_json_str(b->sha);
         printf("}\n");
         fflush(stdout);
     }
@@ -165,7 +143,7 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
                    images, rows, ph.runs, ph.scan_ms * k, ph.upload_ms * k, ph.clean_ms * k,
                    ph.perturb_ms * k, ph.forward_ms * k, ph.backward_ms * k, ph.reduce_ms * k,
                    ph.finalize_ms * k, ph.download_ms * k);
-            json_str(b->sha);
+            bench_json_str(b->sha);
             printf("}\n");
             fflush(stdout);
         } else if (rc) {

@@ -17,31 +17,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "egcam/model.h"
 #include "egcam/status.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') putchar('\\');
-        putchar(*s);
-    }
-    putchar('"');
-}
 
 int main(int argc, char **argv)
 {
@@ -112,12 +90,12 @@ int main(int argc, char **argv)
                 x[i] = (float)((st >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
             }
             for (int i = 0; i < warmup + repeats && rc == 0; i++) {
-                double t0 = now();
+                double t0 = bench_now();
                 if (egc_session_forward(s, x, b, NULL) != EGC_OK) {
                     fprintf(stderr, "bench_forward: %s\n", egc_last_error());
                     rc = 3;
                 }
-                if (i >= warmup) t[i - warmup] = now() - t0;
+                if (i >= warmup) t[i - warmup] = bench_now() - t0;
             }
             const char *ev = getenv("EGC_VERBOSE");
             if (rc == 0 && ev && !strcmp(ev, "1")) { /* how each layer ran, after the timed runs */
@@ -131,20 +109,20 @@ int main(int argc, char **argv)
             if (rc == 0) {
                 /* CUDA-graph replay exists on the CUDA backend only */
                 int graphs = !no_graphs && !strncmp(device, "cuda", 4);
-                qsort(t, (size_t)repeats, sizeof *t, cmp_d);
+                qsort(t, (size_t)repeats, sizeof *t, bench_cmp_d);
                 double med = t[repeats / 2];
                 printf("{\"bench\": \"forward\", \"backend\": ");
-                json_str(device);
+                bench_json_str(device);
                 printf(", \"device\": ");
-                json_str(egc_session_device(s));
+                bench_json_str(egc_session_device(s));
                 printf(", \"model\": ");
-                json_str(name);
+                bench_json_str(name);
                 printf(", \"method\": \"classify\", \"precision\": \"%s\", \"graphs\": %s, \"batch\": %d, "
                        "\"samples\": 1, \"median_ms\": %.3f, \"min_ms\": %.3f, \"images_per_s\": %.1f, "
                        "\"peak_device_bytes\": %zu, \"git_sha\": ",
                        egc_precision_name(so.precision), graphs ? "true" : "false", b, med * 1e3,
                        t[0] * 1e3, b / med, egc_session_device_bytes(s));
-                json_str(sha ? sha : "unknown");
+                bench_json_str(sha ? sha : "unknown");
                 printf("}\n");
                 fflush(stdout);
             }

@@ -68,6 +68,10 @@ EGC_NODISCARD egc_status egc_read_file(const char *path, uint8_t **data, size_t 
 /* Number of worker threads the CPU paths may use (EGC_NUM_THREADS, else online CPUs). */
 int egc_num_threads(void);
 
+/* Appends printf-formatted text at buf[*len..cap), keeping buf NUL-terminated and
+ * truncating at cap; *len becomes the new length. */
+void egc_str_append(char *buf, size_t cap, size_t *len, const char *fmt, ...) EGC_PRINTF(4, 5);
+
 /* Runs fn(i, arg) for i in [0, n) across up to egc_num_threads() threads and waits.
  * fn must be thread-safe for distinct i. Small n or one thread runs inline. */
 void egc_parallel_for(int64_t n, void (*fn)(int64_t i, void *arg), void *arg);

@@ -1,6 +1,7 @@
 /* util.c: checked allocation, whole-file reads, shapes, host tensors, parallel-for. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,4 +308,15 @@ void egc_parallel_for(int64_t n, void (*fn)(int64_t i, void *arg), void *arg)
     pf_worker(&j);
     for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
     pthread_mutex_destroy(&j.mu);
+}
+
+void egc_str_append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+    if (!buf || *len + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (k < 0) return;
+    *len += (size_t)k < cap - *len ? (size_t)k : cap - *len - 1;
 }

@@ -236,10 +236,7 @@ static egc_status cm_select_rows(egc_backend *be, const egc_select_spec *sp, int
 {
     (void)be;
     if (n <= 0) return EGC_OK;
-    if (!sp || !sp->a || !sp->key || !out || r0 < 0 || sp->C < 1 || sp->C > 4 || sp->hw < 1 ||
-        sp->rows_per < 1 || sp->thr_step < 0 || sp->thr_max < 0 || sp->key_stride < 0)
-        return EGC_FAIL(EGC_E_ARG, "cpu m_select_rows: bad arguments (%d rows from %lld)", n,
-                        (long long)r0);
+    EGC_TRY(egc_select_spec_check(sp, r0, n, out, "cpu"));
     select_ctx c = {sp, r0, out};
     egc_parallel_for(n, select_one, &c);
     return EGC_OK;

@@ -41,7 +41,6 @@
  *    trunk's launches on the stream once, replay launches the recording.
  * plan_describe lists what each node got. */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1826,9 +1825,6 @@ static const char *math_name(cudnnConvolutionDescriptor_t cd)
     }
 }
 
-EGC_PRINTF(4, 5)
-static void append(char *buf, size_t cap, size_t *len, const char *fmt, ...);
-
 static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap)
 {
     (void)be;
@@ -1838,7 +1834,7 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
     if (!pl) return;
     const egc_graph *g = pl->g;
     size_t len = 0;
-    append(buf, cap, &len, "cuda plan: %s, tf32 %s, %d fp16 node%s, %d fused Relu%s, "
+    egc_str_append(buf, cap, &len, "cuda plan: %s, tf32 %s, %d fp16 node%s, %d fused Relu%s, "
            "workspace %zu B, fp16 weights %zu B%s%s\n",
            pl->precision == CUDA_PREC_MIXED ? "mixed" : "fp32", pl->tf32 ? "on" : "off",
            pl->n_half, pl->n_half == 1 ? "" : "s", pl->n_fused, pl->n_fused == 1 ? "" : "s",
@@ -1848,11 +1844,11 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
         const node_plan *np = pl->np ? &pl->np[i] : NULL;
         const int half = np && np->half;
         const int f16_out = is_f16(pl, n->out);
-        append(buf, cap, &len, "  %-28.28s %-18s %s", n->name, egc_op_name(n->op),
+        egc_str_append(buf, cap, &len, "  %-28.28s %-18s %s", n->name, egc_op_name(n->op),
                half ? (f16_out ? "fp16 NHWC" : "fp16 NHWC -> fp32 NCHW") : "fp32 NCHW");
         if (n->op == EGC_OP_CONV && pl->conv[i].ready) {
             const conv_plan *cp = &pl->conv[i];
-            append(buf, cap, &len, ", algo %s (%s, %s), math %s, ws %zu B%s",
+            egc_str_append(buf, cap, &len, ", algo %s (%s, %s), math %s, ws %zu B%s",
                    fwd_algo_name(cp->fwd_algo), cp->found ? "timed" : "heuristic",
                    cp->half ? "fp16" : "fp32", math_name(cp->cd), cp->fwd_ws,
                    cp->explicit_pad ? ", explicit pad" : "");
@@ -1860,19 +1856,19 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
                                    ((np && np->relu_fused) ||
                                     cp->fwd_algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM);
             if (np && np->relu_fused)
-                append(buf, cap, &len, ", +bias+Relu %s",
+                egc_str_append(buf, cap, &len, ", +bias+Relu %s",
                        cp->half ? "in the epilogue kernel"
                        : fused_call ? "in one call (cudnnConvolutionBiasActivationForward)"
                        : "after the convolution");
             else if (fused_call)
-                append(buf, cap, &len, ", +bias in one call (cudnnConvolutionBiasActivationForward)");
+                egc_str_append(buf, cap, &len, ", +bias in one call (cudnnConvolutionBiasActivationForward)");
             if (cp->fused_refused)
-                append(buf, cap, &len, " (cuDNN refused the fused call: status %d)", cp->fused_status);
+                egc_str_append(buf, cap, &len, " (cuDNN refused the fused call: status %d)", cp->fused_status);
         } else if (np && np->relu_fused) {
-            append(buf, cap, &len, ", +Relu fused");
+            egc_str_append(buf, cap, &len, ", +Relu fused");
         }
-        if (np && np->relu_pass) append(buf, cap, &len, ", applied by its producer");
-        append(buf, cap, &len, "\n");
+        if (np && np->relu_pass) egc_str_append(buf, cap, &len, ", applied by its producer");
+        egc_str_append(buf, cap, &len, "\n");
     }
 }
 
@@ -2002,18 +1998,6 @@ egc_status egc_cuda_set_tf32(egc_backend *be, int allow)
     return EGC_OK;
 }
 
-/* Appends formatted text to buf[*len..cap), keeping it NUL-terminated and truncating. */
-EGC_PRINTF(4, 5)
-static void append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
-{
-    if (*len + 1 >= cap) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(buf + *len, cap - *len, fmt, ap);
-    va_end(ap);
-    if (k < 0) return;
-    *len += (size_t)k < cap - *len ? (size_t)k : cap - *len - 1;
-}
 
 egc_status egc_cuda_device_list(char *buf, size_t cap)
 {
@@ -2027,10 +2011,10 @@ egc_status egc_cuda_device_list(char *buf, size_t cap)
         struct cudaDeviceProp prop;
         cudaError_t e = cudaGetDeviceProperties(&prop, d);
         if (e != cudaSuccess) {
-            append(buf, cap, &len, "cuda:%d  (unavailable: %s)\n", d, cudaGetErrorString(e));
+            egc_str_append(buf, cap, &len, "cuda:%d  (unavailable: %s)\n", d, cudaGetErrorString(e));
             continue;
         }
-        append(buf, cap, &len, "cuda:%d  %s (%.1f GiB, sm_%d%d, %d SMs)\n", d, prop.name,
+        egc_str_append(buf, cap, &len, "cuda:%d  %s (%.1f GiB, sm_%d%d, %d SMs)\n", d, prop.name,
                (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), prop.major, prop.minor,
                prop.multiProcessorCount);
     }

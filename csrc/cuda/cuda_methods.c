@@ -8,6 +8,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_methods.h"
 #include "egc_method_kernels.h"
+#include "metrics/metrics_internal.h"
 
 /* The stream of be, or a recorded EGC_E_DEVICE. */
 #define STREAM_OR_FAIL(be, s)                                                              \
@@ -59,10 +60,7 @@ static egc_status cum_select_rows(egc_backend *be, const egc_select_spec *sp, in
                                   float *out)
 {
     if (n <= 0) return EGC_OK;
-    if (!sp || !sp->a || !sp->key || !out || r0 < 0 || sp->C < 1 || sp->C > 4 || sp->hw < 1 ||
-        sp->rows_per < 1 || sp->thr_step < 0 || sp->thr_max < 0 || sp->key_stride < 0)
-        return EGC_FAIL(EGC_E_ARG, "%s m_select_rows: bad arguments (%d rows from %lld)", be->name,
-                        n, (long long)r0);
+    EGC_TRY(egc_select_spec_check(sp, r0, n, out, be->name));
     STREAM_OR_FAIL(be, s);
     EGC_KERNEL(egc_k_select_rows(sp->a, sp->b, sp->key, sp->key_stride, sp->C, sp->hw,
                                  sp->rows_per, sp->thr_step, sp->thr_max, sp->bconst, r0, n, out,

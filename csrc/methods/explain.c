@@ -57,6 +57,7 @@ struct egc_explainer {
     float *score, *sigma;           /* [B] */
     uint64_t *ids;                  /* [B] */
     uint32_t *s0;                   /* [B] first sample id of each image of a group */
+    int keyed;                      /* this run gave first sample ids (s0d holds them) */
     float *Lh, *maph;               /* [B,hw], [B,H*W] maps of a group */
     /* backend memory */
     void *dev[MAX_DEV_BUFS];
@@ -486,7 +487,7 @@ static egc_sample_spec group_spec(const egc_explainer *e)
     memset(&sp, 0, sizeof sp);
     sp.seed = e->o.seed;
     sp.ids = e->idsd;
-    sp.sample0 = e->s0d;
+    sp.sample0 = e->keyed ? e->s0d : NULL;
     sp.sigma = e->sigmad;
     sp.plan_b = e->planbd;
     sp.plan_a = e->planad;
@@ -838,11 +839,13 @@ static void blur_image(int64_t i, void *arg)
 
 typedef struct scan_ctx {
     egc_explainer *e;
-    const float *x; /* [g,chw] the group's images */
+    const float *x;      /* [g,chw] the group's images */
+    const uint64_t *ids; /* [g] the group's given image ids, or NULL: hash the images */
 } scan_ctx;
 
-/* Image i of a group: e->ids[i] = egc_image_id(image), e->sigma[i] = max - min of its values,
- * or NaN when it holds a non-finite value (max - min of finite floats is never NaN). */
+/* Image i of a group: e->ids[i] = the given id or egc_image_id(image), e->sigma[i] = max -
+ * min of its values, or NaN when it holds a non-finite value (max - min of finite floats is
+ * never NaN). */
 static void scan_image(int64_t i, void *arg)
 {
     scan_ctx *c = arg;
@@ -855,7 +858,7 @@ static void scan_image(int64_t i, void *arg)
         if (xi[j] < mn) mn = xi[j];
         if (xi[j] > mx) mx = xi[j];
     }
-    e->ids[i] = egc_image_id(xi, e->chw);
+    e->ids[i] = c->ids ? c->ids[i] : egc_image_id(xi, e->chw);
     e->sigma[i] = finite ? mx - mn : NAN;
 }
 
@@ -985,6 +988,7 @@ egc_status egc_explainer_run_keyed(egc_explainer *e, const float *x, int n, cons
                         "results)", n);
     egc_backend *be = e->be;
     size_t HW = (size_t)e->H * (size_t)e->W;
+    e->keyed = sample0 != NULL;
     if (e->prof) {
         EGC_TRY(be->sync(be));
         e->t_last = now_ms();
@@ -995,7 +999,7 @@ egc_status egc_explainer_run_keyed(egc_explainer *e, const float *x, int n, cons
         int g = EGC_MIN(e->B, n - i0);
         const float *xg = x + (size_t)i0 * e->chw;
         /* ids and value ranges of the g images in parallel, then the checks in image order */
-        scan_ctx sc = {e, xg};
+        scan_ctx sc = {e, xg, ids ? ids + i0 : NULL};
         egc_parallel_for(g, scan_image, &sc);
         for (int i = 0; i < g; i++) {
             const float *xi = xg + (size_t)i * e->chw;
@@ -1011,15 +1015,14 @@ egc_status egc_explainer_run_keyed(egc_explainer *e, const float *x, int n, cons
                                 e->classes);
             e->cls[i] = c < 0 ? -1 : c;
             e->sigma[i] *= e->o.noise;
-            if (ids) e->ids[i] = ids[i0 + i];
-            e->s0[i] = sample0 ? sample0[i0 + i] : 0u;
+            if (sample0) e->s0[i] = sample0[i0 + i];
         }
         EGC_TRY(phase(e, PH_SCAN));
         EGC_TRY(be->upload(be, e->xd, xg, (size_t)g * e->chw * sizeof(float)));
         EGC_TRY(be->upload(be, e->clsd, e->cls, (size_t)g * sizeof(int32_t)));
         if (e->sampled) {
             EGC_TRY(be->upload(be, e->idsd, e->ids, (size_t)g * sizeof(uint64_t)));
-            EGC_TRY(be->upload(be, e->s0d, e->s0, (size_t)g * sizeof(uint32_t)));
+            if (e->keyed) EGC_TRY(be->upload(be, e->s0d, e->s0, (size_t)g * sizeof(uint32_t)));
             EGC_TRY(be->upload(be, e->sigmad, e->sigma, (size_t)g * sizeof(float)));
         }
         EGC_TRY(phase(e, PH_UPLOAD));

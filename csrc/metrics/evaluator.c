@@ -264,17 +264,35 @@ static int cmp_rank(const void *a, const void *b)
     return (p->i > q->i) - (p->i < q->i);
 }
 
-egc_status egc_rank_pixels(const float *map, int n, int *order)
+/* The pixels of map[n] sorted into it[n] by decreasing value, ties by ascending index; NaN
+ * ranks last (it compares as the smallest value). Allocates it; the caller frees it. */
+static egc_status sorted_pixels(const float *map, int n, rank_item **out)
 {
     rank_item *it = NULL;
-    EGC_TRY(egc_malloc((void **)&it, (size_t)n, sizeof *it, "pixel ranking"));
+    EGC_TRY(egc_malloc((void **)&it, (size_t)(n > 0 ? n : 1), sizeof *it, "pixel ranking"));
     for (int i = 0; i < n; i++) {
-        /* NaN ranks last: it compares as the smallest value. */
         it[i].v = isnan(map[i]) ? -INFINITY : map[i];
         it[i].i = i;
     }
     qsort(it, (size_t)n, sizeof *it, cmp_rank);
+    *out = it;
+    return EGC_OK;
+}
+
+egc_status egc_rank_pixels(const float *map, int n, int *order)
+{
+    rank_item *it = NULL;
+    EGC_TRY(sorted_pixels(map, n, &it));
     for (int i = 0; i < n; i++) order[i] = it[i].i;
+    free(it);
+    return EGC_OK;
+}
+
+egc_status egc_rank_keys(const float *map, int hw, int32_t *key)
+{
+    rank_item *it = NULL;
+    EGC_TRY(sorted_pixels(map, hw, &it));
+    for (int k = 0; k < hw; k++) key[it[k].i] = k;
     free(it);
     return EGC_OK;
 }

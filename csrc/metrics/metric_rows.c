@@ -1,23 +1,11 @@
-/* metric_rows.c: the CPU references of the metric-level backend entries (backend.h,
- * m_rank and m_select_rows): the pixel ranks of a map and one masked-replacement row. The
- * CPU backend runs them (csrc/cpu/cpu_methods.c); the CUDA kernels of kernels/metric_*.cu
- * are checked against them. */
-#include <stdlib.h>
-
+/* metric_rows.c: the CPU reference of the backend entry m_select_rows (backend.h): one
+ * masked-replacement row (the ranks of m_rank are egc_rank_keys, evaluator.c), and the check
+ * of a select spec that both backends make. The CPU backend runs them
+ * (csrc/cpu/cpu_methods.c); the CUDA kernels of kernels/metric_*.cu are checked against
+ * them. */
 #include "backend/backend.h"
 #include "core/core.h"
 #include "metrics/metrics_internal.h"
-
-egc_status egc_rank_keys(const float *map, int hw, int32_t *key)
-{
-    int *order = NULL;
-    EGC_TRY(egc_malloc((void **)&order, (size_t)(hw > 0 ? hw : 1), sizeof(int), "pixel order"));
-    egc_status st = egc_rank_pixels(map, hw, order);
-    if (st == EGC_OK)
-        for (int k = 0; k < hw; k++) key[order[k]] = k;
-    free(order);
-    return st;
-}
 
 void egc_select_row(const egc_select_spec *sp, int64_t r, float *out)
 {
@@ -32,4 +20,14 @@ void egc_select_row(const egc_select_spec *sp, int64_t r, float *out)
         float bc = sp->bconst[c], *o = out + (size_t)c * hw;
         for (size_t p = 0; p < hw; p++) o[p] = key[p] < thr ? (b ? b[p] : bc) : a[p];
     }
+}
+
+egc_status egc_select_spec_check(const egc_select_spec *sp, int64_t r0, int n, const void *out,
+                                 const char *who)
+{
+    if (!sp || !sp->a || !sp->key || !out || r0 < 0 || sp->C < 1 || sp->C > 4 || sp->hw < 1 ||
+        sp->rows_per < 1 || sp->thr_step < 0 || sp->thr_max < 0 || sp->key_stride < 0)
+        return EGC_FAIL(EGC_E_ARG, "%s m_select_rows: bad arguments (%d rows from %lld)", who, n,
+                        (long long)r0);
+    return EGC_OK;
 }

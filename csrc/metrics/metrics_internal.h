@@ -52,13 +52,17 @@ EGC_NODISCARD egc_status egc_eval_stream(egc_evaluator *ev, int64_t rows, egc_ro
 EGC_NODISCARD egc_status egc_rank_pixels(const float *map, int n, int *order);
 
 /* key[p] = the position of pixel p in egc_rank_pixels' order of map[hw] (the CPU
- * reference of the backend entry m_rank). */
+ * reference of the backend entry m_rank). Allocates its scratch (one call per map). */
 EGC_NODISCARD egc_status egc_rank_keys(const float *map, int hw, int32_t *key);
 
 /* Row r of the masked-replacement rows of sp (backend.h, struct egc_select_spec; every
  * pointer host memory) into out[C*hw] (the CPU reference of m_select_rows). */
 struct egc_select_spec;
 void egc_select_row(const struct egc_select_spec *sp, int64_t r, float *out);
+/* EGC_OK when sp, r0 and out make a valid m_select_rows call (pointers set, 1 <= C <= 4,
+ * sizes and steps non-negative), else EGC_E_ARG naming `who` (the backend). */
+EGC_NODISCARD egc_status egc_select_spec_check(const struct egc_select_spec *sp, int64_t r0,
+                                               int n, const void *out, const char *who);
 
 /* Streams rows 0..rows-1 of the select spec sp (its arrays in the evaluator's backend
  * memory) through the model: the rows are made by the backend (m_select_rows) straight into

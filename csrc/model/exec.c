@@ -1,6 +1,5 @@
 /* exec.c: the executor. Plans memory once per (graph, backend, batch, target) and walks the
  * nodes, calling only the backend vtable. See exec.h for the contract. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,25 +419,13 @@ egc_status egc_plan_forward_trunk(egc_plan *p)
     return EGC_OK;
 }
 
-/* Appends formatted text at buf[*len..cap) (truncating, NUL-terminated). */
-EGC_PRINTF(4, 5)
-static void describe_append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
-{
-    if (*len + 1 >= cap) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(buf + *len, cap - *len, fmt, ap);
-    va_end(ap);
-    if (k < 0) return;
-    *len += (size_t)k < cap - *len ? (size_t)k : cap - *len - 1;
-}
 
 void egc_plan_describe(const egc_plan *p, char *buf, size_t cap)
 {
     if (!buf || !cap) return;
     buf[0] = '\0';
     size_t len = 0;
-    describe_append(buf, cap, &len, "plan: %s, batch %lld, precision %s, %d shared buffer%s, "
+    egc_str_append(buf, cap, &len, "plan: %s, batch %lld, precision %s, %d shared buffer%s, "
                     "graph replay %s\n", p->be->name, (long long)p->batch,
                     egc_precision_name(p->opts.precision), p->n_shared,
                     p->n_shared == 1 ? "" : "s",

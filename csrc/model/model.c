@@ -28,7 +28,8 @@ struct egc_session {
     int chunk;          /* rows per pass: the plan's batch (<= batch) */
     int target_value;   /* -1 when forward only */
     float *seed_dev;    /* [chunk, classes] on the device */
-    float *xhost;       /* [batch, C*H*W] the last forward's inputs; only when chunk < batch */
+    float *xhost;       /* [batch, C*H*W] the last forward's inputs; only when chunk < batch
+                           and there is a target layer (a backward will need them) */
     int fwd_n;          /* rows of the last forward (0: none yet) */
     int fwd_row0;       /* first of those rows that the plan's buffers hold */
     size_t cap;         /* max_device_bytes (0: none) */
@@ -349,7 +350,8 @@ egc_status egc_session_create_ex(const egc_model *m, const char *device, int bat
     s->cap = opts ? opts->max_device_bytes : 0;
     EGC_TRYG(st, fit_plan(s, &po, opts ? opts->extra_row_bytes : 0,
                           opts ? opts->extra_fixed_bytes : 0), fail);
-    if (s->chunk < s->batch) {
+    /* Only a backward needs the inputs again (a forward-only session never copies them). */
+    if (s->chunk < s->batch && s->target_value >= 0) {
         size_t per = (size_t)m->c * (size_t)m->h * (size_t)m->w;
         EGC_TRYG(st, egc_malloc((void **)&s->xhost, (size_t)batch * per, sizeof(float),
                                 "session input copy"), fail);

@@ -109,7 +109,8 @@ int egc_session_chunk(const egc_session *s);
 
 /* Forward of n <= batch preprocessed images x[n,C,H,W] (host, float32); writes the
  * logits[n,classes] to the host. When n > egc_session_chunk the rows run in passes of chunk
- * rows, and a split session keeps a host copy of x for egc_session_backward. */
+ * rows, and a split session with a target layer keeps a host copy of x for
+ * egc_session_backward. */
 EGC_NODISCARD egc_status egc_session_forward(egc_session *s, const float *x, int n,
                                               float *logits);
 

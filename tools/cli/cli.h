@@ -86,6 +86,19 @@ int cli_parse_choice(const char *cmd, const char *opt, const char *val,
  * is rounded down to whole bytes and must be at least 1. Returns 1, or 0 after printing why
  * ("egcam CMD: OPT 'VAL' ..."). */
 int cli_parse_size(const char *cmd, const char *opt, const char *val, size_t *out);
+/* --precision: fp32 or mixed into *out; prints the usage error and returns 0 otherwise. */
+int cli_parse_precision(const char *cmd, const char *val, egc_precision *out);
+
+/* The getopt_long entries of the method options (those cli_method_option takes), all with
+ * the option code `code`: --layer --score --samples --baselines --noise --alpha --combine
+ * --seed --plan. */
+#define CLI_METHOD_LONG_OPTIONS(code)                                                      \
+    {"layer", required_argument, 0, (code)}, {"score", required_argument, 0, (code)},      \
+        {"samples", required_argument, 0, (code)},                                         \
+        {"baselines", required_argument, 0, (code)},                                       \
+        {"noise", required_argument, 0, (code)}, {"alpha", required_argument, 0, (code)},  \
+        {"combine", required_argument, 0, (code)}, {"seed", required_argument, 0, (code)}, \
+        {"plan", required_argument, 0, (code)}
 /* n bytes for people: "2.00 GiB", "512.0 MiB", "12.3 KiB", "100 B"; returns buf. */
 const char *cli_format_bytes(size_t n, char *buf, size_t cap);
 

@@ -143,11 +143,7 @@ int cmd_classify(int argc, char **argv)
             batch = (int)lv;
             break;
         case O_PREC:
-            if (egc_precision_parse(optarg, &sopt.precision) != EGC_OK) {
-                fprintf(stderr, "egcam classify: --precision '%s' is not one of fp32, mixed\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
+            if (!cli_parse_precision("classify", optarg, &sopt.precision)) return EXIT_USAGE;
             break;
         case O_MAXMEM:
             if (!cli_parse_size("classify", "--max-memory", optarg, &sopt.max_device_bytes))

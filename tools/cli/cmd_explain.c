@@ -343,13 +343,9 @@ int cmd_explain(int argc, char **argv)
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"method", required_argument, 0, O_METHOD},
-        {"out", required_argument, 0, O_OUT},         {"layer", required_argument, 0, O_MOPT},
-        {"preset", required_argument, 0, O_PRESET},   {"samples", required_argument, 0, O_MOPT},
-        {"baselines", required_argument, 0, O_MOPT},
-        {"noise", required_argument, 0, O_MOPT},      {"alpha", required_argument, 0, O_MOPT},
-        {"combine", required_argument, 0, O_MOPT},    {"score", required_argument, 0, O_MOPT},
-        {"seed", required_argument, 0, O_MOPT},       {"class", required_argument, 0, O_CLASS},
-        {"plan", required_argument, 0, O_MOPT},       {"device", required_argument, 0, O_DEVICE},
+        {"out", required_argument, 0, O_OUT},         {"preset", required_argument, 0, O_PRESET},
+        CLI_METHOD_LONG_OPTIONS(O_MOPT),
+        {"class", required_argument, 0, O_CLASS},     {"device", required_argument, 0, O_DEVICE},
         {"batch", required_argument, 0, O_BATCH},     {"labels", required_argument, 0, O_LABELS},
         {"save", required_argument, 0, O_SAVE},
         {"overlay-on", required_argument, 0, O_OVERLAY_ON},
@@ -419,10 +415,7 @@ int cmd_explain(int argc, char **argv)
             break;
         case O_GALLERY: oc.gallery = 1; break;
         case O_PRECISION:
-            if (egc_precision_parse(optarg, &o.precision) != EGC_OK) {
-                fprintf(stderr, "egcam explain: --precision '%s' is not one of fp32, mixed\n", optarg);
-                return EXIT_USAGE;
-            }
+            if (!cli_parse_precision("explain", optarg, &o.precision)) return EXIT_USAGE;
             break;
         case O_MAXMEM:
             if (!cli_parse_size("explain", "--max-memory", optarg, &o.max_device_bytes))

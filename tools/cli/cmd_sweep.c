@@ -760,11 +760,7 @@ int cmd_sweep(int argc, char **argv)
         {"tolerance", required_argument, 0, O_TOL},   {"gallery", required_argument, 0, O_GALLERY},
         {"time-limit", required_argument, 0, O_TLIMIT},
         {"max-memory", required_argument, 0, O_MAXMEM},
-        {"layer", required_argument, 0, O_MOPT},      {"score", required_argument, 0, O_MOPT},
-        {"samples", required_argument, 0, O_MOPT},    {"baselines", required_argument, 0, O_MOPT},
-        {"noise", required_argument, 0, O_MOPT},      {"alpha", required_argument, 0, O_MOPT},
-        {"combine", required_argument, 0, O_MOPT},    {"seed", required_argument, 0, O_MOPT},
-        {"plan", required_argument, 0, O_MOPT},       {"quiet", no_argument, 0, 'q'},
+        CLI_METHOD_LONG_OPTIONS(O_MOPT),              {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},             {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c, li;

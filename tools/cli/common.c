@@ -585,3 +585,10 @@ int cli_method_option(const char *cmd, const char *name, const char *val,
     }
     return 1;
 }
+
+int cli_parse_precision(const char *cmd, const char *val, egc_precision *out)
+{
+    if (egc_precision_parse(val, out) == EGC_OK) return 1;
+    fprintf(stderr, "egcam %s: --precision '%s' is not one of fp32, mixed\n", cmd, val);
+    return 0;
+}
