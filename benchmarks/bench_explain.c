@@ -5,7 +5,7 @@
  * usage: bench_explain --model M.onnx [--device cpu|cuda:N] [--methods gradcam,expected-gradcam]
  *                      [--gradcam-batch 64] [--expected-batch 32] [--samples 32]
  *                      [--rows R] [--precision fp32[,mixed]] [--repeats R] [--warmup W]
- *                      [--phases P]
+ *                      [--phases P] [--pinned]
  * One timed run is egc_explainer_run on a batch of host images (deterministic pseudo-random
  * tensors; preprocessing is not timed) up to the final maps on the host: the clean pass,
  * the sampled passes, the reductions and the post-processing. Grad-CAM uses an explainer of
@@ -15,7 +15,9 @@
  * first `warmup` runs are discarded; the median and minimum of `repeats` runs are reported.
  * peak_device_bytes is egc_explainer_device_bytes (the session's weights, arenas and
  * workspaces and the explainer's buffers; runs allocate nothing, so it is the peak).
- * Extra keys: rows_per_pass, layer.
+ * Extra keys: rows_per_pass, layer, pinned.
+ * --pinned: the input images live in egc_host_alloc memory (page-locked for a CUDA device),
+ * as a caller that loads its batches there would have them; otherwise in malloc memory.
  * --phases P: after the timed runs, P more runs with egc_explainer_set_profiling on (the
  * device is synchronised at every phase boundary) and one line {"bench": "explain-phases"}
  * with the mean milliseconds per run of each phase (egc_explain_phases). */
@@ -31,7 +33,7 @@
 
 typedef struct bench_cfg {
     const char *model_path, *model_name, *device, *sha;
-    int repeats, warmup, phases;
+    int repeats, warmup, phases, pinned;
 } bench_cfg;
 
 /* The opening keys of a JSON line: {"bench": NAME, ["backend": ...,] "device", "model",
@@ -81,7 +83,13 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
     egc_model_input_chw(m, &c, &H, &W);
     egc_explainer_geometry(e, &h, &w, NULL, NULL);
     size_t chw = (size_t)c * (size_t)H * (size_t)W;
-    float *x = malloc((size_t)images * chw * sizeof(float));
+    float *x = NULL;
+    if (b->pinned) {
+        void *p = NULL;
+        if (egc_host_alloc(b->device, (size_t)images * chw * sizeof(float), &p) == EGC_OK) x = p;
+    } else {
+        x = malloc((size_t)images * chw * sizeof(float));
+    }
     float *raw = malloc((size_t)images * (size_t)h * (size_t)w * sizeof(float));
     float *map = malloc((size_t)images * (size_t)H * (size_t)W * sizeof(float));
     egc_cam_result *res = calloc((size_t)images, sizeof *res);
@@ -116,9 +124,10 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
         json_head("explain", b->device, egc_explainer_device(e), b->model_name, method, prec);
         printf(", \"batch\": %d, \"samples\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
                "\"images_per_s\": %.2f, \"peak_device_bytes\": %zu, \"rows_per_pass\": %d, "
-               "\"layer\": ",
+               "\"pinned\": %s, \"layer\": ",
                images, method == EGC_METHOD_GRADCAM ? 1 : egc_explainer_samples(e), med * 1e3,
-               t[0] * 1e3, images / med, egc_explainer_device_bytes(e), rows);
+               t[0] * 1e3, images / med, egc_explainer_device_bytes(e), rows,
+               b->pinned && egc_host_pinned(x) ? "true" : "false");
         bench_json_str(egc_explainer_layer(e));
         printf(", \"git_sha\": ");
         bench_json_str(b->sha);
@@ -150,7 +159,8 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
             fprintf(stderr, "bench_explain: profiled run: %s\n", egc_last_error());
         }
     }
-    free(x);
+    if (b->pinned) egc_host_free(x);
+    else free(x);
     free(raw);
     free(map);
     free(res);
@@ -161,7 +171,7 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
 
 int main(int argc, char **argv)
 {
-    bench_cfg b = {NULL, NULL, "cpu", NULL, 5, 1, 0};
+    bench_cfg b = {NULL, NULL, "cpu", NULL, 5, 1, 0, 0};
     const char *methods = "gradcam,expected-gradcam", *precisions = "fp32";
     int gc_batch = 64, ex_batch = 32, samples = 32, rows = 0;
     for (int i = 1; i < argc; i++) {
@@ -176,11 +186,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--repeats") && i + 1 < argc) b.repeats = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) b.warmup = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--phases") && i + 1 < argc) b.phases = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--pinned")) b.pinned = 1;
         else {
             fprintf(stderr, "usage: bench_explain --model M.onnx [--device D] [--methods "
                             "gradcam,expected-gradcam] [--gradcam-batch 64] [--expected-batch 32] "
                             "[--samples 32] [--rows R] [--precision fp32[,mixed]] [--repeats R] "
-                            "[--warmup W] [--phases P]\n");
+                            "[--warmup W] [--phases P] [--pinned]\n");
             return 2;
         }
     }

@@ -3,7 +3,9 @@
  *
  * usage: bench_forward --model M.onnx [--device cpu|cuda:N] [--batch B[,B...]]
  *                      [--repeats R] [--warmup W] [--precision fp32|mixed[,...]]
- *                      [--no-graphs]
+ *                      [--no-graphs] [--pinned]
+ * --pinned: the input batch lives in egc_host_alloc memory (page-locked for a CUDA device), so
+ * its upload is a DMA at the bus's full speed; otherwise in malloc memory.
  * --precision: one line per precision and batch (default fp32); --no-graphs: issue every
  * op call (no CUDA-graph replay; "graphs" is false on the CPU backend, which has none). With EGC_VERBOSE=1 in the environment, how each layer runs
  * (egc_session_describe, after the warm-up) goes to stderr.
@@ -24,7 +26,7 @@
 int main(int argc, char **argv)
 {
     const char *model = NULL, *device = "cpu", *batches = "1,16", *precisions = "fp32";
-    int repeats = 10, warmup = 2, no_graphs = 0;
+    int repeats = 10, warmup = 2, no_graphs = 0, pinned = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
@@ -33,10 +35,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) precisions = argv[++i];
         else if (!strcmp(argv[i], "--no-graphs")) no_graphs = 1;
+        else if (!strcmp(argv[i], "--pinned")) pinned = 1;
         else {
             fprintf(stderr, "usage: bench_forward --model M.onnx [--device D] [--batch B,...] "
                             "[--repeats R] [--warmup W] [--precision fp32|mixed[,...]] "
-                            "[--no-graphs]\n");
+                            "[--no-graphs] [--pinned]\n");
             return 2;
         }
     }
@@ -81,7 +84,13 @@ int main(int argc, char **argv)
                 break;
             }
             size_t n = (size_t)b * (size_t)c * (size_t)h * (size_t)w;
-            float *x = malloc(n * sizeof(float));
+            float *x = NULL;
+            if (pinned) {
+                void *p = NULL;
+                if (egc_host_alloc(device, n * sizeof(float), &p) == EGC_OK) x = p;
+            } else {
+                x = malloc(n * sizeof(float));
+            }
             double *t = malloc((size_t)repeats * sizeof(double));
             if (!x || !t) return 3;
             uint32_t st = 12345;
@@ -117,16 +126,19 @@ int main(int argc, char **argv)
                 bench_json_str(egc_session_device(s));
                 printf(", \"model\": ");
                 bench_json_str(name);
-                printf(", \"method\": \"classify\", \"precision\": \"%s\", \"graphs\": %s, \"batch\": %d, "
+                printf(", \"method\": \"classify\", \"precision\": \"%s\", \"graphs\": %s, "
+                       "\"pinned\": %s, \"batch\": %d, "
                        "\"samples\": 1, \"median_ms\": %.3f, \"min_ms\": %.3f, \"images_per_s\": %.1f, "
                        "\"peak_device_bytes\": %zu, \"git_sha\": ",
-                       egc_precision_name(so.precision), graphs ? "true" : "false", b, med * 1e3,
+                       egc_precision_name(so.precision), graphs ? "true" : "false",
+                       egc_host_pinned(x) ? "true" : "false", b, med * 1e3,
                        t[0] * 1e3, b / med, egc_session_device_bytes(s));
                 bench_json_str(sha ? sha : "unknown");
                 printf("}\n");
                 fflush(stdout);
             }
-            free(x);
+            if (pinned) egc_host_free(x);
+            else free(x);
             free(t);
             egc_session_destroy(s);
         }

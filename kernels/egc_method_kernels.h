@@ -22,6 +22,11 @@
 extern "C" {
 #endif
 
+/* method_scan.cu: ids [n] (skipped when NULL), range [n,2] and bad [n] of the images x
+ * [n,chw] (m_scan). */
+int egc_k_scan(const float *x, int64_t n, int64_t chw, uint64_t *ids, float *range, int64_t *bad,
+               void *stream);
+
 /* method_perturb.cu: z[t] (chw floats) = sample point of row r0 + t of spec (m_perturb). */
 int egc_k_perturb(egc_sample_spec spec, const float *x, const float *base, int64_t r0, int64_t n,
                   int64_t chw, float *z, void *stream);
@@ -31,6 +36,16 @@ int egc_k_perturb(egc_sample_spec spec, const float *x, const float *base, int64
 int egc_k_select_rows(const float *a, const float *b, const int32_t *key, int64_t key_stride,
                       int C, int64_t hw, int64_t rows_per, int64_t thr_step, int64_t thr_max,
                       const float bconst[4], int64_t r0, int64_t n, float *out, void *stream);
+
+/* metric_gauss.cu: scratch bytes for n rows of chw values (0 when n or chw is out of
+ * range), and the Gaussian-infidelity rows r0..r0+n-1 (m_gauss_rows; the fields of
+ * backend.h's egc_gauss_spec, sample0 may be NULL) into out [n,chw] with their dot products
+ * aux [n] (double); scratch holds egc_k_gauss_scratch(n, C*hw) bytes. */
+size_t egc_k_gauss_scratch(int64_t n, int64_t chw);
+int egc_k_gauss_rows(const float *x, const float *phi, const uint64_t *ids,
+                     const uint32_t *sample0, uint64_t seed, float sigma, int C, int64_t hw,
+                     int64_t rows_per, int64_t r0, int64_t n, void *scratch,
+                     size_t scratch_bytes, float *out, double *aux, void *stream);
 
 /* metric_rank.cu: scratch bytes for n maps of hw pixels (0 when n * hw is out of range),
  * and the ranks key [n,hw] of maps [n,hw] (m_rank). */

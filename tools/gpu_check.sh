@@ -145,7 +145,7 @@ elif [ $BUILT -ne 1 ]; then
 else
     step memcheck 150 "$SAN" --tool memcheck --error-exitcode 3 --leak-check no \
         "$BUILD_DIR/egcam_cuda_tests" \
-        --gtest_filter='CudaMetricEntries.RankIsTheCpuOrderExactly:CudaMetricEntries.SelectRowsAreBitExact:CudaParity.ConvAsymmetricPadStride2:CudaParity.ConvDepthwiseStride2:CudaParity.MaxPool*:CudaParity.AvgPoolCeilMode:CudaParity.PadModes:CudaParity.SubBothBroadcast:CudaParity.MatMulCrossBroadcast:CudaParity.Softmax:CudaParity.GemmTransABAlphaBeta:CudaMethodsEntries.*:CudaParity.ConvMixedSymmetricPadBias:CudaF16.*'
+        --gtest_filter='CudaMetricEntries.RankIsTheCpuOrderExactly:CudaMetricEntries.SelectRowsAreBitExact:CudaMetricEntries.GaussRowsMatchTheCpu:CudaMethodsResNet20.PinnedInputsGiveTheSameMaps:CudaParity.ConvAsymmetricPadStride2:CudaParity.ConvDepthwiseStride2:CudaParity.MaxPool*:CudaParity.AvgPoolCeilMode:CudaParity.PadModes:CudaParity.SubBothBroadcast:CudaParity.MatMulCrossBroadcast:CudaParity.Softmax:CudaParity.GemmTransABAlphaBeta:CudaMethodsEntries.*:CudaParity.ConvMixedSymmetricPadBias:CudaF16.*'
 fi
 
 # ---- device listing ----
@@ -217,6 +217,21 @@ else
 fi
 step bench_torch 200 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forward.py --models "$4" --batch "$2" --repeats 10 | tee -a "$3"' \
     _ "$PY" "$BB" "$BENCH" "$PEER_TV"
+# The forward goal of ResNet-50 side by side: inputs in page-locked memory on both sides, and
+# PyTorch's torch.compile fp16 forward (compilation not timed; SKIP_COMPILE=1 skips it).
+if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_forward" ]; then
+    step bench_forward_pinned 60 bash -c \
+        'set -o pipefail; "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 --precision fp32,mixed --pinned | tee -a "$5"' \
+        _ "$BUILD_DIR/bench_forward" "$TV_DIR/resnet50.onnx" "$BB" "$BR" "$BENCH"
+fi
+step bench_torch_pinned 60 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forward.py --models resnet50 --batch "$2" --repeats 10 --pinned | tee -a "$3"' \
+    _ "$PY" "$BB" "$BENCH"
+if [ "${SKIP_COMPILE:-0}" != 1 ]; then
+    step bench_torch_compiled 150 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forward.py --models resnet50 --precisions fp16 --batch "$2" --repeats 10 --pinned --compile | tee -a "$3"' \
+        _ "$PY" "$BB" "$BENCH"
+else
+    skip bench_torch_compiled "SKIP_COMPILE=1"
+fi
 
 # Explanation throughput (all into $OUT/bench_explain.jsonl, bench_explain.c's keys): egcam's
 # Grad-CAM (batch 64) and Expected Grad-CAM (32 images x S = 32 samples, 128 rows per pass;
@@ -237,6 +252,11 @@ if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_explain" ]; then
             'set -o pipefail; "$1" --model "$2" --device cuda --methods gradcam,expected-gradcam --gradcam-batch 64 --expected-batch 32 --samples 32 --rows 128 --precision fp32,mixed --repeats "$3" --warmup 1 --phases 2 | tee -a "$4"' \
             _ "$BUILD_DIR/bench_explain" "$TV_DIR/$M.onnx" "$ER" "$EB"
     done
+    # Grad-CAM is bound by the host: the same runs with the inputs in page-locked memory
+    # (egc_host_alloc), next to gradcam_torch.py --pinned below.
+    step bench_explain_pinned 45 bash -c \
+        'set -o pipefail; "$1" --model "$2" --device cuda --methods gradcam --gradcam-batch 64 --precision fp32,mixed --repeats "$3" --warmup 1 --phases 2 --pinned | tee -a "$4"' \
+        _ "$BUILD_DIR/bench_explain" "$TV_DIR/resnet50.onnx" "$ER" "$EB"
 else
     skip bench_explain "no torchvision exports or bench_explain not built"
 fi
@@ -244,6 +264,8 @@ if [ "${SKIP_PEERS:-0}" = 1 ]; then
     skip bench_peers "SKIP_PEERS=1"
 else
 step bench_gradcam_torch 60 bash -c 'set -o pipefail; "$1" benchmarks/peers/gradcam_torch.py --models "$PEER_MODELS" --batch 64 --repeats "$2" --warmup 1 | tee -a "$3"' \
+    _ "$PY" "$ER" "$EB"
+step bench_gradcam_torch_pinned 45 bash -c 'set -o pipefail; "$1" benchmarks/peers/gradcam_torch.py --models resnet50 --precisions fp32,fp16 --batch 64 --repeats "$2" --warmup 1 --pinned | tee -a "$3"' \
     _ "$PY" "$ER" "$EB"
 step bench_egc_naive 75 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_naive.py --models "$PEER_MODELS" --batch 32 --samples 32 --repeats 2 --warmup 1 | tee -a "$2"' \
     _ "$PY" "$EB"

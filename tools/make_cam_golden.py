@@ -70,13 +70,26 @@ def normals(seed, image_id, sample_id, n):
     return out.reshape(-1)[:n]
 
 
+def _id_mix(z):
+    """SplitMix64 finaliser over uint64 arrays or scalars (modulo 2^64)."""
+    z = np.asarray(z, dtype=np.uint64)
+    z = z ^ (z >> np.uint64(30))
+    z = z * np.uint64(0xbf58476d1ce4e5b9)
+    z = z ^ (z >> np.uint64(27))
+    z = z * np.uint64(0x94d049bb133111eb)
+    return z ^ (z >> np.uint64(31))
+
+
 def image_id(x):
-    """64-bit FNV-1a over the little-endian float32 bytes of x."""
-    h = 0xcbf29ce484222325
-    for b in np.ascontiguousarray(x, dtype="<f4").tobytes():
-        h ^= b
-        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
-    return h
+    """The image id of csrc/core/philox.h: mix(sum_j mix((j << 32 | bits_j) + g) + (n+1) g)."""
+    u = np.ascontiguousarray(x, dtype="<f4").reshape(-1).view("<u4").astype(np.uint64)
+    n = u.size
+    g = np.uint64(0x9e3779b97f4a7c15)
+    with np.errstate(over="ignore"):
+        j = np.arange(n, dtype=np.uint64) & np.uint64(0xFFFFFFFF)
+        words = _id_mix(((j << np.uint64(32)) | u) + g)
+        total = np.add.reduce(words, dtype=np.uint64) if n else np.uint64(0)
+        return int(_id_mix(total + np.uint64(n + 1) * g))
 
 
 # ---------------------------------------------------------------- model helpers

@@ -7,12 +7,15 @@ min-max. One JSON line per (model, precision) with bench_explain.c's keys.
 
 usage: gradcam_torch.py [--models resnet50,vgg16,alexnet] [--batch 64] [--size 224]
                         [--repeats 5] [--warmup 2] [--precisions fp32,fp16] [--device cuda]
+                        [--pinned]
 
 Random-weight torchvision models (torch.manual_seed(0)), eval mode. fp32: TF32 allowed for
 convolutions and matmuls, NCHW; fp16: torch.autocast(float16), model and input channels_last.
 One timed run: the host batch to the device, forward, backward, maps, the maps back to the
 host (device synchronised before and after). peak_device_bytes is
-torch.cuda.max_memory_allocated() over the timed runs.
+torch.cuda.max_memory_allocated() over the timed runs. --pinned: the host batch is in
+page-locked memory (Tensor.pin_memory()), the peer of bench_explain --pinned; the line gets
+"pinned": true.
 """
 import argparse
 import sys
@@ -22,7 +25,7 @@ import torch
 import cam_common as cc
 
 
-def run(name, precision, batch, size, repeats, warmup, dev):
+def run(name, precision, batch, size, repeats, warmup, dev, pinned=False):
     m = cc.build(name).to(dev)
     fp16 = precision == "fp16"
     if fp16:
@@ -35,6 +38,8 @@ def run(name, precision, batch, size, repeats, warmup, dev):
 
     h = cc.target_module(name, m).register_forward_hook(fwd_hook)
     x_host = cc.host_images(batch, size)
+    if pinned:
+        x_host = x_host.pin_memory()
 
     def once():
         x = x_host.to(dev)
@@ -55,7 +60,8 @@ def run(name, precision, batch, size, repeats, warmup, dev):
     finally:
         h.remove()
     cc.emit("pytorch-gradcam", dev, name, "gradcam",
-            "fp32-tf32" if precision == "fp32" else "fp16-autocast-nhwc", batch, 1, times)
+            "fp32-tf32" if precision == "fp32" else "fp16-autocast-nhwc", batch, 1, times,
+            extra={"pinned": pinned})
 
 
 def main():
@@ -67,6 +73,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--precisions", default="fp32")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--pinned", action="store_true")
     a = ap.parse_args()
     dev = torch.device(a.device)
     if dev.type == "cuda":
@@ -80,7 +87,7 @@ def main():
     for name in a.models.split(","):
         for p in a.precisions.split(","):
             try:
-                run(name, p, a.batch, a.size, a.repeats, a.warmup, dev)
+                run(name, p, a.batch, a.size, a.repeats, a.warmup, dev, a.pinned)
             except Exception as e:  # record and go on (e.g. out of memory)
                 cc.emit_error("pytorch-gradcam", dev, name, "gradcam", p, a.batch, 1, e)
                 rc = 3

@@ -5,6 +5,7 @@ bench_forward.c's keys.
 
 usage: torch_forward.py [--models vgg16,resnet50,alexnet,mobilenet_v2] [--batch 256]
                         [--size 224] [--repeats 10] [--warmup 3] [--precisions fp32,fp16]
+                        [--pinned] [--compile]
 
 Random-weight torchvision models (torch.manual_seed(0)), eval mode, under torch.no_grad().
   fp32: fp32 storage, TF32 allowed for convolutions and matmuls (PyTorch's default for cuDNN
@@ -15,6 +16,9 @@ host memory to the device, the forward, and the logits copied back to the host, 
 device synchronised before and after (torch.cuda.synchronize). The first `warmup` runs are
 discarded; the median and minimum of `repeats` runs are reported. peak_device_bytes is
 torch.cuda.max_memory_allocated() over the timed runs (PyTorch's caching allocator).
+--pinned: the host batch is page-locked (Tensor.pin_memory()), the peer of bench_forward
+--pinned. --compile: the model under torch.compile (default mode; compiled before the warm-up
+runs, not timed). Both add their key ("pinned", "compiled") to the line.
 """
 import argparse
 import json
@@ -36,12 +40,16 @@ def build(name):
         return ctor(pretrained=False).eval()
 
 
-def bench(name, precision, batch, size, repeats, warmup, dev):
+def bench(name, precision, batch, size, repeats, warmup, dev, pinned=False, compiled=False):
     m = build(name).to(dev)
     x_host = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(12345))
+    if pinned:
+        x_host = x_host.pin_memory()
     fp16 = precision == "fp16"
     if fp16:
         m = m.to(memory_format=torch.channels_last)
+    if compiled:
+        m = torch.compile(m)
 
     def once():
         with torch.no_grad():
@@ -79,6 +87,8 @@ def bench(name, precision, batch, size, repeats, warmup, dev):
         "min_ms": round(min(times) * 1e3, 3),
         "images_per_s": round(batch / med, 1),
         "peak_device_bytes": int(torch.cuda.max_memory_allocated(dev)),
+        "pinned": pinned,
+        "compiled": compiled,
         "git_sha": os.environ.get("EGC_GIT_SHA", "unknown"),
     }
     del m
@@ -94,6 +104,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--precisions", default="fp32,fp16")
+    ap.add_argument("--pinned", action="store_true")
+    ap.add_argument("--compile", action="store_true")
     a = ap.parse_args()
     if not torch.cuda.is_available():
         print("torch_forward: no CUDA device visible to PyTorch", file=sys.stderr)
@@ -106,7 +118,8 @@ def main():
     for name in a.models.split(","):
         for prec in a.precisions.split(","):
             try:
-                rec = bench(name, prec, a.batch, a.size, a.repeats, a.warmup, dev)
+                rec = bench(name, prec, a.batch, a.size, a.repeats, a.warmup, dev, a.pinned,
+                            a.compile)
                 print(json.dumps(rec), flush=True)
             except Exception as e:  # one failing configuration does not stop the others
                 print(f"torch_forward: {name} {prec}: {e}", file=sys.stderr, flush=True)

@@ -26,6 +26,7 @@ typedef struct egc_view {
 typedef struct egc_backend egc_backend;
 struct egc_sample_spec; /* core/philox.h (method entries) */
 struct egc_select_spec; /* below (metric entries) */
+struct egc_gauss_spec;  /* below (metric entries) */
 
 /* What the executor tells plan_prepare_ex about a plan besides the shapes. */
 typedef struct egc_plan_info {
@@ -54,6 +55,9 @@ struct egc_backend {
     /* Memory. alloc returns EGC_E_NOMEM with the byte count when it cannot. */
     egc_status (*alloc)(egc_backend *be, size_t bytes, void **out);
     void (*free)(egc_backend *be, void *p);
+    /* upload: host src -> backend dst; src may be reused when the call returns (a CUDA
+     * backend copies page-locked src, from egc_host_alloc, by DMA and waits for it).
+     * download: backend src -> host dst, complete when the call returns. */
     egc_status (*upload)(egc_backend *be, void *dst, const void *src, size_t bytes);
     egc_status (*download)(egc_backend *be, void *dst, const void *src, size_t bytes);
     /* dst[0..n) = value */
@@ -111,6 +115,12 @@ struct egc_backend {
      * backend that has no method entries. Layouts, row-major: an input image [C,H,W]
      * (chw floats), a target tensor [K,h,w] (khw = K*hw floats), maps [h,w] and [H,W]. */
 
+    /* The scan of n images x [n,chw] (egc_image_scan of core/philox.h per image): ids[i]
+     * = the image id (ids NULL: not computed), range[2i], range[2i+1] = the min and max of
+     * the values v + 0 (-0 counted as +0; meaningless when bad[i] >= 0), bad[i] = the flat
+     * index of the first non-finite value, or -1. ids [n], range [n,2], bad [n]. */
+    egc_status (*m_scan)(egc_backend *be, const float *x, int n, int64_t chw, uint64_t *ids,
+                         float *range, int64_t *bad);
     /* dst[0..bytes) = src[0..bytes) (both backend memory, not overlapping). */
     egc_status (*m_copy)(egc_backend *be, void *dst, const void *src, size_t bytes);
     /* The sample points of rows r0..r0+n-1 of a group (struct egc_sample_spec of
@@ -172,6 +182,13 @@ struct egc_backend {
      * r0..r0+n-1 into out [n,C,hw]. */
     egc_status (*m_select_rows)(egc_backend *be, const struct egc_select_spec *sp, int64_t r0,
                                 int n, float *out);
+    /* Bytes of backend scratch m_gauss_rows needs for n rows of chw values (0: none). */
+    size_t (*m_gauss_scratch)(egc_backend *be, int n, int64_t chw);
+    /* The Gaussian-infidelity rows of a group (struct egc_gauss_spec below): rows
+     * r0..r0+n-1 into out [n,C,hw] and their dot products into aux [n] (doubles, backend
+     * memory). scratch: m_gauss_scratch(n, C*hw) bytes (may be NULL when that is 0). */
+    egc_status (*m_gauss_rows)(egc_backend *be, const struct egc_gauss_spec *sp, int64_t r0,
+                               int n, void *scratch, float *out, double *aux);
 };
 
 /* Rows that take each pixel either from image a or from a replacement, by a per-pixel key
@@ -191,6 +208,26 @@ typedef struct egc_select_spec {
     int64_t thr_step, thr_max;
     float bconst[4];
 } egc_select_spec;
+
+/* The perturbed rows of the Gaussian infidelity: row r is image i = r / rows_per at step
+ * k = r % rows_per. Step 0 is the clean image: out[t] = x[i], aux[t] = 0. Step k >= 1 is
+ * sample s = k - 1 + (sample0 ? sample0[i] : 0): with nrm the standard normals of the key
+ * (seed, ids[i], s) (egc_sample_normals of core/philox.h: value j from Philox block
+ * 1 + j/4), for every flat index j of the C*hw values
+ *   I_j = sigma * nrm[j] (float),  out[t][j] = x[i][j] - I_j (float, no FMA),
+ *   aux[t] = sum_j (double)phi[i][j % hw] * (double)I_j (double; the summation order is
+ *            the backend's, so aux agrees across backends to rounding, the rows bit for bit).
+ * x, phi, ids and sample0 are backend memory; the struct itself is a host value. */
+typedef struct egc_gauss_spec {
+    const float *x;             /* [*,C,hw] images */
+    const float *phi;           /* [*,hw] maps */
+    const uint64_t *ids;        /* [*] image ids (egc_image_id) */
+    const uint32_t *sample0;    /* [*] first sample id of each image, or NULL: 0 */
+    uint64_t seed;              /* the key's seed (the metric's seed ^ EGC_METRIC_KEY_GAUSS) */
+    float sigma;                /* > 0 */
+    int C, hw;                  /* C >= 1, hw >= 1 */
+    int rows_per;               /* rows per image (samples + 1), >= 1 */
+} egc_gauss_spec;
 
 /* Kinds of m_accumulate and methods of m_cam. */
 enum { EGC_ACC_SUM = 0, EGC_ACC_DIFF = 1 };

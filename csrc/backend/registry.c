@@ -1,10 +1,15 @@
-/* registry.c: backends by name ("cpu", "cuda", "cuda:N") and the device listing printed by
- * `egcam info`. The only place in the library where the CUDA build switch (EGC_WITH_CUDA)
+/* registry.c: backends by name ("cpu", "cuda", "cuda:N"), the device listing printed by
+ * `egcam info`, and host memory for a device's inputs (egc_host_alloc). The only place in the library where the CUDA build switch (EGC_WITH_CUDA)
  * is tested. */
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/backend.h"
+#include "egcam/tensor.h"
 #ifdef EGC_WITH_CUDA
 #include "cuda/cuda_backend.h"
 #endif
@@ -67,4 +72,107 @@ void egc_backend_list_devices(char *buf, size_t cap)
 #else
     snprintf(buf + len, cap - len, "cuda    unavailable: this egcam was built without CUDA\n");
 #endif
+}
+
+/* egc_host_alloc's blocks, in a table guarded by a mutex so that egc_host_pinned and
+ * egc_host_free can be asked about any pointer (a caller's own memory is simply not found). */
+typedef struct host_block {
+    char *p;
+    size_t bytes;
+    int pinned;
+} host_block;
+
+static pthread_mutex_t g_host_mu = PTHREAD_MUTEX_INITIALIZER;
+static host_block *g_host;
+static size_t g_host_n, g_host_cap;
+
+/* Index of the block holding p, or -1. Call with g_host_mu held. */
+static ptrdiff_t host_find(const void *p, int base_only)
+{
+    const char *c = p;
+    for (size_t i = 0; i < g_host_n; i++)
+        if (base_only ? c == g_host[i].p : (c >= g_host[i].p && c < g_host[i].p + g_host[i].bytes))
+            return (ptrdiff_t)i;
+    return -1;
+}
+
+static void host_release(void *p, int pinned)
+{
+#ifdef EGC_WITH_CUDA
+    if (pinned) {
+        egc_cuda_host_free(p);
+        return;
+    }
+#else
+    (void)pinned;
+#endif
+    egc_aligned_free(p);
+}
+
+egc_status egc_host_alloc(const char *device, size_t bytes, void **p)
+{
+    if (!p || !bytes)
+        return EGC_FAIL(EGC_E_ARG, "egc_host_alloc: %zu bytes into %s", bytes,
+                        p ? "a pointer" : "NULL");
+    *p = NULL;
+    if (bytes > SIZE_MAX / 2)
+        return EGC_FAIL(EGC_E_NOMEM, "host memory of %zu bytes: too large", bytes);
+    void *base = NULL;
+    int pinned = 0;
+#ifdef EGC_WITH_CUDA
+    int dev;
+    if (device && parse_cuda_name(device, &dev)) {
+        if (egc_cuda_host_alloc(bytes, &base) == EGC_OK) pinned = 1;
+        else egc_clear_error(); /* ordinary memory below */
+    }
+#else
+    (void)device;
+#endif
+    if (!base) EGC_TRY(egc_aligned_alloc(&base, bytes, "host input memory"));
+    memset(base, 0, bytes);
+    pthread_mutex_lock(&g_host_mu);
+    if (g_host_n == g_host_cap) {
+        size_t cap = g_host_cap ? 2 * g_host_cap : 16;
+        host_block *t = realloc(g_host, cap * sizeof *t);
+        if (!t) {
+            pthread_mutex_unlock(&g_host_mu);
+            host_release(base, pinned);
+            return EGC_FAIL(EGC_E_NOMEM, "host memory table of %zu entries", cap);
+        }
+        g_host = t;
+        g_host_cap = cap;
+    }
+    g_host[g_host_n++] = (host_block){base, bytes, pinned};
+    pthread_mutex_unlock(&g_host_mu);
+    *p = base;
+    return EGC_OK;
+}
+
+void egc_host_free(void *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&g_host_mu);
+    ptrdiff_t i = host_find(p, 1);
+    host_block b = {NULL, 0, 0};
+    if (i >= 0) {
+        b = g_host[i];
+        g_host[i] = g_host[--g_host_n];
+    }
+    if (!g_host_n) { /* the last block: the table goes too (no leak at exit) */
+        free(g_host);
+        g_host = NULL;
+        g_host_cap = 0;
+    }
+    pthread_mutex_unlock(&g_host_mu);
+    if (b.p) host_release(b.p, b.pinned);
+}
+
+int egc_host_pinned(const void *p)
+{
+    if (!p) return 0;
+    pthread_mutex_lock(&g_host_mu);
+    ptrdiff_t i = host_find(p, 0);
+    int pinned = i >= 0 && g_host[i].pinned;
+    pthread_mutex_unlock(&g_host_mu);
+    return pinned;
 }

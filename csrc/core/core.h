@@ -76,6 +76,10 @@ void egc_str_append(char *buf, size_t cap, size_t *len, const char *fmt, ...) EG
  * fn must be thread-safe for distinct i. Small n or one thread runs inline. */
 void egc_parallel_for(int64_t n, void (*fn)(int64_t i, void *arg), void *arg);
 
+/* dst[0..bytes) = src[0..bytes) (host memory, not overlapping), in 1 MiB pieces across the
+ * worker threads: a large copy into a page-locked staging buffer at memory speed. */
+void egc_parallel_copy(void *dst, const void *src, size_t bytes);
+
 #define EGC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define EGC_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define EGC_COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -1,21 +1,36 @@
 /* philox.c: bulk draws of the sampled CAM methods (baseline index, alpha, normal noise,
- * uniform bytes) and the FNV-1a image id. The exact definitions are in philox.h. */
+ * uniform bytes) and the image id. The exact definitions are in philox.h. */
 #include <string.h>
 
 #include "core/philox.h"
 
 uint64_t egc_image_id(const float *x, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
+    uint64_t sum = 0;
+    for (size_t j = 0; j < n; j++) {
         uint32_t u;
-        memcpy(&u, &x[i], sizeof u);
-        for (int b = 0; b < 4; b++) {
-            h ^= (uint64_t)((u >> (8 * b)) & 0xffu);
-            h *= 0x100000001b3ULL;
-        }
+        memcpy(&u, &x[j], sizeof u);
+        sum += egc_id_word((uint64_t)j, u);
     }
-    return h;
+    return egc_id_final(sum, (uint64_t)n);
+}
+
+void egc_image_scan(const float *x, size_t n, uint64_t *id, float range[2], int64_t *bad)
+{
+    if (id) *id = egc_image_id(x, n);
+    float mn = INFINITY, mx = -INFINITY;
+    *bad = -1;
+    for (size_t j = 0; j < n; j++) {
+        if (!isfinite(x[j])) {
+            if (*bad < 0) *bad = (int64_t)j;
+            continue;
+        }
+        float v = x[j] + 0.0f; /* -0 as +0 */
+        if (v < mn) mn = v;
+        if (v > mx) mx = v;
+    }
+    range[0] = mn;
+    range[1] = mx;
 }
 
 void egc_sample_scalars(uint64_t seed, uint64_t image_id, uint32_t sample_id, uint32_t R,

@@ -12,8 +12,8 @@
  * Keys. One draw of four 32-bit words is philox(counter, key) with
  *   key     = (lo32(seed), hi32(seed))
  *   counter = (block, sample_id, lo32(image_id), hi32(image_id))
- * where seed is the run's 64-bit seed, image_id the 64-bit FNV-1a hash of the input tensor
- * (egc_image_id), sample_id the sample index s (0-based) and block a 32-bit block index:
+ * where seed is the run's 64-bit seed, image_id the 64-bit hash of the input tensor
+ * (egc_image_id, defined below), sample_id the sample index s (0-based) and block a 32-bit block index:
  *   block 0        the per-sample scalars:
  *                    word 0 -> baseline index r = (word0 * R) >> 32   (64-bit product; R refs)
  *                    word 1 -> alpha = (word1 >> 8) * 2^-24            (a float in [0,1))
@@ -50,9 +50,15 @@
  *   d = x - x';  t = a * d;  z = x' + t;  z = z + e   (each rounded; no FMA; e omitted when
  *   rho = 0), which gives z = x exactly when x' = x and e is omitted.
  *
- * Image id: 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3) over the
- * bytes of the preprocessed float32 input tensor [3,H,W], each float as its 4 little-endian
- * IEEE-754 bytes, in CHW order. */
+ * Image id: a 64-bit hash of the preprocessed float32 input tensor [3,H,W] of n values, a sum
+ * of per-value hashes so that it is computed in parallel (in any order: integer addition
+ * modulo 2^64 is associative) on the CPU and by one reduction on the GPU:
+ *   mix(z)  = z ^= z >> 30; z *= 0xbf58476d1ce4e5b9; z ^= z >> 27; z *= 0x94d049bb133111eb;
+ *             z ^ (z >> 31)                       (the SplitMix64 finaliser, modulo 2^64)
+ *   word j  = mix(((j mod 2^32) << 32 | u_j) + 0x9e3779b97f4a7c15), u_j the IEEE-754 bits of
+ *             value j (flat CHW index)
+ *   id      = mix(sum_j word_j + (n + 1) * 0x9e3779b97f4a7c15)   (all modulo 2^64)
+ * The bits are hashed as they are: -0 and +0, or two NaN payloads, give different ids. */
 #ifndef EGC_CORE_PHILOX_H
 #define EGC_CORE_PHILOX_H
 
@@ -267,10 +273,38 @@ static inline EGC_PHILOX_HD egc_sample_draw egc_sample_row(const egc_sample_spec
     return d;
 }
 
+/* The SplitMix64 finaliser of the image id (documented above). */
+static inline EGC_PHILOX_HD uint64_t egc_id_mix(uint64_t z)
+{
+    z ^= z >> 30;
+    z *= 0xbf58476d1ce4e5b9ULL;
+    z ^= z >> 27;
+    z *= 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* The hash of value j, of IEEE-754 bits u, of an image (a term of the image id's sum). */
+static inline EGC_PHILOX_HD uint64_t egc_id_word(uint64_t j, uint32_t u)
+{
+    return egc_id_mix(((j << 32) | (uint64_t)u) + 0x9e3779b97f4a7c15ULL);
+}
+
+/* The image id of an image of n values whose word hashes sum to sum (modulo 2^64). */
+static inline EGC_PHILOX_HD uint64_t egc_id_final(uint64_t sum, uint64_t n)
+{
+    return egc_id_mix(sum + (n + 1) * 0x9e3779b97f4a7c15ULL);
+}
+
 /* ---- functions of philox.c ---- */
 
-/* 64-bit FNV-1a over the little-endian bytes of n floats (the image id of an input). */
+/* The image id (the hash documented above) of the n floats x (any n >= 0). */
 uint64_t egc_image_id(const float *x, size_t n);
+
+/* The scan of one image of n >= 1 floats x, as an explanation needs it: *id = the image id
+ * (id NULL: not computed), range[0], range[1] = the min and max of the values v + 0 (so -0
+ * counts as +0), *bad = the flat index of the first non-finite value, or -1 (range is then
+ * meaningless). The CUDA backend's m_scan gives the same values. */
+void egc_image_scan(const float *x, size_t n, uint64_t *id, float range[2], int64_t *bad);
 
 /* Block 0 of (seed, image_id, sample_id): the baseline index in [0, R) (R >= 1) and the
  * uniform interpolation coefficient alpha in [0,1). */

@@ -320,3 +320,25 @@ void egc_str_append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
     if (k < 0) return;
     *len += (size_t)k < cap - *len ? (size_t)k : cap - *len - 1;
 }
+
+typedef struct pcopy_ctx {
+    char *dst;
+    const char *src;
+    size_t bytes;
+} pcopy_ctx;
+
+#define PCOPY_CHUNK ((size_t)1 << 20)
+
+static void pcopy_chunk(int64_t i, void *arg)
+{
+    const pcopy_ctx *c = arg;
+    size_t o = (size_t)i * PCOPY_CHUNK, n = EGC_MIN(PCOPY_CHUNK, c->bytes - o);
+    memcpy(c->dst + o, c->src + o, n);
+}
+
+void egc_parallel_copy(void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return;
+    pcopy_ctx c = {dst, src, bytes};
+    egc_parallel_for((int64_t)((bytes + PCOPY_CHUNK - 1) / PCOPY_CHUNK), pcopy_chunk, &c);
+}

@@ -11,6 +11,34 @@
 #include "methods/methods.h"
 #include "metrics/metrics_internal.h"
 
+typedef struct scan_ctx {
+    const float *x;
+    int64_t chw;
+    uint64_t *ids;
+    float *range;
+    int64_t *bad;
+} scan_ctx;
+
+static void scan_one(int64_t i, void *arg)
+{
+    const scan_ctx *c = arg;
+    egc_image_scan(c->x + (size_t)i * (size_t)c->chw, (size_t)c->chw, c->ids ? c->ids + i : NULL,
+                   c->range + 2 * i, c->bad + i);
+}
+
+static egc_status cm_scan(egc_backend *be, const float *x, int n, int64_t chw, uint64_t *ids,
+                          float *range, int64_t *bad)
+{
+    (void)be;
+    if (n <= 0) return EGC_OK;
+    if (!x || !range || !bad || chw < 1)
+        return EGC_FAIL(EGC_E_ARG, "cpu m_scan: bad arguments (%d images of %lld values)", n,
+                        (long long)chw);
+    scan_ctx c = {x, chw, ids, range, bad};
+    egc_parallel_for(n, scan_one, &c);
+    return EGC_OK;
+}
+
 static egc_status cm_copy(egc_backend *be, void *dst, const void *src, size_t bytes)
 {
     (void)be;
@@ -242,8 +270,43 @@ static egc_status cm_select_rows(egc_backend *be, const egc_select_spec *sp, int
     return EGC_OK;
 }
 
+static size_t cm_gauss_scratch(egc_backend *be, int n, int64_t chw)
+{
+    (void)be;
+    (void)n;
+    (void)chw;
+    return 0; /* egc_gauss_row sums each row's dot product in place */
+}
+
+typedef struct gauss_ctx {
+    const egc_gauss_spec *sp;
+    int64_t r0;
+    float *out;
+    double *aux;
+} gauss_ctx;
+
+static void gauss_one(int64_t t, void *arg)
+{
+    const gauss_ctx *c = arg;
+    c->aux[t] = egc_gauss_row(c->sp, c->r0 + t,
+                              c->out + (size_t)t * (size_t)c->sp->C * (size_t)c->sp->hw);
+}
+
+static egc_status cm_gauss_rows(egc_backend *be, const egc_gauss_spec *sp, int64_t r0, int n,
+                                void *scratch, float *out, double *aux)
+{
+    (void)be;
+    (void)scratch;
+    if (n <= 0) return EGC_OK;
+    EGC_TRY(egc_gauss_spec_check(sp, r0, n, out, aux, "cpu"));
+    gauss_ctx c = {sp, r0, out, aux};
+    egc_parallel_for(n, gauss_one, &c);
+    return EGC_OK;
+}
+
 void egc_cpu_methods_install(egc_backend *be)
 {
+    be->m_scan = cm_scan;
     be->m_copy = cm_copy;
     be->m_perturb = cm_perturb;
     be->m_scorecam_inputs = cm_scorecam_inputs;
@@ -255,4 +318,6 @@ void egc_cpu_methods_install(egc_backend *be)
     be->m_rank_scratch = cm_rank_scratch;
     be->m_rank = cm_rank;
     be->m_select_rows = cm_select_rows;
+    be->m_gauss_scratch = cm_gauss_scratch;
+    be->m_gauss_rows = cm_gauss_rows;
 }

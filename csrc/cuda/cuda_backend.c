@@ -206,8 +206,16 @@ static egc_status cu_upload(egc_backend *be, void *dst, const void *src, size_t 
     cuda_ctx *c = ctx_of(be);
     if (!bytes) return EGC_OK;
     EGC_TRY(use_device(c));
-    /* From pageable memory the call returns once src has been staged: src may be reused. */
+    /* From pageable memory the call returns once src has been staged: src may be reused.
+     * From page-locked memory (egc_host_alloc) the copy is a DMA at the bus's full speed
+     * that runs after the call returns, so the stream is waited for before src is handed
+     * back. */
+    struct cudaPointerAttributes a;
+    cudaError_t pe = cudaPointerGetAttributes(&a, src);
+    if (pe != cudaSuccess) (void)cudaGetLastError(); /* an unknown pointer is no error here */
+    int locked = pe == cudaSuccess && a.type == cudaMemoryTypeHost;
     EGC_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
+    if (locked) EGC_CUDA(cudaStreamSynchronize(c->stream));
     return EGC_OK;
 }
 
@@ -1889,6 +1897,24 @@ static void cu_destroy(egc_backend *be)
         free(c);
     }
     free(be);
+}
+
+egc_status egc_cuda_host_alloc(size_t bytes, void **p)
+{
+    *p = NULL;
+    cudaError_t e = cudaHostAlloc(p, bytes, cudaHostAllocPortable);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        *p = NULL;
+        return EGC_FAIL(EGC_E_DEVICE, "page-locked host memory of %zu bytes: %s (%s)", bytes,
+                        cudaGetErrorName(e), cudaGetErrorString(e));
+    }
+    return EGC_OK;
+}
+
+void egc_cuda_host_free(void *p)
+{
+    if (p) (void)cudaFreeHost(p);
 }
 
 egc_status egc_cuda_device_count(int *count)

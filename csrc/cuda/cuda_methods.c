@@ -24,6 +24,18 @@ static egc_status cum_copy(egc_backend *be, void *dst, const void *src, size_t b
     return EGC_OK;
 }
 
+static egc_status cum_scan(egc_backend *be, const float *x, int n, int64_t chw, uint64_t *ids,
+                           float *range, int64_t *bad)
+{
+    if (n <= 0) return EGC_OK;
+    if (!x || !range || !bad || chw < 1)
+        return EGC_FAIL(EGC_E_ARG, "%s m_scan: bad arguments (%d images of %lld values)", be->name,
+                        n, (long long)chw);
+    STREAM_OR_FAIL(be, s);
+    EGC_KERNEL(egc_k_scan(x, n, chw, ids, range, bad, s));
+    return EGC_OK;
+}
+
 static egc_status cum_perturb(egc_backend *be, const egc_sample_spec *sp, const float *x,
                               const float *base, int64_t r0, int n, int64_t chw, float *z)
 {
@@ -65,6 +77,27 @@ static egc_status cum_select_rows(egc_backend *be, const egc_select_spec *sp, in
     EGC_KERNEL(egc_k_select_rows(sp->a, sp->b, sp->key, sp->key_stride, sp->C, sp->hw,
                                  sp->rows_per, sp->thr_step, sp->thr_max, sp->bconst, r0, n, out,
                                  s));
+    return EGC_OK;
+}
+
+static size_t cum_gauss_scratch(egc_backend *be, int n, int64_t chw)
+{
+    (void)be;
+    return egc_k_gauss_scratch(n, chw);
+}
+
+static egc_status cum_gauss_rows(egc_backend *be, const egc_gauss_spec *sp, int64_t r0, int n,
+                                 void *scratch, float *out, double *aux)
+{
+    if (n <= 0) return EGC_OK;
+    EGC_TRY(egc_gauss_spec_check(sp, r0, n, out, aux, be->name));
+    size_t bytes = egc_k_gauss_scratch(n, (int64_t)sp->C * sp->hw);
+    if (!scratch || !bytes)
+        return EGC_FAIL(EGC_E_ARG, "%s m_gauss_rows: no scratch for %d rows of %lld values",
+                        be->name, n, (long long)sp->C * sp->hw);
+    STREAM_OR_FAIL(be, s);
+    EGC_KERNEL(egc_k_gauss_rows(sp->x, sp->phi, sp->ids, sp->sample0, sp->seed, sp->sigma, sp->C,
+                                sp->hw, sp->rows_per, r0, n, scratch, bytes, out, aux, s));
     return EGC_OK;
 }
 
@@ -141,6 +174,7 @@ static egc_status cum_finalize(egc_backend *be, const float *L, int n, int h, in
 
 void egc_cuda_methods_install(egc_backend *be)
 {
+    be->m_scan = cum_scan;
     be->m_copy = cum_copy;
     be->m_perturb = cum_perturb;
     be->m_scorecam_inputs = cum_scorecam_inputs;
@@ -152,4 +186,6 @@ void egc_cuda_methods_install(egc_backend *be)
     be->m_rank_scratch = cum_rank_scratch;
     be->m_rank = cum_rank;
     be->m_select_rows = cum_select_rows;
+    be->m_gauss_scratch = cum_gauss_scratch;
+    be->m_gauss_rows = cum_gauss_rows;
 }

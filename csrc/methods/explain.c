@@ -55,10 +55,14 @@ struct egc_explainer {
     float *blur, *blurtmp;          /* [B,chw], [B,H*W]: blur baselines of a group */
     int32_t *cls;                   /* [B] */
     float *score, *sigma;           /* [B] */
-    uint64_t *ids;                  /* [B] */
+    void *scanh;                    /* host copy of scand: ids, bad, range */
+    uint64_t *ids;                  /* [B] in scanh */
+    int64_t *bad;                   /* [B] in scanh */
+    float *range;                   /* [B,2] in scanh */
     uint32_t *s0;                   /* [B] first sample id of each image of a group */
     int keyed;                      /* this run gave first sample ids (s0d holds them) */
-    float *Lh, *maph;               /* [B,hw], [B,H*W] maps of a group */
+    float *Lh, *maph;               /* [B,hw], [B,H*W] maps of a group (egc_host_alloc) */
+    float *xstage;                  /* [B,chw] page-locked staging of the images, or NULL */
     /* backend memory */
     void *dev[MAX_DEV_BUFS];
     int n_dev;
@@ -75,7 +79,8 @@ struct egc_explainer {
     float *scored;                  /* [B] y_c of the clean inputs */
     float *scoresd;                 /* [B*K] Score-CAM masked scores */
     int32_t *clsd;                  /* [B] */
-    uint64_t *idsd;                 /* [B] */
+    void *scand;                    /* [B] ids, [B] bad, [B,2] range (m_scan): 24 B bytes */
+    uint64_t *idsd;                 /* [B] image ids, in scand */
     uint32_t *s0d;                  /* [B] */
     float *sigmad;                  /* [B] */
     /* phase timing (egc_explainer_set_profiling) */
@@ -175,10 +180,13 @@ void egc_explainer_destroy(egc_explainer *e)
     free(e->plan_b);
     free(e->plan_a);
     free(e->plan_seed);
-    float *bufs[] = {e->ref, e->blur, e->blurtmp, e->score, e->sigma, e->Lh, e->maph};
+    float *bufs[] = {e->ref, e->blur, e->blurtmp, e->score, e->sigma};
     for (size_t i = 0; i < EGC_COUNT(bufs); i++) egc_aligned_free(bufs[i]);
+    egc_host_free(e->Lh);
+    egc_host_free(e->maph);
+    egc_host_free(e->xstage);
     free(e->cls);
-    free(e->ids);
+    free(e->scanh);
     free(e->s0);
     free(e);
 }
@@ -553,6 +561,9 @@ static egc_status copy_str(char **dst, const char *src)
     return egc_strdup(dst, src);
 }
 
+/* Bytes per row of the scan results: id, first bad index, min and max. */
+#define SCAN_ROW_BYTES (sizeof(uint64_t) + sizeof(int64_t) + 2 * sizeof(float))
+
 /* Device bytes per row of B that the explainer's own buffers take (the B-scaled dfloats and
  * dalloc of explainer_create_rows; keep in step with them). Needs the geometry, the method
  * and the resolved options. */
@@ -563,9 +574,10 @@ static size_t device_row_bytes(const egc_explainer *e)
     size_t K = (size_t)e->K;
     /* xd, axd, wkd, Ld, mapd, finscr, seedd, scored; clsd */
     size_t b = f * (e->chw + e->khw + K + hw + HW + hw + (size_t)e->classes + 1) + sizeof(int32_t);
+    b += SCAN_ROW_BYTES; /* scand */
     if (o->method == EGC_METHOD_SCORECAM) b += f * K; /* scoresd */
     if (e->sampled) {
-        b += sizeof(uint64_t) + sizeof(uint32_t) + f; /* idsd, s0d, sigmad */
+        b += sizeof(uint32_t) + f; /* s0d, sigmad */
         b += o->combine == EGC_COMBINE_C ? 2 * f * hw : f * e->khw; /* accmapd+rowmapd | accd */
         if (o->baselines == EGC_BASELINES_BLUR)
             b += f * (e->chw + (o->combine == EGC_COMBINE_B ? e->khw : 0)); /* blurd, ablurd */
@@ -698,7 +710,7 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
     e->in_v = egc_session_graph(e->s)->input;
     e->out_v = egc_session_graph(e->s)->output;
     e->tgt_v = egc_session_target_value(e->s);
-    if (!e->be->m_copy || !e->be->m_perturb || !e->be->m_scorecam_inputs ||
+    if (!e->be->m_scan || !e->be->m_copy || !e->be->m_perturb || !e->be->m_scorecam_inputs ||
         !e->be->m_score_seed || !e->be->m_accumulate || !e->be->m_mean || !e->be->m_cam ||
         !e->be->m_finalize) {
         st = EGC_FAIL(EGC_E_UNSUPPORTED, "device %s: its backend has no explanation-method "
@@ -722,10 +734,25 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
     size_t B = (size_t)e->B;
     EGC_TRYG(st, fbuf(&e->score, B, "scores"), fail);
     EGC_TRYG(st, fbuf(&e->sigma, B, "noise sigmas"), fail);
-    EGC_TRYG(st, fbuf(&e->Lh, B * (size_t)e->hw, "raw maps"), fail);
-    EGC_TRYG(st, fbuf(&e->maph, B * (size_t)e->H * (size_t)e->W, "maps"), fail);
+    /* Host ends of the uploads and downloads: page-locked on a CUDA backend (DMA at the bus's
+     * full speed). Images that are not page-locked are staged through xstage. */
+    EGC_TRYG(st, egc_host_alloc(e->be->name, B * (size_t)e->hw * sizeof(float), (void **)&e->Lh),
+             fail);
+    EGC_TRYG(st, egc_host_alloc(e->be->name, B * (size_t)e->H * (size_t)e->W * sizeof(float),
+                                (void **)&e->maph), fail);
+    if (egc_host_pinned(e->maph)) {
+        EGC_TRYG(st, egc_host_alloc(e->be->name, B * e->chw * sizeof(float), (void **)&e->xstage),
+                 fail);
+        if (!egc_host_pinned(e->xstage)) {
+            egc_host_free(e->xstage);
+            e->xstage = NULL;
+        }
+    }
     EGC_TRYG(st, egc_calloc((void **)&e->cls, B, sizeof *e->cls, "classes"), fail);
-    EGC_TRYG(st, egc_calloc((void **)&e->ids, B, sizeof *e->ids, "image ids"), fail);
+    EGC_TRYG(st, egc_calloc(&e->scanh, B, SCAN_ROW_BYTES, "image scans"), fail);
+    e->ids = e->scanh;
+    e->bad = (int64_t *)(e->ids + B);
+    e->range = (float *)(e->bad + B);
     EGC_TRYG(st, egc_calloc((void **)&e->s0, B, sizeof *e->s0, "sample offsets"), fail);
 
     /* Backend memory. */
@@ -739,10 +766,11 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
     EGC_TRYG(st, dfloats(e, &e->seedd, B * (size_t)e->classes, "score seeds"), fail);
     EGC_TRYG(st, dfloats(e, &e->scored, B, "scores"), fail);
     EGC_TRYG(st, dalloc(e, (void **)&e->clsd, B * sizeof(int32_t), "classes"), fail);
+    EGC_TRYG(st, dalloc(e, &e->scand, B * SCAN_ROW_BYTES, "image scans"), fail);
+    e->idsd = e->scand;
     if (o->method == EGC_METHOD_SCORECAM)
         EGC_TRYG(st, dfloats(e, &e->scoresd, B * (size_t)e->K, "Score-CAM scores"), fail);
     if (e->sampled) {
-        EGC_TRYG(st, dalloc(e, (void **)&e->idsd, B * sizeof(uint64_t), "image ids"), fail);
         EGC_TRYG(st, dalloc(e, (void **)&e->s0d, B * sizeof(uint32_t), "sample offsets"), fail);
         EGC_TRYG(st, dfloats(e, &e->sigmad, B, "noise sigmas"), fail);
         if (o->combine == EGC_COMBINE_C) {
@@ -823,6 +851,24 @@ egc_status egc_explainer_create(const egc_model *m, const char *device,
 
 /* ---- runs ---- */
 
+typedef struct out_ctx {
+    egc_explainer *e;
+    egc_cam_result *out; /* the group's results */
+} out_ctx;
+
+static void out_one(int64_t i, void *arg)
+{
+    const out_ctx *c = arg;
+    egc_explainer *e = c->e;
+    egc_cam_result *r = &c->out[i];
+    size_t HW = (size_t)e->H * (size_t)e->W;
+    r->cls = e->cls[i];
+    r->score = e->score[i];
+    r->image_id = e->ids[i];
+    if (r->raw) memcpy(r->raw, e->Lh + (size_t)i * (size_t)e->hw, (size_t)e->hw * sizeof(float));
+    if (r->map) memcpy(r->map, e->maph + (size_t)i * HW, HW * sizeof(float));
+}
+
 typedef struct blur_ctx {
     egc_explainer *e;
     const float *x;
@@ -835,31 +881,6 @@ static void blur_image(int64_t i, void *arg)
     size_t HW = (size_t)e->H * (size_t)e->W;
     egc_blur_gaussian11(c->x + (size_t)i * e->chw, e->C, e->H, e->W, e->blurtmp + (size_t)i * HW,
                         e->blur + (size_t)i * e->chw);
-}
-
-typedef struct scan_ctx {
-    egc_explainer *e;
-    const float *x;      /* [g,chw] the group's images */
-    const uint64_t *ids; /* [g] the group's given image ids, or NULL: hash the images */
-} scan_ctx;
-
-/* Image i of a group: e->ids[i] = the given id or egc_image_id(image), e->sigma[i] = max -
- * min of its values, or NaN when it holds a non-finite value (max - min of finite floats is
- * never NaN). */
-static void scan_image(int64_t i, void *arg)
-{
-    scan_ctx *c = arg;
-    egc_explainer *e = c->e;
-    const float *xi = c->x + (size_t)i * e->chw;
-    float mn = xi[0], mx = xi[0];
-    int finite = 1;
-    for (size_t j = 0; j < e->chw; j++) {
-        finite &= isfinite(xi[j]) != 0;
-        if (xi[j] < mn) mn = xi[j];
-        if (xi[j] > mx) mx = xi[j];
-    }
-    e->ids[i] = c->ids ? c->ids[i] : egc_image_id(xi, e->chw);
-    e->sigma[i] = finite ? mx - mn : NAN;
 }
 
 /* The clean pass of the group's g images (in e->xd, classes in e->clsd): resolves the
@@ -995,37 +1016,47 @@ egc_status egc_explainer_run_keyed(egc_explainer *e, const float *x, int n, cons
         e->ph.runs++;
         e->ph.images += n;
     }
+    /* Images not in page-locked memory go through e->xstage (CUDA); staged: the group's
+     * images are there already. */
+    int stage = e->xstage && !egc_host_pinned(x), staged = 0;
     for (int i0 = 0; i0 < n; i0 += e->B) {
         int g = EGC_MIN(e->B, n - i0);
         const float *xg = x + (size_t)i0 * e->chw;
-        /* ids and value ranges of the g images in parallel, then the checks in image order */
-        scan_ctx sc = {e, xg, ids ? ids + i0 : NULL};
-        egc_parallel_for(g, scan_image, &sc);
         for (int i = 0; i < g; i++) {
-            const float *xi = xg + (size_t)i * e->chw;
-            if (isnan(e->sigma[i])) {
-                size_t j = 0;
-                while (j < e->chw && isfinite(xi[j])) j++;
-                return EGC_FAIL(EGC_E_ARG, "image %d of the batch holds a non-finite value "
-                                "at %zu", i0 + i, j);
-            }
             int c = classes ? classes[i0 + i] : -1;
             if (c >= e->classes)
                 return EGC_FAIL(EGC_E_ARG, "class %d out of range for a model of %d classes", c,
                                 e->classes);
             e->cls[i] = c < 0 ? -1 : c;
-            e->sigma[i] *= e->o.noise;
             if (sample0) e->s0[i] = sample0[i0 + i];
         }
-        EGC_TRY(phase(e, PH_SCAN));
-        EGC_TRY(be->upload(be, e->xd, xg, (size_t)g * e->chw * sizeof(float)));
+        const float *src = xg;
+        if (stage) {
+            if (!staged) egc_parallel_copy(e->xstage, xg, (size_t)g * e->chw * sizeof(float));
+            src = e->xstage;
+        }
+        EGC_TRY(be->upload(be, e->xd, src, (size_t)g * e->chw * sizeof(float)));
         EGC_TRY(be->upload(be, e->clsd, e->cls, (size_t)g * sizeof(int32_t)));
+        EGC_TRY(phase(e, PH_UPLOAD));
+        /* ids (unless given), value ranges and finiteness where the images are, then the
+         * checks in image order */
+        int64_t *badd = (int64_t *)(e->idsd + e->B);
+        EGC_TRY(be->m_scan(be, e->xd, g, (int64_t)e->chw, ids ? NULL : e->idsd,
+                           (float *)(badd + e->B), badd));
+        EGC_TRY(be->download(be, e->scanh, e->scand, (size_t)e->B * SCAN_ROW_BYTES));
+        for (int i = 0; i < g; i++) {
+            if (e->bad[i] >= 0)
+                return EGC_FAIL(EGC_E_ARG, "image %d of the batch holds a non-finite value "
+                                "at %lld", i0 + i, (long long)e->bad[i]);
+            if (ids) e->ids[i] = ids[i0 + i];
+            e->sigma[i] = (e->range[2 * i + 1] - e->range[2 * i]) * e->o.noise;
+        }
         if (e->sampled) {
-            EGC_TRY(be->upload(be, e->idsd, e->ids, (size_t)g * sizeof(uint64_t)));
+            if (ids) EGC_TRY(be->upload(be, e->idsd, e->ids, (size_t)g * sizeof(uint64_t)));
             if (e->keyed) EGC_TRY(be->upload(be, e->s0d, e->s0, (size_t)g * sizeof(uint32_t)));
             EGC_TRY(be->upload(be, e->sigmad, e->sigma, (size_t)g * sizeof(float)));
         }
-        EGC_TRY(phase(e, PH_UPLOAD));
+        EGC_TRY(phase(e, PH_SCAN));
         EGC_TRY(clean_pass(e, g));
         EGC_TRY(phase(e, PH_CLEAN));
         if (e->o.method == EGC_METHOD_SCORECAM) EGC_TRY(scorecam_pass(e, g));
@@ -1035,21 +1066,23 @@ egc_status egc_explainer_run_keyed(egc_explainer *e, const float *x, int n, cons
         for (int i = 0; i < g; i++) want_map |= out[i0 + i].map != NULL;
         if (want_map)
             EGC_TRY(be->m_finalize(be, e->Ld, g, e->h, e->w, e->mapd, e->H, e->W, e->finscr));
+        /* While the device works on this group, the next group's images go to the staging
+         * buffer (free again: its upload has completed). Not when profiling, whose phase
+         * marks wait for the device. */
+        staged = 0;
+        if (stage && !e->prof && i0 + g < n) {
+            int gn = EGC_MIN(e->B, n - i0 - g);
+            egc_parallel_copy(e->xstage, xg + (size_t)g * e->chw, (size_t)gn * e->chw * sizeof(float));
+            staged = 1;
+        }
         EGC_TRY(phase(e, PH_FINALIZE));
         EGC_TRY(be->download(be, e->cls, e->clsd, (size_t)g * sizeof(int32_t)));
         EGC_TRY(be->download(be, e->score, e->scored, (size_t)g * sizeof(float)));
         EGC_TRY(be->download(be, e->Lh, e->Ld, (size_t)g * (size_t)e->hw * sizeof(float)));
         if (want_map)
             EGC_TRY(be->download(be, e->maph, e->mapd, (size_t)g * HW * sizeof(float)));
-        for (int i = 0; i < g; i++) {
-            egc_cam_result *r = &out[i0 + i];
-            r->cls = e->cls[i];
-            r->score = e->score[i];
-            r->image_id = e->ids[i];
-            if (r->raw)
-                memcpy(r->raw, e->Lh + (size_t)i * (size_t)e->hw, (size_t)e->hw * sizeof(float));
-            if (r->map) memcpy(r->map, e->maph + (size_t)i * HW, HW * sizeof(float));
-        }
+        out_ctx oc = {e, out + i0};
+        egc_parallel_for(g, out_one, &oc);
         EGC_TRY(phase(e, PH_DOWNLOAD));
     }
     return EGC_OK;

@@ -1,9 +1,10 @@
 /* evaluator.c: the evaluator shared by the metrics that run the model: one forward-only
  * session of B rows, one reusable host buffer of B perturbed inputs, and the row stream
  * that fills it (in parallel), forwards it and hands each row's logits back; and the
- * backend-made rows (egc_eval_select): images, maps and ranks of a group held in backend
- * memory, the rows written by the backend straight into the model's input. Also the
- * stable pixel ranking and the class helpers. Contracts in metrics_internal.h. */
+ * backend-made rows (egc_eval_select, egc_eval_gauss): images, maps, ranks and image ids
+ * of a group held in backend memory, the rows written by the backend straight into the
+ * model's input. Also the stable pixel ranking and the class helpers. Contracts in
+ * metrics_internal.h. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,14 +46,19 @@ egc_status egc_evaluator_create_ex(const egc_model *m, const char *device, int b
     egc_session_options_default(&so);
     so.max_device_bytes = max_device_bytes;
     /* per row of a group: the two images, the map and the ranks (and about two 64-bit sort
-     * keys per pixel of rank scratch); once: the patch keys and the sort's own scratch */
+     * keys per pixel of rank scratch), the image id and dot product of a Gaussian row and
+     * its partial sums (the CUDA kernel keeps one double per 4096 values; counted here as
+     * one per 1024); once: the patch keys and the sort's own scratch */
     so.extra_row_bytes = (2 * ev->chw + (size_t)ev->hw) * sizeof(float) +
-                         (size_t)ev->hw * (sizeof(int32_t) + 2 * sizeof(uint64_t));
+                         (size_t)ev->hw * (sizeof(int32_t) + 2 * sizeof(uint64_t)) +
+                         sizeof(uint64_t) + sizeof(double) +
+                         (ev->chw / 1024 + 1) * sizeof(double);
     so.extra_fixed_bytes = (size_t)ev->hw * sizeof(int32_t) + ((size_t)1 << 20);
     EGC_TRYG(st, egc_session_create_ex(m, device, batch, -1, &so, &ev->s), fail);
     ev->be = egc_session_backend(ev->s);
     ev->G = egc_session_chunk(ev->s);
-    if (!ev->be->m_rank || !ev->be->m_rank_scratch || !ev->be->m_select_rows) {
+    if (!ev->be->m_rank || !ev->be->m_rank_scratch || !ev->be->m_select_rows ||
+        !ev->be->m_gauss_scratch || !ev->be->m_gauss_rows) {
         st = EGC_FAIL(EGC_E_UNSUPPORTED, "evaluator: the %s backend has no metric entries",
                       ev->be->name);
         goto fail;
@@ -66,6 +72,10 @@ egc_status egc_evaluator_create_ex(const egc_model *m, const char *device, int b
         EGC_TRYG(st, ev->be->alloc(ev->be, hw * sizeof(int32_t), (void **)&ev->dpkey), fail);
         size_t rs = ev->be->m_rank_scratch(ev->be, ev->G, ev->hw);
         if (rs) EGC_TRYG(st, ev->be->alloc(ev->be, rs, &ev->rscratch), fail);
+        EGC_TRYG(st, ev->be->alloc(ev->be, G * sizeof(uint64_t), (void **)&ev->dids), fail);
+        EGC_TRYG(st, ev->be->alloc(ev->be, G * sizeof(double), (void **)&ev->daux), fail);
+        size_t gs = ev->be->m_gauss_scratch(ev->be, ev->G, (int64_t)ev->chw);
+        if (gs) EGC_TRYG(st, ev->be->alloc(ev->be, gs, &ev->gscratch), fail);
     }
     EGC_TRYG(st, egc_malloc((void **)&ev->xin, (size_t)batch * ev->chw, sizeof(float),
                             "evaluator input buffer"), fail);
@@ -84,7 +94,8 @@ void egc_evaluator_destroy(egc_evaluator *ev)
 {
     if (!ev) return;
     if (ev->be) {
-        void *bufs[] = {ev->da, ev->db, ev->dmaps, ev->dkey, ev->dpkey, ev->rscratch};
+        void *bufs[] = {ev->da,       ev->db,   ev->dmaps, ev->dkey,    ev->dpkey,
+                        ev->rscratch, ev->dids, ev->daux,  ev->gscratch};
         for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
             if (bufs[k]) ev->be->free(ev->be, bufs[k]);
     }
@@ -143,6 +154,29 @@ egc_status egc_eval_select(egc_evaluator *ev, const egc_select_spec *sp, int64_t
         ev->rows += nb;
         for (int t = 0; t < nb; t++)
             take(r0 + t, ev->logits + (size_t)t * (size_t)ev->classes, 0.0, arg);
+    }
+    return EGC_OK;
+}
+
+egc_status egc_eval_gauss(egc_evaluator *ev, const egc_gauss_spec *sp, int64_t rows,
+                          egc_row_take_fn take, void *arg)
+{
+    egc_backend *be = ev->be;
+    egc_plan *plan = egc_session_plan(ev->s);
+    const egc_graph *g = egc_session_graph(ev->s);
+    float *in = egc_plan_value(plan, g->input).ptr;
+    const float *out = egc_plan_value(plan, g->output).ptr;
+    int P = egc_session_chunk(ev->s); /* == ev->G: daux and gscratch hold one pass */
+    for (int64_t r0 = 0; r0 < rows; r0 += P) {
+        int nb = (int)EGC_MIN((int64_t)P, rows - r0);
+        EGC_TRY(be->m_gauss_rows(be, sp, r0, nb, ev->gscratch, in, ev->daux));
+        EGC_TRY(egc_plan_forward(plan));
+        EGC_TRY(be->download(be, ev->logits, out,
+                             (size_t)nb * (size_t)ev->classes * sizeof(float)));
+        EGC_TRY(be->download(be, ev->aux, ev->daux, (size_t)nb * sizeof(double)));
+        ev->rows += nb;
+        for (int t = 0; t < nb; t++)
+            take(r0 + t, ev->logits + (size_t)t * (size_t)ev->classes, ev->aux[t], arg);
     }
     return EGC_OK;
 }

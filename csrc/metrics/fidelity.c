@@ -1,10 +1,11 @@
 /* fidelity.c: the fidelity metrics of METRICS.md: deletion and insertion curves with their
  * AUCs (RISE protocol), infidelity with the Quantus patch protocol and the Gaussian
- * variant with optimal scaling. Every perturbed input is a row of a stream scored in
- * batched forwards: the curves and the patch protocol have their maps ranked and their rows
- * made by the backend (m_rank, m_select_rows) straight into the model's input, so on a GPU
- * those rows never exist on the host; the Gaussian rows are made on the host into the
- * evaluator's buffer. Contracts in include/egcam/metrics.h. */
+ * variant with optimal scaling. Every perturbed input is a row scored in batched forwards,
+ * made by the backend straight into the model's input from the images, maps and ranks it
+ * holds, so on a GPU those rows never exist on the host: the curves and the patch protocol
+ * by masked replacement (m_rank, m_select_rows; deletion and insertion of the same images
+ * share one ranking and one upload), the Gaussian rows with their noise drawn where they
+ * are made (m_gauss_rows). Contracts in include/egcam/metrics.h. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,75 +64,111 @@ static void blur_one(int64_t i, void *arg)
                         b->out + (size_t)i * chw);
 }
 
-egc_status egc_metric_curve(egc_evaluator *ev, egc_curve_kind kind, const float *x,
-                            const float *maps, int n, const int *classes, int step, float *auc,
-                            float *curves)
+/* One curve of a group: the rows of sp scored into curve [n,T+1] (rows of the group's
+ * images from i0). */
+static egc_status run_curve(egc_evaluator *ev, const egc_select_spec *sp, const int *cls, int i0,
+                            int g, int T, float *curve)
 {
-    EGC_TRY(egc_eval_check(ev, x, maps, n, kind == EGC_CURVE_DELETION ? "deletion" : "insertion"));
-    if (!auc) return EGC_FAIL(EGC_E_ARG, "deletion/insertion: no output for the AUCs");
-    if (step < 1) return EGC_FAIL(EGC_E_ARG, "deletion/insertion: step %d must be >= 1", step);
-    int T = egc_curve_steps(ev->hw, step);
-    egc_status st = EGC_OK;
-    int *cls = NULL;
-    float *blur = NULL, *tmp = NULL, *curve = NULL;
-    egc_backend *be = ev->be;
-    EGC_TRYG(st, egc_malloc((void **)&cls, (size_t)n, sizeof(int), "classes"), done);
-    EGC_TRYG(st, egc_malloc((void **)&curve, (size_t)n * (size_t)(T + 1), sizeof(float),
-                            "curves"), done);
-    EGC_TRYG(st, egc_eval_classes(ev, x, n, classes, cls), done);
-    if (kind == EGC_CURVE_INSERTION) {
-        EGC_TRYG(st, egc_malloc((void **)&blur, (size_t)n * ev->chw, sizeof(float), "blurred "
-                                "images"), done);
-        EGC_TRYG(st, egc_malloc((void **)&tmp, (size_t)n * (size_t)ev->hw, sizeof(float),
-                                "blur scratch"), done);
-        blur_ctx b = {x, blur, tmp, ev->C, ev->H, ev->W};
-        egc_parallel_for(n, blur_one, &b);
-    }
-    /* Groups of G images: maps ranked and images held by the backend, which makes the rows
-     * (the ranked pixels replaced by 0, or copied from x into the blurred image). */
-    for (int i0 = 0; i0 < n; i0 += ev->G) {
-        int g = EGC_MIN(ev->G, n - i0);
-        size_t hw = (size_t)ev->hw;
-        EGC_TRYG(st, be->upload(be, ev->dmaps, maps + (size_t)i0 * hw,
-                                (size_t)g * hw * sizeof(float)), done);
-        EGC_TRYG(st, be->m_rank(be, ev->dmaps, g, ev->hw, ev->rscratch, ev->dkey), done);
-        egc_select_spec sp;
-        memset(&sp, 0, sizeof sp);
-        if (kind == EGC_CURVE_DELETION) {
-            EGC_TRYG(st, be->upload(be, ev->da, x + (size_t)i0 * ev->chw,
-                                    (size_t)g * ev->chw * sizeof(float)), done);
-            sp.a = ev->da;
-            sp.b = NULL; /* the substrate 0 */
-        } else {
-            EGC_TRYG(st, be->upload(be, ev->da, blur + (size_t)i0 * ev->chw,
-                                    (size_t)g * ev->chw * sizeof(float)), done);
-            EGC_TRYG(st, be->upload(be, ev->db, x + (size_t)i0 * ev->chw,
-                                    (size_t)g * ev->chw * sizeof(float)), done);
-            sp.a = ev->da;
-            sp.b = ev->db;
-        }
-        sp.key = ev->dkey;
-        sp.key_stride = ev->hw;
-        sp.C = ev->C;
-        sp.hw = ev->hw;
-        sp.rows_per = T + 1;
-        sp.thr_step = step;
-        sp.thr_max = ev->hw;
-        curve_ctx c = {ev, cls, i0, T, curve};
-        EGC_TRYG(st, egc_eval_select(ev, &sp, (int64_t)g * (T + 1), curve_take, &c), done);
-    }
+    curve_ctx c = {ev, cls, i0, T, curve};
+    return egc_eval_select(ev, sp, (int64_t)g * (T + 1), curve_take, &c);
+}
+
+/* auc[n] (and curves [n,T+1] when not NULL) from the scored points curve [n,T+1]. */
+static void curve_results(const float *curve, int n, int T, float *auc, float *curves)
+{
     for (int i = 0; i < n; i++) {
         auc[i] = (float)egc_curve_auc(curve + (size_t)i * (size_t)(T + 1), T + 1);
         if (curves)
             memcpy(curves + (size_t)i * (size_t)(T + 1), curve + (size_t)i * (size_t)(T + 1),
                    (size_t)(T + 1) * sizeof(float));
     }
+}
+
+egc_status egc_metric_curves(egc_evaluator *ev, const float *x, const float *maps, int n,
+                             const int *classes, int step, float *auc_del, float *auc_ins,
+                             float *curves_del, float *curves_ins)
+{
+    const char *what = auc_del ? (auc_ins ? "deletion+insertion" : "deletion")
+                               : (auc_ins ? "insertion" : "deletion/insertion");
+    EGC_TRY(egc_eval_check(ev, x, maps, n, what));
+    if (!auc_del && !auc_ins) return EGC_FAIL(EGC_E_ARG, "%s: no output for the AUCs", what);
+    if (step < 1) return EGC_FAIL(EGC_E_ARG, "%s: step %d must be >= 1", what, step);
+    int T = egc_curve_steps(ev->hw, step), G = ev->G;
+    size_t hw = (size_t)ev->hw, chw = ev->chw, pts = (size_t)n * (size_t)(T + 1);
+    egc_status st = EGC_OK;
+    int *cls = NULL;
+    float *blur = NULL, *tmp = NULL, *cdel = NULL, *cins = NULL;
+    egc_backend *be = ev->be;
+    EGC_TRYG(st, egc_malloc((void **)&cls, (size_t)n, sizeof(int), "classes"), done);
+    if (auc_del)
+        EGC_TRYG(st, egc_malloc((void **)&cdel, pts, sizeof(float), "deletion curves"), done);
+    if (auc_ins) {
+        EGC_TRYG(st, egc_malloc((void **)&cins, pts, sizeof(float), "insertion curves"), done);
+        EGC_TRYG(st, egc_malloc((void **)&blur, (size_t)G * chw, sizeof(float), "blurred images"),
+                 done);
+        EGC_TRYG(st, egc_malloc((void **)&tmp, (size_t)G * hw, sizeof(float), "blur scratch"),
+                 done);
+    }
+    EGC_TRYG(st, egc_eval_classes(ev, x, n, classes, cls), done);
+    /* Rows of the ranked pixels replaced by 0 (deletion: a = x, the substrate 0) or copied
+     * from x into the blurred image (insertion: a = blur(x), b = x). */
+    egc_select_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.key = ev->dkey;
+    sp.key_stride = ev->hw;
+    sp.C = ev->C;
+    sp.hw = ev->hw;
+    sp.rows_per = T + 1;
+    sp.thr_step = step;
+    sp.thr_max = ev->hw;
+    /* Groups of G images: maps ranked once and images uploaded once (x in da, blur(x) in
+     * db), then the deletion rows and the insertion rows from those buffers. */
+    for (int i0 = 0; i0 < n; i0 += G) {
+        int g = EGC_MIN(G, n - i0);
+        EGC_TRYG(st, be->upload(be, ev->dmaps, maps + (size_t)i0 * hw,
+                                (size_t)g * hw * sizeof(float)), done);
+        EGC_TRYG(st, be->m_rank(be, ev->dmaps, g, ev->hw, ev->rscratch, ev->dkey), done);
+        EGC_TRYG(st, be->upload(be, ev->da, x + (size_t)i0 * chw, (size_t)g * chw * sizeof(float)),
+                 done);
+        if (auc_del) {
+            sp.a = ev->da;
+            sp.b = NULL;
+            EGC_TRYG(st, run_curve(ev, &sp, cls, i0, g, T, cdel), done);
+        }
+        if (auc_ins) {
+            blur_ctx bc = {x + (size_t)i0 * chw, blur, tmp, ev->C, ev->H, ev->W};
+            egc_parallel_for(g, blur_one, &bc);
+            EGC_TRYG(st, be->upload(be, ev->db, blur, (size_t)g * chw * sizeof(float)), done);
+            sp.a = ev->db;
+            sp.b = ev->da;
+            EGC_TRYG(st, run_curve(ev, &sp, cls, i0, g, T, cins), done);
+        }
+    }
+    if (auc_del) curve_results(cdel, n, T, auc_del, curves_del);
+    if (auc_ins) curve_results(cins, n, T, auc_ins, curves_ins);
 done:
     free(cls);
     free(blur);
     free(tmp);
-    free(curve);
+    free(cdel);
+    free(cins);
     return st;
+}
+
+egc_status egc_metric_curve(egc_evaluator *ev, egc_curve_kind kind, const float *x,
+                            const float *maps, int n, const int *classes, int step, float *auc,
+                            float *curves)
+{
+    if (kind != EGC_CURVE_DELETION && kind != EGC_CURVE_INSERTION)
+        return EGC_FAIL(EGC_E_ARG, "deletion/insertion: unknown curve kind %d", (int)kind);
+    if (!auc) {
+        EGC_TRY(egc_eval_check(ev, x, maps, n, kind == EGC_CURVE_DELETION ? "deletion"
+                                                                          : "insertion"));
+        return EGC_FAIL(EGC_E_ARG, "deletion/insertion: no output for the AUCs");
+    }
+    int del = kind == EGC_CURVE_DELETION;
+    return egc_metric_curves(ev, x, maps, n, classes, step, del ? auc : NULL, del ? NULL : auc,
+                             del ? curves : NULL, del ? NULL : curves);
 }
 
 /* ---- infidelity ---- */
@@ -153,21 +190,6 @@ int egc_infidelity_patches(int H, int W, int patch)
     if (patch < 1) return 0;
     return ((H + patch - 1) / patch) * ((W + patch - 1) / patch);
 }
-
-typedef struct infid_ctx {
-    const egc_evaluator *ev;
-    const float *x, *maps;
-    const int *cls;
-    const egc_infidelity_options *o;
-    int P;              /* patches (patch protocol) or samples (Gaussian) */
-    int PW;             /* patches per row */
-    const uint64_t *ids;
-    double *f0;         /* [n] f_c(x) */
-    double *acc;        /* [n] sum of squared errors (patch); sum s*df (Gaussian) */
-    double *acc2;       /* [n] Gaussian: sum s^2 */
-    double *sp;         /* [n * P] Gaussian: s per sample; [n*P] patch: unused */
-    double *dfp;        /* [n * P] Gaussian: df per sample */
-} infid_ctx;
 
 /* The patch protocol's rows of a group: image i0 + i, step p (patches 0..p-1 replaced):
  * row i * (P + 1) + p; sp [g,P+1] the s_p of the group's images. */
@@ -262,40 +284,26 @@ done:
     return st;
 }
 
-static void gauss_fill(int64_t r, float *dst, double *aux, void *arg)
-{
-    infid_ctx *c = arg;
-    const egc_evaluator *ev = c->ev;
-    int i = (int)(r / (c->P + 1)), s = (int)(r % (c->P + 1));
-    const float *x = c->x + (size_t)i * ev->chw, *phi = c->maps + (size_t)i * (size_t)ev->hw;
-    if (s == 0) {
-        memcpy(dst, x, ev->chw * sizeof(float));
-        *aux = 0;
-        return;
-    }
-    /* dst first holds the standard normals of sample s-1, then x - sigma * normal. */
-    egc_sample_normals(c->o->seed ^ EGC_METRIC_KEY_GAUSS, c->ids[i], (uint32_t)(s - 1), ev->chw,
-                       dst);
-    double sum = 0;
-    float sg = c->o->sigma;
-    for (size_t j = 0; j < ev->chw; j++) {
-        float I = sg * dst[j];
-        sum += (double)phi[j % (size_t)ev->hw] * (double)I;
-        dst[j] = x[j] - I;
-    }
-    *aux = sum;
-}
+/* The Gaussian rows of a group of images from i0: image i0 + i, sample s (s = 0: the clean
+ * image): row i * (S + 1) + s. */
+typedef struct gauss_ctx {
+    const int *cls;     /* [n] */
+    int i0, S;
+    double *f0;         /* [n] f_c(x) */
+    double *sp;         /* [n,S] s per sample */
+    double *dfp;        /* [n,S] df per sample */
+} gauss_ctx;
 
 static void gauss_take(int64_t r, const float *logits, double aux, void *arg)
 {
-    infid_ctx *c = arg;
-    int i = (int)(r / (c->P + 1)), s = (int)(r % (c->P + 1));
+    gauss_ctx *c = arg;
+    int i = c->i0 + (int)(r / (c->S + 1)), s = (int)(r % (c->S + 1));
     double f = logits[c->cls[i]];
     if (s == 0) {
         c->f0[i] = f;
         return;
     }
-    size_t k = (size_t)i * (size_t)c->P + (size_t)(s - 1);
+    size_t k = (size_t)i * (size_t)c->S + (size_t)(s - 1);
     c->sp[k] = aux;
     c->dfp[k] = c->f0[i] - f;
 }
@@ -322,8 +330,31 @@ egc_status egc_metric_infidelity_gaussian(egc_evaluator *ev, const float *x, con
     EGC_TRYG(st, egc_malloc((void **)&dfp, (size_t)n * (size_t)S, sizeof(double), "deltas"), done);
     EGC_TRYG(st, egc_eval_classes(ev, x, n, classes, cls), done);
     for (int i = 0; i < n; i++) ids[i] = egc_image_id(x + (size_t)i * ev->chw, ev->chw);
-    infid_ctx c = {ev, x, maps, cls, o, S, 0, ids, f0, NULL, NULL, sp, dfp};
-    EGC_TRYG(st, egc_eval_stream(ev, (int64_t)n * (S + 1), gauss_fill, gauss_take, &c), done);
+    /* Groups of G images held by the backend (images, maps, image ids), which makes the rows
+     * x - sigma * normal and their dot products s (m_gauss_rows). */
+    egc_gauss_spec gs;
+    memset(&gs, 0, sizeof gs);
+    gs.x = ev->da;
+    gs.phi = ev->dmaps;
+    gs.ids = ev->dids;
+    gs.sample0 = NULL;
+    gs.seed = o->seed ^ EGC_METRIC_KEY_GAUSS;
+    gs.sigma = o->sigma;
+    gs.C = ev->C;
+    gs.hw = ev->hw;
+    gs.rows_per = S + 1;
+    for (int i0 = 0; i0 < n; i0 += ev->G) {
+        int g = EGC_MIN(ev->G, n - i0);
+        size_t hw = (size_t)ev->hw;
+        EGC_TRYG(st, ev->be->upload(ev->be, ev->da, x + (size_t)i0 * ev->chw,
+                                    (size_t)g * ev->chw * sizeof(float)), done);
+        EGC_TRYG(st, ev->be->upload(ev->be, ev->dmaps, maps + (size_t)i0 * hw,
+                                    (size_t)g * hw * sizeof(float)), done);
+        EGC_TRYG(st, ev->be->upload(ev->be, ev->dids, ids + i0, (size_t)g * sizeof(uint64_t)),
+                 done);
+        gauss_ctx c = {cls, i0, S, f0, sp, dfp};
+        EGC_TRYG(st, egc_eval_gauss(ev, &gs, (int64_t)g * (S + 1), gauss_take, &c), done);
+    }
     for (int i = 0; i < n; i++) {
         const double *s = sp + (size_t)i * (size_t)S, *d = dfp + (size_t)i * (size_t)S;
         double sd = 0, ss = 0;

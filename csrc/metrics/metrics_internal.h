@@ -31,6 +31,9 @@ struct egc_evaluator {
     int32_t *dkey;      /* [G,hw] */
     int32_t *dpkey;     /* [hw] */
     void *rscratch;     /* m_rank_scratch(G, hw) bytes (NULL when 0) */
+    uint64_t *dids;     /* [G] image ids of the Gaussian rows */
+    double *daux;       /* [G] dot products of one pass of Gaussian rows */
+    void *gscratch;     /* m_gauss_scratch(G, chw) bytes (NULL when 0) */
 };
 
 /* Fills the input of global row r into dst[chw]; may leave one number in *aux. Called
@@ -42,8 +45,9 @@ typedef void (*egc_row_take_fn)(int64_t r, const float *logits, double aux, void
 
 /* Streams rows 0..rows-1 through the model: fills up to B rows into the reusable buffer
  * (in parallel), forwards them in one call, then hands each row's logits to take. The rows
- * are generated on the host; this is the one place where a backend hook that generates
- * them on the device (and keeps them there) would go. */
+ * are generated on the host (the clean images of egc_eval_classes and
+ * egc_evaluator_logits); the perturbed rows of the fidelity metrics are made by the backend
+ * instead (egc_eval_select, egc_eval_gauss). */
 EGC_NODISCARD egc_status egc_eval_stream(egc_evaluator *ev, int64_t rows, egc_row_fill_fn fill,
                                          egc_row_take_fn take, void *arg);
 
@@ -64,12 +68,30 @@ void egc_select_row(const struct egc_select_spec *sp, int64_t r, float *out);
 EGC_NODISCARD egc_status egc_select_spec_check(const struct egc_select_spec *sp, int64_t r0,
                                                int n, const void *out, const char *who);
 
+/* Row r of the Gaussian-infidelity rows of sp (backend.h, struct egc_gauss_spec; every
+ * pointer host memory) into out[C*hw]; returns the row's dot product aux, summed in
+ * increasing j (the CPU reference of m_gauss_rows). */
+struct egc_gauss_spec;
+double egc_gauss_row(const struct egc_gauss_spec *sp, int64_t r, float *out);
+/* EGC_OK when sp, r0, out and aux make a valid m_gauss_rows call (pointers set except the
+ * optional sample0, C, hw, rows_per >= 1, sigma > 0), else EGC_E_ARG naming `who`. */
+EGC_NODISCARD egc_status egc_gauss_spec_check(const struct egc_gauss_spec *sp, int64_t r0, int n,
+                                              const void *out, const double *aux,
+                                              const char *who);
+
 /* Streams rows 0..rows-1 of the select spec sp (its arrays in the evaluator's backend
  * memory) through the model: the rows are made by the backend (m_select_rows) straight into
  * the model's input, in passes of the session's rows, and each row's logits go to take (aux
  * 0). The way the fidelity curves and the patch infidelity run. */
 EGC_NODISCARD egc_status egc_eval_select(egc_evaluator *ev, const struct egc_select_spec *sp,
                                          int64_t rows, egc_row_take_fn take, void *arg);
+
+/* egc_eval_select for the Gaussian-infidelity rows of sp (its arrays in the evaluator's
+ * backend memory): the rows and their dot products made by the backend (m_gauss_rows, with
+ * the evaluator's scratch), and each row's logits go to take with the row's dot product as
+ * aux. The way the Gaussian infidelity runs. */
+EGC_NODISCARD egc_status egc_eval_gauss(egc_evaluator *ev, const struct egc_gauss_spec *sp,
+                                        int64_t rows, egc_row_take_fn take, void *arg);
 
 /* Index of the largest logit (first on ties) and the softmax probability of class c,
  * computed in double. */

@@ -30,6 +30,9 @@ struct egc_session {
     float *seed_dev;    /* [chunk, classes] on the device */
     float *xhost;       /* [batch, C*H*W] the last forward's inputs; only when chunk < batch
                            and there is a target layer (a backward will need them) */
+    float *xstage;      /* [chunk, C*H*W] page-locked staging of inputs that are not */
+    int stage;          /* 0: not tried yet, 1: xstage in use, -1: no staging (CPU, or
+                           page-locked memory could not be had) */
     int fwd_n;          /* rows of the last forward (0: none yet) */
     int fwd_row0;       /* first of those rows that the plan's buffers hold */
     size_t cap;         /* max_device_bytes (0: none) */
@@ -179,6 +182,7 @@ void egc_session_destroy(egc_session *s)
     drop_plan(s);
     egc_backend_destroy(s->be);
     free(s->xhost);
+    egc_host_free(s->xstage);
     free(s);
 }
 
@@ -387,11 +391,39 @@ static egc_status check_n(const egc_session *s, int n)
 
 /* One pass: rows x[0..n) (n <= chunk) through the plan, the rest of its rows zero; the
  * logits to the host when logits is not NULL. */
-static egc_status forward_pass(egc_session *s, const float *x, int n, float *logits)
+/* Whether inputs at x go through s->xstage: not when x is page-locked already; the buffer is
+ * made at the first call that needs it, on a non-CPU backend, and kept when it could be
+ * page-locked. */
+static egc_status stage_for(egc_session *s, const float *x, int *use)
+{
+    *use = 0;
+    if (s->stage == 0) {
+        s->stage = -1;
+        if (strcmp(s->be->name, "cpu") != 0) {
+            size_t per = (size_t)s->m->c * (size_t)s->m->h * (size_t)s->m->w;
+            void *p = NULL;
+            EGC_TRY(egc_host_alloc(s->be->name, (size_t)s->chunk * per * sizeof(float), &p));
+            if (egc_host_pinned(p)) {
+                s->xstage = p;
+                s->stage = 1;
+            } else {
+                egc_host_free(p);
+            }
+        }
+    }
+    *use = s->stage == 1 && !egc_host_pinned(x);
+    return EGC_OK;
+}
+
+static egc_status forward_pass(egc_session *s, const float *x, int n, float *logits, int stage)
 {
     const egc_graph *g = &s->m->g;
     egc_view in = egc_plan_value(s->plan, g->input);
     size_t per = (size_t)s->m->c * (size_t)s->m->h * (size_t)s->m->w;
+    if (stage) { /* page-locked: the upload is a DMA at the bus's full speed */
+        egc_parallel_copy(s->xstage, x, (size_t)n * per * sizeof(float));
+        x = s->xstage;
+    }
     EGC_TRY(s->be->upload(s->be, in.ptr, x, (size_t)n * per * sizeof(float)));
     if (n < s->chunk)
         EGC_TRY(s->be->fill(s->be, in.ptr + (size_t)n * per, 0.0f,
@@ -412,10 +444,13 @@ egc_status egc_session_forward(egc_session *s, const float *x, int n, float *log
     size_t nc = (size_t)s->m->classes;
     s->fwd_n = 0;
     if (s->xhost) memcpy(s->xhost, x, (size_t)n * per * sizeof(float));
+    int stage;
+    EGC_TRY(stage_for(s, x, &stage));
     int r0 = 0;
     for (;;) {
         int nb = EGC_MIN(s->chunk, n - r0);
-        EGC_TRY(forward_pass(s, x + (size_t)r0 * per, nb, logits ? logits + (size_t)r0 * nc : NULL));
+        EGC_TRY(forward_pass(s, x + (size_t)r0 * per, nb, logits ? logits + (size_t)r0 * nc : NULL,
+                             stage));
         if (r0 + nb >= n) break;
         r0 += nb;
     }
@@ -459,10 +494,12 @@ egc_status egc_session_backward(egc_session *s, const float *seed, int n, float 
     size_t nc = (size_t)s->m->classes;
     egc_shape ts = egc_session_target_shape(s);
     size_t tper = (size_t)egc_shape_numel(&ts);
+    int stage;
+    EGC_TRY(stage_for(s, s->xhost, &stage));
     for (int r0 = 0; r0 < n; r0 += s->chunk) {
         int nb = EGC_MIN(s->chunk, n - r0);
         s->fwd_row0 = -1; /* the plan's rows are in flux until this pass is done */
-        EGC_TRY(forward_pass(s, s->xhost + (size_t)r0 * per, nb, NULL));
+        EGC_TRY(forward_pass(s, s->xhost + (size_t)r0 * per, nb, NULL, stage));
         s->fwd_row0 = r0;
         EGC_TRY(backward_pass(s, seed + (size_t)r0 * nc, nb, grad ? grad + (size_t)r0 * tper : NULL,
                               act ? act + (size_t)r0 * tper : NULL));

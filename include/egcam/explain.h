@@ -133,7 +133,7 @@ typedef struct egc_explainer egc_explainer;
 typedef struct egc_cam_result {
     int cls;            /* the explained class */
     float score;        /* y_c on the clean input (logit or softmax probability) */
-    uint64_t image_id;  /* FNV-1a hash of the input tensor (the key of its random draws) */
+    uint64_t image_id;  /* 64-bit hash of the input tensor (the key of its random draws) */
     float *raw;         /* [h,w] the method's map L at the layer's resolution, before any
                            normalisation (relu already applied where the method says) */
     float *map;         /* [H,W] the final map in [0,1]: min-max, bilinear upsampling
@@ -184,8 +184,9 @@ EGC_NODISCARD egc_status egc_explainer_run(egc_explainer *e, const float *x, int
  * backward, reduce) add up over all chunks; clean covers the clean pass (forward, and for
  * single-pass methods backward and CAM), reduce also the final reduction and CAM. */
 typedef struct egc_explain_phases {
-    double scan_ms;      /* image ids, value ranges and checks on the host */
-    double upload_ms;    /* images, classes, ids and noise scales to the device */
+    double scan_ms;      /* image ids and value ranges (on the device), their download, the
+                            checks, and the ids and noise scales to the device */
+    double upload_ms;    /* images and classes to the device */
     double clean_ms;
     double perturb_ms;   /* sample points (and their upload to the model's input) */
     double forward_ms;   /* forwards of the sample points */

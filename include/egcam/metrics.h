@@ -5,10 +5,13 @@
  * the model-input geometry. Images are preprocessed inputs x[n,3,H,W] (host float32).
  *
  * Every metric that needs the model runs through an evaluator: one forward-only session
- * of `batch` rows and one host buffer of `batch` perturbed inputs, both reserved when the
- * evaluator is created. The perturbed inputs of all images and all steps of a call are
- * generated into that buffer, `batch` rows at a time (rows of several images share one
- * forward), and scored in one forward per buffer; nothing is allocated per batch.
+ * of `batch` rows, one host buffer of `batch` inputs and backend buffers for the images,
+ * maps, pixel ranks and image ids of a group of images, all reserved when the evaluator is
+ * created. The perturbed inputs of the fidelity metrics (deletion, insertion, both
+ * infidelities) are made by the backend (on a GPU: on the device) straight into the
+ * model's input, from the images and maps of a group it holds, and scored in forwards of
+ * up to `batch` rows (rows of several images share one forward); nothing is allocated per
+ * batch.
  *
  * Pixel ranking (deletion, insertion, relevance rank accuracy): by decreasing saliency,
  * ties by ascending pixel index (a stable sort); all channels of a pixel change together.
@@ -71,11 +74,27 @@ double egc_curve_auc(const float *s, int n);
  * before the first step and after every step of `step` pixels. Deletion sets the ranked
  * pixels to 0 (normalised space); insertion starts from the 11x11 sigma-5 Gaussian blur
  * of x (zero padding) and copies the ranked pixels of x in. auc[n] gets the AUCs; curves
- * (NULL to skip) gets [n, steps+1] probabilities. */
+ * (NULL to skip) gets [n, steps+1] probabilities. egc_metric_curves with one curve. */
 EGC_NODISCARD egc_status egc_metric_curve(egc_evaluator *ev, egc_curve_kind kind,
                                            const float *x, const float *maps, int n,
                                            const int *classes, int step, float *auc,
                                            float *curves);
+/* Deletion and insertion of the same n images in one call, with the results of
+ * egc_metric_curve for each kind exactly: the classes are found once, each group of images
+ * has its maps ranked once and its images uploaded once, and its deletion rows then its
+ * insertion rows are made from those backend buffers (a sweep that asks for both curves
+ * saves a ranking, an upload and a class pass per image).
+ * Needs: ev, x [n,3,H,W], maps [n,H,W], n >= 1, step >= 1, classes as for
+ * egc_metric_curve, and at least one of auc_del, auc_ins (NULL skips that curve).
+ * Writes: auc_del[n] and auc_ins[n] (the ones given); curves_del and curves_ins [n,
+ * steps+1] probabilities (each NULL to skip; unused when its AUC pointer is NULL).
+ * Errors: EGC_E_ARG (a missing argument, both AUC outputs NULL, step < 1, a class out of
+ * range), EGC_E_NOMEM (host buffers), and the evaluator's backend errors (EGC_E_DEVICE);
+ * on an error the outputs hold nothing meaningful. */
+EGC_NODISCARD egc_status egc_metric_curves(egc_evaluator *ev, const float *x,
+                                            const float *maps, int n, const int *classes,
+                                            int step, float *auc_del, float *auc_ins,
+                                            float *curves_del, float *curves_ins);
 
 typedef struct egc_infidelity_options {
     int patch;          /* patch side for the patch protocol (default 4, Quantus) */

@@ -40,6 +40,22 @@ EGC_NODISCARD egc_status egc_tensor_alloc(egc_tensor *t, const egc_shape *shape)
 /* Frees storage made by egc_tensor_alloc; t becomes empty. NULL or empty is a no-op. */
 void egc_tensor_free(egc_tensor *t);
 
+/* Host memory for the input images of runs on `device` (a device name as the explainer and
+ * session take it: "cpu", "cuda", "cuda:N"). For a CUDA device, in a build with the CUDA
+ * backend, the memory is page-locked (pinned), so the uploads of egc_explainer_run and
+ * egc_session_forward read it at the bus's full speed; otherwise it is ordinary 64-byte
+ * aligned memory. Either way *p holds `bytes` (>= 1) bytes, 64-byte aligned, zeroed. When
+ * pinning fails (no driver, a locked-memory limit) ordinary memory is returned and the call
+ * still succeeds; egc_host_pinned says which. EGC_E_NOMEM (naming the size) when no memory
+ * at all; EGC_E_ARG for bytes == 0 or p NULL. Free with egc_host_free. */
+EGC_NODISCARD egc_status egc_host_alloc(const char *device, size_t bytes, void **p);
+/* Frees memory from egc_host_alloc (p as it returned it); NULL, or any other pointer, is a
+ * no-op. */
+void egc_host_free(void *p);
+/* 1 when p points into a page-locked block of egc_host_alloc, 0 otherwise (any pointer may
+ * be asked, NULL included). */
+int egc_host_pinned(const void *p);
+
 #ifdef __cplusplus
 }
 #endif

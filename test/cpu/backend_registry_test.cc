@@ -3,11 +3,13 @@
 // device listing of `egcam info`. Runs everywhere: no test here needs a GPU.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstring>
 #include <string>
 
 extern "C" {
 #include "backend/backend.h"
+#include "egcam/tensor.h"
 }
 
 namespace {
@@ -20,6 +22,35 @@ TEST(BackendRegistry, CpuByName)
     EXPECT_STREQ(be->name, "cpu");
     egc_backend_destroy(be);
     egc_backend_destroy(nullptr); // no-op
+}
+
+// Host memory for inputs: zeroed, 64-byte aligned, freed by egc_host_free; ordinary memory for
+// the CPU; for CUDA page-locked only where a CUDA device is usable (else still a success).
+TEST(BackendRegistry, HostMemoryForInputs)
+{
+    for (const char *dev : {"cpu", "cuda", "cuda:3"}) {
+        void *p = nullptr;
+        ASSERT_EQ(egc_host_alloc(dev, 1000, &p), EGC_OK) << dev << ": " << egc_last_error();
+        ASSERT_NE(p, nullptr);
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u) << dev;
+        const unsigned char *b = static_cast<unsigned char *>(p);
+        size_t nz = 0;
+        for (int i = 0; i < 1000; i++) nz += b[i] != 0;
+        EXPECT_EQ(nz, 0u) << dev;
+        std::memset(p, 0xab, 1000); // the whole block is writable
+        if (!std::strcmp(dev, "cpu")) EXPECT_EQ(egc_host_pinned(p), 0);
+        egc_host_free(p);
+    }
+    egc_host_free(nullptr);
+    EXPECT_EQ(egc_host_pinned(nullptr), 0);
+    void *p = reinterpret_cast<void *>(&p);
+    EXPECT_EQ(egc_host_alloc("cpu", 0, &p), EGC_E_ARG);
+    EXPECT_EQ(egc_host_alloc("cpu", 16, nullptr), EGC_E_ARG);
+    EXPECT_EQ(egc_host_alloc("cpu", SIZE_MAX - 8, &p), EGC_E_NOMEM);
+    int local = 0;
+    EXPECT_EQ(egc_host_pinned(&local), 0); // not ours: asked safely
+    egc_host_free(&local);                  // not ours: a no-op
+    EXPECT_EQ(p, nullptr);
 }
 
 TEST(BackendRegistry, MalformedNamesAreArgumentErrors)

@@ -1,7 +1,7 @@
 // methods_test.cc: the CAM methods, the sampled family and their random numbers.
 //
 // Covers: Philox4x32-10 against the Random123 known-answer vectors and the documented key
-// mapping; Box-Muller normals against libm and in distribution; the FNV-1a image id; the
+// mapping; Box-Muller normals against libm and in distribution; the image id; the
 // shared post-processing (bilinear upsampling as PyTorch does it, min-max); the per-image
 // formulas on hand-made tensors; the sample plan parser; and on the real ResNet-20 the
 // special cases of METHODS.md (S=1/self/rho=0 is Grad-CAM; a GAP+linear head with logit
@@ -121,14 +121,53 @@ TEST(MethodsPhilox, LogAndSinCosAreAccurate)
     }
 }
 
-TEST(MethodsPhilox, ImageIdIsFnv1aOverLittleEndianBytes)
+TEST(MethodsPhilox, ImageIdIsTheSumOfWordHashes)
 {
     const float x[3] = {1.0f, -2.5f, 0.15625f};
-    EXPECT_EQ(egc_image_id(x, 3), 0x00871769eed8f882ULL);  // computed from the FNV-1a spec
-    EXPECT_EQ(egc_image_id(x, 0), 0xcbf29ce484222325ULL);
+    // computed by tools/make_cam_golden.py's independent numpy image_id from the spec
+    EXPECT_EQ(egc_image_id(x, 3), 0xe423d6b705f2624eULL);
+    EXPECT_EQ(egc_image_id(x, 0), 0xe220a8397b1dcdafULL);
     float y[3] = {1.0f, -2.5f, 0.15625f};
     y[2] = std::nextafter(y[2], 1.0f);
     EXPECT_NE(egc_image_id(y, 3), egc_image_id(x, 3));
+    // the position counts, not just the multiset of values
+    const float p[3] = {-2.5f, 1.0f, 0.15625f};
+    EXPECT_NE(egc_image_id(p, 3), egc_image_id(x, 3));
+    // the bits count: -0 and +0 differ
+    const float z0[2] = {0.0f, 1.0f}, z1[2] = {-0.0f, 1.0f};
+    EXPECT_NE(egc_image_id(z0, 2), egc_image_id(z1, 2));
+    // the sum is order-free: the id is the spec's final mix of the word hashes in any order
+    uint64_t sum = 0;
+    for (int j = 2; j >= 0; j--) {
+        uint32_t u;
+        std::memcpy(&u, &x[j], 4);
+        sum += egc_id_word((uint64_t)j, u);
+    }
+    EXPECT_EQ(egc_id_final(sum, 3), egc_image_id(x, 3));
+}
+
+TEST(MethodsPhilox, ImageScanGivesIdRangeAndFirstNonFinite)
+{
+    std::vector<float> x = {0.5f, -0.0f, 3.0f, -1.25f, 2.0f};
+    uint64_t id = 0;
+    float r[2];
+    int64_t bad = 7;
+    egc_image_scan(x.data(), x.size(), &id, r, &bad);
+    EXPECT_EQ(id, egc_image_id(x.data(), x.size()));
+    EXPECT_EQ(r[0], -1.25f);
+    EXPECT_EQ(r[1], 3.0f);
+    EXPECT_EQ(bad, -1);
+    x[3] = NAN;
+    x[1] = INFINITY;
+    id = 99;
+    egc_image_scan(x.data(), x.size(), nullptr, r, &bad);
+    EXPECT_EQ(bad, 1);
+    EXPECT_EQ(id, 99u);
+    const float z[3] = {-0.0f, -0.0f, -0.0f};
+    egc_image_scan(z, 3, &id, r, &bad);
+    EXPECT_FALSE(std::signbit(r[0]));  // -0 counts as +0
+    EXPECT_FALSE(std::signbit(r[1]));
+    EXPECT_EQ(bad, -1);
 }
 
 TEST(MethodsPhilox, UniformBytesCoverTheRange)
@@ -389,6 +428,32 @@ TEST_F(MethodsResNet, AutoLayerIsTheLastBlock)
     EXPECT_EQ(w, 8);
     EXPECT_EQ(H, 32);
     EXPECT_EQ(W, 32);
+}
+
+// A non-finite value in a batch is an error naming the image and the first bad index (the
+// scan entry finds it on the backend); the images before it in the call are still explained
+// when they sit in an earlier group.
+TEST_F(MethodsResNet, NonFiniteInputIsAnErrorNamingImageAndIndex)
+{
+    for (egc_method method : {EGC_METHOD_GRADCAM, EGC_METHOD_EXPECTED_GRADCAM}) {
+        auto o = Opts(method);
+        o.batch = 4;
+        auto e = Make(model.get(), o);
+        ASSERT_TRUE(e);
+        std::vector<float> y = x;
+        y[5 * 3072 + 2000] = INFINITY;
+        y[5 * 3072 + 1500] = NAN;
+        std::vector<egc_cam_result> r(7);
+        for (auto &ri : r) ri = egc_cam_result{};
+        EXPECT_EQ(egc_explainer_run(e.get(), y.data(), 7, nullptr, r.data()), EGC_E_ARG);
+        std::string msg = egc_last_error();
+        EXPECT_NE(msg.find("image 5 of the batch holds a non-finite value at 1500"),
+                  std::string::npos)
+            << msg;
+        // the first group (images 0..3) was explained: its ids are the images' hashes
+        for (int i = 0; i < 4; i++)
+            EXPECT_EQ(r[i].image_id, egc_image_id(x.data() + (size_t)i * 3072, 3072)) << i;
+    }
 }
 
 TEST_F(MethodsResNet, GradCamClassesScoresAndMaps)

@@ -9,6 +9,10 @@
 // round-to-nearest intrinsics); the double reductions (channel weights, weighted sums,
 // softmax seeds) agree to ~1e-6 relative.
 //
+// CudaMetricEntries: the metric-level entries the same way: pixel ranks exactly, the
+// masked-replacement rows and the Gaussian-infidelity rows bit for bit (their double dot
+// products to 1e-12 relative), and the fidelity metrics end to end on ResNet-20.
+//
 // CudaMethods: every method through the public explainer on the shared ResNet-20 (CIFAR-10)
 // and MobileNet-v1-0.25-128 (ImageNet), 7 real images each (deterministic pseudo-random
 // tensors when the images are missing; the model parts skip when the model is missing),
@@ -361,6 +365,63 @@ TEST(CudaMethodsEntries, ScoreCamInputsAreBitExact)
     EXPECT_BITWISE(out[0], out[1], "masked inputs");
 }
 
+// Images of odd size with both zeros, a constant image, and images holding NaN and infinity:
+// ids, value ranges and first non-finite index are the CPU's exactly (the sum of word hashes
+// is order-free), and the ids are egc_image_id's; with ids NULL none is written.
+TEST(CudaMethodsEntries, ScanIsTheCpuScanExactly)
+{
+    SKIP_WITHOUT_CUDA();
+    Dev cpu("cpu"), gpu("cuda");
+    ASSERT_TRUE(cpu.be && gpu.be);
+    const int n = 6;
+    const int64_t chw = 3 * 37 * 41;
+    auto x = randv((size_t)n * chw, 61);
+    for (int64_t j = 0; j < chw; j++) {
+        if (j % 53 == 1) x[j] = -0.0f;        // image 0: both zeros
+        if (j % 59 == 2) x[j] = 0.0f;
+        x[1 * chw + j] = -0.0f;               // image 1: all -0: range (+0, +0)
+    }
+    x[2 * chw + 4000] = NAN;                  // image 2: first bad 1234
+    x[2 * chw + 1234] = INFINITY;
+    x[3 * chw + chw - 1] = -INFINITY;         // image 3: bad at the last value
+    std::vector<uint64_t> ids[2];
+    std::vector<float> range[2];
+    std::vector<int64_t> bad[2];
+    Dev *d[2] = {&cpu, &gpu};
+    for (int k = 0; k < 2; k++) {
+        uint64_t *idd = d[k]->put(std::vector<uint64_t>(n, 7));
+        float *rd = d[k]->put(std::vector<float>(2 * n));
+        int64_t *bd = d[k]->put(std::vector<int64_t>(n));
+        const float *xd = d[k]->put(x);
+        ASSERT_EQ(d[k]->be->m_scan(d[k]->be, xd, n, chw, idd, rd, bd), EGC_OK)
+            << egc_last_error();
+        ids[k] = d[k]->get(idd, n);
+        range[k] = d[k]->get(rd, 2 * n);
+        bad[k] = d[k]->get(bd, n);
+        // without ids: the ranges again, the ids untouched
+        uint64_t *none = d[k]->put(std::vector<uint64_t>(n, 7));
+        ASSERT_EQ(d[k]->be->m_scan(d[k]->be, xd, n, chw, nullptr, rd, bd), EGC_OK);
+        EXPECT_EQ(d[k]->get(none, n), std::vector<uint64_t>(n, 7));
+        EXPECT_EQ(d[k]->get(rd, 2 * n), range[k]);
+    }
+    for (int i = 0; i < n; i++) {
+        EXPECT_EQ(ids[0][i], egc_image_id(x.data() + i * chw, (size_t)chw)) << i;
+        EXPECT_EQ(ids[1][i], ids[0][i]) << "image " << i;
+        EXPECT_EQ(bad[1][i], bad[0][i]) << "image " << i;
+        if (bad[0][i] < 0)
+            for (int t = 0; t < 2; t++) {
+                float a = range[0][2 * i + t], b = range[1][2 * i + t];
+                EXPECT_EQ(memcmp(&a, &b, 4), 0) << "image " << i << " range " << t << ": cpu "
+                                                 << a << " cuda " << b;
+            }
+    }
+    EXPECT_EQ(bad[0][2], 1234);
+    EXPECT_EQ(bad[0][3], chw - 1);
+    EXPECT_EQ(bad[0][0], -1);
+    EXPECT_FALSE(std::signbit(range[1][2]));  // all -0 scans as +0
+    EXPECT_FALSE(std::signbit(range[1][3]));
+}
+
 // ---------------------------------------------------------------- metric entries
 
 // Maps with ties (values on a coarse grid), NaNs and both zeros: the ranks must be the CPU's
@@ -439,8 +500,76 @@ TEST(CudaMetricEntries, SelectRowsAreBitExact)
     }
 }
 
-// The fidelity metrics end to end on both backends (ResNet-20, TF32 off): the AUCs and the
-// patch infidelity agree within float tolerance.
+// Gaussian-infidelity rows of odd size (C = 3, 37 x 29, not a multiple of 4) for 4 images
+// of 5 samples, all rows and a part from a partial first image, with and without per-image
+// sample offsets: the rows are the CPU's bit for bit (Philox normals drawn on the device),
+// the dot products agree to 1e-12 relative (double sums in another order) and are exactly 0
+// on the clean rows; on the GPU a row's dot product does not depend on the rows around it.
+TEST(CudaMetricEntries, GaussRowsMatchTheCpu)
+{
+    SKIP_WITHOUT_CUDA();
+    Dev cpu("cpu"), gpu("cuda");
+    ASSERT_TRUE(cpu.be && gpu.be);
+    const int images = 4, C = 3, hw = 37 * 29, rows_per = 6;
+    const int64_t chw = (int64_t)C * hw;
+    auto x = randv((size_t)images * chw, 81), phi = randv((size_t)images * hw, 82, 0.0f, 1.0f);
+    std::vector<uint64_t> ids;
+    for (int i = 0; i < images; i++) ids.push_back(egc_image_id(x.data() + i * chw, (size_t)chw));
+    const std::vector<uint32_t> s0 = {0, 3, 1000, 77};
+    for (int offs : {0, 1}) {
+        std::vector<double> whole; // the GPU's dot products of all rows
+        for (int part : {0, 1}) {
+            SCOPED_TRACE("sample offsets " + std::to_string(offs) + " part " + std::to_string(part));
+            const int r0 = part ? 5 : 0, n = part ? 13 : images * rows_per; // rows 5..17
+            std::vector<float> out[2];
+            std::vector<double> aux[2];
+            Dev *d[2] = {&cpu, &gpu};
+            for (int k = 0; k < 2; k++) {
+                egc_gauss_spec sp;
+                memset(&sp, 0, sizeof sp);
+                sp.x = d[k]->put(x);
+                sp.phi = d[k]->put(phi);
+                sp.ids = d[k]->put(ids);
+                sp.sample0 = offs ? d[k]->put(s0) : nullptr;
+                sp.seed = 0x5eedULL ^ EGC_METRIC_KEY_GAUSS;
+                sp.sigma = 0.1f;
+                sp.C = C;
+                sp.hw = hw;
+                sp.rows_per = rows_per;
+                size_t sb = d[k]->be->m_gauss_scratch(d[k]->be, n, chw);
+                void *scratch = sb ? (void *)d[k]->put(std::vector<char>(sb)) : nullptr;
+                float *o = d[k]->put(std::vector<float>((size_t)n * chw, 7.0f));
+                double *a = d[k]->put(std::vector<double>((size_t)n, -1.0));
+                ASSERT_EQ(d[k]->be->m_gauss_rows(d[k]->be, &sp, r0, n, scratch, o, a), EGC_OK)
+                    << egc_last_error();
+                out[k] = d[k]->get(o, (size_t)n * chw);
+                aux[k] = d[k]->get(a, (size_t)n);
+                if (k == 1) {
+                    EXPECT_EQ(d[k]->be->m_gauss_rows(d[k]->be, &sp, r0, n, nullptr, o, a),
+                              EGC_E_ARG)
+                        << "no scratch";
+                }
+            }
+            EXPECT_BITWISE(out[0], out[1], "gaussian rows");
+            for (int t = 0; t < n; t++) {
+                int r = r0 + t;
+                double a = aux[0][(size_t)t], b = aux[1][(size_t)t];
+                if (r % rows_per == 0) {
+                    EXPECT_EQ(a, 0.0) << "clean row " << r;
+                    EXPECT_EQ(b, 0.0) << "clean row " << r;
+                }
+                EXPECT_LE(std::fabs(a - b), 1e-12 * std::max(1.0, std::fabs(a)))
+                    << "dot product of row " << r << ": cpu " << a << " cuda " << b;
+                if (part) EXPECT_EQ(b, whole[(size_t)r]) << "GPU dot product of row " << r;
+            }
+            if (!part) whole = aux[1];
+        }
+    }
+}
+
+// The fidelity metrics end to end on both backends (ResNet-20, TF32 off): the AUCs (of
+// separate and of combined deletion+insertion calls), the patch infidelity and the Gaussian
+// infidelity with its beta agree within float tolerance.
 TEST(CudaMetricEntries, FidelityMetricsMatchTheCpu)
 {
     SKIP_WITHOUT_CUDA();
@@ -453,7 +582,7 @@ TEST(CudaMetricEntries, FidelityMetricsMatchTheCpu)
     const int n = 6, hw = 32 * 32;
     auto x = randv((size_t)n * 3 * hw, 71);
     auto maps = randv((size_t)n * hw, 72, 0.0f, 1.0f);
-    float auc[2][2][n], inf[2][n];
+    float auc[2][2][n], inf[2][n], both[2][2][n], ginf[2][n], gbeta[2][n];
     const char *dev[2] = {"cpu", "cuda"};
     for (int k = 0; k < 2; k++) {
         egc_evaluator *ev = nullptr;
@@ -469,6 +598,15 @@ TEST(CudaMetricEntries, FidelityMetricsMatchTheCpu)
         o.patch = 8;
         ASSERT_EQ(egc_metric_infidelity(ev, x.data(), maps.data(), n, nullptr, &o, inf[k]), EGC_OK)
             << egc_last_error();
+        ASSERT_EQ(egc_metric_curves(ev, x.data(), maps.data(), n, nullptr, 37, both[k][0],
+                                    both[k][1], nullptr, nullptr),
+                  EGC_OK)
+            << egc_last_error();
+        o.samples = 6;
+        ASSERT_EQ(egc_metric_infidelity_gaussian(ev, x.data(), maps.data(), n, nullptr, &o,
+                                                 ginf[k], gbeta[k]),
+                  EGC_OK)
+            << egc_last_error();
         egc_evaluator_destroy(ev);
     }
     for (int i = 0; i < n; i++) {
@@ -476,6 +614,13 @@ TEST(CudaMetricEntries, FidelityMetricsMatchTheCpu)
         EXPECT_NEAR(auc[0][1][i], auc[1][1][i], 1e-4) << "insertion, image " << i;
         EXPECT_NEAR(inf[0][i], inf[1][i], 1e-3 * std::max(1.0f, std::fabs(inf[0][i])))
             << "infidelity, image " << i;
+        for (int kind = 0; kind < 2; kind++)
+            EXPECT_NEAR(both[1][kind][i], auc[0][kind][i], 1e-4)
+                << (kind ? "combined insertion" : "combined deletion") << ", image " << i;
+        EXPECT_NEAR(ginf[0][i], ginf[1][i], 1e-3 * std::max(1.0f, std::fabs(ginf[0][i])))
+            << "gaussian infidelity, image " << i;
+        EXPECT_NEAR(gbeta[0][i], gbeta[1][i], 1e-3 * std::max(1.0f, std::fabs(gbeta[0][i])))
+            << "gaussian beta, image " << i;
     }
 }
 
@@ -688,6 +833,7 @@ protected:
     egc_preset preset = EGC_PRESET_TF;
     void every_method_matches_the_cpu();
     void batch_one_and_seven_agree();
+    void pinned_inputs_agree();
 };
 
 void MethodsOnModel::every_method_matches_the_cpu()
@@ -751,6 +897,40 @@ void MethodsOnModel::batch_one_and_seven_agree()
     }
 }
 
+// Inputs in page-locked memory (egc_host_alloc for "cuda") give the same maps, bit for bit,
+// as the same inputs in ordinary memory, and are not modified; the ids are the images'.
+void MethodsOnModel::pinned_inputs_agree()
+{
+    void *p = nullptr;
+    ASSERT_EQ(egc_host_alloc("cuda", x.size() * sizeof(float), &p), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_host_pinned(p), 1);
+    float *xp = static_cast<float *>(p);
+    std::memcpy(xp, x.data(), x.size() * sizeof(float));
+    const size_t chw = x.size() / kN;
+    for (const Case *c : {&kCases[0], &kCases[10]}) {
+        SCOPED_TRACE(c->name);
+        Result a;
+        ASSERT_TRUE(explain(model.get(), "cuda", opts(*c, 3), x, kN, nullptr, &a));
+        egc_explainer *e = nullptr;
+        egc_explain_options o = opts(*c, 3);
+        ASSERT_EQ(egc_explainer_create(model.get(), "cuda", &o, &e), EGC_OK) << egc_last_error();
+        std::vector<float> raw(a.raw.size(), -1.0f), map(a.map.size(), -1.0f);
+        std::vector<egc_cam_result> res((size_t)kN);
+        for (int i = 0; i < kN; i++) {
+            res[(size_t)i].raw = raw.data() + (size_t)i * a.hw;
+            res[(size_t)i].map = map.data() + (size_t)i * a.HW;
+        }
+        EXPECT_EQ(egc_explainer_run(e, xp, kN, nullptr, res.data()), EGC_OK) << egc_last_error();
+        egc_explainer_destroy(e);
+        EXPECT_BITWISE(a.raw, raw, "raw maps");
+        EXPECT_BITWISE(a.map, map, "final maps");
+        for (int i = 0; i < kN; i++)
+            EXPECT_EQ(res[(size_t)i].image_id, egc_image_id(x.data() + i * chw, chw)) << i;
+    }
+    EXPECT_EQ(std::memcmp(xp, x.data(), x.size() * sizeof(float)), 0) << "inputs modified";
+    egc_host_free(p);
+}
+
 class CudaMethodsResNet20 : public MethodsOnModel {
     const char *model_file() const override { return "resnet20_cifar10.onnx"; }
 };
@@ -762,5 +942,6 @@ TEST_F(CudaMethodsResNet20, EveryMethodMatchesTheCpu) { every_method_matches_the
 TEST_F(CudaMethodsResNet20, BatchOneAndSevenGiveTheSameMaps) { batch_one_and_seven_agree(); }
 TEST_F(CudaMethodsMobileNet, EveryMethodMatchesTheCpu) { every_method_matches_the_cpu(); }
 TEST_F(CudaMethodsMobileNet, BatchOneAndSevenGiveTheSameMaps) { batch_one_and_seven_agree(); }
+TEST_F(CudaMethodsResNet20, PinnedInputsGiveTheSameMaps) { pinned_inputs_agree(); }
 
 } // namespace

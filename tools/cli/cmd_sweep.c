@@ -348,6 +348,7 @@ static void write_overlay(sweep_ctx *S, const egc_image *sized, const float *map
 /* Buffers of one group (G images), reserved once. */
 typedef struct gbuf {
     float *x, *xs, *maps, *ms, *lmaps, *logits, *curves, *vals, *vals2;
+    float *curves_ins, *vals_ins; /* insertion computed with deletion (egc_metric_curves) */
     uint8_t *masks;
     int *slot, *top1, *lcls, *cls_s, *sel;
     int *iw, *ih;
@@ -363,6 +364,17 @@ static void error_rows(sweep_ctx *S, const char *image, const char *method, cons
     for (int k = 0; k < SM_COUNT; k++)
         if (S->on[k] && k != SM_GRID && !is_done(S, image, method, k))
             row_write(S, image, method, k, 0, "error", msg);
+}
+
+/* 1 when metrics k1 and k2 are due (not done) on exactly the same images of the group: the
+ * images one call of a metric pair then takes. */
+static int same_todo(const sweep_ctx *S, const gbuf *B, int n, const char *method, int k1, int k2)
+{
+    for (int t = 0; t < n; t++) {
+        const char *id = S->items.v[B->slot[t]].id;
+        if (is_done(S, id, method, k1) != is_done(S, id, method, k2)) return 0;
+    }
+    return 1;
 }
 
 /* The metrics of one method on the loaded images of a group. */
@@ -423,8 +435,12 @@ static void group_method(sweep_ctx *S, gbuf *B, int m, int n, int g0_global)
                 row_write(S, id, label, SM_COMPLEX, egc_complexity(mp, (int)hw), "ok", NULL);
         }
         fflush(S->rows);
-        /* Model metrics on the images that still need them. */
+        /* Model metrics on the images that still need them. When deletion and insertion are
+         * both due on the same images, one egc_metric_curves call makes both (each map
+         * ranked once); the insertion results wait in curves_ins / vals_ins for their turn,
+         * so the rows come out as with two calls. */
         static const int model_metrics[] = {SM_DEL, SM_INS, SM_INFID, SM_INFID_G, SM_MAXS};
+        int ins_ready = 0;
         for (size_t mk = 0; mk < EGC_ARRAY_N(model_metrics); mk++) {
             int k = model_metrics[mk];
             if (!S->on[k] && !(k == SM_MAXS && S->on[SM_AVGS])) continue;
@@ -441,13 +457,35 @@ static void group_method(sweep_ctx *S, gbuf *B, int m, int n, int g0_global)
                 B->sel[ns++] = t;
             }
             if (!ns) continue;
-            egc_status st;
+            egc_status st = EGC_OK;
+            const float *vals = B->vals, *curves = B->curves;
             double t0m = cli_now();
             switch (k) {
             case SM_DEL:
+                if (S->on[SM_INS] && same_todo(S, B, n, label, SM_DEL, SM_INS)) {
+                    st = egc_metric_curves(S->ev, B->xs, B->ms, ns, B->cls_s, S->step, B->vals,
+                                           B->vals_ins, B->curves, B->curves_ins);
+                    if (st == EGC_OK) {
+                        /* the time of both curves, shared equally */
+                        double dt = 0.5 * (cli_now() - t0m);
+                        t0m += dt;
+                        S->t_metric[SM_INS] += dt;
+                        ins_ready = 1;
+                        break;
+                    }
+                    /* on a failure each curve runs alone, so that each records its own error */
+                }
+                st = egc_metric_curve(S->ev, EGC_CURVE_DELETION, B->xs, B->ms, ns, B->cls_s,
+                                      S->step, B->vals, B->curves);
+                break;
             case SM_INS:
-                st = egc_metric_curve(S->ev, k == SM_DEL ? EGC_CURVE_DELETION : EGC_CURVE_INSERTION,
-                                      B->xs, B->ms, ns, B->cls_s, S->step, B->vals, B->curves);
+                if (ins_ready) {
+                    vals = B->vals_ins;
+                    curves = B->curves_ins;
+                    break;
+                }
+                st = egc_metric_curve(S->ev, EGC_CURVE_INSERTION, B->xs, B->ms, ns, B->cls_s,
+                                      S->step, B->vals, B->curves);
                 break;
             case SM_INFID:
                 st = egc_metric_infidelity(S->ev, B->xs, B->ms, ns, B->cls_s, &S->infid, B->vals);
@@ -460,7 +498,7 @@ static void group_method(sweep_ctx *S, gbuf *B, int m, int n, int g0_global)
                 st = egc_metric_sensitivity(M->ex, B->xs, B->ms, B->cls_s, ns, &S->sens, B->sens);
                 break;
             }
-            S->t_metric[k] += cli_now() - t0m;
+            if (!(k == SM_INS && ins_ready)) S->t_metric[k] += cli_now() - t0m;
             if (st != EGC_OK) {
                 if (S->verbose) cli_error(k_sweep_metric_names[k], 1);
                 err_short(msg, sizeof msg);
@@ -489,9 +527,9 @@ static void group_method(sweep_ctx *S, gbuf *B, int m, int n, int g0_global)
                 }
                 char note[64] = "";
                 if (k == SM_INFID_G) snprintf(note, sizeof note, "beta=%.6g", (double)B->vals2[u]);
-                row_write(S, id, label, k, B->vals[u], "ok", note);
+                row_write(S, id, label, k, vals[u], "ok", note);
                 if (k == SM_DEL || k == SM_INS) {
-                    const float *cv = B->curves + (size_t)u * (size_t)(S->T + 1);
+                    const float *cv = curves + (size_t)u * (size_t)(S->T + 1);
                     for (int t = 0; t <= S->T; t++) {
                         long px = (long)t * S->step;
                         if (px > (long)hw) px = (long)hw;
@@ -716,6 +754,18 @@ static void *xcalloc(size_t n, size_t sz)
     void *p = calloc(n ? n : 1, sz ? sz : 1);
     if (!p) {
         fprintf(stderr, "egcam sweep: out of memory\n");
+        exit(EXIT_MODEL);
+    }
+    return p;
+}
+
+/* n zeroed floats of egc_host_alloc memory for the inputs of runs on device (free with
+ * egc_host_free); exits like xcalloc when there is no memory. */
+static float *host_floats(const char *device, size_t n)
+{
+    void *p = NULL;
+    if (egc_host_alloc(device, (n ? n : 1) * sizeof(float), &p) != EGC_OK) {
+        fprintf(stderr, "egcam sweep: %s\n", egc_last_error());
         exit(EXIT_MODEL);
     }
     return p;
@@ -1030,8 +1080,8 @@ int cmd_sweep(int argc, char **argv)
     int G = batch;
     size_t chw = S->chw;
     gbuf B;
-    B.x = xcalloc((size_t)G * chw, sizeof(float));
-    B.xs = xcalloc((size_t)G * chw, sizeof(float));
+    B.x = host_floats(S->device, (size_t)G * chw); /* page-locked for a CUDA device */
+    B.xs = host_floats(S->device, (size_t)G * chw);
     B.maps = xcalloc((size_t)G * hw, sizeof(float));
     B.ms = xcalloc((size_t)G * hw, sizeof(float));
     B.lmaps = xcalloc((size_t)G * hw, sizeof(float));
@@ -1039,6 +1089,8 @@ int cmd_sweep(int argc, char **argv)
     B.curves = xcalloc((size_t)G * (S->T + 1), sizeof(float));
     B.vals = xcalloc((size_t)G, sizeof(float));
     B.vals2 = xcalloc((size_t)G, sizeof(float));
+    B.curves_ins = xcalloc((size_t)G * (S->T + 1), sizeof(float));
+    B.vals_ins = xcalloc((size_t)G, sizeof(float));
     B.masks = xcalloc((size_t)G * hw, 1);
     B.slot = xcalloc((size_t)G, sizeof(int));
     B.top1 = xcalloc((size_t)G, sizeof(int));
@@ -1151,10 +1203,11 @@ int cmd_sweep(int argc, char **argv)
     if (S->n_failed_inputs) rc = EXIT_SOME_FAILED;
 
     /* Cleanup. */
-    free(B.x); free(B.xs); free(B.maps); free(B.ms); free(B.lmaps); free(B.logits);
+    egc_host_free(B.x); egc_host_free(B.xs); free(B.maps); free(B.ms); free(B.lmaps); free(B.logits);
     free(B.curves); free(B.vals); free(B.vals2); free(B.masks); free(B.slot); free(B.top1);
     free(B.lcls); free(B.cls_s); free(B.sel); free(B.iw); free(B.ih); free(B.sized);
     free(B.res); free(B.sens);
+    free(B.curves_ins); free(B.vals_ins);
     for (int t = 0; t < G; t++) free(B.why[t]);
     free(B.why);
     free(S->pool_x); free(S->pool_cls); free(S->pool_id);
