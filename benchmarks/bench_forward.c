@@ -4,6 +4,8 @@
  * usage: bench_forward --model M.onnx [--device cpu|cuda:N] [--batch B[,B...]]
  *                      [--repeats R] [--warmup W] [--precision fp32|mixed[,...]]
  *                      [--no-graphs] [--pinned]
+ * The line's "cuda_env" lists the CUDA backend's switches set in the environment
+ * (EGC_CUDA_FUSE, EGC_CUDA_HALF_FUSED, ...), "" when none.
  * --pinned: the input batch lives in egc_host_alloc memory (page-locked for a CUDA device), so
  * its upload is a DMA at the bus's full speed; otherwise in malloc memory.
  * --precision: one line per precision and batch (default fp32); --no-graphs: issue every
@@ -134,6 +136,20 @@ int main(int argc, char **argv)
                        egc_host_pinned(x) ? "true" : "false", b, med * 1e3,
                        t[0] * 1e3, b / med, egc_session_device_bytes(s));
                 bench_json_str(sha ? sha : "unknown");
+                /* the switches of the CUDA backend that were set, as "NAME=value ..." */
+                char envs[256];
+                size_t el = 0;
+                envs[0] = '\0';
+                const char *knobs[] = {"EGC_CUDA_FUSE", "EGC_CUDA_HALF_FUSED", "EGC_CUDA_GRAPHS",
+                                       "EGC_CUDA_TF32", "EGC_CUDA_CONV_FIND"};
+                for (size_t k = 0; k < sizeof knobs / sizeof *knobs; k++) {
+                    const char *v = getenv(knobs[k]);
+                    if (v && el < sizeof envs)
+                        el += (size_t)snprintf(envs + el, sizeof envs - el, "%s%s=%s",
+                                               el ? " " : "", knobs[k], v);
+                }
+                printf(", \"cuda_env\": ");
+                bench_json_str(envs);
                 printf("}\n");
                 fflush(stdout);
             }

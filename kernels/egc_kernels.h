@@ -143,10 +143,15 @@ int egc_k_clip_f16(const uint16_t *x, uint16_t *y, float lo, float hi, int64_t n
 /* add_f16.cu: y = a + b, then max(y, 0) when relu != 0; same shapes; y may be a or b. */
 int egc_k_add_f16(const uint16_t *a, const uint16_t *b, uint16_t *y, int relu, int64_t n,
                   void *stream);
-/* bias_act_f16.cu: in place on NHWC y[n, hw, c]: y = act(y + bias[c]) with float32 bias (NULL:
- * none), act 0 identity, 1 Relu; computed in float32, rounded once. */
-int egc_k_bias_act_f16(uint16_t *y, const float *bias, int64_t n, int64_t hw, int64_t c, int relu,
-                       void *stream);
+/* bias_act_f16.cu: in place on NHWC y[n, hw, c]: y = act(y + bias[c] + z) with float32 bias
+ * (NULL: none) and float16 z of y's shape (NULL: none), act 0 identity, 1 Relu; computed in
+ * float32 as (y + bias) + z, rounded once. */
+int egc_k_bias_act_f16(uint16_t *y, const float *bias, const uint16_t *z, int64_t n, int64_t hw,
+                       int64_t c, int relu, void *stream);
+/* compare_f16.cu: out[0] = max |got - ref|, out[1] = max |ref| over n float16 values (computed
+ * in float32; +inf when either holds a NaN or an infinity); out is device memory of 2 floats. */
+int egc_k_compare_f16(const uint16_t *ref, const uint16_t *got, int64_t n, float *out,
+                      void *stream);
 /* maxpool_nhwc_f16.cu: MaxPool of NHWC x [n, h, w, c] -> y [n, oh, ow, c] with the window of p
  * (p->planes is ignored); -inf where a window has no in-bounds element. */
 int egc_k_maxpool_nhwc_f16(const uint16_t *x, uint16_t *y, int64_t n, int64_t c,

@@ -224,6 +224,13 @@ if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_forward" ]; then
         'set -o pipefail; "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 --precision fp32,mixed --pinned | tee -a "$5"' \
         _ "$BUILD_DIR/bench_forward" "$TV_DIR/resnet50.onnx" "$BB" "$BR" "$BENCH"
 fi
+# What the fp16 epilogue fusion (bias + residual Add + Relu in the Conv) and the one-call
+# cuDNN path bring: ResNet-50 mixed with the kernel path forced, and with all fusion off.
+if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_forward" ]; then
+    step bench_forward_fusion 90 bash -c \
+        'set -o pipefail; for e in EGC_CUDA_HALF_FUSED=0 EGC_CUDA_FUSE=0; do env "$e" "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 --precision mixed --pinned | tee -a "$5"; done' \
+        _ "$BUILD_DIR/bench_forward" "$TV_DIR/resnet50.onnx" "$BB" "$BR" "$BENCH"
+fi
 step bench_torch_pinned 60 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forward.py --models resnet50 --batch "$2" --repeats 10 --pinned | tee -a "$3"' \
     _ "$PY" "$BB" "$BENCH"
 if [ "${SKIP_COMPILE:-0}" != 1 ]; then

@@ -37,6 +37,13 @@
  *    convolution, bias and Relu kernels if cuDNN refuses), fp16 through the bias/activation
  *    epilogue kernel. The Relu node then asks to run in place and does nothing when granted
  *    (relu is idempotent, so it simply reapplies it otherwise).
+ *    In mixed plans an fp16 Conv with a bias applies bias (+ Relu) in one pass, and a Conv
+ *    whose only reader is a residual Add (as its input 0) also adds the Add's other input
+ *    (+ the Add's Relu) and makes the Add an identity; each such Conv runs either as
+ *    cuDNN's cudnnConvolutionBiasActivationForward (fp16 bias) or as the convolution and the
+ *    epilogue kernel (bias_act_f16.cu), chosen at the first forward: the one call only when
+ *    cuDNN takes it, it agrees with the kernel path (compare_f16.cu) and it is faster
+ *    (EGC_CUDA_HALF_FUSED=0 keeps the kernel path, =1 the one call when it passes the check).
  *  - CUDA graphs (EGC_CUDA_GRAPHS=0 switches them off): capture_begin/capture_end record the
  *    trunk's launches on the stream once, replay launches the recording.
  * plan_describe lists what each node got. */
@@ -76,6 +83,9 @@ typedef struct cuda_ctx {
     int blas_tf32;           /* the math mode cuBLAS is set to now (-1 unknown) */
     int fuse;                /* Conv+bias+Relu fusion in plans (EGC_CUDA_FUSE=0: off) */
     int graphs;              /* CUDA-graph recording of plans (EGC_CUDA_GRAPHS=0: off) */
+    int hf_mode;             /* fp16 Conv+bias paths (EGC_CUDA_HALF_FUSED): -1 timed choice,
+                                0 always the epilogue kernel, 1 the one cuDNN call whenever
+                                cuDNN takes it and it passes the check */
     void *blas_ws;           /* explicit cuBLAS workspace, set before the first recording */
     /* Live allocations (for bytes_in_use): ptr -> bytes, unordered. */
     struct cu_alloc_rec { void *p; size_t bytes; } *allocs;
@@ -107,8 +117,22 @@ typedef struct conv_plan {
     int fused_api;           /* fp32 Conv+bias+Relu through cudnnConvolutionBiasActivationForward */
     int fused_refused;       /* cuDNN refused that call (status kept in fused_status) */
     int fused_status;
-    cudnnTensorDescriptor_t bd;          /* bias [1,M,1,1] fp32 (fused_api) */
-    cudnnActivationDescriptor_t ad;      /* Relu (fused_api) */
+    cudnnTensorDescriptor_t bd;          /* bias [1,M,1,1] fp32 (fused_api) or fp16 (hf) */
+    cudnnActivationDescriptor_t ad;      /* Relu (fused_api, hf) or identity */
+    /* fp16 Conv with a bias (mixed plans): y = act(conv(x) + bias [+ z]) either by cuDNN in
+     * one call (cudnnConvolutionBiasActivationForward, fp16 bias) or by the convolution and
+     * the epilogue kernel; conv_select_half picks at the first forward (checked, timed). */
+    int hf;                  /* candidate */
+    int hf_relu;             /* act = Relu (the Conv's, or with zres its Add's) */
+    int hf_state;            /* 0: not chosen yet, 1: one cuDNN call, -1: separate kernels */
+    int hf_status;           /* cuDNN status when the call was refused (0: it was not) */
+    float hf_err;            /* max |fused - separate| / max |separate| of the check */
+    float hf_ms[2];          /* timed: separate kernels, one call */
+    size_t b16_off;          /* offset of the fp16 bias in the plan's w16 buffer */
+    const float *b16_src;    /* the fp32 bias last converted (NULL: not yet) */
+    int zres;                /* also adds value zval (its reader Add's input 1), which makes
+                                the Add an identity (node_plan.add_passive) */
+    int zval;
 } conv_plan;
 
 /* Per node of a plan made by plan_prepare_ex. */
@@ -116,6 +140,8 @@ typedef struct node_plan {
     int half;                /* runs in fp16 NHWC */
     int relu_fused;          /* Conv/Add: applies the Relu that is its only reader */
     int relu_pass;           /* Relu whose input was produced with the Relu applied */
+    int add_passive;         /* fp16 Add whose input-0 Conv already added input 1 (and the
+                                Relu): a copy, or nothing when it runs in place */
     size_t in16[2];          /* workspace offsets of fp16 NHWC copies of fp32-stored inputs 0/1 */
     size_t out16;            /* workspace offset of the fp16 output when the output is fp32 */
     size_t stage_end;        /* workspace bytes the staging buffers take */
@@ -134,7 +160,8 @@ typedef struct cuda_plan {
     int n_values;
     void *w16;               /* fp16 weights of the fp16 convolutions */
     size_t w16_bytes;
-    int n_half, n_fused, n_inplace_asked;
+    int n_half, n_fused, n_inplace_asked, n_hf, n_zres;
+    void **vptr;             /* n_values: the buffer each node last wrote (op_forward) */
     cudaGraphExec_t gexec;   /* the recorded trunk (NULL: none) */
     char graph_note[160];    /* why the last recording failed */
 } cuda_plan;
@@ -352,6 +379,7 @@ static void cu_plan_release(egc_backend *be, void *state)
     free(pl->conv);
     free(pl->np);
     free(pl->vfmt);
+    free(pl->vptr);
     if (pl->gexec) (void)cudaGraphExecDestroy(pl->gexec);
     cu_free(be, pl->w16);
     cu_free(be, pl->ws);
@@ -657,6 +685,45 @@ static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
             CUDNN_NOT_PROPAGATE_NAN, 0.0));
         cp->fused_api = 1;
     }
+    /* 4b. fp16 Convs with a bias: conv + bias (+ Relu) as one cuDNN call or the convolution and
+     * the epilogue kernel, whichever is correct and faster (conv_select_half). A Conv whose
+     * only reader is a same-shape fp16 Add, as its input 0, whose input 1 is made before the
+     * Conv and stored fp16, also adds that input (and the Add's Relu): the residual add of
+     * ResNets; the Add then asks to run in place and does nothing. */
+    for (int i = 0; i < nn && c->fuse && mixed; i++) {
+        const egc_node *n = &g->nodes[i];
+        conv_plan *cp = &pl->conv[i];
+        if (n->op != EGC_OP_CONV || !cp->ready || !cp->half || n->n_in < 3 || n->in[2] < 0 ||
+            !g->values[n->in[2]].is_const)
+            continue;
+        int v = n->out, r = -1, relu = pl->np[i].relu_fused;
+        if (!relu && !info->keep[v] && v != info->target && v != g->output && pl->vfmt[v] == VF_F16 &&
+            readers_of(g, v, &r) == 1 && r > i && g->nodes[r].op == EGC_OP_ADD &&
+            pl->np[r].half && g->nodes[r].n_in == 2 && g->nodes[r].in[0] == v &&
+            g->nodes[r].in[1] != v) {
+            int z = g->nodes[r].in[1], zp = g->values[z].producer, ro = g->nodes[r].out;
+            if (z >= 0 && zp >= 0 && zp < i && pl->vfmt[z] == VF_F16 && pl->vfmt[ro] == VF_F16 &&
+                egc_shape_equal(&shapes[z], &shapes[v]) && egc_shape_equal(&shapes[ro], &shapes[v])) {
+                cp->zres = 1;
+                cp->zval = z;
+                relu = pl->np[r].relu_fused;
+                pl->np[r].add_passive = 1;
+                info->inplace[r] = 1;
+                pl->n_inplace_asked++;
+                pl->n_zres++;
+            }
+        }
+        EGC_CUDNN(cudnnCreateTensorDescriptor(&cp->bd));
+        EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->bd, CUDNN_TENSOR_NCHW, CUDNN_DATA_HALF, 1,
+                                             (int)shapes[v].d[1], 1, 1));
+        EGC_CUDNN(cudnnCreateActivationDescriptor(&cp->ad));
+        EGC_CUDNN(cudnnSetActivationDescriptor(cp->ad, relu ? CUDNN_ACTIVATION_RELU
+                                                            : CUDNN_ACTIVATION_IDENTITY,
+                                               CUDNN_NOT_PROPAGATE_NAN, 0.0));
+        cp->hf = 1;
+        cp->hf_relu = relu;
+        pl->n_hf++;
+    }
     /* 5. Staging buffers of fp16 nodes and the fp16 weight buffer. */
     size_t w16 = 0;
     for (int i = 0; i < nn; i++) {
@@ -682,6 +749,10 @@ static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
             cp->ws_off = off;
             cp->w16_off = w16;
             w16 += align_up((size_t)numel(&shapes[n->in[1]]) * 2);
+            if (cp->hf) {
+                cp->b16_off = w16;
+                w16 += align_up((size_t)shapes[n->out].d[1] * 2);
+            }
         }
     }
     pl->w16_bytes = w16;
@@ -710,6 +781,9 @@ static egc_status cu_plan_prepare_ex(egc_backend *be, const egc_graph *g, const 
              fail);
     EGC_TRYG(st, egc_calloc((void **)&pl->vfmt, (size_t)(g->n_values ? g->n_values : 1), 1,
                             "CUDA plan values"),
+             fail);
+    EGC_TRYG(st, egc_calloc((void **)&pl->vptr, (size_t)(g->n_values ? g->n_values : 1),
+                            sizeof *pl->vptr, "CUDA plan values"),
              fail);
     for (int i = 0; i < g->n_nodes; i++) {
         const egc_node *n = &g->nodes[i];
@@ -940,9 +1014,122 @@ static egc_status half_output_done(cuda_ctx *c, const cuda_plan *pl, const egc_n
     return EGC_OK;
 }
 
+/* The candidate paths of an fp16 Conv with a bias (conv_plan.hf): the convolution into y
+ * followed by the epilogue kernel (act(y + bias + z)), or cuDNN's one call with the fp16 bias
+ * b16 (z read with alpha2 = 1; with no z, z = y and alpha2 = 0, not read). The one call
+ * returns cuDNN's status, so that a refusal can be told from a failure of the separate path. */
+static egc_status conv_half_split(cuda_ctx *c, const cuda_plan *pl, const conv_plan *cp,
+                                  const uint16_t *x16, const uint16_t *w16, uint16_t *y16,
+                                  const float *bias, const uint16_t *z, const egc_shape *ys)
+{
+    const float one = 1.0f, zero = 0.0f;
+    char *wsp = (char *)pl->ws;
+    EGC_CUDNN(cudnnConvolutionForward(c->dnn, &one, cp->xd, x16, cp->wd, w16, cp->cd, cp->fwd_algo,
+                                      wsp ? wsp + cp->ws_off : NULL, cp->fwd_ws, &zero, cp->yd,
+                                      y16));
+    EGC_KERNEL(egc_k_bias_act_f16(y16, bias, z, ys->d[0], ys->d[2] * ys->d[3], ys->d[1],
+                                  cp->hf_relu, c->stream));
+    return EGC_OK;
+}
+
+static cudnnStatus_t conv_half_fused(cuda_ctx *c, const cuda_plan *pl, const conv_plan *cp,
+                                     const uint16_t *x16, const uint16_t *w16, uint16_t *y16,
+                                     const uint16_t *b16, const uint16_t *z)
+{
+    const float one = 1.0f, zero = 0.0f;
+    char *wsp = (char *)pl->ws;
+    return cudnnConvolutionBiasActivationForward(
+        c->dnn, &one, cp->xd, x16, cp->wd, w16, cp->cd, cp->fwd_algo,
+        wsp ? wsp + cp->ws_off : NULL, cp->fwd_ws, z ? &one : &zero, cp->yd, z ? z : y16, cp->bd,
+        b16, cp->ad, cp->yd, y16);
+}
+
+#define HF_CHECK_ELEMS ((int64_t)1 << 20) /* values of y compared by the check */
+#define HF_TOL 1e-2f                       /* max |fused - separate| / max |separate| */
+#define HF_REPS 3                          /* timed runs of each path */
+
+/* The first forward of an fp16 Conv with a bias: chooses its path and leaves y16 holding the
+ * result. The one call is kept only when cuDNN takes it, its first HF_CHECK_ELEMS values
+ * agree with the separate path's within HF_TOL of their largest magnitude, and it is faster
+ * over HF_REPS timed runs; otherwise the separate path. Runs outside any graph recording
+ * (the executor records on the second forward). Scratch memory of the check comes and goes
+ * here; when it cannot be had, the separate path is kept. */
+static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp,
+                                   const uint16_t *x16, const uint16_t *w16, uint16_t *y16,
+                                   const float *bias, const uint16_t *b16, const uint16_t *z,
+                                   const egc_shape *ys)
+{
+    cp->hf_state = -1;
+    EGC_TRY(conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys));
+    enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    EGC_CUDA(cudaStreamIsCapturing(c->stream, &cs));
+    if (cs != cudaStreamCaptureStatusNone || c->hf_mode == 0)
+        return EGC_OK; /* no timing inside a recording; or the kernel path asked for */
+    if (!cp->hf_relu && cp->fwd_algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) {
+        cp->hf_status = (int)CUDNN_STATUS_NOT_SUPPORTED; /* identity needs that algorithm */
+        return EGC_OK;
+    }
+    int64_t ne = numel(ys), m = EGC_MIN(ne, HF_CHECK_ELEMS);
+    void *scratch = NULL;
+    if (cudaMalloc(&scratch, (size_t)m * 2 + 64) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return EGC_OK;
+    }
+    uint16_t *ref = scratch;
+    float *res = (float *)((char *)scratch + align_up((size_t)m * 2));
+    cudaEvent_t ev[3] = {NULL, NULL, NULL};
+    egc_status st = EGC_OK;
+    EGC_CUDA_G(st, cudaMemcpyAsync(ref, y16, (size_t)m * 2, cudaMemcpyDeviceToDevice, c->stream),
+               done);
+    cudnnStatus_t fs = conv_half_fused(c, pl, cp, x16, w16, y16, b16, z);
+    if (fs != CUDNN_STATUS_SUCCESS) { /* refused: the separate result again */
+        cp->hf_status = (int)fs;
+        EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys), done);
+        goto done;
+    }
+    float h[2];
+    EGC_KERNEL_G(st, egc_k_compare_f16(ref, y16, m, res, c->stream), done);
+    EGC_CUDA_G(st, cudaMemcpyAsync(h, res, sizeof h, cudaMemcpyDeviceToHost, c->stream), done);
+    EGC_CUDA_G(st, cudaStreamSynchronize(c->stream), done);
+    cp->hf_err = h[0] / (h[1] > 1e-3f ? h[1] : 1e-3f);
+    if (!(cp->hf_err <= HF_TOL)) { /* disagrees (or NaN): back to the separate result */
+        EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys), done);
+        goto done;
+    }
+    if (c->hf_mode == 1) { /* asked for: y16 holds the one call's result */
+        cp->hf_state = 1;
+        goto done;
+    }
+    for (int k = 0; k < 3; k++) EGC_CUDA_G(st, cudaEventCreate(&ev[k]), done);
+    EGC_CUDA_G(st, cudaEventRecord(ev[0], c->stream), done);
+    for (int r = 0; r < HF_REPS; r++) EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys), done);
+    EGC_CUDA_G(st, cudaEventRecord(ev[1], c->stream), done);
+    for (int r = 0; r < HF_REPS; r++)
+        if (conv_half_fused(c, pl, cp, x16, w16, y16, b16, z) != CUDNN_STATUS_SUCCESS) {
+            cp->hf_status = (int)CUDNN_STATUS_EXECUTION_FAILED;
+            EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys), done);
+            goto done;
+        }
+    EGC_CUDA_G(st, cudaEventRecord(ev[2], c->stream), done);
+    EGC_CUDA_G(st, cudaEventSynchronize(ev[2]), done);
+    EGC_CUDA_G(st, cudaEventElapsedTime(&cp->hf_ms[0], ev[0], ev[1]), done);
+    EGC_CUDA_G(st, cudaEventElapsedTime(&cp->hf_ms[1], ev[1], ev[2]), done);
+    cp->hf_ms[0] /= HF_REPS;
+    cp->hf_ms[1] /= HF_REPS;
+    if (cp->hf_ms[1] < cp->hf_ms[0]) cp->hf_state = 1; /* y16 holds the one call's result */
+    else EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys), done);
+done:
+    for (int k = 0; k < 3; k++)
+        if (ev[k]) (void)cudaEventDestroy(ev[k]);
+    (void)cudaStreamSynchronize(c->stream); /* scratch is free once the stream is done */
+    (void)cudaFree(scratch);
+    return st;
+}
+
 /* fp16 NHWC forward of a Conv of a mixed plan: weights converted to fp16 KRSC once (again if
  * the weight buffer changes), the input staged when stored fp32, cuDNN with fp32 accumulation,
- * bias (+ fused Relu) in the epilogue kernel, the output converted back when stored fp32. */
+ * bias (+ residual + fused Relu) in the epilogue kernel or, where chosen, all in one cuDNN
+ * call (conv_select_half), the output converted back when stored fp32. */
 static egc_status conv_forward_half(cuda_ctx *c, cuda_plan *pl, conv_plan *cp, int i,
                                     const egc_node *n, const egc_view *in, const egc_view *out)
 {
@@ -959,15 +1146,37 @@ static egc_status conv_forward_half(cuda_ctx *c, cuda_plan *pl, conv_plan *cp, i
     EGC_TRY(half_input(c, pl, i, n, 0, in, &x16));
     EGC_TRY(half_output(pl, i, n, out, &y16));
     if (!cp->found) EGC_TRY(conv_find_fwd(c, pl, cp, x16, w16, y16));
+    const float *bias = n->n_in > 2 && in[2].ptr ? in[2].ptr : NULL;
+    if (bias) EGC_TRY(expect_numel(n, &in[2].shape, ys->d[1], "the bias"));
+    if (cp->hf) {
+        const uint16_t *z = NULL;
+        if (cp->zres) {
+            z = pl->vptr ? (const uint16_t *)pl->vptr[cp->zval] : NULL;
+            if (!z)
+                return EGC_FAIL(EGC_E_INTERNAL, "node %s (Conv): the residual input %s was not "
+                                "made before it", n->name, pl->g->values[cp->zval].name);
+        }
+        uint16_t *b16 = (uint16_t *)((char *)pl->w16 + cp->b16_off);
+        if (!bias) cp->hf_state = -1; /* the one call needs a bias */
+        else if (cp->b16_src != bias) {
+            EGC_KERNEL(egc_k_nchw_to_nhwc_f16(bias, b16, 1, ys->d[1], 1, c->stream));
+            cp->b16_src = bias;
+        }
+        if (cp->hf_state == 0)
+            EGC_TRY(conv_select_half(c, pl, cp, x16, w16, y16, bias, b16, z, ys));
+        else if (cp->hf_state == 1)
+            EGC_CUDNN(conv_half_fused(c, pl, cp, x16, w16, y16, b16, z));
+        else
+            EGC_TRY(conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys));
+        return half_output_done(c, pl, n, out, y16);
+    }
     const float one = 1.0f, zero = 0.0f;
     char *wsp = (char *)pl->ws;
     EGC_CUDNN(cudnnConvolutionForward(c->dnn, &one, cp->xd, x16, cp->wd, w16, cp->cd, cp->fwd_algo,
                                       wsp ? wsp + cp->ws_off : NULL, cp->fwd_ws, &zero, cp->yd,
                                       y16));
-    const float *bias = n->n_in > 2 && in[2].ptr ? in[2].ptr : NULL;
-    if (bias) EGC_TRY(expect_numel(n, &in[2].shape, ys->d[1], "the bias"));
     if (bias || np->relu_fused)
-        EGC_KERNEL(egc_k_bias_act_f16(y16, bias, ys->d[0], ys->d[2] * ys->d[3], ys->d[1],
+        EGC_KERNEL(egc_k_bias_act_f16(y16, bias, NULL, ys->d[0], ys->d[2] * ys->d[3], ys->d[1],
                                       np->relu_fused, c->stream));
     return half_output_done(c, pl, n, out, y16);
 }
@@ -980,6 +1189,12 @@ static egc_status half_forward(cuda_ctx *c, cuda_plan *pl, int i, const egc_node
     const uint16_t *x0 = NULL, *x1 = NULL;
     uint16_t *y = NULL;
     int64_t ne = numel(&out->shape);
+    if (n->op == EGC_OP_ADD && np->add_passive) { /* its Conv did the add (both fp16) */
+        if (in[0].ptr != out->ptr)
+            EGC_CUDA(cudaMemcpyAsync(out->ptr, in[0].ptr, (size_t)ne * 2,
+                                     cudaMemcpyDeviceToDevice, c->stream));
+        return EGC_OK;
+    }
     EGC_TRY(half_input(c, pl, i, n, 0, in, &x0));
     if (n->op == EGC_OP_ADD) {
         if (!egc_shape_equal(&in[0].shape, &out->shape) || !egc_shape_equal(&in[1].shape, &out->shape))
@@ -1358,6 +1573,7 @@ static egc_status cu_op_forward(egc_backend *be, void *state, const egc_graph *g
     cuda_plan *pl = (cuda_plan *)state;
     int64_t ne = numel(&out->shape);
     const int idx = node_index(pl, g, n);
+    if (idx >= 0 && pl->vptr && n->out >= 0 && n->out < pl->n_values) pl->vptr[n->out] = out->ptr;
     if (idx >= 0 && pl->np) {
         /* the producer already applied this Relu: nothing to do in place (else reapply it) */
         if (pl->np[idx].relu_pass && n->op == EGC_OP_RELU && in[0].ptr == out->ptr) return EGC_OK;
@@ -1843,9 +2059,11 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
     const egc_graph *g = pl->g;
     size_t len = 0;
     egc_str_append(buf, cap, &len, "cuda plan: %s, tf32 %s, %d fp16 node%s, %d fused Relu%s, "
+           "%d fp16 Conv+bias epilogue%s (%d with the residual Add), "
            "workspace %zu B, fp16 weights %zu B%s%s\n",
            pl->precision == CUDA_PREC_MIXED ? "mixed" : "fp32", pl->tf32 ? "on" : "off",
            pl->n_half, pl->n_half == 1 ? "" : "s", pl->n_fused, pl->n_fused == 1 ? "" : "s",
+           pl->n_hf, pl->n_hf == 1 ? "" : "s", pl->n_zres,
            pl->ws_bytes, pl->w16_bytes, pl->graph_note[0] ? ", recording: " : "", pl->graph_note);
     for (int i = 0; i < pl->n_nodes; i++) {
         const egc_node *n = &g->nodes[i];
@@ -1863,7 +2081,27 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
             const int fused_call = cp->fused_api && !cp->fused_refused &&
                                    ((np && np->relu_fused) ||
                                     cp->fwd_algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM);
-            if (np && np->relu_fused)
+            if (cp->hf) {
+                egc_str_append(buf, cap, &len, ", +bias%s%s ", cp->zres ? "+residual" : "",
+                               cp->hf_relu ? "+Relu" : "");
+                if (cp->hf_state == 1)
+                    egc_str_append(buf, cap, &len, "in one call (cudnnConvolutionBiasActivation"
+                                   "Forward: %.3f ms vs %.3f ms, checked to %.1e)",
+                                   cp->hf_ms[1], cp->hf_ms[0], (double)cp->hf_err);
+                else if (cp->hf_state == 0)
+                    egc_str_append(buf, cap, &len, "(path chosen at the first forward)");
+                else if (cp->hf_status)
+                    egc_str_append(buf, cap, &len, "in the epilogue kernel (cuDNN refused the "
+                                   "one call: status %d)", cp->hf_status);
+                else if (cp->hf_ms[0] > 0)
+                    egc_str_append(buf, cap, &len, "in the epilogue kernel (%.3f ms vs one call "
+                                   "%.3f ms)", cp->hf_ms[0], cp->hf_ms[1]);
+                else if (cp->hf_err > HF_TOL)
+                    egc_str_append(buf, cap, &len, "in the epilogue kernel (the one call differed "
+                                   "by %.1e)", (double)cp->hf_err);
+                else
+                    egc_str_append(buf, cap, &len, "in the epilogue kernel");
+            } else if (np && np->relu_fused)
                 egc_str_append(buf, cap, &len, ", +bias+Relu %s",
                        cp->half ? "in the epilogue kernel"
                        : fused_call ? "in one call (cudnnConvolutionBiasActivationForward)"
@@ -1876,6 +2114,7 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
             egc_str_append(buf, cap, &len, ", +Relu fused");
         }
         if (np && np->relu_pass) egc_str_append(buf, cap, &len, ", applied by its producer");
+        if (np && np->add_passive) egc_str_append(buf, cap, &len, ", done by the Conv of input 0");
         egc_str_append(buf, cap, &len, "\n");
     }
 }
@@ -1961,6 +2200,10 @@ egc_status egc_cuda_backend_create(int device, egc_backend **out)
     }
     c->fuse = !env_off("EGC_CUDA_FUSE");
     c->graphs = !env_off("EGC_CUDA_GRAPHS");
+    {
+        const char *v = getenv("EGC_CUDA_HALF_FUSED");
+        c->hf_mode = !v ? -1 : !strcmp(v, "0") ? 0 : !strcmp(v, "1") ? 1 : -1;
+    }
     snprintf(be->name, sizeof be->name, "cuda:%d", device);
     EGC_CUDA_G(st, cudaSetDevice(device), fail);
     struct cudaDeviceProp prop;

@@ -62,6 +62,17 @@
         }                                                                                  \
     } while (0)
 
+#define EGC_KERNEL_G(st, expr, label)                                                      \
+    do {                                                                                   \
+        int egc_ke_ = (expr);                                                              \
+        if (egc_ke_ != 0) {                                                                \
+            (st) = EGC_FAIL(EGC_E_DEVICE, "kernel launch %s failed: %s (%s)", #expr,        \
+                            cudaGetErrorName((cudaError_t)egc_ke_),                        \
+                            cudaGetErrorString((cudaError_t)egc_ke_));                     \
+            goto label;                                                                    \
+        }                                                                                  \
+    } while (0)
+
 #define EGC_CUDNN_G(st, expr, label)                                                       \
     do {                                                                                   \
         cudnnStatus_t egc_dn_ = (expr);                                                    \

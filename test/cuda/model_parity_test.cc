@@ -564,6 +564,72 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelGraphs,
                              return s + (std::get<1>(info.param) ? "_mixed" : "_fp32");
                          });
 
+// The two paths of the fp16 Conv+bias(+residual Add)(+Relu) epilogue in mixed plans, each
+// forced (EGC_CUDA_HALF_FUSED=0: the convolution and bias_act_f16; =1: cuDNN's one call
+// whenever it takes it and it passes the check): logits against the CPU as mixed precision
+// must be, the session's description says which path each Conv took, and on ResNet-20 the
+// residual Adds are done by their Convs.
+class CudaModelHalfFused : public testing::TestWithParam<int> {};
+
+TEST_P(CudaModelHalfFused, BothPathsMatchCpu)
+{
+    const SharedCase &sc = kShared[GetParam()];
+    if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
+    const std::string path = shared_dir() + "/models/" + sc.model;
+    if (!file_exists(path)) GTEST_SKIP() << "shared model " << path << " is not present";
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(path.c_str(), &m), EGC_OK) << egc_last_error();
+    int c, h, w;
+    egc_model_input_chw(m, &c, &h, &w);
+    const int classes = egc_model_num_classes(m), batch = 6;
+    std::vector<float> x = random_input(batch, c, h, w, 31u);
+    std::vector<float> want((size_t)batch * classes);
+    {
+        egc_session *s = nullptr;
+        ASSERT_EQ(egc_session_create(m, "cpu", batch, -1, &s), EGC_OK) << egc_last_error();
+        ASSERT_EQ(egc_session_forward(s, x.data(), batch, want.data()), EGC_OK) << egc_last_error();
+        egc_session_destroy(s);
+    }
+    for (const char *mode : {"0", "1"}) {
+        EnvVar env("EGC_CUDA_HALF_FUSED", mode);
+        egc_session_options so;
+        egc_session_options_default(&so);
+        so.precision = EGC_PREC_MIXED;
+        egc_session *s = nullptr;
+        ASSERT_EQ(egc_session_create_ex(m, "cuda", batch, -1, &so, &s), EGC_OK) << egc_last_error();
+        std::vector<float> lg((size_t)batch * classes), lg2((size_t)batch * classes);
+        ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg.data()), EGC_OK) << egc_last_error();
+        ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg2.data()), EGC_OK) << egc_last_error();
+        ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg2.data()), EGC_OK) << egc_last_error();
+        const std::string tag = std::string(sc.model) + " EGC_CUDA_HALF_FUSED=" + mode;
+        EXPECT_TRUE(close_rows(tag + " logits vs cpu", want, lg, batch, 2e-2, false));
+        EXPECT_TRUE(close_rows(tag + " replay vs first forward", lg, lg2, batch, 1e-6, false));
+        std::vector<char> desc(1 << 16);
+        egc_session_describe(s, desc.data(), desc.size());
+        std::string d(desc.data());
+        printf("%s", d.substr(0, d.find('\n') + 1).c_str());
+        EXPECT_EQ(d.find("path chosen at the first forward"), std::string::npos) << d;
+        if (!strcmp(mode, "0")) {
+            EXPECT_EQ(d.find("in one call (cudnnConvolutionBiasActivationForward:"),
+                      std::string::npos) << d;
+        } else {
+            size_t one = 0, refused = 0;
+            for (size_t p = 0; (p = d.find("in one call (cudnnConvolutionBiasActivationForward:", p)) != std::string::npos; p++) one++;
+            for (size_t p = 0; (p = d.find("cuDNN refused the one call", p)) != std::string::npos; p++) refused++;
+            printf("  %s: %zu Convs in one cuDNN call, %zu refused\n", sc.model, one, refused);
+            EXPECT_GT(one + refused, 0u) << d;
+        }
+        if (GetParam() == 2) EXPECT_NE(d.find("done by the Conv of input 0"), std::string::npos) << d;
+        egc_session_destroy(s);
+    }
+    egc_model_destroy(m);
+}
+
+INSTANTIATE_TEST_SUITE_P(, CudaModelHalfFused, testing::Values(0, 2),
+                         [](const testing::TestParamInfo<int> &info) {
+                             return std::string(info.param == 0 ? "mobilenet_v2" : "resnet20");
+                         });
+
 INSTANTIATE_TEST_SUITE_P(, CudaModelTorchvision, testing::Values("vgg16", "resnet50", "alexnet"),
                          [](const testing::TestParamInfo<const char *> &info) {
                              return std::string(info.param);

@@ -324,22 +324,58 @@ TEST_F(CudaF16, BiasActivationEpilogue)
         std::vector<uint16_t> y = halves(random_data(r, ne, -10.0f, 10.0f));
         std::vector<float> bias = random_data(r, (size_t)g.c, -3.0f, 3.0f);
         float *bd = dev(bias);
+        std::vector<uint16_t> z = halves(random_data(r, ne, -6.0f, 6.0f));
+        uint16_t *zd = dev(std::vector<uint16_t>(ne + 1)) + g.shift;
+        ASSERT_EQ(be_->upload(be_, zd, z.data(), ne * 2), EGC_OK);
         for (int relu = 0; relu < 2; relu++)
-            for (int with_bias = 0; with_bias < 2; with_bias++) {
-                uint16_t *yd = dev(y) + g.shift;
-                if (g.shift) ASSERT_EQ(be_->upload(be_, yd, y.data(), ne * 2), EGC_OK);
-                ASSERT_EQ(egc_k_bias_act_f16(yd, with_bias ? bd : nullptr, g.n, g.hw, g.c, relu,
-                                             stream_),
-                          0);
-                std::vector<uint16_t> want(ne);
-                for (size_t i = 0; i < ne; i++) {
-                    float v = from_half(y[i]) + (with_bias ? bias[i % (size_t)g.c] : 0.0f);
-                    if (relu) v = v > 0.0f ? v : 0.0f;
-                    want[i] = to_half(v);
+            for (int with_bias = 0; with_bias < 2; with_bias++)
+                for (int with_z = 0; with_z < 2; with_z++) {
+                    uint16_t *yd = dev(y) + g.shift;
+                    if (g.shift) ASSERT_EQ(be_->upload(be_, yd, y.data(), ne * 2), EGC_OK);
+                    ASSERT_EQ(egc_k_bias_act_f16(yd, with_bias ? bd : nullptr, with_z ? zd : nullptr,
+                                                 g.n, g.hw, g.c, relu, stream_),
+                              0);
+                    std::vector<uint16_t> want(ne);
+                    for (size_t i = 0; i < ne; i++) {
+                        float v = from_half(y[i]) + (with_bias ? bias[i % (size_t)g.c] : 0.0f);
+                        if (with_z) v = v + from_half(z[i]);
+                        if (relu) v = v > 0.0f ? v : 0.0f;
+                        want[i] = to_half(v);
+                    }
+                    std::string d = first_diff(want, host(yd, ne));
+                    EXPECT_EQ(d, "") << "relu " << relu << " bias " << with_bias << " z " << with_z
+                                     << ": " << d;
                 }
-                std::string d = first_diff(want, host(yd, ne));
-                EXPECT_EQ(d, "") << "relu " << relu << " bias " << with_bias << ": " << d;
+    }
+}
+
+// The check of the fused convolutions: max |got - ref| and max |ref| as the host computes
+// them, exactly (maxima are order-free); a NaN or an infinity gives +inf.
+TEST_F(CudaF16, CompareMaxima)
+{
+    std::mt19937 r(16);
+    for (size_t ne : {(size_t)1, (size_t)7, (size_t)1000, (size_t)300001}) {
+        SCOPED_TRACE("n " + std::to_string(ne));
+        std::vector<uint16_t> a = halves(random_data(r, ne, -50.0f, 50.0f));
+        std::vector<uint16_t> b = a;
+        for (size_t i = 0; i < ne; i += 13) b[i] = to_half(from_half(a[i]) + 0.25f * (float)(i % 5));
+        float *od = dev(std::vector<float>(2, -1.0f));
+        for (int bad = 0; bad < 3; bad++) {
+            std::vector<uint16_t> g = b;
+            if (bad == 1) g[ne / 2] = 0x7e00;  // NaN
+            if (bad == 2) g[ne - 1] = 0x7c00;  // +inf
+            ASSERT_EQ(egc_k_compare_f16(dev(a), dev(g), (int64_t)ne, od, stream_), 0);
+            std::vector<float> got(2);
+            ASSERT_EQ(be_->download(be_, got.data(), od, 2 * sizeof(float)), EGC_OK);
+            float md = 0.0f, mr = 0.0f;
+            for (size_t i = 0; i < ne; i++) {
+                md = std::max(md, std::fabs(from_half(b[i]) - from_half(a[i])));
+                mr = std::max(mr, std::fabs(from_half(a[i])));
             }
+            if (bad) md = INFINITY;
+            EXPECT_EQ(got[0], md) << "bad " << bad;
+            EXPECT_EQ(got[1], mr) << "bad " << bad;
+        }
     }
 }
 
