@@ -30,6 +30,10 @@ egc_status egc_error_trace(egc_status code, const char *expr, const char *file, 
  * returns code. Use where a lower layer does not know the name of the thing. */
 egc_status egc_error_prefix(egc_status code, const char *fmt, ...) EGC_PRINTF(2, 3);
 
+/* Makes msg (copied, truncated to the buffer) this thread's last-error message: for errors
+ * made on a worker thread and reported by the thread that waited for it. */
+void egc_error_restore(const char *msg);
+
 /* Fail with a fresh message: return EGC_FAIL(EGC_E_IO, "cannot open %s", path); */
 #define EGC_FAIL(code, ...) egc_error_set((code), __FILE__, __LINE__, __VA_ARGS__)
 /* Evaluate a status expression; on failure add it to the trace and return. */

@@ -42,6 +42,8 @@ const char *egc_last_error(void) { return g_err; }
 
 void egc_clear_error(void) { g_err[0] = '\0'; }
 
+void egc_error_restore(const char *msg) { snprintf(g_err, sizeof g_err, "%s", msg ? msg : ""); }
+
 egc_status egc_error_set(egc_status code, const char *file, int line, const char *fmt, ...)
 {
     va_list ap;

@@ -47,6 +47,8 @@ int cli_parse_preset(const char *cmd, const char *name, egc_preset *out);
 /* Prints "egcam: <message>" for the last library error to stderr (first line only unless
  * verbose). */
 void cli_error(const char *what, int verbose);
+/* The line cli_error prints for message msg, into buf (NUL-terminated, truncated to cap). */
+void cli_error_format(char *buf, size_t cap, const char *what, const char *msg, int verbose);
 /* cli_error for a model that failed to load (st from egc_model_load), followed by what to
  * do about it: check the path, re-export the file, or see weights/README.md for the
  * operators egcam supports. */
@@ -68,6 +70,16 @@ void cli_progress_start(cli_progress *p, const char *label, long total, int quie
 void cli_progress_step(cli_progress *p, long n);
 void cli_progress_end(cli_progress *p);
 double cli_now(void);
+
+/* Runs load(k, arg) for k in [0, n) on all threads (each k writes only its own slots) and
+ * waits. st[k] is each call's status and, where it failed, err[k] a malloc'd copy of its
+ * error message (NULL on success or when no copy could be made); the caller frees them and
+ * reports the failures in order (egc_error_restore makes err[k] the last error again). */
+void cli_parallel_load(int n, egc_status (*load)(int k, void *arg), void *arg, egc_status *st,
+                       char **err);
+/* Makes err (or, when NULL, "out of memory") the current error message for the printing and
+ * recording of a failure found by cli_parallel_load. */
+void cli_restore_error(const char *err);
 
 /* JSON string escaping to a stream. */
 void cli_json_str(FILE *f, const char *s);

@@ -106,6 +106,21 @@ static void print_result(FILE *out, const cli_item *it, const float *logits, int
     }
 }
 
+/* One batch's inputs loaded in parallel (cli_parallel_load): item k into row k of x. */
+typedef struct load_ctx {
+    const cli_item *items;
+    egc_preset preset;
+    int w, h;
+    size_t per;
+    float *x;
+} load_ctx;
+
+static egc_status load_one(int k, void *arg)
+{
+    const load_ctx *c = arg;
+    return cli_load_item(&c->items[k], c->preset, c->w, c->h, c->x + (size_t)k * c->per, NULL);
+}
+
 int cmd_classify(int argc, char **argv)
 {
     const char *model_path = NULL, *preset_name = NULL, *labels_path = NULL, *device = "cpu";
@@ -207,10 +222,16 @@ int cmd_classify(int argc, char **argv)
     }
     char **labels = cli_load_labels(labels_path, model_path, classes);
     size_t per = (size_t)3 * (size_t)h * (size_t)w;
-    float *x = malloc((size_t)batch * per * sizeof(float));
+    float *x = NULL; /* page-locked for a CUDA device: uploads at the bus's full speed */
+    {
+        void *hp = NULL;
+        if (egc_host_alloc(device, (size_t)batch * per * sizeof(float), &hp) == EGC_OK) x = hp;
+    }
     float *logits = malloc((size_t)batch * (size_t)classes * sizeof(float));
     int *slot = malloc((size_t)batch * sizeof(int));
-    if (!x || !logits || !slot) {
+    egc_status *ldst = calloc((size_t)batch, sizeof *ldst);
+    char **lerr = calloc((size_t)batch, sizeof *lerr);
+    if (!x || !logits || !slot || !ldst || !lerr) {
         fprintf(stderr, "egcam classify: out of memory\n");
         return EXIT_MODEL;
     }
@@ -219,9 +240,14 @@ int cmd_classify(int argc, char **argv)
     int rc = n_bad ? EXIT_SOME_FAILED : EXIT_ALL_OK;
     int described = 0;
     for (int i = 0; i < items.n;) {
-        int nb = 0;
-        while (i < items.n && nb < batch) {
-            if (cli_load_item(&items.v[i], preset, w, h, x + (size_t)nb * per, NULL) != EGC_OK) {
+        /* the next batch decoded on all threads; failures reported in input order, the rest
+         * packed to the front */
+        int k_in = items.n - i < batch ? items.n - i : batch, nb = 0;
+        load_ctx lc = {items.v + i, preset, w, h, per, x};
+        cli_parallel_load(k_in, load_one, &lc, ldst, lerr);
+        for (int t = 0; t < k_in; t++, i++) {
+            if (ldst[t] != EGC_OK) {
+                cli_restore_error(lerr[t]);
                 cli_error(items.v[i].id, verbose);
                 if (json) {
                     printf("{\"image\": ");
@@ -233,9 +259,11 @@ int cmd_classify(int argc, char **argv)
                 rc = EXIT_SOME_FAILED;
                 cli_progress_step(&pr, 1);
             } else {
+                if (nb != t) memcpy(x + (size_t)nb * per, x + (size_t)t * per, per * sizeof(float));
                 slot[nb++] = i;
             }
-            i++;
+            free(lerr[t]);
+            lerr[t] = NULL;
         }
         if (!nb) continue;
         if (egc_session_forward(s, x, nb, logits) != EGC_OK) {
@@ -260,7 +288,9 @@ int cmd_classify(int argc, char **argv)
         cli_progress_step(&pr, nb);
     }
     cli_progress_end(&pr);
-    free(x);
+    egc_host_free(x);
+    free(ldst);
+    free(lerr);
     free(logits);
     free(slot);
     cli_free_labels(labels, classes);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "core/core.h"
 #include "egcam/explain.h"
 #include "io/image_internal.h"
 
@@ -179,6 +180,24 @@ static const char *short_error(const char *msg, char *buf, size_t cap)
     return buf;
 }
 
+/* Inputs of one batch loaded in parallel (cli_parallel_load): item k into row k of x and,
+ * when sized is not NULL, sized[k]. */
+typedef struct load_ctx {
+    const cli_item *items;
+    egc_preset preset;
+    int W, H;
+    size_t per;
+    float *x;
+    egc_image *sized;
+} load_ctx;
+
+static egc_status load_one(int k, void *arg)
+{
+    const load_ctx *c = arg;
+    return cli_load_item(&c->items[k], c->preset, c->W, c->H, c->x + (size_t)k * c->per,
+                         c->sized ? &c->sized[k] : NULL);
+}
+
 static void manifest_error(const run_cfg *c, const cli_item *it, const char *method,
                            const char *msg_full)
 {
@@ -325,6 +344,148 @@ static egc_status write_gallery_picture(const char *path, const egc_image *pic)
     st = egc_image_save(path, &small, 90);
     egc_image_free(&small);
     return st;
+}
+
+/* What writing one input's files left for the ordered pass: its stderr lines (as
+ * cli_error prints them), whether something failed outside the methods, and the gallery
+ * picture; per method (cell_out) the error or the paths written. Strings are malloc'd. */
+typedef struct item_out {
+    char *msgs;
+    int failed;
+    char *picture;
+} item_out;
+
+typedef struct cell_out {
+    char *err;             /* why this method's outputs are missing, or NULL */
+    char *npy, *ovl, *rel; /* the map, the overlay, the overlay relative to the output dir */
+} cell_out;
+
+/* Appends cli_error's line for what (the current error message) to io->msgs. */
+static void item_msg(item_out *io, const char *what, int verbose)
+{
+    char line[4096];
+    cli_error_format(line, sizeof line, what, egc_last_error(), verbose);
+    size_t a = io->msgs ? strlen(io->msgs) : 0, b = strlen(line);
+    char *m = realloc(io->msgs, a + b + 1);
+    if (!m) return;
+    memcpy(m + a, line, b + 1);
+    io->msgs = m;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d) {
+        fprintf(stderr, "egcam explain: out of memory\n");
+        exit(EXIT_MODEL);
+    }
+    return d;
+}
+
+typedef struct write_ctx {
+    const run_cfg *cfg;
+    const overlay_cfg *oc;
+    const cli_item *items;
+    const int *slot;
+    egc_image *sized;
+    const egc_cam_result *res;
+    const float *maps;
+    const int *ran;
+    char *const *run_err;
+    const char *out_dir;
+    egc_preset preset;
+    int W, H, B, verbose;
+    item_out *outs;
+    cell_out *couts;
+} write_ctx;
+
+/* Writes the files of batch position t (thread-safe for distinct t): the overlay base and
+ * gallery picture, then per method the map (.npy) and the overlay. Frees sized[t]. */
+static void write_item(int64_t t64, void *arg)
+{
+    const write_ctx *w = arg;
+    const run_cfg *cfg = w->cfg;
+    const overlay_cfg *oc = w->oc;
+    int t = (int)t64, n_methods = cfg->n_methods;
+    const cli_item *it = &w->items[w->slot[t]];
+    const char *stem = cfg->names[w->slot[t]];
+    item_out *io = &w->outs[t];
+    char path[4096], ovl[4096], base_err[1024] = "";
+    egc_image base = {0, 0, NULL};
+    float box[4];
+    int base_ok = 1;
+    if (oc->overlay) {
+        if (overlay_base(it, &w->sized[t], oc, w->preset, w->W, w->H, &base, box) != EGC_OK) {
+            item_msg(io, it->id, w->verbose);
+            short_error(egc_last_error(), base_err, sizeof base_err);
+            base_ok = 0;
+            io->failed = 1;
+        } else if (oc->gallery) {
+            char rel[4096];
+            pathf(rel, sizeof rel, "inputs/%s.%s", stem, oc->ext);
+            pathf(path, sizeof path, "%s/%s", w->out_dir, rel);
+            const egc_image *pic = &base;
+            egc_image orig = {0, 0, NULL};
+            /* The first column shows the photo itself, even when the overlays are drawn over
+             * the model's view. */
+            if (!oc->on_original && it->index < 0 && egc_image_load(it->path, &orig) == EGC_OK)
+                pic = &orig;
+            if (write_gallery_picture(path, pic) == EGC_OK) io->picture = xstrdup(rel);
+            else item_msg(io, path, w->verbose);
+            egc_image_free(&orig);
+        }
+    }
+    for (int k = 0; k < n_methods; k++) {
+        const char *mname = egc_method_name(cfg->methods[k]);
+        const egc_cam_result *r = w->res + (size_t)k * (size_t)w->B + t;
+        cell_out *co = &w->couts[(size_t)t * n_methods + k];
+        const char *err = NULL;
+        char errbuf[1024];
+        if (!w->ran[k]) err = w->run_err[k] ? w->run_err[k] : "the method failed";
+        const char *dir_m = n_methods > 1 ? mname : NULL;
+        if (!err && oc->npy) {
+            if (dir_m) pathf(path, sizeof path, "%s/%s/%s.npy", w->out_dir, dir_m, stem);
+            else pathf(path, sizeof path, "%s/%s.npy", w->out_dir, stem);
+            egc_tensor tt;
+            int64_t dims[2] = {w->H, w->W};
+            tt.shape = egc_shape_make(2, dims);
+            tt.data = r->map;
+            if (egc_npy_write(path, &tt) != EGC_OK) {
+                item_msg(io, path, w->verbose);
+                err = short_error(egc_last_error(), errbuf, sizeof errbuf);
+            } else {
+                co->npy = xstrdup(path);
+            }
+        }
+        char rel[4096] = "";
+        if (!err && oc->overlay) {
+            if (!base_ok) {
+                err = base_err;
+            } else {
+                if (dir_m) pathf(rel, sizeof rel, "%s/%s_overlay.%s", dir_m, stem, oc->ext);
+                else pathf(rel, sizeof rel, "%s_overlay.%s", stem, oc->ext);
+                pathf(ovl, sizeof ovl, "%s/%s", w->out_dir, rel);
+                egc_image img = {0, 0, NULL};
+                egc_status st = egc_overlay_box(&base, r->map, w->W, w->H, box, oc->cmap,
+                                                oc->alpha, &img);
+                if (st == EGC_OK) st = egc_image_save(ovl, &img, 90);
+                egc_image_free(&img);
+                if (st != EGC_OK) {
+                    item_msg(io, ovl, w->verbose);
+                    err = short_error(egc_last_error(), errbuf, sizeof errbuf);
+                } else {
+                    co->ovl = xstrdup(ovl);
+                }
+            }
+        }
+        if (err) {
+            co->err = xstrdup(err);
+            continue;
+        }
+        co->rel = xstrdup(rel);
+    }
+    egc_image_free(&base);
+    egc_image_free(&w->sized[t]);
 }
 
 int cmd_explain(int argc, char **argv)
@@ -570,7 +731,7 @@ int cmd_explain(int argc, char **argv)
         rc = EXIT_USAGE;
         goto cleanup_ex;
     }
-    char path[4096], ovl[4096];
+    char path[4096];
     if (n_methods > 1)
         for (int k = 0; k < n_methods; k++) {
             pathf(path, sizeof path, "%s/%s", out_dir, egc_method_name(methods[k]));
@@ -650,8 +811,12 @@ int cmd_explain(int argc, char **argv)
     egc_cam_result *res = malloc((size_t)n_methods * (size_t)B * sizeof *res);
     int *ran = malloc((size_t)n_methods * sizeof(int));
     egc_image *sized = calloc((size_t)B, sizeof *sized);
+    egc_status *ldst = calloc((size_t)B, sizeof *ldst);
+    item_out *outs = calloc((size_t)B, sizeof *outs);
+    cell_out *couts = calloc((size_t)B * (size_t)n_methods, sizeof *couts);
+    char **lerr = calloc((size_t)B, sizeof *lerr);
     char **run_err = calloc((size_t)n_methods, sizeof *run_err);
-    if (!x || !maps || !slot || !cls || !res || !ran || !sized || !run_err) {
+    if (!x || !maps || !slot || !cls || !res || !ran || !sized || !run_err || !ldst || !lerr || !outs || !couts) {
         fprintf(stderr, "egcam explain: out of memory\n");
         exit(EXIT_MODEL);
     }
@@ -671,10 +836,14 @@ int cmd_explain(int argc, char **argv)
     cli_progress pr;
     cli_progress_start(&pr, "explain", items.n, quiet);
     for (int i = 0; i < items.n;) {
-        int nb = 0;
-        while (i < items.n && nb < B) {
-            if (cli_load_item(&items.v[i], o.preset, W, H, x + (size_t)nb * per,
-                              need_sized ? &sized[nb] : NULL) != EGC_OK) {
+        /* the next B inputs decoded and preprocessed on all threads, then the failures
+         * recorded in input order and the rest packed to the front of the batch */
+        int k_in = items.n - i < B ? items.n - i : B, nb = 0;
+        load_ctx lc = {items.v + i, o.preset, W, H, per, x, need_sized ? sized : NULL};
+        cli_parallel_load(k_in, load_one, &lc, ldst, lerr);
+        for (int t = 0; t < k_in; t++, i++) {
+            if (ldst[t] != EGC_OK) {
+                cli_restore_error(lerr[t]);
                 cli_error(items.v[i].id, verbose);
                 manifest_error(&cfg, &items.v[i], NULL, egc_last_error());
                 if (oc.gallery) {
@@ -685,10 +854,18 @@ int cmd_explain(int argc, char **argv)
                 n_failed_items++;
                 cli_progress_step(&pr, 1);
             } else {
+                if (nb != t) {
+                    memcpy(x + (size_t)nb * per, x + (size_t)t * per, per * sizeof(float));
+                    if (need_sized) {
+                        sized[nb] = sized[t];
+                        memset(&sized[t], 0, sizeof sized[t]);
+                    }
+                }
                 cls[nb] = class_k;
                 slot[nb++] = i;
             }
-            i++;
+            free(lerr[t]);
+            lerr[t] = NULL;
         }
         if (!nb) continue;
         for (int k = 0; k < n_methods; k++) {
@@ -706,105 +883,56 @@ int cmd_explain(int argc, char **argv)
                 rc = EXIT_SOME_FAILED;
             }
         }
+        /* The files of the batch (maps, overlays, gallery pictures) written on all threads;
+         * then, in input order, their messages, manifest lines and gallery cells. */
+        write_ctx wc = {&cfg, &oc, items.v, slot, sized, res, maps, ran, run_err, out_dir,
+                        o.preset, W, H, B, verbose, outs, couts};
+        egc_parallel_for(nb, write_item, &wc);
         for (int t = 0; t < nb; t++) {
             const cli_item *it = &items.v[slot[t]];
-            const char *stem = cfg.names[slot[t]];
-            egc_image base = {0, 0, NULL};
-            float box[4];
-            int base_ok = 1;
-            char base_err[1024] = "";
-            if (oc.overlay) {
-                if (overlay_base(it, &sized[t], &oc, o.preset, W, H, &base, box) != EGC_OK) {
-                    cli_error(it->id, verbose);
-                    short_error(egc_last_error(), base_err, sizeof base_err);
-                    base_ok = 0;
-                    rc = EXIT_SOME_FAILED;
-                } else if (oc.gallery) {
-                    pathf(ovl, sizeof ovl, "inputs/%s.%s", stem, oc.ext);
-                    pathf(path, sizeof path, "%s/%s", out_dir, ovl);
-                    const egc_image *pic = &base;
-                    egc_image orig = {0, 0, NULL};
-                    /* The first column shows the photo itself, even when the overlays are
-                     * drawn over the model's view. */
-                    if (!oc.on_original && it->index < 0 &&
-                        egc_image_load(it->path, &orig) == EGC_OK)
-                        pic = &orig;
-                    if (write_gallery_picture(path, pic) == EGC_OK)
-                        gal.rows[slot[t]].picture = strdup(ovl);
-                    else
-                        cli_error(path, verbose);
-                    egc_image_free(&orig);
-                }
+            item_out *io = &outs[t];
+            if (io->msgs) fputs(io->msgs, stderr);
+            if (io->failed) rc = EXIT_SOME_FAILED;
+            if (io->picture) {
+                gal.rows[slot[t]].picture = io->picture;
+                io->picture = NULL;
             }
             int item_failed = 0;
             for (int k = 0; k < n_methods; k++) {
                 const char *mname = egc_method_name(methods[k]);
                 const egc_cam_result *r = res + (size_t)k * (size_t)B + t;
+                cell_out *co = &couts[(size_t)t * n_methods + k];
                 cli_gallery_cell *cell = oc.gallery ? &gal.cells[(size_t)slot[t] * n_methods + k]
                                                     : NULL;
-                const char *err = NULL;
-                char errbuf[1024];
-                if (!ran[k]) err = run_err[k] ? run_err[k] : "the method failed";
-                const char *dir_m = n_methods > 1 ? mname : NULL;
-                const char *npy_path = NULL, *ovl_path = NULL;
-                if (!err && oc.npy) {
-                    if (dir_m) pathf(path, sizeof path, "%s/%s/%s.npy", out_dir, dir_m, stem);
-                    else pathf(path, sizeof path, "%s/%s.npy", out_dir, stem);
-                    egc_tensor tt;
-                    int64_t dims[2] = {H, W};
-                    tt.shape = egc_shape_make(2, dims);
-                    tt.data = r->map;
-                    if (egc_npy_write(path, &tt) != EGC_OK) {
-                        cli_error(path, verbose);
-                        err = short_error(egc_last_error(), errbuf, sizeof errbuf);
-                    } else {
-                        npy_path = path;
-                    }
-                }
-                char rel[4096] = "";
-                if (!err && oc.overlay) {
-                    if (!base_ok) {
-                        err = base_err;
-                    } else {
-                        if (dir_m) pathf(rel, sizeof rel, "%s/%s_overlay.%s", dir_m, stem, oc.ext);
-                        else pathf(rel, sizeof rel, "%s_overlay.%s", stem, oc.ext);
-                        pathf(ovl, sizeof ovl, "%s/%s", out_dir, rel);
-                        egc_image img = {0, 0, NULL};
-                        egc_status st = egc_overlay_box(&base, r->map, W, H, box, oc.cmap,
-                                                        oc.alpha, &img);
-                        if (st == EGC_OK) st = egc_image_save(ovl, &img, 90);
-                        egc_image_free(&img);
-                        if (st != EGC_OK) {
-                            cli_error(ovl, verbose);
-                            err = short_error(egc_last_error(), errbuf, sizeof errbuf);
-                        } else {
-                            ovl_path = ovl;
-                        }
-                    }
-                }
-                if (err) {
-                    manifest_error(&cfg, it, mname, err);
+                if (co->err) {
+                    manifest_error(&cfg, it, mname, co->err);
                     rc = EXIT_SOME_FAILED;
                     item_failed = 1;
                     if (cell) {
                         char buf[1024];
-                        cell->error = strdup(short_error(err, buf, sizeof buf));
+                        cell->error = strdup(short_error(co->err, buf, sizeof buf));
                     }
-                    continue;
+                } else {
+                    manifest_ok(&cfg, it, ex[k], co->npy, co->ovl, r, class_k >= 0);
+                    if (cell) {
+                        cell->ok = 1;
+                        cell->cls = r->cls;
+                        cell->score = r->score;
+                        cell->score_kind = egc_score_name(egc_explainer_options(ex[k])->score);
+                        cell->overlay = co->rel;
+                        co->rel = NULL;
+                    }
                 }
-                manifest_ok(&cfg, it, ex[k], npy_path, ovl_path, r, class_k >= 0);
-                if (cell) {
-                    cell->ok = 1;
-                    cell->cls = r->cls;
-                    cell->score = r->score;
-                    cell->score_kind = egc_score_name(egc_explainer_options(ex[k])->score);
-                    cell->overlay = strdup(rel);
-                }
+                free(co->err);
+                free(co->npy);
+                free(co->ovl);
+                free(co->rel);
+                memset(co, 0, sizeof *co);
             }
+            free(io->msgs);
+            memset(io, 0, sizeof *io);
             if (item_failed) n_failed_items++;
             else n_done++;
-            egc_image_free(&base);
-            egc_image_free(&sized[t]);
         }
         fflush(manifest);
         cli_progress_step(&pr, nb);
@@ -852,6 +980,10 @@ int cmd_explain(int argc, char **argv)
     free(res);
     free(ran);
     free(sized);
+    free(ldst);
+    free(lerr);
+    free(outs);
+    free(couts);
 cleanup_ex:
     for (int k = 0; k < n_methods; k++) egc_explainer_destroy(ex[k]);
     free(bad_paths);

@@ -356,6 +356,8 @@ typedef struct gbuf {
     egc_cam_result *res;
     egc_sensitivity_result *sens;
     char **why;
+    egc_status *ldst;             /* [G] load status of each input (cli_parallel_load) */
+    char **lerr;                  /* [G] their error messages */
 } gbuf;
 
 /* Rows for every metric of the (non-grid) per-image kind for item it and method label. */
@@ -741,6 +743,22 @@ static egc_status load_item(const sweep_ctx *S, const cli_item *it, float *x, eg
     return EGC_OK;
 }
 
+/* A group's inputs loaded in parallel (cli_parallel_load): input g0 + k into row k. */
+typedef struct load_ctx {
+    const sweep_ctx *S;
+    int g0;
+    gbuf *B;
+} load_ctx;
+
+static egc_status load_one(int k, void *arg)
+{
+    const load_ctx *c = arg;
+    const sweep_ctx *S = c->S;
+    int i = c->g0 + k;
+    return load_item(S, &S->items.v[i], c->B->x + (size_t)k * S->chw, &c->B->sized[k],
+                     i < S->gallery, &c->B->iw[k], &c->B->ih[k]);
+}
+
 /* ---------------------------------------------------------------- main */
 
 static int fexists_nonempty(const char *p)
@@ -1100,6 +1118,8 @@ int cmd_sweep(int argc, char **argv)
     B.iw = xcalloc((size_t)G, sizeof(int));
     B.ih = xcalloc((size_t)G, sizeof(int));
     B.sized = xcalloc((size_t)G, sizeof(egc_image));
+    B.ldst = xcalloc((size_t)G, sizeof(egc_status));
+    B.lerr = xcalloc((size_t)G, sizeof(char *));
     B.res = xcalloc((size_t)G, sizeof(egc_cam_result));
     B.sens = xcalloc((size_t)G, sizeof(egc_sensitivity_result));
     B.why = xcalloc((size_t)G, sizeof(char *));
@@ -1124,10 +1144,25 @@ int cmd_sweep(int argc, char **argv)
             break;
         }
         int ng = EGC_MIN(G, S->items.n - g0), n = 0;
+        /* the group decoded on all threads; failures recorded in input order, the rest
+         * packed to the front */
+        load_ctx lc = {S, g0, &B};
+        cli_parallel_load(ng, load_one, &lc, B.ldst, B.lerr);
         for (int i = g0; i < g0 + ng; i++) {
             const cli_item *it = &S->items.v[i];
-            if (load_item(S, it, B.x + (size_t)n * chw, &B.sized[n], i < S->gallery, &B.iw[n],
-                          &B.ih[n]) != EGC_OK) {
+            int t = i - g0;
+            egc_status lst = B.ldst[t];
+            if (lst == EGC_OK && n != t) {
+                memcpy(B.x + (size_t)n * chw, B.x + (size_t)t * chw, chw * sizeof(float));
+                B.sized[n] = B.sized[t];
+                memset(&B.sized[t], 0, sizeof B.sized[t]);
+                B.iw[n] = B.iw[t];
+                B.ih[n] = B.ih[t];
+            }
+            if (lst != EGC_OK) cli_restore_error(B.lerr[t]);
+            free(B.lerr[t]);
+            B.lerr[t] = NULL;
+            if (lst != EGC_OK) {
                 if (!quiet) cli_error(it->id, S->verbose);
                 err_short(msg, sizeof msg);
                 for (int k = 0; k < S->n_methods; k++) error_rows(S, it->id, S->methods[k].label, msg);
@@ -1206,6 +1241,7 @@ int cmd_sweep(int argc, char **argv)
     egc_host_free(B.x); egc_host_free(B.xs); free(B.maps); free(B.ms); free(B.lmaps); free(B.logits);
     free(B.curves); free(B.vals); free(B.vals2); free(B.masks); free(B.slot); free(B.top1);
     free(B.lcls); free(B.cls_s); free(B.sel); free(B.iw); free(B.ih); free(B.sized);
+    free(B.ldst); free(B.lerr);
     free(B.res); free(B.sens);
     free(B.curves_ins); free(B.vals_ins);
     for (int t = 0; t < G; t++) free(B.why[t]);

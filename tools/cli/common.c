@@ -281,9 +281,8 @@ int cli_parse_preset(const char *cmd, const char *name, egc_preset *out)
     return 0;
 }
 
-void cli_error(const char *what, int verbose)
+void cli_error_format(char *buf, size_t cap, const char *what, const char *msg, int verbose)
 {
-    const char *msg = egc_last_error();
     if (!verbose) {
         const char *nl = strchr(msg, '\n');
         int len = nl ? (int)(nl - msg) : (int)strlen(msg);
@@ -292,11 +291,18 @@ void cli_error(const char *what, int verbose)
         for (const char *p = msg; p < msg + len; p++)
             if (*p == '[') br = p;
         if (br && br > msg && br[-1] == ' ' && msg[len - 1] == ']') len = (int)(br - msg - 1);
-        if (what && !strstr(msg, what)) fprintf(stderr, "egcam: %s: %.*s\n", what, len, msg);
-        else fprintf(stderr, "egcam: %.*s\n", len, msg);
+        if (what && !strstr(msg, what)) snprintf(buf, cap, "egcam: %s: %.*s\n", what, len, msg);
+        else snprintf(buf, cap, "egcam: %.*s\n", len, msg);
     } else {
-        fprintf(stderr, "egcam: %s%s%s\n", what ? what : "", what ? ": " : "", msg);
+        snprintf(buf, cap, "egcam: %s%s%s\n", what ? what : "", what ? ": " : "", msg);
     }
+}
+
+void cli_error(const char *what, int verbose)
+{
+    char line[8192];
+    cli_error_format(line, sizeof line, what, egc_last_error(), verbose);
+    fputs(line, stderr);
 }
 
 void cli_model_error(const char *model_path, egc_status st, int verbose)
@@ -592,3 +598,27 @@ int cli_parse_precision(const char *cmd, const char *val, egc_precision *out)
     fprintf(stderr, "egcam %s: --precision '%s' is not one of fp32, mixed\n", cmd, val);
     return 0;
 }
+
+typedef struct pload_ctx {
+    egc_status (*load)(int k, void *arg);
+    void *arg;
+    egc_status *st;
+    char **err;
+} pload_ctx;
+
+static void pload_one(int64_t k, void *a)
+{
+    const pload_ctx *c = a;
+    egc_clear_error();
+    c->st[k] = c->load((int)k, c->arg);
+    c->err[k] = c->st[k] == EGC_OK ? NULL : strdup(egc_last_error());
+}
+
+void cli_parallel_load(int n, egc_status (*load)(int k, void *arg), void *arg, egc_status *st,
+                       char **err)
+{
+    pload_ctx c = {load, arg, st, err};
+    egc_parallel_for(n, pload_one, &c);
+}
+
+void cli_restore_error(const char *err) { egc_error_restore(err ? err : "out of memory"); }
