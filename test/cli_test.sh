@@ -135,6 +135,29 @@ grep -q '"status": "error"' "$work/e1/manifest.jsonl" && ok || bad "missing inpu
 expect 1 "unreadable image" -- "$egcam" explain --model "$resnet" --method gradcam -q --out "$work/e2" "$work/broken.jpg"
 err_has "broken.jpg" "unreadable image"
 expect 1 "unreadable image (classify)" -- "$egcam" classify --model "$resnet" -q "$work/broken.jpg"
+# a batch that holds unreadable inputs among good ones (the inputs load in parallel): the good
+# ones explained as alone, overlays written; the manifest has the batch's load failures, then
+# its maps, each in input order, and the messages come in input order
+mix="$work/mix"
+mkdir -p "$mix"
+k=0
+for s in $stems; do k=$((k + 1)); cp "$cats/$s".* "$mix/${k}b_$s.jpg"; cp "$work/broken.jpg" "$mix/${k}a_broken.jpg"; done
+expect 1 "batch with unreadable inputs" -- "$egcam" explain --model "$resnet" --method gradcam --batch 8 -q --out "$work/e3" "$mix"
+got=$(sed 's/.*"input": "[^"]*\/\([^"/]*\)".*"status": "\([a-z]*\)".*/\1 \2/' "$work/e3/manifest.jsonl" | tr '\n' ' ')
+want=""
+k=0
+for s in $stems; do k=$((k + 1)); want="$want${k}a_broken.jpg error "; done
+k=0
+for s in $stems; do k=$((k + 1)); want="$want${k}b_$s.jpg ok "; done
+[ "$got" = "$want" ] && ok || bad "manifest order: got '$got', want '$want'"
+[ "$(grep -c 'broken.jpg' "$work/err")" -eq 3 ] && ok || bad "expected 3 messages about the broken inputs"
+grep 'broken.jpg' "$work/err" | sed 's/.*\/\([0-9]a_broken.jpg\).*/\1/' | tr '\n' ' ' | grep -qx '1a_broken.jpg 2a_broken.jpg 3a_broken.jpg ' && ok || bad "messages not in input order"
+k=0
+for s in $stems; do
+  k=$((k + 1))
+  cmp -s "$work/e3/${k}b_$s.npy" "$out3/$s.npy" && ok || bad "${k}b_$s.npy differs from the map of $s alone"
+  file_ok "$work/e3/${k}b_${s}_overlay.png"
+done
 expect 2 "unknown option" -- "$egcam" explain --model "$resnet" --method gradcam --bogus --out "$work/e" "$cats"
 err_has "--bogus" "unknown option"
 expect 2 "missing value" -- "$egcam" explain --model "$resnet" --method gradcam --out
