@@ -122,7 +122,7 @@ egc_status egc_host_alloc(const char *device, size_t bytes, void **p)
 #ifdef EGC_WITH_CUDA
     int dev;
     if (device && parse_cuda_name(device, &dev)) {
-        if (egc_cuda_host_alloc(bytes, &base) == EGC_OK) pinned = 1;
+        if (egc_cuda_host_alloc(dev, bytes, &base) == EGC_OK) pinned = 1;
         else egc_clear_error(); /* ordinary memory below */
     }
 #else

@@ -240,7 +240,8 @@ static egc_status cu_upload(egc_backend *be, void *dst, const void *src, size_t 
     struct cudaPointerAttributes a;
     cudaError_t pe = cudaPointerGetAttributes(&a, src);
     if (pe != cudaSuccess) (void)cudaGetLastError(); /* an unknown pointer is no error here */
-    int locked = pe == cudaSuccess && a.type == cudaMemoryTypeHost;
+    int locked = pe == cudaSuccess &&
+                 (a.type == cudaMemoryTypeHost || a.type == cudaMemoryTypeManaged);
     EGC_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
     if (locked) EGC_CUDA(cudaStreamSynchronize(c->stream));
     return EGC_OK;
@@ -522,15 +523,45 @@ static egc_status conv_prepare(cuda_ctx *c, const egc_graph *g, const egc_node *
     return EGC_OK;
 }
 
+#define HF_CHECK_ELEMS ((int64_t)1 << 20) /* values of y compared by the check */
+/* conv_plan.hf_status values that are not cuDNN statuses (those are >= 0) */
+#define HF_IDENTITY_ALGO (-1) /* identity activation with an algorithm cuDNN refuses it for */
+#define HF_NO_SCRATCH (-2)    /* the workspace had no room for the check */
+#define HF_TOL 1e-2f          /* max |fused - separate| / max |separate| */
+#define HF_REPS 3             /* timed runs of each path */
+
+/* Bytes of the fused-path check of an fp16 Conv with output shape ys (conv_select_half):
+ * the kernel path's first values and the two result floats. */
+static size_t hf_scratch_bytes(const egc_shape *ys)
+{
+    int64_t ne = 1;
+    for (int d = 0; d < ys->ndim; d++) ne *= ys->d[d];
+    int64_t m = ne < HF_CHECK_ELEMS ? ne : HF_CHECK_ELEMS;
+    return align_up((size_t)m * 2) + align_up(2 * sizeof(float));
+}
+
+/* Workspace offset of that check: after cuDNN's workspace as large as the plan reserved it
+ * (the search budget) or as the chosen algorithm needs, whichever is larger. */
+static size_t hf_scratch_off(const conv_plan *cp)
+{
+    return cp->ws_off + align_up(EGC_MAX(cp->fwd_ws, cp->find_ws));
+}
+
 /* Workspace bytes node n needs at the plan's shapes (staging buffers of fp16 nodes first,
- * then the padded input or cuDNN's workspace of a Conv at cp->ws_off). */
+ * then the padded input or cuDNN's workspace of a Conv at cp->ws_off; an fp16 Conv+bias
+ * adds the scratch of its path check before its first forward). */
 static size_t node_ws_need(const egc_node *n, const egc_shape *shapes, const conv_plan *cp,
                            const node_plan *np)
 {
     switch (n->op) {
     case EGC_OP_CONV:
-        return cp->ws_off + align_up(EGC_MAX(EGC_MAX(cp->fwd_ws, cp->found ? 0 : cp->find_ws),
-                                             cp->bwd_ok ? cp->bwd_ws : 0));
+    {
+        size_t need = cp->ws_off + align_up(EGC_MAX(EGC_MAX(cp->fwd_ws, cp->found ? 0 : cp->find_ws),
+                                                    cp->bwd_ok ? cp->bwd_ws : 0));
+        if (cp->hf && !cp->found)
+            need = EGC_MAX(need, hf_scratch_off(cp) + hf_scratch_bytes(&shapes[n->out]));
+        return need;
+    }
     case EGC_OP_MAXPOOL: /* argmax scratch of the backward (fp32), staging (fp16) */
         return EGC_MAX(np ? np->stage_end : 0,
                        align_up((size_t)numel(&shapes[n->out]) * sizeof(int32_t)));
@@ -714,7 +745,7 @@ static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
             }
         }
         EGC_CUDNN(cudnnCreateTensorDescriptor(&cp->bd));
-        EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->bd, CUDNN_TENSOR_NCHW, CUDNN_DATA_HALF, 1,
+        EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->bd, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, 1,
                                              (int)shapes[v].d[1], 1, 1));
         EGC_CUDNN(cudnnCreateActivationDescriptor(&cp->ad));
         EGC_CUDNN(cudnnSetActivationDescriptor(cp->ad, relu ? CUDNN_ACTIVATION_RELU
@@ -1044,9 +1075,6 @@ static cudnnStatus_t conv_half_fused(cuda_ctx *c, const cuda_plan *pl, const con
         b16, cp->ad, cp->yd, y16);
 }
 
-#define HF_CHECK_ELEMS ((int64_t)1 << 20) /* values of y compared by the check */
-#define HF_TOL 1e-2f                       /* max |fused - separate| / max |separate| */
-#define HF_REPS 3                          /* timed runs of each path */
 
 /* The first forward of an fp16 Conv with a bias: chooses its path and leaves y16 holding the
  * result. The one call is kept only when cuDNN takes it, its first HF_CHECK_ELEMS values
@@ -1066,17 +1094,18 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
     if (cs != cudaStreamCaptureStatusNone || c->hf_mode == 0)
         return EGC_OK; /* no timing inside a recording; or the kernel path asked for */
     if (!cp->hf_relu && cp->fwd_algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) {
-        cp->hf_status = (int)CUDNN_STATUS_NOT_SUPPORTED; /* identity needs that algorithm */
+        cp->hf_status = HF_IDENTITY_ALGO; /* cuDNN's identity activation needs that algorithm */
         return EGC_OK;
     }
     int64_t ne = numel(ys), m = EGC_MIN(ne, HF_CHECK_ELEMS);
-    void *scratch = NULL;
-    if (cudaMalloc(&scratch, (size_t)m * 2 + 64) != cudaSuccess) {
-        (void)cudaGetLastError();
+    /* the check's scratch: in the plan's workspace after cuDNN's (reserved by node_ws_need) */
+    size_t off = hf_scratch_off(cp);
+    if (!pl->ws || off + hf_scratch_bytes(ys) > pl->ws_bytes) {
+        cp->hf_status = HF_NO_SCRATCH;
         return EGC_OK;
     }
-    uint16_t *ref = scratch;
-    float *res = (float *)((char *)scratch + align_up((size_t)m * 2));
+    uint16_t *ref = (uint16_t *)((char *)pl->ws + off);
+    float *res = (float *)((char *)ref + align_up((size_t)m * 2));
     cudaEvent_t ev[3] = {NULL, NULL, NULL};
     egc_status st = EGC_OK;
     EGC_CUDA_G(st, cudaMemcpyAsync(ref, y16, (size_t)m * 2, cudaMemcpyDeviceToDevice, c->stream),
@@ -1121,8 +1150,6 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
 done:
     for (int k = 0; k < 3; k++)
         if (ev[k]) (void)cudaEventDestroy(ev[k]);
-    (void)cudaStreamSynchronize(c->stream); /* scratch is free once the stream is done */
-    (void)cudaFree(scratch);
     return st;
 }
 
@@ -2084,12 +2111,21 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
             if (cp->hf) {
                 egc_str_append(buf, cap, &len, ", +bias%s%s ", cp->zres ? "+residual" : "",
                                cp->hf_relu ? "+Relu" : "");
-                if (cp->hf_state == 1)
+                if (cp->hf_state == 1 && cp->hf_ms[0] > 0)
                     egc_str_append(buf, cap, &len, "in one call (cudnnConvolutionBiasActivation"
                                    "Forward: %.3f ms vs %.3f ms, checked to %.1e)",
                                    cp->hf_ms[1], cp->hf_ms[0], (double)cp->hf_err);
+                else if (cp->hf_state == 1)
+                    egc_str_append(buf, cap, &len, "in one call (cudnnConvolutionBiasActivation"
+                                   "Forward: as asked, checked to %.1e)", (double)cp->hf_err);
                 else if (cp->hf_state == 0)
                     egc_str_append(buf, cap, &len, "(path chosen at the first forward)");
+                else if (cp->hf_status == HF_IDENTITY_ALGO)
+                    egc_str_append(buf, cap, &len, "in the epilogue kernel (cuDNN's one call "
+                                   "takes no identity activation with this algorithm)");
+                else if (cp->hf_status == HF_NO_SCRATCH)
+                    egc_str_append(buf, cap, &len, "in the epilogue kernel (no workspace for "
+                                   "the check of the one call)");
                 else if (cp->hf_status)
                     egc_str_append(buf, cap, &len, "in the epilogue kernel (cuDNN refused the "
                                    "one call: status %d)", cp->hf_status);
@@ -2138,10 +2174,17 @@ static void cu_destroy(egc_backend *be)
     free(be);
 }
 
-egc_status egc_cuda_host_alloc(size_t bytes, void **p)
+egc_status egc_cuda_host_alloc(int device, size_t bytes, void **p)
 {
     *p = NULL;
-    cudaError_t e = cudaHostAlloc(p, bytes, cudaHostAllocPortable);
+    int cur = -1;
+    if (cudaGetDevice(&cur) != cudaSuccess) {
+        (void)cudaGetLastError();
+        cur = -1;
+    }
+    cudaError_t e = cudaSetDevice(device);
+    if (e == cudaSuccess) e = cudaHostAlloc(p, bytes, cudaHostAllocPortable);
+    if (cur >= 0 && cur != device) (void)cudaSetDevice(cur); /* the caller's device again */
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
         *p = NULL;

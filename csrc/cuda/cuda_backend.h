@@ -43,10 +43,11 @@ EGC_NODISCARD egc_status egc_cuda_device_list(char *buf, size_t cap);
  * CUDA backend. */
 EGC_NODISCARD egc_status egc_cuda_set_tf32(egc_backend *be, int allow);
 
-/* Page-locked host memory of `bytes` bytes (cudaHostAlloc, portable to every device) into
- * *p; EGC_E_DEVICE naming the CUDA error when it cannot be made (no driver, no device, the
+/* Page-locked host memory of `bytes` bytes (cudaHostAlloc, portable to every device), made
+ * with CUDA device `device` current (the calling thread's device is restored), into *p;
+ * EGC_E_DEVICE naming the CUDA error when it cannot be made (no driver, no such device, the
  * locked-memory limit). Free with egc_cuda_host_free (NULL is a no-op). */
-EGC_NODISCARD egc_status egc_cuda_host_alloc(size_t bytes, void **p);
+EGC_NODISCARD egc_status egc_cuda_host_alloc(int device, size_t bytes, void **p);
 void egc_cuda_host_free(void *p);
 
 /* The backend's stream as a cudaStream_t in a void * (for launching kernels/egc_kernels.h

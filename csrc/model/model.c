@@ -402,8 +402,9 @@ static egc_status stage_for(egc_session *s, const float *x, int *use)
         if (strcmp(s->be->name, "cpu") != 0) {
             size_t per = (size_t)s->m->c * (size_t)s->m->h * (size_t)s->m->w;
             void *p = NULL;
-            EGC_TRY(egc_host_alloc(s->be->name, (size_t)s->chunk * per * sizeof(float), &p));
-            if (egc_host_pinned(p)) {
+            if (egc_host_alloc(s->be->name, (size_t)s->chunk * per * sizeof(float), &p) != EGC_OK)
+                egc_clear_error(); /* no staging: the uploads read x itself */
+            else if (egc_host_pinned(p)) {
                 s->xstage = p;
                 s->stage = 1;
             } else {
