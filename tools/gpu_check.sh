@@ -19,7 +19,9 @@
 # docs/RESULTS.md on the GPU: tools/study.sh with PROFILE=gpu into ./study-gpu, packed with
 # its throughput lines into $OUT/study.tgz; STUDY_STAGES and STUDY_TIME_SCALE pass on as
 # STAGES and TIME_SCALE, STUDY_SECONDS bounds it, STUDY_CHOSEN sets the Expected Grad-CAM
-# entry of stages 2-5 when stage 1 is not run).
+# entry of stages 2-5 when stage 1 is not run), SKIP_GOALS=1 (none of the side-by-side runs of
+# the goals: page-locked inputs on both sides, torch.compile's forward, the fp16 fusion
+# variants, about 5 minutes in all).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -219,6 +221,7 @@ step bench_torch 200 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forwa
     _ "$PY" "$BB" "$BENCH" "$PEER_TV"
 # The forward goal of ResNet-50 side by side: inputs in page-locked memory on both sides, and
 # PyTorch's torch.compile fp16 forward (compilation not timed; SKIP_COMPILE=1 skips it).
+if [ "${SKIP_GOALS:-0}" != 1 ]; then
 if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_forward" ]; then
     step bench_forward_pinned 60 bash -c \
         'set -o pipefail; "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 --precision fp32,mixed --pinned | tee -a "$5"' \
@@ -226,7 +229,7 @@ if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_forward" ]; then
 fi
 # What the fp16 epilogue fusion (bias + residual Add + Relu in the Conv) and the one-call
 # cuDNN path bring: ResNet-50 mixed with the kernel path forced, and with all fusion off.
-if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_forward" ]; then
+if [ "${SKIP_GOALS:-0}" != 1 ] && [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_forward" ]; then
     step bench_forward_fusion 90 bash -c \
         'set -o pipefail; for e in EGC_CUDA_HALF_FUSED=0 EGC_CUDA_FUSE=0; do env "$e" "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 --precision mixed --pinned | tee -a "$5"; done' \
         _ "$BUILD_DIR/bench_forward" "$TV_DIR/resnet50.onnx" "$BB" "$BR" "$BENCH"
@@ -238,6 +241,7 @@ if [ "${SKIP_COMPILE:-0}" != 1 ]; then
         _ "$PY" "$BB" "$BENCH"
 else
     skip bench_torch_compiled "SKIP_COMPILE=1"
+fi
 fi
 
 # Explanation throughput (all into $OUT/bench_explain.jsonl, bench_explain.c's keys): egcam's
@@ -261,7 +265,7 @@ if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_explain" ]; then
     done
     # Grad-CAM is bound by the host: the same runs with the inputs in page-locked memory
     # (egc_host_alloc), next to gradcam_torch.py --pinned below.
-    step bench_explain_pinned 45 bash -c \
+    [ "${SKIP_GOALS:-0}" != 1 ] && step bench_explain_pinned 45 bash -c \
         'set -o pipefail; "$1" --model "$2" --device cuda --methods gradcam --gradcam-batch 64 --precision fp32,mixed --repeats "$3" --warmup 1 --phases 2 --pinned | tee -a "$4"' \
         _ "$BUILD_DIR/bench_explain" "$TV_DIR/resnet50.onnx" "$ER" "$EB"
 else
@@ -272,7 +276,7 @@ if [ "${SKIP_PEERS:-0}" = 1 ]; then
 else
 step bench_gradcam_torch 60 bash -c 'set -o pipefail; "$1" benchmarks/peers/gradcam_torch.py --models "$PEER_MODELS" --batch 64 --repeats "$2" --warmup 1 | tee -a "$3"' \
     _ "$PY" "$ER" "$EB"
-step bench_gradcam_torch_pinned 45 bash -c 'set -o pipefail; "$1" benchmarks/peers/gradcam_torch.py --models resnet50 --precisions fp32,fp16 --batch 64 --repeats "$2" --warmup 1 --pinned | tee -a "$3"' \
+[ "${SKIP_GOALS:-0}" != 1 ] && step bench_gradcam_torch_pinned 45 bash -c 'set -o pipefail; "$1" benchmarks/peers/gradcam_torch.py --models resnet50 --precisions fp32,fp16 --batch 64 --repeats "$2" --warmup 1 --pinned | tee -a "$3"' \
     _ "$PY" "$ER" "$EB"
 step bench_egc_naive 75 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_naive.py --models "$PEER_MODELS" --batch 32 --samples 32 --repeats 2 --warmup 1 | tee -a "$2"' \
     _ "$PY" "$EB"
