@@ -158,6 +158,21 @@ for s in $stems; do
   cmp -s "$work/e3/${k}b_$s.npy" "$out3/$s.npy" && ok || bad "${k}b_$s.npy differs from the map of $s alone"
   file_ok "$work/e3/${k}b_${s}_overlay.png"
 done
+# the pipelined loop (the default with CUDA: files of one batch written and the next batch
+# loaded while the explainers run) gives the same files, manifest and messages as the serial one
+expect 1 "pipelined batches" -- env EGC_PIPELINE=1 "$egcam" explain --model "$resnet" --method gradcam,gradcampp --batch 2 --gallery -q --out "$work/e4" "$mix"
+sed "s#$work/e4##g" "$work/err" > "$work/err4"
+expect 1 "serial batches" -- env EGC_PIPELINE=0 "$egcam" explain --model "$resnet" --method gradcam,gradcampp --batch 2 --gallery -q --out "$work/e5" "$mix"
+sed "s#$work/e5##g" "$work/err" > "$work/err5"
+cmp -s "$work/err4" "$work/err5" && ok || bad "pipelined messages differ"
+diff <(sed "s#$work/e4##g" "$work/e4/manifest.jsonl") <(sed "s#$work/e5##g" "$work/e5/manifest.jsonl") >/dev/null && ok || bad "pipelined manifest differs"
+diff <(sed "s#$work/e4##g" "$work/e4/index.html") <(sed "s#$work/e5##g" "$work/e5/index.html") >/dev/null && ok || bad "pipelined gallery differs"
+n_files=0
+for f in $(cd "$work/e5" && find . -type f ! -name manifest.jsonl ! -name index.html); do
+  n_files=$((n_files + 1))
+  cmp -s "$work/e4/$f" "$work/e5/$f" && ok || bad "pipelined $f differs"
+done
+[ "$n_files" -ge 12 ] && ok || bad "pipelined run wrote only $n_files files"
 expect 2 "unknown option" -- "$egcam" explain --model "$resnet" --method gradcam --bogus --out "$work/e" "$cats"
 err_has "--bogus" "unknown option"
 expect 2 "missing value" -- "$egcam" explain --model "$resnet" --method gradcam --out

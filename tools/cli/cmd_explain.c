@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -488,6 +489,232 @@ static void write_item(int64_t t64, void *arg)
     egc_image_free(&w->sized[t]);
 }
 
+/* One batch's buffers: inputs (page-locked for a CUDA device), maps and results per method,
+ * and the batch's inputs that failed to load (reported when the batch is written). */
+typedef struct batch_set {
+    float *x, *maps;          /* [B, per], [n_methods, B, hw] */
+    egc_cam_result *res;      /* [n_methods, B] */
+    int *cls, *slot;          /* [B] class asked, index into the items */
+    egc_image *sized;         /* [B] the model's view (overlays) */
+    int *ran;                 /* [n_methods] the method ran on this batch */
+    char **run_err;           /* [n_methods] why not */
+    int nb_cap;               /* B: the stride of maps and res per method */
+    int nb;                   /* inputs loaded */
+    int n_fail;               /* inputs that failed to load */
+    int *fail_idx;            /* [B] their item indices */
+    char **fail_err;          /* [B] their messages */
+} batch_set;
+
+static void batch_set_alloc(batch_set *b, const char *device, int B, size_t per, size_t hw,
+                            int n_methods)
+{
+    void *hp = NULL;
+    b->nb_cap = B;
+    if (egc_host_alloc(device, (size_t)B * per * sizeof(float), &hp) == EGC_OK) b->x = hp;
+    b->maps = malloc((size_t)n_methods * (size_t)B * hw * sizeof(float));
+    b->res = calloc((size_t)n_methods * (size_t)B, sizeof *b->res);
+    b->cls = calloc((size_t)B, sizeof *b->cls);
+    b->slot = calloc((size_t)B, sizeof *b->slot);
+    b->sized = calloc((size_t)B, sizeof *b->sized);
+    b->ran = calloc((size_t)n_methods, sizeof *b->ran);
+    b->run_err = calloc((size_t)n_methods, sizeof *b->run_err);
+    b->fail_idx = calloc((size_t)B, sizeof *b->fail_idx);
+    b->fail_err = calloc((size_t)B, sizeof *b->fail_err);
+    if (!b->x || !b->maps || !b->res || !b->cls || !b->slot || !b->sized || !b->ran ||
+        !b->run_err || !b->fail_idx || !b->fail_err) {
+        fprintf(stderr, "egcam explain: out of memory\n");
+        exit(EXIT_MODEL);
+    }
+}
+
+static void batch_set_free(batch_set *b, int B, int n_methods)
+{
+    for (int t = 0; t < B; t++) {
+        egc_image_free(&b->sized[t]);
+        free(b->fail_err[t]);
+    }
+    for (int k = 0; k < n_methods; k++) free(b->run_err[k]);
+    egc_host_free(b->x);
+    free(b->maps);
+    free(b->res);
+    free(b->cls);
+    free(b->slot);
+    free(b->sized);
+    free(b->ran);
+    free(b->run_err);
+    free(b->fail_idx);
+    free(b->fail_err);
+}
+
+/* What the loading and writing of batches share. The counters, the progress line, the
+ * manifest and the gallery are touched by one thread at a time: the one that loads and
+ * writes (the explainers run on the other). */
+typedef struct pipe_ctx {
+    const run_cfg *cfg;
+    const overlay_cfg *oc;
+    const cli_item *items;
+    int n_items, next;        /* inputs, and the first not loaded yet */
+    egc_preset preset;
+    int W, H, B, verbose, need_sized, class_k;
+    size_t per;
+    const char *out_dir;
+    cli_gallery *gal;         /* NULL without --gallery */
+    cli_progress *pr;
+    egc_status *ldst;         /* [B] scratch of the loads */
+    char **lerr;
+    item_out *outs;           /* [B] scratch of the writes */
+    cell_out *couts;          /* [B, n_methods] */
+    int rc, n_done, n_failed_items;
+} pipe_ctx;
+
+/* Loads the next B inputs into b on all threads: the good ones packed to the front (b->nb),
+ * the failures kept with their messages (b->n_fail) for write_batch to report. */
+static void load_batch(pipe_ctx *P, batch_set *b)
+{
+    int k_in = P->n_items - P->next < P->B ? P->n_items - P->next : P->B, i = P->next;
+    b->nb = b->n_fail = 0;
+    load_ctx lc = {P->items + i, P->preset, P->W, P->H, P->per, b->x,
+                   P->need_sized ? b->sized : NULL};
+    cli_parallel_load(k_in, load_one, &lc, P->ldst, P->lerr);
+    for (int t = 0; t < k_in; t++, i++) {
+        if (P->ldst[t] != EGC_OK) {
+            b->fail_idx[b->n_fail] = i;
+            b->fail_err[b->n_fail++] = P->lerr[t]; /* owned by b now (NULL: out of memory) */
+            P->lerr[t] = NULL;
+            continue;
+        }
+        int nb = b->nb;
+        if (nb != t) {
+            memcpy(b->x + (size_t)nb * P->per, b->x + (size_t)t * P->per, P->per * sizeof(float));
+            if (P->need_sized) {
+                b->sized[nb] = b->sized[t];
+                memset(&b->sized[t], 0, sizeof b->sized[t]);
+            }
+        }
+        b->cls[nb] = P->class_k;
+        b->slot[b->nb++] = i;
+    }
+    P->next += k_in;
+}
+
+/* Every method on the b->nb inputs of b (the device's part); failures are printed and kept
+ * per method for write_batch. */
+static void run_batch(egc_explainer **ex, const egc_method *methods, int n_methods, batch_set *b,
+                      size_t hw, int verbose, int *rc)
+{
+    for (int k = 0; k < n_methods; k++) {
+        egc_cam_result *rk = b->res + (size_t)k * (size_t)b->nb_cap;
+        for (int t = 0; t < b->nb; t++) {
+            rk[t].raw = NULL;
+            rk[t].map = b->maps + ((size_t)k * (size_t)b->nb_cap + (size_t)t) * hw;
+        }
+        b->ran[k] = egc_explainer_run(ex[k], b->x, b->nb, b->cls, rk) == EGC_OK;
+        free(b->run_err[k]);
+        b->run_err[k] = NULL;
+        if (!b->ran[k]) {
+            cli_error(egc_method_name(methods[k]), verbose);
+            b->run_err[k] = strdup(egc_last_error());
+            *rc = EXIT_SOME_FAILED;
+        }
+    }
+}
+
+/* Reports b's load failures, then writes the files of its explained inputs on all threads
+ * and, in input order, their messages, manifest lines and gallery cells; b is empty after. */
+static void write_batch(pipe_ctx *P, batch_set *b, egc_explainer *const *ex)
+{
+    const run_cfg *cfg = P->cfg;
+    int n_methods = cfg->n_methods;
+    for (int f = 0; f < b->n_fail; f++) {
+        const cli_item *it = &P->items[b->fail_idx[f]];
+        cli_restore_error(b->fail_err[f]);
+        cli_error(it->id, P->verbose);
+        manifest_error(cfg, it, NULL, egc_last_error());
+        if (P->gal) {
+            char buf[1024];
+            P->gal->rows[b->fail_idx[f]].error =
+                strdup(short_error(egc_last_error(), buf, sizeof buf));
+        }
+        P->rc = EXIT_SOME_FAILED;
+        P->n_failed_items++;
+        cli_progress_step(P->pr, 1);
+        free(b->fail_err[f]);
+        b->fail_err[f] = NULL;
+    }
+    if (b->nb) {
+        write_ctx wc = {cfg, P->oc, P->items, b->slot, b->sized, b->res, b->maps, b->ran,
+                        b->run_err, P->out_dir, P->preset, P->W, P->H, b->nb_cap, P->verbose,
+                        P->outs, P->couts};
+        egc_parallel_for(b->nb, write_item, &wc);
+    }
+    for (int t = 0; t < b->nb; t++) {
+        const cli_item *it = &P->items[b->slot[t]];
+        item_out *io = &P->outs[t];
+        if (io->msgs) fputs(io->msgs, stderr);
+        if (io->failed) P->rc = EXIT_SOME_FAILED;
+        if (io->picture && P->gal) {
+            P->gal->rows[b->slot[t]].picture = io->picture;
+            io->picture = NULL;
+        }
+        int item_failed = 0;
+        for (int k = 0; k < n_methods; k++) {
+            const char *mname = egc_method_name(cfg->methods[k]);
+            const egc_cam_result *r = b->res + (size_t)k * (size_t)b->nb_cap + t;
+            cell_out *co = &P->couts[(size_t)t * n_methods + k];
+            cli_gallery_cell *cell =
+                P->gal ? &P->gal->cells[(size_t)b->slot[t] * n_methods + k] : NULL;
+            if (co->err) {
+                manifest_error(cfg, it, mname, co->err);
+                P->rc = EXIT_SOME_FAILED;
+                item_failed = 1;
+                if (cell) {
+                    char buf[1024];
+                    cell->error = strdup(short_error(co->err, buf, sizeof buf));
+                }
+            } else {
+                manifest_ok(cfg, it, ex[k], co->npy, co->ovl, r, P->class_k >= 0);
+                if (cell) {
+                    cell->ok = 1;
+                    cell->cls = r->cls;
+                    cell->score = r->score;
+                    cell->score_kind = egc_score_name(egc_explainer_options(ex[k])->score);
+                    cell->overlay = co->rel;
+                    co->rel = NULL;
+                }
+            }
+            free(co->err);
+            free(co->npy);
+            free(co->ovl);
+            free(co->rel);
+            memset(co, 0, sizeof *co);
+        }
+        free(io->picture);
+        free(io->msgs);
+        memset(io, 0, sizeof *io);
+        if (item_failed) P->n_failed_items++;
+        else P->n_done++;
+    }
+    fflush(cfg->manifest);
+    cli_progress_step(P->pr, b->nb);
+    b->nb = b->n_fail = 0;
+}
+
+/* The other thread's part of one step: the files of the previous batch (write, may be NULL),
+ * then the next batch's inputs (load, may be NULL). */
+typedef struct pipe_job {
+    pipe_ctx *P;
+    batch_set *write, *load;
+    egc_explainer *const *ex;
+} pipe_job;
+
+static void *pipe_worker(void *arg)
+{
+    pipe_job *j = arg;
+    if (j->write) write_batch(j->P, j->write, j->ex);
+    if (j->load) load_batch(j->P, j->load);
+    return NULL;
+}
+
 int cmd_explain(int argc, char **argv)
 {
     const char *model_path = NULL, *method_list = NULL, *out_dir = NULL;
@@ -801,26 +1028,36 @@ int cmd_explain(int argc, char **argv)
     }
 
     size_t per = (size_t)3 * (size_t)H * (size_t)W, hw = (size_t)H * (size_t)W;
-    float *x = NULL; /* page-locked for a CUDA device: uploads at the bus's full speed */
-    {
-        void *hp = NULL;
-        if (egc_host_alloc(device, (size_t)B * per * sizeof(float), &hp) == EGC_OK) x = hp;
-    }
-    float *maps = malloc((size_t)n_methods * (size_t)B * hw * sizeof(float));
-    int *slot = malloc((size_t)B * sizeof(int)), *cls = malloc((size_t)B * sizeof(int));
-    egc_cam_result *res = malloc((size_t)n_methods * (size_t)B * sizeof *res);
-    int *ran = malloc((size_t)n_methods * sizeof(int));
-    egc_image *sized = calloc((size_t)B, sizeof *sized);
-    egc_status *ldst = calloc((size_t)B, sizeof *ldst);
-    item_out *outs = calloc((size_t)B, sizeof *outs);
-    cell_out *couts = calloc((size_t)B * (size_t)n_methods, sizeof *couts);
-    char **lerr = calloc((size_t)B, sizeof *lerr);
-    char **run_err = calloc((size_t)n_methods, sizeof *run_err);
-    if (!x || !maps || !slot || !cls || !res || !ran || !sized || !run_err || !ldst || !lerr || !outs || !couts) {
+    /* Two batch sets: while the device explains one, another thread writes the files of the
+     * previous batch and loads the next into the other set (CUDA; on the CPU, whose forward
+     * uses every core, the same steps run one after the other). */
+    batch_set sets[2];
+    memset(sets, 0, sizeof sets);
+    for (int q = 0; q < 2; q++) batch_set_alloc(&sets[q], device, B, per, hw, n_methods);
+    pipe_ctx P;
+    memset(&P, 0, sizeof P);
+    P.cfg = &cfg;
+    P.oc = &oc;
+    P.items = items.v;
+    P.n_items = items.n;
+    P.preset = o.preset;
+    P.W = W;
+    P.H = H;
+    P.B = B;
+    P.per = per;
+    P.verbose = verbose;
+    P.need_sized = oc.overlay;
+    P.class_k = class_k;
+    P.out_dir = out_dir;
+    P.gal = oc.gallery ? &gal : NULL;
+    P.ldst = calloc((size_t)B, sizeof *P.ldst);
+    P.lerr = calloc((size_t)B, sizeof *P.lerr);
+    P.outs = calloc((size_t)B, sizeof *P.outs);
+    P.couts = calloc((size_t)B * (size_t)n_methods, sizeof *P.couts);
+    if (!P.ldst || !P.lerr || !P.outs || !P.couts) {
         fprintf(stderr, "egcam explain: out of memory\n");
         exit(EXIT_MODEL);
     }
-    int need_sized = oc.overlay;
     if (n_bad) rc = EXIT_SOME_FAILED;
     for (int p = 0; p < n_paths; p++)
         if (bad_paths[p]) {
@@ -832,111 +1069,31 @@ int cmd_explain(int argc, char **argv)
                                : "cannot read this input or some of its files (see the messages "
                                  "on stderr)");
         }
-    int n_done = 0, n_failed_items = 0;
     cli_progress pr;
     cli_progress_start(&pr, "explain", items.n, quiet);
-    for (int i = 0; i < items.n;) {
-        /* the next B inputs decoded and preprocessed on all threads, then the failures
-         * recorded in input order and the rest packed to the front of the batch */
-        int k_in = items.n - i < B ? items.n - i : B, nb = 0;
-        load_ctx lc = {items.v + i, o.preset, W, H, per, x, need_sized ? sized : NULL};
-        cli_parallel_load(k_in, load_one, &lc, ldst, lerr);
-        for (int t = 0; t < k_in; t++, i++) {
-            if (ldst[t] != EGC_OK) {
-                cli_restore_error(lerr[t]);
-                cli_error(items.v[i].id, verbose);
-                manifest_error(&cfg, &items.v[i], NULL, egc_last_error());
-                if (oc.gallery) {
-                    char buf[1024];
-                    gal.rows[i].error = strdup(short_error(egc_last_error(), buf, sizeof buf));
-                }
-                rc = EXIT_SOME_FAILED;
-                n_failed_items++;
-                cli_progress_step(&pr, 1);
-            } else {
-                if (nb != t) {
-                    memcpy(x + (size_t)nb * per, x + (size_t)t * per, per * sizeof(float));
-                    if (need_sized) {
-                        sized[nb] = sized[t];
-                        memset(&sized[t], 0, sizeof sized[t]);
-                    }
-                }
-                cls[nb] = class_k;
-                slot[nb++] = i;
-            }
-            free(lerr[t]);
-            lerr[t] = NULL;
-        }
-        if (!nb) continue;
-        for (int k = 0; k < n_methods; k++) {
-            egc_cam_result *rk = res + (size_t)k * (size_t)B;
-            for (int t = 0; t < nb; t++) {
-                rk[t].raw = NULL;
-                rk[t].map = maps + ((size_t)k * (size_t)B + (size_t)t) * hw;
-            }
-            ran[k] = egc_explainer_run(ex[k], x, nb, cls, rk) == EGC_OK;
-            free(run_err[k]);
-            run_err[k] = NULL;
-            if (!ran[k]) {
-                cli_error(egc_method_name(methods[k]), verbose);
-                run_err[k] = strdup(egc_last_error());
-                rc = EXIT_SOME_FAILED;
-            }
-        }
-        /* The files of the batch (maps, overlays, gallery pictures) written on all threads;
-         * then, in input order, their messages, manifest lines and gallery cells. */
-        write_ctx wc = {&cfg, &oc, items.v, slot, sized, res, maps, ran, run_err, out_dir,
-                        o.preset, W, H, B, verbose, outs, couts};
-        egc_parallel_for(nb, write_item, &wc);
-        for (int t = 0; t < nb; t++) {
-            const cli_item *it = &items.v[slot[t]];
-            item_out *io = &outs[t];
-            if (io->msgs) fputs(io->msgs, stderr);
-            if (io->failed) rc = EXIT_SOME_FAILED;
-            if (io->picture) {
-                gal.rows[slot[t]].picture = io->picture;
-                io->picture = NULL;
-            }
-            int item_failed = 0;
-            for (int k = 0; k < n_methods; k++) {
-                const char *mname = egc_method_name(methods[k]);
-                const egc_cam_result *r = res + (size_t)k * (size_t)B + t;
-                cell_out *co = &couts[(size_t)t * n_methods + k];
-                cli_gallery_cell *cell = oc.gallery ? &gal.cells[(size_t)slot[t] * n_methods + k]
-                                                    : NULL;
-                if (co->err) {
-                    manifest_error(&cfg, it, mname, co->err);
-                    rc = EXIT_SOME_FAILED;
-                    item_failed = 1;
-                    if (cell) {
-                        char buf[1024];
-                        cell->error = strdup(short_error(co->err, buf, sizeof buf));
-                    }
-                } else {
-                    manifest_ok(&cfg, it, ex[k], co->npy, co->ovl, r, class_k >= 0);
-                    if (cell) {
-                        cell->ok = 1;
-                        cell->cls = r->cls;
-                        cell->score = r->score;
-                        cell->score_kind = egc_score_name(egc_explainer_options(ex[k])->score);
-                        cell->overlay = co->rel;
-                        co->rel = NULL;
-                    }
-                }
-                free(co->err);
-                free(co->npy);
-                free(co->ovl);
-                free(co->rel);
-                memset(co, 0, sizeof *co);
-            }
-            free(io->msgs);
-            memset(io, 0, sizeof *io);
-            if (item_failed) n_failed_items++;
-            else n_done++;
-        }
-        fflush(manifest);
-        cli_progress_step(&pr, nb);
+    P.pr = &pr;
+    int pipelined = strncmp(device, "cuda", 4) == 0;
+    const char *pv = getenv("EGC_PIPELINE"); /* 0 or 1 overrides the choice by device */
+    if (pv && (!strcmp(pv, "0") || !strcmp(pv, "1"))) pipelined = pv[0] == '1';
+    load_batch(&P, &sets[0]);
+    for (int cur = 0, prev = 0;;) {
+        batch_set *b = &sets[cur], *other = &sets[1 - cur];
+        int more = P.next < items.n;
+        if (!b->nb && !b->n_fail && !more && !prev) break;
+        /* other: the previous batch's files, then the next batch's inputs */
+        pipe_job job = {&P, prev ? other : NULL, more ? other : NULL, ex};
+        pthread_t th;
+        int threaded = pipelined && pthread_create(&th, NULL, pipe_worker, &job) == 0;
+        if (b->nb) run_batch(ex, methods, n_methods, b, hw, verbose, &rc);
+        if (threaded) pthread_join(th, NULL);
+        else pipe_worker(&job);
+        prev = 1; /* b is written next (its load failures at least) */
+        if (!more) other->nb = other->n_fail = 0;
+        if (!b->nb && !b->n_fail) prev = 0;
+        cur = 1 - cur;
     }
+    if (P.rc) rc = P.rc;
+    int n_done = P.n_done, n_failed_items = P.n_failed_items;
     cli_progress_end(&pr);
     if (fclose(manifest) != 0) {
         fprintf(stderr, "egcam explain: error writing %s/manifest.jsonl\n", out_dir);
@@ -967,23 +1124,14 @@ int cmd_explain(int argc, char **argv)
         free(gal.rows);
         for (int k = 0; k < n_methods; k++) free(col_notes[k]);
     }
-    for (int t = 0; t < B; t++) egc_image_free(&sized[t]);
+    for (int q = 0; q < 2; q++) batch_set_free(&sets[q], B, n_methods);
     for (int t = 0; t < items.n; t++) free(cfg.names[t]);
-    for (int k = 0; k < n_methods; k++) free(run_err[k]);
-    free(run_err);
     free(cfg.names);
     cli_free_labels(cfg.labels, classes);
-    egc_host_free(x);
-    free(maps);
-    free(slot);
-    free(cls);
-    free(res);
-    free(ran);
-    free(sized);
-    free(ldst);
-    free(lerr);
-    free(outs);
-    free(couts);
+    free(P.ldst);
+    free(P.lerr);
+    free(P.outs);
+    free(P.couts);
 cleanup_ex:
     for (int k = 0; k < n_methods; k++) egc_explainer_destroy(ex[k]);
     free(bad_paths);
