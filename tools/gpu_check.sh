@@ -292,6 +292,25 @@ fi
 
 fi
 
+# ---- the command line end to end: egcam explain on the 250 ImageNet samples (decode,
+# explain on the GPU, .npy and overlay writing), with the batch pipeline off and on; one JSON
+# line each into $OUT/bench_cli.jsonl (wall seconds, images/s). Part of SKIP_GOALS. ----
+if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BUILD_DIR/egcam" ] &&
+    [ -n "$SHARED" ] && [ -d "$SHARED/data/imagenet-sample" ]; then
+    step bench_cli_explain 120 bash -c '
+        n=$(ls "$2/data/imagenet-sample" | wc -l)
+        for p in 0 1; do
+            rm -rf "$4/cli-explain"
+            t0=$(date +%s.%N)
+            EGC_PIPELINE=$p "$1" explain --model "$2/models/mobilenet_v2_imagenet.onnx" --preset tf \
+                --method gradcam --device cuda --precision mixed --batch 64 -q \
+                --out "$4/cli-explain" "$2/data/imagenet-sample" || exit 1
+            t1=$(date +%s.%N)
+            python3 -c "import json,sys; s=float(sys.argv[2])-float(sys.argv[1]); print(json.dumps({\"bench\": \"cli-explain\", \"model\": \"mobilenet_v2_imagenet.onnx\", \"method\": \"gradcam\", \"precision\": \"mixed\", \"batch\": 64, \"pipeline\": int(sys.argv[3]), \"images\": int(sys.argv[4]), \"seconds\": round(s, 3), \"images_per_s\": round(int(sys.argv[4]) / s, 1)}))" "$t0" "$t1" "$p" "$n" | tee -a "$3"
+        done
+        rm -rf "$4/cli-explain"' _ "$BUILD_DIR/egcam" "$SHARED" "$OUT/bench_cli.jsonl" "$ROOT/build-gpu-tmp"
+fi
+
 # ---- the evaluation study (docs/RESULTS.md) ----
 # Written under $ROOT/study-gpu (outside $OUT, so that a cut run keeps it) and packed into
 # $OUT/study.tgz whatever happens; STUDY_SECONDS (default 300) bounds the whole study, and each
