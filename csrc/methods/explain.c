@@ -63,6 +63,9 @@ struct egc_explainer {
     int keyed;                      /* this run gave first sample ids (s0d holds them) */
     float *Lh, *maph;               /* [B,hw], [B,H*W] maps of a group (egc_host_alloc) */
     float *xstage;                  /* [B,chw] page-locked staging of the images, or NULL */
+    int stage_state;                /* xstage: 0 not made yet (made by the first run whose
+                                       images are not page-locked), 1 made, -1 none (CPU
+                                       backend, or page-locked memory could not be had) */
     /* backend memory */
     void *dev[MAX_DEV_BUFS];
     int n_dev;
@@ -740,14 +743,7 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
              fail);
     EGC_TRYG(st, egc_host_alloc(e->be->name, B * (size_t)e->H * (size_t)e->W * sizeof(float),
                                 (void **)&e->maph), fail);
-    if (egc_host_pinned(e->maph)) {
-        EGC_TRYG(st, egc_host_alloc(e->be->name, B * e->chw * sizeof(float), (void **)&e->xstage),
-                 fail);
-        if (!egc_host_pinned(e->xstage)) {
-            egc_host_free(e->xstage);
-            e->xstage = NULL;
-        }
-    }
+    e->stage_state = egc_host_pinned(e->maph) ? 0 : -1;
     EGC_TRYG(st, egc_calloc((void **)&e->cls, B, sizeof *e->cls, "classes"), fail);
     EGC_TRYG(st, egc_calloc(&e->scanh, B, SCAN_ROW_BYTES, "image scans"), fail);
     e->ids = e->scanh;
@@ -1016,9 +1012,24 @@ egc_status egc_explainer_run_keyed(egc_explainer *e, const float *x, int n, cons
         e->ph.runs++;
         e->ph.images += n;
     }
-    /* Images not in page-locked memory go through e->xstage (CUDA); staged: the group's
-     * images are there already. */
-    int stage = e->xstage && !egc_host_pinned(x), staged = 0;
+    /* Images not in page-locked memory go through e->xstage (CUDA), made at the first run
+     * that needs it; staged: the group's images are there already. */
+    int stage = 0, staged = 0;
+    if (e->stage_state >= 0 && !egc_host_pinned(x)) {
+        if (e->stage_state == 0) {
+            void *p = NULL;
+            e->stage_state = -1;
+            if (egc_host_alloc(e->be->name, (size_t)e->B * e->chw * sizeof(float), &p) != EGC_OK)
+                egc_clear_error(); /* no staging: the uploads read x itself */
+            else if (!egc_host_pinned(p))
+                egc_host_free(p);
+            else {
+                e->xstage = p;
+                e->stage_state = 1;
+            }
+        }
+        stage = e->stage_state == 1;
+    }
     for (int i0 = 0; i0 < n; i0 += e->B) {
         int g = EGC_MIN(e->B, n - i0);
         const float *xg = x + (size_t)i0 * e->chw;
