@@ -118,8 +118,7 @@ typedef struct fill_ctx {
 static void fill_one(int64_t t, void *p)
 {
     fill_ctx *c = p;
-    c->ev->aux[t] = 0.0;
-    c->fill(c->r0 + t, c->ev->xin + (size_t)t * c->ev->chw, &c->ev->aux[t], c->arg);
+    c->fill(c->r0 + t, c->ev->xin + (size_t)t * c->ev->chw, c->arg);
 }
 
 egc_status egc_eval_stream(egc_evaluator *ev, int64_t rows, egc_row_fill_fn fill,
@@ -132,34 +131,20 @@ egc_status egc_eval_stream(egc_evaluator *ev, int64_t rows, egc_row_fill_fn fill
         EGC_TRY(egc_session_forward(ev->s, ev->xin, nb, ev->logits));
         ev->rows += nb;
         for (int t = 0; t < nb; t++)
-            take(r0 + t, ev->logits + (size_t)t * (size_t)ev->classes, ev->aux[t], arg);
-    }
-    return EGC_OK;
-}
-
-egc_status egc_eval_select(egc_evaluator *ev, const egc_select_spec *sp, int64_t rows,
-                           egc_row_take_fn take, void *arg)
-{
-    egc_backend *be = ev->be;
-    egc_plan *plan = egc_session_plan(ev->s);
-    const egc_graph *g = egc_session_graph(ev->s);
-    float *in = egc_plan_value(plan, g->input).ptr;
-    const float *out = egc_plan_value(plan, g->output).ptr;
-    int P = egc_session_chunk(ev->s);
-    for (int64_t r0 = 0; r0 < rows; r0 += P) {
-        int nb = (int)EGC_MIN((int64_t)P, rows - r0);
-        EGC_TRY(be->m_select_rows(be, sp, r0, nb, in));
-        EGC_TRY(egc_plan_forward(plan));
-        EGC_TRY(be->download(be, ev->logits, out, (size_t)nb * (size_t)ev->classes * sizeof(float)));
-        ev->rows += nb;
-        for (int t = 0; t < nb; t++)
             take(r0 + t, ev->logits + (size_t)t * (size_t)ev->classes, 0.0, arg);
     }
     return EGC_OK;
 }
 
-egc_status egc_eval_gauss(egc_evaluator *ev, const egc_gauss_spec *sp, int64_t rows,
-                          egc_row_take_fn take, void *arg)
+/* Makes rows r0..r0+n-1 of a backend-made row stream into the model's input `in`; with
+ * aux, also their numbers into ev->daux. */
+typedef egc_status (*rows_make_fn)(egc_evaluator *ev, const void *spec, int64_t r0, int n,
+                                   float *in);
+
+/* Streams rows 0..rows-1 made by make() through the model in passes of the session's rows;
+ * each row's logits (and, with aux, its number from ev->daux) go to take. */
+static egc_status eval_backend_rows(egc_evaluator *ev, const void *spec, rows_make_fn make,
+                                    int aux, int64_t rows, egc_row_take_fn take, void *arg)
 {
     egc_backend *be = ev->be;
     egc_plan *plan = egc_session_plan(ev->s);
@@ -169,37 +154,39 @@ egc_status egc_eval_gauss(egc_evaluator *ev, const egc_gauss_spec *sp, int64_t r
     int P = egc_session_chunk(ev->s); /* == ev->G: daux and gscratch hold one pass */
     for (int64_t r0 = 0; r0 < rows; r0 += P) {
         int nb = (int)EGC_MIN((int64_t)P, rows - r0);
-        EGC_TRY(be->m_gauss_rows(be, sp, r0, nb, ev->gscratch, in, ev->daux));
+        EGC_TRY(make(ev, spec, r0, nb, in));
         EGC_TRY(egc_plan_forward(plan));
         EGC_TRY(be->download(be, ev->logits, out,
                              (size_t)nb * (size_t)ev->classes * sizeof(float)));
-        EGC_TRY(be->download(be, ev->aux, ev->daux, (size_t)nb * sizeof(double)));
+        if (aux) EGC_TRY(be->download(be, ev->aux, ev->daux, (size_t)nb * sizeof(double)));
         ev->rows += nb;
         for (int t = 0; t < nb; t++)
-            take(r0 + t, ev->logits + (size_t)t * (size_t)ev->classes, ev->aux[t], arg);
+            take(r0 + t, ev->logits + (size_t)t * (size_t)ev->classes, aux ? ev->aux[t] : 0.0,
+                 arg);
     }
     return EGC_OK;
 }
 
-typedef struct logit_ctx {
-    const float *x;
-    size_t chw;
-    float *out;
-    int classes;
-} logit_ctx;
-
-static void copy_fill(int64_t r, float *dst, double *aux, void *arg)
+static egc_status make_select(egc_evaluator *ev, const void *spec, int64_t r0, int n, float *in)
 {
-    (void)aux;
-    logit_ctx *c = arg;
-    memcpy(dst, c->x + (size_t)r * c->chw, c->chw * sizeof(float));
+    return ev->be->m_select_rows(ev->be, spec, r0, n, in);
 }
 
-static void logit_take(int64_t r, const float *logits, double aux, void *arg)
+static egc_status make_gauss(egc_evaluator *ev, const void *spec, int64_t r0, int n, float *in)
 {
-    (void)aux;
-    logit_ctx *c = arg;
-    memcpy(c->out + (size_t)r * (size_t)c->classes, logits, (size_t)c->classes * sizeof(float));
+    return ev->be->m_gauss_rows(ev->be, spec, r0, n, ev->gscratch, in, ev->daux);
+}
+
+egc_status egc_eval_select(egc_evaluator *ev, const egc_select_spec *sp, int64_t rows,
+                           egc_row_take_fn take, void *arg)
+{
+    return eval_backend_rows(ev, sp, make_select, 0, rows, take, arg);
+}
+
+egc_status egc_eval_gauss(egc_evaluator *ev, const egc_gauss_spec *sp, int64_t rows,
+                          egc_row_take_fn take, void *arg)
+{
+    return eval_backend_rows(ev, sp, make_gauss, 1, rows, take, arg);
 }
 
 egc_status egc_evaluator_logits(egc_evaluator *ev, const float *x, int n, float *logits)
@@ -207,8 +194,13 @@ egc_status egc_evaluator_logits(egc_evaluator *ev, const float *x, int n, float 
     if (!ev || !x || !logits || n < 1)
         return EGC_FAIL(EGC_E_ARG, "evaluator logits: %d images (need >= 1, with inputs and "
                         "outputs)", n);
-    logit_ctx c = {x, ev->chw, logits, ev->classes};
-    EGC_TRY(egc_eval_stream(ev, n, copy_fill, logit_take, &c));
+    /* the images are contiguous: forwarded from x itself, B rows per call */
+    for (int i0 = 0; i0 < n; i0 += ev->B) {
+        int nb = EGC_MIN(ev->B, n - i0);
+        EGC_TRY(egc_session_forward(ev->s, x + (size_t)i0 * ev->chw, nb,
+                                    logits + (size_t)i0 * (size_t)ev->classes));
+        ev->rows += nb;
+    }
     return EGC_OK;
 }
 
@@ -238,9 +230,8 @@ typedef struct cls_ctx {
     int classes;
 } cls_ctx;
 
-static void cls_fill(int64_t r, float *dst, double *aux, void *arg)
+static void cls_fill(int64_t r, float *dst, void *arg)
 {
-    (void)aux;
     cls_ctx *c = arg;
     memcpy(dst, c->x + (size_t)c->idx[r] * c->chw, c->chw * sizeof(float));
 }

@@ -18,9 +18,9 @@ struct egc_evaluator {
     int B;              /* rows per forward */
     int C, H, W, hw, classes;
     size_t chw;
-    float *xin;         /* [B,chw] the perturbed inputs of one forward (reused) */
+    float *xin;         /* [B,chw] the gathered inputs of one forward (egc_eval_stream) */
     float *logits;      /* [B,classes] */
-    double *aux;        /* [B] one number per row that fill may leave for take */
+    double *aux;        /* [B] the dot products of one pass of Gaussian rows (host copy) */
     int64_t rows;       /* rows forwarded since creation */
     /* Backend memory of the rows made by the backend (egc_eval_select): the images, maps,
      * ranks of a group of G images (G = the session's rows per pass) and the patch keys. */
@@ -36,18 +36,18 @@ struct egc_evaluator {
     void *gscratch;     /* m_gauss_scratch(G, chw) bytes (NULL when 0) */
 };
 
-/* Fills the input of global row r into dst[chw]; may leave one number in *aux. Called
- * from several threads for distinct rows. */
-typedef void (*egc_row_fill_fn)(int64_t r, float *dst, double *aux, void *arg);
-/* Consumes the logits[classes] of global row r (and the aux number fill left). Called
- * once per row, in increasing r, on the calling thread. */
+/* Fills the input of global row r into dst[chw]. Called from several threads for distinct
+ * rows. */
+typedef void (*egc_row_fill_fn)(int64_t r, float *dst, void *arg);
+/* Consumes the logits[classes] of global row r and the row's number aux (the dot product
+ * of a Gaussian row, else 0). Called once per row, in increasing r, on the calling thread. */
 typedef void (*egc_row_take_fn)(int64_t r, const float *logits, double aux, void *arg);
 
 /* Streams rows 0..rows-1 through the model: fills up to B rows into the reusable buffer
- * (in parallel), forwards them in one call, then hands each row's logits to take. The rows
- * are generated on the host (the clean images of egc_eval_classes and
- * egc_evaluator_logits); the perturbed rows of the fidelity metrics are made by the backend
- * instead (egc_eval_select, egc_eval_gauss). */
+ * (in parallel), forwards them in one call, then hands each row's logits to take (aux 0).
+ * For host rows that must be gathered (the clean images of egc_eval_classes whose class is
+ * not given); the perturbed rows of the fidelity metrics are made by the backend instead
+ * (egc_eval_select, egc_eval_gauss). */
 EGC_NODISCARD egc_status egc_eval_stream(egc_evaluator *ev, int64_t rows, egc_row_fill_fn fill,
                                          egc_row_take_fn take, void *arg);
 
