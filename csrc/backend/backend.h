@@ -251,6 +251,11 @@ void egc_backend_destroy(egc_backend *be);
  * saying why CUDA is unavailable (not built in, no driver, no device). */
 void egc_backend_list_devices(char *buf, size_t cap);
 
+/* Page-locked host memory of `bytes` bytes for staging the uploads of backend be (free with
+ * egc_host_free), or NULL when be's uploads gain nothing from it (the CPU backend) or it
+ * cannot be had (the error is cleared: staging is optional). */
+void *egc_backend_stage_alloc(const egc_backend *be, size_t bytes);
+
 /* The CPU backend (always available). */
 EGC_NODISCARD egc_status egc_cpu_backend_create(egc_backend **out);
 

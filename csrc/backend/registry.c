@@ -176,3 +176,19 @@ int egc_host_pinned(const void *p)
     pthread_mutex_unlock(&g_host_mu);
     return pinned;
 }
+
+void *egc_backend_stage_alloc(const egc_backend *be, size_t bytes)
+{
+    int dev;
+    void *p = NULL;
+    if (!be || !bytes || !parse_cuda_name(be->name, &dev)) return NULL;
+    if (egc_host_alloc(be->name, bytes, &p) != EGC_OK) {
+        egc_clear_error();
+        return NULL;
+    }
+    if (!egc_host_pinned(p)) { /* ordinary memory: staging through it would only add a copy */
+        egc_host_free(p);
+        return NULL;
+    }
+    return p;
+}

@@ -738,12 +738,12 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
     EGC_TRYG(st, fbuf(&e->score, B, "scores"), fail);
     EGC_TRYG(st, fbuf(&e->sigma, B, "noise sigmas"), fail);
     /* Host ends of the uploads and downloads: page-locked on a CUDA backend (DMA at the bus's
-     * full speed). Images that are not page-locked are staged through xstage. */
+     * full speed). Images that are not page-locked are staged through xstage (made by the
+     * first run that needs it). */
     EGC_TRYG(st, egc_host_alloc(e->be->name, B * (size_t)e->hw * sizeof(float), (void **)&e->Lh),
              fail);
     EGC_TRYG(st, egc_host_alloc(e->be->name, B * (size_t)e->H * (size_t)e->W * sizeof(float),
                                 (void **)&e->maph), fail);
-    e->stage_state = egc_host_pinned(e->maph) ? 0 : -1;
     EGC_TRYG(st, egc_calloc((void **)&e->cls, B, sizeof *e->cls, "classes"), fail);
     EGC_TRYG(st, egc_calloc(&e->scanh, B, SCAN_ROW_BYTES, "image scans"), fail);
     e->ids = e->scanh;
@@ -1017,16 +1017,8 @@ egc_status egc_explainer_run_keyed(egc_explainer *e, const float *x, int n, cons
     int stage = 0, staged = 0;
     if (e->stage_state >= 0 && !egc_host_pinned(x)) {
         if (e->stage_state == 0) {
-            void *p = NULL;
-            e->stage_state = -1;
-            if (egc_host_alloc(e->be->name, (size_t)e->B * e->chw * sizeof(float), &p) != EGC_OK)
-                egc_clear_error(); /* no staging: the uploads read x itself */
-            else if (!egc_host_pinned(p))
-                egc_host_free(p);
-            else {
-                e->xstage = p;
-                e->stage_state = 1;
-            }
+            e->xstage = egc_backend_stage_alloc(be, (size_t)e->B * e->chw * sizeof(float));
+            e->stage_state = e->xstage ? 1 : -1;
         }
         stage = e->stage_state == 1;
     }

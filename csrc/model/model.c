@@ -392,28 +392,16 @@ static egc_status check_n(const egc_session *s, int n)
 /* One pass: rows x[0..n) (n <= chunk) through the plan, the rest of its rows zero; the
  * logits to the host when logits is not NULL. */
 /* Whether inputs at x go through s->xstage: not when x is page-locked already; the buffer is
- * made at the first call that needs it, on a non-CPU backend, and kept when it could be
- * page-locked. */
-static egc_status stage_for(egc_session *s, const float *x, int *use)
+ * made at the first call that needs it (egc_backend_stage_alloc: none on the CPU). */
+static int stage_for(egc_session *s, const float *x)
 {
-    *use = 0;
+    if (s->stage < 0 || egc_host_pinned(x)) return 0;
     if (s->stage == 0) {
-        s->stage = -1;
-        if (strcmp(s->be->name, "cpu") != 0) {
-            size_t per = (size_t)s->m->c * (size_t)s->m->h * (size_t)s->m->w;
-            void *p = NULL;
-            if (egc_host_alloc(s->be->name, (size_t)s->chunk * per * sizeof(float), &p) != EGC_OK)
-                egc_clear_error(); /* no staging: the uploads read x itself */
-            else if (egc_host_pinned(p)) {
-                s->xstage = p;
-                s->stage = 1;
-            } else {
-                egc_host_free(p);
-            }
-        }
+        size_t per = (size_t)s->m->c * (size_t)s->m->h * (size_t)s->m->w;
+        s->xstage = egc_backend_stage_alloc(s->be, (size_t)s->chunk * per * sizeof(float));
+        s->stage = s->xstage ? 1 : -1;
     }
-    *use = s->stage == 1 && !egc_host_pinned(x);
-    return EGC_OK;
+    return s->stage == 1;
 }
 
 static egc_status forward_pass(egc_session *s, const float *x, int n, float *logits, int stage)
@@ -445,8 +433,7 @@ egc_status egc_session_forward(egc_session *s, const float *x, int n, float *log
     size_t nc = (size_t)s->m->classes;
     s->fwd_n = 0;
     if (s->xhost) memcpy(s->xhost, x, (size_t)n * per * sizeof(float));
-    int stage;
-    EGC_TRY(stage_for(s, x, &stage));
+    int stage = stage_for(s, x);
     int r0 = 0;
     for (;;) {
         int nb = EGC_MIN(s->chunk, n - r0);
@@ -495,8 +482,7 @@ egc_status egc_session_backward(egc_session *s, const float *seed, int n, float 
     size_t nc = (size_t)s->m->classes;
     egc_shape ts = egc_session_target_shape(s);
     size_t tper = (size_t)egc_shape_numel(&ts);
-    int stage;
-    EGC_TRY(stage_for(s, s->xhost, &stage));
+    int stage = stage_for(s, s->xhost);
     for (int r0 = 0; r0 < n; r0 += s->chunk) {
         int nb = EGC_MIN(s->chunk, n - r0);
         s->fwd_row0 = -1; /* the plan's rows are in flux until this pass is done */
