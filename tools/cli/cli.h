@@ -77,6 +77,10 @@ double cli_now(void);
  * reports the failures in order (egc_error_restore makes err[k] the last error again). */
 void cli_parallel_load(int n, egc_status (*load)(int k, void *arg), void *arg, egc_status *st,
                        char **err);
+/* cli_parallel_load of cli_load_item: items[k] into row k of x (3*h*w floats a row) and,
+ * when sized is not NULL, sized[k]. */
+void cli_load_rows(const cli_item *items, int n, egc_preset preset, int w, int h, float *x,
+                   egc_image *sized, egc_status *st, char **err);
 /* Makes err (or, when NULL, "out of memory") the current error message for the printing and
  * recording of a failure found by cli_parallel_load. */
 void cli_restore_error(const char *err);

@@ -106,21 +106,6 @@ static void print_result(FILE *out, const cli_item *it, const float *logits, int
     }
 }
 
-/* One batch's inputs loaded in parallel (cli_parallel_load): item k into row k of x. */
-typedef struct load_ctx {
-    const cli_item *items;
-    egc_preset preset;
-    int w, h;
-    size_t per;
-    float *x;
-} load_ctx;
-
-static egc_status load_one(int k, void *arg)
-{
-    const load_ctx *c = arg;
-    return cli_load_item(&c->items[k], c->preset, c->w, c->h, c->x + (size_t)k * c->per, NULL);
-}
-
 int cmd_classify(int argc, char **argv)
 {
     const char *model_path = NULL, *preset_name = NULL, *labels_path = NULL, *device = "cpu";
@@ -243,8 +228,7 @@ int cmd_classify(int argc, char **argv)
         /* the next batch decoded on all threads; failures reported in input order, the rest
          * packed to the front */
         int k_in = items.n - i < batch ? items.n - i : batch, nb = 0;
-        load_ctx lc = {items.v + i, preset, w, h, per, x};
-        cli_parallel_load(k_in, load_one, &lc, ldst, lerr);
+        cli_load_rows(items.v + i, k_in, preset, w, h, x, NULL, ldst, lerr);
         for (int t = 0; t < k_in; t++, i++) {
             if (ldst[t] != EGC_OK) {
                 cli_restore_error(lerr[t]);

@@ -181,24 +181,6 @@ static const char *short_error(const char *msg, char *buf, size_t cap)
     return buf;
 }
 
-/* Inputs of one batch loaded in parallel (cli_parallel_load): item k into row k of x and,
- * when sized is not NULL, sized[k]. */
-typedef struct load_ctx {
-    const cli_item *items;
-    egc_preset preset;
-    int W, H;
-    size_t per;
-    float *x;
-    egc_image *sized;
-} load_ctx;
-
-static egc_status load_one(int k, void *arg)
-{
-    const load_ctx *c = arg;
-    return cli_load_item(&c->items[k], c->preset, c->W, c->H, c->x + (size_t)k * c->per,
-                         c->sized ? &c->sized[k] : NULL);
-}
-
 static void manifest_error(const run_cfg *c, const cli_item *it, const char *method,
                            const char *msg_full)
 {
@@ -573,9 +555,8 @@ static void load_batch(pipe_ctx *P, batch_set *b)
 {
     int k_in = P->n_items - P->next < P->B ? P->n_items - P->next : P->B, i = P->next;
     b->nb = b->n_fail = 0;
-    load_ctx lc = {P->items + i, P->preset, P->W, P->H, P->per, b->x,
-                   P->need_sized ? b->sized : NULL};
-    cli_parallel_load(k_in, load_one, &lc, P->ldst, P->lerr);
+    cli_load_rows(P->items + i, k_in, P->preset, P->W, P->H, b->x,
+                  P->need_sized ? b->sized : NULL, P->ldst, P->lerr);
     for (int t = 0; t < k_in; t++, i++) {
         if (P->ldst[t] != EGC_OK) {
             b->fail_idx[b->n_fail] = i;

@@ -622,3 +622,26 @@ void cli_parallel_load(int n, egc_status (*load)(int k, void *arg), void *arg, e
 }
 
 void cli_restore_error(const char *err) { egc_error_restore(err ? err : "out of memory"); }
+
+typedef struct rows_ctx {
+    const cli_item *items;
+    egc_preset preset;
+    int w, h;
+    float *x;
+    egc_image *sized;
+} rows_ctx;
+
+static egc_status load_row(int k, void *arg)
+{
+    const rows_ctx *c = arg;
+    size_t per = (size_t)3 * (size_t)c->h * (size_t)c->w;
+    return cli_load_item(&c->items[k], c->preset, c->w, c->h, c->x + (size_t)k * per,
+                         c->sized ? &c->sized[k] : NULL);
+}
+
+void cli_load_rows(const cli_item *items, int n, egc_preset preset, int w, int h, float *x,
+                   egc_image *sized, egc_status *st, char **err)
+{
+    rows_ctx c = {items, preset, w, h, x, sized};
+    cli_parallel_load(n, load_row, &c, st, err);
+}
