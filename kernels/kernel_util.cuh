@@ -37,33 +37,48 @@ __device__ __forceinline__ int64_t egc_k_nthreads(void)
     return (int64_t)gridDim.x * blockDim.x;
 }
 
-/* Sum / max of v over a block of blockDim.x threads (a multiple of 32, at most 1024); every
- * thread gets the result. Contains __syncthreads(): call from all threads of the block. The
- * order of summation is fixed by the launch shape, so results are deterministic. */
-__device__ __forceinline__ float egc_k_block_sum(float v)
+/* Reduction of v over a block of blockDim.x threads (a multiple of 32, at most 1024) with
+ * the associative op (a functor) whose identity element is `identity`; every thread gets the
+ * result. Contains __syncthreads(): call from all threads of the block. The order of
+ * combination is fixed by the launch shape, so results are deterministic. */
+template <class T, class Op>
+__device__ __forceinline__ T egc_k_block_reduce(T v, T identity, Op op)
 {
-    __shared__ float part[32];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    __shared__ T part[32];
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
     __syncthreads(); /* part may still be read by a previous call */
     if (lane == 0) part[warp] = v;
     __syncthreads();
-    v = lane < nw ? part[lane] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    v = lane < nw ? part[lane] : identity;
+    for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
+}
+
+/* Functors of egc_k_block_reduce. */
+struct egc_k_op_add {
+    template <class T> __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+};
+struct egc_k_op_max {
+    __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+    __device__ __forceinline__ double operator()(double a, double b) const { return fmax(a, b); }
+};
+struct egc_k_op_min {
+    template <class T> __device__ __forceinline__ T operator()(T a, T b) const
+    {
+        return b < a ? b : a;
+    }
+};
+
+/* Sum / max of v over the block (egc_k_block_reduce). */
+__device__ __forceinline__ float egc_k_block_sum(float v)
+{
+    return egc_k_block_reduce(v, 0.0f, egc_k_op_add());
 }
 
 __device__ __forceinline__ float egc_k_block_max(float v)
 {
-    __shared__ float part[32];
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    __syncthreads();
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    v = lane < nw ? part[lane] : -INFINITY;
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
+    return egc_k_block_reduce(v, -INFINITY, egc_k_op_max());
 }
 
 #endif

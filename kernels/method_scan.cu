@@ -9,40 +9,6 @@ namespace {
 
 #define SCAN_THREADS 512
 
-/* Block-wide sum (mod 2^64) of v; every thread gets it. Call from all threads. */
-__device__ __forceinline__ uint64_t block_sum_u64(uint64_t v)
-{
-    __shared__ uint64_t part[32];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    __syncthreads();
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    v = lane < nw ? part[lane] : 0ull;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-/* Block-wide minimum of v; every thread gets it. Call from all threads. */
-__device__ __forceinline__ int64_t block_min_i64(int64_t v)
-{
-    __shared__ int64_t part[32];
-    for (int o = 16; o > 0; o >>= 1) {
-        int64_t u = __shfl_xor_sync(0xffffffffu, v, o);
-        v = u < v ? u : v;
-    }
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    __syncthreads();
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    v = lane < nw ? part[lane] : INT64_MAX;
-    for (int o = 16; o > 0; o >>= 1) {
-        int64_t u = __shfl_xor_sync(0xffffffffu, v, o);
-        v = u < v ? u : v;
-    }
-    return v;
-}
-
 __global__ void scan_kernel(const float *x, int64_t n, int64_t chw, uint64_t *ids, float *range,
                             int64_t *bad)
 {
@@ -62,10 +28,10 @@ __global__ void scan_kernel(const float *x, int64_t n, int64_t chw, uint64_t *id
             mn = fminf(mn, v);
             mx = fmaxf(mx, v);
         }
-        if (ids) sum = block_sum_u64(sum);
+        if (ids) sum = egc_k_block_reduce(sum, (uint64_t)0, egc_k_op_add()); /* mod 2^64 */
         mn = egc_m_block_min(mn);
         mx = egc_k_block_max(mx);
-        first = block_min_i64(first);
+        first = egc_k_block_reduce(first, (int64_t)INT64_MAX, egc_k_op_min());
         if (threadIdx.x == 0) {
             if (ids) ids[i] = egc_id_final(sum, (uint64_t)chw);
             range[2 * i] = mn;

@@ -1,40 +1,22 @@
 /* method_util.cuh: device helpers of the explanation-method kernels (method_*.cu): block
- * reductions in double and of float minima/maxima, and the bilinear sample of cam.c's
- * upsampling evaluated with round-to-nearest intrinsics (no fused multiply-add), so that it
- * gives the CPU's float result bit for bit. Device code only. */
+ * reductions in double and of float minima (on egc_k_block_reduce), and the bilinear sample
+ * of cam.c's upsampling evaluated with round-to-nearest intrinsics (no fused multiply-add),
+ * so that it gives the CPU's float result bit for bit. Device code only. */
 #ifndef EGC_METHOD_UTIL_CUH
 #define EGC_METHOD_UTIL_CUH
 
 #include "kernel_util.cuh"
 #include "egc_method_kernels.h"
 
-/* Sum of v over the block (blockDim.x a multiple of 32, at most 1024); every thread gets
- * it. Contains __syncthreads(): call from all threads of the block. */
+/* Sum and max of v over the block in double (egc_k_block_reduce). */
 __device__ __forceinline__ double egc_m_block_sum_d(double v)
 {
-    __shared__ double part[32];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    __syncthreads();
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    v = lane < nw ? part[lane] : 0.0;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
+    return egc_k_block_reduce(v, 0.0, egc_k_op_add());
 }
 
-/* Max of v over the block in double (same rules as egc_m_block_sum_d). */
 __device__ __forceinline__ double egc_m_block_max_d(double v)
 {
-    __shared__ double part[32];
-    for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    __syncthreads();
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    v = lane < nw ? part[lane] : -INFINITY;
-    for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
+    return egc_k_block_reduce(v, (double)-INFINITY, egc_k_op_max());
 }
 
 /* Min of v over the block (float; exact, order-free). */

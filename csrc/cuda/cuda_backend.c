@@ -534,9 +534,7 @@ static egc_status conv_prepare(cuda_ctx *c, const egc_graph *g, const egc_node *
  * the kernel path's first values and the two result floats. */
 static size_t hf_scratch_bytes(const egc_shape *ys)
 {
-    int64_t ne = 1;
-    for (int d = 0; d < ys->ndim; d++) ne *= ys->d[d];
-    int64_t m = ne < HF_CHECK_ELEMS ? ne : HF_CHECK_ELEMS;
+    int64_t ne = numel(ys), m = ne < HF_CHECK_ELEMS ? ne : HF_CHECK_ELEMS;
     return align_up((size_t)m * 2) + align_up(2 * sizeof(float));
 }
 
@@ -645,6 +643,20 @@ static egc_status blas_workspace(egc_backend *be)
     return EGC_OK;
 }
 
+/* The bias [1,M,1,1] (format fmt, type dt) and activation (Relu, or identity) descriptors
+ * of cudnnConvolutionBiasActivationForward for Conv plan cp. */
+static egc_status bias_act_descs(conv_plan *cp, cudnnTensorFormat_t fmt, cudnnDataType_t dt,
+                                 int64_t M, int relu)
+{
+    EGC_CUDNN(cudnnCreateTensorDescriptor(&cp->bd));
+    EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->bd, fmt, dt, 1, (int)M, 1, 1));
+    EGC_CUDNN(cudnnCreateActivationDescriptor(&cp->ad));
+    EGC_CUDNN(cudnnSetActivationDescriptor(cp->ad, relu ? CUDNN_ACTIVATION_RELU
+                                                        : CUDNN_ACTIVATION_IDENTITY,
+                                           CUDNN_NOT_PROPAGATE_NAN, 0.0));
+    return EGC_OK;
+}
+
 /* Mixed precision, fusion and staging for a plan with executor information (info non-NULL). */
 static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
                               const egc_shape *shapes, const egc_plan_info *info)
@@ -706,14 +718,8 @@ static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
         const egc_node *n = &g->nodes[i];
         conv_plan *cp = &pl->conv[i];
         if (n->op != EGC_OP_CONV || !cp->ready || cp->half || n->n_in < 3 || n->in[2] < 0) continue;
-        const egc_shape *ys = &shapes[n->out];
-        EGC_CUDNN(cudnnCreateTensorDescriptor(&cp->bd));
-        EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->bd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1,
-                                             (int)ys->d[1], 1, 1));
-        EGC_CUDNN(cudnnCreateActivationDescriptor(&cp->ad));
-        EGC_CUDNN(cudnnSetActivationDescriptor(
-            cp->ad, pl->np[i].relu_fused ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
-            CUDNN_NOT_PROPAGATE_NAN, 0.0));
+        EGC_TRY(bias_act_descs(cp, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, shapes[n->out].d[1],
+                               pl->np[i].relu_fused));
         cp->fused_api = 1;
     }
     /* 4b. fp16 Convs with a bias: conv + bias (+ Relu) as one cuDNN call or the convolution and
@@ -744,13 +750,7 @@ static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
                 pl->n_zres++;
             }
         }
-        EGC_CUDNN(cudnnCreateTensorDescriptor(&cp->bd));
-        EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->bd, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, 1,
-                                             (int)shapes[v].d[1], 1, 1));
-        EGC_CUDNN(cudnnCreateActivationDescriptor(&cp->ad));
-        EGC_CUDNN(cudnnSetActivationDescriptor(cp->ad, relu ? CUDNN_ACTIVATION_RELU
-                                                            : CUDNN_ACTIVATION_IDENTITY,
-                                               CUDNN_NOT_PROPAGATE_NAN, 0.0));
+        EGC_TRY(bias_act_descs(cp, CUDNN_TENSOR_NHWC, CUDNN_DATA_HALF, shapes[v].d[1], relu));
         cp->hf = 1;
         cp->hf_relu = relu;
         pl->n_hf++;
@@ -1045,21 +1045,24 @@ static egc_status half_output_done(cuda_ctx *c, const cuda_plan *pl, const egc_n
     return EGC_OK;
 }
 
-/* The candidate paths of an fp16 Conv with a bias (conv_plan.hf): the convolution into y
- * followed by the epilogue kernel (act(y + bias + z)), or cuDNN's one call with the fp16 bias
+/* The two paths of an fp16 Conv: the convolution into y followed by the epilogue kernel
+ * (act(y + bias + z), skipped when there is nothing to apply; every fp16 Conv), or, for a
+ * Conv with a bias (conv_plan.hf), cuDNN's one call with the fp16 bias
  * b16 (z read with alpha2 = 1; with no z, z = y and alpha2 = 0, not read). The one call
  * returns cuDNN's status, so that a refusal can be told from a failure of the separate path. */
 static egc_status conv_half_split(cuda_ctx *c, const cuda_plan *pl, const conv_plan *cp,
                                   const uint16_t *x16, const uint16_t *w16, uint16_t *y16,
-                                  const float *bias, const uint16_t *z, const egc_shape *ys)
+                                  const float *bias, const uint16_t *z, int relu,
+                                  const egc_shape *ys)
 {
     const float one = 1.0f, zero = 0.0f;
     char *wsp = (char *)pl->ws;
     EGC_CUDNN(cudnnConvolutionForward(c->dnn, &one, cp->xd, x16, cp->wd, w16, cp->cd, cp->fwd_algo,
                                       wsp ? wsp + cp->ws_off : NULL, cp->fwd_ws, &zero, cp->yd,
                                       y16));
-    EGC_KERNEL(egc_k_bias_act_f16(y16, bias, z, ys->d[0], ys->d[2] * ys->d[3], ys->d[1],
-                                  cp->hf_relu, c->stream));
+    if (bias || z || relu)
+        EGC_KERNEL(egc_k_bias_act_f16(y16, bias, z, ys->d[0], ys->d[2] * ys->d[3], ys->d[1],
+                                      relu, c->stream));
     return EGC_OK;
 }
 
@@ -1088,7 +1091,7 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
                                    const egc_shape *ys)
 {
     cp->hf_state = -1;
-    EGC_TRY(conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys));
+    EGC_TRY(conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys));
     enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     EGC_CUDA(cudaStreamIsCapturing(c->stream, &cs));
     if (cs != cudaStreamCaptureStatusNone || c->hf_mode == 0)
@@ -1113,7 +1116,7 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
     cudnnStatus_t fs = conv_half_fused(c, pl, cp, x16, w16, y16, b16, z);
     if (fs != CUDNN_STATUS_SUCCESS) { /* refused: the separate result again */
         cp->hf_status = (int)fs;
-        EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys), done);
+        EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys), done);
         goto done;
     }
     float h[2];
@@ -1122,7 +1125,7 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
     EGC_CUDA_G(st, cudaStreamSynchronize(c->stream), done);
     cp->hf_err = h[0] / (h[1] > 1e-3f ? h[1] : 1e-3f);
     if (!(cp->hf_err <= HF_TOL)) { /* disagrees (or NaN): back to the separate result */
-        EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys), done);
+        EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys), done);
         goto done;
     }
     if (c->hf_mode == 1) { /* asked for: y16 holds the one call's result */
@@ -1131,12 +1134,13 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
     }
     for (int k = 0; k < 3; k++) EGC_CUDA_G(st, cudaEventCreate(&ev[k]), done);
     EGC_CUDA_G(st, cudaEventRecord(ev[0], c->stream), done);
-    for (int r = 0; r < HF_REPS; r++) EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys), done);
+    for (int r = 0; r < HF_REPS; r++)
+        EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys), done);
     EGC_CUDA_G(st, cudaEventRecord(ev[1], c->stream), done);
     for (int r = 0; r < HF_REPS; r++)
         if (conv_half_fused(c, pl, cp, x16, w16, y16, b16, z) != CUDNN_STATUS_SUCCESS) {
             cp->hf_status = (int)CUDNN_STATUS_EXECUTION_FAILED;
-            EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys), done);
+            EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys), done);
             goto done;
         }
     EGC_CUDA_G(st, cudaEventRecord(ev[2], c->stream), done);
@@ -1146,7 +1150,7 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
     cp->hf_ms[0] /= HF_REPS;
     cp->hf_ms[1] /= HF_REPS;
     if (cp->hf_ms[1] < cp->hf_ms[0]) cp->hf_state = 1; /* y16 holds the one call's result */
-    else EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys), done);
+    else EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys), done);
 done:
     for (int k = 0; k < 3; k++)
         if (ev[k]) (void)cudaEventDestroy(ev[k]);
@@ -1194,17 +1198,10 @@ static egc_status conv_forward_half(cuda_ctx *c, cuda_plan *pl, conv_plan *cp, i
         else if (cp->hf_state == 1)
             EGC_CUDNN(conv_half_fused(c, pl, cp, x16, w16, y16, b16, z));
         else
-            EGC_TRY(conv_half_split(c, pl, cp, x16, w16, y16, bias, z, ys));
+            EGC_TRY(conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys));
         return half_output_done(c, pl, n, out, y16);
     }
-    const float one = 1.0f, zero = 0.0f;
-    char *wsp = (char *)pl->ws;
-    EGC_CUDNN(cudnnConvolutionForward(c->dnn, &one, cp->xd, x16, cp->wd, w16, cp->cd, cp->fwd_algo,
-                                      wsp ? wsp + cp->ws_off : NULL, cp->fwd_ws, &zero, cp->yd,
-                                      y16));
-    if (bias || np->relu_fused)
-        EGC_KERNEL(egc_k_bias_act_f16(y16, bias, NULL, ys->d[0], ys->d[2] * ys->d[3], ys->d[1],
-                                      np->relu_fused, c->stream));
+    EGC_TRY(conv_half_split(c, pl, cp, x16, w16, y16, bias, NULL, np->relu_fused, ys));
     return half_output_done(c, pl, n, out, y16);
 }
 
