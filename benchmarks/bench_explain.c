@@ -83,13 +83,7 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
     egc_model_input_chw(m, &c, &H, &W);
     egc_explainer_geometry(e, &h, &w, NULL, NULL);
     size_t chw = (size_t)c * (size_t)H * (size_t)W;
-    float *x = NULL;
-    if (b->pinned) {
-        void *p = NULL;
-        if (egc_host_alloc(b->device, (size_t)images * chw * sizeof(float), &p) == EGC_OK) x = p;
-    } else {
-        x = malloc((size_t)images * chw * sizeof(float));
-    }
+    float *x = bench_inputs(b->device, b->pinned, (size_t)images * chw);
     float *raw = malloc((size_t)images * (size_t)h * (size_t)w * sizeof(float));
     float *map = malloc((size_t)images * (size_t)H * (size_t)W * sizeof(float));
     egc_cam_result *res = calloc((size_t)images, sizeof *res);
@@ -100,11 +94,6 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
         rc = 3;
     }
     if (rc == 0) {
-        uint32_t st = 12345;
-        for (size_t i = 0; i < (size_t)images * chw; i++) {
-            st = st * 1664525u + 1013904223u;
-            x[i] = (float)((st >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-        }
         for (int i = 0; i < images; i++) {
             res[i].raw = raw + (size_t)i * (size_t)h * (size_t)w;
             res[i].map = map + (size_t)i * (size_t)H * (size_t)W;
@@ -159,8 +148,7 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
             fprintf(stderr, "bench_explain: profiled run: %s\n", egc_last_error());
         }
     }
-    if (b->pinned) egc_host_free(x);
-    else free(x);
+    egc_host_free(x);
     free(raw);
     free(map);
     free(res);

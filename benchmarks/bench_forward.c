@@ -86,20 +86,9 @@ int main(int argc, char **argv)
                 break;
             }
             size_t n = (size_t)b * (size_t)c * (size_t)h * (size_t)w;
-            float *x = NULL;
-            if (pinned) {
-                void *p = NULL;
-                if (egc_host_alloc(device, n * sizeof(float), &p) == EGC_OK) x = p;
-            } else {
-                x = malloc(n * sizeof(float));
-            }
+            float *x = bench_inputs(device, pinned, n);
             double *t = malloc((size_t)repeats * sizeof(double));
             if (!x || !t) return 3;
-            uint32_t st = 12345;
-            for (size_t i = 0; i < n; i++) {
-                st = st * 1664525u + 1013904223u;
-                x[i] = (float)((st >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-            }
             for (int i = 0; i < warmup + repeats && rc == 0; i++) {
                 double t0 = bench_now();
                 if (egc_session_forward(s, x, b, NULL) != EGC_OK) {
@@ -153,8 +142,7 @@ int main(int argc, char **argv)
                 printf("}\n");
                 fflush(stdout);
             }
-            if (pinned) egc_host_free(x);
-            else free(x);
+            egc_host_free(x);
             free(t);
             egc_session_destroy(s);
         }

@@ -1,10 +1,29 @@
-/* bench_util.h: what the benchmark programs share: a monotonic clock, the comparison for
- * sorting timings, and a JSON string writer for their one-line records. */
+/* bench_util.h: what the benchmark programs share: their input tensors, a monotonic clock,
+ * the comparison for sorting timings, and a JSON string writer for their one-line records. */
 #ifndef EGC_BENCH_UTIL_H
 #define EGC_BENCH_UTIL_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <time.h>
+
+#include "egcam/tensor.h"
+
+/* n floats of deterministic pseudo-random inputs in [-1, 1) (an LCG from a fixed seed), in
+ * egc_host_alloc memory: page-locked for `device` when pinned (a CUDA device), ordinary
+ * otherwise. NULL when out of memory; free with egc_host_free. */
+static inline float *bench_inputs(const char *device, int pinned, size_t n)
+{
+    void *p = NULL;
+    if (egc_host_alloc(pinned ? device : "cpu", n * sizeof(float), &p) != EGC_OK) return NULL;
+    float *x = p;
+    uint32_t st = 12345;
+    for (size_t i = 0; i < n; i++) {
+        st = st * 1664525u + 1013904223u;
+        x[i] = (float)((st >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+    }
+    return x;
+}
 
 /* Seconds of CLOCK_MONOTONIC. */
 static inline double bench_now(void)
