@@ -461,17 +461,12 @@ static void group_method(sweep_ctx *S, gbuf *B, int m, int n, int g0_global)
             if (!ns) continue;
             egc_status st = EGC_OK;
             const float *vals = B->vals, *curves = B->curves;
-            double t0m = cli_now();
             switch (k) {
             case SM_DEL:
                 if (S->on[SM_INS] && same_todo(S, B, n, label, SM_DEL, SM_INS)) {
                     st = egc_metric_curves(S->ev, B->xs, B->ms, ns, B->cls_s, S->step, B->vals,
                                            B->vals_ins, B->curves, B->curves_ins);
                     if (st == EGC_OK) {
-                        /* the time of both curves, shared equally */
-                        double dt = 0.5 * (cli_now() - t0m);
-                        t0m += dt;
-                        S->t_metric[SM_INS] += dt;
                         ins_ready = 1;
                         break;
                     }
@@ -500,7 +495,6 @@ static void group_method(sweep_ctx *S, gbuf *B, int m, int n, int g0_global)
                 st = egc_metric_sensitivity(M->ex, B->xs, B->ms, B->cls_s, ns, &S->sens, B->sens);
                 break;
             }
-            if (!(k == SM_INS && ins_ready)) S->t_metric[k] += cli_now() - t0m;
             if (st != EGC_OK) {
                 if (S->verbose) cli_error(k_sweep_metric_names[k], 1);
                 err_short(msg, sizeof msg);

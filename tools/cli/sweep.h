@@ -73,7 +73,7 @@ typedef struct sweep_ctx {
     int n_images_done, n_failed_inputs;
     int n_not_started;      /* images left out because --time-limit was reached */
     double time_limit;      /* seconds (0: none) */
-    double started, seconds, t_explain, t_metric[SM_COUNT];
+    double started, seconds, t_explain;
 } sweep_ctx;
 
 /* CSV: a field quoted when it holds a comma, quote or newline. */
