@@ -285,17 +285,24 @@ std::vector<std::string> shared_images(bool cifar, int n)
     return out;
 }
 
+// In a test body: skips where CUDA cannot be used or the shared model of case sc is absent,
+// else loads that model into m (the test destroys it).
+#define LOAD_SHARED_OR_SKIP(sc, m)                                                          \
+    do {                                                                                    \
+        if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();                \
+        const std::string path_ = shared_dir() + "/models/" + (sc).model;                  \
+        if (!file_exists(path_)) GTEST_SKIP() << "shared model " << path_ << " is not present"; \
+        ASSERT_EQ(egc_model_load(path_.c_str(), &(m)), EGC_OK) << egc_last_error();       \
+    } while (0)
+
 class CudaModelShared : public testing::TestWithParam<std::tuple<int, int>> {};
 
 TEST_P(CudaModelShared, LogitsAndTargetGradientMatchCpu)
 {
     const SharedCase &sc = kShared[std::get<0>(GetParam())];
     const int batch = std::get<1>(GetParam());
-    if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
-    const std::string path = shared_dir() + "/models/" + sc.model;
-    if (!file_exists(path)) GTEST_SKIP() << "shared model " << path << " is not present";
     egc_model *m = nullptr;
-    ASSERT_EQ(egc_model_load(path.c_str(), &m), EGC_OK) << egc_last_error();
+    LOAD_SHARED_OR_SKIP(sc, m);
     int c, h, w;
     egc_model_input_chw(m, &c, &h, &w);
     int layer = -1;
@@ -478,11 +485,8 @@ TEST_P(CudaModelGraphs, ReplayMatchesPlainRun)
 {
     const SharedCase &sc = kShared[std::get<0>(GetParam())];
     const egc_precision prec = std::get<1>(GetParam()) ? EGC_PREC_MIXED : EGC_PREC_FP32;
-    if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
-    const std::string path = shared_dir() + "/models/" + sc.model;
-    if (!file_exists(path)) GTEST_SKIP() << "shared model " << path << " is not present";
     egc_model *m = nullptr;
-    ASSERT_EQ(egc_model_load(path.c_str(), &m), EGC_OK) << egc_last_error();
+    LOAD_SHARED_OR_SKIP(sc, m);
     int c, h, w;
     egc_model_input_chw(m, &c, &h, &w);
     const int classes = egc_model_num_classes(m);
@@ -574,11 +578,8 @@ class CudaModelHalfFused : public testing::TestWithParam<int> {};
 TEST_P(CudaModelHalfFused, BothPathsMatchCpu)
 {
     const SharedCase &sc = kShared[GetParam()];
-    if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
-    const std::string path = shared_dir() + "/models/" + sc.model;
-    if (!file_exists(path)) GTEST_SKIP() << "shared model " << path << " is not present";
     egc_model *m = nullptr;
-    ASSERT_EQ(egc_model_load(path.c_str(), &m), EGC_OK) << egc_last_error();
+    LOAD_SHARED_OR_SKIP(sc, m);
     int c, h, w;
     egc_model_input_chw(m, &c, &h, &w);
     const int classes = egc_model_num_classes(m), batch = 6;
