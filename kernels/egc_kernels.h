@@ -135,6 +135,10 @@ int egc_k_bias_add(float *y, const float *bias, int64_t n, int64_t c, int64_t in
  * weights [K, C, R, S] into [K, R, S, C] (n = K, hw = R*S). x and y must not overlap. */
 int egc_k_nchw_to_nhwc_f16(const float *x, uint16_t *y, int64_t n, int64_t c, int64_t hw,
                            void *stream);
+/* The same into cy >= c channels: y[n, hw, cy], channels c..cy-1 zero (a convolution's input
+ * channels padded for tensor cores: activations, and weights with n = K). */
+int egc_k_nchw_to_nhwc_f16_pad(const float *x, uint16_t *y, int64_t n, int64_t c, int64_t cy,
+                               int64_t hw, void *stream);
 /* convert_nhwc_f16_to_nchw.cu: y[n, c, hw] = (float) x[n, hw, c]. x and y must not overlap. */
 int egc_k_nhwc_f16_to_nchw(const uint16_t *x, float *y, int64_t n, int64_t c, int64_t hw,
                            void *stream);

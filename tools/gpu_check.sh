@@ -20,8 +20,9 @@
 # its throughput lines into $OUT/study.tgz; STUDY_STAGES and STUDY_TIME_SCALE pass on as
 # STAGES and TIME_SCALE, STUDY_SECONDS bounds it, STUDY_CHOSEN sets the Expected Grad-CAM
 # entry of stages 2-5 when stage 1 is not run), SKIP_GOALS=1 (none of the side-by-side runs of
-# the goals: page-locked inputs on both sides, torch.compile's forward, the fp16 fusion
-# variants, about 5 minutes in all).
+# the goals: page-locked inputs on both sides, torch.compile's forward, the fp16 fusion and
+# input-padding variants, Expected Grad-CAM with larger passes, the Nsight Systems kernel
+# profile (PROFILE=0 skips that one alone), about 6 minutes in all).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -227,11 +228,12 @@ if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_forward" ]; then
         'set -o pipefail; "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 --precision fp32,mixed --pinned | tee -a "$5"' \
         _ "$BUILD_DIR/bench_forward" "$TV_DIR/resnet50.onnx" "$BB" "$BR" "$BENCH"
 fi
-# What the fp16 epilogue fusion (bias + residual Add + Relu in the Conv) and the one-call
-# cuDNN path bring: ResNet-50 mixed with the kernel path forced, and with all fusion off.
+# What the fp16 epilogue fusion (bias + residual Add + Relu in the Conv), the one-call
+# cuDNN path and the padding of the RGB input to 8 (or 4) channels bring: ResNet-50 mixed
+# with the kernel path forced, with all fusion off, and with the input padded to 4 / not.
 if [ "${SKIP_GOALS:-0}" != 1 ] && [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_forward" ]; then
-    step bench_forward_fusion 90 bash -c \
-        'set -o pipefail; for e in EGC_CUDA_HALF_FUSED=0 EGC_CUDA_FUSE=0; do env "$e" "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 --precision mixed --pinned | tee -a "$5"; done' \
+    step bench_forward_fusion 150 bash -c \
+        'set -o pipefail; for e in EGC_CUDA_HALF_FUSED=0 EGC_CUDA_FUSE=0 EGC_CUDA_PAD_C=4 EGC_CUDA_PAD_C=0; do env "$e" "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 --precision mixed --pinned | tee -a "$5"; done' \
         _ "$BUILD_DIR/bench_forward" "$TV_DIR/resnet50.onnx" "$BB" "$BR" "$BENCH"
 fi
 step bench_torch_pinned 60 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forward.py --models resnet50 --batch "$2" --repeats 10 --pinned | tee -a "$3"' \
@@ -263,6 +265,12 @@ if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_explain" ]; then
             'set -o pipefail; "$1" --model "$2" --device cuda --methods gradcam,expected-gradcam --gradcam-batch 64 --expected-batch 32 --samples 32 --rows 128 --precision fp32,mixed --repeats "$3" --warmup 1 --phases 2 | tee -a "$4"' \
             _ "$BUILD_DIR/bench_explain" "$TV_DIR/$M.onnx" "$ER" "$EB"
     done
+    # Expected Grad-CAM, ResNet-50 mixed, with larger passes (fp16 activations take 2 bytes
+    # per value, so 256 rows may fit the 3 GiB goal), and 128 images per run (a dataset run:
+    # the clean pass then fills its rows).
+    [ "${SKIP_GOALS:-0}" != 1 ] && step bench_explain_rows 90 bash -c \
+        'set -o pipefail; for a in "32 256" "128 128" "128 256"; do read -r nb nr <<<"$a"; "$1" --model "$2" --device cuda --methods expected-gradcam --expected-batch "$nb" --samples 32 --rows "$nr" --precision mixed --repeats "$3" --warmup 1 --pinned | tee -a "$4"; done' \
+        _ "$BUILD_DIR/bench_explain" "$TV_DIR/resnet50.onnx" "$ER" "$EB"
     # Grad-CAM is bound by the host: the same runs with the inputs in page-locked memory
     # (egc_host_alloc), next to gradcam_torch.py --pinned below.
     [ "${SKIP_GOALS:-0}" != 1 ] && step bench_explain_pinned 45 bash -c \
@@ -290,6 +298,33 @@ else
 fi
 fi
 
+fi
+
+# ---- where the mixed forward's time goes: ResNet-50 b256 under Nsight Systems (when nsys is
+# installed), the 30 kernels that take the most GPU time, as one JSON line {"bench":
+# "kernel-profile"} in bench.jsonl. Part of SKIP_GOALS; PROFILE=0 skips it. ----
+NSYS="$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -n 1)"
+if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${PROFILE:-1}" != 0 ] && [ -n "$NSYS" ] && [ $TV_OK -eq 1 ] &&
+    [ -x "$BUILD_DIR/bench_forward" ]; then
+    step kernel_profile 120 bash -c '
+        set -o pipefail
+        rm -f "$5".nsys-rep "$5".sqlite
+        "$1" profile -o "$5" --force-overwrite true --trace cuda "$2" --model "$3" --device cuda \
+            --batch 256 --repeats 5 --warmup 2 --precision mixed --pinned >/dev/null || exit 1
+        "$1" stats --report cuda_gpu_kern_sum --format csv --output "$5" "$5".nsys-rep >/dev/null || exit 1
+        python3 - "$5"_cuda_gpu_kern_sum.csv "$3" <<PY | tee -a "$4"
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+tot = sum(float(r.get("Total Time (ns)", 0) or 0) for r in rows)
+top = [{"pct": round(float(r.get("Time (%)", 0) or 0), 2), "ms": round(float(r.get("Total Time (ns)", 0) or 0) / 1e6, 3),
+        "calls": int(float(r.get("Instances", 0) or 0)), "kernel": r.get("Name", "")[:160]} for r in rows[:30]]
+print(json.dumps({"bench": "kernel-profile", "model": sys.argv[2].split("/")[-1], "precision": "mixed",
+                  "batch": 256, "total_gpu_ms": round(tot / 1e6, 3), "kernels": top}))
+PY
+        rm -f "$5".nsys-rep "$5".sqlite "$5"_*.csv' _ "$NSYS" "$BUILD_DIR/bench_forward" \
+        "$TV_DIR/resnet50.onnx" "$BENCH" "$ROOT/build-gpu-tmp-prof"
+elif [ -z "$NSYS" ]; then
+    skip kernel_profile "nsys not found"
 fi
 
 # ---- the command line end to end: egcam explain on the 250 ImageNet samples (decode,

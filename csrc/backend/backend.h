@@ -45,6 +45,11 @@ typedef struct egc_plan_info {
                                       not kept and both have the same element count; the
                                       backend learns the outcome from the pointers
                                       (in[0].ptr == out->ptr) and must be correct either way. */
+    unsigned char *half;           /* [n_values], zeroed by the executor: the backend sets
+                                      half[v] = 1 for a value it stores in 2-byte elements
+                                      (fp16); the executor then reserves numel * 2 bytes for
+                                      it instead of numel * 4. Ignored (the value keeps 4-byte
+                                      room) for kept values, the graph input and constants. */
 } egc_plan_info;
 
 struct egc_backend {

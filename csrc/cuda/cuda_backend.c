@@ -27,7 +27,7 @@
  *    same-shape Add and MaxPool fed by such nodes run in fp16 NHWC too (kernels/clip_f16.cu,
  *    add_f16.cu, maxpool_nhwc_f16.cu, bias_act_f16.cu).
  *    A value produced by an fp16 node whose readers all run in fp16 and that the executor
- *    does not keep is stored as fp16 NHWC in its own (fp32-sized) buffer; every other value
+ *    does not keep is stored as fp16 NHWC in a buffer of numel * 2 bytes (egc_plan_info.half); every other value
  *    is dense fp32 NCHW, and fp16 nodes convert at those boundaries through workspace
  *    staging buffers (kernels/convert_nchw_to_nhwc_f16.cu, convert_nhwc_f16_to_nchw.cu).
  *    Head nodes (backward) always run fp32.
@@ -44,6 +44,10 @@
  *    epilogue kernel (bias_act_f16.cu), chosen at the first forward: the one call only when
  *    cuDNN takes it, it agrees with the kernel path (compare_f16.cu) and it is faster
  *    (EGC_CUDA_HALF_FUSED=0 keeps the kernel path, =1 the one call when it passes the check).
+ *    An fp16 Conv whose input is staged from fp32 (the model input) with a channel count that
+ *    is not a multiple of 8 (RGB) sees its input and weights zero-padded to the next multiple
+ *    of 8 by the conversions (EGC_CUDA_PAD_C=4 pads to 4, =0 not at all; unpadded again if
+ *    cuDNN refuses the padded shapes), so that tensor-core kernels apply.
  *  - CUDA graphs (EGC_CUDA_GRAPHS=0 switches them off): capture_begin/capture_end record the
  *    trunk's launches on the stream once, replay launches the recording.
  * plan_describe lists what each node got. */
@@ -83,6 +87,9 @@ typedef struct cuda_ctx {
     int blas_tf32;           /* the math mode cuBLAS is set to now (-1 unknown) */
     int fuse;                /* Conv+bias+Relu fusion in plans (EGC_CUDA_FUSE=0: off) */
     int graphs;              /* CUDA-graph recording of plans (EGC_CUDA_GRAPHS=0: off) */
+    int pad_c;               /* fp16 Convs reading a plan input or an fp32 value with C not a
+                                multiple of this pad C up to it (EGC_CUDA_PAD_C: 8 default,
+                                4, or 0 = off) */
     int hf_mode;             /* fp16 Conv+bias paths (EGC_CUDA_HALF_FUSED): -1 timed choice,
                                 0 always the epilogue kernel, 1 the one cuDNN call whenever
                                 cuDNN takes it and it passes the check */
@@ -111,6 +118,8 @@ typedef struct conv_plan {
     int found;               /* the forward algorithm was chosen by timing (first forward) */
     int bwd_ok;              /* a backward-data algorithm exists for this configuration */
     int half;                /* fp16 NHWC descriptors (mixed plans); forward only */
+    int cpad;                /* fp16: input channels as cuDNN sees them (> C: the input and the
+                                weights zero-padded to that many, for tensor cores); 0: C */
     size_t ws_off;           /* workspace offset of cuDNN's workspace (after pad/staging) */
     size_t w16_off;          /* offset of the fp16 KRSC weights in the plan's w16 buffer */
     const float *w16_src;    /* the fp32 weights last converted (NULL: not yet) */
@@ -489,11 +498,16 @@ static egc_status conv_prepare(cuda_ctx *c, const egc_graph *g, const egc_node *
     EGC_CUDNN(cudnnCreateConvolutionDescriptor(&cp->cdb));
     const cudnnTensorFormat_t fmt = half ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
     const cudnnDataType_t dt = half ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
-    EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->xd, fmt, dt, (int)xin.d[0], (int)xin.d[1],
+    /* padded input channels (fp16, one group, cp->cpad set by the caller): zero channels
+     * with zero weights add nothing to the sums */
+    int64_t cx = xin.d[1], cw = ws->d[1];
+    if (!half || group != 1 || cp->cpad <= cx || cw != cx) cp->cpad = 0;
+    else cx = cw = cp->cpad;
+    EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->xd, fmt, dt, (int)xin.d[0], (int)cx,
                                          (int)xin.d[2], (int)xin.d[3]));
     EGC_CUDNN(cudnnSetTensor4dDescriptor(cp->yd, fmt, dt, (int)ys->d[0], (int)ys->d[1],
                                          (int)ys->d[2], (int)ys->d[3]));
-    EGC_CUDNN(cudnnSetFilter4dDescriptor(cp->wd, dt, fmt, (int)ws->d[0], (int)ws->d[1],
+    EGC_CUDNN(cudnnSetFilter4dDescriptor(cp->wd, dt, fmt, (int)ws->d[0], (int)cw,
                                          (int)ws->d[2], (int)ws->d[3]));
     cudnnMathType_t math = half ? CUDNN_TENSOR_OP_MATH : tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
     cudnnConvolutionDescriptor_t cds[2] = {cp->cd, cp->cdb};
@@ -618,6 +632,20 @@ static int readers_all_half(const egc_graph *g, const node_plan *np, int v)
     return any;
 }
 
+/* Whether value v will be stored fp32 whatever the plan decides: the graph input, or made
+ * by a node that never runs in fp16 (fp16 Convs' inputs staged from it can be padded). */
+static int input_fp32(const egc_graph *g, int v)
+{
+    if (v < 0 || v >= g->n_values) return 0;
+    int pr = g->values[v].producer;
+    if (v == g->input || pr < 0 || pr >= g->n_nodes) return 1;
+    switch (g->nodes[pr].op) {
+    case EGC_OP_CONV: case EGC_OP_RELU: case EGC_OP_CLIP: case EGC_OP_MAXPOOL: case EGC_OP_ADD:
+        return 0;
+    default: return 1;
+    }
+}
+
 static int env_off(const char *name)
 {
     const char *v = getenv(name);
@@ -674,7 +702,16 @@ static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
         if (shapes[n->in[0]].ndim != 4 || shapes[n->in[1]].ndim != 4) continue;
         conv_plan trial;
         memset(&trial, 0, sizeof trial);
-        if (conv_prepare(c, g, n, shapes, 1, 1, &trial) == EGC_OK) {
+        int64_t cin = shapes[n->in[0]].d[1];
+        if (c->pad_c > 1 && cin % c->pad_c != 0 && input_fp32(g, n->in[0]))
+            trial.cpad = (int)((cin + c->pad_c - 1) / c->pad_c * c->pad_c);
+        egc_status ts = conv_prepare(c, g, n, shapes, 1, 1, &trial);
+        if (ts != EGC_OK && trial.cpad) { /* padded refused: unpadded */
+            conv_plan_clear(&trial);
+            memset(&trial, 0, sizeof trial);
+            ts = conv_prepare(c, g, n, shapes, 1, 1, &trial);
+        }
+        if (ts == EGC_OK) {
             conv_plan_clear(&pl->conv[i]);
             pl->conv[i] = trial;
             pl->np[i].half = 1;
@@ -694,6 +731,7 @@ static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
             v == info->target || pr < 0 || pr >= nn || !pl->np[pr].half || shapes[v].ndim != 4)
             continue;
         if (readers_all_half(g, pl->np, v)) pl->vfmt[v] = VF_F16;
+        if (pl->vfmt[v] == VF_F16 && info->half) info->half[v] = 1; /* numel * 2 bytes */
     }
     /* 4. Fusion: Conv (fp32 or fp16) or fp16 Add whose only reader is a Relu, not kept. */
     for (int i = 0; i < nn && c->fuse; i++) {
@@ -765,10 +803,14 @@ static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
         pl->n_half++;
         size_t off = 0;
         int nin = n->op == EGC_OP_ADD ? 2 : 1;
+        /* channel-padded Conv input: cpad / C times the elements */
+        const conv_plan *cpi = n->op == EGC_OP_CONV ? &pl->conv[i] : NULL;
         for (int j = 0; j < nin; j++)
             if (pl->vfmt[n->in[j]] == VF_F32) {
                 np->in16[j] = off;
-                off += align_up((size_t)numel(&shapes[n->in[j]]) * 2);
+                size_t ne = (size_t)numel(&shapes[n->in[j]]);
+                if (cpi && cpi->cpad) ne = ne / (size_t)shapes[n->in[j]].d[1] * (size_t)cpi->cpad;
+                off += align_up(ne * 2);
             }
         if (pl->vfmt[n->out] == VF_F32) {
             np->out16 = off;
@@ -779,7 +821,9 @@ static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
             conv_plan *cp = &pl->conv[i];
             cp->ws_off = off;
             cp->w16_off = w16;
-            w16 += align_up((size_t)numel(&shapes[n->in[1]]) * 2);
+            size_t nw = (size_t)numel(&shapes[n->in[1]]);
+            if (cp->cpad) nw = nw / (size_t)shapes[n->in[1]].d[1] * (size_t)cp->cpad;
+            w16 += align_up(nw * 2);
             if (cp->hf) {
                 cp->b16_off = w16;
                 w16 += align_up((size_t)shapes[n->out].d[1] * 2);
@@ -1002,7 +1046,11 @@ static int is_f16(const cuda_plan *pl, int v)
 static egc_status half_input(cuda_ctx *c, const cuda_plan *pl, int i, const egc_node *n, int j,
                              const egc_view *in, const uint16_t **out)
 {
+    int cpad = n->op == EGC_OP_CONV && j == 0 ? pl->conv[i].cpad : 0;
     if (is_f16(pl, n->in[j])) {
+        if (cpad)
+            return EGC_FAIL(EGC_E_INTERNAL, "node %s (Conv): channel-padded input stored fp16",
+                            n->name);
         *out = (const uint16_t *)in[j].ptr;
         return EGC_OK;
     }
@@ -1012,8 +1060,8 @@ static egc_status half_input(cuda_ctx *c, const cuda_plan *pl, int i, const egc_
         return EGC_FAIL(EGC_E_INTERNAL, "node %s (%s): no fp16 staging for input %d", n->name,
                         egc_op_name(n->op), j);
     uint16_t *dst = (uint16_t *)((char *)pl->ws + np->in16[j]);
-    EGC_KERNEL(egc_k_nchw_to_nhwc_f16(in[j].ptr, dst, s->d[0], s->d[1], s->d[2] * s->d[3],
-                                      c->stream));
+    EGC_KERNEL(egc_k_nchw_to_nhwc_f16_pad(in[j].ptr, dst, s->d[0], s->d[1],
+                                          cpad ? cpad : s->d[1], s->d[2] * s->d[3], c->stream));
     *out = dst;
     return EGC_OK;
 }
@@ -1168,8 +1216,9 @@ static egc_status conv_forward_half(cuda_ctx *c, cuda_plan *pl, conv_plan *cp, i
     const egc_shape *ws = &in[1].shape, *ys = &out->shape;
     uint16_t *w16 = (uint16_t *)((char *)pl->w16 + cp->w16_off);
     if (cp->w16_src != in[1].ptr) {
-        EGC_KERNEL(egc_k_nchw_to_nhwc_f16(in[1].ptr, w16, ws->d[0], ws->d[1], ws->d[2] * ws->d[3],
-                                          c->stream));
+        EGC_KERNEL(egc_k_nchw_to_nhwc_f16_pad(in[1].ptr, w16, ws->d[0], ws->d[1],
+                                              cp->cpad ? cp->cpad : ws->d[1], ws->d[2] * ws->d[3],
+                                              c->stream));
         cp->w16_src = in[1].ptr;
     }
     const uint16_t *x16 = NULL;
@@ -2102,6 +2151,9 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
                    fwd_algo_name(cp->fwd_algo), cp->found ? "timed" : "heuristic",
                    cp->half ? "fp16" : "fp32", math_name(cp->cd), cp->fwd_ws,
                    cp->explicit_pad ? ", explicit pad" : "");
+            if (cp->cpad)
+                egc_str_append(buf, cap, &len, ", input channels %lld padded to %d",
+                               (long long)cp->xs.d[1], cp->cpad);
             const int fused_call = cp->fused_api && !cp->fused_refused &&
                                    ((np && np->relu_fused) ||
                                     cp->fwd_algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM);
@@ -2243,6 +2295,8 @@ egc_status egc_cuda_backend_create(int device, egc_backend **out)
     {
         const char *v = getenv("EGC_CUDA_HALF_FUSED");
         c->hf_mode = !v ? -1 : !strcmp(v, "0") ? 0 : !strcmp(v, "1") ? 1 : -1;
+        v = getenv("EGC_CUDA_PAD_C");
+        c->pad_c = !v ? 8 : !strcmp(v, "0") || !strcmp(v, "off") ? 0 : !strcmp(v, "4") ? 4 : 8;
     }
     snprintf(be->name, sizeof be->name, "cuda:%d", device);
     EGC_CUDA_G(st, cudaSetDevice(device), fail);

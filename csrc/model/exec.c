@@ -26,6 +26,7 @@ struct egc_plan {
     void *bstate;               /* backend per-plan state */
     egc_plan_opts opts;
     int n_shared;               /* values sharing another value's buffer (in-place nodes) */
+    int n_half_values;          /* values the backend stores in 2-byte elements */
     int trunk_runs;             /* successful trunk forwards so far */
     int graph_state;            /* 0: not recorded yet, 1: replaying, -1: off */
     char graph_note[160];       /* why recording is off */
@@ -130,7 +131,7 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
         return EGC_FAIL(EGC_E_ARG, "target value %d is not an activation of the graph", target);
     egc_status st = EGC_OK;
     live_item *items = NULL;
-    unsigned char *dep = NULL, *reach = NULL, *keep = NULL, *inplace = NULL;
+    unsigned char *dep = NULL, *reach = NULL, *keep = NULL, *inplace = NULL, *half = NULL;
     int *root = NULL;
     egc_plan *p = NULL;
     const int nv = g->n_values, nn = g->n_nodes;
@@ -158,6 +159,7 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
     EGC_TRYG(st, egc_calloc((void **)&reach, (size_t)nv + 1, 1, "plan"), fail);
     EGC_TRYG(st, egc_calloc((void **)&keep, (size_t)nv + 1, 1, "plan"), fail);
     EGC_TRYG(st, egc_calloc((void **)&inplace, (size_t)nn + 1, 1, "plan"), fail);
+    EGC_TRYG(st, egc_calloc((void **)&half, (size_t)nv + 1, 1, "plan"), fail);
     EGC_TRYG(st, egc_malloc((void **)&root, (size_t)nv + 1, sizeof *root, "plan"), fail);
     EGC_TRYG(st, egc_graph_infer(g, batch, p->shapes), fail);
 
@@ -246,6 +248,7 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
         info.is_head = p->is_head;
         info.keep = keep;
         info.inplace = inplace;
+        info.half = half;
         EGC_TRYG(st, be->plan_prepare_ex(be, g, p->shapes, &info, &p->bstate), fail_dl);
     } else if (be->plan_prepare) {
         EGC_TRYG(st, be->plan_prepare(be, g, p->shapes, &p->bstate), fail_dl);
@@ -270,13 +273,20 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
         root[ro] = ri;
         p->n_shared++;
     }
+    /* Bytes per element of each value: 2 where the backend stores it in fp16 (never for the
+     * input or a kept value, whose fp32 contents callers and the head read). */
+    for (int v = 0; v < nv; v++) {
+        if (half[v] && (v == g->input || keep[v] || g->values[v].is_const)) half[v] = 0;
+        p->n_half_values += half[v];
+    }
+#define VALUE_BYTES(v) align_up((size_t)egc_shape_numel(&p->shapes[v]) * (half[v] ? 2u : sizeof(float)))
     int ni = 0;
     EGC_TRYG(st, egc_calloc((void **)&items, (size_t)nv + 1, sizeof *items, "plan"), fail_dl);
     for (int v = 0; v < nv; v++) { /* one item per root: the union of its members' lifetimes */
         if (def[v] < 0 || g->values[v].is_const || share_root(root, v) != v) continue;
         live_item *it = &items[ni++];
         it->v = v;
-        it->size = align_up((size_t)egc_shape_numel(&p->shapes[v]) * sizeof(float));
+        it->size = VALUE_BYTES(v);
         if (!it->size) it->size = EGC_ALIGN;
         it->def = def[v];
         it->last = keep[v] ? forever : last[v];
@@ -286,7 +296,7 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
         int r = share_root(root, v);
         for (int k = 0; k < ni; k++) {
             if (items[k].v != r) continue;
-            size_t sz = align_up((size_t)egc_shape_numel(&p->shapes[v]) * sizeof(float));
+            size_t sz = VALUE_BYTES(v);
             if (sz > items[k].size) items[k].size = sz;
             if (def[v] < items[k].def) items[k].def = def[v];
             int lv = keep[v] ? forever : last[v];
@@ -294,6 +304,7 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
             break;
         }
     }
+#undef VALUE_BYTES
     size_t act_bytes = 0;
     EGC_TRYG(st, place_items(items, ni, &act_bytes), fail_dl);
     size_t gbytes = 0;
@@ -320,6 +331,7 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
     free(reach);
     free(keep);
     free(inplace);
+    free(half);
     free(root);
     *out = p;
     return EGC_OK;
@@ -332,6 +344,7 @@ fail:
     free(reach);
     free(keep);
     free(inplace);
+    free(half);
     free(root);
     egc_plan_destroy(p);
     return st;
@@ -426,9 +439,10 @@ void egc_plan_describe(const egc_plan *p, char *buf, size_t cap)
     buf[0] = '\0';
     size_t len = 0;
     egc_str_append(buf, cap, &len, "plan: %s, batch %lld, precision %s, %d shared buffer%s, "
-                    "graph replay %s\n", p->be->name, (long long)p->batch,
-                    egc_precision_name(p->opts.precision), p->n_shared,
-                    p->n_shared == 1 ? "" : "s",
+                    "%d value%s stored in 2 bytes, arena %.1f MiB, graph replay %s\n",
+                    p->be->name, (long long)p->batch, egc_precision_name(p->opts.precision),
+                    p->n_shared, p->n_shared == 1 ? "" : "s", p->n_half_values,
+                    p->n_half_values == 1 ? "" : "s", (double)p->arena_bytes / 1048576.0,
                     p->graph_state == 1 ? "on" : p->graph_state == 0 ? "not recorded yet"
                                                                      : p->graph_note);
     if (p->be->plan_describe && p->bstate && len + 1 < cap)

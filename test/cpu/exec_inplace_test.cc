@@ -32,13 +32,26 @@ egc_status ask_clip_inplace(egc_backend *be, const egc_graph *g, const egc_shape
     return be->plan_prepare(be, g, shapes, state);
 }
 
+// Marks the values named in half_names (a comma-separated list) as stored in 2-byte elements.
+const char *half_names = "";
+egc_status ask_half(egc_backend *be, const egc_graph *g, const egc_shape *shapes,
+                    const egc_plan_info *info, void **state)
+{
+    EXPECT_NE(info->half, nullptr);
+    std::string names = std::string(",") + half_names + ",";
+    for (int v = 0; v < g->n_values; v++)
+        if (names.find("," + std::string(g->values[v].name) + ",") != std::string::npos)
+            info->half[v] = 1;
+    return be->plan_prepare(be, g, shapes, state);
+}
+
 struct TinyGraph {
     std::vector<egc_value> values;
     std::vector<egc_node> nodes;
     egc_graph g;
-    TinyGraph()
+    explicit TinyGraph(int64_t side = 3)
     {
-        const int64_t dims[4] = {1, 2, 3, 3};
+        const int64_t dims[4] = {1, 2, side, side};
         values.resize(5);
         memset(values.data(), 0, values.size() * sizeof(egc_value));
         const char *names[5] = {"x", "a", "b", "c", "y"};
@@ -141,6 +154,66 @@ TEST(ExecInplace, GrantedOnlyWhereSafeAndResultsUnchanged)
     EXPECT_GT(blocked, 0u);
     egc_backend_destroy(plain);
     egc_backend_destroy(asking);
+}
+
+// Values the backend stores in fp16 get numel * 2 bytes of the arena (never the input or a
+// kept value), and buffers of values alive at the same time never overlap.
+TEST(ExecInplace, HalfStoredValuesTakeTwoBytesPerElement)
+{
+    TinyGraph t(32); // 2048 elements per value: 8 KiB in fp32, 4 KiB in fp16
+    egc_backend *be = nullptr;
+    ASSERT_EQ(egc_cpu_backend_create(&be), EGC_OK) << egc_last_error();
+    be->plan_prepare_ex = ask_half;
+    egc_plan_opts o;
+    egc_plan_opts_default(&o);
+    o.precision = EGC_PREC_MIXED;
+    // value lifetimes of the forward-only plan (time 0 = input, node i at i + 1; kept: x, y)
+    const int def[5] = {0, 1, 2, 3, 4}, last[5] = {99, 4, 3, 4, 99};
+    auto arena = [&](const char *names, int *n_half, std::string *desc) -> size_t {
+        half_names = names;
+        egc_plan *p = nullptr;
+        EXPECT_EQ(egc_plan_create_ex(&t.g, be, 1, -1, &o, &p), EGC_OK) << egc_last_error();
+        if (!p) return 0;
+        size_t bytes = egc_plan_arena_bytes(p);
+        char buf[4096];
+        egc_plan_describe(p, buf, sizeof buf);
+        *desc = buf;
+        *n_half = 0;
+        std::string list = std::string(",") + names + ",";
+        size_t sz[5];
+        char *ptr[5];
+        for (int v = 0; v < 5; v++) {
+            std::string nm = "," + std::string(t.values[(size_t)v].name) + ",";
+            int h = list.find(nm) != std::string::npos && v != 0 && v != 4;
+            *n_half += h;
+            ptr[v] = (char *)egc_plan_value(p, v).ptr;
+            sz[v] = 2048u * (h ? 2u : 4u);
+        }
+        for (int a = 0; a < 5; a++)
+            for (int b = a + 1; b < 5; b++) {
+                bool live = !(last[a] < def[b] || last[b] < def[a]);
+                bool apart = ptr[a] + sz[a] <= ptr[b] || ptr[b] + sz[b] <= ptr[a];
+                EXPECT_TRUE(!live || apart) << names << ": values " << a << " and " << b
+                                            << " overlap while both alive";
+            }
+        egc_plan_destroy(p);
+        return bytes;
+    };
+    int nh = 0;
+    std::string desc;
+    size_t full = arena("", &nh, &desc);
+    EXPECT_NE(desc.find("0 values stored in 2 bytes"), std::string::npos) << desc;
+    size_t kept = arena("x,y", &nh, &desc); // input and output stay fp32
+    EXPECT_EQ(kept, full);
+    EXPECT_NE(desc.find("0 values stored in 2 bytes"), std::string::npos) << desc;
+    size_t halved = arena("a,b,c", &nh, &desc);
+    EXPECT_EQ(nh, 3);
+    EXPECT_NE(desc.find("3 values stored in 2 bytes"), std::string::npos) << desc;
+    // at most x + y (8 KiB each) + the largest live fp16 pair set (3 x 4 KiB)
+    EXPECT_LT(halved, full);
+    EXPECT_LE(halved, (size_t)(2 * 8192 + 3 * 4096));
+    half_names = "";
+    egc_backend_destroy(be);
 }
 
 TEST(ExecInplace, PlanOptionsChecked)

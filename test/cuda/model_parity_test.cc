@@ -635,6 +635,49 @@ TEST_P(CudaModelHalfFused, BothPathsMatchCpu)
     egc_model_destroy(m);
 }
 
+// The RGB input of ResNet-20's first convolution padded to 8 or 4 channels in mixed plans
+// (EGC_CUDA_PAD_C; zero channels with zero weights): the logits still match the CPU, the
+// session's description says what was padded, and without padding nothing is.
+TEST(CudaModelInputPad, PaddedChannelsMatchCpu)
+{
+    const SharedCase &sc = kShared[2];
+    egc_model *m = nullptr;
+    LOAD_SHARED_OR_SKIP(sc, m);
+    int c, h, w;
+    egc_model_input_chw(m, &c, &h, &w);
+    const int classes = egc_model_num_classes(m), batch = 5;
+    std::vector<float> x = random_input(batch, c, h, w, 41u);
+    std::vector<float> want((size_t)batch * classes);
+    {
+        egc_session *s = nullptr;
+        ASSERT_EQ(egc_session_create(m, "cpu", batch, -1, &s), EGC_OK) << egc_last_error();
+        ASSERT_EQ(egc_session_forward(s, x.data(), batch, want.data()), EGC_OK) << egc_last_error();
+        egc_session_destroy(s);
+    }
+    for (const char *mode : {"0", "4", "8"}) {
+        EnvVar env("EGC_CUDA_PAD_C", mode);
+        egc_session_options so;
+        egc_session_options_default(&so);
+        so.precision = EGC_PREC_MIXED;
+        egc_session *s = nullptr;
+        ASSERT_EQ(egc_session_create_ex(m, "cuda", batch, -1, &so, &s), EGC_OK) << egc_last_error();
+        std::vector<float> lg((size_t)batch * classes);
+        ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg.data()), EGC_OK) << egc_last_error();
+        const std::string tag = std::string(sc.model) + " EGC_CUDA_PAD_C=" + mode;
+        EXPECT_TRUE(close_rows(tag + " logits vs cpu", want, lg, batch, 2e-2, false));
+        std::vector<char> desc(1 << 16);
+        egc_session_describe(s, desc.data(), desc.size());
+        std::string d(desc.data());
+        if (!strcmp(mode, "0"))
+            EXPECT_EQ(d.find("padded to"), std::string::npos) << d;
+        else
+            EXPECT_NE(d.find(std::string("input channels 3 padded to ") + mode), std::string::npos)
+                << d;
+        egc_session_destroy(s);
+    }
+    egc_model_destroy(m);
+}
+
 INSTANTIATE_TEST_SUITE_P(, CudaModelHalfFused, testing::Values(0, 2),
                          [](const testing::TestParamInfo<int> &info) {
                              return std::string(info.param == 0 ? "mobilenet_v2" : "resnet20");

@@ -206,6 +206,28 @@ TEST_F(CudaF16, ConvertRoundTrip)
             ASSERT_TRUE(back[i] == w) << "element " << i << ": got " << back[i] << " want " << w;
         }
     }
+    // into padded channels: [n, hw, cy], channels c..cy-1 zero (an RGB input padded to 4 or
+    // 8, weights [K, 3, R, S] padded likewise, and a pad across a 32-channel tile)
+    struct P {
+        int64_t n, c, cy, hw;
+    } pads[] = {{2, 3, 8, 1000}, {64, 3, 8, 49}, {3, 3, 4, 37}, {1, 30, 40, 65}, {2, 5, 5, 9}};
+    for (const P &g : pads) {
+        SCOPED_TRACE("n " + std::to_string(g.n) + " c " + std::to_string(g.c) + " -> " +
+                     std::to_string(g.cy) + " hw " + std::to_string(g.hw));
+        size_t ne = (size_t)(g.n * g.c * g.hw), ny = (size_t)(g.n * g.cy * g.hw);
+        std::vector<float> x = random_data(r, ne, -3.0f, 3.0f);
+        float *xd = dev(x);
+        uint16_t *hd = dev(std::vector<uint16_t>(ny, 0xffff));
+        ASSERT_EQ(egc_k_nchw_to_nhwc_f16_pad(xd, hd, g.n, g.c, g.cy, g.hw, stream_), 0);
+        std::vector<uint16_t> xh = halves(x), want(ny, 0);
+        for (int64_t i = 0; i < g.n; i++)
+            for (int64_t k = 0; k < g.c; k++)
+                for (int64_t p = 0; p < g.hw; p++)
+                    want[(size_t)((i * g.hw + p) * g.cy + k)] = xh[(size_t)((i * g.c + k) * g.hw + p)];
+        std::string d = first_diff(want, host(hd, ny));
+        EXPECT_EQ(d, "") << d;
+    }
+    EXPECT_NE(egc_k_nchw_to_nhwc_f16_pad(nullptr, nullptr, 1, 8, 3, 5, stream_), 0); // cy < c
     // empty tensors launch nothing
     EXPECT_EQ(egc_k_nchw_to_nhwc_f16(nullptr, nullptr, 0, 3, 5, stream_), 0);
     EXPECT_EQ(egc_k_nhwc_f16_to_nchw(nullptr, nullptr, 2, 0, 5, stream_), 0);
