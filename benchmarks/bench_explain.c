@@ -5,7 +5,7 @@
  * usage: bench_explain --model M.onnx [--device cpu|cuda:N] [--methods gradcam,expected-gradcam]
  *                      [--gradcam-batch 64] [--expected-batch 32] [--samples 32]
  *                      [--rows R] [--precision fp32[,mixed]] [--repeats R] [--warmup W]
- *                      [--phases P] [--pinned]
+ *                      [--phases P] [--pinned] [--samples-tol T]
  * One timed run is egc_explainer_run on a batch of host images (deterministic pseudo-random
  * tensors; preprocessing is not timed) up to the final maps on the host: the clean pass,
  * the sampled passes, the reductions and the post-processing. Grad-CAM uses an explainer of
@@ -16,6 +16,9 @@
  * peak_device_bytes is egc_explainer_device_bytes (the session's weights, arenas and
  * workspaces and the explainer's buffers; runs allocate nothing, so it is the peak).
  * Extra keys: rows_per_pass, layer, pinned.
+ * --samples-tol T: Expected Grad-CAM with adaptive sample counts (samples = the most); the
+ * line adds samples_tol and mean_samples (of the last run). The inputs are random tensors,
+ * so the counts say little about real images (tools/adaptive_study.py measures those).
  * --pinned: the input images live in egc_host_alloc memory (page-locked for a CUDA device),
  * as a caller that loads its batches there would have them; otherwise in malloc memory.
  * --phases P: after the timed runs, P more runs with egc_explainer_set_profiling on (the
@@ -34,6 +37,7 @@
 typedef struct bench_cfg {
     const char *model_path, *model_name, *device, *sha;
     int repeats, warmup, phases, pinned;
+    float samples_tol; /* Expected Grad-CAM's adaptive sample counts (0: fixed) */
 } bench_cfg;
 
 /* The opening keys of a JSON line: {"bench": NAME, ["backend": ...,] "device", "model",
@@ -72,6 +76,7 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
         o.baselines = EGC_BASELINES_BLACK;
         o.noise = 0.15f;
         o.combine = EGC_COMBINE_A;
+        o.samples_tol = b->samples_tol;
     }
     egc_explainer *e = NULL;
     if (egc_explainer_create(m, b->device, &o, &e) != EGC_OK) {
@@ -110,6 +115,9 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
     if (rc == 0) {
         qsort(t, (size_t)b->repeats, sizeof *t, bench_cmp_d);
         double med = t[b->repeats / 2];
+        double mean_samples = 0.0;
+        for (int i = 0; i < images; i++) mean_samples += res[i].samples;
+        mean_samples /= images;
         json_head("explain", b->device, egc_explainer_device(e), b->model_name, method, prec);
         printf(", \"batch\": %d, \"samples\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
                "\"images_per_s\": %.2f, \"peak_device_bytes\": %zu, \"rows_per_pass\": %d, "
@@ -118,6 +126,9 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
                t[0] * 1e3, images / med, egc_explainer_device_bytes(e), rows,
                b->pinned && egc_host_pinned(x) ? "true" : "false");
         bench_json_str(egc_explainer_layer(e));
+        if (egc_explainer_options(e)->samples_tol > 0.0f)
+            printf(", \"samples_tol\": %g, \"mean_samples\": %.2f",
+                   (double)egc_explainer_options(e)->samples_tol, mean_samples);
         printf(", \"git_sha\": ");
         bench_json_str(b->sha);
         printf("}\n");
@@ -159,7 +170,7 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
 
 int main(int argc, char **argv)
 {
-    bench_cfg b = {NULL, NULL, "cpu", NULL, 5, 1, 0, 0};
+    bench_cfg b = {NULL, NULL, "cpu", NULL, 5, 1, 0, 0, 0.0f};
     const char *methods = "gradcam,expected-gradcam", *precisions = "fp32";
     int gc_batch = 64, ex_batch = 32, samples = 32, rows = 0;
     for (int i = 1; i < argc; i++) {
@@ -175,11 +186,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) b.warmup = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--phases") && i + 1 < argc) b.phases = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--pinned")) b.pinned = 1;
+        else if (!strcmp(argv[i], "--samples-tol") && i + 1 < argc) b.samples_tol = (float)atof(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_explain --model M.onnx [--device D] [--methods "
                             "gradcam,expected-gradcam] [--gradcam-batch 64] [--expected-batch 32] "
                             "[--samples 32] [--rows R] [--precision fp32[,mixed]] [--repeats R] "
-                            "[--warmup W] [--phases P] [--pinned]\n");
+                            "[--warmup W] [--phases P] [--pinned] [--samples-tol T]\n");
             return 2;
         }
     }

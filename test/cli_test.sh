@@ -98,6 +98,17 @@ for s in $stems; do
   [ "$(od -An -tx1 -N2 "$out4/${s}_overlay.jpg" | tr -d ' ')" = "ffd8" ] && ok || bad "$s: not a JPEG"
 done
 
+# ---- --samples-tol: adaptive counts recorded per input; bad values are usage errors ----
+out_ad="$work/adaptive"
+expect 0 "explain --samples-tol" -- "$egcam" explain --model "$resnet" --method expected-gradcam \
+  --samples 24 --samples-tol 2 --samples-round 4 --save npy -q --out "$out_ad" "$cats"
+# a tolerance of 2 is met by every step: each input stops after three rounds of 4
+[ "$(grep -c '"samples": 12, "samples_max": 24, "samples_tol": 2, "samples_round": 4' "$out_ad/manifest.jsonl")" = 3 ] \
+  && ok || bad "--samples-tol manifest: $(head -c 600 "$out_ad/manifest.jsonl")"
+expect 2 "--samples-tol negative" -- "$egcam" explain --model "$resnet" --method expected-gradcam \
+  --samples-tol -1 --out "$work/adbad" "$cats"
+err_has "samples-tol" "--samples-tol negative"
+
 # ---- --max-memory: a batch that does not fit runs in smaller passes, same maps ----
 out5="$work/capped"
 expect 0 "explain --max-memory" -- "$egcam" explain --model "$resnet" --method gradcam \

@@ -332,7 +332,7 @@ fi
 # line each into $OUT/bench_cli.jsonl (wall seconds, images/s). Part of SKIP_GOALS. ----
 if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BUILD_DIR/egcam" ] &&
     [ -n "$SHARED" ] && [ -d "$SHARED/data/imagenet-sample" ]; then
-    step bench_cli_explain 120 bash -c '
+    step bench_cli_explain 180 bash -c '
         n=$(ls "$2/data/imagenet-sample" | wc -l)
         for p in 0 1; do
             rm -rf "$4/cli-explain"
@@ -342,6 +342,19 @@ if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BUILD_DI
                 --out "$4/cli-explain" "$2/data/imagenet-sample" || exit 1
             t1=$(date +%s.%N)
             python3 -c "import json,sys; s=float(sys.argv[2])-float(sys.argv[1]); print(json.dumps({\"bench\": \"cli-explain\", \"model\": \"mobilenet_v2_imagenet.onnx\", \"method\": \"gradcam\", \"precision\": \"mixed\", \"batch\": 64, \"pipeline\": int(sys.argv[3]), \"images\": int(sys.argv[4]), \"seconds\": round(s, 3), \"images_per_s\": round(int(sys.argv[4]) / s, 1)}))" "$t0" "$t1" "$p" "$n" | tee -a "$3"
+        done
+        # Expected Grad-CAM on the real images: 32 samples fixed, then at most 64 with
+        # --samples-tol 0.05 (the line adds the mean sample count from the manifest)
+        for tol in 0 0.05; do
+            rm -rf "$4/cli-explain"
+            S=32; [ "$tol" != 0 ] && S=64
+            t0=$(date +%s.%N)
+            "$1" explain --model "$2/models/mobilenet_v2_imagenet.onnx" --preset tf \
+                --method expected-gradcam --samples $S --samples-tol $tol --device cuda \
+                --precision mixed --batch 256 --save npy -q \
+                --out "$4/cli-explain" "$2/data/imagenet-sample" || exit 1
+            t1=$(date +%s.%N)
+            python3 -c "import json,sys; s=float(sys.argv[2])-float(sys.argv[1]); c=[json.loads(l).get(\"samples\", 0) for l in open(sys.argv[5])]; print(json.dumps({\"bench\": \"cli-explain\", \"model\": \"mobilenet_v2_imagenet.onnx\", \"method\": \"expected-gradcam\", \"precision\": \"mixed\", \"batch\": 256, \"samples_max\": int(sys.argv[3]), \"samples_tol\": float(sys.argv[6]), \"mean_samples\": round(sum(c) / max(1, len(c)), 2), \"images\": int(sys.argv[4]), \"seconds\": round(s, 3), \"images_per_s\": round(int(sys.argv[4]) / s, 1)}))" "$t0" "$t1" "$S" "$n" "$4/cli-explain/manifest.jsonl" "$tol" | tee -a "$3"
         done
         rm -rf "$4/cli-explain"' _ "$BUILD_DIR/egcam" "$SHARED" "$OUT/bench_cli.jsonl" "$ROOT/build-gpu-tmp"
 fi

@@ -570,7 +570,8 @@ static size_t node_ws_need(const egc_node *n, const egc_shape *shapes, const con
     {
         size_t need = cp->ws_off + align_up(EGC_MAX(EGC_MAX(cp->fwd_ws, cp->found ? 0 : cp->find_ws),
                                                     cp->bwd_ok ? cp->bwd_ws : 0));
-        if (cp->hf && !cp->found)
+        /* the path is still to choose (found may be set already: EGC_CUDA_CONV_FIND=0) */
+        if (cp->hf && cp->hf_state == 0)
             need = EGC_MAX(need, hf_scratch_off(cp) + hf_scratch_bytes(&shapes[n->out]));
         return need;
     }
@@ -995,6 +996,8 @@ static egc_status conv_find_fwd(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp,
 {
     cp->found = 1;
     size_t avail = pl->ws_bytes > cp->ws_off ? pl->ws_bytes - cp->ws_off : 0;
+    /* an fp16 Conv+bias whose path is still to choose keeps the room of its check */
+    if (cp->hf && cp->hf_state == 0) avail = EGC_MIN(avail, align_up(cp->find_ws));
     void *ws = avail ? (char *)pl->ws + cp->ws_off : NULL;
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int got = 0;

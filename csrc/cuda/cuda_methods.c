@@ -49,9 +49,10 @@ static egc_status cum_perturb(egc_backend *be, const egc_sample_spec *sp, const 
     return EGC_OK;
 }
 
+/* CUB sizes its scratch for the current device: the backend's is made current first. */
 static size_t cum_rank_scratch(egc_backend *be, int n, int hw)
 {
-    (void)be;
+    if (!egc_cuda_backend_stream(be)) return 0;
     return egc_k_rank_scratch(n, hw);
 }
 
@@ -59,7 +60,7 @@ static egc_status cum_rank(egc_backend *be, const float *maps, int n, int hw, vo
                            int32_t *key)
 {
     if (n <= 0) return EGC_OK;
-    size_t bytes = egc_k_rank_scratch(n, hw);
+    size_t bytes = cum_rank_scratch(be, n, hw);
     if (!maps || !key || hw < 1 || !scratch || !bytes)
         return EGC_FAIL(EGC_E_ARG, "%s m_rank: bad arguments (%d maps of %d pixels)", be->name, n,
                         hw);

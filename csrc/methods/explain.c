@@ -29,6 +29,9 @@
 #include "model/session.h"
 
 #define MAX_DEV_BUFS 32
+/* Adaptive sample counts: an image stops after this many consecutive rounds whose map moved
+ * by at most samples_tol (one noisy small step is not enough: measured in docs/USER_GUIDE.md) */
+#define PATIENCE 2
 
 struct egc_explainer {
     egc_explain_options o; /* resolved */
@@ -93,6 +96,18 @@ struct egc_explainer {
     uint32_t *planbd;               /* [S] plan rows */
     float *planad;
     uint64_t *plansd;
+    /* adaptive sample counts (o.samples_tol > 0): the group's active images sit in the
+     * first slots of the per-image device buffers, in this order */
+    int adaptive, round;            /* on; samples per round */
+    int *act;                       /* [B] slot -> image of the group */
+    int *nused;                     /* [B] samples drawn per image of the group */
+    uint8_t *conv;                  /* [B] slot converged after the last round */
+    uint8_t *streak;                /* [B] consecutive rounds within the tolerance */
+    float *prevm, *chkm;            /* [B,hw] host: last round's unit maps, this round's maps */
+    uint64_t *aids;                 /* [B] per-slot copies of ids, sigmas, first samples, */
+    float *asig;                    /*     classes (uploaded each round) */
+    uint32_t *as0;
+    int32_t *acls;
 };
 
 static const char *const k_method_names[EGC_METHOD_COUNT] = {
@@ -119,6 +134,8 @@ void egc_explain_options_default(egc_explain_options *o)
     o->plan_file = NULL;
     o->precision = EGC_PREC_FP32;
     o->max_device_bytes = 0;
+    o->samples_tol = 0.0f;
+    o->samples_round = 8;
 }
 
 egc_status egc_method_parse(const char *name, egc_method *out)
@@ -183,7 +200,7 @@ void egc_explainer_destroy(egc_explainer *e)
     free(e->plan_b);
     free(e->plan_a);
     free(e->plan_seed);
-    float *bufs[] = {e->ref, e->blur, e->blurtmp, e->score, e->sigma};
+    float *bufs[] = {e->ref, e->blur, e->blurtmp, e->score, e->sigma, e->prevm, e->chkm, e->asig};
     for (size_t i = 0; i < EGC_COUNT(bufs); i++) egc_aligned_free(bufs[i]);
     egc_host_free(e->Lh);
     egc_host_free(e->maph);
@@ -191,6 +208,13 @@ void egc_explainer_destroy(egc_explainer *e)
     free(e->cls);
     free(e->scanh);
     free(e->s0);
+    free(e->act);
+    free(e->nused);
+    free(e->conv);
+    free(e->streak);
+    free(e->aids);
+    free(e->as0);
+    free(e->acls);
     free(e);
 }
 
@@ -537,6 +561,12 @@ static egc_status check_options(const egc_explain_options *o)
         return EGC_FAIL(EGC_E_ARG, "uniform_count must be in 1..4096 (got %d)", o->uniform_count);
     if ((int)o->preset < 0 || o->preset > EGC_PRESET_CIFAR)
         return EGC_FAIL(EGC_E_ARG, "preset %d out of range", (int)o->preset);
+    if (!(o->samples_tol >= 0.0f) || !isfinite(o->samples_tol))
+        return EGC_FAIL(EGC_E_ARG, "samples_tol must be a finite number >= 0 (got %g)",
+                        (double)o->samples_tol);
+    if (o->samples_round < 0 || o->samples_round > (1 << 20))
+        return EGC_FAIL(EGC_E_ARG, "samples_round must be in 1..%d, or 0 for 8 (got %d)",
+                        1 << 20, o->samples_round);
     return EGC_OK;
 }
 
@@ -645,6 +675,12 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
     }
     e->sampled = egc_method_is_sampled(o->method);
     e->cam = method_cam(o->method);
+    /* adaptive counts need sample ids that do not depend on S: alpha uniform, no plan */
+    if (!e->sampled || o->alpha == EGC_ALPHA_GRID || (o->plan_file && o->plan_file[0]))
+        o->samples_tol = 0.0f;
+    if (o->samples_round <= 0) o->samples_round = 8;
+    e->adaptive = o->samples_tol > 0.0f;
+    e->round = o->samples_round;
     EGC_TRYG(st, copy_str(&e->baseline_file, o->baselines == EGC_BASELINES_FILE
                                                  ? o->baseline_file : NULL), fail);
     o->baseline_file = e->baseline_file;
@@ -769,6 +805,18 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
     if (e->sampled) {
         EGC_TRYG(st, dalloc(e, (void **)&e->s0d, B * sizeof(uint32_t), "sample offsets"), fail);
         EGC_TRYG(st, dfloats(e, &e->sigmad, B, "noise sigmas"), fail);
+        if (e->adaptive) {
+            EGC_TRYG(st, egc_calloc((void **)&e->act, B, sizeof *e->act, "adaptive samples"), fail);
+            EGC_TRYG(st, egc_calloc((void **)&e->nused, B, sizeof *e->nused, "adaptive samples"), fail);
+            EGC_TRYG(st, egc_calloc((void **)&e->conv, B, 1, "adaptive samples"), fail);
+            EGC_TRYG(st, egc_calloc((void **)&e->streak, B, 1, "adaptive samples"), fail);
+            EGC_TRYG(st, fbuf(&e->prevm, B * (size_t)e->hw, "adaptive samples"), fail);
+            EGC_TRYG(st, fbuf(&e->chkm, B * (size_t)e->hw, "adaptive samples"), fail);
+            EGC_TRYG(st, egc_calloc((void **)&e->aids, B, sizeof *e->aids, "adaptive samples"), fail);
+            EGC_TRYG(st, fbuf(&e->asig, B, "adaptive samples"), fail);
+            EGC_TRYG(st, egc_calloc((void **)&e->as0, B, sizeof *e->as0, "adaptive samples"), fail);
+            EGC_TRYG(st, egc_calloc((void **)&e->acls, B, sizeof *e->acls, "adaptive samples"), fail);
+        }
         if (o->combine == EGC_COMBINE_C) {
             EGC_TRYG(st, dfloats(e, &e->accmapd, B * (size_t)e->hw, "map sums"), fail);
             EGC_TRYG(st, dfloats(e, &e->rowmapd, B * (size_t)e->hw, "sample maps"), fail);
@@ -861,6 +909,7 @@ static void out_one(int64_t i, void *arg)
     r->cls = e->cls[i];
     r->score = e->score[i];
     r->image_id = e->ids[i];
+    r->samples = !e->sampled ? 0 : e->adaptive ? e->nused[i] : e->S;
     if (r->raw) memcpy(r->raw, e->Lh + (size_t)i * (size_t)e->hw, (size_t)e->hw * sizeof(float));
     if (r->map) memcpy(r->map, e->maph + (size_t)i * HW, HW * sizeof(float));
 }
@@ -919,9 +968,173 @@ static egc_status scorecam_pass(egc_explainer *e, int g)
     return be->m_cam(be, EGC_CAM_SCORECAM, e->scoresd, e->axd, g, e->K, e->hw, e->wkd, e->Ld);
 }
 
-/* The sampled methods: the group's g x S sample points in chunks of B rows, each chunk's
- * gradients reduced into the per-image accumulators, then the raw maps into e->Ld. x is
- * the group's images on the host (for the blur baselines). */
+/* The sample rows of g images x sp->S samples (image i's rows use slot i of the per-image
+ * buffers: xd, base and aref when per image, axd, the accumulators) in chunks of B rows,
+ * each chunk's gradients reduced into the accumulators (accd, or accmapd for C). */
+static egc_status sample_rows(egc_explainer *e, const egc_sample_spec *sp, const float *base,
+                              const float *aref, int g)
+{
+    egc_backend *be = e->be;
+    const egc_explain_options *o = &e->o;
+    float *in = value(e, e->in_v).ptr;
+    int64_t rows = (int64_t)g * sp->S;
+    for (int64_t r0 = 0; r0 < rows; r0 += e->B) {
+        int nb = (int)EGC_MIN((int64_t)e->B, rows - r0);
+        EGC_TRY(be->m_perturb(be, sp, e->xd, base, r0, nb, (int64_t)e->chw, in));
+        EGC_TRY(load_rows(e, in, nb));
+        EGC_TRY(phase(e, PH_PERTURB));
+        EGC_TRY(egc_plan_forward(e->plan));
+        EGC_TRY(phase(e, PH_FORWARD));
+        EGC_TRY(be->m_score_seed(be, value(e, e->out_v).ptr, nb, e->classes, e->clsd, r0, sp->S,
+                                 0, o->score == EGC_SCORE_SOFTMAX, e->seedd, NULL));
+        EGC_TRY(seed_tail(e, nb));
+        EGC_TRY(egc_plan_backward(e->plan, e->seedd));
+        EGC_TRY(phase(e, PH_BACKWARD));
+        const float *G = egc_plan_grad(e->plan, e->tgt_v).ptr;
+        if (o->combine == EGC_COMBINE_A) {
+            EGC_TRY(be->m_accumulate(be, EGC_ACC_SUM, sp, r0, nb, (int64_t)e->khw, G, NULL, NULL,
+                                     e->accd));
+        } else if (o->combine == EGC_COMBINE_B) {
+            EGC_TRY(be->m_accumulate(be, EGC_ACC_DIFF, sp, r0, nb, (int64_t)e->khw, G, e->axd,
+                                     aref, e->accd));
+        } else {
+            EGC_TRY(be->m_cam(be, EGC_CAM_GRADCAM, G, value(e, e->tgt_v).ptr, nb, e->K, e->hw,
+                              e->wkd, e->rowmapd));
+            EGC_TRY(be->m_accumulate(be, EGC_ACC_SUM, sp, r0, nb, (int64_t)e->hw, e->rowmapd,
+                                     NULL, NULL, e->accmapd));
+        }
+        EGC_TRY(phase(e, PH_REDUCE));
+    }
+    return EGC_OK;
+}
+
+/* The raw maps of the g images in slots j..j+g-1 from their accumulators over n samples
+ * each, into Ld[0..g): the mean, then C: the mean map; A: the method's map of the expected
+ * gradient; B: Grad-CAM of Phi (egc_expected_map_b). */
+static egc_status finish_maps(egc_explainer *e, int j, int g, int n, float *Ld)
+{
+    egc_backend *be = e->be;
+    if (e->o.combine == EGC_COMBINE_C) {
+        float *acc = e->accmapd + (size_t)j * (size_t)e->hw;
+        EGC_TRY(be->m_mean(be, acc, (int64_t)g * e->hw, n));
+        return be->m_copy(be, Ld, acc, (size_t)g * (size_t)e->hw * sizeof(float));
+    }
+    float *acc = e->accd + (size_t)j * e->khw;
+    EGC_TRY(be->m_mean(be, acc, (int64_t)((size_t)g * e->khw), n));
+    return be->m_cam(be, e->o.combine == EGC_COMBINE_B ? EGC_CAM_GRADCAM : e->cam, acc,
+                     e->axd + (size_t)j * e->khw, g, e->K, e->hw, e->wkd, Ld);
+}
+
+/* Copies slot j of the per-image device buffers the samples read or write to slot k. */
+static egc_status move_slot(egc_explainer *e, int j, int k)
+{
+    egc_backend *be = e->be;
+    size_t cb = e->chw * sizeof(float), kb = e->khw * sizeof(float), hb = (size_t)e->hw * sizeof(float);
+    EGC_TRY(be->m_copy(be, e->xd + (size_t)k * e->chw, e->xd + (size_t)j * e->chw, cb));
+    EGC_TRY(be->m_copy(be, e->axd + (size_t)k * e->khw, e->axd + (size_t)j * e->khw, kb));
+    if (e->accd) EGC_TRY(be->m_copy(be, e->accd + (size_t)k * e->khw, e->accd + (size_t)j * e->khw, kb));
+    if (e->accmapd)
+        EGC_TRY(be->m_copy(be, e->accmapd + (size_t)k * e->hw, e->accmapd + (size_t)j * e->hw, hb));
+    if (e->o.baselines == EGC_BASELINES_BLUR) {
+        EGC_TRY(be->m_copy(be, e->blurd + (size_t)k * e->chw, e->blurd + (size_t)j * e->chw, cb));
+        if (e->ablurd)
+            EGC_TRY(be->m_copy(be, e->ablurd + (size_t)k * e->khw, e->ablurd + (size_t)j * e->khw, kb));
+    }
+    return EGC_OK;
+}
+
+/* Adaptive sample counts (explain.h, samples_tol): rounds of e->round samples over the
+ * group's active images, which sit in the first slots; after each round the images whose
+ * unit-norm Grad-CAM map of the running sums moved by at most the tolerance in PATIENCE
+ * consecutive rounds, or that reached S samples, get their raw maps (into their own rows
+ * of e->Ld) and leave; the others move up. The per-image device buffers end up permuted; the
+ * classes in e->clsd are restored. */
+static egc_status adaptive_pass(egc_explainer *e, const egc_sample_spec *sp0, const float *base,
+                                const float *aref, int g)
+{
+    egc_backend *be = e->be;
+    const int C = e->o.combine == EGC_COMBINE_C;
+    const size_t hw = (size_t)e->hw;
+    EGC_TRY(be->download(be, e->cls, e->clsd, (size_t)g * sizeof(int32_t)));
+    for (int i = 0; i < g; i++) {
+        e->act[i] = i;
+        e->nused[i] = 0;
+        e->streak[i] = 0;
+    }
+    egc_sample_spec sp = *sp0;
+    sp.sample0 = e->s0d;
+    int ga = g, n = 0;
+    for (int t = 0; ga > 0; t++) {
+        int rr = EGC_MIN(e->round, e->S - n);
+        for (int j = 0; j < ga; j++) {
+            int i = e->act[j];
+            e->aids[j] = e->ids[i];
+            e->asig[j] = e->sigma[i];
+            e->as0[j] = (e->keyed ? e->s0[i] : 0u) + (uint32_t)n;
+            e->acls[j] = e->cls[i];
+        }
+        EGC_TRY(be->upload(be, e->idsd, e->aids, (size_t)ga * sizeof(uint64_t)));
+        EGC_TRY(be->upload(be, e->sigmad, e->asig, (size_t)ga * sizeof(float)));
+        EGC_TRY(be->upload(be, e->s0d, e->as0, (size_t)ga * sizeof(uint32_t)));
+        EGC_TRY(be->upload(be, e->clsd, e->acls, (size_t)ga * sizeof(int32_t)));
+        sp.S = rr;
+        EGC_TRY(sample_rows(e, &sp, base, aref, ga));
+        n += rr;
+        /* this round's maps of the running sums (Grad-CAM is homogeneous: the map of a sum
+         * is n times the map of the mean) */
+        int last = n >= e->S;
+        if (!last) {
+            const float *Mh = e->accmapd;
+            if (!C) {
+                EGC_TRY(be->m_cam(be, EGC_CAM_GRADCAM, e->accd, e->axd, ga, e->K, e->hw, e->wkd,
+                                  e->finscr));
+                Mh = e->finscr;
+            }
+            EGC_TRY(be->download(be, e->chkm, Mh, (size_t)ga * hw * sizeof(float)));
+        }
+        for (int j = 0; j < ga; j++) {
+            e->conv[j] = (uint8_t)last;
+            if (last) continue;
+            float *m = e->chkm + (size_t)j * hw, *p = e->prevm + (size_t)j * hw;
+            double ss = 0.0;
+            for (size_t q = 0; q < hw; q++) ss += (double)m[q] * (double)m[q];
+            float inv = ss > 0.0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+            double d2 = 0.0;
+            for (size_t q = 0; q < hw; q++) {
+                float u = m[q] * inv;
+                double dq = (double)u - (double)p[q];
+                d2 += dq * dq;
+                p[q] = u;
+            }
+            if (t > 0 && sqrt(d2) <= (double)e->o.samples_tol) e->streak[j]++;
+            else e->streak[j] = 0;
+            if (e->streak[j] >= PATIENCE) e->conv[j] = 1;
+        }
+        /* the finished images' maps (in their slots), then the others move up */
+        for (int j = 0; j < ga; j++)
+            if (e->conv[j]) {
+                int i = e->act[j];
+                e->nused[i] = n;
+                EGC_TRY(finish_maps(e, j, 1, n, e->Ld + (size_t)i * hw));
+            }
+        int k = 0;
+        for (int j = 0; j < ga; j++) {
+            if (e->conv[j]) continue;
+            if (k != j) {
+                EGC_TRY(move_slot(e, j, k));
+                memcpy(e->prevm + (size_t)k * hw, e->prevm + (size_t)j * hw, hw * sizeof(float));
+                e->streak[k] = e->streak[j];
+                e->act[k] = e->act[j];
+            }
+            k++;
+        }
+        ga = k;
+    }
+    return be->upload(be, e->clsd, e->cls, (size_t)g * sizeof(int32_t));
+}
+/* The sampled methods: the group's g x S sample points (sample_rows; adaptive_pass with
+ * samples_tol), then the raw maps into e->Ld. x is the group's images on the host (for the
+ * blur baselines). */
 static egc_status sampled_pass(egc_explainer *e, const float *x, int g)
 {
     egc_backend *be = e->be;
@@ -941,43 +1154,9 @@ static egc_status sampled_pass(egc_explainer *e, const float *x, int g)
     }
     if (e->accd) EGC_TRY(be->fill(be, e->accd, 0.0f, (int64_t)((size_t)g * e->khw)));
     if (e->accmapd) EGC_TRY(be->fill(be, e->accmapd, 0.0f, (int64_t)g * e->hw));
-    float *in = value(e, e->in_v).ptr;
-    int64_t rows = (int64_t)g * e->S;
-    for (int64_t r0 = 0; r0 < rows; r0 += e->B) {
-        int nb = (int)EGC_MIN((int64_t)e->B, rows - r0);
-        EGC_TRY(be->m_perturb(be, &sp, e->xd, base, r0, nb, (int64_t)e->chw, in));
-        EGC_TRY(load_rows(e, in, nb));
-        EGC_TRY(phase(e, PH_PERTURB));
-        EGC_TRY(egc_plan_forward(e->plan));
-        EGC_TRY(phase(e, PH_FORWARD));
-        EGC_TRY(be->m_score_seed(be, value(e, e->out_v).ptr, nb, e->classes, e->clsd, r0, e->S,
-                                 0, o->score == EGC_SCORE_SOFTMAX, e->seedd, NULL));
-        EGC_TRY(seed_tail(e, nb));
-        EGC_TRY(egc_plan_backward(e->plan, e->seedd));
-        EGC_TRY(phase(e, PH_BACKWARD));
-        const float *G = egc_plan_grad(e->plan, e->tgt_v).ptr;
-        if (o->combine == EGC_COMBINE_A) {
-            EGC_TRY(be->m_accumulate(be, EGC_ACC_SUM, &sp, r0, nb, (int64_t)e->khw, G, NULL, NULL,
-                                     e->accd));
-        } else if (o->combine == EGC_COMBINE_B) {
-            EGC_TRY(be->m_accumulate(be, EGC_ACC_DIFF, &sp, r0, nb, (int64_t)e->khw, G, e->axd,
-                                     aref, e->accd));
-        } else {
-            EGC_TRY(be->m_cam(be, EGC_CAM_GRADCAM, G, value(e, e->tgt_v).ptr, nb, e->K, e->hw,
-                              e->wkd, e->rowmapd));
-            EGC_TRY(be->m_accumulate(be, EGC_ACC_SUM, &sp, r0, nb, (int64_t)e->hw, e->rowmapd,
-                                     NULL, NULL, e->accmapd));
-        }
-        EGC_TRY(phase(e, PH_REDUCE));
-    }
-    if (o->combine == EGC_COMBINE_C) {
-        EGC_TRY(be->m_mean(be, e->accmapd, (int64_t)g * e->hw, e->S));
-        return be->m_copy(be, e->Ld, e->accmapd, (size_t)g * (size_t)e->hw * sizeof(float));
-    }
-    EGC_TRY(be->m_mean(be, e->accd, (int64_t)((size_t)g * e->khw), e->S));
-    /* B: Phi = mean of (A(x) - A(x'))G in Grad-CAM (egc_expected_map_b). */
-    return be->m_cam(be, o->combine == EGC_COMBINE_B ? EGC_CAM_GRADCAM : e->cam, e->accd, e->axd,
-                     g, e->K, e->hw, e->wkd, e->Ld);
+    if (e->adaptive) return adaptive_pass(e, &sp, base, aref, g);
+    EGC_TRY(sample_rows(e, &sp, base, aref, g));
+    return finish_maps(e, 0, g, e->S, e->Ld);
 }
 
 const char *egc_explainer_device(const egc_explainer *e) { return egc_session_device(e->s); }

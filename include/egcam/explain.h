@@ -107,11 +107,26 @@ typedef struct egc_explain_options {
                                    and own buffers, egc_explainer_device_bytes) stays within
                                    it: passes then take fewer than `batch` rows (see
                                    egc_explainer_rows); the maps do not change */
+    float samples_tol;          /* 0 (default): every image takes `samples` samples. > 0:
+                                   adaptive sample counts (sampled methods, alpha uniform, no
+                                   plan): each image's samples are drawn in rounds of
+                                   samples_round (sample ids 0, 1, ... as without it) and it
+                                   stops after a round when its running map has converged:
+                                   || m_t - m_{t-1} || <= samples_tol, where m_t is the
+                                   Grad-CAM map (relu of the channel-weighted activations) of
+                                   the estimate after round t (A: the expected gradient, B:
+                                   Phi, C: the mean map), scaled to unit L2 norm, in two
+                                   consecutive rounds (so at least three rounds); at most
+                                   `samples`. An image that stops after n
+                                   samples has the map of a run with samples = n (the
+                                   result's `samples` says n) */
+    int samples_round;          /* samples per round of samples_tol (0: 8) */
 } egc_explain_options;
 
 /* Defaults: Grad-CAM, layer auto, preset torchvision, score, combine and noise the method's
  * (EGC_*_DEFAULT, see above), 32 samples, baselines black, 16 uniform images, alpha uniform,
- * seed 0, batch 32, no plan, precision fp32, no device memory cap. */
+ * seed 0, batch 32, no plan, precision fp32, no device memory cap, fixed sample counts
+ * (samples_tol 0, samples_round 8). */
 void egc_explain_options_default(egc_explain_options *o);
 
 /* "gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "scorecam", "smooth-gradcam",
@@ -134,6 +149,8 @@ typedef struct egc_cam_result {
     int cls;            /* the explained class */
     float score;        /* y_c on the clean input (logit or softmax probability) */
     uint64_t image_id;  /* 64-bit hash of the input tensor (the key of its random draws) */
+    int samples;        /* samples drawn for this image (sampled methods; 0 otherwise):
+                           egc_explainer_samples, or fewer with samples_tol */
     float *raw;         /* [h,w] the method's map L at the layer's resolution, before any
                            normalisation (relu already applied where the method says) */
     float *map;         /* [H,W] the final map in [0,1]: min-max, bilinear upsampling

@@ -696,6 +696,91 @@ TEST_F(MethodsResNet, MapsDoNotDependOnBatchOrPosition)
     }
 }
 
+// Adaptive sample counts (samples_tol): an image that stops after n samples has the map of a
+// fixed run with samples = n, whatever the other images of its group do, for A, B and C; a
+// tolerance every pair of rounds meets stops every image after three rounds (two
+// consecutive steps within it), one none meets
+// runs all S samples (with a short last round); options that fix the sample ids by S
+// (integrated-gradcam's grid) turn it off.
+TEST_F(MethodsResNet, AdaptiveSampleCountsEqualFixedRunsOfThatCount)
+{
+    const int n = 7;
+    for (auto comb : {EGC_COMBINE_A, EGC_COMBINE_B, EGC_COMBINE_C}) {
+        SCOPED_TRACE(std::string("combine ") + egc_combine_name(comb));
+        auto o = Opts(EGC_METHOD_EXPECTED_GRADCAM);
+        o.combine = comb;
+        o.score = EGC_SCORE_SOFTMAX;
+        o.baselines = EGC_BASELINES_UNIFORM;
+        o.uniform_count = 3;
+        o.samples = 16;
+        o.samples_round = 4;
+        o.batch = 5; // two groups of images; rounds span several chunks
+        auto fixed = [&](int S, const float *img, int m) {
+            auto f = o;
+            f.samples = S;
+            f.samples_tol = 0.0f;
+            auto e = Make(model.get(), f);
+            EXPECT_TRUE(e);
+            return e ? Explain(e.get(), img, m) : Maps();
+        };
+        // every pair of unit maps is within 2: three rounds (12 samples)
+        o.samples_tol = 2.5f;
+        auto e = Make(model.get(), o);
+        ASSERT_TRUE(e);
+        EXPECT_EQ(egc_explainer_options(e.get())->samples_tol, 2.5f);
+        Maps a = Explain(e.get(), x.data(), n), a8 = fixed(12, x.data(), n);
+        for (int i = 0; i < n; i++) {
+            EXPECT_EQ(a.r[i].samples, 12) << i;
+            EXPECT_EQ(a8.r[i].samples, 12) << i;
+            EXPECT_LT(RelErr(a8.raw.data() + i * 64, a.raw.data() + i * 64, 64), 1e-5) << i;
+            EXPECT_LT(RelErr(a8.map.data() + i * 1024, a.map.data() + i * 1024, 1024), 1e-4) << i;
+            EXPECT_EQ(a.r[i].cls, a8.r[i].cls) << i;
+        }
+        // never met: all 10 samples (rounds of 4, 4, 2)
+        o.samples = 10;
+        o.samples_tol = 1e-30f;
+        e = Make(model.get(), o);
+        ASSERT_TRUE(e);
+        Maps b = Explain(e.get(), x.data(), n), b10 = fixed(10, x.data(), n);
+        for (int i = 0; i < n; i++) {
+            EXPECT_EQ(b.r[i].samples, 10) << i;
+            EXPECT_LT(RelErr(b10.raw.data() + i * 64, b.raw.data() + i * 64, 64), 1e-5) << i;
+        }
+        // in between: images stop at different counts; each equals its own fixed run alone
+        o.samples = 24;
+        o.samples_round = 2;
+        o.samples_tol = 0.2f;
+        e = Make(model.get(), o);
+        ASSERT_TRUE(e);
+        Maps c = Explain(e.get(), x.data(), n);
+        int lo = 1 << 30, hi = 0;
+        for (int i = 0; i < n; i++) {
+            int k = c.r[i].samples;
+            EXPECT_TRUE(k >= 6 && k <= 24 && k % 2 == 0) << i << ": " << k;
+            lo = std::min(lo, k);
+            hi = std::max(hi, k);
+            Maps f = fixed(k, x.data() + (size_t)i * 3072, 1);
+            EXPECT_LT(RelErr(f.raw.data(), c.raw.data() + i * 64, 64), 1e-5) << i << ": " << k;
+        }
+        printf("  combine %s, tol 0.2, rounds of 2: %d..%d samples\n", egc_combine_name(comb), lo, hi);
+        EXPECT_LT(lo, hi); // the images do not all stop together
+    }
+    // Grad-CAM draws no samples; a grid (integrated-gradcam) keeps fixed counts
+    auto g = Make(model.get(), Opts(EGC_METHOD_GRADCAM));
+    ASSERT_TRUE(g);
+    EXPECT_EQ(Explain(g.get(), x.data(), 1).r[0].samples, 0);
+    auto o = Opts(EGC_METHOD_INTEGRATED_GRADCAM);
+    o.samples_tol = 0.1f;
+    auto ig = Make(model.get(), o);
+    ASSERT_TRUE(ig);
+    EXPECT_EQ(egc_explainer_options(ig.get())->samples_tol, 0.0f);
+    EXPECT_EQ(Explain(ig.get(), x.data(), 1).r[0].samples, 8);
+    o.samples_tol = -1.0f;
+    egc_explainer *bad = nullptr;
+    EXPECT_EQ(egc_explainer_create(model.get(), "cpu", &o, &bad), EGC_E_ARG);
+    EXPECT_NE(std::string(egc_last_error()).find("samples_tol"), std::string::npos);
+}
+
 TEST_F(MethodsResNet, SeedAndBaselinesChangeTheSampledMap)
 {
     auto o = Opts(EGC_METHOD_EXPECTED_GRADCAM);

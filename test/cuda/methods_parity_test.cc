@@ -714,6 +714,7 @@ struct Result {
     std::vector<float> raw, map;
     std::vector<int> cls;
     std::vector<float> score;
+    std::vector<int> samples;
     int hw = 0, HW = 0;
 };
 
@@ -741,9 +742,11 @@ testing::AssertionResult explain(const egc_model *m, const char *device, egc_exp
     if (st != EGC_OK) return testing::AssertionFailure() << device << ": run: " << err;
     r->cls.clear();
     r->score.clear();
+    r->samples.clear();
     for (auto &q : res) {
         r->cls.push_back(q.cls);
         r->score.push_back(q.score);
+        r->samples.push_back(q.samples);
     }
     return testing::AssertionSuccess();
 }
@@ -834,6 +837,7 @@ protected:
     void every_method_matches_the_cpu();
     void batch_one_and_seven_agree();
     void pinned_inputs_agree();
+    void adaptive_counts_agree();
 };
 
 void MethodsOnModel::every_method_matches_the_cpu()
@@ -931,6 +935,47 @@ void MethodsOnModel::pinned_inputs_agree()
     egc_host_free(p);
 }
 
+// Adaptive sample counts on the device (the active images move up in the per-image buffers
+// between rounds): with a tolerance every step meets, each image stops after three rounds
+// and its maps equal a fixed run of that many samples on the device and the adaptive run on
+// the CPU (strict fp32); with one no step meets, all S samples, a short last round included.
+// Per-image baselines (self, blur) move with their images.
+void MethodsOnModel::adaptive_counts_agree()
+{
+    Tf32FastEnv env(false);
+    for (const Case *c : {&kCases[7], &kCases[10], &kCases[12], &kCases[14], &kCases[16],
+                          &kCases[18]}) {
+        SCOPED_TRACE(c->name);
+        for (float tol : {2.5f, 1e-30f}) {
+            egc_explain_options o = opts(*c, 5);
+            o.samples = 14;
+            o.samples_round = 4;
+            o.samples_tol = tol;
+            const int want = tol > 1.0f ? 12 : 14;
+            egc_explain_options f = o;
+            f.samples = want;
+            f.samples_tol = 0.0f;
+            Result cpu, gpu, fixed;
+            ASSERT_TRUE(explain(model.get(), "cpu", o, x, kN, nullptr, &cpu));
+            ASSERT_TRUE(explain(model.get(), "cuda", o, x, kN, cpu.cls.data(), &gpu));
+            ASSERT_TRUE(explain(model.get(), "cuda", f, x, kN, cpu.cls.data(), &fixed));
+            for (int i = 0; i < kN; i++) {
+                EXPECT_EQ(cpu.samples[(size_t)i], want) << i;
+                EXPECT_EQ(gpu.samples[(size_t)i], want) << i;
+            }
+            double e1, r1, e2, r2;
+            int u1, u2;
+            compare_maps(fixed.raw, gpu.raw, kN, &e1, &r1, &u1);
+            compare_maps(cpu.raw, gpu.raw, kN, &e2, &r2, &u2);
+            printf("  %-30s tol %g: adaptive vs fixed %d on the device %.2e, vs cpu %.2e\n",
+                   c->name, (double)tol, want, e1, e2);
+            EXPECT_LE(e1, 1e-4);
+            EXPECT_LE(e2, 1e-4);
+            EXPECT_GE(u1, kN / 2);
+        }
+    }
+}
+
 class CudaMethodsResNet20 : public MethodsOnModel {
     const char *model_file() const override { return "resnet20_cifar10.onnx"; }
 };
@@ -943,5 +988,6 @@ TEST_F(CudaMethodsResNet20, BatchOneAndSevenGiveTheSameMaps) { batch_one_and_sev
 TEST_F(CudaMethodsMobileNet, EveryMethodMatchesTheCpu) { every_method_matches_the_cpu(); }
 TEST_F(CudaMethodsMobileNet, BatchOneAndSevenGiveTheSameMaps) { batch_one_and_seven_agree(); }
 TEST_F(CudaMethodsResNet20, PinnedInputsGiveTheSameMaps) { pinned_inputs_agree(); }
+TEST_F(CudaMethodsResNet20, AdaptiveCountsMatchFixedRunsAndTheCpu) { adaptive_counts_agree(); }
 
 } // namespace

@@ -106,11 +106,13 @@ int cli_parse_size(const char *cmd, const char *opt, const char *val, size_t *ou
 int cli_parse_precision(const char *cmd, const char *val, egc_precision *out);
 
 /* The getopt_long entries of the method options (those cli_method_option takes), all with
- * the option code `code`: --layer --score --samples --baselines --noise --alpha --combine
- * --seed --plan. */
+ * the option code `code`: --layer --score --samples --samples-tol --samples-round --baselines
+ * --noise --alpha --combine --seed --plan. */
 #define CLI_METHOD_LONG_OPTIONS(code)                                                      \
     {"layer", required_argument, 0, (code)}, {"score", required_argument, 0, (code)},      \
         {"samples", required_argument, 0, (code)},                                         \
+        {"samples-tol", required_argument, 0, (code)},                                     \
+        {"samples-round", required_argument, 0, (code)},                                   \
         {"baselines", required_argument, 0, (code)},                                       \
         {"noise", required_argument, 0, (code)}, {"alpha", required_argument, 0, (code)},  \
         {"combine", required_argument, 0, (code)}, {"seed", required_argument, 0, (code)}, \
@@ -118,8 +120,8 @@ int cli_parse_precision(const char *cmd, const char *val, egc_precision *out);
 /* n bytes for people: "2.00 GiB", "512.0 MiB", "12.3 KiB", "100 B"; returns buf. */
 const char *cli_format_bytes(size_t n, char *buf, size_t cap);
 
-/* Applies one method option to o by name, without the dashes: layer, samples, baselines,
- * noise, alpha, combine, score, seed, plan (the meanings of `egcam explain --help`).
+/* Applies one method option to o by name, without the dashes: layer, samples, samples-tol,
+ * samples-round, baselines, noise, alpha, combine, score, seed, plan (the meanings of `egcam explain --help`).
  * Strings (layer, plan, a baselines file) point into val, which must outlive o. Returns 1
  * when applied, 0 after printing why val is bad ("egcam CMD: ..."), -1 when name is not a
  * method option. */

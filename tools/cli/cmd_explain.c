@@ -50,7 +50,14 @@ static void help(FILE *f)
         "                        logit otherwise; Score-CAM always uses the probability)\n"
         "  --labels FILE         class names, one per line (default: beside the model)\n"
         "sampled methods (smooth-, integrated-, expected-*):\n"
-        "  --samples S           samples per image (default 32)\n"
+        "  --samples S           samples per image (default 32; the most with --samples-tol)\n"
+        "  --samples-tol T       adaptive sample counts: draw samples in rounds and stop an\n"
+        "                        image once its map moved by at most T between two rounds\n"
+        "                        (L2 distance of unit-norm Grad-CAM maps of the running\n"
+        "                        estimate, 0..2; e.g. 0.05); the manifest gives each image's\n"
+        "                        count, and its map equals a run with --samples of that count\n"
+        "                        (default 0: fixed counts; alpha uniform, no --plan)\n"
+        "  --samples-round R     samples per round of --samples-tol (default 8)\n"
         "  --baselines B         black | blur | uniform | self | FILE.npy (a reference file of\n"
         "                        preprocessed images, see `egcam refs build`; default black)\n"
         "  --noise RHO           noise sigma = RHO * (max x - min x) (default 0 for\n"
@@ -228,7 +235,11 @@ static void manifest_ok(const run_cfg *c, const cli_item *it, const egc_explaine
     fprintf(f, ", \"preset\": \"%s\", \"precision\": \"%s\"", egc_preset_name(c->preset),
             egc_precision_name(o->precision));
     if (egc_method_is_sampled(o->method)) {
-        fprintf(f, ", \"samples\": %d, \"baselines\": ", egc_explainer_samples(e));
+        fprintf(f, ", \"samples\": %d", r->samples);
+        if (o->samples_tol > 0.0f)
+            fprintf(f, ", \"samples_max\": %d, \"samples_tol\": %.9g, \"samples_round\": %d",
+                    egc_explainer_samples(e), (double)o->samples_tol, o->samples_round);
+        fprintf(f, ", \"baselines\": ");
         cli_json_str(f, o->baselines == EGC_BASELINES_FILE ? o->baseline_file
                                                            : egc_baselines_name(o->baselines));
         if (o->baselines == EGC_BASELINES_UNIFORM)

@@ -543,6 +543,13 @@ int cli_method_option(const char *cmd, const char *name, const char *val,
     } else if (!strcmp(name, "samples")) {
         if (!cli_parse_long(cmd, "samples", val, 1, 1 << 20, &s)) return 0;
         o->samples = (int)s;
+    } else if (!strcmp(name, "samples-tol")) {
+        double d;
+        if (!cli_parse_double(cmd, "samples-tol", val, 0.0, 2.0, &d)) return 0;
+        o->samples_tol = (float)d;
+    } else if (!strcmp(name, "samples-round")) {
+        if (!cli_parse_long(cmd, "samples-round", val, 1, 1 << 20, &s)) return 0;
+        o->samples_round = (int)s;
     } else if (!strcmp(name, "noise")) {
         errno = 0;
         double d = strtod(val, &end);

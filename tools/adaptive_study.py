@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""adaptive_study.py: what adaptive sample counts (--samples-tol) cost and give.
+
+Runs `egcam explain` with expected-gradcam on a folder of images with fixed sample counts and
+with --samples-tol, and prints for each setting the mean sample count per image and the L2
+distance of its unit-norm maps to those of a long fixed run (the reference, --samples REF),
+as mean, 90th percentile and maximum over the images. Needs numpy.
+
+usage: tools/adaptive_study.py EGCAM MODEL FOLDER [--preset P] [--ref 64] [--fixed 16,24,32]
+                               [--tol 0.05,0.1] [--max 64] [--round 8] [--device cpu]
+                               [--work DIR]
+"""
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+
+def run(args, out, extra):
+    cmd = [args.egcam, "explain", "--model", args.model, "--method", "expected-gradcam",
+           "--save", "npy", "-q", "--device", args.device, "--out", out] + extra + [args.folder]
+    if args.preset:
+        cmd += ["--preset", args.preset]
+    subprocess.run(cmd, check=True)
+
+
+def unit(a):
+    n = np.linalg.norm(a)
+    return a / n if n > 0 else a
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("egcam")
+    p.add_argument("model")
+    p.add_argument("folder")
+    p.add_argument("--preset", default=None)
+    p.add_argument("--ref", type=int, default=64)
+    p.add_argument("--fixed", default="16,24,32")
+    p.add_argument("--tol", default="0.05,0.1")
+    p.add_argument("--max", type=int, default=64)
+    p.add_argument("--round", type=int, default=8)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--work", default=None)
+    args = p.parse_args()
+    work = args.work or tempfile.mkdtemp(prefix="egc_adaptive_")
+    settings = [("fixed S=%d" % s, ["--samples", str(s)]) for s in map(int, args.fixed.split(","))]
+    settings += [("tol %g (max %d, rounds of %d)" % (t, args.max, args.round),
+                  ["--samples", str(args.max), "--samples-tol", str(t), "--samples-round",
+                   str(args.round)]) for t in map(float, args.tol.split(","))]
+    ref = os.path.join(work, "ref")
+    run(args, ref, ["--samples", str(args.ref)])
+    refs = {os.path.basename(f): unit(np.load(f)) for f in glob.glob(os.path.join(ref, "*.npy"))}
+    print("| setting | mean samples | distance to S=%d: mean | 90th pct | max |" % args.ref)
+    print("|---|---|---|---|---|")
+    for k, (name, extra) in enumerate(settings):
+        out = os.path.join(work, "s%d" % k)
+        run(args, out, extra)
+        d = [float(np.linalg.norm(unit(np.load(f)) - refs[os.path.basename(f)]))
+             for f in sorted(glob.glob(os.path.join(out, "*.npy")))]
+        n = [json.loads(line)["samples"] for line in open(os.path.join(out, "manifest.jsonl"))]
+        print("| %s | %.1f | %.4f | %.4f | %.4f |" % (name, np.mean(n), np.mean(d),
+                                                     np.percentile(d, 90), np.max(d)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
