@@ -300,29 +300,34 @@ fi
 
 fi
 
-# ---- where the mixed forward's time goes: ResNet-50 b256 under Nsight Systems (when nsys is
-# installed), the 30 kernels that take the most GPU time, as one JSON line {"bench":
-# "kernel-profile"} in bench.jsonl. Part of SKIP_GOALS; PROFILE=0 skips it. ----
+# ---- where the forward's time goes: ResNet-50 mixed and VGG16 fp32 at b256 under Nsight
+# Systems (when nsys is installed), the 30 kernels that take the most GPU time, one JSON line
+# {"bench": "kernel-profile"} each in bench.jsonl. Part of SKIP_GOALS; PROFILE=0 skips it. ----
 NSYS="$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -n 1)"
 if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${PROFILE:-1}" != 0 ] && [ -n "$NSYS" ] && [ $TV_OK -eq 1 ] &&
     [ -x "$BUILD_DIR/bench_forward" ]; then
-    step kernel_profile 120 bash -c '
+    # ResNet-50 mixed (the goal's precision) and VGG16 fp32 (the forward furthest behind PyTorch)
+    for cfg in "resnet50 mixed" "vgg16 fp32"; do
+        read -r PM PP <<<"$cfg"
+        [ -f "$TV_DIR/$PM.onnx" ] || continue
+        step "kernel_profile_${PM}_$PP" 120 bash -c '
         set -o pipefail
         rm -f "$5".nsys-rep "$5".sqlite
         "$1" profile -o "$5" --force-overwrite true --trace cuda "$2" --model "$3" --device cuda \
-            --batch 256 --repeats 5 --warmup 2 --precision mixed --pinned >/dev/null || exit 1
+            --batch 256 --repeats 5 --warmup 2 --precision "$6" --pinned >/dev/null || exit 1
         "$1" stats --report cuda_gpu_kern_sum --format csv --output "$5" "$5".nsys-rep >/dev/null || exit 1
-        python3 - "$5"_cuda_gpu_kern_sum.csv "$3" <<PY | tee -a "$4"
+        python3 - "$5"_cuda_gpu_kern_sum.csv "$3" "$6" <<PY | tee -a "$4"
 import csv, json, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 tot = sum(float(r.get("Total Time (ns)", 0) or 0) for r in rows)
 top = [{"pct": round(float(r.get("Time (%)", 0) or 0), 2), "ms": round(float(r.get("Total Time (ns)", 0) or 0) / 1e6, 3),
         "calls": int(float(r.get("Instances", 0) or 0)), "kernel": r.get("Name", "")[:160]} for r in rows[:30]]
-print(json.dumps({"bench": "kernel-profile", "model": sys.argv[2].split("/")[-1], "precision": "mixed",
+print(json.dumps({"bench": "kernel-profile", "model": sys.argv[2].split("/")[-1], "precision": sys.argv[3],
                   "batch": 256, "total_gpu_ms": round(tot / 1e6, 3), "kernels": top}))
 PY
         rm -f "$5".nsys-rep "$5".sqlite "$5"_*.csv' _ "$NSYS" "$BUILD_DIR/bench_forward" \
-        "$TV_DIR/resnet50.onnx" "$BENCH" "$ROOT/build-gpu-tmp-prof"
+            "$TV_DIR/$PM.onnx" "$BENCH" "$ROOT/build-gpu-tmp-prof" "$PP"
+    done
 elif [ -z "$NSYS" ]; then
     skip kernel_profile "nsys not found"
 fi
