@@ -129,8 +129,9 @@ int main(int argc, char **argv)
                 char envs[256];
                 size_t el = 0;
                 envs[0] = '\0';
-                const char *knobs[] = {"EGC_CUDA_FUSE", "EGC_CUDA_HALF_FUSED", "EGC_CUDA_PAD_C",
-                                       "EGC_CUDA_GRAPHS", "EGC_CUDA_TF32", "EGC_CUDA_CONV_FIND"};
+                const char *knobs[] = {"EGC_CUDA_FUSE",   "EGC_CUDA_HALF_FUSED", "EGC_CUDA_GRAPH_API",
+                                       "EGC_CUDA_PAD_C",  "EGC_CUDA_GRAPHS",     "EGC_CUDA_TF32",
+                                       "EGC_CUDA_CONV_FIND"};
                 for (size_t k = 0; k < sizeof knobs / sizeof *knobs; k++) {
                     const char *v = getenv(knobs[k]);
                     if (v && el < sizeof envs)

@@ -44,6 +44,8 @@
  *    epilogue kernel (bias_act_f16.cu), chosen at the first forward: the one call only when
  *    cuDNN takes it, it agrees with the kernel path (compare_f16.cu) and it is faster
  *    (EGC_CUDA_HALF_FUSED=0 keeps the kernel path, =1 the one call when it passes the check).
+ *    With EGC_CUDA_GRAPH_API=1 a third candidate joins them: the same computation as one cuDNN
+ *    operation graph (cudnn_fused.c), checked and timed the same way.
  *    An fp16 Conv whose input is staged from fp32 (the model input) with a channel count that
  *    is not a multiple of 8 (RGB) sees its input and weights zero-padded to the next multiple
  *    of 8 by the conversions (EGC_CUDA_PAD_C=4 pads to 4, =0 not at all; unpadded again if
@@ -59,6 +61,7 @@
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_methods.h"
+#include "cuda/cudnn_fused.h"
 #include "egc_kernels.h"
 
 /* Workspace offsets are rounded to this many bytes (cuDNN and vector loads like 256). */
@@ -90,6 +93,8 @@ typedef struct cuda_ctx {
     int pad_c;               /* fp16 Convs reading a plan input or an fp32 value with C not a
                                 multiple of this pad C up to it (EGC_CUDA_PAD_C: 8 default,
                                 4, or 0 = off) */
+    int graph_api;           /* fp16 Conv+bias: also try the cuDNN operation graph
+                                (EGC_CUDA_GRAPH_API=1; default off) */
     int hf_mode;             /* fp16 Conv+bias paths (EGC_CUDA_HALF_FUSED): -1 timed choice,
                                 0 always the epilogue kernel, 1 the one cuDNN call whenever
                                 cuDNN takes it and it passes the check */
@@ -133,7 +138,8 @@ typedef struct conv_plan {
      * the epilogue kernel; conv_select_half picks at the first forward (checked, timed). */
     int hf;                  /* candidate */
     int hf_relu;             /* act = Relu (the Conv's, or with zres its Add's) */
-    int hf_state;            /* 0: not chosen yet, 1: one cuDNN call, -1: separate kernels */
+    int hf_state;            /* 0: not chosen yet, 1: one cuDNN call, 2: the cuDNN operation
+                                graph (gf), -1: separate kernels */
     int hf_status;           /* cuDNN status when the call was refused (0: it was not) */
     float hf_err;            /* max |fused - separate| / max |separate| of the check */
     float hf_ms[2];          /* timed: separate kernels, one call */
@@ -142,6 +148,13 @@ typedef struct conv_plan {
     int zres;                /* also adds value zval (its reader Add's input 1), which makes
                                 the Add an identity (node_plan.add_passive) */
     int zval;
+    int64_t wc, wr, wsz;     /* filter channels (C / group, before padding), height, width */
+    /* the cuDNN operation graph of conv + bias [+ z] [+ Relu] (EGC_CUDA_GRAPH_API=1), the
+     * third path (hf_state 2): gf_state 0 not tried, 1 built (and checked, timed), -1 not
+     * built, -2 failed to run, -3 differed from the kernel path */
+    egc_cudnn_fused gf;
+    int gf_state;
+    float gf_err, gf_ms;
 } conv_plan;
 
 /* Per node of a plan made by plan_prepare_ex. */
@@ -368,6 +381,7 @@ static egc_status norm_axis(const egc_node *n, int axis, int r, int *out)
 
 static void conv_plan_clear(conv_plan *cp)
 {
+    egc_cudnn_fused_destroy(&cp->gf);
     if (cp->xd) (void)cudnnDestroyTensorDescriptor(cp->xd);
     if (cp->yd) (void)cudnnDestroyTensorDescriptor(cp->yd);
     if (cp->wd) (void)cudnnDestroyFilterDescriptor(cp->wd);
@@ -475,6 +489,9 @@ static egc_status conv_prepare(cuda_ctx *c, const egc_graph *g, const egc_node *
         return EGC_FAIL(EGC_E_UNSUPPORTED, "node %s (Conv): negative pads", n->name);
     cp->xs = *xs;
     cp->ys = *ys;
+    cp->wc = ws->d[1];
+    cp->wr = ws->d[2];
+    cp->wsz = ws->d[3];
     cp->explicit_pad = p->pt != p->pb || p->pl != p->pr;
     cp->half = half;
     if (half && cp->explicit_pad)
@@ -1130,80 +1147,171 @@ static cudnnStatus_t conv_half_fused(cuda_ctx *c, const cuda_plan *pl, const con
 }
 
 
-/* The first forward of an fp16 Conv with a bias: chooses its path and leaves y16 holding the
- * result. The one call is kept only when cuDNN takes it, its first HF_CHECK_ELEMS values
- * agree with the separate path's within HF_TOL of their largest magnitude, and it is faster
- * over HF_REPS timed runs; otherwise the separate path. Runs outside any graph recording
- * (the executor records on the second forward). Scratch memory of the check comes and goes
- * here; when it cannot be had, the separate path is kept. */
+/* The operands of an fp16 Conv+bias path. */
+typedef struct hf_args {
+    const uint16_t *x16, *w16, *b16, *z;
+    uint16_t *y16;
+    const float *bias;
+    const egc_shape *ys;
+} hf_args;
+
+/* Runs path p of an fp16 Conv+bias once: -1 the convolution and the epilogue kernel, 1
+ * cuDNN's cudnnConvolutionBiasActivationForward, 2 the cuDNN operation graph (cp->gf). */
+static egc_status hf_run(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp, const hf_args *a, int p)
+{
+    if (p == 1) {
+        EGC_CUDNN(conv_half_fused(c, pl, cp, a->x16, a->w16, a->y16, a->b16, a->z));
+        return EGC_OK;
+    }
+    if (p == 2) {
+        char *wsp = (char *)pl->ws;
+        int s = egc_cudnn_fused_run(c->dnn, &cp->gf, a->x16, a->w16, a->b16, a->z, a->y16,
+                                    cp->gf.ws_bytes && wsp ? wsp + cp->ws_off : NULL);
+        if (s != 0)
+            return EGC_FAIL(EGC_E_DEVICE, "cuDNN graph execution failed: cuDNN status %d (%s)", s,
+                            cudnnGetErrorString((cudnnStatus_t)s));
+        return EGC_OK;
+    }
+    return conv_half_split(c, pl, cp, a->x16, a->w16, a->y16, a->bias, a->z, cp->hf_relu, a->ys);
+}
+
+/* Mean milliseconds of HF_REPS runs of path p (events ev[0..1]). */
+static egc_status hf_time(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp, const hf_args *a, int p,
+                          cudaEvent_t *ev, float *ms)
+{
+    EGC_CUDA(cudaEventRecord(ev[0], c->stream));
+    for (int r = 0; r < HF_REPS; r++) EGC_TRY(hf_run(c, pl, cp, a, p));
+    EGC_CUDA(cudaEventRecord(ev[1], c->stream));
+    EGC_CUDA(cudaEventSynchronize(ev[1]));
+    EGC_CUDA(cudaEventElapsedTime(ms, ev[0], ev[1]));
+    *ms /= HF_REPS;
+    return EGC_OK;
+}
+
+/* max |y16 - ref| / max |ref| over the first m values (compare_f16.cu), into *err. */
+static egc_status hf_check(cuda_ctx *c, const uint16_t *ref, const uint16_t *y16, int64_t m,
+                           float *res, float *err)
+{
+    float h[2];
+    EGC_KERNEL(egc_k_compare_f16(ref, y16, m, res, c->stream));
+    EGC_CUDA(cudaMemcpyAsync(h, res, sizeof h, cudaMemcpyDeviceToHost, c->stream));
+    EGC_CUDA(cudaStreamSynchronize(c->stream));
+    *err = h[0] / (h[1] > 1e-3f ? h[1] : 1e-3f);
+    return EGC_OK;
+}
+
+/* The cuDNN operation graph of fp16 Conv node n (cp->gf), with a workspace up to ws_cap
+ * bytes; its outcome in cp->gf_state (1 built, -1 not). */
+static void hf_graph_build(cuda_ctx *c, const egc_node *n, conv_plan *cp, size_t ws_cap)
+{
+    const egc_conv_params *p = &n->p.conv;
+    egc_cudnn_fused_geom g;
+    memset(&g, 0, sizeof g);
+    g.n = cp->xs.d[0];
+    g.c = cp->cpad ? cp->cpad : cp->xs.d[1];
+    g.wc = cp->cpad ? cp->cpad : cp->wc; /* C / group: cuDNN infers the groups from it */
+    g.h = cp->xs.d[2];
+    g.w = cp->xs.d[3];
+    g.k = cp->ys.d[1];
+    g.r = cp->wr;
+    g.s = cp->wsz;
+    g.oh = cp->ys.d[2];
+    g.ow = cp->ys.d[3];
+    g.pad[0] = p->pt;
+    g.pad[1] = p->pl;
+    g.stride[0] = p->sh > 0 ? p->sh : 1;
+    g.stride[1] = p->sw > 0 ? p->sw : 1;
+    g.dil[0] = p->dh > 0 ? p->dh : 1;
+    g.dil[1] = p->dw > 0 ? p->dw : 1;
+    g.has_z = cp->zres;
+    g.relu = cp->hf_relu;
+    int s = egc_cudnn_fused_build(c->dnn, &g, (int64_t)ws_cap, &cp->gf);
+    cp->gf_state = s == 0 && cp->gf.plan ? 1 : -1;
+}
+
+/* The first forward of an fp16 Conv with a bias (node n): chooses its path and leaves y16
+ * holding the result. The kernel path (the convolution and the epilogue kernel) is the
+ * reference; each other path is a candidate only when cuDNN takes it and its first
+ * HF_CHECK_ELEMS values agree with the reference within HF_TOL of their largest magnitude:
+ * cuDNN's one call (not for the identity activation with an algorithm other than
+ * IMPLICIT_PRECOMP_GEMM) and, with EGC_CUDA_GRAPH_API=1, the cuDNN operation graph. The
+ * fastest over HF_REPS timed runs is kept (EGC_CUDA_HALF_FUSED=1: the one call whenever it
+ * passes the check). Runs outside any graph recording (the executor records on the second
+ * forward); the check's scratch lies in the plan's workspace after cuDNN's (reserved by
+ * node_ws_need); when it cannot be had, the kernel path is kept. */
 static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp,
-                                   const uint16_t *x16, const uint16_t *w16, uint16_t *y16,
-                                   const float *bias, const uint16_t *b16, const uint16_t *z,
-                                   const egc_shape *ys)
+                                   const egc_node *n, const hf_args *a)
 {
     cp->hf_state = -1;
-    EGC_TRY(conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys));
+    EGC_TRY(hf_run(c, pl, cp, a, -1));
     enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     EGC_CUDA(cudaStreamIsCapturing(c->stream, &cs));
     if (cs != cudaStreamCaptureStatusNone || c->hf_mode == 0)
         return EGC_OK; /* no timing inside a recording; or the kernel path asked for */
-    if (!cp->hf_relu && cp->fwd_algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) {
-        cp->hf_status = HF_IDENTITY_ALGO; /* cuDNN's identity activation needs that algorithm */
-        return EGC_OK;
-    }
-    int64_t ne = numel(ys), m = EGC_MIN(ne, HF_CHECK_ELEMS);
-    /* the check's scratch: in the plan's workspace after cuDNN's (reserved by node_ws_need) */
+    int64_t ne = numel(a->ys), m = EGC_MIN(ne, HF_CHECK_ELEMS);
     size_t off = hf_scratch_off(cp);
-    if (!pl->ws || off + hf_scratch_bytes(ys) > pl->ws_bytes) {
+    if (!pl->ws || off + hf_scratch_bytes(a->ys) > pl->ws_bytes) {
         cp->hf_status = HF_NO_SCRATCH;
         return EGC_OK;
     }
     uint16_t *ref = (uint16_t *)((char *)pl->ws + off);
     float *res = (float *)((char *)ref + align_up((size_t)m * 2));
-    cudaEvent_t ev[3] = {NULL, NULL, NULL};
+    cudaEvent_t ev[2] = {NULL, NULL};
     egc_status st = EGC_OK;
-    EGC_CUDA_G(st, cudaMemcpyAsync(ref, y16, (size_t)m * 2, cudaMemcpyDeviceToDevice, c->stream),
-               done);
-    cudnnStatus_t fs = conv_half_fused(c, pl, cp, x16, w16, y16, b16, z);
-    if (fs != CUDNN_STATUS_SUCCESS) { /* refused: the separate result again */
-        cp->hf_status = (int)fs;
-        EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys), done);
-        goto done;
+    int best = -1;
+    float best_ms = 0.0f;
+    EGC_CUDA_G(st, cudaMemcpyAsync(ref, a->y16, (size_t)m * 2, cudaMemcpyDeviceToDevice,
+                                   c->stream), done);
+    for (int k = 0; k < 2; k++) EGC_CUDA_G(st, cudaEventCreate(&ev[k]), done);
+    if (c->hf_mode != 1) {
+        EGC_TRYG(st, hf_time(c, pl, cp, a, -1, ev, &cp->hf_ms[0]), done);
+        best_ms = cp->hf_ms[0];
     }
-    float h[2];
-    EGC_KERNEL_G(st, egc_k_compare_f16(ref, y16, m, res, c->stream), done);
-    EGC_CUDA_G(st, cudaMemcpyAsync(h, res, sizeof h, cudaMemcpyDeviceToHost, c->stream), done);
-    EGC_CUDA_G(st, cudaStreamSynchronize(c->stream), done);
-    cp->hf_err = h[0] / (h[1] > 1e-3f ? h[1] : 1e-3f);
-    if (!(cp->hf_err <= HF_TOL)) { /* disagrees (or NaN): back to the separate result */
-        EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys), done);
-        goto done;
-    }
-    if (c->hf_mode == 1) { /* asked for: y16 holds the one call's result */
-        cp->hf_state = 1;
-        goto done;
-    }
-    for (int k = 0; k < 3; k++) EGC_CUDA_G(st, cudaEventCreate(&ev[k]), done);
-    EGC_CUDA_G(st, cudaEventRecord(ev[0], c->stream), done);
-    for (int r = 0; r < HF_REPS; r++)
-        EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys), done);
-    EGC_CUDA_G(st, cudaEventRecord(ev[1], c->stream), done);
-    for (int r = 0; r < HF_REPS; r++)
-        if (conv_half_fused(c, pl, cp, x16, w16, y16, b16, z) != CUDNN_STATUS_SUCCESS) {
-            cp->hf_status = (int)CUDNN_STATUS_EXECUTION_FAILED;
-            EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys), done);
-            goto done;
+    /* cuDNN's one call */
+    if (!cp->hf_relu && cp->fwd_algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) {
+        cp->hf_status = HF_IDENTITY_ALGO; /* its identity activation needs that algorithm */
+    } else {
+        cudnnStatus_t fs = conv_half_fused(c, pl, cp, a->x16, a->w16, a->y16, a->b16, a->z);
+        if (fs != CUDNN_STATUS_SUCCESS) {
+            cp->hf_status = (int)fs; /* refused */
+        } else {
+            EGC_TRYG(st, hf_check(c, ref, a->y16, m, res, &cp->hf_err), done);
+            if (cp->hf_err <= HF_TOL) { /* (NaN fails) */
+                if (c->hf_mode == 1) {
+                    best = 1; /* asked for */
+                    goto chosen;
+                }
+                egc_status ts = hf_time(c, pl, cp, a, 1, ev, &cp->hf_ms[1]);
+                if (ts != EGC_OK) cp->hf_status = (int)CUDNN_STATUS_EXECUTION_FAILED;
+                else if (cp->hf_ms[1] < best_ms) {
+                    best = 1;
+                    best_ms = cp->hf_ms[1];
+                }
+            }
         }
-    EGC_CUDA_G(st, cudaEventRecord(ev[2], c->stream), done);
-    EGC_CUDA_G(st, cudaEventSynchronize(ev[2]), done);
-    EGC_CUDA_G(st, cudaEventElapsedTime(&cp->hf_ms[0], ev[0], ev[1]), done);
-    EGC_CUDA_G(st, cudaEventElapsedTime(&cp->hf_ms[1], ev[1], ev[2]), done);
-    cp->hf_ms[0] /= HF_REPS;
-    cp->hf_ms[1] /= HF_REPS;
-    if (cp->hf_ms[1] < cp->hf_ms[0]) cp->hf_state = 1; /* y16 holds the one call's result */
-    else EGC_TRYG(st, conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys), done);
+    }
+    /* the cuDNN operation graph, within cuDNN's part of the workspace */
+    if (c->graph_api && c->hf_mode == -1) {
+        hf_graph_build(c, n, cp, off - cp->ws_off);
+        if (cp->gf_state == 1) {
+            egc_status gs = hf_run(c, pl, cp, a, 2);
+            if (gs == EGC_OK) gs = hf_check(c, ref, a->y16, m, res, &cp->gf_err);
+            if (gs == EGC_OK && cp->gf_err <= HF_TOL)
+                gs = hf_time(c, pl, cp, a, 2, ev, &cp->gf_ms);
+            else if (gs == EGC_OK)
+                cp->gf_state = -3; /* differed */
+            if (gs != EGC_OK) cp->gf_state = -2; /* failed to run */
+            else if (cp->gf_state == 1 && cp->gf_ms < best_ms) {
+                best = 2;
+                best_ms = cp->gf_ms;
+            }
+        }
+    }
+chosen:
+    cp->hf_state = best;
+    EGC_TRYG(st, hf_run(c, pl, cp, a, best), done); /* y16: the chosen path's result */
 done:
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 2; k++)
         if (ev[k]) (void)cudaEventDestroy(ev[k]);
     return st;
 }
@@ -1245,12 +1353,9 @@ static egc_status conv_forward_half(cuda_ctx *c, cuda_plan *pl, conv_plan *cp, i
             EGC_KERNEL(egc_k_nchw_to_nhwc_f16(bias, b16, 1, ys->d[1], 1, c->stream));
             cp->b16_src = bias;
         }
-        if (cp->hf_state == 0)
-            EGC_TRY(conv_select_half(c, pl, cp, x16, w16, y16, bias, b16, z, ys));
-        else if (cp->hf_state == 1)
-            EGC_CUDNN(conv_half_fused(c, pl, cp, x16, w16, y16, b16, z));
-        else
-            EGC_TRY(conv_half_split(c, pl, cp, x16, w16, y16, bias, z, cp->hf_relu, ys));
+        hf_args a = {x16, w16, b16, z, y16, bias, ys};
+        if (cp->hf_state == 0) EGC_TRY(conv_select_half(c, pl, cp, n, &a));
+        else EGC_TRY(hf_run(c, pl, cp, &a, cp->hf_state));
         return half_output_done(c, pl, n, out, y16);
     }
     EGC_TRY(conv_half_split(c, pl, cp, x16, w16, y16, bias, NULL, np->relu_fused, ys));
@@ -2163,7 +2268,12 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
             if (cp->hf) {
                 egc_str_append(buf, cap, &len, ", +bias%s%s ", cp->zres ? "+residual" : "",
                                cp->hf_relu ? "+Relu" : "");
-                if (cp->hf_state == 1 && cp->hf_ms[0] > 0)
+                if (cp->hf_state == 2)
+                    egc_str_append(buf, cap, &len, "in one cuDNN operation graph (engine %lld: "
+                                   "%.3f ms vs kernel path %.3f ms, checked to %.1e)",
+                                   (long long)cp->gf.engine, cp->gf_ms, cp->hf_ms[0],
+                                   (double)cp->gf_err);
+                else if (cp->hf_state == 1 && cp->hf_ms[0] > 0)
                     egc_str_append(buf, cap, &len, "in one call (cudnnConvolutionBiasActivation"
                                    "Forward: %.3f ms vs %.3f ms, checked to %.1e)",
                                    cp->hf_ms[1], cp->hf_ms[0], (double)cp->hf_err);
@@ -2189,6 +2299,19 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
                                    "by %.1e)", (double)cp->hf_err);
                 else
                     egc_str_append(buf, cap, &len, "in the epilogue kernel");
+                if (cp->gf_state == 1 && cp->hf_state != 2)
+                    egc_str_append(buf, cap, &len, "; cuDNN graph (engine %lld) %.3f ms",
+                                   (long long)cp->gf.engine, cp->gf_ms);
+                else if (cp->gf_state == -1)
+                    egc_str_append(buf, cap, &len, "; cuDNN graph not built (%s: status %d, "
+                                   "%d engine configurations)",
+                                   cp->gf.stage ? cp->gf.stage : "?", cp->gf.status,
+                                   cp->gf.engines);
+                else if (cp->gf_state == -2)
+                    egc_str_append(buf, cap, &len, "; cuDNN graph failed to run");
+                else if (cp->gf_state == -3)
+                    egc_str_append(buf, cap, &len, "; cuDNN graph differed by %.1e",
+                                   (double)cp->gf_err);
             } else if (np && np->relu_fused)
                 egc_str_append(buf, cap, &len, ", +bias+Relu %s",
                        cp->half ? "in the epilogue kernel"
@@ -2298,6 +2421,8 @@ egc_status egc_cuda_backend_create(int device, egc_backend **out)
     {
         const char *v = getenv("EGC_CUDA_HALF_FUSED");
         c->hf_mode = !v ? -1 : !strcmp(v, "0") ? 0 : !strcmp(v, "1") ? 1 : -1;
+        v = getenv("EGC_CUDA_GRAPH_API");
+        c->graph_api = v && !strcmp(v, "1");
         v = getenv("EGC_CUDA_PAD_C");
         c->pad_c = !v ? 8 : !strcmp(v, "0") || !strcmp(v, "off") ? 0 : !strcmp(v, "4") ? 4 : 8;
     }

@@ -635,6 +635,67 @@ TEST_P(CudaModelHalfFused, BothPathsMatchCpu)
     egc_model_destroy(m);
 }
 
+// The cuDNN operation-graph path of the fp16 Conv+bias(+residual)(+Relu) (EGC_CUDA_GRAPH_API=1):
+// where cuDNN builds it, it must agree with the kernel path at the first forward (a graph
+// that differed is reported and not used), and the logits match the CPU whichever path each
+// Conv took; the description says per Conv what became of the graph.
+class CudaModelGraphApi : public testing::TestWithParam<int> {};
+
+TEST_P(CudaModelGraphApi, GraphPathMatchesCpu)
+{
+    const SharedCase &sc = kShared[GetParam()];
+    egc_model *m = nullptr;
+    LOAD_SHARED_OR_SKIP(sc, m);
+    int c, h, w;
+    egc_model_input_chw(m, &c, &h, &w);
+    const int classes = egc_model_num_classes(m), batch = 6;
+    std::vector<float> x = random_input(batch, c, h, w, 43u);
+    std::vector<float> want((size_t)batch * classes);
+    {
+        egc_session *s = nullptr;
+        ASSERT_EQ(egc_session_create(m, "cpu", batch, -1, &s), EGC_OK) << egc_last_error();
+        ASSERT_EQ(egc_session_forward(s, x.data(), batch, want.data()), EGC_OK) << egc_last_error();
+        egc_session_destroy(s);
+    }
+    EnvVar env("EGC_CUDA_GRAPH_API", "1");
+    egc_session_options so;
+    egc_session_options_default(&so);
+    so.precision = EGC_PREC_MIXED;
+    egc_session *s = nullptr;
+    ASSERT_EQ(egc_session_create_ex(m, "cuda", batch, -1, &so, &s), EGC_OK) << egc_last_error();
+    std::vector<float> lg((size_t)batch * classes), lg2((size_t)batch * classes);
+    ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg.data()), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg2.data()), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg2.data()), EGC_OK) << egc_last_error();
+    const std::string tag = std::string(sc.model) + " EGC_CUDA_GRAPH_API=1";
+    EXPECT_TRUE(close_rows(tag + " logits vs cpu", want, lg, batch, 2e-2, false));
+    EXPECT_TRUE(close_rows(tag + " replay vs first forward", lg, lg2, batch, 1e-6, false));
+    std::vector<char> desc(1 << 16);
+    egc_session_describe(s, desc.data(), desc.size());
+    std::string d(desc.data());
+    auto count = [&d](const char *what) {
+        size_t k = 0;
+        for (size_t p = 0; (p = d.find(what, p)) != std::string::npos; p++) k++;
+        return k;
+    };
+    size_t chosen = count("in one cuDNN operation graph"), built = count("; cuDNN graph (engine");
+    size_t not_built = count("cuDNN graph not built"), failed = count("cuDNN graph failed");
+    size_t differed = count("cuDNN graph differed");
+    printf("  %s: cuDNN graph chosen for %zu Convs, built but slower %zu, not built %zu, "
+           "failed %zu, differed %zu\n", sc.model, chosen, built, not_built, failed, differed);
+    if (not_built) printf("%s", d.c_str());
+    EXPECT_GT(chosen + built + not_built + failed + differed, 0u) << d;
+    EXPECT_EQ(differed, 0u) << d;
+    EXPECT_EQ(failed, 0u) << d;
+    egc_session_destroy(s);
+    egc_model_destroy(m);
+}
+
+INSTANTIATE_TEST_SUITE_P(, CudaModelGraphApi, testing::Values(0, 2),
+                         [](const testing::TestParamInfo<int> &info) {
+                             return std::string(info.param == 0 ? "mobilenet_v2" : "resnet20");
+                         });
+
 // The RGB input of ResNet-20's first convolution padded to 8 or 4 channels in mixed plans
 // (EGC_CUDA_PAD_C; zero channels with zero weights): the logits still match the CPU, the
 // session's description says what was padded, and without padding nothing is.
