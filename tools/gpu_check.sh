@@ -11,7 +11,9 @@
 # data are, when they were carried to the machine; without it the tests that need them skip.
 # OUT (default ./out) receives: gpu_check.jsonl (one line per step), gpu_check.log (all
 # output), cuda_tests.json and cpu_tests.json (GoogleTest reports).
-# Environment knobs: JOBS (build parallelism, default all cores), BUILD_DIR (default build-gpu),
+# Environment knobs: DEADLINE (seconds: no step starts later and none runs past it, so a call
+# with a time limit gets its results back; e.g. DEADLINE=540 under a 600 s limit), JOBS
+# (build parallelism, default all cores), BUILD_DIR (default build-gpu),
 # SKIP_CPU_TESTS=1, SKIP_SANITIZER=1, SKIP_TESTS=1 (no test steps: benchmarks only),
 # SKIP_BENCH=1 (no benchmark steps), TV_MODELS (torchvision exports to benchmark, default
 # "vgg16 resnet50 alexnet"), EXPLAIN_MODELS (default "resnet50 vgg16 alexnet"), SKIP_PEERS=1
@@ -58,6 +60,15 @@ record() {
 step() {
     local name="$1" limit="$2"
     shift 2
+    # DEADLINE (seconds from the start): no step starts after it, and none runs past it
+    if [ -n "${DEADLINE:-}" ]; then
+        local left=$((DEADLINE - ($(date +%s) - T0)))
+        if [ "$left" -lt 10 ]; then
+            record "$name" skipped 0 0 "\"reason\": \"DEADLINE ${DEADLINE}s reached\""
+            return 1
+        fi
+        [ "$left" -lt "$limit" ] && limit=$left
+    fi
     echo "=== running $name: $*" >>"$LOG"
     local t=$(date +%s) tmp
     tmp="$(mktemp)"
