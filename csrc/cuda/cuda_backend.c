@@ -1273,7 +1273,8 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
     } else {
         cudnnStatus_t fs = conv_half_fused(c, pl, cp, a->x16, a->w16, a->y16, a->b16, a->z);
         if (fs != CUDNN_STATUS_SUCCESS) {
-            cp->hf_status = (int)fs; /* refused */
+            cp->hf_status = (int)fs; /* refused (and no launch error left behind) */
+            (void)cudaGetLastError();
         } else {
             EGC_TRYG(st, hf_check(c, ref, a->y16, m, res, &cp->hf_err), done);
             if (cp->hf_err <= HF_TOL) { /* (NaN fails) */
@@ -1282,7 +1283,11 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
                     goto chosen;
                 }
                 egc_status ts = hf_time(c, pl, cp, a, 1, ev, &cp->hf_ms[1]);
-                if (ts != EGC_OK) cp->hf_status = (int)CUDNN_STATUS_EXECUTION_FAILED;
+                if (ts != EGC_OK) {
+                    cp->hf_status = (int)CUDNN_STATUS_EXECUTION_FAILED;
+                    (void)cudaGetLastError();
+                    egc_error_restore(NULL);
+                }
                 else if (cp->hf_ms[1] < best_ms) {
                     best = 1;
                     best_ms = cp->hf_ms[1];
@@ -1300,8 +1305,11 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
                 gs = hf_time(c, pl, cp, a, 2, ev, &cp->gf_ms);
             else if (gs == EGC_OK)
                 cp->gf_state = -3; /* differed */
-            if (gs != EGC_OK) cp->gf_state = -2; /* failed to run */
-            else if (cp->gf_state == 1 && cp->gf_ms < best_ms) {
+            if (gs != EGC_OK) { /* failed to run: no launch error or message left behind */
+                cp->gf_state = -2;
+                (void)cudaGetLastError();
+                egc_error_restore(NULL);
+            } else if (cp->gf_state == 1 && cp->gf_ms < best_ms) {
                 best = 2;
                 best_ms = cp->gf_ms;
             }
@@ -1354,8 +1362,18 @@ static egc_status conv_forward_half(cuda_ctx *c, cuda_plan *pl, conv_plan *cp, i
             cp->b16_src = bias;
         }
         hf_args a = {x16, w16, b16, z, y16, bias, ys};
-        if (cp->hf_state == 0) EGC_TRY(conv_select_half(c, pl, cp, n, &a));
-        else EGC_TRY(hf_run(c, pl, cp, &a, cp->hf_state));
+        if (cp->hf_state == 0) {
+            EGC_TRY(conv_select_half(c, pl, cp, n, &a));
+        } else if (cp->hf_state == 2 && hf_run(c, pl, cp, &a, 2) != EGC_OK) {
+            /* the graph stopped running (e.g. under a recording): the kernel path from now on */
+            (void)cudaGetLastError();
+            egc_error_restore(NULL);
+            cp->hf_state = -1;
+            cp->gf_state = -2;
+            EGC_TRY(hf_run(c, pl, cp, &a, -1));
+        } else if (cp->hf_state != 2) {
+            EGC_TRY(hf_run(c, pl, cp, &a, cp->hf_state));
+        }
         return half_output_done(c, pl, n, out, y16);
     }
     EGC_TRY(conv_half_split(c, pl, cp, x16, w16, y16, bias, NULL, np->relu_fused, ys));
@@ -2303,10 +2321,12 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
                     egc_str_append(buf, cap, &len, "; cuDNN graph (engine %lld) %.3f ms",
                                    (long long)cp->gf.engine, cp->gf_ms);
                 else if (cp->gf_state == -1)
-                    egc_str_append(buf, cap, &len, "; cuDNN graph not built (%s: status %d, "
-                                   "%d engine configurations)",
+                    egc_str_append(buf, cap, &len, "; cuDNN graph not built (%s: status %d; "
+                                   "%d engine configurations, %d left out for their numerics, "
+                                   "%d plans tried, smallest workspace over the cap %lld B)",
                                    cp->gf.stage ? cp->gf.stage : "?", cp->gf.status,
-                                   cp->gf.engines);
+                                   cp->gf.engines, cp->gf.skipped, cp->gf.tried,
+                                   (long long)cp->gf.ws_over);
                 else if (cp->gf_state == -2)
                     egc_str_append(buf, cap, &len, "; cuDNN graph failed to run");
                 else if (cp->gf_state == -3)

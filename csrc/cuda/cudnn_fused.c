@@ -10,8 +10,10 @@
 
 enum { UID_X = 1, UID_W = 2, UID_B = 3, UID_Z = 4, UID_Y = 5, UID_T = 100 };
 
-/* The most engine configurations tried. */
+/* The most engine configurations read per heuristics mode, and plans tried in all (each can
+ * compile a kernel at the first forward). */
 #define MAX_CFGS 16
+#define MAX_TRIES 8
 
 /* Runs a cuDNN call; on failure records the status and the stage and jumps to `fail`. */
 #define BE(stage_, expr)                                                                   \
@@ -217,8 +219,9 @@ int egc_cudnn_fused_build(cudnnHandle_t h, const egc_cudnn_fused_geom *g, int64_
             ops[nops++] = op;
         }
     }
-    /* the graph, the heuristics' engine configurations, the first plan that builds and fits */
-    cudnnBackendDescriptor_t graph = NULL, heur = NULL;
+    /* the graph, then per heuristics mode (A, then the fallback list) its engine
+     * configurations: the first plan that builds, fits and keeps fp32 accumulation */
+    cudnnBackendDescriptor_t graph = NULL;
     BE("operation graph", cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
     KEEP(graph);
     BE("operation graph", cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS,
@@ -226,60 +229,92 @@ int egc_cudnn_fused_build(cudnnHandle_t h, const egc_cudnn_fused_geom *g, int64_
     BE("operation graph", cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE,
                                                    CUDNN_TYPE_HANDLE, 1, &h));
     BE("operation graph", cudnnBackendFinalize(graph));
-    {
-        const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+    const cudnnBackendHeurMode_t modes[2] = {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK};
+    for (int mi = 0; mi < 2 && !f->plan; mi++) {
+        /* fresh configuration descriptors for each mode's results */
+        for (int i = 0; i < MAX_CFGS; i++) {
+            if (cfg[i]) (void)cudnnBackendDestroyDescriptor(cfg[i]);
+            cfg[i] = NULL;
+        }
+        for (int i = 0; i < MAX_CFGS; i++)
+            BE("engine configurations",
+               cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfg[i]));
+        cudnnBackendDescriptor_t heur = NULL;
         BE("heuristics", cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur));
         KEEP(heur);
         BE("heuristics", cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH,
                                                   CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph));
         BE("heuristics", cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_MODE,
-                                                  CUDNN_TYPE_HEUR_MODE, 1, &mode));
+                                                  CUDNN_TYPE_HEUR_MODE, 1, &modes[mi]));
         BE("heuristics", cudnnBackendFinalize(heur));
-    }
-    for (int i = 0; i < MAX_CFGS; i++)
-        BE("engine configurations", cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
-                                                                 &cfg[i]));
-    BE("engine configurations", cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                                         CUDNN_TYPE_BACKEND_DESCRIPTOR, MAX_CFGS,
-                                                         &ncfg, cfg));
-    f->engines = (int)(ncfg < MAX_CFGS ? ncfg : MAX_CFGS);
-    st = CUDNN_STATUS_NOT_SUPPORTED;
-    f->stage = "no engine configuration built a plan within the workspace";
-    for (int i = 0; i < f->engines; i++) {
-        cudnnBackendDescriptor_t plan = NULL;
-        cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan);
-        if (s == CUDNN_STATUS_SUCCESS)
-            s = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1,
-                                         &h);
-        if (s == CUDNN_STATUS_SUCCESS)
-            s = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
-                                         CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg[i]);
-        if (s == CUDNN_STATUS_SUCCESS) s = cudnnBackendFinalize(plan);
-        int64_t ws = 0, cnt = 0;
-        if (s == CUDNN_STATUS_SUCCESS)
-            s = cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                         CUDNN_TYPE_INT64, 1, &cnt, &ws);
-        if (s == CUDNN_STATUS_SUCCESS && ws >= 0 && ws <= ws_cap) {
-            f->plan = plan;
-            f->ws_bytes = ws;
-            st = CUDNN_STATUS_SUCCESS;
-            f->stage = NULL;
-            /* the engine's global index, for the description (best effort) */
+        ncfg = 0;
+        BE("engine configurations", cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                                             CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                                             MAX_CFGS, &ncfg, cfg));
+        int n = (int)(ncfg < MAX_CFGS ? ncfg : MAX_CFGS);
+        f->engines += n;
+        for (int i = 0; i < n && f->tried < MAX_TRIES; i++) {
+            /* the engine: its global index and numerical notes (no FFT, no reduced-precision
+             * accumulation, no down-converted inputs) */
+            int64_t idx = -1, cnt = 0;
+            cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+            int64_t nn = 0;
             cudnnBackendDescriptor_t eng = NULL;
             if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) ==
-                CUDNN_STATUS_SUCCESS) {
-                int64_t idx = -1;
-                if (cudnnBackendGetAttribute(cfg[i], CUDNN_ATTR_ENGINECFG_ENGINE,
-                                             CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cnt, &eng) ==
-                        CUDNN_STATUS_SUCCESS &&
-                    cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64,
-                                             1, &cnt, &idx) == CUDNN_STATUS_SUCCESS)
-                    f->engine = idx;
-                (void)cudnnBackendDestroyDescriptor(eng);
+                    CUDNN_STATUS_SUCCESS &&
+                cudnnBackendGetAttribute(cfg[i], CUDNN_ATTR_ENGINECFG_ENGINE,
+                                         CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cnt, &eng) ==
+                    CUDNN_STATUS_SUCCESS) {
+                (void)cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX,
+                                               CUDNN_TYPE_INT64, 1, &cnt, &idx);
+                if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE,
+                                             CUDNN_TYPE_NUMERICAL_NOTE,
+                                             CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &nn, notes) !=
+                    CUDNN_STATUS_SUCCESS)
+                    nn = 0;
             }
-            break;
+            if (eng) (void)cudnnBackendDestroyDescriptor(eng);
+            int skip = 0;
+            for (int64_t k = 0; k < nn && k < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; k++)
+                skip |= notes[k] == CUDNN_NUMERICAL_NOTE_FFT ||
+                        notes[k] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION ||
+                        notes[k] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS;
+            if (skip) {
+                f->skipped++;
+                continue;
+            }
+            f->tried++;
+            cudnnBackendDescriptor_t plan = NULL;
+            cudnnStatus_t ps = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR,
+                                                            &plan);
+            if (ps == CUDNN_STATUS_SUCCESS)
+                ps = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
+                                              CUDNN_TYPE_HANDLE, 1, &h);
+            if (ps == CUDNN_STATUS_SUCCESS)
+                ps = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                                              CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg[i]);
+            if (ps == CUDNN_STATUS_SUCCESS) ps = cudnnBackendFinalize(plan);
+            int64_t ws = 0;
+            if (ps == CUDNN_STATUS_SUCCESS)
+                ps = cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                              CUDNN_TYPE_INT64, 1, &cnt, &ws);
+            if (ps == CUDNN_STATUS_SUCCESS && ws >= 0 && ws <= ws_cap) {
+                f->plan = plan;
+                f->ws_bytes = ws;
+                f->engine = idx;
+                break;
+            }
+            if (ps != CUDNN_STATUS_SUCCESS) f->last_status = (int)ps;
+            else if (!f->ws_over || ws < f->ws_over) f->ws_over = ws;
+            if (plan) (void)cudnnBackendDestroyDescriptor(plan);
         }
-        if (plan) (void)cudnnBackendDestroyDescriptor(plan);
+    }
+    if (f->plan) {
+        st = CUDNN_STATUS_SUCCESS;
+        f->stage = NULL;
+    } else {
+        st = f->last_status ? (cudnnStatus_t)f->last_status : CUDNN_STATUS_NOT_SUPPORTED;
+        f->stage = f->ws_over ? "no plan within the workspace" : "no engine built a plan";
     }
 fail:
     f->status = (int)st;

@@ -3,7 +3,9 @@
  * identity, fp32 accumulation and epilogue, fp16 x, w, bias, z and y. cuDNN's heuristics
  * list the engines that take the graph (on Hopper, its runtime-fusion engines compile one
  * kernel for the convolution and the epilogue); the first whose execution plan builds and
- * fits the workspace cap is kept.
+ * fits the workspace cap is kept, leaving out engines whose numerical notes say FFT,
+ * reduced-precision accumulation or down-converted inputs (heuristics mode A, then the
+ * fallback list; at most 8 plans tried).
  *
  * Used by the CUDA backend's mixed-precision Convs as a third candidate path, next to the
  * convolution + epilogue kernel and cudnnConvolutionBiasActivationForward; the backend checks
@@ -36,6 +38,9 @@ typedef struct egc_cudnn_fused {
     int64_t ws_bytes;               /* workspace the plan needs */
     int64_t engine;                 /* cuDNN's global index of the engine (-1: unknown) */
     int engines;                    /* engine configurations the heuristics offered */
+    int tried, skipped;             /* plans tried; engines left out for their numerics */
+    int last_status;                /* status of the last plan that did not build (0: none) */
+    int64_t ws_over;                /* smallest workspace of a plan over the cap (0: none) */
     int status;                     /* cuDNN status of the failure that left plan NULL */
     const char *stage;              /* where that failure happened (a static string) */
 } egc_cudnn_fused;
