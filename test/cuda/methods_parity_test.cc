@@ -838,6 +838,7 @@ protected:
     void batch_one_and_seven_agree();
     void pinned_inputs_agree();
     void adaptive_counts_agree();
+    void mixed_matches_the_cpu();
 };
 
 void MethodsOnModel::every_method_matches_the_cpu()
@@ -976,6 +977,36 @@ void MethodsOnModel::adaptive_counts_agree()
     }
 }
 
+// Mixed precision (the layers before the target layer in fp16 on tensor cores): every method's
+// maps against the CPU's fp32 maps, with the CPU's classes, Pearson >= 0.99 per map (raw and
+// final) as the issue asks; scores within 5% of their scale.
+void MethodsOnModel::mixed_matches_the_cpu()
+{
+    for (const Case &c : kCases) {
+        SCOPED_TRACE(c.name);
+        if (c.plan && (!file_exists(plan) || !file_exists(refs))) continue;
+        Result cpu, gpu;
+        ASSERT_TRUE(explain(model.get(), "cpu", opts(c, 5), x, kN, nullptr, &cpu));
+        egc_explain_options o = opts(c, 5);
+        o.precision = EGC_PREC_MIXED;
+        ASSERT_TRUE(explain(model.get(), "cuda", o, x, kN, cpu.cls.data(), &gpu));
+        EXPECT_EQ(gpu.cls, cpu.cls);
+        for (int i = 0; i < kN; i++)
+            EXPECT_NEAR(gpu.score[(size_t)i], cpu.score[(size_t)i],
+                        5e-2 * std::max(1.0f, std::fabs(cpu.score[(size_t)i])))
+                << "score of image " << i;
+        double e_raw, r_raw, e_map, r_map;
+        int u_raw, u_map;
+        compare_maps(cpu.raw, gpu.raw, kN, &e_raw, &r_raw, &u_raw);
+        compare_maps(cpu.map, gpu.map, kN, &e_map, &r_map, &u_map);
+        printf("  %-30s mixed raw: max|d|/range %.2e pearson %.6f (%d maps); map: %.2e %.6f\n",
+               c.name, e_raw, r_raw, u_raw, e_map, r_map);
+        EXPECT_GE(r_raw, 0.99) << "mixed raw maps";
+        EXPECT_GE(r_map, 0.99) << "mixed final maps";
+        EXPECT_GE(u_raw, kN / 2) << "most CPU maps are constant: a weak case";
+    }
+}
+
 class CudaMethodsResNet20 : public MethodsOnModel {
     const char *model_file() const override { return "resnet20_cifar10.onnx"; }
 };
@@ -989,5 +1020,7 @@ TEST_F(CudaMethodsMobileNet, EveryMethodMatchesTheCpu) { every_method_matches_th
 TEST_F(CudaMethodsMobileNet, BatchOneAndSevenGiveTheSameMaps) { batch_one_and_seven_agree(); }
 TEST_F(CudaMethodsResNet20, PinnedInputsGiveTheSameMaps) { pinned_inputs_agree(); }
 TEST_F(CudaMethodsResNet20, AdaptiveCountsMatchFixedRunsAndTheCpu) { adaptive_counts_agree(); }
+TEST_F(CudaMethodsResNet20, MixedPrecisionMapsCorrelateWithTheCpu) { mixed_matches_the_cpu(); }
+TEST_F(CudaMethodsMobileNet, MixedPrecisionMapsCorrelateWithTheCpu) { mixed_matches_the_cpu(); }
 
 } // namespace
