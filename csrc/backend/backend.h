@@ -56,6 +56,10 @@ struct egc_backend {
     char name[32];               /* "cpu", "cuda:0" */
     char device_name[128];       /* human-readable device ("CPU, 2 threads", "NVIDIA H100 ...") */
     void *ctx;                   /* backend private state */
+    int partial_rows;            /* 1: op calls derive everything from their views, so a plan
+                                    may run on its first n rows (egc_plan_set_rows: views
+                                    whose first dimension is n instead of the batch); 0: plans
+                                    always run whole batches (descriptors made per batch) */
 
     /* Memory. alloc returns EGC_E_NOMEM with the byte count when it cannot. */
     egc_status (*alloc)(egc_backend *be, size_t bytes, void **out);

@@ -113,6 +113,7 @@ egc_status egc_cpu_backend_create(egc_backend **out)
     int nt = egc_num_threads();
     snprintf(be->device_name, sizeof be->device_name, "CPU (%d thread%s)", nt, nt == 1 ? "" : "s");
     be->ctx = NULL;
+    be->partial_rows = 1;
     be->alloc = cpu_alloc;
     be->free = cpu_free;
     be->upload = cpu_copy;

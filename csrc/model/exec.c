@@ -12,6 +12,8 @@ struct egc_plan {
     const egc_graph *g;
     egc_backend *be;
     int64_t batch;
+    int64_t rows;               /* rows the runs compute (egc_plan_set_rows; batch by default) */
+    int rows_ok;                /* the backend and the graph allow fewer rows than the batch */
     int target;
     egc_shape *shapes;          /* [n_values] at this batch */
     float **vptr;               /* [n_values] device storage or NULL */
@@ -52,6 +54,72 @@ static int cmp_off(const void *a, const void *b)
 {
     const live_item *x = *(const live_item *const *)a, *y = *(const live_item *const *)b;
     return x->off < y->off ? -1 : (x->off > y->off ? 1 : 0);
+}
+
+/* Whether every row of a batch is computed from that row alone, so that the first n rows can
+ * run by themselves: every activation has the batch as its first dimension, constants read
+ * by row-wise ops broadcast over it (leading dimension 1, or fewer dimensions), and no node
+ * mixes rows (Concat, Slice, Softmax on axis 0; a Transpose moving it; Gemm or MatMul
+ * reading an activation other than as the rows of A; Pad on axis 0). */
+static int rows_separable(const egc_graph *g, const egc_shape *shapes, int64_t batch)
+{
+    for (int v = 0; v < g->n_values; v++) {
+        if (g->values[v].is_const || g->values[v].producer < 0) continue;
+        if (shapes[v].ndim < 1 || shapes[v].d[0] != batch) return 0;
+    }
+    if (shapes[g->input].ndim < 1 || shapes[g->input].d[0] != batch) return 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const egc_node *n = &g->nodes[i];
+        const egc_shape *ys = &shapes[n->out];
+        const int r = ys->ndim;
+        for (int j = 0; j < n->n_in; j++) { /* broadcast constants of row-wise ops */
+            int v = n->in[j];
+            if (v < 0 || !g->values[v].is_const) continue;
+            if (n->op == EGC_OP_ADD || n->op == EGC_OP_SUB || n->op == EGC_OP_MUL ||
+                n->op == EGC_OP_DIV) {
+                const egc_shape *cs = &g->values[v].shape;
+                if (cs->ndim == r && cs->d[0] != 1) return 0;
+            }
+        }
+        int ax;
+        switch (n->op) {
+        case EGC_OP_CONCAT:
+        case EGC_OP_SOFTMAX:
+            ax = n->p.axis.axis < 0 ? n->p.axis.axis + r : n->p.axis.axis;
+            if (ax <= 0) return 0;
+            break;
+        case EGC_OP_SLICE:
+            for (int k = 0; k < n->p.slice.n; k++) {
+                int64_t a = n->p.slice.axes[k] < 0 ? n->p.slice.axes[k] + r : n->p.slice.axes[k];
+                if (a == 0) return 0;
+            }
+            break;
+        case EGC_OP_TRANSPOSE:
+            if (n->p.transpose.n < 1 || n->p.transpose.perm[0] != 0) return 0;
+            break;
+        case EGC_OP_PAD:
+            if (n->p.pad.n < 1 || n->p.pad.pads[0] != 0 || n->p.pad.pads[n->p.pad.n] != 0) return 0;
+            break;
+        case EGC_OP_GEMM:
+            if (n->n_in < 2 || n->p.gemm.trans_a || n->in[0] < 0 || g->values[n->in[0]].is_const ||
+                n->in[1] < 0 || !g->values[n->in[1]].is_const)
+                return 0;
+            if (n->n_in > 2 && n->in[2] >= 0 && g->values[n->in[2]].is_const &&
+                g->values[n->in[2]].shape.ndim == 2 && g->values[n->in[2]].shape.d[0] != 1)
+                return 0;
+            break;
+        case EGC_OP_MATMUL:
+            if (n->n_in < 2 || n->in[0] < 0 || g->values[n->in[0]].is_const || n->in[1] < 0) return 0;
+            if (!g->values[n->in[1]].is_const &&
+                (shapes[n->in[0]].ndim < 3 || shapes[n->in[1]].ndim < 3))
+                return 0; /* activation x activation: rows mix unless batched */
+            if (g->values[n->in[1]].is_const && g->values[n->in[1]].shape.ndim > 2) return 0;
+            break;
+        default:
+            break;
+        }
+    }
+    return 1;
 }
 
 /* Greedy first-fit placement of items whose lifetimes overlap; returns the arena size. */
@@ -139,6 +207,7 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
     p->g = g;
     p->be = be;
     p->batch = batch;
+    p->rows = batch;
     p->target = target;
     if (opts) p->opts = *opts;
     else egc_plan_opts_default(&p->opts);
@@ -162,6 +231,7 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
     EGC_TRYG(st, egc_calloc((void **)&half, (size_t)nv + 1, 1, "plan"), fail);
     EGC_TRYG(st, egc_malloc((void **)&root, (size_t)nv + 1, sizeof *root, "plan"), fail);
     EGC_TRYG(st, egc_graph_infer(g, batch, p->shapes), fail);
+    p->rows_ok = be->partial_rows && batch > 1 && rows_separable(g, p->shapes, batch);
 
     /* Head: nodes depending on the target; gradients: head values that reach the output. */
     if (target >= 0) {
@@ -350,13 +420,22 @@ fail:
     return st;
 }
 
+/* The shape of value v as the runs see it: the first dimension is the active rows. */
+static egc_shape active_shape(const egc_plan *p, int v)
+{
+    egc_shape s = p->shapes[v];
+    if (p->rows != p->batch && !p->g->values[v].is_const && s.ndim > 0 && s.d[0] == p->batch)
+        s.d[0] = p->rows;
+    return s;
+}
+
 egc_view egc_plan_value(const egc_plan *p, int v)
 {
     egc_view r;
     memset(&r, 0, sizeof r);
     if (v < 0 || v >= p->g->n_values) return r;
     r.ptr = p->vptr[v];
-    r.shape = p->shapes[v];
+    r.shape = active_shape(p, v);
     return r;
 }
 
@@ -366,9 +445,17 @@ egc_view egc_plan_grad(const egc_plan *p, int v)
     memset(&r, 0, sizeof r);
     if (v < 0 || v >= p->g->n_values) return r;
     r.ptr = p->gptr[v];
-    r.shape = p->shapes[v];
+    r.shape = active_shape(p, v);
     return r;
 }
+
+int64_t egc_plan_set_rows(egc_plan *p, int64_t n)
+{
+    p->rows = p->rows_ok && n >= 1 && n <= p->batch ? n : p->batch;
+    return p->rows;
+}
+
+int64_t egc_plan_rows(const egc_plan *p) { return p->rows; }
 
 int64_t egc_plan_batch(const egc_plan *p) { return p->batch; }
 
@@ -468,8 +555,8 @@ egc_status egc_plan_backward(egc_plan *p, const float *seed)
     const egc_graph *g = p->g;
     EGC_TRY(p->be->fill(p->be, (float *)((char *)p->arena + p->grad_off), 0.0f,
                         (int64_t)(p->grad_bytes / sizeof(float))));
-    EGC_TRY(p->be->accumulate(p->be, p->gptr[g->output], seed,
-                              egc_shape_numel(&p->shapes[g->output])));
+    egc_shape os = active_shape(p, g->output);
+    EGC_TRY(p->be->accumulate(p->be, p->gptr[g->output], seed, egc_shape_numel(&os)));
     egc_view in[EGC_NODE_MAX_IN], din[EGC_NODE_MAX_IN], out, dout;
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         const egc_node *n = &g->nodes[i];

@@ -53,6 +53,14 @@ egc_view egc_plan_value(const egc_plan *p, int v);
 /* The device gradient tensor of value v (ptr NULL when the plan keeps no gradient of v). */
 egc_view egc_plan_grad(const egc_plan *p, int v);
 int64_t egc_plan_batch(const egc_plan *p);
+/* Runs of the plan from now on compute its first n rows only (1 <= n <= batch), where the
+ * backend can (egc_backend.partial_rows) and no node mixes rows (e.g. a Concat or Slice on
+ * the batch axis); otherwise all rows, as before. Views (egc_plan_value, egc_plan_grad, the
+ * op calls) then have n as their first dimension; rows n.. of the buffers are left as they
+ * are, and the seed of egc_plan_backward needs n rows. Returns the rows the plan will
+ * compute (n, or the batch), also given by egc_plan_rows. */
+int64_t egc_plan_set_rows(egc_plan *p, int64_t n);
+int64_t egc_plan_rows(const egc_plan *p);
 /* Bytes reserved on the device: constants, activations+gradients arena. */
 size_t egc_plan_bytes(const egc_plan *p);
 /* Bytes of the activations+gradients arena alone: every value in it has the batch as its

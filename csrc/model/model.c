@@ -389,8 +389,9 @@ static egc_status check_n(const egc_session *s, int n)
     return EGC_OK;
 }
 
-/* One pass: rows x[0..n) (n <= chunk) through the plan, the rest of its rows zero; the
- * logits to the host when logits is not NULL. */
+/* One pass: rows x[0..n) (n <= chunk) through the plan (only those rows where the backend
+ * and the graph allow it, else the rest of its rows zero); the logits to the host when
+ * logits is not NULL. */
 /* Whether inputs at x go through s->xstage: not when x is page-locked already; the buffer is
  * made at the first call that needs it (egc_backend_stage_alloc: none on the CPU). */
 static int stage_for(egc_session *s, const float *x)
@@ -414,7 +415,8 @@ static egc_status forward_pass(egc_session *s, const float *x, int n, float *log
         x = s->xstage;
     }
     EGC_TRY(s->be->upload(s->be, in.ptr, x, (size_t)n * per * sizeof(float)));
-    if (n < s->chunk)
+    /* the plan computes n rows where it can, else all, the rest zero */
+    if (egc_plan_set_rows(s->plan, n) > n)
         EGC_TRY(s->be->fill(s->be, in.ptr + (size_t)n * per, 0.0f,
                             (int64_t)((size_t)(s->chunk - n) * per)));
     EGC_TRY(egc_plan_forward(s->plan));
@@ -456,7 +458,7 @@ static egc_status backward_pass(egc_session *s, const float *seed, int n, float 
     EGC_TRY(s->be->upload(s->be, s->seed_dev, seed, (size_t)n * nc * sizeof(float)));
     EGC_TRY(egc_plan_backward(s->plan, s->seed_dev));
     egc_view gv = egc_plan_grad(s->plan, s->target_value);
-    size_t per = (size_t)(egc_shape_numel(&gv.shape) / s->chunk);
+    size_t per = (size_t)(egc_shape_numel(&gv.shape) / gv.shape.d[0]); /* per row */
     if (grad) EGC_TRY(s->be->download(s->be, grad, gv.ptr, (size_t)n * per * sizeof(float)));
     if (act) {
         egc_view av = egc_plan_value(s->plan, s->target_value);

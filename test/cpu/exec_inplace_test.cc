@@ -12,6 +12,7 @@
 // hold c's values, all inside [-0.25,0.25], and pass the gradient everywhere).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -213,6 +214,88 @@ TEST(ExecInplace, HalfStoredValuesTakeTwoBytesPerElement)
     EXPECT_LT(halved, full);
     EXPECT_LE(halved, (size_t)(2 * 8192 + 3 * 4096));
     half_names = "";
+    egc_backend_destroy(be);
+}
+
+// egc_plan_set_rows: a plan of batch 7 run on its first 3 rows gives those rows exactly as a
+// plan of batch 3 does, forward and backward, and leaves rows 3.. of its buffers alone; a
+// graph that mixes rows (Softmax over the batch axis) and a backend without partial rows
+// keep computing whole batches.
+TEST(ExecInplace, FirstRowsOnlyWhereRowsAreSeparate)
+{
+    TinyGraph t(4); // [B,2,4,4]
+    const size_t per = 2 * 4 * 4;
+    egc_backend *be = nullptr;
+    ASSERT_EQ(egc_cpu_backend_create(&be), EGC_OK) << egc_last_error();
+    ASSERT_EQ(be->partial_rows, 1);
+    std::vector<float> x(7 * per);
+    for (size_t i = 0; i < x.size(); i++) x[i] = (float)((int)(i * 13 % 29) - 14) * 0.07f;
+    auto run_rows = [&](egc_backend *b, int batch, int rows, int target, std::vector<float> *y,
+                        std::vector<float> *gr, int64_t *got_rows) {
+        egc_plan *p = nullptr;
+        ASSERT_EQ(egc_plan_create(&t.g, b, batch, target, &p), EGC_OK) << egc_last_error();
+        egc_view in = egc_plan_value(p, t.g.input);
+        memcpy(in.ptr, x.data(), (size_t)batch * per * sizeof(float));
+        egc_view out0 = egc_plan_value(p, t.g.output);
+        std::fill(out0.ptr, out0.ptr + (size_t)batch * per, 777.0f); // sentinel
+        *got_rows = egc_plan_set_rows(p, rows);
+        EXPECT_EQ(egc_plan_rows(p), *got_rows);
+        EXPECT_EQ(egc_plan_value(p, t.g.output).shape.d[0], *got_rows);
+        ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
+        y->assign(out0.ptr, out0.ptr + (size_t)batch * per);
+        if (target >= 0) {
+            std::vector<float> seed((size_t)batch * per, 1.0f);
+            ASSERT_EQ(egc_plan_backward(p, seed.data()), EGC_OK) << egc_last_error();
+            egc_view gv = egc_plan_grad(p, target);
+            gr->assign(gv.ptr, gv.ptr + (size_t)(*got_rows) * per);
+        }
+        egc_plan_destroy(p);
+    };
+    for (int target : {-1, 2}) {
+        std::vector<float> y7, g7, y3, g3;
+        int64_t r7 = 0, r3 = 0;
+        run_rows(be, 7, 3, target, &y7, &g7, &r7);
+        run_rows(be, 3, 3, target, &y3, &g3, &r3);
+        EXPECT_EQ(r7, 3);
+        for (size_t i = 0; i < 3 * per; i++) ASSERT_EQ(y7[i], y3[i]) << "row value " << i;
+        for (size_t i = 3 * per; i < 7 * per; i++) ASSERT_EQ(y7[i], 777.0f) << "row 3.. touched " << i;
+        ASSERT_EQ(g7.size(), g3.size());
+        for (size_t i = 0; i < g7.size(); i++) ASSERT_EQ(g7[i], g3[i]) << "gradient " << i;
+    }
+    // out of range: the whole batch
+    {
+        egc_plan *p = nullptr;
+        ASSERT_EQ(egc_plan_create(&t.g, be, 7, -1, &p), EGC_OK) << egc_last_error();
+        EXPECT_EQ(egc_plan_set_rows(p, 0), 7);
+        EXPECT_EQ(egc_plan_set_rows(p, 8), 7);
+        EXPECT_EQ(egc_plan_set_rows(p, 7), 7);
+        egc_plan_destroy(p);
+    }
+    // a backend without partial rows
+    egc_backend *whole = nullptr;
+    ASSERT_EQ(egc_cpu_backend_create(&whole), EGC_OK) << egc_last_error();
+    whole->partial_rows = 0;
+    {
+        std::vector<float> y, g;
+        int64_t r = 0;
+        run_rows(whole, 7, 3, -1, &y, &g, &r);
+        EXPECT_EQ(r, 7);
+        EXPECT_NE(y[6 * per], 777.0f); // all rows computed
+    }
+    // a graph that mixes rows: the last node becomes a Softmax over axis 0
+    t.nodes[3].op = EGC_OP_SOFTMAX;
+    t.nodes[3].n_in = 1;
+    t.nodes[3].p.axis.axis = 0;
+    {
+        std::vector<float> y, g;
+        int64_t r = 0;
+        run_rows(be, 7, 3, -1, &y, &g, &r);
+        EXPECT_EQ(r, 7);
+        float col = 0; // softmax over the batch: the 7 rows of a column sum to 1
+        for (int b = 0; b < 7; b++) col += y[(size_t)b * per + 5];
+        EXPECT_NEAR(col, 1.0f, 1e-5);
+    }
+    egc_backend_destroy(whole);
     egc_backend_destroy(be);
 }
 
