@@ -30,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../tools/cli/blas_core.h"
 #include "bench_util.h"
 #include "egcam/explain.h"
 #include "egcam/model.h"
@@ -170,6 +171,7 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
 
 int main(int argc, char **argv)
 {
+    egc_blas_core_fix(argv); /* as egcam does (tools/cli/blas_core.h) */
     bench_cfg b = {NULL, NULL, "cpu", NULL, 5, 1, 0, 0, 0.0f};
     const char *methods = "gradcam,expected-gradcam", *precisions = "fp32";
     int gc_batch = 64, ex_batch = 32, samples = 32, rows = 0;

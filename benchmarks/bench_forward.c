@@ -21,12 +21,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "../tools/cli/blas_core.h"
 #include "bench_util.h"
 #include "egcam/model.h"
 #include "egcam/status.h"
 
 int main(int argc, char **argv)
 {
+    egc_blas_core_fix(argv); /* as egcam does (tools/cli/blas_core.h) */
     const char *model = NULL, *device = "cpu", *batches = "1,16", *precisions = "fp32";
     int repeats = 10, warmup = 2, no_graphs = 0, pinned = 0;
     for (int i = 1; i < argc; i++) {

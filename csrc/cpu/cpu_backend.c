@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "cpu/cpu_impl.h"
 #include "cpu/cpu_methods.h"
 
@@ -111,7 +113,9 @@ egc_status egc_cpu_backend_create(egc_backend **out)
     EGC_TRY(egc_calloc((void **)&be, 1, sizeof *be, "CPU backend"));
     snprintf(be->name, sizeof be->name, "cpu");
     int nt = egc_num_threads();
-    snprintf(be->device_name, sizeof be->device_name, "CPU (%d thread%s)", nt, nt == 1 ? "" : "s");
+    const char *core = openblas_get_corename();
+    snprintf(be->device_name, sizeof be->device_name, "CPU (%d thread%s, OpenBLAS %s kernels)", nt,
+             nt == 1 ? "" : "s", core ? core : "unknown");
     be->ctx = NULL;
     be->partial_rows = 1;
     be->alloc = cpu_alloc;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blas_core.h"
 #include "cli.h"
 
 static void usage(FILE *f)
@@ -40,6 +41,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    egc_blas_core_fix(argv); /* the CPU's own BLAS kernels (blas_core.h) */
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;
