@@ -568,6 +568,58 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelGraphs,
                              return s + (std::get<1>(info.param) ? "_mixed" : "_fp32");
                          });
 
+// The logits of x (batch rows) on the CPU: the reference of the mixed-precision tests below.
+testing::AssertionResult cpu_logits(egc_model *m, const std::vector<float> &x, int batch,
+                                    std::vector<float> *want)
+{
+    want->assign((size_t)batch * (size_t)egc_model_num_classes(m), 0.0f);
+    egc_session *s = nullptr;
+    if (egc_session_create(m, "cpu", batch, -1, &s) != EGC_OK)
+        return testing::AssertionFailure() << "cpu session: " << egc_last_error();
+    egc_status st = egc_session_forward(s, x.data(), batch, want->data());
+    egc_session_destroy(s);
+    if (st != EGC_OK) return testing::AssertionFailure() << "cpu forward: " << egc_last_error();
+    return testing::AssertionSuccess();
+}
+
+// A mixed-precision CUDA session of `batch` rows on x (the environment as the caller set it):
+// the first forward's logits, the third's (graph replay), and the session's description.
+struct MixedRun {
+    std::vector<float> first, replay;
+    std::string desc;
+};
+testing::AssertionResult mixed_run(egc_model *m, const std::vector<float> &x, int batch,
+                                   MixedRun *r)
+{
+    const size_t nl = (size_t)batch * (size_t)egc_model_num_classes(m);
+    r->first.assign(nl, 0.0f);
+    r->replay.assign(nl, 0.0f);
+    egc_session_options so;
+    egc_session_options_default(&so);
+    so.precision = EGC_PREC_MIXED;
+    egc_session *s = nullptr;
+    if (egc_session_create_ex(m, "cuda", batch, -1, &so, &s) != EGC_OK)
+        return testing::AssertionFailure() << "cuda session: " << egc_last_error();
+    egc_status st = egc_session_forward(s, x.data(), batch, r->first.data());
+    for (int k = 0; k < 2 && st == EGC_OK; k++)
+        st = egc_session_forward(s, x.data(), batch, r->replay.data());
+    std::string err = st == EGC_OK ? "" : egc_last_error();
+    std::vector<char> desc(1 << 16);
+    egc_session_describe(s, desc.data(), desc.size());
+    r->desc = desc.data();
+    egc_session_destroy(s);
+    if (st != EGC_OK) return testing::AssertionFailure() << "cuda forward: " << err;
+    return testing::AssertionSuccess();
+}
+
+// Occurrences of what in d.
+size_t count_in(const std::string &d, const char *what)
+{
+    size_t k = 0;
+    for (size_t p = 0; (p = d.find(what, p)) != std::string::npos; p++) k++;
+    return k;
+}
+
 // The two paths of the fp16 Conv+bias(+residual Add)(+Relu) epilogue in mixed plans, each
 // forced (EGC_CUDA_HALF_FUSED=0: the convolution and bias_act_f16; =1: cuDNN's one call
 // whenever it takes it and it passes the check): logits against the CPU as mixed precision
@@ -582,32 +634,17 @@ TEST_P(CudaModelHalfFused, BothPathsMatchCpu)
     LOAD_SHARED_OR_SKIP(sc, m);
     int c, h, w;
     egc_model_input_chw(m, &c, &h, &w);
-    const int classes = egc_model_num_classes(m), batch = 6;
-    std::vector<float> x = random_input(batch, c, h, w, 31u);
-    std::vector<float> want((size_t)batch * classes);
-    {
-        egc_session *s = nullptr;
-        ASSERT_EQ(egc_session_create(m, "cpu", batch, -1, &s), EGC_OK) << egc_last_error();
-        ASSERT_EQ(egc_session_forward(s, x.data(), batch, want.data()), EGC_OK) << egc_last_error();
-        egc_session_destroy(s);
-    }
+    const int batch = 6;
+    std::vector<float> x = random_input(batch, c, h, w, 31u), want;
+    ASSERT_TRUE(cpu_logits(m, x, batch, &want));
     for (const char *mode : {"0", "1"}) {
         EnvVar env("EGC_CUDA_HALF_FUSED", mode);
-        egc_session_options so;
-        egc_session_options_default(&so);
-        so.precision = EGC_PREC_MIXED;
-        egc_session *s = nullptr;
-        ASSERT_EQ(egc_session_create_ex(m, "cuda", batch, -1, &so, &s), EGC_OK) << egc_last_error();
-        std::vector<float> lg((size_t)batch * classes), lg2((size_t)batch * classes);
-        ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg.data()), EGC_OK) << egc_last_error();
-        ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg2.data()), EGC_OK) << egc_last_error();
-        ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg2.data()), EGC_OK) << egc_last_error();
+        MixedRun r;
+        ASSERT_TRUE(mixed_run(m, x, batch, &r));
         const std::string tag = std::string(sc.model) + " EGC_CUDA_HALF_FUSED=" + mode;
-        EXPECT_TRUE(close_rows(tag + " logits vs cpu", want, lg, batch, 2e-2, false));
-        EXPECT_TRUE(close_rows(tag + " replay vs first forward", lg, lg2, batch, 1e-6, false));
-        std::vector<char> desc(1 << 16);
-        egc_session_describe(s, desc.data(), desc.size());
-        std::string d(desc.data());
+        EXPECT_TRUE(close_rows(tag + " logits vs cpu", want, r.first, batch, 2e-2, false));
+        EXPECT_TRUE(close_rows(tag + " replay vs first forward", r.first, r.replay, batch, 1e-6, false));
+        const std::string &d = r.desc;
         printf("%s", d.substr(0, d.find('\n') + 1).c_str());
         EXPECT_EQ(d.find("path chosen at the first forward"), std::string::npos) << d;
         if (!strcmp(mode, "0")) {
@@ -616,21 +653,15 @@ TEST_P(CudaModelHalfFused, BothPathsMatchCpu)
         } else {
             // every candidate ends in one call, or in the kernel path because cuDNN refused
             // it (or has no identity activation for the chosen algorithm); none may differ
-            auto count = [&d](const char *what) {
-                size_t k = 0;
-                for (size_t p = 0; (p = d.find(what, p)) != std::string::npos; p++) k++;
-                return k;
-            };
-            size_t one = count("in one call (cudnnConvolutionBiasActivationForward:");
-            size_t refused = count("cuDNN refused the one call");
-            size_t identity = count("takes no identity activation");
+            size_t one = count_in(d, "in one call (cudnnConvolutionBiasActivationForward:");
+            size_t refused = count_in(d, "cuDNN refused the one call");
+            size_t identity = count_in(d, "takes no identity activation");
             printf("  %s: %zu Convs in one cuDNN call, %zu refused, %zu identity-only\n", sc.model,
                    one, refused, identity);
             EXPECT_GT(one + refused + identity, 0u) << d;
-            EXPECT_EQ(count("the one call differed"), 0u) << d;
+            EXPECT_EQ(count_in(d, "the one call differed"), 0u) << d;
         }
         if (GetParam() == 2) EXPECT_NE(d.find("done by the Conv of input 0"), std::string::npos) << d;
-        egc_session_destroy(s);
     }
     egc_model_destroy(m);
 }
@@ -648,46 +679,27 @@ TEST_P(CudaModelGraphApi, GraphPathMatchesCpu)
     LOAD_SHARED_OR_SKIP(sc, m);
     int c, h, w;
     egc_model_input_chw(m, &c, &h, &w);
-    const int classes = egc_model_num_classes(m), batch = 6;
-    std::vector<float> x = random_input(batch, c, h, w, 43u);
-    std::vector<float> want((size_t)batch * classes);
-    {
-        egc_session *s = nullptr;
-        ASSERT_EQ(egc_session_create(m, "cpu", batch, -1, &s), EGC_OK) << egc_last_error();
-        ASSERT_EQ(egc_session_forward(s, x.data(), batch, want.data()), EGC_OK) << egc_last_error();
-        egc_session_destroy(s);
-    }
+    const int batch = 6;
+    std::vector<float> x = random_input(batch, c, h, w, 43u), want;
+    ASSERT_TRUE(cpu_logits(m, x, batch, &want));
     EnvVar env("EGC_CUDA_GRAPH_API", "1");
-    egc_session_options so;
-    egc_session_options_default(&so);
-    so.precision = EGC_PREC_MIXED;
-    egc_session *s = nullptr;
-    ASSERT_EQ(egc_session_create_ex(m, "cuda", batch, -1, &so, &s), EGC_OK) << egc_last_error();
-    std::vector<float> lg((size_t)batch * classes), lg2((size_t)batch * classes);
-    ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg.data()), EGC_OK) << egc_last_error();
-    ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg2.data()), EGC_OK) << egc_last_error();
-    ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg2.data()), EGC_OK) << egc_last_error();
+    MixedRun r;
+    ASSERT_TRUE(mixed_run(m, x, batch, &r));
     const std::string tag = std::string(sc.model) + " EGC_CUDA_GRAPH_API=1";
-    EXPECT_TRUE(close_rows(tag + " logits vs cpu", want, lg, batch, 2e-2, false));
-    EXPECT_TRUE(close_rows(tag + " replay vs first forward", lg, lg2, batch, 1e-6, false));
-    std::vector<char> desc(1 << 16);
-    egc_session_describe(s, desc.data(), desc.size());
-    std::string d(desc.data());
-    auto count = [&d](const char *what) {
-        size_t k = 0;
-        for (size_t p = 0; (p = d.find(what, p)) != std::string::npos; p++) k++;
-        return k;
-    };
-    size_t chosen = count("in one cuDNN operation graph"), built = count("; cuDNN graph (engine");
-    size_t not_built = count("cuDNN graph not built"), failed = count("cuDNN graph failed");
-    size_t differed = count("cuDNN graph differed");
+    EXPECT_TRUE(close_rows(tag + " logits vs cpu", want, r.first, batch, 2e-2, false));
+    EXPECT_TRUE(close_rows(tag + " replay vs first forward", r.first, r.replay, batch, 1e-6, false));
+    const std::string &d = r.desc;
+    size_t chosen = count_in(d, "in one cuDNN operation graph");
+    size_t built = count_in(d, "; cuDNN graph (engine");
+    size_t not_built = count_in(d, "cuDNN graph not built");
+    size_t failed = count_in(d, "cuDNN graph failed");
+    size_t differed = count_in(d, "cuDNN graph differed");
     printf("  %s: cuDNN graph chosen for %zu Convs, built but slower %zu, not built %zu, "
            "failed %zu, differed %zu\n", sc.model, chosen, built, not_built, failed, differed);
     if (not_built) printf("%s", d.c_str());
     EXPECT_GT(chosen + built + not_built + failed + differed, 0u) << d;
     EXPECT_EQ(differed, 0u) << d;
     EXPECT_EQ(failed, 0u) << d;
-    egc_session_destroy(s);
     egc_model_destroy(m);
 }
 
@@ -706,35 +718,20 @@ TEST(CudaModelInputPad, PaddedChannelsMatchCpu)
     LOAD_SHARED_OR_SKIP(sc, m);
     int c, h, w;
     egc_model_input_chw(m, &c, &h, &w);
-    const int classes = egc_model_num_classes(m), batch = 5;
-    std::vector<float> x = random_input(batch, c, h, w, 41u);
-    std::vector<float> want((size_t)batch * classes);
-    {
-        egc_session *s = nullptr;
-        ASSERT_EQ(egc_session_create(m, "cpu", batch, -1, &s), EGC_OK) << egc_last_error();
-        ASSERT_EQ(egc_session_forward(s, x.data(), batch, want.data()), EGC_OK) << egc_last_error();
-        egc_session_destroy(s);
-    }
+    const int batch = 5;
+    std::vector<float> x = random_input(batch, c, h, w, 41u), want;
+    ASSERT_TRUE(cpu_logits(m, x, batch, &want));
     for (const char *mode : {"0", "4", "8"}) {
         EnvVar env("EGC_CUDA_PAD_C", mode);
-        egc_session_options so;
-        egc_session_options_default(&so);
-        so.precision = EGC_PREC_MIXED;
-        egc_session *s = nullptr;
-        ASSERT_EQ(egc_session_create_ex(m, "cuda", batch, -1, &so, &s), EGC_OK) << egc_last_error();
-        std::vector<float> lg((size_t)batch * classes);
-        ASSERT_EQ(egc_session_forward(s, x.data(), batch, lg.data()), EGC_OK) << egc_last_error();
+        MixedRun r;
+        ASSERT_TRUE(mixed_run(m, x, batch, &r));
         const std::string tag = std::string(sc.model) + " EGC_CUDA_PAD_C=" + mode;
-        EXPECT_TRUE(close_rows(tag + " logits vs cpu", want, lg, batch, 2e-2, false));
-        std::vector<char> desc(1 << 16);
-        egc_session_describe(s, desc.data(), desc.size());
-        std::string d(desc.data());
+        EXPECT_TRUE(close_rows(tag + " logits vs cpu", want, r.first, batch, 2e-2, false));
         if (!strcmp(mode, "0"))
-            EXPECT_EQ(d.find("padded to"), std::string::npos) << d;
+            EXPECT_EQ(r.desc.find("padded to"), std::string::npos) << r.desc;
         else
-            EXPECT_NE(d.find(std::string("input channels 3 padded to ") + mode), std::string::npos)
-                << d;
-        egc_session_destroy(s);
+            EXPECT_NE(r.desc.find(std::string("input channels 3 padded to ") + mode),
+                      std::string::npos) << r.desc;
     }
     egc_model_destroy(m);
 }
