@@ -98,6 +98,19 @@ for s in $stems; do
   [ "$(od -An -tx1 -N2 "$out4/${s}_overlay.jpg" | tr -d ' ')" = "ffd8" ] && ok || bad "$s: not a JPEG"
 done
 
+# ---- BLAS kernels: egcam info names them; where OpenBLAS falls back to its SSE3 kernels on a
+# CPU with AVX2 and FMA, egcam runs with better ones (EGC_BLAS_AUTO=0 keeps the fallback) ----
+expect 0 "egcam info" -- "$egcam" info
+grep -q "OpenBLAS [A-Za-z0-9]* kernels" "$work/out" && ok || bad "egcam info names no BLAS kernels: $(cat "$work/out")"
+auto_core=$(sed -n 's/.*OpenBLAS \([A-Za-z0-9]*\) kernels.*/\1/p' "$work/out" | head -n 1)
+EGC_BLAS_AUTO=0 "$egcam" info >"$work/out" 2>"$work/err"
+plain_core=$(sed -n 's/.*OpenBLAS \([A-Za-z0-9]*\) kernels.*/\1/p' "$work/out" | head -n 1)
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ "$plain_core" = Prescott ] && grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+  [ "$auto_core" = SkylakeX ] || [ "$auto_core" = Haswell ] && ok || bad "fallback kernels not replaced: $auto_core"
+else
+  [ "$auto_core" = "$plain_core" ] && ok || bad "kernels changed without a fallback: $plain_core -> $auto_core"
+fi
+
 # ---- --samples-tol: adaptive counts recorded per input; bad values are usage errors ----
 out_ad="$work/adaptive"
 expect 0 "explain --samples-tol" -- "$egcam" explain --model "$resnet" --method expected-gradcam \
