@@ -11,7 +11,8 @@
 # data are, when they were carried to the machine; without it the tests that need them skip.
 # OUT (default ./out) receives: gpu_check.jsonl (one line per step), gpu_check.log (all
 # output), cuda_tests.json and cpu_tests.json (GoogleTest reports).
-# Environment knobs: DEADLINE (seconds: no step starts later and none runs past it, so a call
+# Environment knobs: QUICK=1 (the essentials of the goals in one 10-minute call: see below),
+# DEADLINE (seconds: no step starts later and none runs past it, so a call
 # with a time limit gets its results back; e.g. DEADLINE=540 under a 600 s limit), JOBS
 # (build parallelism, default all cores), BUILD_DIR (default build-gpu),
 # SKIP_CPU_TESTS=1, SKIP_SANITIZER=1, SKIP_TESTS=1 (no test steps: benchmarks only),
@@ -28,6 +29,14 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
+# QUICK=1: the goals' essentials within one 10-minute call: ResNet-50 only (TV_MODELS and
+# EXPLAIN_MODELS), no CPU tests, no compute-sanitizer, DEADLINE 540 s (each can still be set
+# otherwise).
+if [ "${QUICK:-0}" = 1 ]; then
+    : "${SKIP_CPU_TESTS:=1}" "${SKIP_SANITIZER:=1}" "${TV_MODELS:=resnet50}"
+    : "${EXPLAIN_MODELS:=resnet50}" "${DEADLINE:=540}"
+    export SKIP_CPU_TESTS SKIP_SANITIZER TV_MODELS EXPLAIN_MODELS DEADLINE
+fi
 OUT="${OUT:-./out}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -188,10 +197,15 @@ BB="${BENCH_BATCH:-256}"
 BR="${BENCH_REPEATS:-5}"
 : >"$BENCH"
 TV_OK=0
-if [ -f "$TV_DIR/resnet50.onnx" ] && [ -f "$TV_DIR/vgg16.onnx" ] && [ -f "$TV_DIR/alexnet.onnx" ]; then
+# the architectures asked for (TV_MODELS and EXPLAIN_MODELS; all three by default)
+TV_WANT="$(echo ${TV_MODELS:-vgg16 resnet50 alexnet} ${EXPLAIN_MODELS:-vgg16 resnet50 alexnet} | tr ' ' '\n' | sort -u | tr '\n' ' ')"
+TV_HAVE=1
+for M in $TV_WANT; do [ -f "$TV_DIR/$M.onnx" ] || TV_HAVE=0; done
+if [ $TV_HAVE -eq 1 ]; then
     TV_OK=1
     record export_torchvision cached 0 0
-elif step export_torchvision 150 "$PY" benchmarks/peers/export_torchvision.py "$TV_DIR"; then TV_OK=1; fi
+elif step export_torchvision 150 "$PY" benchmarks/peers/export_torchvision.py "$TV_DIR" \
+    --models "$(echo $TV_WANT | tr ' ' ',')"; then TV_OK=1; fi
 if [ "${SKIP_TESTS:-0}" = 1 ]; then
     skip tv_parity "SKIP_TESTS=1"
 elif [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/egcam_cuda_tests" ]; then
