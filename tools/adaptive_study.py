@@ -8,7 +8,8 @@ as mean, 90th percentile and maximum over the images. Needs numpy.
 
 usage: tools/adaptive_study.py EGCAM MODEL FOLDER [--preset P] [--ref 64] [--fixed 16,24,32]
                                [--tol 0.05,0.1] [--max 64] [--round 8] [--device cpu]
-                               [--work DIR]
+                               [--work DIR] [--limit N]
+--limit N: only the first N files of FOLDER (sorted by name).
 """
 import argparse
 import glob
@@ -47,8 +48,17 @@ def main():
     p.add_argument("--round", type=int, default=8)
     p.add_argument("--device", default="cpu")
     p.add_argument("--work", default=None)
+    p.add_argument("--limit", type=int, default=0)
     args = p.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="egc_adaptive_")
+    if args.limit > 0:  # the first N files, through a folder of links
+        sub = os.path.join(work, "inputs")
+        os.makedirs(sub, exist_ok=True)
+        for f in sorted(os.listdir(args.folder))[:args.limit]:
+            dst = os.path.join(sub, f)
+            if not os.path.lexists(dst):
+                os.symlink(os.path.abspath(os.path.join(args.folder, f)), dst)
+        args.folder = sub
     settings = [("fixed S=%d" % s, ["--samples", str(s)]) for s in map(int, args.fixed.split(","))]
     settings += [("tol %g (max %d, rounds of %d)" % (t, args.max, args.round),
                   ["--samples", str(args.max), "--samples-tol", str(t), "--samples-round",

@@ -396,10 +396,66 @@ static inline void dw_fwd_row_3x3(const float *restrict r0, const float *restric
     }
 }
 
+/* dw_fwd_row_3x3 for a row of a border: the input rows r[i] that are NULL lie outside x and
+ * add nothing. Same sums in the same order as dw_fwd_cols_checked (bias, then the taps of
+ * the rows that exist, row by row); v0..v2 are constants at each call, so each variant
+ * compiles to its own loop. */
+static inline __attribute__((always_inline)) void
+dw_fwd_row_3x3_some(const float *restrict r0, const float *restrict r1, const float *restrict r2,
+                    int v0, int v1, int v2, const float *w, float bias, int64_t sw, int64_t n,
+                    float *restrict yr)
+{
+    for (int64_t q = 0; q < n; q++) {
+        int64_t c = q * sw;
+        float acc = bias;
+        if (v0) {
+            acc += w[0] * r0[c];
+            acc += w[1] * r0[c + 1];
+            acc += w[2] * r0[c + 2];
+        }
+        if (v1) {
+            acc += w[3] * r1[c];
+            acc += w[4] * r1[c + 1];
+            acc += w[5] * r1[c + 2];
+        }
+        if (v2) {
+            acc += w[6] * r2[c];
+            acc += w[7] * r2[c + 1];
+            acc += w[8] * r2[c + 2];
+        }
+        yr[q] = acc;
+    }
+}
+
+/* The interior columns of a border row whose existing input rows are given by the mask
+ * (bit i: row i of the window is inside x). */
+static void dw_fwd_row_3x3_border(const float *r0, const float *r1, const float *r2, int mask,
+                                  const float *w, float bias, int64_t sw, int64_t n, float *yr)
+{
+#define DW_BORDER_CASE(m_, a_, b_, c_)                                                     \
+    case m_:                                                                               \
+        if (sw == 1) dw_fwd_row_3x3_some(r0, r1, r2, a_, b_, c_, w, bias, 1, n, yr);       \
+        else dw_fwd_row_3x3_some(r0, r1, r2, a_, b_, c_, w, bias, 2, n, yr);               \
+        break;
+    switch (mask) {
+        DW_BORDER_CASE(6, 0, 1, 1) /* top row */
+        DW_BORDER_CASE(3, 1, 1, 0) /* bottom row */
+        DW_BORDER_CASE(2, 0, 1, 0) /* one input row (H = 1) */
+        DW_BORDER_CASE(4, 0, 0, 1)
+        DW_BORDER_CASE(1, 1, 0, 0)
+        DW_BORDER_CASE(5, 1, 0, 1)
+    default:
+        for (int64_t q = 0; q < n; q++) yr[q] = bias;
+        break;
+    }
+#undef DW_BORDER_CASE
+}
+
 /* One output plane (image im, output channel m): y = b + sum_ij w_ij * shifted x.
- * A 3x3 kernel with dilation 1 and stride 1 or 2 (MobileNet's) runs the interior of each
- * row whose three input rows exist through dw_fwd_row_3x3 and the borders through
- * dw_fwd_cols_checked; any other geometry runs tap by tap. */
+ * A 3x3 kernel with dilation 1 and stride 1 or 2 (MobileNet's) runs the interior columns of
+ * each row through dw_fwd_row_3x3 (or, in the top and bottom rows, dw_fwd_row_3x3_border
+ * with the input rows that exist) and the border columns through dw_fwd_cols_checked; any
+ * other geometry runs tap by tap. */
 static void dw_fwd_plane(const conv_geom *g, const float *restrict x, const float *w,
                          float bias, float *restrict y)
 {
@@ -420,8 +476,21 @@ static void dw_fwd_plane(const conv_geom *g, const float *restrict x, const floa
             dw_fwd_row_taps(g, x, w, bias, oh, yr);
             continue;
         }
-        if (chi == clo || h < 0 || h + 2 >= g->H) { /* a border row */
+        if (chi == clo) { /* no interior column */
             dw_fwd_cols_checked(g, x, w, bias, oh, 0, g->OW, yr);
+            continue;
+        }
+        if (h < 0 || h + 2 >= g->H) { /* a border row: its existing rows, then the ends */
+            int mask = 0;
+            const float *rr[3] = {NULL, NULL, NULL};
+            for (int i = 0; i < 3; i++)
+                if (h + i >= 0 && h + i < g->H) {
+                    mask |= 1 << i;
+                    rr[i] = x + (h + i) * g->W + clo * g->sw - g->pl;
+                }
+            dw_fwd_cols_checked(g, x, w, bias, oh, 0, clo, yr);
+            dw_fwd_row_3x3_border(rr[0], rr[1], rr[2], mask, w, bias, g->sw, chi - clo, yr + clo);
+            dw_fwd_cols_checked(g, x, w, bias, oh, chi, g->OW, yr);
             continue;
         }
         dw_fwd_cols_checked(g, x, w, bias, oh, 0, clo, yr);

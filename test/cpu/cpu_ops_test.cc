@@ -346,6 +346,51 @@ TEST(CpuOpsConv, DepthwiseMultiplierDilation)
     run_conv_case({2, 3, 7, 9, 6, conv_p(3, 3, 1, 2, 2, 2, 2, 2, 3), true});
 }
 
+// The 3x3 depthwise fast path (interior, border rows with the input rows that exist, border
+// columns) sums each output in one fixed order: bias, then the taps inside x row by row. It
+// must equal that float sum bit for bit, on planes of 1 to 3 rows, strides 1 and 2,
+// symmetric and TF "SAME" pads.
+TEST(CpuOpsConv, Depthwise3x3BordersBitExact)
+{
+    struct G {
+        int64_t H, W;
+        int s, pt, pl, pb, pr;
+    } geoms[] = {{1, 9, 1, 1, 1, 1, 1}, {2, 5, 1, 1, 1, 1, 1}, {3, 3, 1, 1, 1, 1, 1},
+                 {7, 7, 1, 1, 1, 1, 1}, {14, 13, 2, 1, 1, 1, 1}, {8, 8, 2, 0, 0, 1, 1},
+                 {7, 11, 2, 1, 1, 1, 1}, {2, 2, 2, 0, 0, 1, 1}};
+    for (const G &gm : geoms) {
+        SCOPED_TRACE("H " + std::to_string(gm.H) + " W " + std::to_string(gm.W) + " stride " +
+                     std::to_string(gm.s));
+        const int64_t N = 2, C = 3;
+        egc_conv_params p = conv_p(3, 3, gm.s, 1, gm.pt, gm.pl, gm.pb, gm.pr, (int)C);
+        egc_node n = node(EGC_OP_CONV, 3);
+        n.p.conv = p;
+        Tensor x = rnd(S({N, C, gm.H, gm.W})), w = rnd(S({C, 1, 3, 3})), b = rnd(S({C}));
+        int64_t OH = conv_out(gm.H, 3, gm.s, 1, gm.pt, gm.pb), OW = conv_out(gm.W, 3, gm.s, 1, gm.pl, gm.pr);
+        egc_shape os = S({N, C, OH, OW});
+        Tensor y = forward(n, {&x, &w, &b}, os);
+        for (int64_t im = 0; im < N; im++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t oh = 0; oh < OH; oh++)
+                    for (int64_t ow = 0; ow < OW; ow++) {
+                        float acc = b.v[(size_t)c];
+                        for (int64_t i = 0; i < 3; i++) {
+                            int64_t h = oh * gm.s - gm.pt + i;
+                            if (h < 0 || h >= gm.H) continue;
+                            for (int64_t j = 0; j < 3; j++) {
+                                int64_t cc = ow * gm.s - gm.pl + j;
+                                if (cc < 0 || cc >= gm.W) continue;
+                                acc += w.v[(size_t)(c * 9 + i * 3 + j)] *
+                                       x.v[(size_t)(((im * C + c) * gm.H + h) * gm.W + cc)];
+                            }
+                        }
+                        size_t k = (size_t)(((im * C + c) * OH + oh) * OW + ow);
+                        ASSERT_EQ(y.v[k], acc) << "image " << im << " channel " << c << " at ("
+                                               << oh << ", " << ow << ")";
+                    }
+    }
+}
+
 TEST(CpuOpsConv, BatchLargerThanThreads)
 {
     // Many images: the batch is split into parallel chunks.
