@@ -183,7 +183,28 @@ typedef struct conv_job {
     int64_t nblk;   /* column blocks per (image, group) */
     int64_t pb;     /* columns per block (the last may be shorter) */
     int chunks;
+    egc_cpu_act act; /* forward: applied to each output block (op 0: none) */
 } conv_job;
+
+/* act on rows x cols values of y (row stride ld), as egc_cpu_unary_forward computes it. */
+static void apply_act(const egc_cpu_act *a, float *y, int64_t rows, int64_t cols, int64_t ld)
+{
+    if (a->op == EGC_OP_RELU) {
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t q = 0; q < cols; q++) {
+                float v = y[r * ld + q];
+                y[r * ld + q] = v > 0.0f ? v : 0.0f;
+            }
+    } else if (a->op == EGC_OP_CLIP) {
+        const float lo = a->lo, hi = a->hi;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t q = 0; q < cols; q++) {
+                float v = y[r * ld + q];
+                v = v < lo ? lo : v;
+                y[r * ld + q] = v > hi ? hi : v;
+            }
+    }
+}
 
 /* Unit u -> image, group and column range [p0, p1). */
 static void unit_of(const conv_job *j, int64_t u, int64_t *im, int64_t *gi, int64_t *p0,
@@ -229,6 +250,7 @@ static void gemm_fwd_chunk(int64_t k, void *arg)
         }
         egc_cpu_sgemm(0, 0, g->Mg, p1 - p0, g->K, 1.0f, j->w + gi * g->Mg * g->K, g->K, src, ldb,
                       beta, yg, g->P);
+        if (j->act.op) apply_act(&j->act, yg, g->Mg, p1 - p0, g->P);
     }
 }
 
@@ -535,6 +557,7 @@ static void dw_fwd_chunk(int64_t k, void *arg)
         int64_t im = u / g->M, m = u % g->M, c = m / g->Mg;
         dw_fwd_plane(g, j->x + (im * g->C + c) * g->H * g->W, j->w + m * g->kh * g->kw,
                      j->b ? j->b[m] : 0.0f, j->y + u * g->P);
+        if (j->act.op) apply_act(&j->act, j->y + u * g->P, 1, g->P, g->P);
     }
 }
 
@@ -555,10 +578,17 @@ static void dw_bwd_chunk(int64_t k, void *arg)
 
 egc_status egc_cpu_conv_forward(const egc_node *n, const egc_view *in, const egc_view *out)
 {
+    return egc_cpu_conv_forward_act(n, in, out, NULL);
+}
+
+egc_status egc_cpu_conv_forward_act(const egc_node *n, const egc_view *in, const egc_view *out,
+                                    const egc_cpu_act *act)
+{
     conv_geom g;
     EGC_TRY(conv_setup(n, in, out, &g));
     conv_job j;
     memset(&j, 0, sizeof j);
+    if (act && (act->op == EGC_OP_RELU || act->op == EGC_OP_CLIP)) j.act = *act;
     j.g = &g;
     j.x = in[0].ptr;
     j.w = in[1].ptr;

@@ -55,7 +55,14 @@ static egc_status cpu_accumulate(egc_backend *be, float *dst, const float *src, 
     return EGC_OK;
 }
 
-/* The CPU path needs no per-plan state: scratch comes from the pool. */
+/* Per-plan state: which trunk Convs apply the Relu or Clip that is their only reader
+ * (scratch comes from the pool). NULL when nothing is fused. */
+typedef struct cpu_plan {
+    const egc_graph *g;
+    egc_cpu_act *act;      /* [n_nodes] per Conv: the activation it applies (op 0: none) */
+    unsigned char *pass;   /* [n_nodes] per Relu/Clip: its producer applied it */
+} cpu_plan;
+
 static egc_status cpu_plan_prepare(egc_backend *be, const egc_graph *g, const egc_shape *shapes,
                                    void **state)
 {
@@ -66,17 +73,82 @@ static egc_status cpu_plan_prepare(egc_backend *be, const egc_graph *g, const eg
     return EGC_OK;
 }
 
+/* Fusion (EGC_CPU_FUSE=0 switches it off): a trunk Conv whose output is not kept and whose
+ * only reader is a trunk Relu or Clip (as its input 0) applies that activation to each block
+ * of its output while the block is in cache; the Relu/Clip asks to run in place and then
+ * does nothing (act is idempotent, so it simply applies it again when not granted). Head
+ * nodes keep their own steps: their backward reads the values between them. */
+static egc_status cpu_plan_prepare_ex(egc_backend *be, const egc_graph *g, const egc_shape *shapes,
+                                      const egc_plan_info *info, void **state)
+{
+    (void)be;
+    (void)shapes;
+    *state = NULL;
+    const char *off = getenv("EGC_CPU_FUSE");
+    if (off && !strcmp(off, "0")) return EGC_OK;
+    cpu_plan *pl = NULL;
+    int any = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const egc_node *n = &g->nodes[i];
+        if (n->op != EGC_OP_CONV || info->is_head[i]) continue;
+        int v = n->out, reader = -1, reads = 0;
+        if (v < 0 || v >= g->n_values || info->keep[v] || v == info->target || v == g->output)
+            continue;
+        for (int r = 0; r < g->n_nodes; r++)
+            for (int k = 0; k < g->nodes[r].n_in; k++)
+                if (g->nodes[r].in[k] == v) {
+                    reads++;
+                    reader = r;
+                }
+        if (reads != 1 || info->is_head[reader] || g->nodes[reader].in[0] != v) continue;
+        const egc_node *rn = &g->nodes[reader];
+        if (rn->op != EGC_OP_RELU && rn->op != EGC_OP_CLIP) continue;
+        if (!pl) {
+            EGC_TRY(egc_calloc((void **)&pl, 1, sizeof *pl, "CPU plan"));
+            pl->g = g;
+            egc_status st = egc_calloc((void **)&pl->act, (size_t)g->n_nodes, sizeof *pl->act,
+                                       "CPU plan");
+            if (st == EGC_OK)
+                st = egc_calloc((void **)&pl->pass, (size_t)g->n_nodes, 1, "CPU plan");
+            if (st != EGC_OK) {
+                free(pl->act);
+                free(pl);
+                return st;
+            }
+        }
+        pl->act[i].op = rn->op;
+        pl->act[i].lo = rn->p.clip.lo;
+        pl->act[i].hi = rn->p.clip.hi;
+        pl->pass[reader] = 1;
+        info->inplace[reader] = 1;
+        any = 1;
+    }
+    *state = any ? pl : NULL;
+    return EGC_OK;
+}
+
 static void cpu_plan_release(egc_backend *be, void *state)
 {
     (void)be;
-    (void)state;
+    cpu_plan *pl = state;
+    if (!pl) return;
+    free(pl->act);
+    free(pl->pass);
+    free(pl);
 }
 
 static egc_status cpu_op_forward(egc_backend *be, void *state, const egc_graph *g,
                                  const egc_node *n, const egc_view *in, const egc_view *out)
 {
     (void)be;
-    (void)state;
+    const cpu_plan *pl = state;
+    if (pl && pl->g == g) {
+        ptrdiff_t i = n - g->nodes;
+        if (i >= 0 && i < g->n_nodes) {
+            if (pl->act[i].op) return egc_cpu_conv_forward_act(n, in, out, &pl->act[i]);
+            if (pl->pass[i] && in[0].ptr == out->ptr) return EGC_OK; /* applied by the Conv */
+        }
+    }
     return egc_cpu_forward(g, n, in, out);
 }
 
@@ -125,6 +197,7 @@ egc_status egc_cpu_backend_create(egc_backend **out)
     be->fill = cpu_fill;
     be->accumulate = cpu_accumulate;
     be->plan_prepare = cpu_plan_prepare;
+    be->plan_prepare_ex = cpu_plan_prepare_ex;
     be->plan_release = cpu_plan_release;
     be->op_forward = cpu_op_forward;
     be->op_backward = cpu_op_backward;

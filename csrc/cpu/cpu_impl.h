@@ -84,6 +84,15 @@ int egc_cpu_chunks(int64_t items, int64_t cost);
         const egc_node *n, const egc_view *in, const egc_view *out, const egc_view *dout,  \
         const egc_view *din);
 EGC_CPU_OP(conv)
+/* The activation a fused Conv applies to its output: act(y) of the Relu or Clip node that
+ * is its only reader, computed exactly as that node computes it (egc_cpu_unary_forward). */
+typedef struct egc_cpu_act {
+    int op;          /* EGC_OP_RELU or EGC_OP_CLIP (anything else: none) */
+    float lo, hi;    /* Clip bounds */
+} egc_cpu_act;
+/* egc_cpu_conv_forward followed by act on each block of the output while it is in cache. */
+EGC_NODISCARD egc_status egc_cpu_conv_forward_act(const egc_node *n, const egc_view *in,
+                                                  const egc_view *out, const egc_cpu_act *act);
 EGC_CPU_OP(gemm)
 EGC_CPU_OP(matmul)
 EGC_CPU_OP(unary)     /* Relu, Clip, Sigmoid */
