@@ -204,3 +204,66 @@ INSTANTIATE_TEST_SUITE_P(SharedModels, Accuracy,
                                            "resnet20_cifar10", "resnet56_cifar10"));
 
 }  // namespace
+
+namespace {
+
+// The CPU's Conv+Relu/Clip fusion (EGC_CPU_FUSE): on the shared models (ResNet's Relus,
+// MobileNet's Relu6 Clips), logits and the target-layer gradient are the same bit for bit
+// with and without it, and with it the activations run in place (shared buffers).
+class CpuFusion : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(CpuFusion, SameBitsWithAndWithout)
+{
+    const std::string path = kShared + "/models/" + GetParam();
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(path.c_str(), &m), EGC_OK) << egc_last_error();
+    int c, h, w;
+    egc_model_input_chw(m, &c, &h, &w);
+    const int batch = 3, classes = egc_model_num_classes(m);
+    std::vector<float> x((size_t)batch * c * h * w);
+    for (size_t i = 0; i < x.size(); i++) x[i] = (float)((int)(i * 7919 % 2001) - 1000) * 1e-3f;
+    std::vector<float> logits[2], grad[2];
+    std::string desc[2];
+    int layer = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &layer), EGC_OK) << egc_last_error();
+    for (int fuse = 0; fuse < 2; fuse++) {
+        setenv("EGC_CPU_FUSE", fuse ? "1" : "0", 1);
+        egc_session *s = nullptr;
+        ASSERT_EQ(egc_session_create(m, "cpu", batch, layer, &s), EGC_OK) << egc_last_error();
+        egc_shape ts = egc_session_target_shape(s);
+        logits[fuse].assign((size_t)batch * classes, 0.0f);
+        grad[fuse].assign((size_t)egc_shape_numel(&ts) * batch, 0.0f);
+        ASSERT_EQ(egc_session_forward(s, x.data(), batch, logits[fuse].data()), EGC_OK)
+            << egc_last_error();
+        std::vector<float> seed((size_t)batch * classes, 0.0f);
+        for (int b = 0; b < batch; b++) seed[(size_t)b * classes + (size_t)(b % classes)] = 1.0f;
+        ASSERT_EQ(egc_session_backward(s, seed.data(), batch, grad[fuse].data(), nullptr), EGC_OK)
+            << egc_last_error();
+        std::vector<char> d(1 << 16);
+        egc_session_describe(s, d.data(), d.size());
+        desc[fuse] = d.data();
+        egc_session_destroy(s);
+    }
+    unsetenv("EGC_CPU_FUSE");
+    egc_model_destroy(m);
+    ASSERT_EQ(logits[0].size(), logits[1].size());
+    for (size_t i = 0; i < logits[0].size(); i++) ASSERT_EQ(logits[0][i], logits[1][i]) << i;
+    for (size_t i = 0; i < grad[0].size(); i++) ASSERT_EQ(grad[0][i], grad[1][i]) << i;
+    std::smatch m0, m1;
+    std::regex re("([0-9]+) shared buffers?");
+    ASSERT_TRUE(std::regex_search(desc[0], m0, re)) << desc[0];
+    ASSERT_TRUE(std::regex_search(desc[1], m1, re)) << desc[1];
+    EXPECT_GT(std::stoi(m1[1].str()), std::stoi(m0[1].str())) << desc[1];
+}
+
+INSTANTIATE_TEST_SUITE_P(, CpuFusion,
+                         ::testing::Values("resnet20_cifar10.onnx", "mobilenet_v2_imagenet.onnx"),
+                         [](const ::testing::TestParamInfo<const char *> &info) {
+                             std::string s = info.param;
+                             s = s.substr(0, s.find('.'));
+                             for (auto &ch : s)
+                                 if (!isalnum((unsigned char)ch)) ch = '_';
+                             return s;
+                         });
+
+} // namespace
