@@ -2309,12 +2309,12 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
                 else if (cp->hf_status)
                     egc_str_append(buf, cap, &len, "in the epilogue kernel (cuDNN refused the "
                                    "one call: status %d)", cp->hf_status);
-                else if (cp->hf_ms[0] > 0)
-                    egc_str_append(buf, cap, &len, "in the epilogue kernel (%.3f ms vs one call "
-                                   "%.3f ms)", cp->hf_ms[0], cp->hf_ms[1]);
-                else if (cp->hf_err > HF_TOL)
+                else if (cp->hf_err > HF_TOL || cp->hf_err != cp->hf_err)
                     egc_str_append(buf, cap, &len, "in the epilogue kernel (the one call differed "
                                    "by %.1e)", (double)cp->hf_err);
+                else if (cp->hf_ms[1] > 0)
+                    egc_str_append(buf, cap, &len, "in the epilogue kernel (%.3f ms vs one call "
+                                   "%.3f ms)", cp->hf_ms[0], cp->hf_ms[1]);
                 else
                     egc_str_append(buf, cap, &len, "in the epilogue kernel");
                 if (cp->gf_state == 1 && cp->hf_state != 2)
