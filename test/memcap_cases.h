@@ -176,9 +176,10 @@ inline void memcap_split_session_matches_uncapped(const char *device, double tol
     EXPECT_LE(memcap_diff(g_cap, g_full), tol);
     EXPECT_LE(memcap_diff(a_cap, a_full), tol);
 
-    // A second backward of the first rows only (the plan now holds the last pass) and one of
-    // fewer rows than a pass.
-    for (int n : {chunk + 1, chunk - 1 > 0 ? chunk - 1 : 1}) {
+    // A second backward of the first rows only (the plan now holds the last pass), one of
+    // fewer rows than a pass, and then one of a whole pass (more rows than the plan holds
+    // after the one before: it must run the forward again).
+    for (int n : {chunk + 1, chunk - 1 > 0 ? chunk - 1 : 1, chunk}) {
         std::vector<float> g(n * per, NAN);
         ASSERT_EQ(egc_session_backward(capped.get(), seed.data(), n, g.data(), nullptr), EGC_OK)
             << egc_last_error();

@@ -145,7 +145,7 @@ static egc_status cpu_op_forward(egc_backend *be, void *state, const egc_graph *
     if (pl && pl->g == g) {
         ptrdiff_t i = n - g->nodes;
         if (i >= 0 && i < g->n_nodes) {
-            if (pl->act[i].op) return egc_cpu_conv_forward_act(n, in, out, &pl->act[i]);
+            if (pl->act[i].op) return egc_cpu_conv_forward_checked(g, n, in, out, &pl->act[i]);
             if (pl->pass[i] && in[0].ptr == out->ptr) return EGC_OK; /* applied by the Conv */
         }
     }

@@ -93,6 +93,10 @@ typedef struct egc_cpu_act {
 /* egc_cpu_conv_forward followed by act on each block of the output while it is in cache. */
 EGC_NODISCARD egc_status egc_cpu_conv_forward_act(const egc_node *n, const egc_view *in,
                                                   const egc_view *out, const egc_cpu_act *act);
+/* The same after egc_cpu_forward's checks of the node and its views (cpu_ops.c). */
+EGC_NODISCARD egc_status egc_cpu_conv_forward_checked(const egc_graph *g, const egc_node *n,
+                                                      const egc_view *in, const egc_view *out,
+                                                      const egc_cpu_act *act);
 EGC_CPU_OP(gemm)
 EGC_CPU_OP(matmul)
 EGC_CPU_OP(unary)     /* Relu, Clip, Sigmoid */

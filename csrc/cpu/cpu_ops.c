@@ -157,6 +157,15 @@ static egc_status check_node(const egc_graph *g, const egc_node *n, const egc_vi
     return EGC_OK;
 }
 
+egc_status egc_cpu_conv_forward_checked(const egc_graph *g, const egc_node *n,
+                                        const egc_view *in, const egc_view *out,
+                                        const egc_cpu_act *act)
+{
+    EGC_TRY(check_node(g, n, in, out));
+    if (n->op != EGC_OP_CONV) return EGC_CPU_FAIL(EGC_E_INTERNAL, n, "not a Conv");
+    return egc_cpu_conv_forward_act(n, in, out, act);
+}
+
 egc_status egc_cpu_forward(const egc_graph *g, const egc_node *n, const egc_view *in,
                            const egc_view *out)
 {

@@ -72,13 +72,16 @@ static int rows_separable(const egc_graph *g, const egc_shape *shapes, int64_t b
         const egc_node *n = &g->nodes[i];
         const egc_shape *ys = &shapes[n->out];
         const int r = ys->ndim;
-        for (int j = 0; j < n->n_in; j++) { /* broadcast constants of row-wise ops */
+        const int binary = n->op == EGC_OP_ADD || n->op == EGC_OP_SUB || n->op == EGC_OP_MUL ||
+                           n->op == EGC_OP_DIV;
+        for (int j = 0; j < n->n_in && binary; j++) {
             int v = n->in[j];
-            if (v < 0 || !g->values[v].is_const) continue;
-            if (n->op == EGC_OP_ADD || n->op == EGC_OP_SUB || n->op == EGC_OP_MUL ||
-                n->op == EGC_OP_DIV) {
+            if (v < 0) continue;
+            if (g->values[v].is_const) { /* a constant broadcasts over the rows */
                 const egc_shape *cs = &g->values[v].shape;
                 if (cs->ndim == r && cs->d[0] != 1) return 0;
+            } else if (shapes[v].ndim != r) { /* an activation: its rows are the output's */
+                return 0;
             }
         }
         int ax;
@@ -111,8 +114,8 @@ static int rows_separable(const egc_graph *g, const egc_shape *shapes, int64_t b
         case EGC_OP_MATMUL:
             if (n->n_in < 2 || n->in[0] < 0 || g->values[n->in[0]].is_const || n->in[1] < 0) return 0;
             if (!g->values[n->in[1]].is_const &&
-                (shapes[n->in[0]].ndim < 3 || shapes[n->in[1]].ndim < 3))
-                return 0; /* activation x activation: rows mix unless batched */
+                (shapes[n->in[0]].ndim < 3 || shapes[n->in[1]].ndim != shapes[n->in[0]].ndim))
+                return 0; /* activation x activation: rows mix unless batched alike */
             if (g->values[n->in[1]].is_const && g->values[n->in[1]].shape.ndim > 2) return 0;
             break;
         default:
@@ -231,7 +234,9 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
     EGC_TRYG(st, egc_calloc((void **)&half, (size_t)nv + 1, 1, "plan"), fail);
     EGC_TRYG(st, egc_malloc((void **)&root, (size_t)nv + 1, sizeof *root, "plan"), fail);
     EGC_TRYG(st, egc_graph_infer(g, batch, p->shapes), fail);
-    p->rows_ok = be->partial_rows && batch > 1 && rows_separable(g, p->shapes, batch);
+    /* (a backend that records the trunk replays whole batches: none of that) */
+    p->rows_ok = be->partial_rows && !be->capture_begin && batch > 1 &&
+                 rows_separable(g, p->shapes, batch);
 
     /* Head: nodes depending on the target; gradients: head values that reach the output. */
     if (target >= 0) {

@@ -35,6 +35,7 @@ struct egc_session {
                            page-locked memory could not be had) */
     int fwd_n;          /* rows of the last forward (0: none yet) */
     int fwd_row0;       /* first of those rows that the plan's buffers hold */
+    int held;           /* how many rows (from fwd_row0) the last pass put in the plan */
     size_t cap;         /* max_device_bytes (0: none) */
     size_t counted;     /* device bytes counted against the cap (session + caller's extras) */
     char device[192];
@@ -446,6 +447,7 @@ egc_status egc_session_forward(egc_session *s, const float *x, int n, float *log
     }
     s->fwd_n = n;
     s->fwd_row0 = r0;
+    s->held = n - r0;
     return EGC_OK;
 }
 
@@ -475,7 +477,8 @@ egc_status egc_session_backward(egc_session *s, const float *seed, int n, float 
         return EGC_FAIL(EGC_E_ARG, "this session was created without a target layer");
     if (n > s->fwd_n)
         return EGC_FAIL(EGC_E_ARG, "backward of %d rows after a forward of %d", n, s->fwd_n);
-    if (s->fwd_row0 == 0 && n <= s->chunk) return backward_pass(s, seed, n, grad, act);
+    /* the plan holds the rows asked for: straight to the backward */
+    if (s->fwd_row0 == 0 && n <= s->held) return backward_pass(s, seed, n, grad, act);
     /* The rows are not all in the plan: per pass, forward again from the host copy. */
     if (!s->xhost)
         return EGC_FAIL(EGC_E_INTERNAL, "session: rows %d.. of the last forward are gone",
@@ -490,6 +493,7 @@ egc_status egc_session_backward(egc_session *s, const float *seed, int n, float 
         s->fwd_row0 = -1; /* the plan's rows are in flux until this pass is done */
         EGC_TRY(forward_pass(s, s->xhost + (size_t)r0 * per, nb, NULL, stage));
         s->fwd_row0 = r0;
+        s->held = nb;
         EGC_TRY(backward_pass(s, seed + (size_t)r0 * nc, nb, grad ? grad + (size_t)r0 * tper : NULL,
                               act ? act + (size_t)r0 * tper : NULL));
     }

@@ -259,7 +259,11 @@ static void json_method(FILE *f, const sweep_method *M)
     cli_json_str(f, egc_explainer_layer(M->ex));
     fprintf(f, ", \"score\": \"%s\"", egc_score_name(o->score));
     if (egc_method_is_sampled(o->method)) {
-        fprintf(f, ", \"samples\": %d, \"baselines\": ", egc_explainer_samples(M->ex));
+        fprintf(f, ", \"samples\": %d", egc_explainer_samples(M->ex));
+        if (o->samples_tol > 0.0f)
+            fprintf(f, ", \"samples_tol\": %.9g, \"samples_round\": %d", (double)o->samples_tol,
+                    o->samples_round);
+        fprintf(f, ", \"baselines\": ");
         cli_json_str(f, o->baselines == EGC_BASELINES_FILE ? o->baseline_file
                                                            : egc_baselines_name(o->baselines));
         fprintf(f, ", \"noise\": %.9g, \"alpha\": \"%s\", \"combine\": \"%s\"", (double)o->noise,
