@@ -101,13 +101,9 @@ struct egc_explainer {
     int adaptive, round;            /* on; samples per round */
     int *act;                       /* [B] slot -> image of the group */
     int *nused;                     /* [B] samples drawn per image of the group */
-    uint8_t *conv;                  /* [B] slot converged after the last round */
-    uint8_t *streak;                /* [B] consecutive rounds within the tolerance */
+    uint8_t *streak;                /* [B] per slot: consecutive rounds within the tolerance */
     float *prevm, *chkm;            /* [B,hw] host: last round's unit maps, this round's maps */
-    uint64_t *aids;                 /* [B] per-slot copies of ids, sigmas, first samples, */
-    float *asig;                    /*     classes (uploaded each round) */
-    uint32_t *as0;
-    int32_t *acls;
+    uint32_t *as0;                  /* [B] per slot: first sample id of the round */
 };
 
 static const char *const k_method_names[EGC_METHOD_COUNT] = {
@@ -200,7 +196,7 @@ void egc_explainer_destroy(egc_explainer *e)
     free(e->plan_b);
     free(e->plan_a);
     free(e->plan_seed);
-    float *bufs[] = {e->ref, e->blur, e->blurtmp, e->score, e->sigma, e->prevm, e->chkm, e->asig};
+    float *bufs[] = {e->ref, e->blur, e->blurtmp, e->score, e->sigma, e->prevm, e->chkm};
     for (size_t i = 0; i < EGC_COUNT(bufs); i++) egc_aligned_free(bufs[i]);
     egc_host_free(e->Lh);
     egc_host_free(e->maph);
@@ -210,11 +206,8 @@ void egc_explainer_destroy(egc_explainer *e)
     free(e->s0);
     free(e->act);
     free(e->nused);
-    free(e->conv);
     free(e->streak);
-    free(e->aids);
     free(e->as0);
-    free(e->acls);
     free(e);
 }
 
@@ -810,14 +803,10 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
         if (e->adaptive) {
             EGC_TRYG(st, egc_calloc((void **)&e->act, B, sizeof *e->act, "adaptive samples"), fail);
             EGC_TRYG(st, egc_calloc((void **)&e->nused, B, sizeof *e->nused, "adaptive samples"), fail);
-            EGC_TRYG(st, egc_calloc((void **)&e->conv, B, 1, "adaptive samples"), fail);
             EGC_TRYG(st, egc_calloc((void **)&e->streak, B, 1, "adaptive samples"), fail);
             EGC_TRYG(st, fbuf(&e->prevm, B * (size_t)e->hw, "adaptive samples"), fail);
             EGC_TRYG(st, fbuf(&e->chkm, B * (size_t)e->hw, "adaptive samples"), fail);
-            EGC_TRYG(st, egc_calloc((void **)&e->aids, B, sizeof *e->aids, "adaptive samples"), fail);
-            EGC_TRYG(st, fbuf(&e->asig, B, "adaptive samples"), fail);
             EGC_TRYG(st, egc_calloc((void **)&e->as0, B, sizeof *e->as0, "adaptive samples"), fail);
-            EGC_TRYG(st, egc_calloc((void **)&e->acls, B, sizeof *e->acls, "adaptive samples"), fail);
         }
         if (o->combine == EGC_COMBINE_C) {
             EGC_TRYG(st, dfloats(e, &e->accmapd, B * (size_t)e->hw, "map sums"), fail);
@@ -1027,11 +1016,15 @@ static egc_status finish_maps(egc_explainer *e, int j, int g, int n, float *Ld)
                      e->axd + (size_t)j * e->khw, g, e->K, e->hw, e->wkd, Ld);
 }
 
-/* Copies slot j of the per-image device buffers the samples read or write to slot k. */
+/* Copies slot j of the per-image device buffers the samples read or write to slot k: the
+ * image, its id, noise scale and class, A(x), the accumulator and the blur baseline. */
 static egc_status move_slot(egc_explainer *e, int j, int k)
 {
     egc_backend *be = e->be;
     size_t cb = e->chw * sizeof(float), kb = e->khw * sizeof(float), hb = (size_t)e->hw * sizeof(float);
+    EGC_TRY(be->m_copy(be, e->idsd + k, e->idsd + j, sizeof *e->idsd));
+    EGC_TRY(be->m_copy(be, e->sigmad + k, e->sigmad + j, sizeof *e->sigmad));
+    EGC_TRY(be->m_copy(be, e->clsd + k, e->clsd + j, sizeof *e->clsd));
     EGC_TRY(be->m_copy(be, e->xd + (size_t)k * e->chw, e->xd + (size_t)j * e->chw, cb));
     EGC_TRY(be->m_copy(be, e->axd + (size_t)k * e->khw, e->axd + (size_t)j * e->khw, kb));
     if (e->accd) EGC_TRY(be->m_copy(be, e->accd + (size_t)k * e->khw, e->accd + (size_t)j * e->khw, kb));
@@ -1049,14 +1042,15 @@ static egc_status move_slot(egc_explainer *e, int j, int k)
  * group's active images, which sit in the first slots; after each round the images whose
  * unit-norm Grad-CAM map of the running sums moved by at most the tolerance in PATIENCE
  * consecutive rounds, or that reached S samples, get their raw maps (into their own rows
- * of e->Ld) and leave; the others move up. The per-image device buffers end up permuted; the
- * classes in e->clsd are restored. */
+ * of e->Ld) and leave; the others move up (move_slot). The per-image device buffers end up
+ * permuted; the classes in e->clsd are restored. */
 static egc_status adaptive_pass(egc_explainer *e, const egc_sample_spec *sp0, const float *base,
                                 const float *aref, int g)
 {
     egc_backend *be = e->be;
     const int C = e->o.combine == EGC_COMBINE_C;
     const size_t hw = (size_t)e->hw;
+    /* the resolved classes in image order, for the restore at the end */
     EGC_TRY(be->download(be, e->cls, e->clsd, (size_t)g * sizeof(int32_t)));
     for (int i = 0; i < g; i++) {
         e->act[i] = i;
@@ -1068,17 +1062,8 @@ static egc_status adaptive_pass(egc_explainer *e, const egc_sample_spec *sp0, co
     int ga = g, n = 0;
     for (int t = 0; ga > 0; t++) {
         int rr = EGC_MIN(e->round, e->S - n);
-        for (int j = 0; j < ga; j++) {
-            int i = e->act[j];
-            e->aids[j] = e->ids[i];
-            e->asig[j] = e->sigma[i];
-            e->as0[j] = (e->keyed ? e->s0[i] : 0u) + (uint32_t)n;
-            e->acls[j] = e->cls[i];
-        }
-        EGC_TRY(be->upload(be, e->idsd, e->aids, (size_t)ga * sizeof(uint64_t)));
-        EGC_TRY(be->upload(be, e->sigmad, e->asig, (size_t)ga * sizeof(float)));
+        for (int j = 0; j < ga; j++) e->as0[j] = (e->keyed ? e->s0[e->act[j]] : 0u) + (uint32_t)n;
         EGC_TRY(be->upload(be, e->s0d, e->as0, (size_t)ga * sizeof(uint32_t)));
-        EGC_TRY(be->upload(be, e->clsd, e->acls, (size_t)ga * sizeof(int32_t)));
         sp.S = rr;
         EGC_TRY(sample_rows(e, &sp, base, aref, ga));
         n += rr;
@@ -1094,9 +1079,7 @@ static egc_status adaptive_pass(egc_explainer *e, const egc_sample_spec *sp0, co
             }
             EGC_TRY(be->download(be, e->chkm, Mh, (size_t)ga * hw * sizeof(float)));
         }
-        for (int j = 0; j < ga; j++) {
-            e->conv[j] = (uint8_t)last;
-            if (last) continue;
+        for (int j = 0; j < ga && !last; j++) {
             float *m = e->chkm + (size_t)j * hw, *p = e->prevm + (size_t)j * hw;
             double ss = 0.0;
             for (size_t q = 0; q < hw; q++) ss += (double)m[q] * (double)m[q];
@@ -1110,18 +1093,18 @@ static egc_status adaptive_pass(egc_explainer *e, const egc_sample_spec *sp0, co
             }
             if (t > 0 && sqrt(d2) <= (double)e->o.samples_tol) e->streak[j]++;
             else e->streak[j] = 0;
-            if (e->streak[j] >= PATIENCE) e->conv[j] = 1;
         }
         /* the finished images' maps (in their slots), then the others move up */
+#define DONE(j) (last || e->streak[j] >= PATIENCE)
         for (int j = 0; j < ga; j++)
-            if (e->conv[j]) {
+            if (DONE(j)) {
                 int i = e->act[j];
                 e->nused[i] = n;
                 EGC_TRY(finish_maps(e, j, 1, n, e->Ld + (size_t)i * hw));
             }
         int k = 0;
         for (int j = 0; j < ga; j++) {
-            if (e->conv[j]) continue;
+            if (DONE(j)) continue;
             if (k != j) {
                 EGC_TRY(move_slot(e, j, k));
                 memcpy(e->prevm + (size_t)k * hw, e->prevm + (size_t)j * hw, hw * sizeof(float));
@@ -1130,6 +1113,7 @@ static egc_status adaptive_pass(egc_explainer *e, const egc_sample_spec *sp0, co
             }
             k++;
         }
+#undef DONE
         ga = k;
     }
     return be->upload(be, e->clsd, e->cls, (size_t)g * sizeof(int32_t));
