@@ -267,6 +267,9 @@ void *egc_backend_stage_alloc(const egc_backend *be, size_t bytes);
 
 /* The CPU backend (always available). */
 EGC_NODISCARD egc_status egc_cpu_backend_create(egc_backend **out);
+/* The CPU device as people read it ("CPU (2 threads, OpenBLAS Haswell kernels)"): the CPU
+ * backend's device_name and `egcam info`'s line. Always NUL-terminated. */
+void egc_cpu_device_name(char *buf, size_t cap);
 
 #ifdef __cplusplus
 }

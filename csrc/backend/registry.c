@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
-
 #include "backend/backend.h"
 #include "egcam/tensor.h"
 #ifdef EGC_WITH_CUDA
@@ -61,10 +59,9 @@ void egc_backend_destroy(egc_backend *be)
 void egc_backend_list_devices(char *buf, size_t cap)
 {
     if (!buf || !cap) return;
-    int th = egc_num_threads();
-    const char *core = openblas_get_corename();
-    int k = snprintf(buf, cap, "cpu     CPU (%d thread%s, OpenBLAS %s kernels)\n", th,
-                     th == 1 ? "" : "s", core ? core : "unknown");
+    char cpu[128];
+    egc_cpu_device_name(cpu, sizeof cpu);
+    int k = snprintf(buf, cap, "cpu     %s\n", cpu);
     size_t len = k < 0 ? 0 : ((size_t)k < cap ? (size_t)k : cap - 1);
 #ifdef EGC_WITH_CUDA
     if (egc_cuda_device_list(buf + len, cap - len) != EGC_OK) {

@@ -177,6 +177,15 @@ static void cpu_destroy(egc_backend *be)
     if (last) egc_cpu_scratch_trim();
 }
 
+void egc_cpu_device_name(char *buf, size_t cap)
+{
+    if (!buf || !cap) return;
+    int nt = egc_num_threads();
+    const char *core = openblas_get_corename();
+    snprintf(buf, cap, "CPU (%d thread%s, OpenBLAS %s kernels)", nt, nt == 1 ? "" : "s",
+             core ? core : "unknown");
+}
+
 egc_status egc_cpu_backend_create(egc_backend **out)
 {
     if (!out) return EGC_FAIL(EGC_E_ARG, "egc_cpu_backend_create: out is NULL");
@@ -184,10 +193,7 @@ egc_status egc_cpu_backend_create(egc_backend **out)
     egc_backend *be = NULL;
     EGC_TRY(egc_calloc((void **)&be, 1, sizeof *be, "CPU backend"));
     snprintf(be->name, sizeof be->name, "cpu");
-    int nt = egc_num_threads();
-    const char *core = openblas_get_corename();
-    snprintf(be->device_name, sizeof be->device_name, "CPU (%d thread%s, OpenBLAS %s kernels)", nt,
-             nt == 1 ? "" : "s", core ? core : "unknown");
+    egc_cpu_device_name(be->device_name, sizeof be->device_name);
     be->ctx = NULL;
     be->partial_rows = 1;
     be->alloc = cpu_alloc;
