@@ -26,6 +26,27 @@ enum { UID_X = 1, UID_W = 2, UID_B = 3, UID_Z = 4, UID_Y = 5, UID_T = 100 };
         }                                                                                  \
     } while (0)
 
+/* cudnnBackendSetAttribute of one value (n values at v) while *s is still a success: a
+ * chain of settings stops at the first failure, whose status stays in *s. */
+static void set_attr(cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t a,
+                     cudnnBackendAttributeType_t t, int64_t n, const void *v, cudnnStatus_t *s)
+{
+    if (*s == CUDNN_STATUS_SUCCESS) *s = cudnnBackendSetAttribute(d, a, t, n, v);
+}
+
+/* set_attr of a descriptor-valued attribute. */
+static void set_desc(cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t a,
+                     cudnnBackendDescriptor_t v, cudnnStatus_t *s)
+{
+    set_attr(d, a, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &v, s);
+}
+
+/* Finalizes d when *s is still a success. */
+static void finalize(cudnnBackendDescriptor_t d, cudnnStatus_t *s)
+{
+    if (*s == CUDNN_STATUS_SUCCESS) *s = cudnnBackendFinalize(d);
+}
+
 /* A finalized tensor descriptor: dims d (NCHW order) with NHWC strides. */
 static cudnnStatus_t tensor(int64_t uid, cudnnDataType_t dt, const int64_t d[4], bool virt,
                             cudnnBackendDescriptor_t *out)
@@ -34,20 +55,13 @@ static cudnnStatus_t tensor(int64_t uid, cudnnDataType_t dt, const int64_t d[4],
     const int64_t align = 16;
     cudnnBackendDescriptor_t t = NULL;
     cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_TENSOR_DESCRIPTOR, &t);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, d);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, str);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1,
-                                     &align);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt);
-    if (s == CUDNN_STATUS_SUCCESS) s = cudnnBackendFinalize(t);
+    set_attr(t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt, &s);
+    set_attr(t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, d, &s);
+    set_attr(t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, str, &s);
+    set_attr(t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid, &s);
+    set_attr(t, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align, &s);
+    set_attr(t, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt, &s);
+    finalize(t, &s);
     if (s != CUDNN_STATUS_SUCCESS && t) {
         (void)cudnnBackendDestroyDescriptor(t);
         t = NULL;
@@ -56,7 +70,8 @@ static cudnnStatus_t tensor(int64_t uid, cudnnDataType_t dt, const int64_t d[4],
     return s;
 }
 
-/* A finalized pointwise operation y = mode(x [, b]) (fp32 math, alphas 1). */
+/* A finalized pointwise operation y = mode(x [, b]) (fp32 math, alphas 1); *pw_out is its
+ * mode descriptor (NULL if it could not be made), *op_out the operation (NULL on failure). */
 static cudnnStatus_t pointwise(cudnnPointwiseMode_t mode, cudnnBackendDescriptor_t x,
                                cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t y,
                                cudnnBackendDescriptor_t *pw_out, cudnnBackendDescriptor_t *op_out)
@@ -65,34 +80,18 @@ static cudnnStatus_t pointwise(cudnnPointwiseMode_t mode, cudnnBackendDescriptor
     const float one = 1.0f;
     cudnnBackendDescriptor_t pw = NULL, op = NULL;
     cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &pw);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1,
-                                     &mode);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1,
-                                     &prec);
-    if (s == CUDNN_STATUS_SUCCESS) s = cudnnBackendFinalize(pw);
+    set_attr(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode, &s);
+    set_attr(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec, &s);
+    finalize(pw, &s);
     if (s == CUDNN_STATUS_SUCCESS)
         s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, &op);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR,
-                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC,
-                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x);
-    if (s == CUDNN_STATUS_SUCCESS && b)
-        s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC,
-                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC,
-                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y);
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_ALPHA1, CUDNN_TYPE_FLOAT, 1,
-                                     &one);
-    if (s == CUDNN_STATUS_SUCCESS && b)
-        s = cudnnBackendSetAttribute(op, CUDNN_ATTR_OPERATION_POINTWISE_ALPHA2, CUDNN_TYPE_FLOAT, 1,
-                                     &one);
-    if (s == CUDNN_STATUS_SUCCESS) s = cudnnBackendFinalize(op);
+    set_desc(op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, pw, &s);
+    set_desc(op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x, &s);
+    if (b) set_desc(op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, b, &s);
+    set_desc(op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y, &s);
+    set_attr(op, CUDNN_ATTR_OPERATION_POINTWISE_ALPHA1, CUDNN_TYPE_FLOAT, 1, &one, &s);
+    if (b) set_attr(op, CUDNN_ATTR_OPERATION_POINTWISE_ALPHA2, CUDNN_TYPE_FLOAT, 1, &one, &s);
+    finalize(op, &s);
     if (s != CUDNN_STATUS_SUCCESS) {
         if (op) (void)cudnnBackendDestroyDescriptor(op);
         op = NULL;
@@ -146,77 +145,52 @@ int egc_cudnn_fused_build(cudnnHandle_t h, const egc_cudnn_fused_geom *g, int64_
         const float alpha = 1.0f, beta = 0.0f;
         BE("convolution", cudnnBackendCreateDescriptor(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR, &conv));
         KEEP(conv);
-        BE("convolution", cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_COMP_TYPE,
-                                                   CUDNN_TYPE_DATA_TYPE, 1, &comp));
-        BE("convolution", cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_CONV_MODE,
-                                                   CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode));
-        BE("convolution", cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS,
-                                                   CUDNN_TYPE_INT64, 1, &dims));
-        BE("convolution", cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS,
-                                                   CUDNN_TYPE_INT64, 2, g->pad));
-        BE("convolution", cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_POST_PADDINGS,
-                                                   CUDNN_TYPE_INT64, 2, g->pad));
-        BE("convolution", cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_DILATIONS,
-                                                   CUDNN_TYPE_INT64, 2, g->dil));
-        BE("convolution", cudnnBackendSetAttribute(conv, CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES,
-                                                   CUDNN_TYPE_INT64, 2, g->stride));
-        BE("convolution", cudnnBackendFinalize(conv));
+        cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
+        set_attr(conv, CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp, &s);
+        set_attr(conv, CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode, &s);
+        set_attr(conv, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &dims, &s);
+        set_attr(conv, CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, 2, g->pad, &s);
+        set_attr(conv, CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, 2, g->pad, &s);
+        set_attr(conv, CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, 2, g->dil, &s);
+        set_attr(conv, CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, 2, g->stride, &s);
+        finalize(conv, &s);
+        BE("convolution", s);
         BE("convolution op", cudnnBackendCreateDescriptor(
                                  CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR, &fprop));
         KEEP(fprop);
-        BE("convolution op", cudnnBackendSetAttribute(fprop, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X,
-                                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &X));
-        BE("convolution op", cudnnBackendSetAttribute(fprop, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W,
-                                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &W));
-        BE("convolution op", cudnnBackendSetAttribute(fprop, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y,
-                                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &T[0]));
-        BE("convolution op", cudnnBackendSetAttribute(fprop,
-                                                      CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC,
-                                                      CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &conv));
-        BE("convolution op", cudnnBackendSetAttribute(fprop, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA,
-                                                      CUDNN_TYPE_FLOAT, 1, &alpha));
-        BE("convolution op", cudnnBackendSetAttribute(fprop, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA,
-                                                      CUDNN_TYPE_FLOAT, 1, &beta));
-        BE("convolution op", cudnnBackendFinalize(fprop));
+        set_desc(fprop, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, X, &s);
+        set_desc(fprop, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, W, &s);
+        set_desc(fprop, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, T[0], &s);
+        set_desc(fprop, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, conv, &s);
+        set_attr(fprop, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha, &s);
+        set_attr(fprop, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta, &s);
+        finalize(fprop, &s);
+        BE("convolution op", s);
     }
-    /* the epilogue: + bias, [+ z], [Relu]; step i reads T[i], writes T[i+1] or Y */
+    /* the epilogue: + bias, [+ z], [Relu]; step i reads T[i] and writes T[i+1], the last Y */
     cudnnBackendDescriptor_t ops[4];
     int nops = 0;
     ops[nops++] = fprop;
     {
+        const struct {
+            int on;
+            cudnnPointwiseMode_t mode;
+            cudnnBackendDescriptor_t operand;
+            const char *stage;
+        } steps[3] = {{1, CUDNN_POINTWISE_ADD, B, "bias add"},
+                      {g->has_z, CUDNN_POINTWISE_ADD, Z, "residual add"},
+                      {g->relu, CUDNN_POINTWISE_RELU_FWD, NULL, "relu"}};
         int step = 0;
-        cudnnBackendDescriptor_t pw = NULL, op = NULL;
-        cudnnBackendDescriptor_t out = step + 1 < nsteps ? T[step + 1] : Y;
-        st = pointwise(CUDNN_POINTWISE_ADD, T[step], B, out, &pw, &op);
-        if (pw) KEEP(pw);
-        if (st != CUDNN_STATUS_SUCCESS) {
-            f->stage = "bias add";
-            goto fail;
-        }
-        KEEP(op);
-        ops[nops++] = op;
-        step++;
-        if (g->has_z) {
-            out = step + 1 < nsteps ? T[step + 1] : Y;
-            st = pointwise(CUDNN_POINTWISE_ADD, T[step], Z, out, &pw, &op);
+        for (int k = 0; k < 3; k++) {
+            if (!steps[k].on) continue;
+            cudnnBackendDescriptor_t pw = NULL, op = NULL;
+            cudnnBackendDescriptor_t out = step + 1 < nsteps ? T[step + 1] : Y;
+            cudnnStatus_t s = pointwise(steps[k].mode, T[step], steps[k].operand, out, &pw, &op);
             if (pw) KEEP(pw);
-            if (st != CUDNN_STATUS_SUCCESS) {
-                f->stage = "residual add";
-                goto fail;
-            }
+            BE(steps[k].stage, s);
             KEEP(op);
             ops[nops++] = op;
             step++;
-        }
-        if (g->relu) {
-            st = pointwise(CUDNN_POINTWISE_RELU_FWD, T[step], NULL, Y, &pw, &op);
-            if (pw) KEEP(pw);
-            if (st != CUDNN_STATUS_SUCCESS) {
-                f->stage = "relu";
-                goto fail;
-            }
-            KEEP(op);
-            ops[nops++] = op;
         }
     }
     /* the graph, then per heuristics mode (A, then the fallback list) its engine
@@ -224,11 +198,13 @@ int egc_cudnn_fused_build(cudnnHandle_t h, const egc_cudnn_fused_geom *g, int64_
     cudnnBackendDescriptor_t graph = NULL;
     BE("operation graph", cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &graph));
     KEEP(graph);
-    BE("operation graph", cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS,
-                                                   CUDNN_TYPE_BACKEND_DESCRIPTOR, nops, ops));
-    BE("operation graph", cudnnBackendSetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE,
-                                                   CUDNN_TYPE_HANDLE, 1, &h));
-    BE("operation graph", cudnnBackendFinalize(graph));
+    {
+        cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
+        set_attr(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, nops, ops, &s);
+        set_attr(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h, &s);
+        finalize(graph, &s);
+        BE("operation graph", s);
+    }
     const cudnnBackendHeurMode_t modes[2] = {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK};
     for (int mi = 0; mi < 2 && !f->plan; mi++) {
         /* fresh configuration descriptors for each mode's results */
@@ -242,11 +218,11 @@ int egc_cudnn_fused_build(cudnnHandle_t h, const egc_cudnn_fused_geom *g, int64_
         cudnnBackendDescriptor_t heur = NULL;
         BE("heuristics", cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur));
         KEEP(heur);
-        BE("heuristics", cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH,
-                                                  CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph));
-        BE("heuristics", cudnnBackendSetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_MODE,
-                                                  CUDNN_TYPE_HEUR_MODE, 1, &modes[mi]));
-        BE("heuristics", cudnnBackendFinalize(heur));
+        cudnnStatus_t hs = CUDNN_STATUS_SUCCESS;
+        set_desc(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph, &hs);
+        set_attr(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &modes[mi], &hs);
+        finalize(heur, &hs);
+        BE("heuristics", hs);
         ncfg = 0;
         BE("engine configurations", cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
                                                              CUDNN_TYPE_BACKEND_DESCRIPTOR,
@@ -287,13 +263,9 @@ int egc_cudnn_fused_build(cudnnHandle_t h, const egc_cudnn_fused_geom *g, int64_
             cudnnBackendDescriptor_t plan = NULL;
             cudnnStatus_t ps = cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR,
                                                             &plan);
-            if (ps == CUDNN_STATUS_SUCCESS)
-                ps = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
-                                              CUDNN_TYPE_HANDLE, 1, &h);
-            if (ps == CUDNN_STATUS_SUCCESS)
-                ps = cudnnBackendSetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
-                                              CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg[i]);
-            if (ps == CUDNN_STATUS_SUCCESS) ps = cudnnBackendFinalize(plan);
+            set_attr(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h, &ps);
+            set_desc(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, cfg[i], &ps);
+            finalize(plan, &ps);
             int64_t ws = 0;
             if (ps == CUDNN_STATUS_SUCCESS)
                 ps = cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
@@ -341,16 +313,10 @@ int egc_cudnn_fused_run(cudnnHandle_t h, egc_cudnn_fused *f, const void *x, cons
         int64_t n = z ? 5 : 4;
         cudnnBackendDescriptor_t pk = NULL;
         cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &pk);
-        if (s == CUDNN_STATUS_SUCCESS)
-            s = cudnnBackendSetAttribute(pk, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n,
-                                         uids);
-        if (s == CUDNN_STATUS_SUCCESS)
-            s = cudnnBackendSetAttribute(pk, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
-                                         CUDNN_TYPE_VOID_PTR, n, ptrs);
-        if (s == CUDNN_STATUS_SUCCESS)
-            s = cudnnBackendSetAttribute(pk, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR,
-                                         1, &ws);
-        if (s == CUDNN_STATUS_SUCCESS) s = cudnnBackendFinalize(pk);
+        set_attr(pk, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uids, &s);
+        set_attr(pk, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, ptrs, &s);
+        set_attr(pk, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws, &s);
+        finalize(pk, &s);
         if (s != CUDNN_STATUS_SUCCESS) {
             if (pk) (void)cudnnBackendDestroyDescriptor(pk);
             return (int)s;
