@@ -91,16 +91,12 @@ static egc_status cpu_plan_prepare_ex(egc_backend *be, const egc_graph *g, const
     for (int i = 0; i < g->n_nodes; i++) {
         const egc_node *n = &g->nodes[i];
         if (n->op != EGC_OP_CONV || info->is_head[i]) continue;
-        int v = n->out, reader = -1, reads = 0;
+        int v = n->out, reader = -1;
         if (v < 0 || v >= g->n_values || info->keep[v] || v == info->target || v == g->output)
             continue;
-        for (int r = 0; r < g->n_nodes; r++)
-            for (int k = 0; k < g->nodes[r].n_in; k++)
-                if (g->nodes[r].in[k] == v) {
-                    reads++;
-                    reader = r;
-                }
-        if (reads != 1 || info->is_head[reader] || g->nodes[reader].in[0] != v) continue;
+        if (egc_graph_readers(g, v, &reader) != 1 || info->is_head[reader] ||
+            g->nodes[reader].in[0] != v)
+            continue;
         const egc_node *rn = &g->nodes[reader];
         if (rn->op != EGC_OP_RELU && rn->op != EGC_OP_CLIP) continue;
         if (!pl) {

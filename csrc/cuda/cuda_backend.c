@@ -622,20 +622,6 @@ static int half_capable(const egc_graph *g, const egc_shape *shapes, const node_
     return 1;
 }
 
-/* Number of input slots of all nodes reading v, and the last such node (-1: none). */
-static int readers_of(const egc_graph *g, int v, int *reader)
-{
-    int k = 0;
-    *reader = -1;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int j = 0; j < g->nodes[i].n_in; j++)
-            if (g->nodes[i].in[j] == v) {
-                k++;
-                *reader = i;
-            }
-    return k;
-}
-
 /* Whether every reader of v runs in fp16 and reads v as an activation (Conv: input 0). */
 static int readers_all_half(const egc_graph *g, const node_plan *np, int v)
 {
@@ -758,7 +744,7 @@ static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
         if (n->op == EGC_OP_CONV && !pl->conv[i].ready) continue;
         int v = n->out, r = -1;
         if (info->keep[v] || v == info->target || v == g->output) continue;
-        if (readers_of(g, v, &r) != 1 || r < 0 || g->nodes[r].op != EGC_OP_RELU) continue;
+        if (egc_graph_readers(g, v, &r) != 1 || r < 0 || g->nodes[r].op != EGC_OP_RELU) continue;
         if (pl->np[r].half != pl->np[i].half) continue;
         pl->np[i].relu_fused = 1;
         pl->np[r].relu_pass = 1;
@@ -791,7 +777,7 @@ static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
             continue;
         int v = n->out, r = -1, relu = pl->np[i].relu_fused;
         if (!relu && !info->keep[v] && v != info->target && v != g->output && pl->vfmt[v] == VF_F16 &&
-            readers_of(g, v, &r) == 1 && r > i && g->nodes[r].op == EGC_OP_ADD &&
+            egc_graph_readers(g, v, &r) == 1 && r > i && g->nodes[r].op == EGC_OP_ADD &&
             pl->np[r].half && g->nodes[r].n_in == 2 && g->nodes[r].in[0] == v &&
             g->nodes[r].in[1] != v) {
             int z = g->nodes[r].in[1], zp = g->values[z].producer, ro = g->nodes[r].out;

@@ -174,6 +174,10 @@ EGC_NODISCARD egc_status egc_broadcast_shape(const egc_shape *a, const egc_shape
 /* Releases everything a graph owns (not the struct). */
 void egc_graph_clear(egc_graph *g);
 
+/* How many input slots of g's nodes read value v (a node reading it twice counts twice), and
+ * in *last the last such node (-1: none). */
+int egc_graph_readers(const egc_graph *g, int v, int *last);
+
 #ifdef __cplusplus
 }
 #endif

@@ -74,3 +74,16 @@ void egc_slice_resolve(const egc_slice_params *p, const egc_shape *in, int64_t *
         out->d[ax] = count;
     }
 }
+
+int egc_graph_readers(const egc_graph *g, int v, int *last)
+{
+    int k = 0;
+    *last = -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] == v) {
+                k++;
+                *last = i;
+            }
+    return k;
+}
