@@ -189,20 +189,13 @@ typedef struct conv_job {
 /* act on rows x cols values of y (row stride ld), as egc_cpu_unary_forward computes it. */
 static void apply_act(const egc_cpu_act *a, float *y, int64_t rows, int64_t cols, int64_t ld)
 {
-    if (a->op == EGC_OP_RELU) {
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t q = 0; q < cols; q++) {
-                float v = y[r * ld + q];
-                y[r * ld + q] = v > 0.0f ? v : 0.0f;
-            }
-    } else if (a->op == EGC_OP_CLIP) {
-        const float lo = a->lo, hi = a->hi;
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t q = 0; q < cols; q++) {
-                float v = y[r * ld + q];
-                v = v < lo ? lo : v;
-                y[r * ld + q] = v > hi ? hi : v;
-            }
+    const float lo = a->lo, hi = a->hi;
+    for (int64_t r = 0; r < rows; r++) {
+        float *yr = y + r * ld;
+        if (a->op == EGC_OP_RELU)
+            for (int64_t q = 0; q < cols; q++) yr[q] = egc_cpu_relu(yr[q]);
+        else if (a->op == EGC_OP_CLIP)
+            for (int64_t q = 0; q < cols; q++) yr[q] = egc_cpu_clip(yr[q], lo, hi);
     }
 }
 

@@ -84,6 +84,15 @@ int egc_cpu_chunks(int64_t items, int64_t cost);
         const egc_node *n, const egc_view *in, const egc_view *out, const egc_view *dout,  \
         const egc_view *din);
 EGC_CPU_OP(conv)
+/* Relu and Clip of one value, as every CPU path computes them (Relu(-0) = +0, Relu(NaN) = 0,
+ * Clip keeps NaN): egc_cpu_unary_forward and the Conv that applies them. */
+static inline float egc_cpu_relu(float x) { return x > 0.0f ? x : 0.0f; }
+static inline float egc_cpu_clip(float x, float lo, float hi)
+{
+    float v = x < lo ? lo : x;
+    return v > hi ? hi : v;
+}
+
 /* The activation a fused Conv applies to its output: act(y) of the Relu or Clip node that
  * is its only reader, computed exactly as that node computes it (egc_cpu_unary_forward). */
 typedef struct egc_cpu_act {

@@ -53,16 +53,13 @@ static void unary_chunk(int64_t k, void *arg)
     switch (j->op) {
     case EGC_OP_RELU:
         if (!j->backward)
-            for (int64_t i = a; i < b; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
+            for (int64_t i = a; i < b; i++) o[i] = egc_cpu_relu(x[i]);
         else
             for (int64_t i = a; i < b; i++) o[i] += x[i] > 0.0f ? dy[i] : 0.0f;
         break;
     case EGC_OP_CLIP:
         if (!j->backward)
-            for (int64_t i = a; i < b; i++) {
-                float v = x[i] < lo ? lo : x[i];
-                o[i] = v > hi ? hi : v;
-            }
+            for (int64_t i = a; i < b; i++) o[i] = egc_cpu_clip(x[i], lo, hi);
         else
             for (int64_t i = a; i < b; i++) o[i] += (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f;
         break;
