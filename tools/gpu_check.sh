@@ -25,7 +25,8 @@
 # entry of stages 2-5 when stage 1 is not run), SKIP_GOALS=1 (none of the side-by-side runs of
 # the goals: page-locked inputs on both sides, torch.compile's forward, the fp16 fusion and
 # input-padding variants, Expected Grad-CAM with larger passes, the Nsight Systems kernel
-# profile (PROFILE=0 skips that one alone), about 6 minutes in all).
+# profile (PROFILE=0 skips that one alone), VGG16 fp32 with and without the data-sized
+# workspace (VGG_WS=0 skips that one alone), about 7 minutes in all).
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -388,6 +389,28 @@ if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BUILD_DI
             python3 -c "import json,sys; s=float(sys.argv[2])-float(sys.argv[1]); c=[json.loads(l).get(\"samples\", 0) for l in open(sys.argv[5])]; print(json.dumps({\"bench\": \"cli-explain\", \"model\": \"mobilenet_v2_imagenet.onnx\", \"method\": \"expected-gradcam\", \"precision\": \"mixed\", \"batch\": 256, \"samples_max\": int(sys.argv[3]), \"samples_tol\": float(sys.argv[6]), \"mean_samples\": round(sum(c) / max(1, len(c)), 2), \"images\": int(sys.argv[4]), \"seconds\": round(s, 3), \"images_per_s\": round(int(sys.argv[4]) / s, 1)}))" "$t0" "$t1" "$S" "$n" "$4/cli-explain/manifest.jsonl" "$tol" | tee -a "$3"
         done
         rm -rf "$4/cli-explain"' _ "$BUILD_DIR/egcam" "$SHARED" "$OUT/bench_cli.jsonl" "$ROOT/build-gpu-tmp"
+fi
+
+# ---- VGG16 fp32 at batch 256 (2x behind PyTorch on d5bba23): with the fp32 Convs' cuDNN
+# workspace capped at 1 GiB (EGC_CUDA_WS_DATA=0, the old behaviour) and as the data allows
+# (the default now), then PyTorch's fp32 forward, all into bench.jsonl; EGC_VERBOSE=1 puts
+# each Conv's algorithm and workspace into the log. Exports VGG16 when the run has none.
+# Part of SKIP_GOALS; VGG_WS=0 skips it. ----
+if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${SKIP_BENCH:-0}" != 1 ] && [ "${VGG_WS:-1}" != 0 ] &&
+    [ -x "$BUILD_DIR/bench_forward" ]; then
+    if [ -f "$TV_DIR/vgg16.onnx" ] ||
+        step export_vgg16 120 "$PY" benchmarks/peers/export_torchvision.py "$TV_DIR" --models vgg16; then
+        step bench_forward_vgg16_ws 150 bash -c '
+            set -o pipefail
+            for ws in 0 1; do
+                EGC_VERBOSE=1 EGC_CUDA_WS_DATA=$ws "$1" --model "$2" --device cuda --batch "$3" \
+                    --repeats "$4" --warmup 2 --precision fp32 --pinned | \
+                    sed "s/^{/{\"ws_data\": $ws, /" | tee -a "$5"
+            done
+            "$6" benchmarks/peers/torch_forward.py --models vgg16 --precisions fp32 --batch "$3" \
+                --repeats 10 --pinned | tee -a "$5"' _ "$BUILD_DIR/bench_forward" \
+            "$TV_DIR/vgg16.onnx" "$BB" "$BR" "$BENCH" "$PY"
+    fi
 fi
 
 # ---- the evaluation study (docs/RESULTS.md) ----

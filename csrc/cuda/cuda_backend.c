@@ -70,6 +70,10 @@
 #define CONV_WS_CAP ((size_t)1 << 30)
 /* The most workspace an algorithm may need to be among those timed by cudnnFind. */
 #define FIND_WS_CAP ((size_t)256 << 20)
+/* An fp32 Conv with TF32 allowed may raise both caps to the bytes of its own input and output
+ * (conv_ws_caps): cuDNN's tensor-core kernels for NCHW fp32 data transpose them into the
+ * workspace, so at large batches (VGG16's 224x224x64 layers at batch 256: 3.3 GB a tensor)
+ * the fast algorithms need more than the fixed caps allow. EGC_CUDA_WS_DATA=0: fixed caps. */
 
 /* Numeric mode of a plan. */
 typedef enum cuda_precision { CUDA_PREC_FP32 = 0, CUDA_PREC_MIXED = 1 } cuda_precision;
@@ -87,6 +91,8 @@ typedef struct cuda_ctx {
     cublasHandle_t blas;
     int allow_tf32;          /* for plans prepared from now on */
     int conv_find;           /* time forward algorithms (cudnnFind) once per plan; EGC_CUDA_CONV_FIND=0: heuristics only */
+    int ws_data;             /* fp32 TF32 Convs may use workspace up to their data's bytes
+                                (EGC_CUDA_WS_DATA=0: fixed caps only) */
     int blas_tf32;           /* the math mode cuBLAS is set to now (-1 unknown) */
     int fuse;                /* Conv+bias+Relu fusion in plans (EGC_CUDA_FUSE=0: off) */
     int graphs;              /* CUDA-graph recording of plans (EGC_CUDA_GRAPHS=0: off) */
@@ -419,24 +425,42 @@ static int math_ok(cudnnMathType_t m, int tf32)
     return 1;
 }
 
+/* The workspace caps of the forward algorithm of Conv cp: *cap for the heuristic choice,
+ * *find_cap for the candidates of the timed search. Fixed (CONV_WS_CAP, FIND_WS_CAP), except
+ * that an fp32 Conv with TF32 allowed raises both to the bytes of its (padded) input and its
+ * output when c->ws_data is set and those are larger (see CONV_WS_CAP). */
+static void conv_ws_caps(const cuda_ctx *c, const conv_plan *cp, int tf32, size_t *cap,
+                         size_t *find_cap)
+{
+    *cap = CONV_WS_CAP;
+    *find_cap = FIND_WS_CAP;
+    if (cp->half || !tf32 || !c->ws_data) return;
+    const egc_shape *xin = cp->explicit_pad ? &cp->xps : &cp->xs;
+    size_t data = ((size_t)numel(xin) + (size_t)numel(&cp->ys)) * sizeof(float);
+    *cap = EGC_MAX(*cap, data);
+    *find_cap = EGC_MAX(*find_cap, data);
+}
+
 /* Picks the first forward algorithm of cuDNN's heuristics that runs in the cap. */
 static egc_status choose_fwd(cuda_ctx *c, const egc_node *n, conv_plan *cp, int tf32)
 {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int got = 0;
+    size_t cap, find_cap;
+    conv_ws_caps(c, cp, tf32, &cap, &find_cap);
     EGC_CUDNN(cudnnGetConvolutionForwardAlgorithm_v7(c->dnn, cp->xd, cp->wd, cp->cd, cp->yd,
                                                      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf));
     for (int i = 0; i < got; i++) {
-        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > CONV_WS_CAP) continue;
+        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > cap) continue;
         if (!math_ok(perf[i].mathType, tf32)) continue;
         cp->fwd_algo = perf[i].algo;
         EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, perf[i].mathType));
         EGC_CUDNN(cudnnGetConvolutionForwardWorkspaceSize(c->dnn, cp->xd, cp->wd, cp->cd, cp->yd,
                                                           cp->fwd_algo, &cp->fwd_ws));
-        /* Budget for the timed search: the largest usable candidate up to FIND_WS_CAP. */
+        /* Budget for the timed search: the largest usable candidate up to find_cap. */
         cp->find_ws = cp->fwd_ws;
         for (int j = 0; j < got; j++)
-            if (perf[j].status == CUDNN_STATUS_SUCCESS && perf[j].memory <= FIND_WS_CAP &&
+            if (perf[j].status == CUDNN_STATUS_SUCCESS && perf[j].memory <= find_cap &&
                 math_ok(perf[j].mathType, tf32))
                 cp->find_ws = EGC_MAX(cp->find_ws, perf[j].memory);
         return EGC_OK;
@@ -2422,6 +2446,7 @@ egc_status egc_cuda_backend_create(int device, egc_backend **out)
         const char *v = getenv("EGC_CUDA_CONV_FIND");
         c->conv_find = !(v && (strcmp(v, "0") == 0 || strcmp(v, "off") == 0));
     }
+    c->ws_data = !env_off("EGC_CUDA_WS_DATA");
     c->fuse = !env_off("EGC_CUDA_FUSE");
     c->graphs = !env_off("EGC_CUDA_GRAPHS");
     {
