@@ -93,13 +93,17 @@ static inline float egc_cpu_clip(float x, float lo, float hi)
     return v > hi ? hi : v;
 }
 
-/* The activation a fused Conv applies to its output: act(y) of the Relu or Clip node that
- * is its only reader, computed exactly as that node computes it (egc_cpu_unary_forward). */
+/* What a fused Conv applies to its output y: first y + res (the residual Add that is its
+ * only reader, y its input 0: res is that Add's input 1, of y's shape), then act(.) of the
+ * Relu or Clip node that reads y (or that Add's output), each computed exactly as those
+ * nodes compute it (egc_cpu_binary_forward, egc_cpu_unary_forward). */
 typedef struct egc_cpu_act {
-    int op;          /* EGC_OP_RELU or EGC_OP_CLIP (anything else: none) */
-    float lo, hi;    /* Clip bounds */
+    int op;           /* EGC_OP_RELU or EGC_OP_CLIP (anything else: none) */
+    float lo, hi;     /* Clip bounds */
+    const float *res; /* NULL: no residual; else dense, laid out as y */
 } egc_cpu_act;
-/* egc_cpu_conv_forward followed by act on each block of the output while it is in cache. */
+/* egc_cpu_conv_forward followed by the residual and act on each block of the output while
+ * it is in cache. */
 EGC_NODISCARD egc_status egc_cpu_conv_forward_act(const egc_node *n, const egc_view *in,
                                                   const egc_view *out, const egc_cpu_act *act);
 /* The same after egc_cpu_forward's checks of the node and its views (cpu_ops.c). */

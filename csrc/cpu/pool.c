@@ -109,6 +109,66 @@ static int64_t max_window(const pool_geom *g, const float *x, int64_t oh, int64_
     return arg;
 }
 
+/* Output columns [a, b) of output row oh whose windows lie inside x (every tap in range):
+ * the first maximum in row-major window order, as max_window finds it (the first tap, then
+ * each later one that is greater), without the bounds checks and the index. */
+static void max_row_interior(const pool_geom *g, const float *x, int64_t oh, int64_t a,
+                             int64_t b, float *yr)
+{
+    const egc_pool_params *p = &g->p;
+    const int64_t sw = p->sw, dw = p->dw, rs = (int64_t)p->dh * g->W;
+    const float *x0 = x + (oh * p->sh - p->pt) * g->W - p->pl;
+    if (p->kh == 3 && p->kw == 3 && dw == 1) { /* ResNet's 3x3 (stride 2) and VGG's 2x2 below */
+        for (int64_t ow = a; ow < b; ow++) {
+            const float *c = x0 + ow * sw;
+            float m = c[0], v;
+            v = c[1]; m = v > m ? v : m;
+            v = c[2]; m = v > m ? v : m;
+            v = c[rs]; m = v > m ? v : m;
+            v = c[rs + 1]; m = v > m ? v : m;
+            v = c[rs + 2]; m = v > m ? v : m;
+            v = c[2 * rs]; m = v > m ? v : m;
+            v = c[2 * rs + 1]; m = v > m ? v : m;
+            v = c[2 * rs + 2]; m = v > m ? v : m;
+            yr[ow] = m;
+        }
+        return;
+    }
+    if (p->kh == 2 && p->kw == 2 && dw == 1) {
+        for (int64_t ow = a; ow < b; ow++) {
+            const float *c = x0 + ow * sw;
+            float m = c[0], v;
+            v = c[1]; m = v > m ? v : m;
+            v = c[rs]; m = v > m ? v : m;
+            v = c[rs + 1]; m = v > m ? v : m;
+            yr[ow] = m;
+        }
+        return;
+    }
+    for (int64_t ow = a; ow < b; ow++) {
+        const float *c = x0 + ow * sw;
+        float m = c[0];
+        for (int i = 0; i < p->kh; i++)
+            for (int jj = 0; jj < p->kw; jj++) {
+                float v = c[i * rs + jj * dw];
+                if (v > m) m = v;
+            }
+        yr[ow] = m;
+    }
+}
+
+/* Output columns [*a, *b) whose windows lie inside x: ow*sw - pl >= 0 and
+ * ow*sw - pl + (kw-1)*dw < W (an empty range when none). */
+static void interior_cols(const pool_geom *g, int64_t *a, int64_t *b)
+{
+    const egc_pool_params *p = &g->p;
+    int64_t span = (int64_t)(p->kw - 1) * p->dw;
+    *a = (p->pl + p->sw - 1) / p->sw;
+    int64_t last = g->W - 1 - span + p->pl; /* ow*sw <= last */
+    *b = last < 0 ? 0 : EGC_MIN(g->OW, last / p->sw + 1);
+    if (*b < *a) *b = *a = 0;
+}
+
 static void maxpool_chunk(int64_t k, void *arg)
 {
     const pool_job *j = (const pool_job *)arg;
@@ -116,6 +176,31 @@ static void maxpool_chunk(int64_t k, void *arg)
     int64_t lo, hi;
     chunk_range(j->planes, j->chunks, k, &lo, &hi);
     int64_t in_plane = g->H * g->W, out_plane = g->OH * g->OW;
+    if (!j->backward) {
+        int64_t ca, cb;
+        interior_cols(g, &ca, &cb);
+        const int64_t span = (int64_t)(g->p.kh - 1) * g->p.dh;
+        for (int64_t pl = lo; pl < hi; pl++) {
+            const float *x = j->x + pl * in_plane;
+            for (int64_t oh = 0; oh < g->OH; oh++) {
+                float *yr = j->y + pl * out_plane + oh * g->OW;
+                int64_t h0 = oh * g->p.sh - g->p.pt;
+                int64_t a = ca, b = cb;
+                if (h0 < 0 || h0 + span >= g->H) a = b = g->OW; /* a border row: all checked */
+                for (int64_t ow = 0; ow < g->OW; ow++) {
+                    if (ow == a && a < b) {
+                        max_row_interior(g, x, oh, a, b, yr);
+                        ow = b - 1;
+                        continue;
+                    }
+                    float m;
+                    (void)max_window(g, x, oh, ow, &m);
+                    yr[ow] = m;
+                }
+            }
+        }
+        return;
+    }
     for (int64_t pl = lo; pl < hi; pl++) {
         const float *x = j->x + pl * in_plane;
         for (int64_t oh = 0; oh < g->OH; oh++)

@@ -772,6 +772,56 @@ TEST(CpuOpsPool, MaxPoolTiesGoToFirst)
     EXPECT_EQ(g.v, (std::vector<float>{2.0f, 0.0f, 0.0f, 0.0f}));
 }
 
+// The forward's unchecked interior paths (3x3, 2x2 and any other window that lies inside x)
+// give the bits of the rule "first in-range tap, then each later one that is greater" on
+// every geometry, with ties of +0 and -0 and NaNs (a NaN first tap stays, a later one loses).
+TEST(CpuOpsPool, MaxPoolForwardBitsMatchTheRule)
+{
+    struct G { int k, s, d, pt, pl, pb, pr, ceil; int64_t h, w; };
+    const G geoms[] = {{3, 2, 1, 1, 1, 1, 1, 0, 15, 17}, {3, 2, 1, 1, 1, 1, 1, 1, 16, 16},
+                       {2, 2, 1, 0, 0, 0, 0, 0, 14, 9},  {2, 2, 1, 0, 0, 0, 0, 1, 7, 7},
+                       {3, 1, 1, 1, 1, 1, 1, 0, 6, 11}, {3, 2, 2, 2, 1, 0, 2, 1, 13, 12},
+                       {5, 3, 1, 2, 2, 2, 2, 0, 19, 4}, {3, 2, 1, 1, 1, 1, 1, 0, 2, 2},
+                       {2, 1, 1, 0, 0, 1, 0, 0, 1, 5}};
+    for (const G &q : geoms) {
+        egc_node n = node(EGC_OP_MAXPOOL, 1);
+        n.p.pool = pool_p(q.k, q.s, q.d, q.pt, q.pl, q.pb, q.pr, q.ceil, 0);
+        const egc_pool_params &p = n.p.pool;
+        auto osz = [&](int64_t in, int pa, int pb) {
+            int64_t e = in + pa + pb - ((int64_t)(q.k - 1) * q.d + 1);
+            return (q.ceil ? (e + q.s - 1) / q.s : e / q.s) + 1;
+        };
+        egc_shape os = S({2, 3, osz(q.h, q.pt, q.pb), osz(q.w, q.pl, q.pr)});
+        Tensor x = zeros(S({2, 3, q.h, q.w}));
+        for (size_t i = 0; i < x.v.size(); i++) { // few distinct values: many ties
+            int r = (int)((i * 2654435761u) % 13);
+            x.v[i] = r < 3 ? 0.0f : r < 6 ? -0.0f : r == 6 ? NAN : r == 7 ? 1.0f : -(float)r;
+        }
+        Tensor y = forward(n, {&x}, os);
+        int64_t H = q.h, W = q.w, OH = os.d[2], OW = os.d[3];
+        for (int64_t c = 0; c < 6; c++)
+            for (int64_t oh = 0; oh < OH; oh++)
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    float m = -FLT_MAX;
+                    bool any = false;
+                    for (int i = 0; i < p.kh; i++)
+                        for (int j = 0; j < p.kw; j++) {
+                            int64_t h = oh * p.sh - p.pt + i * p.dh, w = ow * p.sw - p.pl + j * p.dw;
+                            if (h < 0 || h >= H || w < 0 || w >= W) continue;
+                            float v = x.v[(size_t)((c * H + h) * W + w)];
+                            if (!any || v > m) m = v;
+                            any = true;
+                        }
+                    float got = y.v[(size_t)((c * OH + oh) * OW + ow)];
+                    uint32_t a, b;
+                    std::memcpy(&a, &m, 4);
+                    std::memcpy(&b, &got, 4);
+                    ASSERT_EQ(a, b) << "k " << q.k << " s " << q.s << " d " << q.d << " at " << c
+                                    << "," << oh << "," << ow << ": " << got << " vs " << m;
+                }
+    }
+}
+
 TEST(CpuOpsPool, AveragePoolHandComputed)
 {
     // Expected values computed with torch.nn.functional.avg_pool2d (which agrees with

@@ -207,9 +207,10 @@ INSTANTIATE_TEST_SUITE_P(SharedModels, Accuracy,
 
 namespace {
 
-// The CPU's Conv+Relu/Clip fusion (EGC_CPU_FUSE): on the shared models (ResNet's Relus,
-// MobileNet's Relu6 Clips), logits and the target-layer gradient are the same bit for bit
-// with and without it, and with it the activations run in place (shared buffers).
+// The CPU's fusion (EGC_CPU_FUSE): Conv+Relu/Clip and Conv+Add(+Relu/Clip). On the shared
+// models (ResNet's Relus and residual blocks, MobileNet's Relu6 Clips and linear
+// bottlenecks), logits and the target-layer gradient are the same bit for bit with and
+// without it, and with it the activations and Adds run in place (shared buffers).
 class CpuFusion : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(CpuFusion, SameBitsWithAndWithout)
@@ -254,6 +255,12 @@ TEST_P(CpuFusion, SameBitsWithAndWithout)
     ASSERT_TRUE(std::regex_search(desc[0], m0, re)) << desc[0];
     ASSERT_TRUE(std::regex_search(desc[1], m1, re)) << desc[1];
     EXPECT_GT(std::stoi(m1[1].str()), std::stoi(m0[1].str())) << desc[1];
+    // the residual Adds (ResNet's conv + Add + Relu, MobileNetV2's linear conv + Add) are
+    // among the fused steps, and nothing is fused without it
+    std::smatch r1;
+    ASSERT_TRUE(std::regex_search(desc[1], r1, std::regex("([0-9]+) Conv\\+Add"))) << desc[1];
+    EXPECT_GT(std::stoi(r1[1].str()), 0) << desc[1];
+    EXPECT_EQ(desc[0].find("cpu plan"), std::string::npos) << desc[0];
 }
 
 INSTANTIATE_TEST_SUITE_P(, CpuFusion,
