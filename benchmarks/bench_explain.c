@@ -130,6 +130,7 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
         if (egc_explainer_options(e)->samples_tol > 0.0f)
             printf(", \"samples_tol\": %g, \"mean_samples\": %.2f",
                    (double)egc_explainer_options(e)->samples_tol, mean_samples);
+        bench_json_cuda_env();
         printf(", \"git_sha\": ");
         bench_json_str(b->sha);
         printf("}\n");

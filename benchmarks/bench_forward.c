@@ -127,21 +127,7 @@ int main(int argc, char **argv)
                        egc_host_pinned(x) ? "true" : "false", b, med * 1e3,
                        t[0] * 1e3, b / med, egc_session_device_bytes(s));
                 bench_json_str(sha ? sha : "unknown");
-                /* the switches of the CUDA backend that were set, as "NAME=value ..." */
-                char envs[256];
-                size_t el = 0;
-                envs[0] = '\0';
-                const char *knobs[] = {"EGC_CUDA_FUSE",   "EGC_CUDA_HALF_FUSED", "EGC_CUDA_GRAPH_API",
-                                       "EGC_CUDA_PAD_C",  "EGC_CUDA_GRAPHS",     "EGC_CUDA_TF32",
-                                       "EGC_CUDA_CONV_FIND"};
-                for (size_t k = 0; k < sizeof knobs / sizeof *knobs; k++) {
-                    const char *v = getenv(knobs[k]);
-                    if (v && el < sizeof envs)
-                        el += (size_t)snprintf(envs + el, sizeof envs - el, "%s%s=%s",
-                                               el ? " " : "", knobs[k], v);
-                }
-                printf(", \"cuda_env\": ");
-                bench_json_str(envs);
+                bench_json_cuda_env();
                 printf("}\n");
                 fflush(stdout);
             }

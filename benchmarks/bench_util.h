@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "egcam/tensor.h"
@@ -49,6 +50,26 @@ static inline void bench_json_str(const char *s)
         putchar(*s);
     }
     putchar('"');
+}
+
+/* ", \"cuda_env\": \"NAME=value ...\"": the CUDA backend's switches set in the environment
+ * ("" when none), so that a line says which variant it timed. */
+static inline void bench_json_cuda_env(void)
+{
+    static const char *const knobs[] = {"EGC_CUDA_FUSE",   "EGC_CUDA_HALF_FUSED", "EGC_CUDA_GRAPH_API",
+                                        "EGC_CUDA_PAD_C",  "EGC_CUDA_GRAPHS",     "EGC_CUDA_TF32",
+                                        "EGC_CUDA_CONV_FIND", "EGC_CUDA_WS_DATA"};
+    char envs[384];
+    size_t el = 0;
+    envs[0] = '\0';
+    for (size_t k = 0; k < sizeof knobs / sizeof *knobs; k++) {
+        const char *v = getenv(knobs[k]);
+        if (v && el < sizeof envs)
+            el += (size_t)snprintf(envs + el, sizeof envs - el, "%s%s=%s", el ? " " : "",
+                                   knobs[k], v);
+    }
+    printf(", \"cuda_env\": ");
+    bench_json_str(envs);
 }
 
 #endif

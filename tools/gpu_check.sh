@@ -294,9 +294,10 @@ if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_explain" ]; then
     done
     # Expected Grad-CAM, ResNet-50 mixed, with larger passes (fp16 activations take 2 bytes
     # per value, so 256 rows may fit the 3 GiB goal), and 128 images per run (a dataset run:
-    # the clean pass then fills its rows).
-    [ "${SKIP_GOALS:-0}" != 1 ] && step bench_explain_rows 90 bash -c \
-        'set -o pipefail; for a in "32 256" "128 128" "128 256"; do read -r nb nr <<<"$a"; "$1" --model "$2" --device cuda --methods expected-gradcam --expected-batch "$nb" --samples 32 --rows "$nr" --precision mixed --repeats "$3" --warmup 1 --pinned | tee -a "$4"; done' \
+    # the clean pass then fills its rows); then the goal's configuration (32 images, 128 and
+    # 256 rows) with the cuDNN operation-graph path on (EGC_CUDA_GRAPH_API=1, "cuda_env").
+    [ "${SKIP_GOALS:-0}" != 1 ] && step bench_explain_rows 120 bash -c \
+        'set -o pipefail; for a in "32 256 0" "128 128 0" "128 256 0" "32 128 1" "32 256 1"; do read -r nb nr ga <<<"$a"; E=(); [ "$ga" = 1 ] && E=(EGC_CUDA_GRAPH_API=1); env "${E[@]}" "$1" --model "$2" --device cuda --methods expected-gradcam --expected-batch "$nb" --samples 32 --rows "$nr" --precision mixed --repeats "$3" --warmup 1 --pinned | tee -a "$4"; done' \
         _ "$BUILD_DIR/bench_explain" "$TV_DIR/resnet50.onnx" "$ER" "$EB"
     # Grad-CAM is bound by the host: the same runs with the inputs in page-locked memory
     # (egc_host_alloc), next to gradcam_torch.py --pinned below.
@@ -393,7 +394,8 @@ fi
 
 # ---- VGG16 fp32 at batch 256 (2x behind PyTorch on d5bba23): with the fp32 Convs' cuDNN
 # workspace capped at 1 GiB (EGC_CUDA_WS_DATA=0, the old behaviour) and as the data allows
-# (the default now), then PyTorch's fp32 forward, all into bench.jsonl; EGC_VERBOSE=1 puts
+# (the default now; "cuda_env" tells them apart), then PyTorch's fp32 forward, all into
+# bench.jsonl; EGC_VERBOSE=1 puts
 # each Conv's algorithm and workspace into the log. Exports VGG16 when the run has none.
 # Part of SKIP_GOALS; VGG_WS=0 skips it. ----
 if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${SKIP_BENCH:-0}" != 1 ] && [ "${VGG_WS:-1}" != 0 ] &&
@@ -404,8 +406,7 @@ if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${SKIP_BENCH:-0}" != 1 ] && [ "${VGG_WS:-1}
             set -o pipefail
             for ws in 0 1; do
                 EGC_VERBOSE=1 EGC_CUDA_WS_DATA=$ws "$1" --model "$2" --device cuda --batch "$3" \
-                    --repeats "$4" --warmup 2 --precision fp32 --pinned | \
-                    sed "s/^{/{\"ws_data\": $ws, /" | tee -a "$5"
+                    --repeats "$4" --warmup 2 --precision fp32 --pinned | tee -a "$5"
             done
             "$6" benchmarks/peers/torch_forward.py --models vgg16 --precisions fp32 --batch "$3" \
                 --repeats 10 --pinned | tee -a "$5"' _ "$BUILD_DIR/bench_forward" \
