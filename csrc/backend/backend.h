@@ -60,6 +60,11 @@ struct egc_backend {
                                     may run on its first n rows (egc_plan_set_rows: views
                                     whose first dimension is n instead of the batch); 0: plans
                                     always run whole batches (descriptors made per batch) */
+    int row_plans;               /* 1 (with partial_rows 0): plan_prepare_ex may be called a
+                                    second time for the same plan's graph at a smaller batch,
+                                    and that state run on the plan's buffers (views of that
+                                    many rows); its value layout requests (inplace, half)
+                                    must match the first state's, else it is not used */
 
     /* Memory. alloc returns EGC_E_NOMEM with the byte count when it cannot. */
     egc_status (*alloc)(egc_backend *be, size_t bytes, void **out);

@@ -2483,6 +2483,10 @@ egc_status egc_cuda_backend_create(int device, egc_backend **out)
     be->bytes_in_use = cu_bytes_in_use;
     egc_cuda_methods_install(be);
     be->plan_prepare_ex = cu_plan_prepare_ex;
+    /* Runs of at most half a plan's rows (the clean pass of a few images, the last group of
+     * a run) go through a state prepared for them (egc_plan_set_rows) instead of computing
+     * the whole batch; EGC_CUDA_ROW_PLANS=0: whole batches. */
+    be->row_plans = !env_off("EGC_CUDA_ROW_PLANS");
     be->plan_describe = cu_plan_describe;
     be->capture_begin = cu_capture_begin;
     be->capture_end = cu_capture_end;

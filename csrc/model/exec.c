@@ -7,6 +7,8 @@
 #include "model/exec.h"
 
 #define EGC_ALIGN 256
+/* Backend states for fewer rows a plan keeps at most (see struct egc_plan). */
+#define EGC_PLAN_SMALL 3
 
 struct egc_plan {
     const egc_graph *g;
@@ -14,6 +16,20 @@ struct egc_plan {
     int64_t batch;
     int64_t rows;               /* rows the runs compute (egc_plan_set_rows; batch by default) */
     int rows_ok;                /* the backend and the graph allow fewer rows than the batch */
+    int separable;              /* no node mixes rows (rows_separable) */
+    /* Runs of fewer rows on a backend that computes whole batches (partial_rows 0) but can
+     * prepare states for fewer rows (row_plans): further backend states, each prepared for
+     * a power of two of rows up to half the batch, sharing the slab and the arena (every
+     * value of a separable graph at fewer rows fits where it lies at the batch); at most
+     * EGC_PLAN_SMALL of them, the least recently used replaced. */
+    struct { void *state; int64_t rows; unsigned used; } small[EGC_PLAN_SMALL];
+    int cur_small;              /* the one the runs use now (-1: the plan's own state) */
+    unsigned use_clock;
+    uint64_t small_failed;      /* bit k: no state could be had for 2^k rows (not tried again) */
+    unsigned char *keep_r;      /* [n_values] the keep[] the main state was prepared with */
+    unsigned char *inplace_r;   /* [n_nodes] the in-place requests of the main state */
+    unsigned char *half_r;      /* [n_values] the 2-byte requests of the main state */
+    char srows_note[200];       /* why the last state for fewer rows could not be had */
     int target;
     egc_shape *shapes;          /* [n_values] at this batch */
     float **vptr;               /* [n_values] device storage or NULL */
@@ -156,6 +172,8 @@ void egc_plan_destroy(egc_plan *p)
     if (!p) return;
     if (p->be) {
         if (p->bstate && p->be->plan_release) p->be->plan_release(p->be, p->bstate);
+        for (int k = 0; k < EGC_PLAN_SMALL; k++)
+            if (p->small[k].state && p->be->plan_release) p->be->plan_release(p->be, p->small[k].state);
         if (p->slab) p->be->free(p->be, p->slab);
         if (p->arena) p->be->free(p->be, p->arena);
     }
@@ -164,6 +182,9 @@ void egc_plan_destroy(egc_plan *p)
     free(p->gptr);
     free(p->is_head);
     free(p->need_grad);
+    free(p->keep_r);
+    free(p->inplace_r);
+    free(p->half_r);
     free(p);
 }
 
@@ -177,6 +198,7 @@ void egc_plan_opts_default(egc_plan_opts *o)
     memset(o, 0, sizeof *o);
     o->precision = EGC_PREC_FP32;
     o->graphs = 1;
+    o->row_plans = 1;
 }
 
 egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch, int target,
@@ -211,6 +233,7 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
     p->be = be;
     p->batch = batch;
     p->rows = batch;
+    p->cur_small = -1;
     p->target = target;
     if (opts) p->opts = *opts;
     else egc_plan_opts_default(&p->opts);
@@ -235,8 +258,8 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
     EGC_TRYG(st, egc_malloc((void **)&root, (size_t)nv + 1, sizeof *root, "plan"), fail);
     EGC_TRYG(st, egc_graph_infer(g, batch, p->shapes), fail);
     /* (a backend that records the trunk replays whole batches: none of that) */
-    p->rows_ok = be->partial_rows && !be->capture_begin && batch > 1 &&
-                 rows_separable(g, p->shapes, batch);
+    p->separable = batch > 1 && rows_separable(g, p->shapes, batch);
+    p->rows_ok = be->partial_rows && !be->capture_begin && p->separable;
 
     /* Head: nodes depending on the target; gradients: head values that reach the output. */
     if (target >= 0) {
@@ -325,6 +348,15 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
         info.inplace = inplace;
         info.half = half;
         EGC_TRYG(st, be->plan_prepare_ex(be, g, p->shapes, &info, &p->bstate), fail_dl);
+        /* what a state for fewer rows must be prepared with and must ask alike */
+        if (be->row_plans && p->opts.row_plans && p->separable && !p->rows_ok) {
+            EGC_TRYG(st, egc_malloc((void **)&p->keep_r, (size_t)nv + 1, 1, "plan"), fail_dl);
+            EGC_TRYG(st, egc_malloc((void **)&p->inplace_r, (size_t)nn + 1, 1, "plan"), fail_dl);
+            EGC_TRYG(st, egc_malloc((void **)&p->half_r, (size_t)nv + 1, 1, "plan"), fail_dl);
+            memcpy(p->keep_r, keep, (size_t)nv + 1);
+            memcpy(p->inplace_r, inplace, (size_t)nn + 1);
+            memcpy(p->half_r, half, (size_t)nv + 1);
+        }
     } else if (be->plan_prepare) {
         EGC_TRYG(st, be->plan_prepare(be, g, p->shapes, &p->bstate), fail_dl);
     }
@@ -454,10 +486,104 @@ egc_view egc_plan_grad(const egc_plan *p, int v)
     return r;
 }
 
+/* A backend state for n rows (a power of two, at most half the batch) into *slot: a kept
+ * one, or one prepared now in a free slot or in place of the least recently used. On
+ * failure none, bit log2(n) of p->small_failed set and p->srows_note saying why. */
+static egc_status small_state(egc_plan *p, int64_t n, int *slot)
+{
+    int k, lru = 0;
+    for (k = 0; k < EGC_PLAN_SMALL; k++)
+        if (p->small[k].state && p->small[k].rows == n) {
+            p->small[k].used = ++p->use_clock;
+            *slot = k;
+            return EGC_OK;
+        }
+    for (k = 0; k < EGC_PLAN_SMALL; k++) {
+        if (!p->small[k].state) {
+            lru = k;
+            break;
+        }
+        if (p->small[k].used < p->small[lru].used) lru = k;
+    }
+    egc_backend *be = p->be;
+    const egc_graph *g = p->g;
+    const int nv = g->n_values, nn = g->n_nodes;
+    if (p->small[lru].state) be->plan_release(be, p->small[lru].state);
+    p->small[lru].state = NULL;
+    p->small[lru].rows = 0;
+    egc_status st = EGC_OK;
+    egc_shape *shapes = NULL;
+    unsigned char *inplace = NULL, *half = NULL;
+    void *state = NULL;
+    EGC_TRYG(st, egc_calloc((void **)&shapes, (size_t)nv + 1, sizeof *shapes, "plan"), out);
+    EGC_TRYG(st, egc_calloc((void **)&inplace, (size_t)nn + 1, 1, "plan"), out);
+    EGC_TRYG(st, egc_calloc((void **)&half, (size_t)nv + 1, 1, "plan"), out);
+    EGC_TRYG(st, egc_graph_infer(g, n, shapes), out);
+    for (int v = 0; v < nv; v++) /* each value must fit where it lies at the batch */
+        if (!g->values[v].is_const && egc_shape_numel(&shapes[v]) > egc_shape_numel(&p->shapes[v])) {
+            st = EGC_FAIL(EGC_E_UNSUPPORTED, "value '%s' is larger at %lld rows than at the batch",
+                          g->values[v].name, (long long)n);
+            goto out;
+        }
+    egc_plan_info info;
+    memset(&info, 0, sizeof info);
+    info.precision = p->opts.precision;
+    info.target = p->target;
+    info.is_head = p->is_head;
+    info.keep = p->keep_r;
+    info.inplace = inplace;
+    info.half = half;
+    EGC_TRYG(st, be->plan_prepare_ex(be, g, shapes, &info, &state), out);
+    if (memcmp(inplace, p->inplace_r, (size_t)nn) || memcmp(half, p->half_r, (size_t)nv)) {
+        st = EGC_FAIL(EGC_E_UNSUPPORTED, "the backend lays values out differently at %lld rows",
+                      (long long)n);
+        goto out;
+    }
+    p->small[lru].state = state;
+    p->small[lru].rows = n;
+    p->small[lru].used = ++p->use_clock;
+    *slot = lru;
+    state = NULL;
+out:
+    if (state) be->plan_release(be, state);
+    if (st != EGC_OK) {
+        int b = 0;
+        while (((int64_t)1 << b) < n) b++;
+        p->small_failed |= (uint64_t)1 << b;
+        snprintf(p->srows_note, sizeof p->srows_note, "%lld rows: %.170s", (long long)n,
+                 egc_last_error());
+    }
+    free(shapes);
+    free(inplace);
+    free(half);
+    return st;
+}
+
 int64_t egc_plan_set_rows(egc_plan *p, int64_t n)
 {
-    p->rows = p->rows_ok && n >= 1 && n <= p->batch ? n : p->batch;
+    p->rows = p->batch;
+    p->cur_small = -1;
+    if (n < 1 || n >= p->batch) return p->rows;
+    if (p->rows_ok) {
+        p->rows = n;
+        return n;
+    }
+    if (!p->keep_r) return p->rows;
+    int b = 0; /* 2^b: the rows of the state for n */
+    while (((int64_t)1 << b) < n) b++;
+    int64_t r = (int64_t)1 << b;
+    int slot = -1;
+    if (2 * r <= p->batch && !(p->small_failed >> b & 1) && small_state(p, r, &slot) == EGC_OK) {
+        p->rows = r;
+        p->cur_small = slot;
+    }
     return p->rows;
+}
+
+/* The backend state the runs use: one for fewer rows while it is active. */
+static void *run_state(const egc_plan *p)
+{
+    return p->cur_small >= 0 ? p->small[p->cur_small].state : p->bstate;
 }
 
 int64_t egc_plan_rows(const egc_plan *p) { return p->rows; }
@@ -481,7 +607,7 @@ static egc_status run_nodes(egc_plan *p, int head)
         if (p->target >= 0 && (int)p->is_head[i] != head) continue;
         const egc_node *n = &p->g->nodes[i];
         node_views(p, n, in, &out);
-        egc_status st = p->be->op_forward(p->be, p->bstate, p->g, n, in, &out);
+        egc_status st = p->be->op_forward(p->be, run_state(p), p->g, n, in, &out);
         if (st != EGC_OK)
             return egc_error_trace(st, n->name, __FILE__, __LINE__);
     }
@@ -494,6 +620,7 @@ static egc_status run_nodes(egc_plan *p, int head)
 egc_status egc_plan_forward_trunk(egc_plan *p)
 {
     egc_backend *be = p->be;
+    if (p->cur_small >= 0) return run_nodes(p, 0); /* fewer rows: never recorded */
     if (p->graph_state == 0 && (!be->capture_begin || !be->capture_end || !be->replay)) {
         p->graph_state = -1;
         snprintf(p->graph_note, sizeof p->graph_note, "off (the backend does not record)");
@@ -537,6 +664,13 @@ void egc_plan_describe(const egc_plan *p, char *buf, size_t cap)
                     p->n_half_values == 1 ? "" : "s", (double)p->arena_bytes / 1048576.0,
                     p->graph_state == 1 ? "on" : p->graph_state == 0 ? "not recorded yet"
                                                                      : p->graph_note);
+    for (int k = 0; k < EGC_PLAN_SMALL && len + 1 < cap; k++)
+        if (p->small[k].state)
+            egc_str_append(buf, cap, &len, "runs of up to %lld rows: a backend state prepared for "
+                           "%lld rows (the plain op calls, not recorded)\n",
+                           (long long)p->small[k].rows, (long long)p->small[k].rows);
+    if (p->small_failed && len + 1 < cap)
+        egc_str_append(buf, cap, &len, "fewer rows run as whole batches at %s\n", p->srows_note);
     if (p->be->plan_describe && p->bstate && len + 1 < cap)
         p->be->plan_describe(p->be, p->bstate, buf + len, cap - len);
 }
@@ -576,7 +710,7 @@ egc_status egc_plan_backward(egc_plan *p, const float *seed)
             else any = 1;
         }
         if (!any) continue;
-        egc_status st = p->be->op_backward(p->be, p->bstate, g, n, in, &out, &dout, din);
+        egc_status st = p->be->op_backward(p->be, run_state(p), g, n, in, &out, &dout, din);
         if (st != EGC_OK) return egc_error_trace(st, n->name, __FILE__, __LINE__);
     }
     return EGC_OK;

@@ -26,6 +26,10 @@ typedef struct egc_plan_opts {
     int graphs;               /* 1 (default): from the second trunk forward on, record the
                                  trunk's op calls once and replay them (backends with
                                  capture_begin); 0: always issue the op calls */
+    int row_plans;            /* 1 (default): runs of at most half the batch on a backend
+                                 that computes whole batches but offers row_plans use
+                                 backend states prepared for fewer rows (see
+                                 egc_plan_set_rows); 0: they compute the whole batch */
 } egc_plan_opts;
 /* fp32, graphs on. */
 void egc_plan_opts_default(egc_plan_opts *o);
@@ -53,12 +57,17 @@ egc_view egc_plan_value(const egc_plan *p, int v);
 /* The device gradient tensor of value v (ptr NULL when the plan keeps no gradient of v). */
 egc_view egc_plan_grad(const egc_plan *p, int v);
 int64_t egc_plan_batch(const egc_plan *p);
-/* Runs of the plan from now on compute its first n rows only (1 <= n <= batch), where the
- * backend can (egc_backend.partial_rows) and no node mixes rows (e.g. a Concat or Slice on
- * the batch axis); otherwise all rows, as before. Views (egc_plan_value, egc_plan_grad, the
- * op calls) then have n as their first dimension; rows n.. of the buffers are left as they
- * are, and the seed of egc_plan_backward needs n rows. Returns the rows the plan will
- * compute (n, or the batch), also given by egc_plan_rows. */
+/* Runs of the plan from now on compute its first n rows only (1 <= n <= batch), where no
+ * node mixes rows (e.g. a Concat or Slice on the batch axis) and the backend can
+ * (egc_backend.partial_rows); or, on a backend with row_plans (and egc_plan_opts.row_plans),
+ * its first r rows, r the power of two >= n, when r <= batch / 2: through a backend state
+ * prepared for r rows (made at the first such call; a few are kept, the least recently used
+ * replaced), which shares the plan's memory, runs the plain op calls (never recorded) and
+ * may allocate backend memory of its own (e.g. a workspace); otherwise all rows, as
+ * before. Views (egc_plan_value, egc_plan_grad, the op calls) then have the rows computed
+ * as their first dimension; rows beyond them are left as they are, and the seed of
+ * egc_plan_backward needs that many rows. Returns the rows the plan will compute (n, r or
+ * the batch; fill rows n.. of the input when more than n), also given by egc_plan_rows. */
 int64_t egc_plan_set_rows(egc_plan *p, int64_t n);
 int64_t egc_plan_rows(const egc_plan *p);
 /* Bytes reserved on the device: constants, activations+gradients arena. */

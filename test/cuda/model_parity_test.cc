@@ -736,6 +736,60 @@ TEST(CudaModelInputPad, PaddedChannelsMatchCpu)
     egc_model_destroy(m);
 }
 
+// Runs of a few rows on a session of many (egc_plan_set_rows): with EGC_CUDA_ROW_PLANS on
+// (the default) 3 rows of a 16-row session run on a state prepared for 4 rows, with it off on
+// the whole batch; logits and target gradients match the CPU either way, fp32 and mixed.
+class CudaModelRowPlans : public testing::TestWithParam<int> {};
+
+TEST_P(CudaModelRowPlans, FewRowsMatchCpu)
+{
+    const SharedCase &sc = kShared[GetParam()];
+    egc_model *m = nullptr;
+    LOAD_SHARED_OR_SKIP(sc, m);
+    int c, h, w;
+    egc_model_input_chw(m, &c, &h, &w);
+    int layer = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &layer), EGC_OK) << egc_last_error();
+    const int n = 3, batch = 16;
+    std::vector<float> x = random_input(n, c, h, w, 53u), seed;
+    Outputs cpu;
+    ASSERT_TRUE(run(m, "cpu", n, layer, x, n, &seed, &cpu));
+    for (const char *rp : {"1", "0"}) {
+        EnvVar env("EGC_CUDA_ROW_PLANS", rp);
+        const std::string tag = std::string(sc.model) + " EGC_CUDA_ROW_PLANS=" + rp;
+        Outputs strict, mixed;
+        {
+            Tf32Env t(false);
+            ASSERT_TRUE(run(m, "cuda", batch, layer, x, n, &seed, &strict));
+        }
+        ASSERT_TRUE(run(m, "cuda", batch, layer, x, n, &seed, &mixed, EGC_PREC_MIXED));
+        EXPECT_TRUE(close_rows(tag + " logits fp32", cpu.logits, strict.logits, n, 1e-4, false));
+        EXPECT_TRUE(close_rows(tag + " target grad fp32", cpu.grad, strict.grad, n, 1e-4, true));
+        EXPECT_TRUE(close_rows(tag + " logits mixed", cpu.logits, mixed.logits, n, 2e-2, false));
+        EXPECT_TRUE(cosine_rows(tag + " target grad mixed", cpu.grad, mixed.grad, n, 0.999));
+        // what ran: the description after a forward of n rows
+        egc_session *s = nullptr;
+        egc_session_options so;
+        egc_session_options_default(&so);
+        so.precision = EGC_PREC_MIXED;
+        ASSERT_EQ(egc_session_create_ex(m, "cuda", batch, layer, &so, &s), EGC_OK) << egc_last_error();
+        std::vector<float> logits((size_t)n * egc_model_num_classes(m));
+        ASSERT_EQ(egc_session_forward(s, x.data(), n, logits.data()), EGC_OK) << egc_last_error();
+        std::vector<char> desc(1 << 16);
+        egc_session_describe(s, desc.data(), desc.size());
+        egc_session_destroy(s);
+        const std::string d = desc.data();
+        if (!strcmp(rp, "1")) EXPECT_NE(d.find("prepared for 4 rows"), std::string::npos) << d;
+        else EXPECT_EQ(d.find("prepared for"), std::string::npos) << d;
+    }
+    egc_model_destroy(m);
+}
+
+INSTANTIATE_TEST_SUITE_P(, CudaModelRowPlans, testing::Values(0, 2),
+                         [](const testing::TestParamInfo<int> &info) {
+                             return std::string(info.param == 0 ? "mobilenet_v2" : "resnet20");
+                         });
+
 INSTANTIATE_TEST_SUITE_P(, CudaModelHalfFused, testing::Values(0, 2),
                          [](const testing::TestParamInfo<int> &info) {
                              return std::string(info.param == 0 ? "mobilenet_v2" : "resnet20");
