@@ -45,6 +45,10 @@ typedef struct egc_plan_info {
                                       not kept and both have the same element count; the
                                       backend learns the outcome from the pointers
                                       (in[0].ptr == out->ptr) and must be correct either way. */
+    int lean;                      /* egc_plan_opts.lean: keep optional memory to fixed bounds */
+    int quick;                     /* a state for a few rows of a plan (egc_plan_set_rows):
+                                      choose without timing (heuristics only), so that it is
+                                      quick to make and its choices do not vary by run */
     unsigned char *half;           /* [n_values], zeroed by the executor: the backend sets
                                       half[v] = 1 for a value it stores in 2-byte elements
                                       (fp16); the executor then reserves numel * 2 bytes for

@@ -154,6 +154,8 @@ typedef struct conv_plan {
     int zres;                /* also adds value zval (its reader Add's input 1), which makes
                                 the Add an identity (node_plan.add_passive) */
     int zval;
+    int lean;                /* workspace caps fixed (conv_ws_caps): the plan is under a memory
+                                cap, or the data-sized workspace did not fit */
     int64_t wc, wr, wsz;     /* filter channels (C / group, before padding), height, width */
     /* the cuDNN operation graph of conv + bias [+ z] [+ Relu] (EGC_CUDA_GRAPH_API=1), the
      * third path (hf_state 2): gf_state 0 not tried, 1 built (and checked, timed), -1 not
@@ -182,6 +184,8 @@ typedef struct cuda_plan {
     void *ws;                /* one device workspace for the whole plan */
     size_t ws_bytes;
     int tf32;                /* TF32 allowed in this plan's convolutions and GEMMs */
+    int quick;               /* egc_plan_info.quick: no timed choices (cuDNN's heuristic
+                                algorithms, the fp16 epilogue in its kernel) */
     cuda_precision precision;
     node_plan *np;           /* n_nodes entries */
     unsigned char *vfmt;     /* n_values entries: VF_F32 / VF_F16 */
@@ -428,13 +432,13 @@ static int math_ok(cudnnMathType_t m, int tf32)
 /* The workspace caps of the forward algorithm of Conv cp: *cap for the heuristic choice,
  * *find_cap for the candidates of the timed search. Fixed (CONV_WS_CAP, FIND_WS_CAP), except
  * that an fp32 Conv with TF32 allowed raises both to the bytes of its (padded) input and its
- * output when c->ws_data is set and those are larger (see CONV_WS_CAP). */
+ * output when c->ws_data is set, cp->lean is not, and those are larger (see CONV_WS_CAP). */
 static void conv_ws_caps(const cuda_ctx *c, const conv_plan *cp, int tf32, size_t *cap,
                          size_t *find_cap)
 {
     *cap = CONV_WS_CAP;
     *find_cap = FIND_WS_CAP;
-    if (cp->half || !tf32 || !c->ws_data) return;
+    if (cp->half || !tf32 || !c->ws_data || cp->lean) return;
     const egc_shape *xin = cp->explicit_pad ? &cp->xps : &cp->xs;
     size_t data = ((size_t)numel(xin) + (size_t)numel(&cp->ys)) * sizeof(float);
     *cap = EGC_MAX(*cap, data);
@@ -862,6 +866,25 @@ static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
     return EGC_OK;
 }
 
+/* Chooses again, with the fixed workspace caps, the forward algorithm of every fp32 Conv of
+ * pl whose choice or search budget went past them (conv_ws_caps); 1 when any did (and all
+ * were chosen again), else 0. */
+static int ws_fixed_caps(cuda_ctx *c, const egc_graph *g, const egc_shape *shapes, cuda_plan *pl)
+{
+    (void)shapes;
+    int any = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        conv_plan *cp = &pl->conv[i];
+        if (g->nodes[i].op != EGC_OP_CONV || !cp->ready || cp->half || cp->lean ||
+            (cp->fwd_ws <= CONV_WS_CAP && cp->find_ws <= FIND_WS_CAP))
+            continue;
+        cp->lean = 1;
+        if (choose_fwd(c, &g->nodes[i], cp, pl->tf32) != EGC_OK) return 0;
+        any = 1;
+    }
+    return any;
+}
+
 static egc_status cu_plan_prepare_ex(egc_backend *be, const egc_graph *g, const egc_shape *shapes,
                                      const egc_plan_info *info, void **state)
 {
@@ -900,14 +923,29 @@ static egc_status cu_plan_prepare_ex(egc_backend *be, const egc_graph *g, const 
                 st = EGC_FAIL(EGC_E_INTERNAL, "node %s: bad input value id %d", n->name, n->in[j]);
                 goto fail;
             }
-        if (n->op == EGC_OP_CONV) EGC_TRYG(st, conv_prepare(c, g, n, shapes, pl->tf32, 0, &pl->conv[i]), fail);
+        if (n->op == EGC_OP_CONV) {
+            pl->conv[i].lean = info && info->lean;
+            EGC_TRYG(st, conv_prepare(c, g, n, shapes, pl->tf32, 0, &pl->conv[i]), fail);
+        }
     }
     if (info) EGC_TRYG(st, plan_layout(c, pl, g, shapes, info), fail);
+    pl->quick = info && info->quick;
+    for (int i = 0; i < g->n_nodes && pl->quick; i++) pl->conv[i].found = 1; /* no cudnnFind */
     if (info && c->graphs) EGC_TRYG(st, blas_workspace(be), fail);
     size_t need = 0;
     for (int i = 0; i < g->n_nodes; i++)
         need = EGC_MAX(need, node_ws_need(&g->nodes[i], shapes, &pl->conv[i], &pl->np[i]));
-    if (need) EGC_TRYG(st, cu_alloc(be, need, &pl->ws), fail);
+    if (need) {
+        st = cu_alloc(be, need, &pl->ws);
+        /* out of memory with data-sized workspaces: the fixed caps, and try once more */
+        if (st == EGC_E_NOMEM && ws_fixed_caps(c, g, shapes, pl)) {
+            need = 0;
+            for (int i = 0; i < g->n_nodes; i++)
+                need = EGC_MAX(need, node_ws_need(&g->nodes[i], shapes, &pl->conv[i], &pl->np[i]));
+            st = cu_alloc(be, need, &pl->ws);
+        }
+        if (st != EGC_OK) goto fail;
+    }
     pl->ws_bytes = need;
     if (pl->w16_bytes) EGC_TRYG(st, cu_alloc(be, pl->w16_bytes, &pl->w16), fail);
     *state = pl;
@@ -1256,7 +1294,7 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
     EGC_TRY(hf_run(c, pl, cp, a, -1));
     enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     EGC_CUDA(cudaStreamIsCapturing(c->stream, &cs));
-    if (cs != cudaStreamCaptureStatusNone || c->hf_mode == 0)
+    if (cs != cudaStreamCaptureStatusNone || c->hf_mode == 0 || pl->quick)
         return EGC_OK; /* no timing inside a recording; or the kernel path asked for */
     int64_t ne = numel(a->ys), m = EGC_MIN(ne, HF_CHECK_ELEMS);
     size_t off = hf_scratch_off(cp);

@@ -20,11 +20,11 @@ struct egc_plan {
     /* Runs of fewer rows on a backend that computes whole batches (partial_rows 0) but can
      * prepare states for fewer rows (row_plans): further backend states, each prepared for
      * a power of two of rows up to half the batch, sharing the slab and the arena (every
-     * value of a separable graph at fewer rows fits where it lies at the batch); at most
-     * EGC_PLAN_SMALL of them, the least recently used replaced. */
-    struct { void *state; int64_t rows; unsigned used; } small[EGC_PLAN_SMALL];
+     * value of a separable graph at fewer rows fits where it lies at the batch). The first
+     * EGC_PLAN_SMALL sizes asked for get one and keep it (making a state costs algorithm
+     * searches, so none is replaced); other sizes run whole batches. */
+    struct { void *state; int64_t rows; } small[EGC_PLAN_SMALL];
     int cur_small;              /* the one the runs use now (-1: the plan's own state) */
-    unsigned use_clock;
     uint64_t small_failed;      /* bit k: no state could be had for 2^k rows (not tried again) */
     unsigned char *keep_r;      /* [n_values] the keep[] the main state was prepared with */
     unsigned char *inplace_r;   /* [n_nodes] the in-place requests of the main state */
@@ -342,6 +342,7 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
         egc_plan_info info;
         memset(&info, 0, sizeof info);
         info.precision = p->opts.precision;
+    info.lean = p->opts.lean;
         info.target = target;
         info.is_head = p->is_head;
         info.keep = keep;
@@ -486,31 +487,27 @@ egc_view egc_plan_grad(const egc_plan *p, int v)
     return r;
 }
 
-/* A backend state for n rows (a power of two, at most half the batch) into *slot: a kept
- * one, or one prepared now in a free slot or in place of the least recently used. On
- * failure none, bit log2(n) of p->small_failed set and p->srows_note saying why. */
+/* A backend state for n rows (a power of two, at most half the batch) into *slot: the one
+ * kept for n, or one prepared now in a free slot. -1 (and EGC_OK) when every slot holds
+ * another size. On failure none, bit log2(n) of p->small_failed set, p->srows_note saying
+ * why, and the last-error message as it was before. */
 static egc_status small_state(egc_plan *p, int64_t n, int *slot)
 {
-    int k, lru = 0;
-    for (k = 0; k < EGC_PLAN_SMALL; k++)
+    int k, free_k = -1;
+    *slot = -1;
+    for (k = 0; k < EGC_PLAN_SMALL; k++) {
         if (p->small[k].state && p->small[k].rows == n) {
-            p->small[k].used = ++p->use_clock;
             *slot = k;
             return EGC_OK;
         }
-    for (k = 0; k < EGC_PLAN_SMALL; k++) {
-        if (!p->small[k].state) {
-            lru = k;
-            break;
-        }
-        if (p->small[k].used < p->small[lru].used) lru = k;
+        if (!p->small[k].state && free_k < 0) free_k = k;
     }
+    if (free_k < 0) return EGC_OK;
     egc_backend *be = p->be;
     const egc_graph *g = p->g;
     const int nv = g->n_values, nn = g->n_nodes;
-    if (p->small[lru].state) be->plan_release(be, p->small[lru].state);
-    p->small[lru].state = NULL;
-    p->small[lru].rows = 0;
+    char saved[256];
+    snprintf(saved, sizeof saved, "%s", egc_last_error());
     egc_status st = EGC_OK;
     egc_shape *shapes = NULL;
     unsigned char *inplace = NULL, *half = NULL;
@@ -519,17 +516,23 @@ static egc_status small_state(egc_plan *p, int64_t n, int *slot)
     EGC_TRYG(st, egc_calloc((void **)&inplace, (size_t)nn + 1, 1, "plan"), out);
     EGC_TRYG(st, egc_calloc((void **)&half, (size_t)nv + 1, 1, "plan"), out);
     EGC_TRYG(st, egc_graph_infer(g, n, shapes), out);
-    for (int v = 0; v < nv; v++) /* each value must fit where it lies at the batch */
-        if (!g->values[v].is_const && egc_shape_numel(&shapes[v]) > egc_shape_numel(&p->shapes[v])) {
-            st = EGC_FAIL(EGC_E_UNSUPPORTED, "value '%s' is larger at %lld rows than at the batch",
-                          g->values[v].name, (long long)n);
+    for (int v = 0; v < nv; v++) { /* each value: its shape at the batch with n rows */
+        if (g->values[v].is_const || (g->values[v].producer < 0 && v != g->input)) continue;
+        egc_shape want = p->shapes[v];
+        if (want.ndim > 0) want.d[0] = n;
+        if (!egc_shape_equal(&shapes[v], &want)) {
+            st = EGC_FAIL(EGC_E_UNSUPPORTED, "value '%s' at %lld rows is not its shape at the "
+                          "batch with fewer rows", g->values[v].name, (long long)n);
             goto out;
         }
+    }
     egc_plan_info info;
     memset(&info, 0, sizeof info);
     info.precision = p->opts.precision;
+    info.lean = p->opts.lean;
     info.target = p->target;
     info.is_head = p->is_head;
+    info.quick = 1;
     info.keep = p->keep_r;
     info.inplace = inplace;
     info.half = half;
@@ -539,10 +542,9 @@ static egc_status small_state(egc_plan *p, int64_t n, int *slot)
                       (long long)n);
         goto out;
     }
-    p->small[lru].state = state;
-    p->small[lru].rows = n;
-    p->small[lru].used = ++p->use_clock;
-    *slot = lru;
+    p->small[free_k].state = state;
+    p->small[free_k].rows = n;
+    *slot = free_k;
     state = NULL;
 out:
     if (state) be->plan_release(be, state);
@@ -552,6 +554,7 @@ out:
         p->small_failed |= (uint64_t)1 << b;
         snprintf(p->srows_note, sizeof p->srows_note, "%lld rows: %.170s", (long long)n,
                  egc_last_error());
+        egc_error_restore(saved);
     }
     free(shapes);
     free(inplace);
@@ -573,7 +576,8 @@ int64_t egc_plan_set_rows(egc_plan *p, int64_t n)
     while (((int64_t)1 << b) < n) b++;
     int64_t r = (int64_t)1 << b;
     int slot = -1;
-    if (2 * r <= p->batch && !(p->small_failed >> b & 1) && small_state(p, r, &slot) == EGC_OK) {
+    if (2 * r <= p->batch && !(p->small_failed >> b & 1) && small_state(p, r, &slot) == EGC_OK &&
+        slot >= 0) {
         p->rows = r;
         p->cur_small = slot;
     }
@@ -667,7 +671,8 @@ void egc_plan_describe(const egc_plan *p, char *buf, size_t cap)
     for (int k = 0; k < EGC_PLAN_SMALL && len + 1 < cap; k++)
         if (p->small[k].state)
             egc_str_append(buf, cap, &len, "runs of up to %lld rows: a backend state prepared for "
-                           "%lld rows (the plain op calls, not recorded)\n",
+                           "%lld rows without timed choices (the plain op calls, not "
+                           "recorded)\n",
                            (long long)p->small[k].rows, (long long)p->small[k].rows);
     if (p->small_failed && len + 1 < cap)
         egc_str_append(buf, cap, &len, "fewer rows run as whole batches at %s\n", p->srows_note);

@@ -26,6 +26,10 @@ typedef struct egc_plan_opts {
     int graphs;               /* 1 (default): from the second trunk forward on, record the
                                  trunk's op calls once and replay them (backends with
                                  capture_begin); 0: always issue the op calls */
+    int lean;                 /* 1: the plan is made under a device-memory cap: backends keep
+                                 optional memory (e.g. larger algorithm workspaces) to their
+                                 fixed bounds (egc_plan_info.lean); 0 (default): they may
+                                 take more where it is faster */
     int row_plans;            /* 1 (default): runs of at most half the batch on a backend
                                  that computes whole batches but offers row_plans use
                                  backend states prepared for fewer rows (see

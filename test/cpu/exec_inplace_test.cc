@@ -308,6 +308,7 @@ struct RowState {
 };
 struct RowLog {
     std::vector<int64_t> prepared;  // batch of each plan_prepare_ex
+    std::vector<int> quick;          // and its info->quick
     int released = 0, captures = 0, replays = 0, bad_calls = 0;
     int64_t last_rows = 0;           // rows of the last op call
     int64_t ask_inplace_at = -1;     // asks Clip in place only at this batch (-1: never)
@@ -318,6 +319,7 @@ egc_status rows_prepare(egc_backend *be, const egc_graph *g, const egc_shape *sh
 {
     const int64_t rows = shapes[g->input].d[0];
     g_rowlog.prepared.push_back(rows);
+    g_rowlog.quick.push_back(info->quick);
     if (rows == g_rowlog.ask_inplace_at)
         for (int i = 0; i < g->n_nodes; i++)
             if (g->nodes[i].op == EGC_OP_CLIP) info->inplace[i] = 1;
@@ -371,11 +373,11 @@ egc_status rows_capture_begin_counting(egc_backend *be, void *state)
 }
 
 // egc_plan_set_rows on such a backend: n rows run on a state prepared for r rows (r the
-// power of two >= n, r <= batch/2), made once and kept (three at most, the least recently
-// used replaced), with rows 0..n-1 as a plan of n rows gives them, rows r.. of the buffers
-// untouched, every op call (forward and backward) seeing r rows, and nothing recorded; more
-// rows, row_plans off, or a state that would lay the values out differently run the whole
-// batch.
+// power of two >= n, r <= batch/2), made once and kept (for the first three sizes asked),
+// with rows 0..n-1 as a plan of n rows gives them, rows r.. of the buffers untouched, every
+// op call (forward and backward) seeing r rows, and nothing recorded; more rows, a fourth
+// size, row_plans off, or a state that would lay the values out differently run the whole
+// batch (and a failed state leaves the last-error message as it was).
 TEST(ExecInplace, RowPlansOnBackendsThatComputeWholeBatches)
 {
     TinyGraph t(4); // [B,2,4,4]
@@ -434,6 +436,7 @@ TEST(ExecInplace, RowPlansOnBackendsThatComputeWholeBatches)
         for (size_t i = 0; i < 3 * per; i++) ASSERT_EQ(gv.ptr[i], g3[i]) << i;
     }
     EXPECT_EQ(g_rowlog.prepared, (std::vector<int64_t>{B, 4}));
+    EXPECT_EQ(g_rowlog.quick, (std::vector<int>{0, 1})); // the small state: no timed choices
     EXPECT_EQ(g_rowlog.bad_calls, 0);
     EXPECT_EQ(g_rowlog.captures, 0); // runs of fewer rows are never recorded
     char buf[4096];
@@ -448,26 +451,29 @@ TEST(ExecInplace, RowPlansOnBackendsThatComputeWholeBatches)
     EXPECT_EQ(egc_plan_set_rows(p, 1), 1);
     ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
     EXPECT_EQ(g_rowlog.last_rows, 1);
-    EXPECT_EQ(egc_plan_set_rows(p, 4), 4); // kept: now the most recently used
+    EXPECT_EQ(egc_plan_set_rows(p, 4), 4); // kept
     EXPECT_EQ(g_rowlog.prepared, (std::vector<int64_t>{B, 4, 2, 1}));
     EXPECT_EQ(g_rowlog.released, 0);
-    EXPECT_EQ(egc_plan_set_rows(p, 7), 8); // replaces the one for 2 rows
+    // a fourth size: the three kept stay, it runs whole batches
+    EXPECT_EQ(egc_plan_set_rows(p, 7), B);
     ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
-    EXPECT_EQ(g_rowlog.last_rows, 8);
-    EXPECT_EQ(g_rowlog.released, 1);
-    EXPECT_EQ(egc_plan_set_rows(p, 3), 4); // still kept
-    EXPECT_EQ(egc_plan_set_rows(p, 2), 2); // made again, replacing the one for 1 row
-    EXPECT_EQ(g_rowlog.prepared, (std::vector<int64_t>{B, 4, 2, 1, 8, 2}));
-    EXPECT_EQ(g_rowlog.released, 2);
+    EXPECT_EQ(g_rowlog.last_rows, B);
+    EXPECT_EQ(egc_plan_set_rows(p, 2), 2); // still kept
+    ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
+    EXPECT_EQ(g_rowlog.last_rows, 2);
+    EXPECT_EQ(g_rowlog.prepared, (std::vector<int64_t>{B, 4, 2, 1}));
+    EXPECT_EQ(g_rowlog.released, 0);
     EXPECT_EQ(g_rowlog.bad_calls, 0);
     egc_plan_destroy(p);
-    EXPECT_EQ(g_rowlog.released, 6); // the three kept and the plan's own
+    EXPECT_EQ(g_rowlog.released, 4); // the three kept and the plan's own
 
     // a state for fewer rows that asks another layout is not used (and not asked again)
     g_rowlog = RowLog();
     g_rowlog.ask_inplace_at = B;
     ASSERT_EQ(egc_plan_create(&t.g, be, B, -1, &p), EGC_OK) << egc_last_error();
+    egc_error_restore("earlier message");
     EXPECT_EQ(egc_plan_set_rows(p, 3), B);
+    EXPECT_STREQ(egc_last_error(), "earlier message");
     EXPECT_EQ(egc_plan_set_rows(p, 3), B);
     EXPECT_EQ(g_rowlog.prepared, (std::vector<int64_t>{B, 4}));
     EXPECT_EQ(g_rowlog.released, 1);
