@@ -295,9 +295,10 @@ if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_explain" ]; then
     # Expected Grad-CAM, ResNet-50 mixed, with larger passes (fp16 activations take 2 bytes
     # per value, so 256 rows may fit the 3 GiB goal), and 128 images per run (a dataset run:
     # the clean pass then fills its rows); then the goal's configuration (32 images, 128 and
-    # 256 rows) with the cuDNN operation-graph path on (EGC_CUDA_GRAPH_API=1, "cuda_env").
-    [ "${SKIP_GOALS:-0}" != 1 ] && step bench_explain_rows 120 bash -c \
-        'set -o pipefail; for a in "32 256 0" "128 128 0" "128 256 0" "32 128 1" "32 256 1"; do read -r nb nr ga <<<"$a"; E=(); [ "$ga" = 1 ] && E=(EGC_CUDA_GRAPH_API=1); env "${E[@]}" "$1" --model "$2" --device cuda --methods expected-gradcam --expected-batch "$nb" --samples 32 --rows "$nr" --precision mixed --repeats "$3" --warmup 1 --pinned | tee -a "$4"; done' \
+    # 256 rows) with the cuDNN operation-graph path on (EGC_CUDA_GRAPH_API=1), and with the
+    # clean pass computing every row (EGC_CUDA_ROW_PLANS=0); "cuda_env" tells them apart.
+    [ "${SKIP_GOALS:-0}" != 1 ] && step bench_explain_rows 150 bash -c \
+        'set -o pipefail; for a in "32 256 -" "128 128 -" "128 256 -" "32 128 EGC_CUDA_GRAPH_API=1" "32 256 EGC_CUDA_GRAPH_API=1" "32 128 EGC_CUDA_ROW_PLANS=0" "32 256 EGC_CUDA_ROW_PLANS=0"; do read -r nb nr ev <<<"$a"; E=(); [ "$ev" != - ] && E=("$ev"); env "${E[@]}" "$1" --model "$2" --device cuda --methods expected-gradcam --expected-batch "$nb" --samples 32 --rows "$nr" --precision mixed --repeats "$3" --warmup 1 --pinned | tee -a "$4"; done' \
         _ "$BUILD_DIR/bench_explain" "$TV_DIR/resnet50.onnx" "$ER" "$EB"
     # Grad-CAM is bound by the host: the same runs with the inputs in page-locked memory
     # (egc_host_alloc), next to gradcam_torch.py --pinned below.
