@@ -10,7 +10,9 @@
 # SHARED_DIR (or the environment variable EGC_SHARED_DIR) is where the shared models and
 # data are, when they were carried to the machine; without it the tests that need them skip.
 # OUT (default ./out) receives: gpu_check.jsonl (one line per step), gpu_check.log (all
-# output), cuda_tests.json and cpu_tests.json (GoogleTest reports).
+# output), cuda_tests.json and cpu_tests.json (GoogleTest reports), the benchmarks' JSON
+# lines, and summary.md (tools/gpu_summary.py: failed steps, tests, goals, throughput tables,
+# also printed at the end).
 # Environment knobs: QUICK=1 (the essentials of the goals in one 10-minute call: see below),
 # DEADLINE (seconds: no step starts later and none runs past it, so a call
 # with a time limit gets its results back; e.g. DEADLINE=540 under a 600 s limit), JOBS
@@ -435,5 +437,7 @@ fi
 
 TOTAL=$(($(date +%s) - T0))
 record total "$([ $FAILED -eq 0 ] && echo ok || echo fail)" "$FAILED" "$TOTAL" "\"failed_steps\": $FAILED"
-echo "gpu_check: $FAILED failing step(s) in ${TOTAL}s; see $JSONL"
+# the tables to read first (tools/gpu_summary.py): failed steps, tests, goals, throughput
+python3 "$ROOT/tools/gpu_summary.py" "$OUT" >"$OUT/summary.md" 2>>"$LOG" && cat "$OUT/summary.md"
+echo "gpu_check: $FAILED failing step(s) in ${TOTAL}s; see $JSONL and $OUT/summary.md"
 exit 0

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# gpu_summary_test.sh: tools/gpu_summary.py on a recorded GPU run (benchmarks/results/) and on
+# a made-up gpu_check folder: the goal lines, the forward and explanation tables, the failed
+# steps and test names, and exit code 2 for a missing path. Exit 77 (skipped) without python3.
+#   test/gpu_summary_test.sh SOURCE_DIR
+set -uo pipefail
+src="$1"
+command -v python3 >/dev/null || { echo "skip: python3 not installed"; exit 77; }
+tool="$src/tools/gpu_summary.py"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+failed=0
+has() { grep -qF -- "$1" "$work/out" || { echo "FAIL: summary lacks: $1" >&2; failed=1; }; }
+
+python3 "$tool" "$src/benchmarks/results/h100-2026-11-26b.jsonl" >"$work/out" || failed=1
+has "best 397 images/s (128 rows per pass, 1.91 GiB, defaults); goal 800 in at most 3 GiB"
+has "Grad-CAM, 64 images: best 3,474 images/s (ordinary memory); goal 25,000."
+has "| resnet50 | egcam | mixed | 256 |  | 8,076 | 3.16 |"
+has "| resnet50 | pytorch-2.11.0+cu130 | fp16-autocast-nhwc | 256 |  | 6,213 | 1.52 |"
+has "| resnet50 | expected-gradcam | mixed | 32 | 3.2 | 2.6 | 7.8 | 1.4 | 61.3 |"
+
+mkdir -p "$work/run"
+cat >"$work/run/gpu_check.jsonl" <<'JSON'
+{"step": "cuda_tests", "status": "fail", "rc": 1, "seconds": 80, "tail": "x\n[  FAILED  ] 1 test"}
+{"step": "cuda_tests_summary", "status": "info", "rc": 0, "seconds": 0, "summary": {"tests": 90, "failures": 1, "skipped": 3, "failed": ["CudaX.Y"]}}
+{"step": "memcheck", "status": "skipped", "rc": 0, "seconds": 0, "reason": "SKIP_SANITIZER=1"}
+{"step": "total", "status": "fail", "rc": 1, "seconds": 500, "failed_steps": 1}
+JSON
+echo 'not json' >>"$work/run/gpu_check.jsonl"
+python3 "$tool" "$work/run" >"$work/out" || failed=1
+has "Total: 500 s, 1 failing step(s)."
+has "cuda_tests: 90 tests, 1 failures, 3 skipped: CudaX.Y"
+has "**cuda_tests fail** (rc 1, 80 s): \`[  FAILED  ] 1 test\`"
+has "skipped: memcheck (SKIP_SANITIZER=1)"
+if grep -qF "**total" "$work/out"; then echo "FAIL: the total line listed as a failing step" >&2; failed=1; fi
+
+python3 "$tool" "$work/none" >/dev/null 2>"$work/err"
+[ $? -eq 2 ] || { echo "FAIL: missing path: expected exit 2" >&2; failed=1; }
+grep -qF "no such file or folder" "$work/err" || { echo "FAIL: missing path: no message" >&2; failed=1; }
+[ $failed -eq 0 ] && echo "gpu_summary: ok"
+exit $failed

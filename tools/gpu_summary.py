@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""gpu_summary.py: the tables a reader of a tools/gpu_check.sh run wants first, from its JSON
+lines: which steps failed, the CUDA test summary, the forward throughput next to PyTorch's, the
+variants of the CUDA switches, the explanation throughput next to the PyTorch peers, and the
+goals of the explanation methods (ResNet-50, mixed precision).
+
+usage: tools/gpu_summary.py PATH [PATH ...]
+  PATH: a gpu_check output folder (every *.jsonl in it is read) or a JSON-lines file, e.g.
+  benchmarks/results/h100-2026-11-26b.jsonl. Markdown goes to standard output.
+Lines that are not JSON objects are skipped; nothing here is measured, only arranged.
+"""
+import glob
+import json
+import os
+import sys
+
+# The goals of the explanation methods (issue texts and PERFORMANCE.md), on an H200.
+GOAL_EGC = 800.0          # Expected Grad-CAM, ResNet-50 mixed, S = 32, batch 32, images/s
+GOAL_EGC_GIB = 3.0        # ... in at most this much device memory
+GOAL_GRADCAM = 25000.0    # Grad-CAM, ResNet-50 mixed, batch 64, images/s
+
+
+def read_lines(paths):
+    out = []
+    for p in paths:
+        files = sorted(glob.glob(os.path.join(p, "*.jsonl"))) if os.path.isdir(p) else [p]
+        for f in files:
+            with open(f) as fh:
+                for line in fh:
+                    line = line.strip()
+                    if not line.startswith("{"):
+                        continue
+                    try:
+                        d = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(d, dict):
+                        out.append(d)
+    return out
+
+
+def gib(b):
+    return "%.2f" % (b / 2.0**30) if isinstance(b, (int, float)) and b else ""
+
+
+def rate(d):
+    v = d.get("images_per_s")
+    return "{:,.0f}".format(v) if isinstance(v, (int, float)) else ""
+
+
+def model_name(d):
+    return str(d.get("model", "")).replace(".onnx", "")
+
+
+def is_egcam(d):
+    return d.get("backend") in ("cuda", "cpu")
+
+
+def table(head, rows):
+    if not rows:
+        return ""
+    s = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
+    for r in rows:
+        s += "| " + " | ".join(str(c) for c in r) + " |\n"
+    return s + "\n"
+
+
+def steps_section(lines):
+    steps = [d for d in lines if "step" in d]
+    if not steps:
+        return ""
+    s = "## Steps\n\n"
+    bad = [d for d in steps if d.get("status") in ("fail", "timeout") and d.get("step") != "total"]
+    skipped = [d for d in steps if d.get("status") == "skipped"]
+    total = [d for d in steps if d.get("step") == "total"]
+    if total:
+        s += "Total: %s s, %s failing step(s).\n\n" % (total[-1].get("seconds"), total[-1].get("rc"))
+    for d in steps:
+        if d.get("step") in ("cuda_tests_summary", "cpu_tests_summary", "tv_parity_summary"):
+            sm = d.get("summary", {})
+            s += "- %s: %s tests, %s failures, %s skipped%s\n" % (
+                d["step"].replace("_summary", ""), sm.get("tests"), sm.get("failures"),
+                sm.get("skipped"), (": " + ", ".join(sm.get("failed", []))) if sm.get("failed") else "")
+    for d in bad:
+        tail = str(d.get("tail", "")).strip().splitlines()
+        s += "- **%s %s** (rc %s, %s s)%s\n" % (d["step"], d["status"], d.get("rc"), d.get("seconds"),
+                                              (": `" + tail[-1][:160] + "`") if tail else "")
+    if skipped:
+        s += "- skipped: " + ", ".join("%s (%s)" % (d["step"], d.get("reason", "")) for d in skipped) + "\n"
+    return s + "\n"
+
+
+def forward_section(lines):
+    fw = [d for d in lines if d.get("bench") == "forward"]
+    if not fw:
+        return ""
+    rows = []
+    for d in fw:
+        who = "egcam" if is_egcam(d) else d.get("backend", "?")
+        mode = []
+        if d.get("pinned"):
+            mode.append("pinned")
+        if d.get("compiled"):
+            mode.append("compiled")
+        if d.get("cuda_env"):
+            mode.append(d["cuda_env"])
+        rows.append([model_name(d), who, d.get("precision", ""), d.get("batch", ""),
+                     " ".join(mode), rate(d), gib(d.get("peak_device_bytes"))])
+    rows.sort(key=lambda r: (r[0], "fp32" if str(r[2]).startswith("fp32") else "half",
+                             r[1] != "egcam", r[1], r[4]))
+    return "## Forward\n\n" + table(["model", "who", "precision", "batch", "variant", "images/s",
+                                      "peak GiB"], rows)
+
+
+def explain_section(lines):
+    ex = [d for d in lines if d.get("bench") == "explain"]
+    if not ex:
+        return ""
+    rows = []
+    for d in ex:
+        who = "egcam" if is_egcam(d) else d.get("backend", "?")
+        var = []
+        if d.get("mode"):
+            var.append(d["mode"])
+        if d.get("pinned"):
+            var.append("pinned")
+        if d.get("cuda_env"):
+            var.append(d["cuda_env"])
+        if d.get("samples_tol"):
+            var.append("tol %g (mean %s samples)" % (d["samples_tol"], d.get("mean_samples")))
+        rows.append([model_name(d), d.get("method", ""), who, d.get("precision", ""),
+                     d.get("batch", ""), d.get("samples", ""), d.get("rows_per_pass", ""),
+                     " ".join(var), rate(d), gib(d.get("peak_device_bytes"))])
+    rows.sort(key=lambda r: (r[0], r[1], "fp32" if str(r[3]).startswith("fp32") else "half",
+                             r[2] != "egcam", str(r[2]), str(r[6]), r[7]))
+    s = "## Explanations\n\n" + table(["model", "method", "who", "precision", "images", "S",
+                                        "rows/pass", "variant", "images/s", "peak GiB"], rows)
+    ph = [d for d in lines if d.get("bench") == "explain-phases"]
+    if ph:
+        keys = ["scan", "upload", "clean", "perturb", "forward", "backward", "reduce", "finalize",
+                "download"]
+        prow = [[model_name(d), d.get("method", ""), d.get("precision", ""), d.get("batch", "")] +
+                ["%.1f" % d.get("ms_per_run", {}).get(k, 0.0) for k in keys] for d in ph]
+        s += "Where a run's time goes (ms per run):\n\n" + table(
+            ["model", "method", "precision", "images"] + keys, prow)
+    return s
+
+
+def goals_section(lines):
+    ex = [d for d in lines if d.get("bench") == "explain" and is_egcam(d) and
+          model_name(d) == "resnet50" and d.get("precision") == "mixed"]
+    if not ex:
+        return ""
+    dev = ex[0].get("device", "")
+    s = "## Goals (ResNet-50, mixed; the goals are for an H200; this run: %s)\n\n" % dev
+    egc = [d for d in ex if d.get("method") == "expected-gradcam" and d.get("samples") == 32 and
+           d.get("batch") == 32 and not d.get("samples_tol")]
+    if egc:
+        best = max(egc, key=lambda d: d.get("images_per_s", 0))
+        fits = [d for d in egc if d.get("peak_device_bytes", 0) <= GOAL_EGC_GIB * 2.0**30]
+        bf = max(fits, key=lambda d: d.get("images_per_s", 0)) if fits else None
+        s += "- Expected Grad-CAM, S = 32, 32 images: best %s images/s (%s rows per pass, %s GiB, " \
+             "%s); goal {:,.0f} in at most %.0f GiB".format(GOAL_EGC) % (
+                 rate(best), best.get("rows_per_pass"), gib(best.get("peak_device_bytes")),
+                 best.get("cuda_env") or "defaults", GOAL_EGC_GIB)
+        if bf is not None and bf is not best:
+            s += "; best within %.0f GiB: %s images/s (%s rows)" % (GOAL_EGC_GIB, rate(bf),
+                                                                  bf.get("rows_per_pass"))
+        s += ".\n"
+    gc = [d for d in ex if d.get("method") == "gradcam" and d.get("batch") == 64]
+    if gc:
+        best = max(gc, key=lambda d: d.get("images_per_s", 0))
+        s += "- Grad-CAM, 64 images: best %s images/s (%s); goal {:,.0f}.\n".format(GOAL_GRADCAM) % (
+            rate(best), "pinned inputs" if best.get("pinned") else "ordinary memory")
+    return s + "\n"
+
+
+def main(argv):
+    if len(argv) < 2 or argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if len(argv) >= 2 else 2
+    missing = [p for p in argv[1:] if not os.path.exists(p)]
+    if missing:
+        print("gpu_summary: no such file or folder: " + ", ".join(missing), file=sys.stderr)
+        return 2
+    lines = read_lines(argv[1:])
+    if not lines:
+        print("gpu_summary: no JSON lines in " + ", ".join(argv[1:]), file=sys.stderr)
+        return 1
+    print("# GPU check summary\n")
+    for part in (steps_section, goals_section, forward_section, explain_section):
+        sys.stdout.write(part(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
