@@ -1249,10 +1249,18 @@ static egc_status hf_check(cuda_ctx *c, const uint16_t *ref, const uint16_t *y16
 }
 
 /* The cuDNN operation graph of fp16 Conv node n (cp->gf), with a workspace up to ws_cap
- * bytes; its outcome in cp->gf_state (1 built, -1 not). */
+ * bytes; its outcome in cp->gf_state (1 built, -1 not). Grouped and dilated convolutions
+ * are not offered: cuDNN's runtime-fusion engines do not take them, and each refusal would
+ * cost a kernel compilation. */
 static void hf_graph_build(cuda_ctx *c, const egc_node *n, conv_plan *cp, size_t ws_cap)
 {
     const egc_conv_params *p = &n->p.conv;
+    if ((p->group > 1) || (p->dh > 1) || (p->dw > 1)) {
+        cp->gf.stage = "grouped or dilated convolution, not offered";
+        cp->gf.status = 0;
+        cp->gf_state = -1;
+        return;
+    }
     egc_cudnn_fused_geom g;
     memset(&g, 0, sizeof g);
     g.n = cp->xs.d[0];

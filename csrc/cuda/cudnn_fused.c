@@ -13,7 +13,7 @@ enum { UID_X = 1, UID_W = 2, UID_B = 3, UID_Z = 4, UID_Y = 5, UID_T = 100 };
 /* The most engine configurations read per heuristics mode, and plans tried in all (each can
  * compile a kernel at the first forward). */
 #define MAX_CFGS 16
-#define MAX_TRIES 8
+#define MAX_TRIES 3
 
 /* Runs a cuDNN call; on failure records the status and the stage and jumps to `fail`. */
 #define BE(stage_, expr)                                                                   \
@@ -222,11 +222,14 @@ int egc_cudnn_fused_build(cudnnHandle_t h, const egc_cudnn_fused_geom *g, int64_
         set_desc(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph, &hs);
         set_attr(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &modes[mi], &hs);
         finalize(heur, &hs);
-        BE("heuristics", hs);
         ncfg = 0;
-        BE("engine configurations", cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
-                                                             CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                                                             MAX_CFGS, &ncfg, cfg));
+        if (hs == CUDNN_STATUS_SUCCESS)
+            hs = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                          CUDNN_TYPE_BACKEND_DESCRIPTOR, MAX_CFGS, &ncfg, cfg);
+        if (hs != CUDNN_STATUS_SUCCESS) { /* this mode offers nothing: the next one */
+            if (!f->heur_status) f->heur_status = (int)hs;
+            continue;
+        }
         int n = (int)(ncfg < MAX_CFGS ? ncfg : MAX_CFGS);
         f->engines += n;
         for (int i = 0; i < n && f->tried < MAX_TRIES; i++) {
@@ -254,7 +257,8 @@ int egc_cudnn_fused_build(cudnnHandle_t h, const egc_cudnn_fused_geom *g, int64_
             for (int64_t k = 0; k < nn && k < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; k++)
                 skip |= notes[k] == CUDNN_NUMERICAL_NOTE_FFT ||
                         notes[k] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION ||
-                        notes[k] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS;
+                        notes[k] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS ||
+                        notes[k] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC;
             if (skip) {
                 f->skipped++;
                 continue;
@@ -284,6 +288,9 @@ int egc_cudnn_fused_build(cudnnHandle_t h, const egc_cudnn_fused_geom *g, int64_
     if (f->plan) {
         st = CUDNN_STATUS_SUCCESS;
         f->stage = NULL;
+    } else if (!f->engines && f->heur_status) {
+        st = (cudnnStatus_t)f->heur_status;
+        f->stage = "heuristics";
     } else {
         st = f->last_status ? (cudnnStatus_t)f->last_status : CUDNN_STATUS_NOT_SUPPORTED;
         f->stage = f->ws_over ? "no plan within the workspace" : "no engine built a plan";

@@ -40,6 +40,7 @@ typedef struct egc_cudnn_fused {
     int engines;                    /* engine configurations the heuristics offered */
     int tried, skipped;             /* plans tried; engines left out for their numerics */
     int last_status;                /* status of the last plan that did not build (0: none) */
+    int heur_status;                /* status of the first heuristics mode that failed (0: none) */
     int64_t ws_over;                /* smallest workspace of a plan over the cap (0: none) */
     int status;                     /* cuDNN status of the failure that left plan NULL */
     const char *stage;              /* where that failure happened (a static string) */
