@@ -121,6 +121,18 @@ expect 0 "explain --samples-tol" -- "$egcam" explain --model "$resnet" --method 
 expect 2 "--samples-tol negative" -- "$egcam" explain --model "$resnet" --method expected-gradcam \
   --samples-tol -1 --out "$work/adbad" "$cats"
 err_has "samples-tol" "--samples-tol negative"
+expect 2 "--samples-tol with stratified alphas" -- "$egcam" explain --model "$resnet" \
+  --method expected-gradcam --samples-tol 0.05 --alpha stratified --out "$work/adbad" "$cats"
+err_has "--alpha uniform" "--samples-tol with stratified alphas"
+
+# ---- --alpha stratified: recorded in the manifest ----
+expect 0 "explain --alpha stratified" -- "$egcam" explain --model "$resnet" \
+  --method expected-gradcam --samples 8 --alpha stratified --save npy -q --out "$work/strat" "$cats"
+[ "$(grep -c '"alpha": "stratified"' "$work/strat/manifest.jsonl")" = 3 ] && ok \
+  || bad "--alpha stratified manifest: $(head -c 400 "$work/strat/manifest.jsonl")"
+expect 2 "bad --alpha" -- "$egcam" explain --model "$resnet" --method expected-gradcam \
+  --alpha sobol --out "$work/strat2" "$cats"
+err_has "stratified" "bad --alpha lists the choices"
 
 # ---- --max-memory: a batch that does not fit runs in smaller passes, same maps ----
 out5="$work/capped"

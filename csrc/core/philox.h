@@ -216,8 +216,11 @@ static inline EGC_PHILOX_HD void egc_philox_normal4(egc_philox4 w, float out[4])
  *   plan != 0:  baseline, alpha and noise seed from plan row s (alpha grid does not apply);
  *   otherwise:  the sample id is k = sample0[i] + s (k = s when sample0 is NULL);
  *               block 0 of (seed, ids[i], k): baseline = (word0 * R) >> 32 and
- *               alpha = (word1 >> 8) * 2^-24 (as egc_sample_scalars), alpha = (float)s / S
- *               with alpha_grid; noise seed = seed, noise key (seed, ids[i], k);
+ *               u = (word1 >> 8) * 2^-24 (as egc_sample_scalars' alpha), and alpha = u
+ *               (alpha_mode 0: uniform), (float)s / S (1: grid), or ((float)s + u) / S (2:
+ *               stratified: one draw in each of the S strata of [0,1), s the row's sample
+ *               index 0..S-1 whatever sample0 is); noise seed = seed, noise key (seed, ids[i],
+ *               k);
  *   per_image:  the baseline row is i (the sets `self` and `blur`, one baseline per image).
  * The arrays are in the memory of whoever evaluates it (host for the CPU backend, device
  * for a kernel, which takes the struct by value). */
@@ -232,7 +235,7 @@ typedef struct egc_sample_spec {
     int32_t S;                  /* samples per image, >= 1 */
     uint32_t R;                 /* images in the baseline set, >= 1 */
     int32_t per_image;          /* baseline row = image index */
-    int32_t alpha_grid;         /* alpha = s / S */
+    int32_t alpha_mode;         /* 0: alpha = u, 1: s / S (grid), 2: (s + u) / S (stratified) */
     int32_t plan;               /* draws come from the plan rows */
 } egc_sample_spec;
 
@@ -266,7 +269,8 @@ static inline EGC_PHILOX_HD egc_sample_draw egc_sample_row(const egc_sample_spec
         uint32_t R = sp->R ? sp->R : 1u;
         d.baseline = (uint32_t)(((uint64_t)w.v[0] * (uint64_t)R) >> 32);
         d.alpha = (float)(w.v[1] >> 8) * (1.0f / 16777216.0f);
-        if (sp->alpha_grid) d.alpha = (float)s / (float)sp->S;
+        if (sp->alpha_mode == 1) d.alpha = (float)s / (float)sp->S;
+        else if (sp->alpha_mode == 2) d.alpha = ((float)s + d.alpha) / (float)sp->S;
         d.noise_seed = sp->seed;
     }
     if (sp->per_image) d.baseline = (uint32_t)i;

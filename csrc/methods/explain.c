@@ -176,7 +176,10 @@ const char *egc_baselines_name(egc_baselines b)
     return "?";
 }
 
-const char *egc_alpha_name(egc_alpha a) { return a == EGC_ALPHA_GRID ? "grid" : "uniform"; }
+const char *egc_alpha_name(egc_alpha a)
+{
+    return a == EGC_ALPHA_GRID ? "grid" : a == EGC_ALPHA_STRATIFIED ? "stratified" : "uniform";
+}
 
 const char *egc_combine_name(egc_combine c)
 {
@@ -525,7 +528,7 @@ static egc_sample_spec group_spec(const egc_explainer *e)
     sp.S = e->S;
     sp.R = (uint32_t)e->R;
     sp.per_image = e->o.baselines == EGC_BASELINES_SELF || e->o.baselines == EGC_BASELINES_BLUR;
-    sp.alpha_grid = e->o.alpha == EGC_ALPHA_GRID;
+    sp.alpha_mode = (int32_t)e->o.alpha;
     sp.plan = e->plan_n > 0;
     return sp;
 }
@@ -541,8 +544,9 @@ static egc_status check_options(const egc_explain_options *o)
         return EGC_FAIL(EGC_E_ARG, "score %d is neither logit nor softmax", (int)o->score);
     if ((int)o->baselines < 0 || o->baselines > EGC_BASELINES_FILE)
         return EGC_FAIL(EGC_E_ARG, "baselines %d out of range", (int)o->baselines);
-    if (o->alpha != EGC_ALPHA_UNIFORM && o->alpha != EGC_ALPHA_GRID)
-        return EGC_FAIL(EGC_E_ARG, "alpha %d is neither uniform nor grid", (int)o->alpha);
+    if (o->alpha != EGC_ALPHA_UNIFORM && o->alpha != EGC_ALPHA_GRID &&
+        o->alpha != EGC_ALPHA_STRATIFIED)
+        return EGC_FAIL(EGC_E_ARG, "alpha %d is not uniform, grid or stratified", (int)o->alpha);
     if ((int)o->combine < (int)EGC_COMBINE_DEFAULT || o->combine > EGC_COMBINE_C)
         return EGC_FAIL(EGC_E_ARG, "combine %d is not A, B or C", (int)o->combine);
     if (o->samples < 1 || o->samples > (1 << 20))
@@ -670,8 +674,8 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
     }
     e->sampled = egc_method_is_sampled(o->method);
     e->cam = method_cam(o->method);
-    /* adaptive counts need sample ids that do not depend on S: alpha uniform, no plan */
-    if (!e->sampled || o->alpha == EGC_ALPHA_GRID || (o->plan_file && o->plan_file[0]))
+    /* adaptive counts need draws that do not depend on S: alpha uniform, no plan */
+    if (!e->sampled || o->alpha != EGC_ALPHA_UNIFORM || (o->plan_file && o->plan_file[0]))
         o->samples_tol = 0.0f;
     if (o->samples_round <= 0) o->samples_round = 8;
     e->adaptive = o->samples_tol > 0.0f;

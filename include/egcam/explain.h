@@ -77,7 +77,16 @@ typedef enum egc_baselines {
     EGC_BASELINES_FILE       /* the R images of baseline_file, a (R,3,H,W) float32 .npy */
 } egc_baselines;
 
-typedef enum egc_alpha { EGC_ALPHA_UNIFORM = 0, EGC_ALPHA_GRID = 1 } egc_alpha;
+/* The interpolation coefficients of sample s = 0..S-1 of an image, u ~ U(0,1) its draw:
+ * uniform a = u; grid a = s / S; stratified a = (s + u) / S, one draw in each of the S equal
+ * strata of [0,1): the mean over the samples estimates the same expectation over a ~ U(0,1)
+ * as uniform, with less variance (with black baselines and no noise a is the only random
+ * choice; docs/USER_GUIDE.md has the measurement). */
+typedef enum egc_alpha {
+    EGC_ALPHA_UNIFORM = 0,
+    EGC_ALPHA_GRID = 1,
+    EGC_ALPHA_STRATIFIED = 2
+} egc_alpha;
 typedef enum egc_combine {
     EGC_COMBINE_DEFAULT = -1,
     EGC_COMBINE_A = 0,
@@ -138,7 +147,7 @@ const char *egc_method_name(egc_method m);
 int egc_method_is_sampled(egc_method m);
 const char *egc_score_name(egc_score s);        /* "logit", "softmax" ("default") */
 const char *egc_baselines_name(egc_baselines b); /* "black", "blur", "uniform", "self", "file" */
-const char *egc_alpha_name(egc_alpha a);        /* "uniform", "grid" */
+const char *egc_alpha_name(egc_alpha a);        /* "uniform", "grid", "stratified" */
 const char *egc_combine_name(egc_combine c);    /* "A", "B", "C" ("default") */
 
 typedef struct egc_explainer egc_explainer;

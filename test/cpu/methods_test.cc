@@ -77,6 +77,38 @@ TEST(MethodsPhilox, KeyMapping)
     EXPECT_LT(a, 1.0f);
 }
 
+// Stratified alphas (alpha_mode 2): row s of an image draws (s + u) / S with u the uniform
+// alpha the same key gives (mode 0), so one draw lies in each stratum [s/S, (s+1)/S); with
+// sample offsets (sample0) u comes from the offset sample ids and the strata stay those of s.
+TEST(MethodsPhilox, StratifiedAlphasOnePerStratum)
+{
+    const uint64_t ids[2] = {0x0123456789abcdefULL, 42};
+    const float sigma[2] = {0.0f, 0.5f};
+    const uint32_t s0[2] = {0, 1000};
+    for (int offsets : {0, 1}) {
+        egc_sample_spec sp;
+        memset(&sp, 0, sizeof sp);
+        sp.seed = 99;
+        sp.ids = ids;
+        sp.sigma = sigma;
+        sp.sample0 = offsets ? s0 : nullptr;
+        sp.S = 16;
+        sp.R = 3;
+        for (int64_t r = 0; r < 2 * sp.S; r++) {
+            sp.alpha_mode = 0;
+            egc_sample_draw u = egc_sample_row(&sp, r);
+            sp.alpha_mode = 2;
+            egc_sample_draw d = egc_sample_row(&sp, r);
+            const int64_t s = r % sp.S;
+            EXPECT_EQ(d.alpha, ((float)s + u.alpha) / (float)sp.S) << r;
+            EXPECT_GE(d.alpha, (float)s / (float)sp.S) << r;
+            EXPECT_LE(d.alpha, (float)(s + 1) / (float)sp.S) << r;
+            EXPECT_EQ(d.baseline, u.baseline) << r; // only alpha changes
+            EXPECT_EQ(d.sample, u.sample) << r;
+        }
+    }
+}
+
 TEST(MethodsPhilox, NormalsMatchLibmAndAreStandard)
 {
     const size_t n = 200003;  // not a multiple of 4
@@ -849,6 +881,59 @@ TEST_F(MethodsResNet, SamplePlanParsingAndUse)
     for (int i = 0; i < 2; i++)
         EXPECT_LT(RelErr(mg.raw.data() + i * 64, mp.raw.data() + i * 64, 64), 1e-4);
     unlink(p.c_str());
+}
+
+// --alpha stratified is the plan of its own alphas: one image explained with stratified
+// alphas (black baseline, no noise) gives the maps, bit for bit, of a sample plan holding
+// (s + u_s) / S for that image's draws u_s; and it differs from the uniform alphas' map.
+TEST_F(MethodsResNet, StratifiedAlphasAreThePlanOfThoseAlphas)
+{
+    auto o = Opts(EGC_METHOD_EXPECTED_GRADCAM);
+    o.alpha = EGC_ALPHA_STRATIFIED;
+    auto e = Make(model.get(), o);
+    ASSERT_TRUE(e);
+    EXPECT_STREQ(egc_alpha_name(egc_explainer_options(e.get())->alpha), "stratified");
+    const size_t chw = x.size() / 7;
+    Maps ms = Explain(e.get(), x.data(), 1);
+    uint64_t id = egc_image_id(x.data(), chw);
+    float sig = 0.0f;
+    egc_sample_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.seed = o.seed;
+    sp.ids = &id;
+    sp.sigma = &sig;
+    sp.S = o.samples;
+    sp.R = 1;
+    sp.alpha_mode = 2;
+    std::string text = "baseline,alpha,noise_seed\n";
+    for (int s = 0; s < o.samples; s++) {
+        char row[64];
+        snprintf(row, sizeof row, "0,%.9g,0\n", (double)egc_sample_row(&sp, s).alpha);
+        text += row;
+    }
+    std::string p = TempPath("strat_plan.csv");
+    {
+        std::ofstream f(p);
+        f << text;
+    }
+    auto op = Opts(EGC_METHOD_EXPECTED_GRADCAM);
+    op.plan_file = p.c_str();
+    auto ep = Make(model.get(), op);
+    ASSERT_TRUE(ep);
+    Maps mp = Explain(ep.get(), x.data(), 1);
+    unlink(p.c_str());
+    ASSERT_EQ(ms.raw.size(), mp.raw.size());
+    for (size_t k = 0; k < ms.raw.size(); k++) ASSERT_EQ(ms.raw[k], mp.raw[k]) << k;
+    auto ou = Opts(EGC_METHOD_EXPECTED_GRADCAM);
+    auto eu = Make(model.get(), ou);
+    ASSERT_TRUE(eu);
+    Maps mu = Explain(eu.get(), x.data(), 1);
+    EXPECT_GT(RelErr(mu.raw.data(), ms.raw.data(), mu.hw), 1e-6);
+    // with adaptive counts it would not be the same draws: the explainer keeps fixed counts
+    o.samples_tol = 0.05f;
+    auto ea = Make(model.get(), o);
+    ASSERT_TRUE(ea);
+    EXPECT_EQ(egc_explainer_options(ea.get())->samples_tol, 0.0f);
 }
 
 // The method defaults (explain.h): expected-gradcam resolves to the study's choice (combine B,

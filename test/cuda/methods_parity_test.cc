@@ -175,7 +175,7 @@ struct SampleCase {
         sp.S = S;
         sp.R = (uint32_t)R;
         sp.per_image = per_image;
-        sp.alpha_grid = grid;
+        sp.alpha_mode = grid;
         sp.plan = plan;
         if (offsets) sp.sample0 = d.put(s0);
         return sp;
@@ -189,7 +189,7 @@ TEST(CudaMethodsEntries, PerturbIsBitExactWithPhiloxNoise)
     Dev cpu("cpu"), gpu("cuda");
     ASSERT_TRUE(cpu.be && gpu.be);
     for (int per_image : {0, 1})
-        for (int grid : {0, 1})
+        for (int grid : {0, 1, 2}) // alpha uniform, grid, stratified
             for (int plan : {0, 1})
             for (int offs : {0, 1}) {
                 SCOPED_TRACE("per_image " + std::to_string(per_image) + " grid " +

@@ -62,7 +62,11 @@ static void help(FILE *f)
         "                        preprocessed images, see `egcam refs build`; default black)\n"
         "  --noise RHO           noise sigma = RHO * (max x - min x) (default 0 for\n"
         "                        expected-gradcam, 0.15 otherwise)\n"
-        "  --alpha uniform|grid  interpolation coefficients a ~ U(0,1) or a = s/S (default uniform)\n"
+        "  --alpha uniform|grid|stratified\n"
+        "                        interpolation coefficients a ~ U(0,1), a = s/S, or one\n"
+        "                        a ~ U(s/S, (s+1)/S) per sample s (default uniform;\n"
+        "                        stratified: the same expectation as uniform with less\n"
+        "                        noise, about the accuracy of 2-3x the samples)\n"
         "  --combine A|B|C       A: expected gradient, B: expected-gradients attribution,\n"
         "                        C: mean of the per-sample maps (default B for\n"
         "                        expected-gradcam, the setting the evaluation study chose:\n"
@@ -823,6 +827,12 @@ int cmd_explain(int argc, char **argv)
     if (oc.gallery && !oc.overlay) {
         fprintf(stderr, "egcam explain: --gallery shows overlays, but --save '%s' does not "
                         "write them: add overlay (--save npy,overlay)\n", save);
+        return EXIT_USAGE;
+    }
+    if (o.samples_tol > 0.0f && (o.alpha != EGC_ALPHA_UNIFORM || (o.plan_file && o.plan_file[0]))) {
+        fprintf(stderr, "egcam explain: --samples-tol draws samples in rounds, which needs "
+                        "--alpha uniform and no --plan (--alpha %s%s)\n",
+                egc_alpha_name(o.alpha), o.plan_file && o.plan_file[0] ? ", --plan" : "");
         return EXIT_USAGE;
     }
 

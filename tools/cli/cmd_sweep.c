@@ -61,7 +61,7 @@ static void help(FILE *f)
         "                        (images are named by their path as given: keep the same INPUTS)\n"
         "method options (defaults for every method; as in `egcam explain`):\n"
         "  --layer L --score logit|softmax --samples S --baselines B --noise RHO\n"
-        "  --alpha uniform|grid --combine A|B|C --seed N --plan FILE\n"
+        "  --alpha uniform|grid|stratified --combine A|B|C --seed N --plan FILE\n"
         "metric options:\n"
         "  --step PIXELS         deletion/insertion pixels per step (default: the input width,\n"
         "                        224 for 224x224)\n"

@@ -533,7 +533,7 @@ int cli_method_option(const char *cmd, const char *name, const char *val,
                       egc_explain_options *o)
 {
     static const char *const score_names[] = {"logit", "softmax"};
-    static const char *const alpha_names[] = {"uniform", "grid"};
+    static const char *const alpha_names[] = {"uniform", "grid", "stratified"};
     static const char *const combine_names[] = {"A", "B", "C"};
     int v;
     long s;
@@ -559,7 +559,7 @@ int cli_method_option(const char *cmd, const char *name, const char *val,
         }
         o->noise = (float)d;
     } else if (!strcmp(name, "alpha")) {
-        if (!cli_parse_choice(cmd, "alpha", val, alpha_names, 2, &v)) return 0;
+        if (!cli_parse_choice(cmd, "alpha", val, alpha_names, 3, &v)) return 0;
         o->alpha = (egc_alpha)v;
     } else if (!strcmp(name, "combine")) {
         if (!cli_parse_choice(cmd, "combine", val, combine_names, 3, &v)) return 0;
