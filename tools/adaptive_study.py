@@ -21,6 +21,8 @@ import tempfile
 
 import numpy as np
 
+from study_util import first_files, unit
+
 
 def run(args, out, extra):
     cmd = [args.egcam, "explain", "--model", args.model, "--method", "expected-gradcam",
@@ -28,11 +30,6 @@ def run(args, out, extra):
     if args.preset:
         cmd += ["--preset", args.preset]
     subprocess.run(cmd, check=True)
-
-
-def unit(a):
-    n = np.linalg.norm(a)
-    return a / n if n > 0 else a
 
 
 def main():
@@ -51,14 +48,7 @@ def main():
     p.add_argument("--limit", type=int, default=0)
     args = p.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="egc_adaptive_")
-    if args.limit > 0:  # the first N files, through a folder of links
-        sub = os.path.join(work, "inputs")
-        os.makedirs(sub, exist_ok=True)
-        for f in sorted(os.listdir(args.folder))[:args.limit]:
-            dst = os.path.join(sub, f)
-            if not os.path.lexists(dst):
-                os.symlink(os.path.abspath(os.path.join(args.folder, f)), dst)
-        args.folder = sub
+    args.folder = first_files(args.folder, args.limit, work)
     settings = [("fixed S=%d" % s, ["--samples", str(s)]) for s in map(int, args.fixed.split(","))]
     settings += [("tol %g (max %d, rounds of %d)" % (t, args.max, args.round),
                   ["--samples", str(args.max), "--samples-tol", str(t), "--samples-round",

@@ -21,10 +21,7 @@ import tempfile
 
 import numpy as np
 
-
-def unit(a):
-    n = np.linalg.norm(a)
-    return a / n if n > 0 else a
+from study_util import first_files, unit
 
 
 def main():
@@ -40,14 +37,7 @@ def main():
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="egc_alpha_")
-    inputs = args.folder
-    if args.limit > 0:  # the first N files, through a folder of links
-        inputs = os.path.join(work, "inputs")
-        os.makedirs(inputs, exist_ok=True)
-        for f in sorted(os.listdir(args.folder))[:args.limit]:
-            dst = os.path.join(inputs, f)
-            if not os.path.lexists(dst):
-                os.symlink(os.path.abspath(os.path.join(args.folder, f)), dst)
+    inputs = first_files(args.folder, args.limit, work)
 
     def run(S, seed, alpha, tag):
         out = os.path.join(work, tag)

@@ -56,6 +56,27 @@ def is_egcam(d):
     return d.get("backend") in ("cuda", "cpu")
 
 
+def who(d):
+    return "egcam" if is_egcam(d) else d.get("backend", "?")
+
+
+def variant(d):
+    """What set a line apart: the peer's mode, page-locked inputs, torch.compile, the CUDA
+    switches set, adaptive sample counts."""
+    v = [d["mode"]] if d.get("mode") else []
+    v += [k for k in ("pinned", "compiled") if d.get(k)]
+    if d.get("cuda_env"):
+        v.append(d["cuda_env"])
+    if d.get("samples_tol"):
+        v.append("tol %g (mean %s samples)" % (d["samples_tol"], d.get("mean_samples")))
+    return " ".join(v)
+
+
+def half_last(precision):
+    """Sort key: fp32 lines before the fp16/mixed ones."""
+    return "fp32" if str(precision).startswith("fp32") else "half"
+
+
 def table(head, rows):
     if not rows:
         return ""
@@ -94,20 +115,9 @@ def forward_section(lines):
     fw = [d for d in lines if d.get("bench") == "forward"]
     if not fw:
         return ""
-    rows = []
-    for d in fw:
-        who = "egcam" if is_egcam(d) else d.get("backend", "?")
-        mode = []
-        if d.get("pinned"):
-            mode.append("pinned")
-        if d.get("compiled"):
-            mode.append("compiled")
-        if d.get("cuda_env"):
-            mode.append(d["cuda_env"])
-        rows.append([model_name(d), who, d.get("precision", ""), d.get("batch", ""),
-                     " ".join(mode), rate(d), gib(d.get("peak_device_bytes"))])
-    rows.sort(key=lambda r: (r[0], "fp32" if str(r[2]).startswith("fp32") else "half",
-                             r[1] != "egcam", r[1], r[4]))
+    rows = [[model_name(d), who(d), d.get("precision", ""), d.get("batch", ""), variant(d),
+             rate(d), gib(d.get("peak_device_bytes"))] for d in fw]
+    rows.sort(key=lambda r: (r[0], half_last(r[2]), r[1] != "egcam", r[1], r[4]))
     return "## Forward\n\n" + table(["model", "who", "precision", "batch", "variant", "images/s",
                                       "peak GiB"], rows)
 
@@ -116,23 +126,11 @@ def explain_section(lines):
     ex = [d for d in lines if d.get("bench") == "explain"]
     if not ex:
         return ""
-    rows = []
-    for d in ex:
-        who = "egcam" if is_egcam(d) else d.get("backend", "?")
-        var = []
-        if d.get("mode"):
-            var.append(d["mode"])
-        if d.get("pinned"):
-            var.append("pinned")
-        if d.get("cuda_env"):
-            var.append(d["cuda_env"])
-        if d.get("samples_tol"):
-            var.append("tol %g (mean %s samples)" % (d["samples_tol"], d.get("mean_samples")))
-        rows.append([model_name(d), d.get("method", ""), who, d.get("precision", ""),
-                     d.get("batch", ""), d.get("samples", ""), d.get("rows_per_pass", ""),
-                     " ".join(var), rate(d), gib(d.get("peak_device_bytes"))])
-    rows.sort(key=lambda r: (r[0], r[1], "fp32" if str(r[3]).startswith("fp32") else "half",
-                             r[2] != "egcam", str(r[2]), str(r[6]), r[7]))
+    rows = [[model_name(d), d.get("method", ""), who(d), d.get("precision", ""),
+             d.get("batch", ""), d.get("samples", ""), d.get("rows_per_pass", ""), variant(d),
+             rate(d), gib(d.get("peak_device_bytes"))] for d in ex]
+    rows.sort(key=lambda r: (r[0], r[1], half_last(r[3]), r[2] != "egcam", str(r[2]), str(r[6]),
+                             r[7]))
     s = "## Explanations\n\n" + table(["model", "method", "who", "precision", "images", "S",
                                         "rows/pass", "variant", "images/s", "peak GiB"], rows)
     ph = [d for d in lines if d.get("bench") == "explain-phases"]
