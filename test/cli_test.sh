@@ -124,6 +124,13 @@ err_has "samples-tol" "--samples-tol negative"
 expect 2 "--samples-tol with stratified alphas" -- "$egcam" explain --model "$resnet" \
   --method expected-gradcam --samples-tol 0.05 --alpha stratified --out "$work/adbad" "$cats"
 err_has "--alpha uniform" "--samples-tol with stratified alphas"
+expect 0 "--samples-tol with grid alphas for a method that draws nothing" -- "$egcam" explain \
+  --model "$resnet" --method gradcam --samples-tol 0.05 --alpha grid --save npy -q \
+  --out "$work/adgrid" "$cats"
+expect 2 "sweep: --samples-tol with stratified alphas" -- "$egcam" sweep --model "$resnet" \
+  --methods 'expected-gradcam:alpha=stratified:samples-tol=0.05' --metrics sparseness \
+  --out "$work/swbad" "$cats"
+err_has "needs --alpha uniform" "sweep: --samples-tol with stratified alphas"
 
 # ---- --alpha stratified: recorded in the manifest ----
 expect 0 "explain --alpha stratified" -- "$egcam" explain --model "$resnet" \

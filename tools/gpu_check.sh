@@ -33,7 +33,8 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
 # QUICK=1: the goals' essentials within one 10-minute call: ResNet-50 only (TV_MODELS and
-# EXPLAIN_MODELS), no CPU tests, no compute-sanitizer, DEADLINE 540 s (each can still be set
+# EXPLAIN_MODELS; VGG16 only in the last step, the fp32 workspace comparison, if time is
+# left), no CPU tests, no compute-sanitizer, DEADLINE 540 s (each can still be set
 # otherwise).
 if [ "${QUICK:-0}" = 1 ]; then
     : "${SKIP_CPU_TESTS:=1}" "${SKIP_SANITIZER:=1}" "${TV_MODELS:=resnet50}"
@@ -300,7 +301,7 @@ if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_explain" ]; then
     # 256 rows) with the cuDNN operation-graph path on (EGC_CUDA_GRAPH_API=1), and with the
     # clean pass computing every row (EGC_CUDA_ROW_PLANS=0); "cuda_env" tells them apart.
     [ "${SKIP_GOALS:-0}" != 1 ] && step bench_explain_rows 150 bash -c \
-        'set -o pipefail; for a in "32 256 -" "128 128 -" "128 256 -" "32 128 EGC_CUDA_GRAPH_API=1" "32 256 EGC_CUDA_GRAPH_API=1" "32 128 EGC_CUDA_ROW_PLANS=0" "32 256 EGC_CUDA_ROW_PLANS=0"; do read -r nb nr ev <<<"$a"; E=(); [ "$ev" != - ] && E=("$ev"); env "${E[@]}" "$1" --model "$2" --device cuda --methods expected-gradcam --expected-batch "$nb" --samples 32 --rows "$nr" --precision mixed --repeats "$3" --warmup 1 --pinned | tee -a "$4"; done' \
+        'set -o pipefail; rc=0; for a in "32 256 -" "128 128 -" "128 256 -" "32 128 EGC_CUDA_GRAPH_API=1" "32 256 EGC_CUDA_GRAPH_API=1" "32 128 EGC_CUDA_ROW_PLANS=0" "32 256 EGC_CUDA_ROW_PLANS=0"; do read -r nb nr ev <<<"$a"; E=(); [ "$ev" != - ] && E=("$ev"); env "${E[@]}" "$1" --model "$2" --device cuda --methods expected-gradcam --expected-batch "$nb" --samples 32 --rows "$nr" --precision mixed --repeats "$3" --warmup 1 --pinned | tee -a "$4" || { rc=1; echo "FAILED: $a" >&2; }; done; exit $rc' \
         _ "$BUILD_DIR/bench_explain" "$TV_DIR/resnet50.onnx" "$ER" "$EB"
     # Grad-CAM is bound by the host: the same runs with the inputs in page-locked memory
     # (egc_host_alloc), next to gradcam_torch.py --pinned below.
@@ -368,6 +369,7 @@ fi
 # line each into $OUT/bench_cli.jsonl (wall seconds, images/s). Part of SKIP_GOALS. ----
 if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BUILD_DIR/egcam" ] &&
     [ -n "$SHARED" ] && [ -d "$SHARED/data/imagenet-sample" ]; then
+: >"$OUT/bench_cli.jsonl"
     step bench_cli_explain 180 bash -c '
         n=$(ls "$2/data/imagenet-sample" | wc -l)
         for p in 0 1; do
@@ -399,20 +401,26 @@ fi
 # workspace capped at 1 GiB (EGC_CUDA_WS_DATA=0, the old behaviour) and as the data allows
 # (the default now; "cuda_env" tells them apart), then PyTorch's fp32 forward, all into
 # bench.jsonl; EGC_VERBOSE=1 puts
-# each Conv's algorithm and workspace into the log. Exports VGG16 when the run has none.
-# Part of SKIP_GOALS; VGG_WS=0 skips it. ----
+# each Conv's algorithm and workspace into the log. Exports VGG16 when the run has none (into
+# a folder of its own first, so that a cut export leaves no half-written model). A run that
+# fails fails the step (after the others ran). Part of SKIP_GOALS, also with QUICK (it comes
+# last: DEADLINE may leave it out); VGG_WS=0 skips it. ----
 if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${SKIP_BENCH:-0}" != 1 ] && [ "${VGG_WS:-1}" != 0 ] &&
     [ -x "$BUILD_DIR/bench_forward" ]; then
     if [ -f "$TV_DIR/vgg16.onnx" ] ||
-        step export_vgg16 120 "$PY" benchmarks/peers/export_torchvision.py "$TV_DIR" --models vgg16; then
+        { step export_vgg16 120 "$PY" benchmarks/peers/export_torchvision.py "$TV_DIR.vgg16" \
+              --models vgg16 && mkdir -p "$TV_DIR" && mv "$TV_DIR.vgg16"/* "$TV_DIR"/; }; then
         step bench_forward_vgg16_ws 150 bash -c '
             set -o pipefail
+            rc=0
             for ws in 0 1; do
                 EGC_VERBOSE=1 EGC_CUDA_WS_DATA=$ws "$1" --model "$2" --device cuda --batch "$3" \
-                    --repeats "$4" --warmup 2 --precision fp32 --pinned | tee -a "$5"
+                    --repeats "$4" --warmup 2 --precision fp32 --pinned | tee -a "$5" ||
+                    { rc=1; echo "FAILED: EGC_CUDA_WS_DATA=$ws" >&2; }
             done
             "$6" benchmarks/peers/torch_forward.py --models vgg16 --precisions fp32 --batch "$3" \
-                --repeats 10 --pinned | tee -a "$5"' _ "$BUILD_DIR/bench_forward" \
+                --repeats 10 --pinned | tee -a "$5" || { rc=1; echo "FAILED: PyTorch" >&2; }
+            exit $rc' _ "$BUILD_DIR/bench_forward" \
             "$TV_DIR/vgg16.onnx" "$BB" "$BR" "$BENCH" "$PY"
     fi
 fi

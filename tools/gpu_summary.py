@@ -53,7 +53,14 @@ def model_name(d):
 
 
 def is_egcam(d):
-    return d.get("backend") in ("cuda", "cpu")
+    b = str(d.get("backend", ""))
+    return b == "cpu" or b == "cuda" or b.startswith("cuda:")
+
+
+def num(d, key):
+    """d[key] as a number, 0 when absent or not a number (null)."""
+    v = d.get(key)
+    return v if isinstance(v, (int, float)) else 0
 
 
 def who(d):
@@ -128,9 +135,10 @@ def explain_section(lines):
         return ""
     rows = [[model_name(d), d.get("method", ""), who(d), d.get("precision", ""),
              d.get("batch", ""), d.get("samples", ""), d.get("rows_per_pass", ""), variant(d),
-             rate(d), gib(d.get("peak_device_bytes"))] for d in ex]
-    rows.sort(key=lambda r: (r[0], r[1], half_last(r[3]), r[2] != "egcam", str(r[2]), str(r[6]),
-                             r[7]))
+             rate(d) or ("error: " + str(d["error"])[:80] if d.get("error") else ""),
+             gib(d.get("peak_device_bytes"))] for d in ex]
+    rows.sort(key=lambda r: (r[0], r[1], half_last(r[3]), r[2] != "egcam", str(r[2]),
+                             num({"v": r[4]}, "v"), num({"v": r[6]}, "v"), r[7]))
     s = "## Explanations\n\n" + table(["model", "method", "who", "precision", "images", "S",
                                         "rows/pass", "variant", "images/s", "peak GiB"], rows)
     ph = [d for d in lines if d.get("bench") == "explain-phases"]
@@ -154,9 +162,9 @@ def goals_section(lines):
     egc = [d for d in ex if d.get("method") == "expected-gradcam" and d.get("samples") == 32 and
            d.get("batch") == 32 and not d.get("samples_tol")]
     if egc:
-        best = max(egc, key=lambda d: d.get("images_per_s", 0))
-        fits = [d for d in egc if d.get("peak_device_bytes", 0) <= GOAL_EGC_GIB * 2.0**30]
-        bf = max(fits, key=lambda d: d.get("images_per_s", 0)) if fits else None
+        best = max(egc, key=lambda d: num(d, "images_per_s"))
+        fits = [d for d in egc if 0 < num(d, "peak_device_bytes") <= GOAL_EGC_GIB * 2.0**30]
+        bf = max(fits, key=lambda d: num(d, "images_per_s")) if fits else None
         s += "- Expected Grad-CAM, S = 32, 32 images: best %s images/s (%s rows per pass, %s GiB, " \
              "%s); goal {:,.0f} in at most %.0f GiB".format(GOAL_EGC) % (
                  rate(best), best.get("rows_per_pass"), gib(best.get("peak_device_bytes")),
@@ -167,7 +175,7 @@ def goals_section(lines):
         s += ".\n"
     gc = [d for d in ex if d.get("method") == "gradcam" and d.get("batch") == 64]
     if gc:
-        best = max(gc, key=lambda d: d.get("images_per_s", 0))
+        best = max(gc, key=lambda d: num(d, "images_per_s"))
         s += "- Grad-CAM, 64 images: best %s images/s (%s); goal {:,.0f}.\n".format(GOAL_GRADCAM) % (
             rate(best), "pinned inputs" if best.get("pinned") else "ordinary memory")
     return s + "\n"

@@ -218,8 +218,8 @@ static inline EGC_PHILOX_HD void egc_philox_normal4(egc_philox4 w, float out[4])
  *               block 0 of (seed, ids[i], k): baseline = (word0 * R) >> 32 and
  *               u = (word1 >> 8) * 2^-24 (as egc_sample_scalars' alpha), and alpha = u
  *               (alpha_mode 0: uniform), (float)s / S (1: grid), or ((float)s + u) / S (2:
- *               stratified: one draw in each of the S strata of [0,1), s the row's sample
- *               index 0..S-1 whatever sample0 is); noise seed = seed, noise key (seed, ids[i],
+ *               stratified: one draw in each of the S strata [s/S, (s+1)/S] (rounding may
+ *               reach the upper end), s the row's sample index 0..S-1 whatever sample0 is); noise seed = seed, noise key (seed, ids[i],
  *               k);
  *   per_image:  the baseline row is i (the sets `self` and `blur`, one baseline per image).
  * The arrays are in the memory of whoever evaluates it (host for the CPU backend, device

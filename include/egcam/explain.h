@@ -78,10 +78,11 @@ typedef enum egc_baselines {
 } egc_baselines;
 
 /* The interpolation coefficients of sample s = 0..S-1 of an image, u ~ U(0,1) its draw:
- * uniform a = u; grid a = s / S; stratified a = (s + u) / S, one draw in each of the S equal
- * strata of [0,1): the mean over the samples estimates the same expectation over a ~ U(0,1)
- * as uniform, with less variance (with black baselines and no noise a is the only random
- * choice; docs/USER_GUIDE.md has the measurement). */
+ * uniform a = u; grid a = s / S; stratified a = (s + u) / S (in [s/S, (s+1)/S], float
+ * rounding may reach the upper end), one draw in each of the S equal strata of [0,1): the
+ * mean over the samples estimates the same expectation over a ~ U(0,1) as uniform, with less
+ * variance (with black baselines and no noise a is the only random choice;
+ * docs/USER_GUIDE.md has the measurement). Adaptive counts (samples_tol) need uniform. */
 typedef enum egc_alpha {
     EGC_ALPHA_UNIFORM = 0,
     EGC_ALPHA_GRID = 1,

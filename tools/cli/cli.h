@@ -128,6 +128,11 @@ const char *cli_format_bytes(size_t n, char *buf, size_t cap);
 struct egc_explain_options;
 int cli_method_option(const char *cmd, const char *name, const char *val,
                       struct egc_explain_options *o);
+/* 1 when o's method options go together; else 0 after printing why ("egcam CMD: ...", what
+ * names the method): adaptive counts (samples_tol > 0) of a sampled method need alpha
+ * uniform and no plan. */
+int cli_check_method_options(const char *cmd, const char *what,
+                             const struct egc_explain_options *o);
 
 int cmd_info(int argc, char **argv);
 int cmd_classify(int argc, char **argv);

@@ -959,6 +959,7 @@ int cmd_sweep(int argc, char **argv)
                             M->label);
                 if (r != 1) return EXIT_USAGE;
             }
+            if (!cli_check_method_options("sweep", M->label, &M->o)) return EXIT_USAGE;
             for (int j = 0; j < S->n_methods; j++)
                 if (!strcmp(S->methods[j].label, M->label)) {
                     fprintf(stderr, "egcam sweep: method '%s' is listed twice\n", M->label);

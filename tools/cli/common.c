@@ -529,6 +529,19 @@ const char *cli_format_bytes(size_t n, char *buf, size_t cap)
     return buf;
 }
 
+int cli_check_method_options(const char *cmd, const char *what, const egc_explain_options *o)
+{
+    int plan = o->plan_file && o->plan_file[0];
+    if (egc_method_is_sampled(o->method) && o->samples_tol > 0.0f &&
+        (o->alpha != EGC_ALPHA_UNIFORM || plan)) {
+        fprintf(stderr, "egcam %s: %s: --samples-tol draws samples in rounds, which needs "
+                        "--alpha uniform and no --plan (--alpha %s%s)\n",
+                cmd, what, egc_alpha_name(o->alpha), plan ? ", --plan" : "");
+        return 0;
+    }
+    return 1;
+}
+
 int cli_method_option(const char *cmd, const char *name, const char *val,
                       egc_explain_options *o)
 {
