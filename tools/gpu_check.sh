@@ -369,7 +369,7 @@ fi
 # line each into $OUT/bench_cli.jsonl (wall seconds, images/s). Part of SKIP_GOALS. ----
 if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BUILD_DIR/egcam" ] &&
     [ -n "$SHARED" ] && [ -d "$SHARED/data/imagenet-sample" ]; then
-: >"$OUT/bench_cli.jsonl"
+    : >"$OUT/bench_cli.jsonl"
     step bench_cli_explain 180 bash -c '
         n=$(ls "$2/data/imagenet-sample" | wc -l)
         for p in 0 1; do
