@@ -783,6 +783,18 @@ static float *host_floats(const char *device, size_t n)
     return p;
 }
 
+/* A usage error in --methods: frees what the method list made so far (every label, the
+ * methods array and the list's copy) and returns EXIT_USAGE. */
+static int methods_usage_error(sweep_ctx *S, char *mlist)
+{
+    for (int k = 0; S->methods && k < 64; k++) free(S->methods[k].label);
+    free(S->methods);
+    S->methods = NULL;
+    S->n_methods = 0;
+    free(mlist);
+    return EXIT_USAGE;
+}
+
 int cmd_sweep(int argc, char **argv)
 {
     sweep_ctx S_, *S = &S_;
@@ -934,7 +946,7 @@ int cmd_sweep(int argc, char **argv)
         for (char *t = strtok_r(mlist, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             if (S->n_methods == 64) {
                 fprintf(stderr, "egcam sweep: more than 64 methods\n");
-                return EXIT_USAGE;
+                return methods_usage_error(S, mlist);
             }
             sweep_method *M = &S->methods[S->n_methods];
             M->label = strdup(t);
@@ -943,34 +955,35 @@ int cmd_sweep(int argc, char **argv)
             char *name = strtok_r(t, ":", &save2);
             if (!name || egc_method_parse(name, &M->o.method) != EGC_OK) {
                 cli_error("--methods", 0);
-                return EXIT_USAGE;
+                return methods_usage_error(S, mlist);
             }
             for (char *kv = strtok_r(NULL, ":", &save2); kv; kv = strtok_r(NULL, ":", &save2)) {
                 char *eq = strchr(kv, '=');
                 if (!eq) {
                     fprintf(stderr, "egcam sweep: method option '%s' of '%s' is not key=value\n",
                             kv, M->label);
-                    return EXIT_USAGE;
+                    return methods_usage_error(S, mlist);
                 }
                 *eq = '\0';
                 int r = cli_method_option("sweep", kv, eq + 1, &M->o);
                 if (r < 0)
                     fprintf(stderr, "egcam sweep: '%s' is not a method option (in '%s')\n", kv,
                             M->label);
-                if (r != 1) return EXIT_USAGE;
+                if (r != 1) return methods_usage_error(S, mlist);
             }
-            if (!cli_check_method_options("sweep", M->label, &M->o)) return EXIT_USAGE;
+            if (!cli_check_method_options("sweep", M->label, &M->o))
+                return methods_usage_error(S, mlist);
             for (int j = 0; j < S->n_methods; j++)
                 if (!strcmp(S->methods[j].label, M->label)) {
                     fprintf(stderr, "egcam sweep: method '%s' is listed twice\n", M->label);
-                    return EXIT_USAGE;
+                    return methods_usage_error(S, mlist);
                 }
             M->o.batch = batch;
             S->n_methods++;
         }
         if (!S->n_methods) {
             fprintf(stderr, "egcam sweep: --methods names no method\n");
-            return EXIT_USAGE;
+            return methods_usage_error(S, mlist);
         }
     }
 
