@@ -46,6 +46,12 @@ typedef struct egc_plan_info {
                                       backend learns the outcome from the pointers
                                       (in[0].ptr == out->ptr) and must be correct either way. */
     int lean;                      /* egc_plan_opts.lean: keep optional memory to fixed bounds */
+    float *const *values;          /* [n_values] each value's buffer in the plan's memory: the
+                                      executor fills the array once it has placed the values
+                                      (after plan_prepare_ex returns) and keeps it for the
+                                      plan's life, so a backend may keep this pointer and read
+                                      a value's buffer in any op call (e.g. the residual input
+                                      a fused Conv adds); shared values share a buffer */
     int quick;                     /* a state for a few rows of a plan (egc_plan_set_rows):
                                       choose without timing (heuristics only), so that it is
                                       quick to make and its choices do not vary by run */

@@ -62,7 +62,7 @@ typedef struct cpu_plan {
     egc_cpu_act *act;      /* [n_nodes] per Conv: the activation it applies (op 0: none) */
     int *res;              /* [n_nodes] per Conv: the residual value it adds (-1: none) */
     unsigned char *pass;   /* [n_nodes] per Relu/Clip/Add: PASS_ACT or PASS_ADD, or 0 */
-    const float **vptr;    /* [n_values] the buffer each node last wrote (residuals' source) */
+    float *const *values;  /* [n_values] the values' buffers (egc_plan_info.values) */
 } cpu_plan;
 
 enum { PASS_ACT = 1, /* a Relu/Clip its producer applied: nothing to do in place */
@@ -139,14 +139,12 @@ static egc_status cpu_plan_prepare_ex(egc_backend *be, const egc_graph *g, const
             if (st == EGC_OK)
                 st = egc_calloc((void **)&pl->res, (size_t)g->n_nodes, sizeof *pl->res, "CPU plan");
             if (st == EGC_OK) st = egc_calloc((void **)&pl->pass, (size_t)g->n_nodes, 1, "CPU plan");
-            if (st == EGC_OK)
-                st = egc_calloc((void **)&pl->vptr, (size_t)g->n_values + 1, sizeof *pl->vptr,
-                                "CPU plan");
             if (st != EGC_OK) {
                 cpu_plan_release(be, pl);
                 return st;
             }
             for (int k = 0; k < g->n_nodes; k++) pl->res[k] = -1;
+            pl->values = info->values;
         }
         if (add >= 0) {
             pl->res[i] = g->nodes[add].in[1];
@@ -175,7 +173,6 @@ static void cpu_plan_release(egc_backend *be, void *state)
     free(pl->act);
     free(pl->res);
     free(pl->pass);
-    free(pl->vptr);
     free(pl);
 }
 
@@ -187,15 +184,14 @@ static egc_status cpu_op_forward(egc_backend *be, void *state, const egc_graph *
     if (!pl || pl->g != g) return egc_cpu_forward(g, n, in, out);
     ptrdiff_t i = n - g->nodes;
     if (i < 0 || i >= g->n_nodes) return egc_cpu_forward(g, n, in, out);
-    if (n->out >= 0 && n->out < g->n_values) pl->vptr[n->out] = out->ptr;
     if (pl->act[i].op || pl->res[i] >= 0) {
         egc_cpu_act a = pl->act[i];
         a.res = NULL;
         if (pl->res[i] >= 0) {
-            a.res = pl->vptr[pl->res[i]];
+            a.res = pl->values ? pl->values[pl->res[i]] : NULL;
             if (!a.res)
-                return EGC_FAIL(EGC_E_INTERNAL, "node '%s' (Conv): its residual input was not "
-                                "computed before it", n->name ? n->name : "?");
+                return EGC_FAIL(EGC_E_INTERNAL, "node '%s' (Conv): its residual input has no "
+                                "buffer", n->name ? n->name : "?");
         }
         return egc_cpu_conv_forward_checked(g, n, in, out, &a);
     }

@@ -193,7 +193,8 @@ typedef struct cuda_plan {
     void *w16;               /* fp16 weights of the fp16 convolutions */
     size_t w16_bytes;
     int n_half, n_fused, n_inplace_asked, n_hf, n_zres;
-    void **vptr;             /* n_values: the buffer each node last wrote (op_forward) */
+    float *const *values;    /* n_values: the values' buffers (egc_plan_info.values; NULL
+                                without plan information) */
     cudaGraphExec_t gexec;   /* the recorded trunk (NULL: none) */
     char graph_note[160];    /* why the last recording failed */
 } cuda_plan;
@@ -413,7 +414,6 @@ static void cu_plan_release(egc_backend *be, void *state)
     free(pl->conv);
     free(pl->np);
     free(pl->vfmt);
-    free(pl->vptr);
     if (pl->gexec) (void)cudaGraphExecDestroy(pl->gexec);
     cu_free(be, pl->w16);
     cu_free(be, pl->ws);
@@ -908,9 +908,7 @@ static egc_status cu_plan_prepare_ex(egc_backend *be, const egc_graph *g, const 
     EGC_TRYG(st, egc_calloc((void **)&pl->vfmt, (size_t)(g->n_values ? g->n_values : 1), 1,
                             "CUDA plan values"),
              fail);
-    EGC_TRYG(st, egc_calloc((void **)&pl->vptr, (size_t)(g->n_values ? g->n_values : 1),
-                            sizeof *pl->vptr, "CUDA plan values"),
-             fail);
+    pl->values = info ? info->values : NULL;
     for (int i = 0; i < g->n_nodes; i++) {
         const egc_node *n = &g->nodes[i];
         pl->np[i].in16[0] = pl->np[i].in16[1] = pl->np[i].out16 = NO_OFF;
@@ -1406,10 +1404,10 @@ static egc_status conv_forward_half(cuda_ctx *c, cuda_plan *pl, conv_plan *cp, i
     if (cp->hf) {
         const uint16_t *z = NULL;
         if (cp->zres) {
-            z = pl->vptr ? (const uint16_t *)pl->vptr[cp->zval] : NULL;
+            z = pl->values ? (const uint16_t *)pl->values[cp->zval] : NULL;
             if (!z)
-                return EGC_FAIL(EGC_E_INTERNAL, "node %s (Conv): the residual input %s was not "
-                                "made before it", n->name, pl->g->values[cp->zval].name);
+                return EGC_FAIL(EGC_E_INTERNAL, "node %s (Conv): the residual input %s has no "
+                                "buffer", n->name, pl->g->values[cp->zval].name);
         }
         uint16_t *b16 = (uint16_t *)((char *)pl->w16 + cp->b16_off);
         if (!bias) cp->hf_state = -1; /* the one call needs a bias */
@@ -1828,7 +1826,6 @@ static egc_status cu_op_forward(egc_backend *be, void *state, const egc_graph *g
     cuda_plan *pl = (cuda_plan *)state;
     int64_t ne = numel(&out->shape);
     const int idx = node_index(pl, g, n);
-    if (idx >= 0 && pl->vptr && n->out >= 0 && n->out < pl->n_values) pl->vptr[n->out] = out->ptr;
     if (idx >= 0 && pl->np) {
         /* the producer already applied this Relu: nothing to do in place (else reapply it) */
         if (pl->np[idx].relu_pass && n->op == EGC_OP_RELU && in[0].ptr == out->ptr) return EGC_OK;

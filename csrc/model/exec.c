@@ -342,7 +342,8 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
         egc_plan_info info;
         memset(&info, 0, sizeof info);
         info.precision = p->opts.precision;
-    info.lean = p->opts.lean;
+        info.lean = p->opts.lean;
+        info.values = p->vptr;
         info.target = target;
         info.is_head = p->is_head;
         info.keep = keep;
@@ -530,6 +531,7 @@ static egc_status small_state(egc_plan *p, int64_t n, int *slot)
     memset(&info, 0, sizeof info);
     info.precision = p->opts.precision;
     info.lean = p->opts.lean;
+    info.values = p->vptr;
     info.target = p->target;
     info.is_head = p->is_head;
     info.quick = 1;
