@@ -439,24 +439,21 @@ static egc_status dfloats(egc_explainer *e, float **p, size_t n, const char *wha
 static egc_view value(const egc_explainer *e, int v) { return egc_plan_value(e->plan, v); }
 
 /* The plan's input = rows src[0..n) (backend memory, chw floats each); the plan then runs
- * those n rows only where it can (egc_plan_set_rows), else all with the rest zero. */
+ * those n rows, or a few more that are zero (egc_plan_use_rows). */
 static egc_status load_rows(egc_explainer *e, const float *src, int n)
 {
     float *in = value(e, e->in_v).ptr;
     if (src != in) EGC_TRY(e->be->m_copy(e->be, in, src, (size_t)n * e->chw * sizeof(float)));
-    if (egc_plan_set_rows(e->plan, n) > n)
-        EGC_TRY(e->be->fill(e->be, in + (size_t)n * e->chw, 0.0f,
-                            (int64_t)((size_t)(e->B - n) * e->chw)));
-    return EGC_OK;
+    return egc_plan_use_rows(e->plan, n);
 }
 
-/* Zeroes the seed rows n..B-1 (rows 0..n-1 were written by m_score_seed) when the plan runs
- * them. */
+/* Zeroes the seed rows n.. that the plan runs beyond the n written by m_score_seed. */
 static egc_status seed_tail(egc_explainer *e, int n)
 {
-    if (n >= egc_plan_rows(e->plan)) return EGC_OK;
+    int64_t rows = egc_plan_rows(e->plan);
+    if (n >= rows) return EGC_OK;
     return e->be->fill(e->be, e->seedd + (size_t)n * (size_t)e->classes, 0.0f,
-                       (int64_t)(e->B - n) * e->classes);
+                       (rows - n) * e->classes);
 }
 
 /* The target activations of n images imgs[n,chw] (backend memory) into out[n,khw], in

@@ -155,11 +155,7 @@ static egc_status eval_backend_rows(egc_evaluator *ev, const void *spec, rows_ma
     for (int64_t r0 = 0; r0 < rows; r0 += P) {
         int nb = (int)EGC_MIN((int64_t)P, rows - r0);
         EGC_TRY(make(ev, spec, r0, nb, in));
-        if (egc_plan_set_rows(plan, nb) > nb) { /* whole passes: the rest of the rows zero */
-            egc_shape is = egc_plan_value(plan, g->input).shape; /* [P, ...] */
-            size_t per = (size_t)(egc_shape_numel(&is) / EGC_MAX(1, is.d[0]));
-            EGC_TRY(be->fill(be, in + (size_t)nb * per, 0.0f, (int64_t)((size_t)(P - nb) * per)));
-        }
+        EGC_TRY(egc_plan_use_rows(plan, nb));
         EGC_TRY(egc_plan_forward(plan));
         EGC_TRY(be->download(be, ev->logits, out,
                              (size_t)nb * (size_t)ev->classes * sizeof(float)));

@@ -214,6 +214,22 @@ static int share_root(const int *root, int v)
     return v;
 }
 
+/* What plan_prepare_ex learns of plan p (its precision, options, target, head, the values'
+ * buffers), with the keep flags and the in-place and 2-byte request arrays given. */
+static void plan_info(const egc_plan *p, const unsigned char *keep, unsigned char *inplace,
+                      unsigned char *half, egc_plan_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->precision = p->opts.precision;
+    info->lean = p->opts.lean;
+    info->values = p->vptr;
+    info->target = p->target;
+    info->is_head = p->is_head;
+    info->keep = keep;
+    info->inplace = inplace;
+    info->half = half;
+}
+
 egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch, int target,
                               const egc_plan_opts *opts, egc_plan **out)
 {
@@ -340,15 +356,7 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
     /* The backend's preparation (algorithms, workspaces) and its in-place requests. */
     if (be->plan_prepare_ex) {
         egc_plan_info info;
-        memset(&info, 0, sizeof info);
-        info.precision = p->opts.precision;
-        info.lean = p->opts.lean;
-        info.values = p->vptr;
-        info.target = target;
-        info.is_head = p->is_head;
-        info.keep = keep;
-        info.inplace = inplace;
-        info.half = half;
+        plan_info(p, keep, inplace, half, &info);
         EGC_TRYG(st, be->plan_prepare_ex(be, g, p->shapes, &info, &p->bstate), fail_dl);
         /* what a state for fewer rows must be prepared with and must ask alike */
         if (be->row_plans && p->opts.row_plans && p->separable && !p->rows_ok) {
@@ -488,12 +496,13 @@ egc_view egc_plan_grad(const egc_plan *p, int v)
     return r;
 }
 
-/* A backend state for n rows (a power of two, at most half the batch) into *slot: the one
- * kept for n, or one prepared now in a free slot. -1 (and EGC_OK) when every slot holds
- * another size. On failure none, bit log2(n) of p->small_failed set, p->srows_note saying
- * why, and the last-error message as it was before. */
-static egc_status small_state(egc_plan *p, int64_t n, int *slot)
+/* A backend state for n = 2^b rows (at most half the batch) into *slot: the one kept for n,
+ * or one prepared now in a free slot. -1 (and EGC_OK) when every slot holds another size. On
+ * failure none, bit b of p->small_failed set, p->srows_note saying why, and the last-error
+ * message as it was before. */
+static egc_status small_state(egc_plan *p, int b, int *slot)
 {
+    const int64_t n = (int64_t)1 << b;
     int k, free_k = -1;
     *slot = -1;
     for (k = 0; k < EGC_PLAN_SMALL; k++) {
@@ -528,16 +537,8 @@ static egc_status small_state(egc_plan *p, int64_t n, int *slot)
         }
     }
     egc_plan_info info;
-    memset(&info, 0, sizeof info);
-    info.precision = p->opts.precision;
-    info.lean = p->opts.lean;
-    info.values = p->vptr;
-    info.target = p->target;
-    info.is_head = p->is_head;
+    plan_info(p, p->keep_r, inplace, half, &info);
     info.quick = 1;
-    info.keep = p->keep_r;
-    info.inplace = inplace;
-    info.half = half;
     EGC_TRYG(st, be->plan_prepare_ex(be, g, shapes, &info, &state), out);
     if (memcmp(inplace, p->inplace_r, (size_t)nn) || memcmp(half, p->half_r, (size_t)nv)) {
         st = EGC_FAIL(EGC_E_UNSUPPORTED, "the backend lays values out differently at %lld rows",
@@ -551,8 +552,6 @@ static egc_status small_state(egc_plan *p, int64_t n, int *slot)
 out:
     if (state) be->plan_release(be, state);
     if (st != EGC_OK) {
-        int b = 0;
-        while (((int64_t)1 << b) < n) b++;
         p->small_failed |= (uint64_t)1 << b;
         snprintf(p->srows_note, sizeof p->srows_note, "%lld rows: %.170s", (long long)n,
                  egc_last_error());
@@ -578,12 +577,21 @@ int64_t egc_plan_set_rows(egc_plan *p, int64_t n)
     while (((int64_t)1 << b) < n) b++;
     int64_t r = (int64_t)1 << b;
     int slot = -1;
-    if (2 * r <= p->batch && !(p->small_failed >> b & 1) && small_state(p, r, &slot) == EGC_OK &&
+    if (2 * r <= p->batch && !(p->small_failed >> b & 1) && small_state(p, b, &slot) == EGC_OK &&
         slot >= 0) {
         p->rows = r;
         p->cur_small = slot;
     }
     return p->rows;
+}
+
+egc_status egc_plan_use_rows(egc_plan *p, int64_t n)
+{
+    int64_t rows = egc_plan_set_rows(p, n);
+    if (rows <= n || n < 0) return EGC_OK;
+    egc_view in = egc_plan_value(p, p->g->input); /* [rows, ...] */
+    int64_t per = egc_shape_numel(&in.shape) / rows;
+    return p->be->fill(p->be, in.ptr + n * per, 0.0f, (rows - n) * per);
 }
 
 /* The backend state the runs use: one for fewer rows while it is active. */

@@ -73,6 +73,10 @@ int64_t egc_plan_batch(const egc_plan *p);
  * egc_plan_backward needs that many rows. Returns the rows the plan will compute (n, r or
  * the batch; fill rows n.. of the input when more than n), also given by egc_plan_rows. */
 int64_t egc_plan_set_rows(egc_plan *p, int64_t n);
+/* egc_plan_set_rows(p, n) for an input whose first n rows the caller has written: when the
+ * plan will compute more than n rows, zeroes input rows n .. egc_plan_rows(p) - 1 (their
+ * outputs are computed and ignored). */
+EGC_NODISCARD egc_status egc_plan_use_rows(egc_plan *p, int64_t n);
 int64_t egc_plan_rows(const egc_plan *p);
 /* Bytes reserved on the device: constants, activations+gradients arena. */
 size_t egc_plan_bytes(const egc_plan *p);

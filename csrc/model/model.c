@@ -423,10 +423,7 @@ static egc_status forward_pass(egc_session *s, const float *x, int n, float *log
         x = s->xstage;
     }
     EGC_TRY(s->be->upload(s->be, in.ptr, x, (size_t)n * per * sizeof(float)));
-    /* the plan computes n rows where it can, else all, the rest zero */
-    if (egc_plan_set_rows(s->plan, n) > n)
-        EGC_TRY(s->be->fill(s->be, in.ptr + (size_t)n * per, 0.0f,
-                            (int64_t)((size_t)(s->chunk - n) * per)));
+    EGC_TRY(egc_plan_use_rows(s->plan, n));
     EGC_TRY(egc_plan_forward(s->plan));
     if (logits) {
         egc_view o = egc_plan_value(s->plan, g->output);
