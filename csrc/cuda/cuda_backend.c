@@ -866,12 +866,20 @@ static egc_status plan_layout(cuda_ctx *c, cuda_plan *pl, const egc_graph *g,
     return EGC_OK;
 }
 
+/* The plan's workspace: the most any of its nodes needs (node_ws_need). */
+static size_t plan_ws_need(const egc_graph *g, const egc_shape *shapes, const cuda_plan *pl)
+{
+    size_t need = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        need = EGC_MAX(need, node_ws_need(&g->nodes[i], shapes, &pl->conv[i], &pl->np[i]));
+    return need;
+}
+
 /* Chooses again, with the fixed workspace caps, the forward algorithm of every fp32 Conv of
  * pl whose choice or search budget went past them (conv_ws_caps); 1 when any did (and all
  * were chosen again), else 0. */
-static int ws_fixed_caps(cuda_ctx *c, const egc_graph *g, const egc_shape *shapes, cuda_plan *pl)
+static int ws_fixed_caps(cuda_ctx *c, const egc_graph *g, cuda_plan *pl)
 {
-    (void)shapes;
     int any = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         conv_plan *cp = &pl->conv[i];
@@ -930,16 +938,12 @@ static egc_status cu_plan_prepare_ex(egc_backend *be, const egc_graph *g, const 
     pl->quick = info && info->quick;
     for (int i = 0; i < g->n_nodes && pl->quick; i++) pl->conv[i].found = 1; /* no cudnnFind */
     if (info && c->graphs) EGC_TRYG(st, blas_workspace(be), fail);
-    size_t need = 0;
-    for (int i = 0; i < g->n_nodes; i++)
-        need = EGC_MAX(need, node_ws_need(&g->nodes[i], shapes, &pl->conv[i], &pl->np[i]));
+    size_t need = plan_ws_need(g, shapes, pl);
     if (need) {
         st = cu_alloc(be, need, &pl->ws);
         /* out of memory with data-sized workspaces: the fixed caps, and try once more */
-        if (st == EGC_E_NOMEM && ws_fixed_caps(c, g, shapes, pl)) {
-            need = 0;
-            for (int i = 0; i < g->n_nodes; i++)
-                need = EGC_MAX(need, node_ws_need(&g->nodes[i], shapes, &pl->conv[i], &pl->np[i]));
+        if (st == EGC_E_NOMEM && ws_fixed_caps(c, g, pl)) {
+            need = plan_ws_need(g, shapes, pl);
             st = cu_alloc(be, need, &pl->ws);
         }
         if (st != EGC_OK) goto fail;

@@ -1119,6 +1119,7 @@ static egc_status adaptive_pass(egc_explainer *e, const egc_sample_spec *sp0, co
     }
     return be->upload(be, e->clsd, e->cls, (size_t)g * sizeof(int32_t));
 }
+
 /* The sampled methods: the group's g x S sample points (sample_rows; adaptive_pass with
  * samples_tol), then the raw maps into e->Ld. x is the group's images on the host (for the
  * blur baselines). */
