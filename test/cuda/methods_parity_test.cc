@@ -789,6 +789,28 @@ void compare_maps(const std::vector<float> &ref, const std::vector<float> &got, 
     }
 }
 
+// The GPU's results against the CPU's: the same classes, scores within score_tol of
+// max(1, |score|), and compare_maps of the raw and of the final maps (printed with what).
+struct MapsVsCpu {
+    double e_raw, r_raw, e_map, r_map;
+    int u_raw, u_map;
+};
+MapsVsCpu gpu_vs_cpu(const Result &cpu, const Result &gpu, double score_tol, const char *name,
+                     const char *what)
+{
+    EXPECT_EQ(gpu.cls, cpu.cls);
+    for (size_t i = 0; i < cpu.score.size(); i++)
+        EXPECT_NEAR(gpu.score[i], cpu.score[i], score_tol * std::max(1.0f, std::fabs(cpu.score[i])))
+            << "score of image " << i;
+    MapsVsCpu d;
+    const int n = (int)cpu.cls.size();
+    compare_maps(cpu.raw, gpu.raw, n, &d.e_raw, &d.r_raw, &d.u_raw);
+    compare_maps(cpu.map, gpu.map, n, &d.e_map, &d.r_map, &d.u_map);
+    printf("  %-30s %-5s raw: max|d|/range %.2e pearson %.6f (%d maps); map: %.2e %.6f\n", name,
+           what, d.e_raw, d.r_raw, d.u_raw, d.e_map, d.r_map);
+    return d;
+}
+
 // One shared model: its images, the golden sample plan and reference file.
 class MethodsOnModel : public ::testing::Test {
 protected:
@@ -862,21 +884,11 @@ void MethodsOnModel::every_method_matches_the_cpu()
             const double tol = tf32 ? 2e-2 : 1e-4;
             Result gpu;
             ASSERT_TRUE(explain(model.get(), "cuda", opts(c, 5), x, kN, cpu.cls.data(), &gpu));
-            EXPECT_EQ(gpu.cls, cpu.cls);
-            for (int i = 0; i < kN; i++)
-                EXPECT_NEAR(gpu.score[(size_t)i], cpu.score[(size_t)i],
-                            (tf32 ? 1e-2 : 1e-4) * std::max(1.0f, std::fabs(cpu.score[(size_t)i])))
-                    << "score of image " << i;
-            double e_raw, r_raw, e_map, r_map;
-            int u_raw, u_map;
-            compare_maps(cpu.raw, gpu.raw, kN, &e_raw, &r_raw, &u_raw);
-            compare_maps(cpu.map, gpu.map, kN, &e_map, &r_map, &u_map);
-            printf("  %-30s %-5s raw: max|d|/range %.2e pearson %.6f (%d maps); map: %.2e %.6f\n",
-                   c.name, tf32 ? "tf32" : "fp32", e_raw, r_raw, u_raw, e_map, r_map);
-            EXPECT_LE(e_raw, tol) << (tf32 ? "TF32" : "fp32") << " raw maps";
-            EXPECT_LE(e_map, tol) << (tf32 ? "TF32" : "fp32") << " final maps";
-            EXPECT_GE(r_raw, 0.999) << (tf32 ? "TF32" : "fp32") << " raw maps";
-            EXPECT_GE(r_map, 0.999) << (tf32 ? "TF32" : "fp32") << " final maps";
+            MapsVsCpu d = gpu_vs_cpu(cpu, gpu, tf32 ? 1e-2 : 1e-4, c.name, tf32 ? "tf32" : "fp32");
+            EXPECT_LE(d.e_raw, tol) << (tf32 ? "TF32" : "fp32") << " raw maps";
+            EXPECT_LE(d.e_map, tol) << (tf32 ? "TF32" : "fp32") << " final maps";
+            EXPECT_GE(d.r_raw, 0.999) << (tf32 ? "TF32" : "fp32") << " raw maps";
+            EXPECT_GE(d.r_map, 0.999) << (tf32 ? "TF32" : "fp32") << " final maps";
         }
     }
 }
@@ -990,20 +1002,10 @@ void MethodsOnModel::mixed_matches_the_cpu()
         egc_explain_options o = opts(c, 5);
         o.precision = EGC_PREC_MIXED;
         ASSERT_TRUE(explain(model.get(), "cuda", o, x, kN, cpu.cls.data(), &gpu));
-        EXPECT_EQ(gpu.cls, cpu.cls);
-        for (int i = 0; i < kN; i++)
-            EXPECT_NEAR(gpu.score[(size_t)i], cpu.score[(size_t)i],
-                        5e-2 * std::max(1.0f, std::fabs(cpu.score[(size_t)i])))
-                << "score of image " << i;
-        double e_raw, r_raw, e_map, r_map;
-        int u_raw, u_map;
-        compare_maps(cpu.raw, gpu.raw, kN, &e_raw, &r_raw, &u_raw);
-        compare_maps(cpu.map, gpu.map, kN, &e_map, &r_map, &u_map);
-        printf("  %-30s mixed raw: max|d|/range %.2e pearson %.6f (%d maps); map: %.2e %.6f\n",
-               c.name, e_raw, r_raw, u_raw, e_map, r_map);
-        EXPECT_GE(r_raw, 0.99) << "mixed raw maps";
-        EXPECT_GE(r_map, 0.99) << "mixed final maps";
-        EXPECT_GE(u_raw, kN / 2) << "most CPU maps are constant: a weak case";
+        MapsVsCpu d = gpu_vs_cpu(cpu, gpu, 5e-2, c.name, "mixed");
+        EXPECT_GE(d.r_raw, 0.99) << "mixed raw maps";
+        EXPECT_GE(d.r_map, 0.99) << "mixed final maps";
+        EXPECT_GE(d.u_raw, kN / 2) << "most CPU maps are constant: a weak case";
     }
 }
 

@@ -582,6 +582,23 @@ testing::AssertionResult cpu_logits(egc_model *m, const std::vector<float> &x, i
     return testing::AssertionSuccess();
 }
 
+// The inputs of a mixed-precision test: `batch` rows of pseudo-random input for m (seed) in
+// *x and their CPU logits in *want.
+testing::AssertionResult mixed_reference(egc_model *m, int batch, unsigned seed,
+                                         std::vector<float> *x, std::vector<float> *want)
+{
+    int c, h, w;
+    egc_model_input_chw(m, &c, &h, &w);
+    *x = random_input(batch, c, h, w, seed);
+    return cpu_logits(m, *x, batch, want);
+}
+
+// The test name of the two shared models the fusion tests run on (kShared 0 and 2).
+std::string mnv2_or_resnet20(const testing::TestParamInfo<int> &info)
+{
+    return std::string(info.param == 0 ? "mobilenet_v2" : "resnet20");
+}
+
 // A mixed-precision CUDA session of `batch` rows on x (the environment as the caller set it):
 // the first forward's logits, the third's (graph replay), and the session's description.
 struct MixedRun {
@@ -632,11 +649,9 @@ TEST_P(CudaModelHalfFused, BothPathsMatchCpu)
     const SharedCase &sc = kShared[GetParam()];
     egc_model *m = nullptr;
     LOAD_SHARED_OR_SKIP(sc, m);
-    int c, h, w;
-    egc_model_input_chw(m, &c, &h, &w);
     const int batch = 6;
-    std::vector<float> x = random_input(batch, c, h, w, 31u), want;
-    ASSERT_TRUE(cpu_logits(m, x, batch, &want));
+    std::vector<float> x, want;
+    ASSERT_TRUE(mixed_reference(m, batch, 31u, &x, &want));
     for (const char *mode : {"0", "1"}) {
         EnvVar env("EGC_CUDA_HALF_FUSED", mode);
         MixedRun r;
@@ -677,11 +692,9 @@ TEST_P(CudaModelGraphApi, GraphPathMatchesCpu)
     const SharedCase &sc = kShared[GetParam()];
     egc_model *m = nullptr;
     LOAD_SHARED_OR_SKIP(sc, m);
-    int c, h, w;
-    egc_model_input_chw(m, &c, &h, &w);
     const int batch = 6;
-    std::vector<float> x = random_input(batch, c, h, w, 43u), want;
-    ASSERT_TRUE(cpu_logits(m, x, batch, &want));
+    std::vector<float> x, want;
+    ASSERT_TRUE(mixed_reference(m, batch, 43u, &x, &want));
     EnvVar env("EGC_CUDA_GRAPH_API", "1");
     MixedRun r;
     ASSERT_TRUE(mixed_run(m, x, batch, &r));
@@ -704,9 +717,7 @@ TEST_P(CudaModelGraphApi, GraphPathMatchesCpu)
 }
 
 INSTANTIATE_TEST_SUITE_P(, CudaModelGraphApi, testing::Values(0, 2),
-                         [](const testing::TestParamInfo<int> &info) {
-                             return std::string(info.param == 0 ? "mobilenet_v2" : "resnet20");
-                         });
+                         mnv2_or_resnet20);
 
 // The RGB input of ResNet-20's first convolution padded to 8 or 4 channels in mixed plans
 // (EGC_CUDA_PAD_C; zero channels with zero weights): the logits still match the CPU, the
@@ -716,11 +727,9 @@ TEST(CudaModelInputPad, PaddedChannelsMatchCpu)
     const SharedCase &sc = kShared[2];
     egc_model *m = nullptr;
     LOAD_SHARED_OR_SKIP(sc, m);
-    int c, h, w;
-    egc_model_input_chw(m, &c, &h, &w);
     const int batch = 5;
-    std::vector<float> x = random_input(batch, c, h, w, 41u), want;
-    ASSERT_TRUE(cpu_logits(m, x, batch, &want));
+    std::vector<float> x, want;
+    ASSERT_TRUE(mixed_reference(m, batch, 41u, &x, &want));
     for (const char *mode : {"0", "4", "8"}) {
         EnvVar env("EGC_CUDA_PAD_C", mode);
         MixedRun r;
@@ -806,14 +815,10 @@ TEST_P(CudaModelRowPlans, FewRowsMatchCpu)
 }
 
 INSTANTIATE_TEST_SUITE_P(, CudaModelRowPlans, testing::Values(0, 2),
-                         [](const testing::TestParamInfo<int> &info) {
-                             return std::string(info.param == 0 ? "mobilenet_v2" : "resnet20");
-                         });
+                         mnv2_or_resnet20);
 
 INSTANTIATE_TEST_SUITE_P(, CudaModelHalfFused, testing::Values(0, 2),
-                         [](const testing::TestParamInfo<int> &info) {
-                             return std::string(info.param == 0 ? "mobilenet_v2" : "resnet20");
-                         });
+                         mnv2_or_resnet20);
 
 INSTANTIATE_TEST_SUITE_P(, CudaModelTorchvision, testing::Values("vgg16", "resnet50", "alexnet"),
                          [](const testing::TestParamInfo<const char *> &info) {
