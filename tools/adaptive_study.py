@@ -11,58 +11,33 @@ usage: tools/adaptive_study.py EGCAM MODEL FOLDER [--preset P] [--ref 64] [--fix
                                [--work DIR] [--limit N]
 --limit N: only the first N files of FOLDER (sorted by name).
 """
-import argparse
-import glob
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
-from study_util import first_files, unit
-
-
-def run(args, out, extra):
-    cmd = [args.egcam, "explain", "--model", args.model, "--method", "expected-gradcam",
-           "--save", "npy", "-q", "--device", args.device, "--out", out] + extra + [args.folder]
-    if args.preset:
-        cmd += ["--preset", args.preset]
-    subprocess.run(cmd, check=True)
+from study_util import distances, explain_maps, prepare, study_parser
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("egcam")
-    p.add_argument("model")
-    p.add_argument("folder")
-    p.add_argument("--preset", default=None)
-    p.add_argument("--ref", type=int, default=64)
+    p = study_parser(__doc__, 64)
     p.add_argument("--fixed", default="16,24,32")
     p.add_argument("--tol", default="0.05,0.1")
     p.add_argument("--max", type=int, default=64)
     p.add_argument("--round", type=int, default=8)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--work", default=None)
-    p.add_argument("--limit", type=int, default=0)
     args = p.parse_args()
-    work = args.work or tempfile.mkdtemp(prefix="egc_adaptive_")
-    args.folder = first_files(args.folder, args.limit, work)
+    work, inputs = prepare(args, "egc_adaptive_")
     settings = [("fixed S=%d" % s, ["--samples", str(s)]) for s in map(int, args.fixed.split(","))]
     settings += [("tol %g (max %d, rounds of %d)" % (t, args.max, args.round),
                   ["--samples", str(args.max), "--samples-tol", str(t), "--samples-round",
                    str(args.round)]) for t in map(float, args.tol.split(","))]
-    ref = os.path.join(work, "ref")
-    run(args, ref, ["--samples", str(args.ref)])
-    refs = {os.path.basename(f): unit(np.load(f)) for f in glob.glob(os.path.join(ref, "*.npy"))}
+    ref = explain_maps(args, inputs, os.path.join(work, "ref"), ["--samples", str(args.ref)])
     print("| setting | mean samples | distance to S=%d: mean | 90th pct | max |" % args.ref)
     print("|---|---|---|---|---|")
     for k, (name, extra) in enumerate(settings):
         out = os.path.join(work, "s%d" % k)
-        run(args, out, extra)
-        d = [float(np.linalg.norm(unit(np.load(f)) - refs[os.path.basename(f)]))
-             for f in sorted(glob.glob(os.path.join(out, "*.npy")))]
+        d = distances(explain_maps(args, inputs, out, extra), ref)
         n = [json.loads(line)["samples"] for line in open(os.path.join(out, "manifest.jsonl"))]
         print("| %s | %.1f | %.4f | %.4f | %.4f |" % (name, np.mean(n), np.mean(d),
                                                      np.percentile(d, 90), np.max(d)))

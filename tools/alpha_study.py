@@ -13,43 +13,23 @@ usage: tools/alpha_study.py EGCAM MODEL FOLDER [--preset P] [--ref 256]
                             [--samples-list 4,8,16,32] [--limit N] [--work DIR] [--device D]
 --limit N: only the first N files of FOLDER (sorted by name).
 """
-import argparse
-import glob
 import os
-import subprocess
-import tempfile
 
 import numpy as np
 
-from study_util import first_files, unit
+from study_util import distances, explain_maps, prepare, study_parser
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("egcam")
-    p.add_argument("model")
-    p.add_argument("folder")
-    p.add_argument("--preset", default=None)
-    p.add_argument("--ref", type=int, default=256)
+    p = study_parser(__doc__, 256)
     p.add_argument("--samples-list", default="4,8,16,32")
-    p.add_argument("--limit", type=int, default=0)
-    p.add_argument("--work", default=None)
-    p.add_argument("--device", default="cpu")
     args = p.parse_args()
-    work = args.work or tempfile.mkdtemp(prefix="egc_alpha_")
-    inputs = first_files(args.folder, args.limit, work)
+    work, inputs = prepare(args, "egc_alpha_")
 
     def run(S, seed, alpha, tag):
-        out = os.path.join(work, tag)
-        if not os.path.exists(os.path.join(out, "manifest.jsonl")):
-            cmd = [args.egcam, "explain", "--model", args.model, "--method", "expected-gradcam",
-                   "--samples", str(S), "--seed", str(seed), "--alpha", alpha, "--save", "npy",
-                   "-q", "--device", args.device, "--batch", "64", "--out", out, inputs]
-            if args.preset:
-                cmd += ["--preset", args.preset]
-            subprocess.run(cmd, check=True)
-        return {os.path.basename(f): np.load(f)
-                for f in glob.glob(os.path.join(out, "**", "*.npy"), recursive=True)}
+        return explain_maps(args, inputs, os.path.join(work, tag),
+                            ["--samples", str(S), "--seed", str(seed), "--alpha", alpha,
+                             "--batch", "64"], reuse=True)
 
     ref = run(args.ref, 99, "uniform", "ref")
     print("reference: %d maps, %d samples, uniform alphas" % (len(ref), args.ref))
@@ -58,8 +38,7 @@ def main():
         for alpha, seeds in (("uniform", (1, 2)), ("stratified", (1, 2)), ("grid", (1,))):
             d = []
             for seed in seeds:
-                m = run(S, seed, alpha, "%s_S%d_s%d" % (alpha, S, seed))
-                d += [float(np.linalg.norm(unit(m[k]) - unit(ref[k]))) for k in ref]
+                d += distances(run(S, seed, alpha, "%s_S%d_s%d" % (alpha, S, seed)), ref)
             d = np.array(d)
             print("| %d | %s | %.4f | %.4f | %.4f |" % (S, alpha, d.mean(), np.percentile(d, 90),
                                                        d.max()), flush=True)

@@ -1,5 +1,10 @@
-"""study_util.py: what the sample-count studies (adaptive_study.py, alpha_study.py) share."""
+"""study_util.py: what the sample-count studies (adaptive_study.py, alpha_study.py) share:
+their common arguments, the `egcam explain` run and the distances of unit-norm maps."""
+import argparse
+import glob
 import os
+import subprocess
+import tempfile
 
 import numpy as np
 
@@ -22,3 +27,42 @@ def first_files(folder, limit, work):
         if not os.path.lexists(dst):
             os.symlink(os.path.abspath(os.path.join(folder, f)), dst)
     return sub
+
+
+def study_parser(doc, ref):
+    """An argument parser with the arguments every study takes: EGCAM MODEL FOLDER, --preset,
+    --ref (samples of the reference run, default ref), --device, --work, --limit."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("egcam")
+    p.add_argument("model")
+    p.add_argument("folder")
+    p.add_argument("--preset", default=None)
+    p.add_argument("--ref", type=int, default=ref)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--work", default=None)
+    p.add_argument("--limit", type=int, default=0)
+    return p
+
+
+def prepare(args, prefix):
+    """The work folder (--work, or a new temporary one) and the inputs (--limit applied)."""
+    work = args.work or tempfile.mkdtemp(prefix=prefix)
+    return work, first_files(args.folder, args.limit, work)
+
+
+def explain_maps(args, inputs, out, extra, reuse=False):
+    """Runs `egcam explain --method expected-gradcam` with the options extra on inputs into
+    out (not again when reuse and out holds a manifest) and returns its maps by file name."""
+    if not (reuse and os.path.exists(os.path.join(out, "manifest.jsonl"))):
+        cmd = [args.egcam, "explain", "--model", args.model, "--method", "expected-gradcam",
+               "--save", "npy", "-q", "--device", args.device, "--out", out] + extra + [inputs]
+        if args.preset:
+            cmd += ["--preset", args.preset]
+        subprocess.run(cmd, check=True)
+    return {os.path.basename(f): np.load(f)
+            for f in glob.glob(os.path.join(out, "**", "*.npy"), recursive=True)}
+
+
+def distances(maps, ref):
+    """The L2 distance of each map's unit-norm version to its reference's."""
+    return [float(np.linalg.norm(unit(maps[k]) - unit(ref[k]))) for k in ref]
