@@ -188,10 +188,11 @@ typedef struct conv_job {
 
 /* The residual (a->res at the same offset as y from the output's start, off) and then act
  * on rows x cols values of y (row stride ld), as egc_cpu_binary_forward and
- * egc_cpu_unary_forward compute them. */
+ * egc_cpu_unary_forward compute them; nothing when a has neither. */
 static void apply_act(const egc_cpu_act *a, float *y, int64_t off, int64_t rows, int64_t cols,
                       int64_t ld)
 {
+    if (!a->res && a->op != EGC_OP_RELU && a->op != EGC_OP_CLIP) return;
     const float lo = a->lo, hi = a->hi;
     for (int64_t r = 0; r < rows; r++) {
         float *yr = y + r * ld;
@@ -250,8 +251,7 @@ static void gemm_fwd_chunk(int64_t k, void *arg)
         }
         egc_cpu_sgemm(0, 0, g->Mg, p1 - p0, g->K, 1.0f, j->w + gi * g->Mg * g->K, g->K, src, ldb,
                       beta, yg, g->P);
-        if (j->act.op || j->act.res)
-            apply_act(&j->act, yg, yg - j->y, g->Mg, p1 - p0, g->P);
+        apply_act(&j->act, yg, yg - j->y, g->Mg, p1 - p0, g->P);
     }
 }
 
@@ -558,8 +558,7 @@ static void dw_fwd_chunk(int64_t k, void *arg)
         int64_t im = u / g->M, m = u % g->M, c = m / g->Mg;
         dw_fwd_plane(g, j->x + (im * g->C + c) * g->H * g->W, j->w + m * g->kh * g->kw,
                      j->b ? j->b[m] : 0.0f, j->y + u * g->P);
-        if (j->act.op || j->act.res)
-            apply_act(&j->act, j->y + u * g->P, u * g->P, 1, g->P, g->P);
+        apply_act(&j->act, j->y + u * g->P, u * g->P, 1, g->P, g->P);
     }
 }
 
@@ -590,14 +589,7 @@ egc_status egc_cpu_conv_forward_act(const egc_node *n, const egc_view *in, const
     EGC_TRY(conv_setup(n, in, out, &g));
     conv_job j;
     memset(&j, 0, sizeof j);
-    if (act) {
-        j.act.res = act->res;
-        if (act->op == EGC_OP_RELU || act->op == EGC_OP_CLIP) {
-            j.act.op = act->op;
-            j.act.lo = act->lo;
-            j.act.hi = act->hi;
-        }
-    }
+    if (act) j.act = *act;
     j.g = &g;
     j.x = in[0].ptr;
     j.w = in[1].ptr;
