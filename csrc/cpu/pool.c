@@ -157,6 +157,13 @@ static void max_row_interior(const pool_geom *g, const float *x, int64_t oh, int
     }
 }
 
+/* Output columns [a, b) of output row oh, each window checked (max_window). */
+static void max_cols_checked(const pool_geom *g, const float *x, int64_t oh, int64_t a,
+                             int64_t b, float *yr)
+{
+    for (int64_t ow = a; ow < b; ow++) (void)max_window(g, x, oh, ow, &yr[ow]);
+}
+
 /* Output columns [*a, *b) whose windows lie inside x: ow*sw - pl >= 0 and
  * ow*sw - pl + (kw-1)*dw < W (an empty range when none). */
 static void interior_cols(const pool_geom *g, int64_t *a, int64_t *b)
@@ -187,16 +194,9 @@ static void maxpool_chunk(int64_t k, void *arg)
                 int64_t h0 = oh * g->p.sh - g->p.pt;
                 int64_t a = ca, b = cb;
                 if (h0 < 0 || h0 + span >= g->H) a = b = g->OW; /* a border row: all checked */
-                for (int64_t ow = 0; ow < g->OW; ow++) {
-                    if (ow == a && a < b) {
-                        max_row_interior(g, x, oh, a, b, yr);
-                        ow = b - 1;
-                        continue;
-                    }
-                    float m;
-                    (void)max_window(g, x, oh, ow, &m);
-                    yr[ow] = m;
-                }
+                max_cols_checked(g, x, oh, 0, a, yr);
+                if (a < b) max_row_interior(g, x, oh, a, b, yr);
+                max_cols_checked(g, x, oh, b, g->OW, yr);
             }
         }
         return;
