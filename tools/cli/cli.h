@@ -87,6 +87,11 @@ void cli_restore_error(const char *err);
 
 /* JSON string escaping to a stream. */
 void cli_json_str(FILE *f, const char *s);
+/* The sampled method options of o as JSON members, each after ", ": baselines (the file
+ * path for a reference file), uniform_count (with uniform baselines, when with_count),
+ * noise, alpha, combine, and plan when there is one: the manifest's and the sweep's. */
+struct egc_explain_options;
+void cli_json_sample_options(FILE *f, const struct egc_explain_options *o, int with_count);
 
 /* Option values: each returns 1 on success, 0 after printing why val is bad ("egcam CMD:
  * OPT 'VAL' ..."). cli_parse_long: a whole decimal number in lo..hi; cli_parse_double: a
@@ -121,11 +126,11 @@ int cli_parse_precision(const char *cmd, const char *val, egc_precision *out);
 const char *cli_format_bytes(size_t n, char *buf, size_t cap);
 
 /* Applies one method option to o by name, without the dashes: layer, samples, samples-tol,
- * samples-round, baselines, noise, alpha, combine, score, seed, plan (the meanings of `egcam explain --help`).
+ * samples-round, baselines, noise, alpha, combine, score, seed, plan (the meanings of
+ * `egcam explain --help`).
  * Strings (layer, plan, a baselines file) point into val, which must outlive o. Returns 1
  * when applied, 0 after printing why val is bad ("egcam CMD: ..."), -1 when name is not a
  * method option. */
-struct egc_explain_options;
 int cli_method_option(const char *cmd, const char *name, const char *val,
                       struct egc_explain_options *o);
 /* 1 when o's method options go together; else 0 after printing why ("egcam CMD: ...", what

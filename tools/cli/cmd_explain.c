@@ -243,17 +243,7 @@ static void manifest_ok(const run_cfg *c, const cli_item *it, const egc_explaine
         if (o->samples_tol > 0.0f)
             fprintf(f, ", \"samples_max\": %d, \"samples_tol\": %.9g, \"samples_round\": %d",
                     egc_explainer_samples(e), (double)o->samples_tol, o->samples_round);
-        fprintf(f, ", \"baselines\": ");
-        cli_json_str(f, o->baselines == EGC_BASELINES_FILE ? o->baseline_file
-                                                           : egc_baselines_name(o->baselines));
-        if (o->baselines == EGC_BASELINES_UNIFORM)
-            fprintf(f, ", \"uniform_count\": %d", o->uniform_count);
-        fprintf(f, ", \"noise\": %.9g, \"alpha\": \"%s\", \"combine\": \"%s\"", (double)o->noise,
-                egc_alpha_name(o->alpha), egc_combine_name(o->combine));
-        if (o->plan_file) {
-            fprintf(f, ", \"plan\": ");
-            cli_json_str(f, o->plan_file);
-        }
+        cli_json_sample_options(f, o, 1);
     }
     fprintf(f, ", \"seed\": %" PRIu64 ", \"image_id\": \"%016" PRIx64 "\", \"status\": \"ok\"}\n",
             o->seed, r->image_id);

@@ -401,6 +401,21 @@ void cli_progress_end(cli_progress *p)
     if (p->tty || (cli_now() - p->t0 >= 5.0 && p->last_done != p->done)) progress_draw(p, 1);
 }
 
+void cli_json_sample_options(FILE *f, const egc_explain_options *o, int with_count)
+{
+    fprintf(f, ", \"baselines\": ");
+    cli_json_str(f, o->baselines == EGC_BASELINES_FILE ? o->baseline_file
+                                                       : egc_baselines_name(o->baselines));
+    if (with_count && o->baselines == EGC_BASELINES_UNIFORM)
+        fprintf(f, ", \"uniform_count\": %d", o->uniform_count);
+    fprintf(f, ", \"noise\": %.9g, \"alpha\": \"%s\", \"combine\": \"%s\"", (double)o->noise,
+            egc_alpha_name(o->alpha), egc_combine_name(o->combine));
+    if (o->plan_file) {
+        fprintf(f, ", \"plan\": ");
+        cli_json_str(f, o->plan_file);
+    }
+}
+
 void cli_json_str(FILE *f, const char *s)
 {
     fputc('"', f);

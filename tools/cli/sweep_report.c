@@ -263,15 +263,7 @@ static void json_method(FILE *f, const sweep_method *M)
         if (o->samples_tol > 0.0f)
             fprintf(f, ", \"samples_tol\": %.9g, \"samples_round\": %d", (double)o->samples_tol,
                     o->samples_round);
-        fprintf(f, ", \"baselines\": ");
-        cli_json_str(f, o->baselines == EGC_BASELINES_FILE ? o->baseline_file
-                                                           : egc_baselines_name(o->baselines));
-        fprintf(f, ", \"noise\": %.9g, \"alpha\": \"%s\", \"combine\": \"%s\"", (double)o->noise,
-                egc_alpha_name(o->alpha), egc_combine_name(o->combine));
-        if (o->plan_file) {
-            fprintf(f, ", \"plan\": ");
-            cli_json_str(f, o->plan_file);
-        }
+        cli_json_sample_options(f, o, 0);
     }
     fprintf(f, ", \"seed\": %" PRIu64 "}", o->seed);
 }
