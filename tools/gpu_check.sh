@@ -149,6 +149,23 @@ elif [ $BUILT -eq 1 ] && [ -x "$BUILD_DIR/egcam_cuda_tests" ]; then
     step cuda_tests 240 "$BUILD_DIR/egcam_cuda_tests" --gtest_output="json:$OUT/cuda_tests.json"
     S="$(summarize "$OUT/cuda_tests.json")"
     [ -n "$S" ] && { record cuda_tests_summary info 0 0 "\"summary\": $S"; echo "CUDA tests: $S"; }
+    # Failing tests again, once under each knob that turns one newer path off, so that one
+    # call says which path a failure lies in: one JSON line per knob with the tests that
+    # still fail under it (cuda_tests_knob).
+    FT="$(python3 -c 'import json,sys; print(":".join(json.loads(sys.argv[1]).get("failed", [])))' "${S:-{\}}" 2>/dev/null)"
+    if [ -n "$FT" ]; then
+        for K in EGC_CUDA_WS_DATA=0 EGC_CUDA_PAD_C=0 EGC_CUDA_HALF_FUSED=0 EGC_CUDA_FUSE=0; do
+            step "cuda_tests_$K" 60 env "$K" "$BUILD_DIR/egcam_cuda_tests" --gtest_filter="$FT" \
+                --gtest_output="json:$OUT/knob.json"
+            KS="$(summarize "$OUT/knob.json")"
+            rm -f "$OUT/knob.json"
+            [ -n "$KS" ] && { record cuda_tests_knob info 0 0 "\"knob\": \"$K\", \"summary\": $KS"; echo "under $K: $KS"; }
+        done
+    fi
+    # Row plans (EGC_CUDA_ROW_PLANS=1, off by default) have an open fault: the methods'
+    # mixed-precision parity with them on (one sample-plan case failed in most runs).
+    step cuda_tests_row_plans 90 env EGC_CUDA_ROW_PLANS=1 "$BUILD_DIR/egcam_cuda_tests" \
+        --gtest_filter='CudaMethods*.MixedPrecision*:CudaModelRowPlans*'
 else
     skip cuda_tests "not built"
 fi
@@ -296,13 +313,13 @@ if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_explain" ]; then
             _ "$BUILD_DIR/bench_explain" "$TV_DIR/$M.onnx" "$ER" "$EB"
     done
     # Expected Grad-CAM, ResNet-50 mixed, the goal's configuration (32 images) against the
-    # default line above (128 rows): with the clean pass computing every row
-    # (EGC_CUDA_ROW_PLANS=0), with 256 rows (fp16 activations take 2 bytes per value, so 256
+    # default line above (128 rows): with the clean pass on a preparation for fewer rows
+    # (EGC_CUDA_ROW_PLANS=1, off by default), with 256 rows (fp16 activations take 2 bytes per value, so 256
     # rows may fit the 3 GiB goal), with the cuDNN operation-graph path (EGC_CUDA_GRAPH_API=1);
     # then 128 images per run (a dataset run: the clean pass fills its rows). Most telling
     # first (a cut step keeps what ran); "cuda_env" tells the variants apart.
     [ "${SKIP_GOALS:-0}" != 1 ] && step bench_explain_rows 180 bash -c \
-        'set -o pipefail; rc=0; for a in "32 128 EGC_CUDA_ROW_PLANS=0" "32 256 -" "32 128 EGC_CUDA_GRAPH_API=1" "32 256 EGC_CUDA_ROW_PLANS=0" "32 256 EGC_CUDA_GRAPH_API=1" "128 128 -" "128 256 -"; do read -r nb nr ev <<<"$a"; E=(); [ "$ev" != - ] && E=("$ev"); env "${E[@]}" "$1" --model "$2" --device cuda --methods expected-gradcam --expected-batch "$nb" --samples 32 --rows "$nr" --precision mixed --repeats "$3" --warmup 1 --pinned | tee -a "$4" || { rc=1; echo "FAILED: $a" >&2; }; done; exit $rc' \
+        'set -o pipefail; rc=0; for a in "32 128 EGC_CUDA_ROW_PLANS=1" "32 256 -" "32 128 EGC_CUDA_GRAPH_API=1" "32 256 EGC_CUDA_ROW_PLANS=1" "32 256 EGC_CUDA_GRAPH_API=1" "128 128 -" "128 256 -"; do read -r nb nr ev <<<"$a"; E=(); [ "$ev" != - ] && E=("$ev"); env "${E[@]}" "$1" --model "$2" --device cuda --methods expected-gradcam --expected-batch "$nb" --samples 32 --rows "$nr" --precision mixed --repeats "$3" --warmup 1 --pinned | tee -a "$4" || { rc=1; echo "FAILED: $a" >&2; }; done; exit $rc' \
         _ "$BUILD_DIR/bench_explain" "$TV_DIR/resnet50.onnx" "$ER" "$EB"
     # Grad-CAM is bound by the host: the same runs with the inputs in page-locked memory
     # (egc_host_alloc), next to gradcam_torch.py --pinned below.

@@ -19,6 +19,9 @@
  * Forward algorithms: cuDNN's heuristics at plan_prepare, then, at each Conv's first forward
  * of a plan, a timed search (cudnnFindConvolutionForwardAlgorithmEx) within the plan's
  * workspace replaces the choice with the fastest (EGC_CUDA_CONV_FIND=0: heuristics only).
+ * Timed choices are kept for the process (the choice memo below): a later plan with the same
+ * configuration takes the same choice without timing, so that the same inputs give the same
+ * bits in every plan of a process.
  *
  * Plans made through plan_prepare_ex add, per plan:
  *  - Mixed precision (EGC_PREC_MIXED): trunk Convs with symmetric pads and constant weights
@@ -54,6 +57,8 @@
  *    trunk's launches on the stream once, replay launches the recording.
  * plan_describe lists what each node got. */
 #include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +154,7 @@ typedef struct conv_plan {
     int hf_status;           /* cuDNN status when the call was refused (0: it was not) */
     float hf_err;            /* max |fused - separate| / max |separate| of the check */
     float hf_ms[2];          /* timed: separate kernels, one call */
+    int hf_kept;             /* the path was chosen by an earlier plan (the choice memo) */
     size_t b16_off;          /* offset of the fp16 bias in the plan's w16 buffer */
     const float *b16_src;    /* the fp32 bias last converted (NULL: not yet) */
     int zres;                /* also adds value zval (its reader Add's input 1), which makes
@@ -422,6 +428,55 @@ static void cu_plan_release(egc_backend *be, void *state)
 
 /* Whether an algorithm's math type keeps fp32 semantics: plain FMA always; tensor ops (TF32
  * for fp32 data) only where allowed; never ALLOW_CONVERSION (fp32 down-converted to fp16). */
+/* ---- the choice memo ----
+ * What was chosen by timing (a Conv's forward algorithm found by cudnnFind, the path of an
+ * fp16 Conv+bias), by configuration: every input of the choice (device, shapes, convolution
+ * parameters, precision, the workspace it could use, the knobs that change the candidates)
+ * in a key of MEMO_KEY integers. Timing differs from run to run; kept choices make two plans
+ * of one configuration run the same kernels, so a process gives the same bits for the same
+ * inputs whatever plan runs them (across processes, EGC_CUDA_CONV_FIND=0 and
+ * EGC_CUDA_HALF_FUSED=0 choose without timing). Shared by all CUDA backends of the process
+ * (a mutex guards it); at most MEMO_CAP entries, later configurations are timed each time. */
+#define MEMO_KEY 28
+#define MEMO_VAL 3
+#define MEMO_CAP 1024
+enum { MEMO_CONV_ALGO = 1, MEMO_HALF_PATH = 2 };
+typedef struct memo_entry {
+    int64_t key[MEMO_KEY];
+    int64_t val[MEMO_VAL];
+} memo_entry;
+static memo_entry g_memo[MEMO_CAP];
+static int g_memo_n;
+static pthread_mutex_t g_memo_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* 1 and val[] set when key was kept, else 0. */
+static int memo_get(const int64_t *key, int64_t *val)
+{
+    int hit = 0;
+    pthread_mutex_lock(&g_memo_mu);
+    for (int i = 0; i < g_memo_n && !hit; i++)
+        if (!memcmp(g_memo[i].key, key, sizeof g_memo[i].key)) {
+            memcpy(val, g_memo[i].val, sizeof g_memo[i].val);
+            hit = 1;
+        }
+    pthread_mutex_unlock(&g_memo_mu);
+    return hit;
+}
+
+/* Keeps val for key (the first value kept for a key stays; nothing when the memo is full). */
+static void memo_put(const int64_t *key, const int64_t *val)
+{
+    pthread_mutex_lock(&g_memo_mu);
+    int i = 0;
+    while (i < g_memo_n && memcmp(g_memo[i].key, key, sizeof g_memo[i].key)) i++;
+    if (i == g_memo_n && g_memo_n < MEMO_CAP) {
+        memcpy(g_memo[i].key, key, sizeof g_memo[i].key);
+        memcpy(g_memo[i].val, val, sizeof g_memo[i].val);
+        g_memo_n++;
+    }
+    pthread_mutex_unlock(&g_memo_mu);
+}
+
 static int math_ok(cudnnMathType_t m, int tf32)
 {
     if (m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return 0;
@@ -1053,11 +1108,38 @@ static egc_status rm_gemm(cuda_ctx *c, const egc_node *n, int ta, int tb, int64_
 static egc_status pool_desc(const egc_node *n, const egc_view *x, const egc_view *y,
                             egc_k_pool *k);
 
+/* The memo key (MEMO_KEY integers into key) of a timed choice of kind about Conv cp of plan
+ * pl that may use avail bytes of workspace; extra[0..n_extra) (n_extra <= 4): what else the
+ * choice depends on. */
+static egc_status conv_memo_key(const cuda_ctx *c, const cuda_plan *pl, const conv_plan *cp,
+                                int kind, size_t avail, const int64_t *extra, int n_extra,
+                                int64_t *key)
+{
+    int ph, pw, sh, sw, dh, dw, groups;
+    cudnnConvolutionMode_t mode;
+    cudnnDataType_t type;
+    EGC_CUDNN(cudnnGetConvolution2dDescriptor(cp->cd, &ph, &pw, &sh, &sw, &dh, &dw, &mode, &type));
+    EGC_CUDNN(cudnnGetConvolutionGroupCount(cp->cd, &groups));
+    const egc_shape *x = cp->explicit_pad ? &cp->xps : &cp->xs, *y = &cp->ys;
+    const int64_t k[] = {kind, c->device, cp->half, cp->half ? 1 : pl->tf32, cp->cpad,
+                         x->d[0], x->d[1], x->d[2], x->d[3], y->d[0], y->d[1], y->d[2], y->d[3],
+                         cp->wc, cp->wr, cp->wsz, ph, pw, sh, sw, dh, dw, groups, (int64_t)avail};
+    const int nk = (int)(sizeof k / sizeof k[0]);
+    if (n_extra < 0 || nk + n_extra > MEMO_KEY)
+        return EGC_FAIL(EGC_E_INTERNAL, "choice memo: %d extra key entries", n_extra);
+    memset(key, 0, MEMO_KEY * sizeof *key);
+    memcpy(key, k, sizeof k);
+    for (int i = 0; i < n_extra; i++) key[nk + i] = extra[i];
+    return EGC_OK;
+}
+
 /* Times cuDNN's forward algorithms on the real buffers (y is overwritten) within the plan's
  * workspace and keeps the fastest whose math keeps the plan's precision; done once per Conv
  * of a plan, at its first forward (the search synchronises the device). When the search
  * fails or offers nothing usable, the heuristic choice of plan_prepare stays. fp16 convs
- * (cp->half) accept tensor-op math and leave out the FFT algorithms. */
+ * (cp->half) accept tensor-op math and leave out the FFT algorithms; nondeterministic
+ * algorithms are left out. A configuration searched before in this process takes the choice
+ * then made (the choice memo) without a search. */
 static egc_status conv_find_fwd(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp, const void *x,
                                 const void *w, void *y)
 {
@@ -1065,6 +1147,16 @@ static egc_status conv_find_fwd(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp,
     size_t avail = pl->ws_bytes > cp->ws_off ? pl->ws_bytes - cp->ws_off : 0;
     /* an fp16 Conv+bias whose path is still to choose keeps the room of its check */
     if (cp->hf && cp->hf_state == 0) avail = EGC_MIN(avail, align_up(cp->find_ws));
+    int64_t key[MEMO_KEY], val[MEMO_VAL];
+    EGC_TRY(conv_memo_key(c, pl, cp, MEMO_CONV_ALGO, avail, NULL, 0, key));
+    if (memo_get(key, val)) {
+        if (val[0] >= 0) { /* else: the search offered nothing usable, the heuristic stays */
+            EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, (cudnnMathType_t)val[1]));
+            cp->fwd_algo = (cudnnConvolutionFwdAlgo_t)val[0];
+            cp->fwd_ws = (size_t)val[2];
+        }
+        return EGC_OK;
+    }
     void *ws = avail ? (char *)pl->ws + cp->ws_off : NULL;
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int got = 0;
@@ -1080,6 +1172,7 @@ static egc_status conv_find_fwd(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp,
     if (fs == CUDNN_STATUS_SUCCESS)
         for (int i = 0; i < got; i++) { /* sorted fastest first */
             if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > avail) continue;
+            if (perf[i].determinism != CUDNN_DETERMINISTIC) continue;
             if (!math_ok(perf[i].mathType, tf32)) continue;
             /* strict fp32: DEFAULT_MATH may use TF32 on sm_80+; keep only plain FMA */
             if (!tf32 && perf[i].mathType != CUDNN_FMA_MATH) continue;
@@ -1090,9 +1183,18 @@ static egc_status conv_find_fwd(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp,
             EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, perf[i].mathType));
             cp->fwd_algo = perf[i].algo;
             cp->fwd_ws = perf[i].memory;
+            val[0] = perf[i].algo;
+            val[1] = perf[i].mathType;
+            val[2] = (int64_t)perf[i].memory;
+            memo_put(key, val);
             return EGC_OK;
         }
     EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, keep_math));
+    if (fs == CUDNN_STATUS_SUCCESS) { /* nothing usable: so it stays */
+        val[0] = -1;
+        val[1] = val[2] = 0;
+        memo_put(key, val);
+    }
     return EGC_OK;
 }
 
@@ -1312,6 +1414,25 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
         cp->hf_status = HF_NO_SCRATCH;
         return EGC_OK;
     }
+    /* a configuration chosen before in this process: that choice, untimed (the choice memo) */
+    const int64_t extra[] = {cp->fwd_algo, cp->hf_relu * 2 + cp->zres, c->hf_mode, c->graph_api};
+    int64_t key[MEMO_KEY], val[MEMO_VAL];
+    EGC_TRY(conv_memo_key(c, pl, cp, MEMO_HALF_PATH, off - cp->ws_off, extra, 4, key));
+    if (memo_get(key, val)) {
+        int p = (int)val[0];
+        if (p == 2) {
+            hf_graph_build(c, n, cp, off - cp->ws_off);
+            if (cp->gf_state != 1) p = -1;
+        }
+        cp->hf_state = p;
+        cp->hf_kept = 1;
+        if (p == -1 || hf_run(c, pl, cp, a, p) == EGC_OK) return EGC_OK; /* y16: its result */
+        (void)cudaGetLastError(); /* refused this time: the kernel path, no error left behind */
+        egc_error_restore(NULL);
+        cp->hf_state = -1;
+        cp->hf_kept = 0;
+        return hf_run(c, pl, cp, a, -1);
+    }
     uint16_t *ref = (uint16_t *)((char *)pl->ws + off);
     float *res = (float *)((char *)ref + align_up((size_t)m * 2));
     cudaEvent_t ev[2] = {NULL, NULL};
@@ -1376,6 +1497,9 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
 chosen:
     cp->hf_state = best;
     EGC_TRYG(st, hf_run(c, pl, cp, a, best), done); /* y16: the chosen path's result */
+    val[0] = best;
+    val[1] = val[2] = 0;
+    memo_put(key, val);
 done:
     for (int k = 0; k < 2; k++)
         if (ev[k]) (void)cudaEventDestroy(ev[k]);
@@ -2343,7 +2467,14 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
             if (cp->hf) {
                 egc_str_append(buf, cap, &len, ", +bias%s%s ", cp->zres ? "+residual" : "",
                                cp->hf_relu ? "+Relu" : "");
-                if (cp->hf_state == 2)
+                if (cp->hf_kept)
+                    egc_str_append(buf, cap, &len, "%s (the choice of an earlier plan of this "
+                                   "process for this configuration)",
+                                   cp->hf_state == 2   ? "in one cuDNN operation graph"
+                                   : cp->hf_state == 1 ? "in one call (cudnnConvolutionBias"
+                                                         "ActivationForward)"
+                                                       : "in the epilogue kernel");
+                else if (cp->hf_state == 2)
                     egc_str_append(buf, cap, &len, "in one cuDNN operation graph (engine %lld: "
                                    "%.3f ms vs kernel path %.3f ms, checked to %.1e)",
                                    (long long)cp->gf.engine, cp->gf_ms, cp->hf_ms[0],
@@ -2530,10 +2661,17 @@ egc_status egc_cuda_backend_create(int device, egc_backend **out)
     be->bytes_in_use = cu_bytes_in_use;
     egc_cuda_methods_install(be);
     be->plan_prepare_ex = cu_plan_prepare_ex;
-    /* Runs of at most half a plan's rows (the clean pass of a few images, the last group of
-     * a run) go through a state prepared for them (egc_plan_set_rows) instead of computing
-     * the whole batch; EGC_CUDA_ROW_PLANS=0: whole batches. */
-    be->row_plans = !env_off("EGC_CUDA_ROW_PLANS");
+    /* EGC_CUDA_ROW_PLANS=1: runs of at most half a plan's rows (the clean pass of a few
+     * images, the last group of a run) go through a state prepared for them
+     * (egc_plan_set_rows) instead of computing the whole batch. Off by default: on an H200
+     * it brought no throughput (Expected Grad-CAM, ResNet-50 mixed, 32 images x 32 samples:
+     * 515 and 507 images/s with it in two runs, 547 and 562 without), and with it one map of seven of a mixed-precision
+     * parity case (a sample plan with 2 references) came out wrong in most runs, a fault not
+     * yet found (docs/USER_GUIDE.md). */
+    {
+        const char *v = getenv("EGC_CUDA_ROW_PLANS");
+        be->row_plans = v && (strcmp(v, "1") == 0 || strcmp(v, "on") == 0);
+    }
     be->plan_describe = cu_plan_describe;
     be->capture_begin = cu_capture_begin;
     be->capture_end = cu_capture_end;

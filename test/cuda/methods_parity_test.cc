@@ -710,6 +710,16 @@ const Case kCases[] = {
     {"expected-layercam", EGC_METHOD_EXPECTED_LAYERCAM, EGC_SCORE_SOFTMAX, EGC_COMBINE_A, EGC_BASELINES_BLACK, 0.15f, false},
 };
 
+// EGC_TEST_CASES (a comma-separated list of case names) narrows the loops over kCases to
+// those cases, for a quick look at one case on a device; unset: every case.
+bool case_selected(const Case &c)
+{
+    const char *v = std::getenv("EGC_TEST_CASES");
+    if (!v || !*v) return true;
+    std::string list = std::string(",") + v + ",";
+    return list.find(std::string(",") + c.name + ",") != std::string::npos;
+}
+
 struct Result {
     std::vector<float> raw, map;
     std::vector<int> cls;
@@ -784,6 +794,8 @@ void compare_maps(const std::vector<float> &ref, const std::vector<float> &got, 
         }
         double r = sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
         if (!(r == r)) r = -1;
+        if (std::getenv("EGC_TEST_PER_MAP"))
+            printf("    map %d: max|d|/range %.2e pearson %.6f\n", i, e / (hi - lo), r);
         *worst = std::max(*worst, e / (hi - lo));
         *min_r = std::min(*min_r, r);
     }
@@ -867,6 +879,7 @@ void MethodsOnModel::every_method_matches_the_cpu()
 {
     for (const Case &c : kCases) {
         SCOPED_TRACE(c.name);
+        if (!case_selected(c)) continue;
         if (c.plan && (!file_exists(plan) || !file_exists(refs))) continue;
         Result cpu;
         ASSERT_TRUE(explain(model.get(), "cpu", opts(c, 5), x, kN, nullptr, &cpu));
@@ -879,9 +892,10 @@ void MethodsOnModel::every_method_matches_the_cpu()
         for (bool tf32 : {true, false}) {
             Tf32FastEnv env(tf32);
             // TF32 rounds conv/GEMM inputs to 10 mantissa bits: raw maps built from sums of many
-            // such products move by up to ~1e-2 of their range (seen on an H100: 1.3e-2 worst,
-            // Pearson >= 0.99993); strict fp32 must agree to 1e-4.
-            const double tol = tf32 ? 2e-2 : 1e-4;
+            // such products move by a few hundredths of their range at worst (ResNet-20 on an
+            // H100: 1.3e-2; MobileNetV2, 53 layers, on an H200: 3.9e-2 with Pearson >= 0.99985,
+            // depending on the algorithms the timed search picks); strict fp32 must agree to 1e-4.
+            const double tol = tf32 ? 5e-2 : 1e-4;
             Result gpu;
             ASSERT_TRUE(explain(model.get(), "cuda", opts(c, 5), x, kN, cpu.cls.data(), &gpu));
             MapsVsCpu d = gpu_vs_cpu(cpu, gpu, tf32 ? 1e-2 : 1e-4, c.name, tf32 ? "tf32" : "fp32");
@@ -996,6 +1010,7 @@ void MethodsOnModel::mixed_matches_the_cpu()
 {
     for (const Case &c : kCases) {
         SCOPED_TRACE(c.name);
+        if (!case_selected(c)) continue;
         if (c.plan && (!file_exists(plan) || !file_exists(refs))) continue;
         Result cpu, gpu;
         ASSERT_TRUE(explain(model.get(), "cpu", opts(c, 5), x, kN, nullptr, &cpu));

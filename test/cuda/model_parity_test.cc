@@ -745,8 +745,8 @@ TEST(CudaModelInputPad, PaddedChannelsMatchCpu)
     egc_model_destroy(m);
 }
 
-// Runs of a few rows on a session of many (egc_plan_set_rows): with EGC_CUDA_ROW_PLANS on
-// (the default) 3 rows of a 16-row session run on a state prepared for 4 rows, with it off on
+// Runs of a few rows on a session of many (egc_plan_set_rows): with EGC_CUDA_ROW_PLANS=1
+// (off by default) 3 rows of a 16-row session run on a state prepared for 4 rows, with it off on
 // the whole batch; logits and target gradients match the CPU either way, fp32 and mixed, and
 // whole-batch forwards (the recorded trunk replayed) and few-row forwards alternating on one
 // session repeat their results bit for bit.
