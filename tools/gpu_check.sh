@@ -154,7 +154,7 @@ elif [ $BUILT -eq 1 ] && [ -x "$BUILD_DIR/egcam_cuda_tests" ]; then
     # still fail under it (cuda_tests_knob).
     FT="$(python3 -c 'import json,sys; print(":".join(json.loads(sys.argv[1]).get("failed", [])))' "${S:-{\}}" 2>/dev/null)"
     if [ -n "$FT" ]; then
-        for K in EGC_CUDA_WS_DATA=0 EGC_CUDA_PAD_C=0 EGC_CUDA_HALF_FUSED=0 EGC_CUDA_FUSE=0; do
+        for K in EGC_CUDA_WS_DATA=0 EGC_CUDA_PAD_C=8 EGC_CUDA_HALF_FUSED=0 EGC_CUDA_FUSE=0; do
             step "cuda_tests_$K" 60 env "$K" "$BUILD_DIR/egcam_cuda_tests" --gtest_filter="$FT" \
                 --gtest_output="json:$OUT/knob.json"
             KS="$(summarize "$OUT/knob.json")"
@@ -277,10 +277,10 @@ fi
 # What the fp16 epilogue fusion (bias + residual Add + Relu in the Conv), the one-call
 # cuDNN path, the cuDNN operation graph and the padding of the RGB input to 8 (or 4)
 # channels bring: ResNet-50 mixed with the graph path on, with the kernel path forced, with
-# all fusion off, and with the input padded to 4 / not.
+# all fusion off, and with the input padded to 4 / 8 (unpadded by default).
 if [ "${SKIP_GOALS:-0}" != 1 ] && [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_forward" ]; then
     step bench_forward_fusion 180 bash -c \
-        'set -o pipefail; for e in EGC_CUDA_GRAPH_API=1 EGC_CUDA_HALF_FUSED=0 EGC_CUDA_FUSE=0 EGC_CUDA_PAD_C=4 EGC_CUDA_PAD_C=0; do env "$e" "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 --precision mixed --pinned | tee -a "$5"; done' \
+        'set -o pipefail; for e in EGC_CUDA_GRAPH_API=1 EGC_CUDA_HALF_FUSED=0 EGC_CUDA_FUSE=0 EGC_CUDA_PAD_C=4 EGC_CUDA_PAD_C=8; do env "$e" "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 --precision mixed --pinned | tee -a "$5"; done' \
         _ "$BUILD_DIR/bench_forward" "$TV_DIR/resnet50.onnx" "$BB" "$BR" "$BENCH"
 fi
 step bench_torch_pinned 60 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forward.py --models resnet50 --batch "$2" --repeats 10 --pinned | tee -a "$3"' \
