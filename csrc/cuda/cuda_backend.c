@@ -451,16 +451,20 @@ static memo_entry g_memo[MEMO_CAP];
 static int g_memo_n;
 static pthread_mutex_t g_memo_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* The index of key's entry, or g_memo_n when it has none (the caller holds g_memo_mu). */
+static int memo_find(const int64_t *key)
+{
+    int i = 0;
+    while (i < g_memo_n && memcmp(g_memo[i].key, key, sizeof g_memo[i].key)) i++;
+    return i;
+}
+
 /* 1 and val[] set when key was kept, else 0. */
 static int memo_get(const int64_t *key, int64_t *val)
 {
-    int hit = 0;
     pthread_mutex_lock(&g_memo_mu);
-    for (int i = 0; i < g_memo_n && !hit; i++)
-        if (!memcmp(g_memo[i].key, key, sizeof g_memo[i].key)) {
-            memcpy(val, g_memo[i].val, sizeof g_memo[i].val);
-            hit = 1;
-        }
+    int i = memo_find(key), hit = i < g_memo_n;
+    if (hit) memcpy(val, g_memo[i].val, sizeof g_memo[i].val);
     pthread_mutex_unlock(&g_memo_mu);
     return hit;
 }
@@ -469,8 +473,7 @@ static int memo_get(const int64_t *key, int64_t *val)
 static void memo_put(const int64_t *key, const int64_t *val)
 {
     pthread_mutex_lock(&g_memo_mu);
-    int i = 0;
-    while (i < g_memo_n && memcmp(g_memo[i].key, key, sizeof g_memo[i].key)) i++;
+    int i = memo_find(key);
     if (i == g_memo_n && g_memo_n < MEMO_CAP) {
         memcpy(g_memo[i].key, key, sizeof g_memo[i].key);
         memcpy(g_memo[i].val, val, sizeof g_memo[i].val);
