@@ -14,6 +14,10 @@
 # lines, and summary.md (tools/gpu_summary.py: failed steps, tests, goals, throughput tables,
 # also printed at the end).
 # Environment knobs: QUICK=1 (the essentials of the goals in one 10-minute call: see below),
+# DONE=1 (what the open issues' done-when asks, in one 10-minute call: see below), PINNED=1
+# (page-locked inputs for the forward and explanation benchmarks and their peers),
+# COMPILE_MODELS (architectures whose torch.compile fp16 forward is timed), SKIP_NAIVE=1,
+# ROW_PLAN_TESTS=0, ROWS_VARIANTS (the Expected Grad-CAM pass-size variants),
 # DEADLINE (seconds: no step starts later and none runs past it, so a call
 # with a time limit gets its results back; e.g. DEADLINE=540 under a 600 s limit), JOBS
 # (build parallelism, default all cores), BUILD_DIR (default build-gpu),
@@ -41,6 +45,23 @@ if [ "${QUICK:-0}" = 1 ]; then
     : "${EXPLAIN_MODELS:=resnet50}" "${DEADLINE:=540}"
     export SKIP_CPU_TESTS SKIP_SANITIZER TV_MODELS EXPLAIN_MODELS DEADLINE
 fi
+# DONE=1: what the open issues' done-when asks, within one 10-minute call: every CUDA test,
+# the torchvision parity of VGG16, ResNet-50 and AlexNet, their forward at batch 256 in fp32
+# and mixed next to PyTorch's eager forward and its torch.compile fp16 forward (inputs
+# page-locked on both sides), Grad-CAM (batch 64) and Expected Grad-CAM (S = 32, 32 images)
+# of the three next to the PyTorch peers (pinned where the peer has it); no CPU tests, no
+# compute-sanitizer, none of the goal variants, no naive peer, no row-plan tests; DEADLINE
+# 540 s (each can still be set otherwise).
+if [ "${DONE:-0}" = 1 ]; then
+    : "${SKIP_CPU_TESTS:=1}" "${SKIP_SANITIZER:=1}" "${SKIP_GOALS:=1}" "${DEADLINE:=540}"
+    : "${PINNED:=1}" "${COMPILE_MODELS:=vgg16 resnet50 alexnet}" "${SKIP_NAIVE:=1}"
+    : "${ROW_PLAN_TESTS:=0}"
+    export SKIP_CPU_TESTS SKIP_SANITIZER SKIP_GOALS DEADLINE PINNED COMPILE_MODELS SKIP_NAIVE
+    export ROW_PLAN_TESTS
+fi
+# PINNED=1: the forward and explanation benchmarks and their peers read page-locked inputs.
+PIN=""
+[ "${PINNED:-0}" = 1 ] && PIN="--pinned"
 OUT="${OUT:-./out}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -164,8 +185,8 @@ elif [ $BUILT -eq 1 ] && [ -x "$BUILD_DIR/egcam_cuda_tests" ]; then
     fi
     # Row plans (EGC_CUDA_ROW_PLANS=1, off by default) have an open fault: the methods'
     # mixed-precision parity with them on (one sample-plan case failed in most runs).
-    step cuda_tests_row_plans 90 env EGC_CUDA_ROW_PLANS=1 "$BUILD_DIR/egcam_cuda_tests" \
-        --gtest_filter='CudaMethods*.MixedPrecision*:CudaModelRowPlans*'
+    [ "${ROW_PLAN_TESTS:-1}" = 1 ] && step cuda_tests_row_plans 90 env EGC_CUDA_ROW_PLANS=1 \
+        "$BUILD_DIR/egcam_cuda_tests" --gtest_filter='CudaMethods*.MixedPrecision*:CudaModelRowPlans*'
 else
     skip cuda_tests "not built"
 fi
@@ -257,15 +278,15 @@ if [ -x "$BUILD_DIR/bench_forward" ]; then
     for M in "${BENCH_MODELS[@]}"; do
         for P in $BP; do
             step "bench_forward_$(basename "$M" .onnx)_$P" 90 bash -c \
-                'set -o pipefail; EGC_VERBOSE=1 "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 --precision "$6" | tee -a "$5"' \
-                _ "$BUILD_DIR/bench_forward" "$M" "$BB" "$BR" "$BENCH" "$P"
+                'set -o pipefail; EGC_VERBOSE=1 "$1" --model "$2" --device cuda --batch "$3" --repeats "$4" --warmup 2 --precision "$6" $7 | tee -a "$5"' \
+                _ "$BUILD_DIR/bench_forward" "$M" "$BB" "$BR" "$BENCH" "$P" "$PIN"
         done
     done
 else
     skip bench_forward "bench_forward was not built"
 fi
-step bench_torch 200 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forward.py --models "$4" --batch "$2" --repeats 10 | tee -a "$3"' \
-    _ "$PY" "$BB" "$BENCH" "$PEER_TV"
+step bench_torch 200 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forward.py --models "$4" --batch "$2" --repeats 10 $5 | tee -a "$3"' \
+    _ "$PY" "$BB" "$BENCH" "$PEER_TV" "$PIN"
 # The forward goal of ResNet-50 side by side: inputs in page-locked memory on both sides, and
 # PyTorch's torch.compile fp16 forward (compilation not timed; SKIP_COMPILE=1 skips it).
 if [ "${SKIP_GOALS:-0}" != 1 ]; then
@@ -309,18 +330,25 @@ ER="${EXPLAIN_REPEATS:-3}"
 if [ $TV_OK -eq 1 ] && [ -x "$BUILD_DIR/bench_explain" ]; then
     for M in ${EXPLAIN_MODELS:-resnet50 vgg16 alexnet}; do
         step "bench_explain_$M" 75 bash -c \
-            'set -o pipefail; "$1" --model "$2" --device cuda --methods gradcam,expected-gradcam --gradcam-batch 64 --expected-batch 32 --samples 32 --rows 128 --precision fp32,mixed --repeats "$3" --warmup 1 --phases 2 | tee -a "$4"' \
-            _ "$BUILD_DIR/bench_explain" "$TV_DIR/$M.onnx" "$ER" "$EB"
+            'set -o pipefail; "$1" --model "$2" --device cuda --methods gradcam,expected-gradcam --gradcam-batch 64 --expected-batch 32 --samples 32 --rows 128 --precision fp32,mixed --repeats "$3" --warmup 1 --phases 2 $5 | tee -a "$4"' \
+            _ "$BUILD_DIR/bench_explain" "$TV_DIR/$M.onnx" "$ER" "$EB" "$PIN"
     done
     # Expected Grad-CAM, ResNet-50 mixed, the goal's configuration (32 images) against the
-    # default line above (128 rows): with the clean pass on a preparation for fewer rows
-    # (EGC_CUDA_ROW_PLANS=1, off by default), with 256 rows (fp16 activations take 2 bytes per value, so 256
-    # rows may fit the 3 GiB goal), with the cuDNN operation-graph path (EGC_CUDA_GRAPH_API=1);
-    # then 128 images per run (a dataset run: the clean pass fills its rows). Most telling
-    # first (a cut step keeps what ran); "cuda_env" tells the variants apart.
-    [ "${SKIP_GOALS:-0}" != 1 ] && step bench_explain_rows 180 bash -c \
-        'set -o pipefail; rc=0; for a in "32 128 EGC_CUDA_ROW_PLANS=1" "32 256 -" "32 128 EGC_CUDA_GRAPH_API=1" "32 256 EGC_CUDA_ROW_PLANS=1" "32 256 EGC_CUDA_GRAPH_API=1" "128 128 -" "128 256 -"; do read -r nb nr ev <<<"$a"; E=(); [ "$ev" != - ] && E=("$ev"); env "${E[@]}" "$1" --model "$2" --device cuda --methods expected-gradcam --expected-batch "$nb" --samples 32 --rows "$nr" --precision mixed --repeats "$3" --warmup 1 --pinned | tee -a "$4" || { rc=1; echo "FAILED: $a" >&2; }; done; exit $rc' \
-        _ "$BUILD_DIR/bench_explain" "$TV_DIR/resnet50.onnx" "$ER" "$EB"
+    # default line above (128 rows; the 32 clean rows ride in the first sample pass, 9
+    # passes): the clean rows in a pass of their own (EGC_MERGE_CLEAN=0, the way before: also
+    # 9 passes), 264 and 132 rows (32 x 33 = 1,056 rows fill 4 or 8 passes exactly; fp16
+    # activations take 2 bytes per value, so 264 rows may fit the 3 GiB goal), 264 rows with
+    # the cuDNN operation-graph path (EGC_CUDA_GRAPH_API=1), 256 rows (5 passes), then 128
+    # images per run (a dataset run). Most telling first (a cut step keeps what ran);
+    # "cuda_env" tells the variants apart.
+    # ROWS_VARIANTS: "IMAGES ROWS ENV|-" items separated by ';' (DONE=1: the first and the
+    # third only).
+    RV_ALL="32 264 -;32 264 EGC_CUDA_GRAPH_API=1;32 128 EGC_MERGE_CLEAN=0;32 132 -;32 256 -;128 264 -;128 128 -"
+    RV="${ROWS_VARIANTS:-$RV_ALL}"
+    [ "${DONE:-0}" = 1 ] && RV="${ROWS_VARIANTS:-32 264 -;32 128 EGC_MERGE_CLEAN=0}"
+    { [ "${SKIP_GOALS:-0}" != 1 ] || [ "${DONE:-0}" = 1 ]; } && step bench_explain_rows 180 bash -c \
+        'set -o pipefail; rc=0; IFS=";" read -ra V <<<"$5"; for a in "${V[@]}"; do read -r nb nr ev <<<"$a"; E=(); [ "$ev" != - ] && E=("$ev"); env "${E[@]}" "$1" --model "$2" --device cuda --methods expected-gradcam --expected-batch "$nb" --samples 32 --rows "$nr" --precision mixed --repeats "$3" --warmup 1 --pinned | tee -a "$4" || { rc=1; echo "FAILED: $a" >&2; }; done; exit $rc' \
+        _ "$BUILD_DIR/bench_explain" "$TV_DIR/resnet50.onnx" "$ER" "$EB" "$RV"
     # Grad-CAM is bound by the host: the same runs with the inputs in page-locked memory
     # (egc_host_alloc), next to gradcam_torch.py --pinned below.
     [ "${SKIP_GOALS:-0}" != 1 ] && step bench_explain_pinned 45 bash -c \
@@ -332,14 +360,20 @@ fi
 if [ "${SKIP_PEERS:-0}" = 1 ]; then
     skip bench_peers "SKIP_PEERS=1"
 else
-step bench_gradcam_torch 60 bash -c 'set -o pipefail; "$1" benchmarks/peers/gradcam_torch.py --models "$PEER_MODELS" --batch 64 --repeats "$2" --warmup 1 | tee -a "$3"' \
-    _ "$PY" "$ER" "$EB"
+step bench_gradcam_torch 150 bash -c 'set -o pipefail; "$1" benchmarks/peers/gradcam_torch.py --models "$PEER_MODELS" --precisions fp32,fp16 --batch 64 --repeats "$2" --warmup 1 $4 | tee -a "$3"' \
+    _ "$PY" "$ER" "$EB" "$PIN"
 [ "${SKIP_GOALS:-0}" != 1 ] && step bench_gradcam_torch_pinned 45 bash -c 'set -o pipefail; "$1" benchmarks/peers/gradcam_torch.py --models resnet50 --precisions fp32,fp16 --batch 64 --repeats "$2" --warmup 1 --pinned | tee -a "$3"' \
     _ "$PY" "$ER" "$EB"
-step bench_egc_naive 75 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_naive.py --models "$PEER_MODELS" --batch 32 --samples 32 --repeats 2 --warmup 1 | tee -a "$2"' \
+[ "${SKIP_NAIVE:-0}" != 1 ] && step bench_egc_naive 75 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_naive.py --models "$PEER_MODELS" --batch 32 --samples 32 --repeats 2 --warmup 1 | tee -a "$2"' \
     _ "$PY" "$EB"
-step bench_egc_expert 75 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_expert.py --models "$PEER_MODELS" --batch 32 --samples 32 --rows 128 --modes eager-fp32,eager-fp16 --repeats "$2" --warmup 1 | tee -a "$3"' \
+step bench_egc_expert 120 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_expert.py --models "$PEER_MODELS" --batch 32 --samples 32 --rows 128 --modes eager-fp32,eager-fp16 --repeats "$2" --warmup 1 | tee -a "$3"' \
     _ "$PY" "$ER" "$EB"
+# torch.compile's fp16 forward of each architecture in COMPILE_MODELS (DONE=1: all three;
+# compilation not timed), the forward goal's reference, inputs page-locked
+if [ "${SKIP_COMPILE:-0}" != 1 ] && [ -n "${COMPILE_MODELS:-}" ]; then
+    step bench_torch_compiled_all 240 bash -c 'set -o pipefail; "$1" benchmarks/peers/torch_forward.py --models "$4" --precisions fp16 --batch "$2" --repeats 10 --pinned --compile | tee -a "$3"' \
+        _ "$PY" "$BB" "$BENCH" "$(echo $COMPILE_MODELS | tr ' ' ',')"
+fi
 if [ "${SKIP_COMPILE:-0}" != 1 ]; then
     step bench_egc_expert_compile 120 bash -c 'set -o pipefail; "$1" benchmarks/peers/egc_expert.py --models resnet50 --batch 32 --samples 32 --rows 128 --modes compile-fp16 --repeats "$2" --warmup 1 | tee -a "$3"' \
         _ "$PY" "$ER" "$EB"

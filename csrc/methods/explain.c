@@ -12,7 +12,9 @@
  *   2. Score-CAM runs the group's K masked inputs per image, the sampled methods the
  *      group's images x samples sample points (drawn on the device from the Philox keys),
  *      through the model in chunks of `batch` rows, reducing each chunk into per-image
- *      accumulators on the device in sample order;
+ *      accumulators on the device in sample order; on a backend that computes whole
+ *      passes, a sampled method's clean rows ride at the head of its first chunk instead of
+ *      taking a pass of their own (e->merge, sample_rows);
  *   3. the raw maps are post-processed on the device (min-max, upsampling, min-max) and
  *      only the raw and final maps, the classes and the scores come back to the host.
  * Every buffer is reserved by egc_explainer_create; runs allocate nothing. */
@@ -42,6 +44,8 @@ struct egc_explainer {
     egc_plan *plan;
     int in_v, out_v, tgt_v;         /* value ids: input, logits, target */
     int B;                          /* rows per pass = images per group */
+    int merge;                      /* sampled, fixed counts: the clean rows ride in the first
+                                       sample pass (sample_rows) instead of a pass of their own */
     int C, H, W, K, h, w, hw, classes;
     size_t chw, khw;
     int sampled, S;
@@ -752,6 +756,15 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
                       "entries", e->be->name);
         goto fail;
     }
+    /* Where the backend computes whole passes (partial_rows 0: CUDA), a clean pass of its
+     * own costs a full pass for the group's g rows: the clean rows of a fixed-count sampled
+     * method ride in the first sample pass instead (sample_rows). The CPU computes the rows
+     * it holds, so there merging would only add the clean rows' head backward.
+     * EGC_MERGE_CLEAN=1|0 turns it on or off on any backend. */
+    e->merge = e->sampled && !e->adaptive && !e->be->partial_rows;
+    const char *mc = getenv("EGC_MERGE_CLEAN");
+    if (mc && (!strcmp(mc, "0") || !strcmp(mc, "1")))
+        e->merge = e->sampled && !e->adaptive && mc[0] == '1';
     egc_shape ts = egc_session_target_shape(e->s);
     e->K = (int)ts.d[1];
     e->h = (int)ts.d[2];
@@ -960,29 +973,52 @@ static egc_status scorecam_pass(egc_explainer *e, int g)
     return be->m_cam(be, EGC_CAM_SCORECAM, e->scoresd, e->axd, g, e->K, e->hw, e->wkd, e->Ld);
 }
 
+/* The clean rows' share of a pass whose rows 0..c-1 are the group's first c images (in the
+ * plan's values after the forward): their classes resolved, their scores into e->scored and
+ * A(x) into e->axd, as clean_pass gives them for a sampled method. */
+static egc_status clean_rows(egc_explainer *e, int c)
+{
+    egc_backend *be = e->be;
+    EGC_TRY(be->m_score_seed(be, value(e, e->out_v).ptr, c, e->classes, e->clsd, 0, 1, 1,
+                             e->o.score == EGC_SCORE_SOFTMAX, NULL, e->scored));
+    return be->m_copy(be, e->axd, value(e, e->tgt_v).ptr, (size_t)c * e->khw * sizeof(float));
+}
+
 /* The sample rows of g images x sp->S samples (image i's rows use slot i of the per-image
  * buffers: xd, base and aref when per image, axd, the accumulators) in chunks of B rows,
- * each chunk's gradients reduced into the accumulators (accd, or accmapd for C). */
+ * each chunk's gradients reduced into the accumulators (accd, or accmapd for C).
+ * lead > 0 (e->merge; lead = g <= B): the first chunk starts with the g clean images, whose
+ * classes, scores and A(x) (clean_rows) come from that chunk's forward before its sample
+ * rows are seeded and reduced; the clean rows get zero seeds. A group of g < B images then
+ * takes ceil(g (S + 1) / B) passes instead of 1 + ceil(g S / B) on a backend that computes
+ * whole passes. */
 static egc_status sample_rows(egc_explainer *e, const egc_sample_spec *sp, const float *base,
-                              const float *aref, int g)
+                              const float *aref, int g, int lead)
 {
     egc_backend *be = e->be;
     const egc_explain_options *o = &e->o;
     float *in = value(e, e->in_v).ptr;
     int64_t rows = (int64_t)g * sp->S;
-    for (int64_t r0 = 0; r0 < rows; r0 += e->B) {
-        int nb = (int)EGC_MIN((int64_t)e->B, rows - r0);
-        EGC_TRY(be->m_perturb(be, sp, e->xd, base, r0, nb, (int64_t)e->chw, in));
-        EGC_TRY(load_rows(e, in, nb));
+    for (int64_t r0 = 0; r0 < rows || lead > 0; lead = 0) {
+        const int c = lead; /* clean rows at the head of this chunk */
+        const int nb = (int)EGC_MIN((int64_t)e->B - c, rows - r0);
+        float *zin = in + (size_t)c * e->chw;
+        if (c > 0) EGC_TRY(be->m_copy(be, in, e->xd, (size_t)c * e->chw * sizeof(float)));
+        if (nb > 0) EGC_TRY(be->m_perturb(be, sp, e->xd, base, r0, nb, (int64_t)e->chw, zin));
+        EGC_TRY(load_rows(e, in, c + nb));
         EGC_TRY(phase(e, PH_PERTURB));
         EGC_TRY(egc_plan_forward(e->plan));
         EGC_TRY(phase(e, PH_FORWARD));
-        EGC_TRY(be->m_score_seed(be, value(e, e->out_v).ptr, nb, e->classes, e->clsd, r0, sp->S,
-                                 0, o->score == EGC_SCORE_SOFTMAX, e->seedd, NULL));
-        EGC_TRY(seed_tail(e, nb));
+        if (c > 0) EGC_TRY(clean_rows(e, c));
+        if (nb == 0) continue; /* g == B: the first chunk holds the clean rows alone */
+        const size_t cs = (size_t)c * (size_t)e->classes;
+        EGC_TRY(be->m_score_seed(be, value(e, e->out_v).ptr + cs, nb, e->classes, e->clsd, r0,
+                                 sp->S, 0, o->score == EGC_SCORE_SOFTMAX, e->seedd + cs, NULL));
+        if (c > 0) EGC_TRY(be->fill(be, e->seedd, 0.0f, (int64_t)cs));
+        EGC_TRY(seed_tail(e, c + nb));
         EGC_TRY(egc_plan_backward(e->plan, e->seedd));
         EGC_TRY(phase(e, PH_BACKWARD));
-        const float *G = egc_plan_grad(e->plan, e->tgt_v).ptr;
+        const float *G = egc_plan_grad(e->plan, e->tgt_v).ptr + (size_t)c * e->khw;
         if (o->combine == EGC_COMBINE_A) {
             EGC_TRY(be->m_accumulate(be, EGC_ACC_SUM, sp, r0, nb, (int64_t)e->khw, G, NULL, NULL,
                                      e->accd));
@@ -990,12 +1026,14 @@ static egc_status sample_rows(egc_explainer *e, const egc_sample_spec *sp, const
             EGC_TRY(be->m_accumulate(be, EGC_ACC_DIFF, sp, r0, nb, (int64_t)e->khw, G, e->axd,
                                      aref, e->accd));
         } else {
-            EGC_TRY(be->m_cam(be, EGC_CAM_GRADCAM, G, value(e, e->tgt_v).ptr, nb, e->K, e->hw,
+            EGC_TRY(be->m_cam(be, EGC_CAM_GRADCAM, G,
+                              value(e, e->tgt_v).ptr + (size_t)c * e->khw, nb, e->K, e->hw,
                               e->wkd, e->rowmapd));
             EGC_TRY(be->m_accumulate(be, EGC_ACC_SUM, sp, r0, nb, (int64_t)e->hw, e->rowmapd,
                                      NULL, NULL, e->accmapd));
         }
         EGC_TRY(phase(e, PH_REDUCE));
+        r0 += nb;
     }
     return EGC_OK;
 }
@@ -1066,7 +1104,7 @@ static egc_status adaptive_pass(egc_explainer *e, const egc_sample_spec *sp0, co
         for (int j = 0; j < ga; j++) e->as0[j] = (e->keyed ? e->s0[e->act[j]] : 0u) + (uint32_t)n;
         EGC_TRY(be->upload(be, e->s0d, e->as0, (size_t)ga * sizeof(uint32_t)));
         sp.S = rr;
-        EGC_TRY(sample_rows(e, &sp, base, aref, ga));
+        EGC_TRY(sample_rows(e, &sp, base, aref, ga, 0));
         n += rr;
         /* this round's maps of the running sums (Grad-CAM is homogeneous: the map of a sum
          * is n times the map of the mean) */
@@ -1143,7 +1181,7 @@ static egc_status sampled_pass(egc_explainer *e, const float *x, int g)
     if (e->accd) EGC_TRY(be->fill(be, e->accd, 0.0f, (int64_t)((size_t)g * e->khw)));
     if (e->accmapd) EGC_TRY(be->fill(be, e->accmapd, 0.0f, (int64_t)g * e->hw));
     if (e->adaptive) return adaptive_pass(e, &sp, base, aref, g);
-    EGC_TRY(sample_rows(e, &sp, base, aref, g));
+    EGC_TRY(sample_rows(e, &sp, base, aref, g, e->merge ? g : 0));
     return finish_maps(e, 0, g, e->S, e->Ld);
 }
 
@@ -1227,7 +1265,7 @@ egc_status egc_explainer_run_keyed(egc_explainer *e, const float *x, int n, cons
             EGC_TRY(be->upload(be, e->sigmad, e->sigma, (size_t)g * sizeof(float)));
         }
         EGC_TRY(phase(e, PH_SCAN));
-        EGC_TRY(clean_pass(e, g));
+        if (!e->merge) EGC_TRY(clean_pass(e, g)); /* merged: in sampled_pass's first chunk */
         EGC_TRY(phase(e, PH_CLEAN));
         if (e->o.method == EGC_METHOD_SCORECAM) EGC_TRY(scorecam_pass(e, g));
         else if (e->sampled) EGC_TRY(sampled_pass(e, xg, g));

@@ -209,7 +209,10 @@ EGC_NODISCARD egc_status egc_explainer_run(egc_explainer *e, const float *x, int
  * the device at each phase boundary (so runs get slower) and adds the wall time of each
  * phase; turning it on (or off) clears the sums. The sampled-pass phases (perturb, forward,
  * backward, reduce) add up over all chunks; clean covers the clean pass (forward, and for
- * single-pass methods backward and CAM), reduce also the final reduction and CAM. */
+ * single-pass methods backward and CAM), reduce also the final reduction and CAM. Where a
+ * sampled method's clean rows ride in its first sample pass (the CUDA backend; see
+ * EGC_MERGE_CLEAN in the user guide), clean is about 0 and their work counts in the first
+ * pass's phases. */
 typedef struct egc_explain_phases {
     double scan_ms;      /* image ids and value ranges (on the device), their download, the
                             checks, and the ids and noise scales to the device */
