@@ -15,7 +15,8 @@
  * first `warmup` runs are discarded; the median and minimum of `repeats` runs are reported.
  * peak_device_bytes is egc_explainer_device_bytes (the session's weights, arenas and
  * workspaces and the explainer's buffers; runs allocate nothing, so it is the peak).
- * Extra keys: rows_per_pass, layer, pinned.
+ * Extra keys: rows_per_pass, layer, pinned, setup_ms (egc_explainer_create), first_ms (the first
+ * run: algorithm searches, first-batch timings and CUDA-graph recording happen there).
  * --samples-tol T: Expected Grad-CAM with adaptive sample counts (samples = the most); the
  * line adds samples_tol and mean_samples (of the last run). The inputs are random tensors,
  * so the counts say little about real images (tools/adaptive_study.py measures those).
@@ -80,11 +81,13 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
         o.samples_tol = b->samples_tol;
     }
     egc_explainer *e = NULL;
+    double tc = bench_now(), first_ms = 0.0;
     if (egc_explainer_create(m, b->device, &o, &e) != EGC_OK) {
         fprintf(stderr, "bench_explain: %s %s: %s\n", egc_method_name(method),
                 egc_precision_name(prec), egc_last_error());
         return 3;
     }
+    const double setup_ms = (bench_now() - tc) * 1e3;
     int c, H, W, h, w;
     egc_model_input_chw(m, &c, &H, &W);
     egc_explainer_geometry(e, &h, &w, NULL, NULL);
@@ -112,6 +115,7 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
             rc = 3;
         }
         if (i >= b->warmup) t[i - b->warmup] = bench_now() - t0;
+        if (i == 0) first_ms = (bench_now() - t0) * 1e3;
     }
     if (rc == 0) {
         qsort(t, (size_t)b->repeats, sizeof *t, bench_cmp_d);
@@ -122,10 +126,10 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
         json_head("explain", b->device, egc_explainer_device(e), b->model_name, method, prec);
         printf(", \"batch\": %d, \"samples\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, "
                "\"images_per_s\": %.2f, \"peak_device_bytes\": %zu, \"rows_per_pass\": %d, "
-               "\"pinned\": %s, \"layer\": ",
+               "\"pinned\": %s, \"setup_ms\": %.1f, \"first_ms\": %.1f, \"layer\": ",
                images, method == EGC_METHOD_GRADCAM ? 1 : egc_explainer_samples(e), med * 1e3,
                t[0] * 1e3, images / med, egc_explainer_device_bytes(e), rows,
-               b->pinned && egc_host_pinned(x) ? "true" : "false");
+               b->pinned && egc_host_pinned(x) ? "true" : "false", setup_ms, first_ms);
         bench_json_str(egc_explainer_layer(e));
         if (egc_explainer_options(e)->samples_tol > 0.0f)
             printf(", \"samples_tol\": %g, \"mean_samples\": %.2f",

@@ -14,7 +14,9 @@
  * Inputs are deterministic pseudo-random tensors (preprocessing is not timed). The first
  * `warmup` runs are discarded; median and min of `repeats` timed runs are reported.
  * peak_device_bytes is egc_session_device_bytes (weights, arenas and workspaces the session
- * holds on the device; runs allocate nothing, so it is the peak). */
+ * holds on the device; runs allocate nothing, so it is the peak). setup_ms: the session's
+ * creation; first_ms: the first run (algorithm searches, first-batch timings, CUDA-graph
+ * recording), what a short job pays before the steady state the median gives. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,11 +84,13 @@ int main(int argc, char **argv)
             int b = atoi(tok);
             if (b < 1) continue;
             egc_session *s = NULL;
+            double tc = bench_now(), setup_ms, first_ms = 0.0;
             if (egc_session_create_ex(m, device, b, -1, &so, &s) != EGC_OK) {
                 fprintf(stderr, "bench_forward: %s\n", egc_last_error());
                 rc = 3;
                 break;
             }
+            setup_ms = (bench_now() - tc) * 1e3;
             size_t n = (size_t)b * (size_t)c * (size_t)h * (size_t)w;
             float *x = bench_inputs(device, pinned, n);
             double *t = malloc((size_t)repeats * sizeof(double));
@@ -98,6 +102,7 @@ int main(int argc, char **argv)
                     rc = 3;
                 }
                 if (i >= warmup) t[i - warmup] = bench_now() - t0;
+                if (i == 0) first_ms = (bench_now() - t0) * 1e3;
             }
             const char *ev = getenv("EGC_VERBOSE");
             if (rc == 0 && ev && !strcmp(ev, "1")) { /* how each layer ran, after the timed runs */
@@ -122,10 +127,11 @@ int main(int argc, char **argv)
                 printf(", \"method\": \"classify\", \"precision\": \"%s\", \"graphs\": %s, "
                        "\"pinned\": %s, \"batch\": %d, "
                        "\"samples\": 1, \"median_ms\": %.3f, \"min_ms\": %.3f, \"images_per_s\": %.1f, "
-                       "\"peak_device_bytes\": %zu, \"git_sha\": ",
+                       "\"peak_device_bytes\": %zu, \"setup_ms\": %.1f, \"first_ms\": %.1f, "
+                       "\"git_sha\": ",
                        egc_precision_name(so.precision), graphs ? "true" : "false",
                        egc_host_pinned(x) ? "true" : "false", b, med * 1e3,
-                       t[0] * 1e3, b / med, egc_session_device_bytes(s));
+                       t[0] * 1e3, b / med, egc_session_device_bytes(s), setup_ms, first_ms);
                 bench_json_str(sha ? sha : "unknown");
                 bench_json_cuda_env();
                 printf("}\n");

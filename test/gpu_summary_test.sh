@@ -15,8 +15,8 @@ has() { grep -qF -- "$1" "$work/out" || { echo "FAIL: summary lacks: $1" >&2; fa
 python3 "$tool" "$src/benchmarks/results/h100-2026-11-26b.jsonl" >"$work/out" || failed=1
 has "best 397 images/s (128 rows per pass, 1.91 GiB, defaults); goal 800 in at most 3 GiB"
 has "Grad-CAM, 64 images: best 3,474 images/s (ordinary memory); goal 25,000."
-has "| resnet50 | egcam | mixed | 256 |  | 8,076 | 3.16 |"
-has "| resnet50 | pytorch-2.11.0+cu130 | fp16-autocast-nhwc | 256 |  | 6,213 | 1.52 |"
+has "| resnet50 | egcam | mixed | 256 |  | 8,076 | 3.16 |  |"
+has "| resnet50 | pytorch-2.11.0+cu130 | fp16-autocast-nhwc | 256 |  | 6,213 | 1.52 |  |"
 has "| resnet50 | expected-gradcam | mixed | 32 | 3.2 | 2.6 | 7.8 | 1.4 | 61.3 |"
 
 mkdir -p "$work/run"
@@ -27,11 +27,15 @@ cat >"$work/run/gpu_check.jsonl" <<'JSON'
 {"step": "total", "status": "fail", "rc": 1, "seconds": 500, "failed_steps": 1}
 JSON
 echo 'not json' >>"$work/run/gpu_check.jsonl"
+cat >"$work/run/bench.jsonl" <<'JSON'
+{"bench": "forward", "backend": "cuda", "device": "cuda:0 (X)", "model": "resnet50.onnx", "precision": "mixed", "batch": 256, "images_per_s": 19000.0, "peak_device_bytes": 2147483648, "setup_ms": 250.0, "first_ms": 1500.0, "cuda_env": "EGC_CUDA_GRAPH_API=1"}
+JSON
 python3 "$tool" "$work/run" >"$work/out" || failed=1
 has "Total: 500 s, 1 failing step(s)."
 has "cuda_tests: 90 tests, 1 failures, 3 skipped: CudaX.Y"
 has "**cuda_tests fail** (rc 1, 80 s): \`[  FAILED  ] 1 test\`"
 has "skipped: memcheck (SKIP_SANITIZER=1)"
+has "| resnet50 | egcam | mixed | 256 | EGC_CUDA_GRAPH_API=1 | 19,000 | 2.00 | 1.75 |"
 if grep -qF "**total" "$work/out"; then echo "FAIL: the total line listed as a failing step" >&2; failed=1; fi
 
 python3 "$tool" "$work/none" >/dev/null 2>"$work/err"

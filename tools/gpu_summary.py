@@ -118,15 +118,23 @@ def steps_section(lines):
     return s + "\n"
 
 
+def first_s(d):
+    """Seconds of setup and first run (algorithm searches, first-batch timings, graph
+    recording: what a short job pays before the steady state), "" where the line has none."""
+    if "first_ms" not in d:
+        return ""
+    return "%.2f" % ((num(d, "setup_ms") + num(d, "first_ms")) / 1e3)
+
+
 def forward_section(lines):
     fw = [d for d in lines if d.get("bench") == "forward"]
     if not fw:
         return ""
     rows = [[model_name(d), who(d), d.get("precision", ""), d.get("batch", ""), variant(d),
-             rate(d), gib(d.get("peak_device_bytes"))] for d in fw]
+             rate(d), gib(d.get("peak_device_bytes")), first_s(d)] for d in fw]
     rows.sort(key=lambda r: (r[0], half_last(r[2]), r[1] != "egcam", r[1], r[4]))
     return "## Forward\n\n" + table(["model", "who", "precision", "batch", "variant", "images/s",
-                                      "peak GiB"], rows)
+                                      "peak GiB", "first run s"], rows)
 
 
 def explain_section(lines):
@@ -136,11 +144,12 @@ def explain_section(lines):
     rows = [[model_name(d), d.get("method", ""), who(d), d.get("precision", ""),
              d.get("batch", ""), d.get("samples", ""), d.get("rows_per_pass", ""), variant(d),
              rate(d) or ("error: " + str(d["error"])[:80] if d.get("error") else ""),
-             gib(d.get("peak_device_bytes"))] for d in ex]
+             gib(d.get("peak_device_bytes")), first_s(d)] for d in ex]
     rows.sort(key=lambda r: (r[0], r[1], half_last(r[3]), r[2] != "egcam", str(r[2]),
                              num({"v": r[4]}, "v"), num({"v": r[6]}, "v"), r[7]))
     s = "## Explanations\n\n" + table(["model", "method", "who", "precision", "images", "S",
-                                        "rows/pass", "variant", "images/s", "peak GiB"], rows)
+                                        "rows/pass", "variant", "images/s", "peak GiB",
+                                        "first run s"], rows)
     ph = [d for d in lines if d.get("bench") == "explain-phases"]
     if ph:
         keys = ["scan", "upload", "clean", "perturb", "forward", "backward", "reduce", "finalize",
