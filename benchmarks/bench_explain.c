@@ -20,8 +20,9 @@
  * --samples-tol T: Expected Grad-CAM with adaptive sample counts (samples = the most); the
  * line adds samples_tol and mean_samples (of the last run). The inputs are random tensors,
  * so the counts say little about real images (tools/adaptive_study.py measures those).
- * --pinned: the input images live in egc_host_alloc memory (page-locked for a CUDA device),
- * as a caller that loads its batches there would have them; otherwise in malloc memory.
+ * --pinned: the input images and the results' maps live in egc_host_alloc memory
+ * (page-locked for a CUDA device), as a caller that loads its batches there would have them
+ * (`egcam explain` does); otherwise in ordinary memory.
  * --phases P: after the timed runs, P more runs with egc_explainer_set_profiling on (the
  * device is synchronised at every phase boundary) and one line {"bench": "explain-phases"}
  * with the mean milliseconds per run of each phase (egc_explain_phases). */
@@ -63,6 +64,14 @@ static void json_head(const char *bench, const char *backend, const char *device
     bench_json_str(egc_precision_name(prec));
 }
 
+/* n floats of egc_host_alloc memory (page-locked for a CUDA device with --pinned), or NULL. */
+static float *out_buffer(const bench_cfg *b, size_t n)
+{
+    void *p = NULL;
+    if (egc_host_alloc(b->pinned ? b->device : "cpu", n * sizeof(float), &p) != EGC_OK) return NULL;
+    return p;
+}
+
 /* Times one (method, precision) configuration and prints its JSON line; 0 on success. */
 static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, egc_precision prec,
                    int images, int samples, int rows)
@@ -93,8 +102,10 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
     egc_explainer_geometry(e, &h, &w, NULL, NULL);
     size_t chw = (size_t)c * (size_t)H * (size_t)W;
     float *x = bench_inputs(b->device, b->pinned, (size_t)images * chw);
-    float *raw = malloc((size_t)images * (size_t)h * (size_t)w * sizeof(float));
-    float *map = malloc((size_t)images * (size_t)H * (size_t)W * sizeof(float));
+    /* the results too in page-locked memory with --pinned (the maps are then downloaded
+     * straight into them) */
+    float *raw = out_buffer(b, (size_t)images * (size_t)h * (size_t)w);
+    float *map = out_buffer(b, (size_t)images * (size_t)H * (size_t)W);
     egc_cam_result *res = calloc((size_t)images, sizeof *res);
     double *t = malloc((size_t)b->repeats * sizeof(double));
     int rc = 0;
@@ -166,8 +177,8 @@ static int run_one(const bench_cfg *b, const egc_model *m, egc_method method, eg
         }
     }
     egc_host_free(x);
-    free(raw);
-    free(map);
+    egc_host_free(raw);
+    egc_host_free(map);
     free(res);
     free(t);
     egc_explainer_destroy(e);

@@ -903,6 +903,7 @@ egc_status egc_explainer_create(const egc_model *m, const char *device,
 typedef struct out_ctx {
     egc_explainer *e;
     egc_cam_result *out; /* the group's results */
+    int maps_direct;     /* the maps were downloaded into out[].map already */
 } out_ctx;
 
 static void out_one(int64_t i, void *arg)
@@ -916,7 +917,21 @@ static void out_one(int64_t i, void *arg)
     r->image_id = e->ids[i];
     r->samples = !e->sampled ? 0 : e->adaptive ? e->nused[i] : e->S;
     if (r->raw) memcpy(r->raw, e->Lh + (size_t)i * (size_t)e->hw, (size_t)e->hw * sizeof(float));
-    if (r->map) memcpy(r->map, e->maph + (size_t)i * HW, HW * sizeof(float));
+    if (r->map && !c->maps_direct) memcpy(r->map, e->maph + (size_t)i * HW, HW * sizeof(float));
+}
+
+/* The caller's map buffer the group's g maps can be downloaded into directly, or NULL: the
+ * results' maps lie back to back (out[i].map = out[0].map + i HW) in memory a download
+ * writes at full speed (egc_host_alloc's page-locked memory, or any host memory when the
+ * backend's memory is the host's), so no host copy follows the download. */
+static float *direct_maps(const egc_explainer *e, const egc_cam_result *out, int g)
+{
+    const size_t HW = (size_t)e->H * (size_t)e->W;
+    if (!out[0].map) return NULL;
+    for (int i = 1; i < g; i++)
+        if (out[i].map != out[0].map + (size_t)i * HW) return NULL;
+    int host = strncmp(e->be->name, "cuda", 4) != 0;
+    return host || egc_host_pinned(out[0].map) ? out[0].map : NULL;
 }
 
 typedef struct blur_ctx {
@@ -1287,9 +1302,10 @@ egc_status egc_explainer_run_keyed(egc_explainer *e, const float *x, int n, cons
         EGC_TRY(be->download(be, e->cls, e->clsd, (size_t)g * sizeof(int32_t)));
         EGC_TRY(be->download(be, e->score, e->scored, (size_t)g * sizeof(float)));
         EGC_TRY(be->download(be, e->Lh, e->Ld, (size_t)g * (size_t)e->hw * sizeof(float)));
+        float *mdst = want_map ? direct_maps(e, out + i0, g) : NULL;
         if (want_map)
-            EGC_TRY(be->download(be, e->maph, e->mapd, (size_t)g * HW * sizeof(float)));
-        out_ctx oc = {e, out + i0};
+            EGC_TRY(be->download(be, mdst ? mdst : e->maph, e->mapd, (size_t)g * HW * sizeof(float)));
+        out_ctx oc = {e, out + i0, mdst != NULL};
         egc_parallel_for(g, out_one, &oc);
         EGC_TRY(phase(e, PH_DOWNLOAD));
     }

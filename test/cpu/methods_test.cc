@@ -732,6 +732,40 @@ TEST_F(MethodsResNet, MapsDoNotDependOnBatchOrPosition)
     }
 }
 
+// Results whose maps lie back to back get them by a download straight into the caller's
+// memory; results whose maps lie elsewhere (here in reverse order, one without a map) get
+// them copied: the same maps either way, and a result without a map buffer gets none.
+TEST_F(MethodsResNet, MapsReachScatteredAndContiguousBuffersAlike)
+{
+    for (auto method : {EGC_METHOD_GRADCAM, EGC_METHOD_EXPECTED_GRADCAM}) {
+        auto o = Opts(method);
+        o.samples = 3;
+        o.batch = 4;
+        auto e = Make(model.get(), o);
+        ASSERT_TRUE(e);
+        const int n = 7;
+        Maps a = Explain(e.get(), x.data(), n);
+        std::vector<float> maps((size_t)n * 1024, -1.0f), raw((size_t)n * 64, -1.0f);
+        std::vector<egc_cam_result> r((size_t)n);
+        for (int i = 0; i < n; i++) {
+            r[(size_t)i].map = i == 2 ? nullptr : maps.data() + (size_t)(n - 1 - i) * 1024;
+            r[(size_t)i].raw = raw.data() + (size_t)i * 64;
+        }
+        ASSERT_EQ(egc_explainer_run(e.get(), x.data(), n, nullptr, r.data()), EGC_OK)
+            << egc_last_error();
+        for (int i = 0; i < n; i++) {
+            const float *want = a.map.data() + (size_t)i * 1024;
+            const float *got = maps.data() + (size_t)(n - 1 - i) * 1024;
+            if (i == 2) {
+                EXPECT_EQ(*std::max_element(got, got + 1024), -1.0f) << "written without a buffer";
+                continue;
+            }
+            EXPECT_EQ(std::memcmp(want, got, 1024 * sizeof(float)), 0) << egc_method_name(method) << " " << i;
+            EXPECT_EQ(std::memcmp(a.raw.data() + i * 64, raw.data() + i * 64, 64 * sizeof(float)), 0);
+        }
+    }
+}
+
 // The clean rows of a sampled method riding in the first sample pass (EGC_MERGE_CLEAN=1,
 // the CUDA default) give the maps, classes and scores of a clean pass of their own (=0, the
 // CPU default): every aggregation, the baselines that read the group's images (self, blur

@@ -498,7 +498,11 @@ static void batch_set_alloc(batch_set *b, const char *device, int B, size_t per,
     void *hp = NULL;
     b->nb_cap = B;
     if (egc_host_alloc(device, (size_t)B * per * sizeof(float), &hp) == EGC_OK) b->x = hp;
-    b->maps = malloc((size_t)n_methods * (size_t)B * hw * sizeof(float));
+    /* page-locked for a CUDA device too: each method's maps of a batch lie back to back there,
+     * so the explainer downloads them straight into it */
+    hp = NULL;
+    if (egc_host_alloc(device, (size_t)n_methods * (size_t)B * hw * sizeof(float), &hp) == EGC_OK)
+        b->maps = hp;
     b->res = calloc((size_t)n_methods * (size_t)B, sizeof *b->res);
     b->cls = calloc((size_t)B, sizeof *b->cls);
     b->slot = calloc((size_t)B, sizeof *b->slot);
@@ -522,7 +526,7 @@ static void batch_set_free(batch_set *b, int B, int n_methods)
     }
     for (int k = 0; k < n_methods; k++) free(b->run_err[k]);
     egc_host_free(b->x);
-    free(b->maps);
+    egc_host_free(b->maps);
     free(b->res);
     free(b->cls);
     free(b->slot);
