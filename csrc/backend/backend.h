@@ -52,9 +52,6 @@ typedef struct egc_plan_info {
                                       plan's life, so a backend may keep this pointer and read
                                       a value's buffer in any op call (e.g. the residual input
                                       a fused Conv adds); shared values share a buffer */
-    int quick;                     /* a state for a few rows of a plan (egc_plan_set_rows):
-                                      choose without timing (heuristics only), so that it is
-                                      quick to make and its choices do not vary by run */
     unsigned char *half;           /* [n_values], zeroed by the executor: the backend sets
                                       half[v] = 1 for a value it stores in 2-byte elements
                                       (fp16); the executor then reserves numel * 2 bytes for
@@ -70,11 +67,6 @@ struct egc_backend {
                                     may run on its first n rows (egc_plan_set_rows: views
                                     whose first dimension is n instead of the batch); 0: plans
                                     always run whole batches (descriptors made per batch) */
-    int row_plans;               /* 1 (with partial_rows 0): plan_prepare_ex may be called a
-                                    second time for the same plan's graph at a smaller batch,
-                                    and that state run on the plan's buffers (views of that
-                                    many rows); its value layout requests (inplace, half)
-                                    must match the first state's, else it is not used */
 
     /* Memory. alloc returns EGC_E_NOMEM with the byte count when it cannot. */
     egc_status (*alloc)(egc_backend *be, size_t bytes, void **out);

@@ -192,8 +192,6 @@ typedef struct cuda_plan {
     void *ws;                /* one device workspace for the whole plan */
     size_t ws_bytes;
     int tf32;                /* TF32 allowed in this plan's convolutions and GEMMs */
-    int quick;               /* egc_plan_info.quick: no timed choices (cuDNN's heuristic
-                                algorithms, the fp16 epilogue in its kernel) */
     cuda_precision precision;
     node_plan *np;           /* n_nodes entries */
     unsigned char *vfmt;     /* n_values entries: VF_F32 / VF_F16 */
@@ -995,8 +993,6 @@ static egc_status cu_plan_prepare_ex(egc_backend *be, const egc_graph *g, const 
         }
     }
     if (info) EGC_TRYG(st, plan_layout(c, pl, g, shapes, info), fail);
-    pl->quick = info && info->quick;
-    for (int i = 0; i < g->n_nodes && pl->quick; i++) pl->conv[i].found = 1; /* no cudnnFind */
     if (info && c->graphs) EGC_TRYG(st, blas_workspace(be), fail);
     size_t need = plan_ws_need(g, shapes, pl);
     if (need) {
@@ -1411,7 +1407,7 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
     EGC_TRY(hf_run(c, pl, cp, a, -1));
     enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     EGC_CUDA(cudaStreamIsCapturing(c->stream, &cs));
-    if (cs != cudaStreamCaptureStatusNone || c->hf_mode == 0 || pl->quick)
+    if (cs != cudaStreamCaptureStatusNone || c->hf_mode == 0)
         return EGC_OK; /* no timing inside a recording; or the kernel path asked for */
     int64_t ne = numel(a->ys), m = EGC_MIN(ne, HF_CHECK_ELEMS);
     size_t off = hf_scratch_off(cp);
@@ -2666,17 +2662,6 @@ egc_status egc_cuda_backend_create(int device, egc_backend **out)
     be->bytes_in_use = cu_bytes_in_use;
     egc_cuda_methods_install(be);
     be->plan_prepare_ex = cu_plan_prepare_ex;
-    /* EGC_CUDA_ROW_PLANS=1: runs of at most half a plan's rows (the clean pass of a few
-     * images, the last group of a run) go through a state prepared for them
-     * (egc_plan_set_rows) instead of computing the whole batch. Off by default: on an H200
-     * it brought no throughput (Expected Grad-CAM, ResNet-50 mixed, 32 images x 32 samples:
-     * 515 and 507 images/s with it in two runs, 547 and 562 without), and with it one map of seven of a mixed-precision
-     * parity case (a sample plan with 2 references) came out wrong in most runs, a fault not
-     * yet found (docs/USER_GUIDE.md). */
-    {
-        const char *v = getenv("EGC_CUDA_ROW_PLANS");
-        be->row_plans = v && (strcmp(v, "1") == 0 || strcmp(v, "on") == 0);
-    }
     be->plan_describe = cu_plan_describe;
     be->capture_begin = cu_capture_begin;
     be->capture_end = cu_capture_end;

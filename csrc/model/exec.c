@@ -7,8 +7,6 @@
 #include "model/exec.h"
 
 #define EGC_ALIGN 256
-/* Backend states for fewer rows a plan keeps at most (see struct egc_plan). */
-#define EGC_PLAN_SMALL 3
 
 struct egc_plan {
     const egc_graph *g;
@@ -17,19 +15,6 @@ struct egc_plan {
     int64_t rows;               /* rows the runs compute (egc_plan_set_rows; batch by default) */
     int rows_ok;                /* the backend and the graph allow fewer rows than the batch */
     int separable;              /* no node mixes rows (rows_separable) */
-    /* Runs of fewer rows on a backend that computes whole batches (partial_rows 0) but can
-     * prepare states for fewer rows (row_plans): further backend states, each prepared for
-     * a power of two of rows up to half the batch, sharing the slab and the arena (every
-     * value of a separable graph at fewer rows fits where it lies at the batch). The first
-     * EGC_PLAN_SMALL sizes asked for get one and keep it (making a state costs algorithm
-     * searches, so none is replaced); other sizes run whole batches. */
-    struct { void *state; int64_t rows; } small[EGC_PLAN_SMALL];
-    int cur_small;              /* the one the runs use now (-1: the plan's own state) */
-    uint64_t small_failed;      /* bit k: no state could be had for 2^k rows (not tried again) */
-    unsigned char *keep_r;      /* [n_values] the keep[] the main state was prepared with */
-    unsigned char *inplace_r;   /* [n_nodes] the in-place requests of the main state */
-    unsigned char *half_r;      /* [n_values] the 2-byte requests of the main state */
-    char srows_note[200];       /* why the last state for fewer rows could not be had */
     int target;
     egc_shape *shapes;          /* [n_values] at this batch */
     float **vptr;               /* [n_values] device storage or NULL */
@@ -172,8 +157,6 @@ void egc_plan_destroy(egc_plan *p)
     if (!p) return;
     if (p->be) {
         if (p->bstate && p->be->plan_release) p->be->plan_release(p->be, p->bstate);
-        for (int k = 0; k < EGC_PLAN_SMALL; k++)
-            if (p->small[k].state && p->be->plan_release) p->be->plan_release(p->be, p->small[k].state);
         if (p->slab) p->be->free(p->be, p->slab);
         if (p->arena) p->be->free(p->be, p->arena);
     }
@@ -182,9 +165,6 @@ void egc_plan_destroy(egc_plan *p)
     free(p->gptr);
     free(p->is_head);
     free(p->need_grad);
-    free(p->keep_r);
-    free(p->inplace_r);
-    free(p->half_r);
     free(p);
 }
 
@@ -198,7 +178,6 @@ void egc_plan_opts_default(egc_plan_opts *o)
     memset(o, 0, sizeof *o);
     o->precision = EGC_PREC_FP32;
     o->graphs = 1;
-    o->row_plans = 1;
 }
 
 egc_status egc_plan_create(const egc_graph *g, egc_backend *be, int64_t batch, int target,
@@ -249,7 +228,6 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
     p->be = be;
     p->batch = batch;
     p->rows = batch;
-    p->cur_small = -1;
     p->target = target;
     if (opts) p->opts = *opts;
     else egc_plan_opts_default(&p->opts);
@@ -358,15 +336,6 @@ egc_status egc_plan_create_ex(const egc_graph *g, egc_backend *be, int64_t batch
         egc_plan_info info;
         plan_info(p, keep, inplace, half, &info);
         EGC_TRYG(st, be->plan_prepare_ex(be, g, p->shapes, &info, &p->bstate), fail_dl);
-        /* what a state for fewer rows must be prepared with and must ask alike */
-        if (be->row_plans && p->opts.row_plans && p->separable && !p->rows_ok) {
-            EGC_TRYG(st, egc_malloc((void **)&p->keep_r, (size_t)nv + 1, 1, "plan"), fail_dl);
-            EGC_TRYG(st, egc_malloc((void **)&p->inplace_r, (size_t)nn + 1, 1, "plan"), fail_dl);
-            EGC_TRYG(st, egc_malloc((void **)&p->half_r, (size_t)nv + 1, 1, "plan"), fail_dl);
-            memcpy(p->keep_r, keep, (size_t)nv + 1);
-            memcpy(p->inplace_r, inplace, (size_t)nn + 1);
-            memcpy(p->half_r, half, (size_t)nv + 1);
-        }
     } else if (be->plan_prepare) {
         EGC_TRYG(st, be->plan_prepare(be, g, p->shapes, &p->bstate), fail_dl);
     }
@@ -496,92 +465,10 @@ egc_view egc_plan_grad(const egc_plan *p, int v)
     return r;
 }
 
-/* A backend state for n = 2^b rows (at most half the batch) into *slot: the one kept for n,
- * or one prepared now in a free slot. -1 (and EGC_OK) when every slot holds another size. On
- * failure none, bit b of p->small_failed set, p->srows_note saying why, and the last-error
- * message as it was before. */
-static egc_status small_state(egc_plan *p, int b, int *slot)
-{
-    const int64_t n = (int64_t)1 << b;
-    int k, free_k = -1;
-    *slot = -1;
-    for (k = 0; k < EGC_PLAN_SMALL; k++) {
-        if (p->small[k].state && p->small[k].rows == n) {
-            *slot = k;
-            return EGC_OK;
-        }
-        if (!p->small[k].state && free_k < 0) free_k = k;
-    }
-    if (free_k < 0) return EGC_OK;
-    egc_backend *be = p->be;
-    const egc_graph *g = p->g;
-    const int nv = g->n_values, nn = g->n_nodes;
-    char saved[256];
-    snprintf(saved, sizeof saved, "%s", egc_last_error());
-    egc_status st = EGC_OK;
-    egc_shape *shapes = NULL;
-    unsigned char *inplace = NULL, *half = NULL;
-    void *state = NULL;
-    EGC_TRYG(st, egc_calloc((void **)&shapes, (size_t)nv + 1, sizeof *shapes, "plan"), out);
-    EGC_TRYG(st, egc_calloc((void **)&inplace, (size_t)nn + 1, 1, "plan"), out);
-    EGC_TRYG(st, egc_calloc((void **)&half, (size_t)nv + 1, 1, "plan"), out);
-    EGC_TRYG(st, egc_graph_infer(g, n, shapes), out);
-    for (int v = 0; v < nv; v++) { /* each value: its shape at the batch with n rows */
-        if (g->values[v].is_const || (g->values[v].producer < 0 && v != g->input)) continue;
-        egc_shape want = p->shapes[v];
-        if (want.ndim > 0) want.d[0] = n;
-        if (!egc_shape_equal(&shapes[v], &want)) {
-            st = EGC_FAIL(EGC_E_UNSUPPORTED, "value '%s' at %lld rows is not its shape at the "
-                          "batch with fewer rows", g->values[v].name, (long long)n);
-            goto out;
-        }
-    }
-    egc_plan_info info;
-    plan_info(p, p->keep_r, inplace, half, &info);
-    info.quick = 1;
-    EGC_TRYG(st, be->plan_prepare_ex(be, g, shapes, &info, &state), out);
-    if (memcmp(inplace, p->inplace_r, (size_t)nn) || memcmp(half, p->half_r, (size_t)nv)) {
-        st = EGC_FAIL(EGC_E_UNSUPPORTED, "the backend lays values out differently at %lld rows",
-                      (long long)n);
-        goto out;
-    }
-    p->small[free_k].state = state;
-    p->small[free_k].rows = n;
-    *slot = free_k;
-    state = NULL;
-out:
-    if (state) be->plan_release(be, state);
-    if (st != EGC_OK) {
-        p->small_failed |= (uint64_t)1 << b;
-        snprintf(p->srows_note, sizeof p->srows_note, "%lld rows: %.170s", (long long)n,
-                 egc_last_error());
-        egc_error_restore(saved);
-    }
-    free(shapes);
-    free(inplace);
-    free(half);
-    return st;
-}
-
 int64_t egc_plan_set_rows(egc_plan *p, int64_t n)
 {
     p->rows = p->batch;
-    p->cur_small = -1;
-    if (n < 1 || n >= p->batch) return p->rows;
-    if (p->rows_ok) {
-        p->rows = n;
-        return n;
-    }
-    if (!p->keep_r) return p->rows;
-    int b = 0; /* 2^b: the rows of the state for n */
-    while (((int64_t)1 << b) < n) b++;
-    int64_t r = (int64_t)1 << b;
-    int slot = -1;
-    if (2 * r <= p->batch && !(p->small_failed >> b & 1) && small_state(p, b, &slot) == EGC_OK &&
-        slot >= 0) {
-        p->rows = r;
-        p->cur_small = slot;
-    }
+    if (n >= 1 && n < p->batch && p->rows_ok) p->rows = n;
     return p->rows;
 }
 
@@ -592,12 +479,6 @@ egc_status egc_plan_use_rows(egc_plan *p, int64_t n)
     egc_view in = egc_plan_value(p, p->g->input); /* [rows, ...] */
     int64_t per = egc_shape_numel(&in.shape) / rows;
     return p->be->fill(p->be, in.ptr + n * per, 0.0f, (rows - n) * per);
-}
-
-/* The backend state the runs use: one for fewer rows while it is active. */
-static void *run_state(const egc_plan *p)
-{
-    return p->cur_small >= 0 ? p->small[p->cur_small].state : p->bstate;
 }
 
 int64_t egc_plan_rows(const egc_plan *p) { return p->rows; }
@@ -621,7 +502,7 @@ static egc_status run_nodes(egc_plan *p, int head)
         if (p->target >= 0 && (int)p->is_head[i] != head) continue;
         const egc_node *n = &p->g->nodes[i];
         node_views(p, n, in, &out);
-        egc_status st = p->be->op_forward(p->be, run_state(p), p->g, n, in, &out);
+        egc_status st = p->be->op_forward(p->be, p->bstate, p->g, n, in, &out);
         if (st != EGC_OK)
             return egc_error_trace(st, n->name, __FILE__, __LINE__);
     }
@@ -634,7 +515,6 @@ static egc_status run_nodes(egc_plan *p, int head)
 egc_status egc_plan_forward_trunk(egc_plan *p)
 {
     egc_backend *be = p->be;
-    if (p->cur_small >= 0) return run_nodes(p, 0); /* fewer rows: never recorded */
     if (p->graph_state == 0 && (!be->capture_begin || !be->capture_end || !be->replay)) {
         p->graph_state = -1;
         snprintf(p->graph_note, sizeof p->graph_note, "off (the backend does not record)");
@@ -678,14 +558,6 @@ void egc_plan_describe(const egc_plan *p, char *buf, size_t cap)
                     p->n_half_values == 1 ? "" : "s", (double)p->arena_bytes / 1048576.0,
                     p->graph_state == 1 ? "on" : p->graph_state == 0 ? "not recorded yet"
                                                                      : p->graph_note);
-    for (int k = 0; k < EGC_PLAN_SMALL && len + 1 < cap; k++)
-        if (p->small[k].state)
-            egc_str_append(buf, cap, &len, "runs of up to %lld rows: a backend state prepared for "
-                           "%lld rows without timed choices (the plain op calls, not "
-                           "recorded)\n",
-                           (long long)p->small[k].rows, (long long)p->small[k].rows);
-    if (p->small_failed && len + 1 < cap)
-        egc_str_append(buf, cap, &len, "fewer rows run as whole batches at %s\n", p->srows_note);
     if (p->be->plan_describe && p->bstate && len + 1 < cap)
         p->be->plan_describe(p->be, p->bstate, buf + len, cap - len);
 }
@@ -725,7 +597,7 @@ egc_status egc_plan_backward(egc_plan *p, const float *seed)
             else any = 1;
         }
         if (!any) continue;
-        egc_status st = p->be->op_backward(p->be, run_state(p), g, n, in, &out, &dout, din);
+        egc_status st = p->be->op_backward(p->be, p->bstate, g, n, in, &out, &dout, din);
         if (st != EGC_OK) return egc_error_trace(st, n->name, __FILE__, __LINE__);
     }
     return EGC_OK;

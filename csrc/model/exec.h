@@ -30,10 +30,6 @@ typedef struct egc_plan_opts {
                                  optional memory (e.g. larger algorithm workspaces) to their
                                  fixed bounds (egc_plan_info.lean); 0 (default): they may
                                  take more where it is faster */
-    int row_plans;            /* 1 (default): runs of at most half the batch on a backend
-                                 that computes whole batches but offers row_plans use
-                                 backend states prepared for fewer rows (see
-                                 egc_plan_set_rows); 0: they compute the whole batch */
 } egc_plan_opts;
 /* fp32, graphs on. */
 void egc_plan_opts_default(egc_plan_opts *o);
@@ -63,15 +59,11 @@ egc_view egc_plan_grad(const egc_plan *p, int v);
 int64_t egc_plan_batch(const egc_plan *p);
 /* Runs of the plan from now on compute its first n rows only (1 <= n <= batch), where no
  * node mixes rows (e.g. a Concat or Slice on the batch axis) and the backend can
- * (egc_backend.partial_rows); or, on a backend with row_plans (and egc_plan_opts.row_plans),
- * its first r rows, r the power of two >= n, when r <= batch / 2: through a backend state
- * prepared for r rows (made at the first such call; a few are kept, the least recently used
- * replaced), which shares the plan's memory, runs the plain op calls (never recorded) and
- * may allocate backend memory of its own (e.g. a workspace); otherwise all rows, as
- * before. Views (egc_plan_value, egc_plan_grad, the op calls) then have the rows computed
- * as their first dimension; rows beyond them are left as they are, and the seed of
- * egc_plan_backward needs that many rows. Returns the rows the plan will compute (n, r or
- * the batch; fill rows n.. of the input when more than n), also given by egc_plan_rows. */
+ * (egc_backend.partial_rows); otherwise all rows, as before. Views (egc_plan_value,
+ * egc_plan_grad, the op calls) then have the rows computed as their first dimension; rows
+ * beyond them are left as they are, and the seed of egc_plan_backward needs that many rows.
+ * Returns the rows the plan will compute (n or the batch; fill rows n.. of the input when
+ * more than n), also given by egc_plan_rows. */
 int64_t egc_plan_set_rows(egc_plan *p, int64_t n);
 /* egc_plan_set_rows(p, n) for an input whose first n rows the caller has written: when the
  * plan will compute more than n rows, zeroes input rows n .. egc_plan_rows(p) - 1 (their

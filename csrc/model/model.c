@@ -353,13 +353,9 @@ egc_status egc_session_create_ex(const egc_model *m, const char *device, int bat
         po.graphs = !opts->no_graphs;
     }
     s->cap = opts ? opts->max_device_bytes : 0;
-    /* under a cap: no state for fewer rows (it would allocate past what the cap counted),
-     * and workspaces kept to the backend's fixed bounds (they would count as fixed bytes
-     * while they grow with the rows) */
-    if (s->cap) {
-        po.row_plans = 0;
-        po.lean = 1;
-    }
+    /* under a cap: workspaces kept to the backend's fixed bounds (they would count as fixed
+     * bytes while they grow with the rows) */
+    if (s->cap) po.lean = 1;
     EGC_TRYG(st, fit_plan(s, &po, opts ? opts->extra_row_bytes : 0,
                           opts ? opts->extra_fixed_bytes : 0), fail);
     /* Only a backward needs the inputs again (a forward-only session never copies them). */

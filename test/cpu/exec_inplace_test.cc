@@ -299,30 +299,25 @@ TEST(ExecInplace, FirstRowsOnlyWhereRowsAreSeparate)
     egc_backend_destroy(be);
 }
 
-// A backend that computes whole batches but offers row_plans (as the CUDA backend does): the
-// CPU backend with partial rows off, wrapped so that each prepared state knows its rows and
-// every op call checks that its views have them, and with a recording that only counts.
+// A backend that computes whole batches (partial_rows 0, as the CUDA backend does): the CPU
+// backend wrapped so that each prepared state knows its rows and every op call checks that
+// its views have them.
 struct RowState {
     int64_t rows;
     void *inner;
 };
 struct RowLog {
     std::vector<int64_t> prepared;  // batch of each plan_prepare_ex
-    std::vector<int> quick;          // and its info->quick
-    int released = 0, captures = 0, replays = 0, bad_calls = 0;
+    int released = 0, bad_calls = 0;
     int64_t last_rows = 0;           // rows of the last op call
-    int64_t ask_inplace_at = -1;     // asks Clip in place only at this batch (-1: never)
 } g_rowlog;
 
 egc_status rows_prepare(egc_backend *be, const egc_graph *g, const egc_shape *shapes,
                         const egc_plan_info *info, void **state)
 {
+    (void)info;
     const int64_t rows = shapes[g->input].d[0];
     g_rowlog.prepared.push_back(rows);
-    g_rowlog.quick.push_back(info->quick);
-    if (rows == g_rowlog.ask_inplace_at)
-        for (int i = 0; i < g->n_nodes; i++)
-            if (g->nodes[i].op == EGC_OP_CLIP) info->inplace[i] = 1;
     RowState *st = new RowState{rows, nullptr};
     egc_status s = be->plan_prepare(be, g, shapes, &st->inner);
     if (s != EGC_OK) {
@@ -355,30 +350,11 @@ egc_status rows_backward(egc_backend *be, void *state, const egc_graph *g, const
     if (!st || dout->shape.d[0] != st->rows) g_rowlog.bad_calls++;
     return egc_cpu_backward(g, n, in, out, dout, din);
 }
-egc_status rows_capture_begin(egc_backend *, void *) { return EGC_E_UNSUPPORTED; }
-egc_status rows_capture_end(egc_backend *, void *, int *ok)
-{
-    *ok = 0;
-    return EGC_OK;
-}
-egc_status rows_replay(egc_backend *, void *)
-{
-    g_rowlog.replays++;
-    return EGC_OK;
-}
-egc_status rows_capture_begin_counting(egc_backend *be, void *state)
-{
-    g_rowlog.captures++;
-    return rows_capture_begin(be, state);
-}
 
-// egc_plan_set_rows on such a backend: n rows run on a state prepared for r rows (r the
-// power of two >= n, r <= batch/2), made once and kept (for the first three sizes asked),
-// with rows 0..n-1 as a plan of n rows gives them, rows r.. of the buffers untouched, every
-// op call (forward and backward) seeing r rows, and nothing recorded; more rows, a fourth
-// size, row_plans off, or a state that would lay the values out differently run the whole
-// batch (and a failed state leaves the last-error message as it was).
-TEST(ExecInplace, RowPlansOnBackendsThatComputeWholeBatches)
+// egc_plan_use_rows on such a backend: the plan computes the whole batch on its one state
+// (every op call sees the batch's rows), with input rows n.. zeroed, and rows 0..n-1 as a
+// plan of n rows gives them.
+TEST(ExecInplace, FewerRowsOnBackendsThatComputeWholeBatches)
 {
     TinyGraph t(4); // [B,2,4,4]
     const size_t per = 2 * 4 * 4;
@@ -386,15 +362,14 @@ TEST(ExecInplace, RowPlansOnBackendsThatComputeWholeBatches)
     egc_backend *be = nullptr;
     ASSERT_EQ(egc_cpu_backend_create(&be), EGC_OK) << egc_last_error();
     be->partial_rows = 0;
-    be->row_plans = 1;
     be->plan_prepare_ex = rows_prepare;
     be->plan_release = rows_release;
     be->plan_describe = nullptr;
     be->op_forward = rows_forward;
     be->op_backward = rows_backward;
-    be->capture_begin = rows_capture_begin_counting;
-    be->capture_end = rows_capture_end;
-    be->replay = rows_replay;
+    be->capture_begin = nullptr;
+    be->capture_end = nullptr;
+    be->replay = nullptr;
     std::vector<float> x(B * per);
     for (size_t i = 0; i < x.size(); i++) x[i] = (float)((int)(i * 13 % 29) - 14) * 0.07f;
     const int target = 2; // b: the Clip and the Add are the head
@@ -416,83 +391,25 @@ TEST(ExecInplace, RowPlansOnBackendsThatComputeWholeBatches)
     g_rowlog = RowLog();
     egc_plan *p = nullptr;
     ASSERT_EQ(egc_plan_create(&t.g, be, B, target, &p), EGC_OK) << egc_last_error();
-    ASSERT_EQ(g_rowlog.prepared, (std::vector<int64_t>{B}));
     egc_view in = egc_plan_value(p, t.g.input);
-    memcpy(in.ptr, x.data(), B * per * sizeof(float));
-    egc_view out0 = egc_plan_value(p, t.g.output);
-    for (int pass = 0; pass < 3; pass++) { // the state is made once and kept
-        std::fill(out0.ptr, out0.ptr + B * per, 777.0f);
-        ASSERT_EQ(egc_plan_set_rows(p, 3), 4);
-        ASSERT_EQ(egc_plan_rows(p), 4);
-        ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
-        EXPECT_EQ(g_rowlog.last_rows, 4);
-        for (size_t i = 0; i < 3 * per; i++) ASSERT_EQ(out0.ptr[i], y3[i]) << i;
-        for (size_t i = 3 * per; i < 4 * per; i++) ASSERT_NE(out0.ptr[i], 777.0f) << i;
-        for (size_t i = 4 * per; i < B * per; i++) ASSERT_EQ(out0.ptr[i], 777.0f) << i;
-        std::vector<float> seed(4 * per, 1.0f);
-        ASSERT_EQ(egc_plan_backward(p, seed.data()), EGC_OK) << egc_last_error();
-        egc_view gv = egc_plan_grad(p, target);
-        ASSERT_EQ(gv.shape.d[0], 4);
-        for (size_t i = 0; i < 3 * per; i++) ASSERT_EQ(gv.ptr[i], g3[i]) << i;
-    }
-    EXPECT_EQ(g_rowlog.prepared, (std::vector<int64_t>{B, 4}));
-    EXPECT_EQ(g_rowlog.quick, (std::vector<int>{0, 1})); // the small state: no timed choices
-    EXPECT_EQ(g_rowlog.bad_calls, 0);
-    EXPECT_EQ(g_rowlog.captures, 0); // runs of fewer rows are never recorded
-    char buf[4096];
-    egc_plan_describe(p, buf, sizeof buf);
-    EXPECT_NE(std::string(buf).find("prepared for 4 rows"), std::string::npos) << buf;
-    // more than half the batch: whole batches on the plan's own state
-    EXPECT_EQ(egc_plan_set_rows(p, 9), B);
+    for (size_t i = 0; i < B * per; i++) in.ptr[i] = 555.0f;
+    memcpy(in.ptr, x.data(), 3 * per * sizeof(float));
+    ASSERT_EQ(egc_plan_use_rows(p, 3), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_plan_rows(p), B);
+    for (size_t i = 3 * per; i < B * per; i++) ASSERT_EQ(in.ptr[i], 0.0f) << i;
     ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
     EXPECT_EQ(g_rowlog.last_rows, B);
-    // other sizes: states of their own, three kept, the least recently used replaced
-    EXPECT_EQ(egc_plan_set_rows(p, 2), 2);
-    EXPECT_EQ(egc_plan_set_rows(p, 1), 1);
-    ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
-    EXPECT_EQ(g_rowlog.last_rows, 1);
-    EXPECT_EQ(egc_plan_set_rows(p, 4), 4); // kept
-    EXPECT_EQ(g_rowlog.prepared, (std::vector<int64_t>{B, 4, 2, 1}));
-    EXPECT_EQ(g_rowlog.released, 0);
-    // a fourth size: the three kept stay, it runs whole batches
-    EXPECT_EQ(egc_plan_set_rows(p, 7), B);
-    ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
-    EXPECT_EQ(g_rowlog.last_rows, B);
-    EXPECT_EQ(egc_plan_set_rows(p, 2), 2); // still kept
-    ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
-    EXPECT_EQ(g_rowlog.last_rows, 2);
-    EXPECT_EQ(g_rowlog.prepared, (std::vector<int64_t>{B, 4, 2, 1}));
-    EXPECT_EQ(g_rowlog.released, 0);
-    EXPECT_EQ(g_rowlog.bad_calls, 0);
-    egc_plan_destroy(p);
-    EXPECT_EQ(g_rowlog.released, 4); // the three kept and the plan's own
-
-    // a state for fewer rows that asks another layout is not used (and not asked again)
-    g_rowlog = RowLog();
-    g_rowlog.ask_inplace_at = B;
-    ASSERT_EQ(egc_plan_create(&t.g, be, B, -1, &p), EGC_OK) << egc_last_error();
-    egc_error_restore("earlier message");
-    EXPECT_EQ(egc_plan_set_rows(p, 3), B);
-    EXPECT_STREQ(egc_last_error(), "earlier message");
-    EXPECT_EQ(egc_plan_set_rows(p, 3), B);
-    EXPECT_EQ(g_rowlog.prepared, (std::vector<int64_t>{B, 4}));
-    EXPECT_EQ(g_rowlog.released, 1);
-    ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
-    EXPECT_EQ(g_rowlog.last_rows, B);
-    egc_plan_describe(p, buf, sizeof buf);
-    EXPECT_NE(std::string(buf).find("lays values out differently"), std::string::npos) << buf;
-    egc_plan_destroy(p);
-
-    // row_plans off in the plan's options
-    g_rowlog = RowLog();
-    egc_plan_opts o;
-    egc_plan_opts_default(&o);
-    EXPECT_EQ(o.row_plans, 1);
-    o.row_plans = 0;
-    ASSERT_EQ(egc_plan_create_ex(&t.g, be, B, -1, &o, &p), EGC_OK) << egc_last_error();
-    EXPECT_EQ(egc_plan_set_rows(p, 3), B);
+    egc_view out = egc_plan_value(p, t.g.output);
+    for (size_t i = 0; i < 3 * per; i++) ASSERT_EQ(out.ptr[i], y3[i]) << i;
+    std::vector<float> seed(B * per, 1.0f);
+    ASSERT_EQ(egc_plan_backward(p, seed.data()), EGC_OK) << egc_last_error();
+    egc_view gv = egc_plan_grad(p, target);
+    ASSERT_EQ(gv.shape.d[0], B);
+    for (size_t i = 0; i < 3 * per; i++) ASSERT_EQ(gv.ptr[i], g3[i]) << i;
     EXPECT_EQ(g_rowlog.prepared, (std::vector<int64_t>{B}));
+    EXPECT_EQ(g_rowlog.bad_calls, 0);
     egc_plan_destroy(p);
+    EXPECT_EQ(g_rowlog.released, 1);
     egc_backend_destroy(be);
 }
 

@@ -745,14 +745,13 @@ TEST(CudaModelInputPad, PaddedChannelsMatchCpu)
     egc_model_destroy(m);
 }
 
-// Runs of a few rows on a session of many (egc_plan_set_rows): with EGC_CUDA_ROW_PLANS=1
-// (off by default) 3 rows of a 16-row session run on a state prepared for 4 rows, with it off on
-// the whole batch; logits and target gradients match the CPU either way, fp32 and mixed, and
-// whole-batch forwards (the recorded trunk replayed) and few-row forwards alternating on one
-// session repeat their results bit for bit.
-class CudaModelRowPlans : public testing::TestWithParam<int> {};
+// Runs of a few rows on a session of many (egc_plan_use_rows: the whole batch is computed,
+// the rows past them zero): 3 rows of a 16-row session give the CPU's logits and target
+// gradients, fp32 and mixed, and whole-batch forwards (the recorded trunk replayed) and
+// few-row forwards alternating on one session repeat their results bit for bit.
+class CudaModelFewRows : public testing::TestWithParam<int> {};
 
-TEST_P(CudaModelRowPlans, FewRowsMatchCpu)
+TEST_P(CudaModelFewRows, FewRowsMatchCpu)
 {
     const SharedCase &sc = kShared[GetParam()];
     egc_model *m = nullptr;
@@ -765,56 +764,46 @@ TEST_P(CudaModelRowPlans, FewRowsMatchCpu)
     std::vector<float> x = random_input(n, c, h, w, 53u), seed;
     Outputs cpu;
     ASSERT_TRUE(run(m, "cpu", n, layer, x, n, &seed, &cpu));
-    for (const char *rp : {"1", "0"}) {
-        EnvVar env("EGC_CUDA_ROW_PLANS", rp);
-        const std::string tag = std::string(sc.model) + " EGC_CUDA_ROW_PLANS=" + rp;
-        Outputs strict, mixed;
-        {
-            Tf32Env t(false);
-            ASSERT_TRUE(run(m, "cuda", batch, layer, x, n, &seed, &strict));
-        }
-        ASSERT_TRUE(run(m, "cuda", batch, layer, x, n, &seed, &mixed, EGC_PREC_MIXED));
-        EXPECT_TRUE(close_rows(tag + " logits fp32", cpu.logits, strict.logits, n, 1e-4, false));
-        EXPECT_TRUE(close_rows(tag + " target grad fp32", cpu.grad, strict.grad, n, 1e-4, true));
-        EXPECT_TRUE(close_rows(tag + " logits mixed", cpu.logits, mixed.logits, n, 2e-2, false));
-        EXPECT_TRUE(cosine_rows(tag + " target grad mixed", cpu.grad, mixed.grad, n, 0.999));
-        // whole batches (recorded, then replayed) and few rows alternating on one session
-        // give the same bits each time; and what ran: the description
-        egc_session *s = nullptr;
-        egc_session_options so;
-        egc_session_options_default(&so);
-        so.precision = EGC_PREC_MIXED;
-        ASSERT_EQ(egc_session_create_ex(m, "cuda", batch, layer, &so, &s), EGC_OK) << egc_last_error();
-        const size_t nc = (size_t)egc_model_num_classes(m);
-        std::vector<float> xb = random_input(batch, c, h, w, 59u);
-        std::vector<float> full[4], few[2];
-        for (int k = 0; k < 4; k++) {
-            full[k].assign((size_t)batch * nc, 0.0f);
-            ASSERT_EQ(egc_session_forward(s, xb.data(), batch, full[k].data()), EGC_OK)
-                << egc_last_error();
-            if (k == 1 || k == 2) {
-                few[k - 1].assign((size_t)n * nc, 0.0f);
-                ASSERT_EQ(egc_session_forward(s, x.data(), n, few[k - 1].data()), EGC_OK)
-                    << egc_last_error();
-            }
-        }
-        // (the first forward makes the timed choices: as the replay test, within 1e-6)
-        EXPECT_TRUE(close_rows(tag + " first vs replayed", full[0], full[1], batch, 1e-6, false));
-        for (int k = 2; k < 4; k++) EXPECT_EQ(full[k], full[1]) << tag << " whole batch " << k;
-        EXPECT_EQ(few[1], few[0]) << tag << " few rows";
-        std::vector<float> logits(few[0]);
-        ASSERT_EQ(egc_session_forward(s, x.data(), n, logits.data()), EGC_OK) << egc_last_error();
-        std::vector<char> desc(1 << 16);
-        egc_session_describe(s, desc.data(), desc.size());
-        egc_session_destroy(s);
-        const std::string d = desc.data();
-        if (!strcmp(rp, "1")) EXPECT_NE(d.find("prepared for 4 rows"), std::string::npos) << d;
-        else EXPECT_EQ(d.find("prepared for"), std::string::npos) << d;
+    const std::string tag = sc.model;
+    Outputs strict, mixed;
+    {
+        Tf32Env t(false);
+        ASSERT_TRUE(run(m, "cuda", batch, layer, x, n, &seed, &strict));
     }
+    ASSERT_TRUE(run(m, "cuda", batch, layer, x, n, &seed, &mixed, EGC_PREC_MIXED));
+    EXPECT_TRUE(close_rows(tag + " logits fp32", cpu.logits, strict.logits, n, 1e-4, false));
+    EXPECT_TRUE(close_rows(tag + " target grad fp32", cpu.grad, strict.grad, n, 1e-4, true));
+    EXPECT_TRUE(close_rows(tag + " logits mixed", cpu.logits, mixed.logits, n, 2e-2, false));
+    EXPECT_TRUE(cosine_rows(tag + " target grad mixed", cpu.grad, mixed.grad, n, 0.999));
+    // whole batches (recorded, then replayed) and few rows alternating on one session give
+    // the same bits each time
+    egc_session *s = nullptr;
+    egc_session_options so;
+    egc_session_options_default(&so);
+    so.precision = EGC_PREC_MIXED;
+    ASSERT_EQ(egc_session_create_ex(m, "cuda", batch, layer, &so, &s), EGC_OK) << egc_last_error();
+    const size_t nc = (size_t)egc_model_num_classes(m);
+    std::vector<float> xb = random_input(batch, c, h, w, 59u);
+    std::vector<float> full[4], few[2];
+    for (int k = 0; k < 4; k++) {
+        full[k].assign((size_t)batch * nc, 0.0f);
+        ASSERT_EQ(egc_session_forward(s, xb.data(), batch, full[k].data()), EGC_OK)
+            << egc_last_error();
+        if (k == 1 || k == 2) {
+            few[k - 1].assign((size_t)n * nc, 0.0f);
+            ASSERT_EQ(egc_session_forward(s, x.data(), n, few[k - 1].data()), EGC_OK)
+                << egc_last_error();
+        }
+    }
+    // (the first forward makes the timed choices: as the replay test, within 1e-6)
+    EXPECT_TRUE(close_rows(tag + " first vs replayed", full[0], full[1], batch, 1e-6, false));
+    for (int k = 2; k < 4; k++) EXPECT_EQ(full[k], full[1]) << tag << " whole batch " << k;
+    EXPECT_EQ(few[1], few[0]) << tag << " few rows";
+    egc_session_destroy(s);
     egc_model_destroy(m);
 }
 
-INSTANTIATE_TEST_SUITE_P(, CudaModelRowPlans, testing::Values(0, 2),
+INSTANTIATE_TEST_SUITE_P(, CudaModelFewRows, testing::Values(0, 2),
                          mnv2_or_resnet20);
 
 INSTANTIATE_TEST_SUITE_P(, CudaModelHalfFused, testing::Values(0, 2),
