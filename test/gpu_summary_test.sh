@@ -19,6 +19,10 @@ has "| resnet50 | egcam | mixed | 256 |  | 8,076 | 3.16 |  |"
 has "| resnet50 | pytorch-2.11.0+cu130 | fp16-autocast-nhwc | 256 |  | 6,213 | 1.52 |  |"
 has "| resnet50 | expected-gradcam | mixed | 32 | 3.2 | 2.6 | 7.8 | 1.4 | 61.3 |"
 
+python3 "$tool" "$src/benchmarks/results/h200-2026-11-27.jsonl" >"$work/out" || failed=1
+has "This card: \`torch.compile\` ResNet-50 fp16 forward 18,824 images/s, 0.75 of the 25,262 of PERFORMANCE.md's H200; the goals scaled by that: Expected Grad-CAM 596, Grad-CAM 18,629 images/s."
+has "The compiled expert Expected Grad-CAM peer here: 540 images/s (0.70 of its 769 there)."
+
 mkdir -p "$work/run"
 cat >"$work/run/gpu_check.jsonl" <<'JSON'
 {"step": "cuda_tests", "status": "fail", "rc": 1, "seconds": 80, "tail": "x\n[  FAILED  ] 1 test"}

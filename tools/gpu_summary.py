@@ -18,6 +18,11 @@ import sys
 GOAL_EGC = 800.0          # Expected Grad-CAM, ResNet-50 mixed, S = 32, batch 32, images/s
 GOAL_EGC_GIB = 3.0        # ... in at most this much device memory
 GOAL_GRADCAM = 25000.0    # Grad-CAM, ResNet-50 mixed, batch 64, images/s
+# What the peers reached on the H200 the goals were set on (PERFORMANCE.md): PyTorch's
+# torch.compile fp16 + channels_last ResNet-50 forward at batch 256, and the compiled expert
+# Expected Grad-CAM peer (S = 32, 32 images).
+REF_COMPILED_FORWARD = 25262.0
+REF_COMPILED_EGC = 769.0
 
 
 def read_lines(paths):
@@ -187,7 +192,31 @@ def goals_section(lines):
         best = max(gc, key=lambda d: num(d, "images_per_s"))
         s += "- Grad-CAM, 64 images: best %s images/s (%s); goal {:,.0f}.\n".format(GOAL_GRADCAM) % (
             rate(best), "pinned inputs" if best.get("pinned") else "ordinary memory")
+    s += card_line(lines)
     return s + "\n"
+
+
+def card_line(lines):
+    """How this run's card compares with the one the goals were set on: the same peers'
+    rates here against PERFORMANCE.md's, and the goals scaled by that ratio ("" without the
+    compiled peers in the run)."""
+    fw = [d for d in lines if d.get("bench") == "forward" and d.get("compiled") and
+          model_name(d) == "resnet50" and "fp16" in str(d.get("precision", ""))]
+    eg = [d for d in lines if d.get("bench") == "explain" and "expert" in str(d.get("backend", ""))
+          and "compile" in str(d.get("precision", "")) and model_name(d) == "resnet50"]
+    s = ""
+    if fw:
+        r = max(num(d, "images_per_s") for d in fw)
+        k = r / REF_COMPILED_FORWARD
+        s += ("- This card: `torch.compile` ResNet-50 fp16 forward %s images/s, %.2f of the %s of "
+              "PERFORMANCE.md's H200; the goals scaled by that: Expected Grad-CAM %s, Grad-CAM "
+              "%s images/s.\n" % ("{:,.0f}".format(r), k, "{:,.0f}".format(REF_COMPILED_FORWARD),
+                                  "{:,.0f}".format(GOAL_EGC * k), "{:,.0f}".format(GOAL_GRADCAM * k)))
+    if eg:
+        r = max(num(d, "images_per_s") for d in eg)
+        s += ("- The compiled expert Expected Grad-CAM peer here: %s images/s (%.2f of its %s "
+              "there).\n" % ("{:,.0f}".format(r), r / REF_COMPILED_EGC, "{:,.0f}".format(REF_COMPILED_EGC)))
+    return s
 
 
 def main(argv):
