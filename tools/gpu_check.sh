@@ -214,6 +214,30 @@ else
     skip info "the egcam tool was not built"
 fi
 
+# ---- the choice cache across processes: egcam explain (MobileNetV2, mixed, Grad-CAM and
+# Expected Grad-CAM, 8 ImageNet samples) twice with an empty cache folder of its own: the first
+# run writes cuda_choices.bin, the second takes its choices from it (classify's EGC_VERBOSE=1
+# plan says "choice kept") and writes the same .npy maps bit for bit. ----
+if [ -x "$BUILD_DIR/egcam" ] && [ -n "$SHARED" ] && [ -d "$SHARED/data/imagenet-sample" ]; then
+    step choice_cache 90 bash -c '
+        set -e
+        t="$(mktemp -d)"; trap "rm -rf \"$t\"" EXIT
+        mkdir "$t/in"; for f in $(ls "$2/data/imagenet-sample" | head -n 8); do ln -s "$2/data/imagenet-sample/$f" "$t/in/$f"; done
+        for k in 1 2; do
+            EGC_CACHE_DIR="$t/cache" EGC_VERBOSE=1 "$1" classify --model "$2/models/mobilenet_v2_imagenet.onnx" \
+                --preset tf --device cuda --precision mixed --batch 8 --json "$t/in" >"$t/cls$k" 2>"$t/log$k"
+            EGC_CACHE_DIR="$t/cache" "$1" explain --model "$2/models/mobilenet_v2_imagenet.onnx" \
+                --preset tf --method gradcam,expected-gradcam --samples 8 --device cuda --precision mixed \
+                --batch 8 --save npy -q --out "$t/out$k" "$t/in"
+        done
+        n=$(( $(stat -c %s "$t/cache/cuda_choices.bin") ))
+        echo "cache: $n bytes after run 1 and 2"
+        [ "$n" -gt 0 ] || { echo "no choice was cached"; exit 1; }
+        grep -q "choice kept" "$t/log2" || { echo "run 2 did not take the cached choices"; tail -n 20 "$t/log2"; exit 1; }
+        diff -r "$t/out1" "$t/out2" --exclude=manifest.jsonl >/dev/null || { echo "run 2 maps differ from run 1"; exit 1; }
+        echo "run 2 took the cached choices and gave the same maps bit for bit"' _ "$BUILD_DIR/egcam" "$SHARED"
+fi
+
 # ---- benchmarks ----
 # ===================== BENCHMARKS: the lead adds benchmark commands here =====================
 # Each one as:   step bench_<name> <timeout_s> <command> [args...]

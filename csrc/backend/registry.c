@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "core/choice_cache.h"
 #include "egcam/tensor.h"
 #ifdef EGC_WITH_CUDA
 #include "cuda/cuda_backend.h"
@@ -69,6 +70,18 @@ void egc_backend_list_devices(char *buf, size_t cap)
         int wl = (int)strcspn(why, "\n");
         snprintf(buf + len, cap - len, "cuda    unavailable: %.*s\n", wl, why);
         egc_clear_error();
+    } else { /* where the CUDA backend keeps its timed choices (core/choice_cache.h) */
+        len += strlen(buf + len);
+        char path[1024];
+        if (egc_choice_cache_path("cuda_choices.bin", path, sizeof path)) {
+            egc_choice *c = malloc(1024 * sizeof *c);
+            int n = c ? egc_choice_cache_load(path, c, 1024) : 0;
+            free(c);
+            snprintf(buf + len, cap - len, "        choice cache %s (%d choice%s)\n", path, n,
+                     n == 1 ? "" : "s");
+        } else {
+            snprintf(buf + len, cap - len, "        choice cache off\n");
+        }
     }
 #else
     snprintf(buf + len, cap - len, "cuda    unavailable: this egcam was built without CUDA\n");

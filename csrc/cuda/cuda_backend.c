@@ -65,6 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/choice_cache.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_methods.h"
@@ -93,6 +94,8 @@ enum { VF_F32 = 0, VF_F16 = 1 };
 
 typedef struct cuda_ctx {
     int device;
+    int64_t dev_tag;         /* the device model with the cuDNN, runtime and driver versions,
+                                hashed (device_tag): the device entry of choice-memo keys */
     cudaStream_t stream;
     cudnnHandle_t dnn;
     cublasHandle_t blas;
@@ -156,7 +159,8 @@ typedef struct conv_plan {
     int hf_status;           /* cuDNN status when the call was refused (0: it was not) */
     float hf_err;            /* max |fused - separate| / max |separate| of the check */
     float hf_ms[2];          /* timed: separate kernels, one call */
-    int hf_kept;             /* the path was chosen by an earlier plan (the choice memo) */
+    int hf_kept;             /* the path was chosen before: by an earlier plan, or an earlier
+                                process (the choice memo and its cache) */
     size_t b16_off;          /* offset of the fp16 bias in the plan's w16 buffer */
     const float *b16_src;    /* the fp32 bias last converted (NULL: not yet) */
     int zres;                /* also adds value zval (its reader Add's input 1), which makes
@@ -430,23 +434,29 @@ static void cu_plan_release(egc_backend *be, void *state)
  * for fp32 data) only where allowed; never ALLOW_CONVERSION (fp32 down-converted to fp16). */
 /* ---- the choice memo ----
  * What was chosen by timing (a Conv's forward algorithm found by cudnnFind, the path of an
- * fp16 Conv+bias), by configuration: every input of the choice (device, shapes, convolution
- * parameters, precision, the workspace it could use, the knobs that change the candidates)
- * in a key of MEMO_KEY integers. Timing differs from run to run; kept choices make two plans
- * of one configuration run the same kernels, so a process gives the same bits for the same
- * inputs whatever plan runs them (across processes, EGC_CUDA_CONV_FIND=0 and
- * EGC_CUDA_HALF_FUSED=0 choose without timing). Shared by all CUDA backends of the process
- * (a mutex guards it); at most MEMO_CAP entries, later configurations are timed each time. */
+ * fp16 Conv+bias), by configuration: every input of the choice (the device model with the
+ * cuDNN, runtime and driver versions, shapes, convolution parameters, precision, the
+ * workspace it could use, the knobs that change the candidates) in a key of MEMO_KEY
+ * integers. Timing differs from run to run; kept choices make two plans of one configuration
+ * run the same kernels, so a process gives the same bits for the same inputs whatever plan
+ * runs them. The choices are also kept across processes in the choice cache
+ * (core/choice_cache.h: cuda_choices.bin in the cache folder, read at the first look into the
+ * memo, each new choice appended), so a later process on the machine makes the same choices
+ * untimed: the same bits there too, and a shorter first batch (EGC_CUDA_CACHE=0: this
+ * process only; EGC_CUDA_CONV_FIND=0 and EGC_CUDA_HALF_FUSED=0 choose without timing at all).
+ * Shared by all CUDA backends of the process (a mutex guards it); at most MEMO_CAP entries,
+ * later configurations are timed each time. */
 #define MEMO_KEY 28
 #define MEMO_VAL 3
 #define MEMO_CAP 1024
 enum { MEMO_CONV_ALGO = 1, MEMO_HALF_PATH = 2 };
-typedef struct memo_entry {
-    int64_t key[MEMO_KEY];
-    int64_t val[MEMO_VAL];
-} memo_entry;
+_Static_assert(MEMO_KEY == EGC_CHOICE_KEY && MEMO_VAL == EGC_CHOICE_VAL,
+               "the choice cache's records hold memo entries");
+typedef egc_choice memo_entry;
 static memo_entry g_memo[MEMO_CAP];
 static int g_memo_n;
+static int g_memo_file;     /* 0: the cache not looked for yet; 1: g_memo_path; -1: none */
+static char g_memo_path[1024];
 static pthread_mutex_t g_memo_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* The index of key's entry, or g_memo_n when it has none (the caller holds g_memo_mu). */
@@ -457,25 +467,46 @@ static int memo_find(const int64_t *key)
     return i;
 }
 
+/* The choice cache's entries into the memo, at the first call of the process (the caller
+ * holds g_memo_mu). A cache that cannot be had or read leaves the memo as it is. */
+static void memo_load_locked(void)
+{
+    if (g_memo_file) return;
+    g_memo_file = egc_choice_cache_path("cuda_choices.bin", g_memo_path, sizeof g_memo_path) ? 1
+                                                                                               : -1;
+    if (g_memo_file < 0) return;
+    memo_entry *got = malloc(MEMO_CAP * sizeof *got);
+    if (!got) return;
+    int n = egc_choice_cache_load(g_memo_path, got, MEMO_CAP);
+    for (int i = 0; i < n && g_memo_n < MEMO_CAP; i++)
+        if (memo_find(got[i].key) == g_memo_n) g_memo[g_memo_n++] = got[i];
+    free(got);
+}
+
 /* 1 and val[] set when key was kept, else 0. */
 static int memo_get(const int64_t *key, int64_t *val)
 {
     pthread_mutex_lock(&g_memo_mu);
+    memo_load_locked();
     int i = memo_find(key), hit = i < g_memo_n;
     if (hit) memcpy(val, g_memo[i].val, sizeof g_memo[i].val);
     pthread_mutex_unlock(&g_memo_mu);
     return hit;
 }
 
-/* Keeps val for key (the first value kept for a key stays; nothing when the memo is full). */
+/* Keeps val for key (the first value kept for a key stays; nothing when the memo is full),
+ * and appends a new entry to the choice cache (best effort: a cache that cannot be written is
+ * no error). */
 static void memo_put(const int64_t *key, const int64_t *val)
 {
     pthread_mutex_lock(&g_memo_mu);
+    memo_load_locked();
     int i = memo_find(key);
     if (i == g_memo_n && g_memo_n < MEMO_CAP) {
         memcpy(g_memo[i].key, key, sizeof g_memo[i].key);
         memcpy(g_memo[i].val, val, sizeof g_memo[i].val);
         g_memo_n++;
+        if (g_memo_file == 1) (void)egc_choice_cache_append(g_memo_path, &g_memo[i]);
     }
     pthread_mutex_unlock(&g_memo_mu);
 }
@@ -1122,7 +1153,7 @@ static egc_status conv_memo_key(const cuda_ctx *c, const cuda_plan *pl, const co
     EGC_CUDNN(cudnnGetConvolution2dDescriptor(cp->cd, &ph, &pw, &sh, &sw, &dh, &dw, &mode, &type));
     EGC_CUDNN(cudnnGetConvolutionGroupCount(cp->cd, &groups));
     const egc_shape *x = cp->explicit_pad ? &cp->xps : &cp->xs, *y = &cp->ys;
-    const int64_t k[] = {kind, c->device, cp->half, cp->half ? 1 : pl->tf32, cp->cpad,
+    const int64_t k[] = {kind, c->dev_tag, cp->half, cp->half ? 1 : pl->tf32, cp->cpad,
                          x->d[0], x->d[1], x->d[2], x->d[3], y->d[0], y->d[1], y->d[2], y->d[3],
                          cp->wc, cp->wr, cp->wsz, ph, pw, sh, sw, dh, dw, groups, (int64_t)avail};
     const int nk = (int)(sizeof k / sizeof k[0]);
@@ -2469,8 +2500,8 @@ static void cu_plan_describe(egc_backend *be, void *state, char *buf, size_t cap
                 egc_str_append(buf, cap, &len, ", +bias%s%s ", cp->zres ? "+residual" : "",
                                cp->hf_relu ? "+Relu" : "");
                 if (cp->hf_kept)
-                    egc_str_append(buf, cap, &len, "%s (the choice of an earlier plan of this "
-                                   "process for this configuration)",
+                    egc_str_append(buf, cap, &len, "%s (the choice kept for this "
+                                   "configuration: an earlier plan's, or the choice cache's)",
                                    cp->hf_state == 2   ? "in one cuDNN operation graph"
                                    : cp->hf_state == 1 ? "in one call (cudnnConvolutionBias"
                                                          "ActivationForward)"
@@ -2597,6 +2628,28 @@ egc_status egc_cuda_device_count(int *count)
     return EGC_OK;
 }
 
+/* The choice-memo key's device entry: a hash of what the timed choices depend on besides
+ * the configuration (the device model, its SM count and memory, the cuDNN, CUDA runtime and
+ * driver versions), so that kept choices, in the choice cache too, only serve the same
+ * hardware and software. */
+static int64_t device_tag(const struct cudaDeviceProp *prop)
+{
+    int rt = 0, drv = 0;
+    if (cudaRuntimeGetVersion(&rt) != cudaSuccess) rt = -1;
+    if (cudaDriverGetVersion(&drv) != cudaSuccess) drv = -1;
+    (void)cudaGetLastError();
+    char s[512];
+    int n = snprintf(s, sizeof s, "%.256s|%d.%d|%d|%zu|%zu|%d|%d", prop->name, prop->major,
+                     prop->minor, prop->multiProcessorCount, (size_t)prop->totalGlobalMem,
+                     (size_t)cudnnGetVersion(), rt, drv);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (int i = 0; i < n && i < (int)sizeof s; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ULL;
+    }
+    return (int64_t)(h & 0x7fffffffffffffffULL);
+}
+
 static int env_tf32_default(void)
 {
     const char *v = getenv("EGC_CUDA_TF32");
@@ -2642,6 +2695,7 @@ egc_status egc_cuda_backend_create(int device, egc_backend **out)
     EGC_CUDA_G(st, cudaGetDeviceProperties(&prop, device), fail);
     snprintf(be->device_name, sizeof be->device_name, "%.80s (sm_%d%d, %.1f GiB)", prop.name,
              prop.major, prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    c->dev_tag = device_tag(&prop);
     EGC_CUDA_G(st, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), fail);
     EGC_CUDNN_G(st, cudnnCreate(&c->dnn), fail);
     EGC_CUDNN_G(st, cudnnSetStream(c->dnn, c->stream), fail);
