@@ -467,6 +467,22 @@ static int memo_find(const int64_t *key)
     return i;
 }
 
+/* Whether a cached entry holds a choice this code can make: a forward algorithm (or -1,
+ * none usable) with a math type cuDNN has and a workspace size, or an fp16 epilogue path
+ * (-1, 1 or 2); a file edited by hand cannot hand cuDNN anything else. */
+static int memo_valid(const memo_entry *m)
+{
+    const int64_t *v = m->val;
+    if (m->key[0] == MEMO_CONV_ALGO)
+        return v[0] == -1 || (v[0] >= 0 && v[0] < CUDNN_CONVOLUTION_FWD_ALGO_COUNT &&
+                              (v[1] == CUDNN_DEFAULT_MATH || v[1] == CUDNN_TENSOR_OP_MATH ||
+                               v[1] == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION ||
+                               v[1] == CUDNN_FMA_MATH) &&
+                              v[2] >= 0);
+    if (m->key[0] == MEMO_HALF_PATH) return v[0] == -1 || v[0] == 1 || v[0] == 2;
+    return 0;
+}
+
 /* The choice cache's entries into the memo, at the first call of the process (the caller
  * holds g_memo_mu). A cache that cannot be had or read leaves the memo as it is. */
 static void memo_load_locked(void)
@@ -479,7 +495,7 @@ static void memo_load_locked(void)
     if (!got) return;
     int n = egc_choice_cache_load(g_memo_path, got, MEMO_CAP);
     for (int i = 0; i < n && g_memo_n < MEMO_CAP; i++)
-        if (memo_find(got[i].key) == g_memo_n) g_memo[g_memo_n++] = got[i];
+        if (memo_valid(&got[i]) && memo_find(got[i].key) == g_memo_n) g_memo[g_memo_n++] = got[i];
     free(got);
 }
 
