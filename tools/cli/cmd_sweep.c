@@ -82,7 +82,8 @@ static void help(FILE *f)
         "  --gallery N           overlays of the first N images in the report (default 4)\n"
         "run:\n"
         "  --device D            cpu | cuda | cuda:N (default cpu)\n"
-        "  --batch B             rows per forward and images per group (default 32)\n"
+        "  --batch B             rows per forward and images per group (default 32, 128 on a\n"
+        "                        GPU, whose passes run faster large)\n"
         "  --max-memory SIZE     cap on the device memory of the run (e.g. 2G, 1.5GiB, 512Mi;\n"
         "                        K/M/G are powers of 1000, Ki/Mi/Gi of 1024), shared evenly\n"
         "                        by the methods and the metric evaluator: passes take fewer\n"
@@ -802,7 +803,7 @@ int cmd_sweep(int argc, char **argv)
     const char *model_path = NULL, *methods_list = NULL, *metrics_list = NULL;
     const char *preset_name = NULL, *class_map = NULL, *class_names = NULL;
     const char *device = "cpu";
-    int quiet = 0, batch = 32, steps = 0, step = 0;
+    int quiet = 0, batch = 32, batch_given = 0, steps = 0, step = 0;
     size_t max_memory = 0; /* --max-memory, 0: none */
     long limit = -1;
     egc_explain_options base;
@@ -869,6 +870,7 @@ int cmd_sweep(int argc, char **argv)
         case O_BATCH:
             if (!cli_parse_long("sweep", "--batch", optarg, 1, 4096, &v)) return EXIT_USAGE;
             batch = (int)v;
+            batch_given = 1;
             break;
         case O_MAXMEM:
             if (!cli_parse_size("sweep", "--max-memory", optarg, &max_memory)) return EXIT_USAGE;
@@ -932,6 +934,7 @@ int cmd_sweep(int argc, char **argv)
                         "FILE\n");
         return EXIT_USAGE;
     }
+    if (!batch_given) batch = cli_default_batch(device, batch);
     S->batch = batch;
     S->device = device;
     S->model_path = model_path;

@@ -680,3 +680,8 @@ void cli_load_rows(const cli_item *items, int n, egc_preset preset, int w, int h
     rows_ctx c = {items, preset, w, h, x, sized};
     cli_parallel_load(n, load_row, &c, st, err);
 }
+
+int cli_default_batch(const char *device, int cpu_default)
+{
+    return device && !strncmp(device, "cuda", 4) ? 128 : cpu_default;
+}
