@@ -1197,7 +1197,9 @@ static egc_status conv_find_fwd(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp,
     if (cp->hf && cp->hf_state == 0) avail = EGC_MIN(avail, align_up(cp->find_ws));
     int64_t key[MEMO_KEY], val[MEMO_VAL];
     EGC_TRY(conv_memo_key(c, pl, cp, MEMO_CONV_ALGO, avail, NULL, 0, key));
-    if (memo_get(key, val)) {
+    if (memo_get(key, val) && (val[0] < 0 || (uint64_t)val[2] <= (uint64_t)avail)) {
+        /* (a kept algorithm's workspace fits avail, which is in the key: only a cache file
+         * edited by hand could say otherwise, and then the search runs) */
         if (val[0] >= 0) { /* else: the search offered nothing usable, the heuristic stays */
             EGC_CUDNN(cudnnSetConvolutionMathType(cp->cd, (cudnnMathType_t)val[1]));
             cp->fwd_algo = (cudnnConvolutionFwdAlgo_t)val[0];
