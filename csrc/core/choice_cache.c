@@ -9,6 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/core.h"
+#include "core/philox.h"
+
 #define CC_MAGIC 0x43434745u /* "EGCC" in little-endian bytes */
 #define CC_VERSION 1u
 
@@ -21,17 +24,7 @@ typedef struct cc_record {
 /* FNV-1a over the record's bytes before its check, finished by SplitMix64's mixer. */
 static uint64_t cc_check(const cc_record *r)
 {
-    const unsigned char *p = (const unsigned char *)r;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < offsetof(cc_record, check); i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebULL;
-    return h ^ (h >> 31);
+    return egc_id_mix(egc_fnv1a(r, offsetof(cc_record, check)));
 }
 
 /* mkdir that accepts an existing folder; 0 on success. */

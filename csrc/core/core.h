@@ -84,6 +84,10 @@ void egc_parallel_for(int64_t n, void (*fn)(int64_t i, void *arg), void *arg);
  * worker threads: a large copy into a page-locked staging buffer at memory speed. */
 void egc_parallel_copy(void *dst, const void *src, size_t bytes);
 
+/* The 64-bit FNV-1a hash of bytes p[0..n): a cheap fingerprint of names and records (not for
+ * anything an adversary chooses). */
+uint64_t egc_fnv1a(const void *p, size_t n);
+
 #define EGC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define EGC_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define EGC_COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -342,3 +342,11 @@ void egc_parallel_copy(void *dst, const void *src, size_t bytes)
     pcopy_ctx c = {dst, src, bytes};
     egc_parallel_for((int64_t)((bytes + PCOPY_CHUNK - 1) / PCOPY_CHUNK), pcopy_chunk, &c);
 }
+
+uint64_t egc_fnv1a(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}

@@ -2660,12 +2660,8 @@ static int64_t device_tag(const struct cudaDeviceProp *prop)
     int n = snprintf(s, sizeof s, "%.256s|%d.%d|%d|%zu|%zu|%d|%d", prop->name, prop->major,
                      prop->minor, prop->multiProcessorCount, (size_t)prop->totalGlobalMem,
                      (size_t)cudnnGetVersion(), rt, drv);
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (int i = 0; i < n && i < (int)sizeof s; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return (int64_t)(h & 0x7fffffffffffffffULL);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof s ? (size_t)n : sizeof s - 1;
+    return (int64_t)(egc_fnv1a(s, len) & 0x7fffffffffffffffULL);
 }
 
 static int env_tf32_default(void)

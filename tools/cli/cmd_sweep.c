@@ -144,13 +144,6 @@ static int parse_metrics(const char *list, int *on)
 
 /* ---------------------------------------------------------------- resume set */
 
-static uint64_t fnv(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-    return h;
-}
-
 static void done_add(sweep_ctx *S, const char *image, const char *method, const char *metric)
 {
     size_t l = strlen(image) + strlen(method) + strlen(metric) + 3;
@@ -163,7 +156,7 @@ static void done_add(sweep_ctx *S, const char *image, const char *method, const 
         if (!nv) exit(EXIT_MODEL);
         for (size_t i = 0; i < S->done_cap; i++)
             if (S->done[i]) {
-                size_t j = fnv(S->done[i]) & (nc - 1);
+                size_t j = egc_fnv1a(S->done[i], strlen(S->done[i])) & (nc - 1);
                 while (nv[j]) j = (j + 1) & (nc - 1);
                 nv[j] = S->done[i];
             }
@@ -171,7 +164,7 @@ static void done_add(sweep_ctx *S, const char *image, const char *method, const 
         S->done = nv;
         S->done_cap = nc;
     }
-    size_t j = fnv(k) & (S->done_cap - 1);
+    size_t j = egc_fnv1a(k, strlen(k)) & (S->done_cap - 1);
     while (S->done[j]) {
         if (!strcmp(S->done[j], k)) {
             free(k);
@@ -188,7 +181,7 @@ static int is_done(const sweep_ctx *S, const char *image, const char *method, in
     if (!S->done_n) return 0;
     char k[8192];
     snprintf(k, sizeof k, "%s\t%s\t%s", image, method, k_sweep_metric_names[metric]);
-    size_t j = fnv(k) & (S->done_cap - 1);
+    size_t j = egc_fnv1a(k, strlen(k)) & (S->done_cap - 1);
     while (S->done[j]) {
         if (!strcmp(S->done[j], k)) return 1;
         j = (j + 1) & (S->done_cap - 1);
