@@ -272,6 +272,9 @@ void egc_backend_list_devices(char *buf, size_t cap);
  * cannot be had (the error is cleared: staging is optional). */
 void *egc_backend_stage_alloc(const egc_backend *be, size_t bytes);
 
+/* 1 when device names a CUDA device ("cuda", "cuda:N"), else 0 (NULL included). */
+int egc_device_is_cuda(const char *device);
+
 /* The CPU backend (always available). */
 EGC_NODISCARD egc_status egc_cpu_backend_create(egc_backend **out);
 /* The CPU device as people read it ("CPU (2 threads, OpenBLAS Haswell kernels)"): the CPU

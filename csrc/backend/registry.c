@@ -191,6 +191,12 @@ int egc_host_pinned(const void *p)
     return pinned;
 }
 
+int egc_device_is_cuda(const char *device)
+{
+    int dev;
+    return device && parse_cuda_name(device, &dev);
+}
+
 void *egc_backend_stage_alloc(const egc_backend *be, size_t bytes)
 {
     int dev;

@@ -761,10 +761,9 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
      * method ride in the first sample pass instead (sample_rows). The CPU computes the rows
      * it holds, so there merging would only add the clean rows' head backward.
      * EGC_MERGE_CLEAN=1|0 turns it on or off on any backend. */
-    e->merge = e->sampled && !e->adaptive && !e->be->partial_rows;
     const char *mc = getenv("EGC_MERGE_CLEAN");
-    if (mc && (!strcmp(mc, "0") || !strcmp(mc, "1")))
-        e->merge = e->sampled && !e->adaptive && mc[0] == '1';
+    int merge = mc && (!strcmp(mc, "0") || !strcmp(mc, "1")) ? mc[0] == '1' : !e->be->partial_rows;
+    e->merge = e->sampled && !e->adaptive && merge;
     egc_shape ts = egc_session_target_shape(e->s);
     e->K = (int)ts.d[1];
     e->h = (int)ts.d[2];
@@ -930,8 +929,7 @@ static float *direct_maps(const egc_explainer *e, const egc_cam_result *out, int
     if (!out[0].map) return NULL;
     for (int i = 1; i < g; i++)
         if (out[i].map != out[0].map + (size_t)i * HW) return NULL;
-    int host = strncmp(e->be->name, "cuda", 4) != 0;
-    return host || egc_host_pinned(out[0].map) ? out[0].map : NULL;
+    return !egc_device_is_cuda(e->be->name) || egc_host_pinned(out[0].map) ? out[0].map : NULL;
 }
 
 typedef struct blur_ctx {

@@ -14,6 +14,15 @@ extern "C" {
 
 namespace {
 
+// Which device names are CUDA devices: the names egc_backend_create takes for CUDA.
+TEST(BackendRegistry, DeviceIsCuda)
+{
+    for (const char *d : {"cuda", "cuda:0", "cuda:12"}) EXPECT_EQ(egc_device_is_cuda(d), 1) << d;
+    for (const char *d : {"cpu", "cudax", "cuda:", "cuda:a", "cuda:1x", ""})
+        EXPECT_EQ(egc_device_is_cuda(d), 0) << d;
+    EXPECT_EQ(egc_device_is_cuda(nullptr), 0);
+}
+
 TEST(BackendRegistry, CpuByName)
 {
     egc_backend *be = nullptr;

@@ -97,10 +97,6 @@ void cli_json_sample_options(FILE *f, const struct egc_explain_options *o, int w
  * OPT 'VAL' ..."). cli_parse_long: a whole decimal number in lo..hi; cli_parse_double: a
  * number in [lo, hi]; cli_parse_choice: one of names[0..n), *out = its index. */
 int cli_parse_long(const char *cmd, const char *opt, const char *val, long lo, long hi, long *out);
-/* The rows per pass when --batch is not given: cpu_default on the CPU, 128 on a CUDA device
- * (its passes run at a fraction of their speed with few rows; the memory cap and the
- * out-of-memory split still apply). */
-int cli_default_batch(const char *device, int cpu_default);
 int cli_parse_double(const char *cmd, const char *opt, const char *val, double lo, double hi,
                      double *out);
 int cli_parse_choice(const char *cmd, const char *opt, const char *val,
@@ -128,6 +124,11 @@ int cli_parse_precision(const char *cmd, const char *val, egc_precision *out);
         {"plan", required_argument, 0, (code)}
 /* n bytes for people: "2.00 GiB", "512.0 MiB", "12.3 KiB", "100 B"; returns buf. */
 const char *cli_format_bytes(size_t n, char *buf, size_t cap);
+
+/* The rows per pass when --batch is not given: cpu_default on the CPU, 128 on a CUDA device
+ * (its passes run at a fraction of their speed with few rows; the memory cap and the
+ * out-of-memory split still apply). */
+int cli_default_batch(const char *device, int cpu_default);
 
 /* Applies one method option to o by name, without the dashes: layer, samples, samples-tol,
  * samples-round, baselines, noise, alpha, combine, score, seed, plan (the meanings of

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "backend/backend.h"
 #include "core/core.h"
 #include "egcam/explain.h"
 #include "io/image_internal.h"
@@ -1071,7 +1072,7 @@ int cmd_explain(int argc, char **argv)
     cli_progress pr;
     cli_progress_start(&pr, "explain", items.n, quiet);
     P.pr = &pr;
-    int pipelined = strncmp(device, "cuda", 4) == 0;
+    int pipelined = egc_device_is_cuda(device);
     const char *pv = getenv("EGC_PIPELINE"); /* 0 or 1 overrides the choice by device */
     if (pv && (!strcmp(pv, "0") || !strcmp(pv, "1"))) pipelined = pv[0] == '1';
     load_batch(&P, &sets[0]);

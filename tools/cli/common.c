@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "egcam/explain.h"
+#include "backend/backend.h"
 #include "core/core.h"
 
 double cli_now(void)
@@ -683,5 +684,5 @@ void cli_load_rows(const cli_item *items, int n, egc_preset preset, int w, int h
 
 int cli_default_batch(const char *device, int cpu_default)
 {
-    return device && !strncmp(device, "cuda", 4) ? 128 : cpu_default;
+    return egc_device_is_cuda(device) ? 128 : cpu_default;
 }
