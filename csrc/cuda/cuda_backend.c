@@ -19,9 +19,9 @@
  * Forward algorithms: cuDNN's heuristics at plan_prepare, then, at each Conv's first forward
  * of a plan, a timed search (cudnnFindConvolutionForwardAlgorithmEx) within the plan's
  * workspace replaces the choice with the fastest (EGC_CUDA_CONV_FIND=0: heuristics only).
- * Timed choices are kept for the process (the choice memo below): a later plan with the same
- * configuration takes the same choice without timing, so that the same inputs give the same
- * bits in every plan of a process.
+ * Timed choices are kept (the choice memo below, and its cache file across processes): a
+ * later plan with the same configuration takes the same choice without timing, so that the
+ * same inputs give the same bits in every plan, and every process of the machine.
  *
  * Plans made through plan_prepare_ex add, per plan:
  *  - Mixed precision (EGC_PREC_MIXED): trunk Convs with symmetric pads and constant weights
@@ -430,8 +430,6 @@ static void cu_plan_release(egc_backend *be, void *state)
     free(pl);
 }
 
-/* Whether an algorithm's math type keeps fp32 semantics: plain FMA always; tensor ops (TF32
- * for fp32 data) only where allowed; never ALLOW_CONVERSION (fp32 down-converted to fp16). */
 /* ---- the choice memo ----
  * What was chosen by timing (a Conv's forward algorithm found by cudnnFind, the path of an
  * fp16 Conv+bias), by configuration: every input of the choice (the device model with the
@@ -527,6 +525,8 @@ static void memo_put(const int64_t *key, const int64_t *val)
     pthread_mutex_unlock(&g_memo_mu);
 }
 
+/* Whether an algorithm's math type keeps fp32 semantics: plain FMA always; tensor ops (TF32
+ * for fp32 data) only where allowed; never ALLOW_CONVERSION (fp32 down-converted to fp16). */
 static int math_ok(cudnnMathType_t m, int tf32)
 {
     if (m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return 0;
@@ -1186,8 +1186,9 @@ static egc_status conv_memo_key(const cuda_ctx *c, const cuda_plan *pl, const co
  * of a plan, at its first forward (the search synchronises the device). When the search
  * fails or offers nothing usable, the heuristic choice of plan_prepare stays. fp16 convs
  * (cp->half) accept tensor-op math and leave out the FFT algorithms; nondeterministic
- * algorithms are left out. A configuration searched before in this process takes the choice
- * then made (the choice memo) without a search. */
+ * algorithms are left out. A configuration searched before (in this process, or in an earlier
+ * one through the choice cache) takes the choice then made (the choice memo) without a
+ * search. */
 static egc_status conv_find_fwd(cuda_ctx *c, const cuda_plan *pl, conv_plan *cp, const void *x,
                                 const void *w, void *y)
 {
@@ -1464,7 +1465,7 @@ static egc_status conv_select_half(cuda_ctx *c, const cuda_plan *pl, conv_plan *
         cp->hf_status = HF_NO_SCRATCH;
         return EGC_OK;
     }
-    /* a configuration chosen before in this process: that choice, untimed (the choice memo) */
+    /* a configuration chosen before (the choice memo, its cache too): that choice, untimed */
     const int64_t extra[] = {cp->fwd_algo, cp->hf_relu * 2 + cp->zres, c->hf_mode, c->graph_api};
     int64_t key[MEMO_KEY], val[MEMO_VAL];
     EGC_TRY(conv_memo_key(c, pl, cp, MEMO_HALF_PATH, off - cp->ws_off, extra, 4, key));
