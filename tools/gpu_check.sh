@@ -60,17 +60,11 @@ fi
 # PINNED=1: the forward and explanation benchmarks and their peers read page-locked inputs.
 PIN=""
 [ "${PINNED:-0}" = 1 ] && PIN="--pinned"
-OUT="${OUT:-./out}"
-mkdir -p "$OUT"
-OUT="$(cd "$OUT" && pwd)"
+source "$ROOT/tools/gpu_common.sh"
+out_init gpu_check.log gpu_check.jsonl
 SHARED="${1:-${EGC_SHARED_DIR:-}}"
 BUILD_DIR="${BUILD_DIR:-build-gpu}"
 JOBS="${JOBS:-$(nproc 2>/dev/null || echo 8)}"
-JSONL="$OUT/gpu_check.jsonl"
-LOG="$OUT/gpu_check.log"
-: >"$JSONL"
-: >"$LOG"
-T0=$(date +%s)
 FAILED=0
 
 json_escape() {
@@ -93,13 +87,9 @@ step() {
     local name="$1" limit="$2"
     shift 2
     # DEADLINE (seconds from the start): no step starts after it, and none runs past it
-    if [ -n "${DEADLINE:-}" ]; then
-        local left=$((DEADLINE - ($(date +%s) - T0)))
-        if [ "$left" -lt 10 ]; then
-            record "$name" skipped 0 0 "\"reason\": \"DEADLINE ${DEADLINE}s reached\""
-            return 1
-        fi
-        [ "$left" -lt "$limit" ] && limit=$left
+    if ! limit="$(time_limit "$limit" 10)"; then
+        record "$name" skipped 0 0 "\"reason\": \"DEADLINE ${DEADLINE}s reached\""
+        return 1
     fi
     echo "=== running $name: $*" >>"$LOG"
     local t=$(date +%s) tmp

@@ -23,27 +23,17 @@ fi
 SHARED="$(cd "$1" && pwd)" || exit 2
 FILTER="$2"
 shift 2
-OUT="${OUT:-./out}"
-mkdir -p "$OUT"
-OUT="$(cd "$OUT" && pwd)"
-LOG="$OUT/focus.log"
-JSONL="$OUT/focus.jsonl"
+source "$ROOT/tools/gpu_common.sh"
+out_init focus.log focus.jsonl
 BUILD_DIR="${BUILD_DIR:-build-gpu}"
-: >"$LOG"
-: >"$JSONL"
-T0=$(date +%s)
 
 # run NAME LIMIT COMMAND...: one run, its output to the log, a line to focus.jsonl
 run() {
     local name="$1" limit="$2"
     shift 2
-    if [ -n "${DEADLINE:-}" ]; then
-        local left=$((DEADLINE - ($(date +%s) - T0)))
-        if [ "$left" -lt 5 ]; then
-            echo "{\"run\": \"$name\", \"rc\": null, \"skipped\": \"deadline\"}" >>"$JSONL"
-            return 1
-        fi
-        [ "$left" -lt "$limit" ] && limit=$left
+    if ! limit="$(time_limit "$limit" 5)"; then
+        echo "{\"run\": \"$name\", \"rc\": null, \"skipped\": \"deadline\"}" >>"$JSONL"
+        return 1
     fi
     local t=$(date +%s)
     echo "=== $name: $*" >>"$LOG"
