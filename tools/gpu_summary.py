@@ -48,9 +48,18 @@ def gib(b):
     return "%.2f" % (b / 2.0**30) if isinstance(b, (int, float)) and b else ""
 
 
-def rate(d):
-    v = d.get("images_per_s")
+def as_num(v):
+    """v when it is a number, else 0 (absent, null, text)."""
+    return v if isinstance(v, (int, float)) else 0
+
+
+def fmt(v):
+    """A number with thousands separators and no decimals; "" when v is not a number."""
     return "{:,.0f}".format(v) if isinstance(v, (int, float)) else ""
+
+
+def rate(d):
+    return fmt(d.get("images_per_s"))
 
 
 def model_name(d):
@@ -64,8 +73,7 @@ def is_egcam(d):
 
 def num(d, key):
     """d[key] as a number, 0 when absent or not a number (null)."""
-    v = d.get(key)
-    return v if isinstance(v, (int, float)) else 0
+    return as_num(d.get(key))
 
 
 def who(d):
@@ -151,7 +159,7 @@ def explain_section(lines):
              rate(d) or ("error: " + str(d["error"])[:80] if d.get("error") else ""),
              gib(d.get("peak_device_bytes")), first_s(d)] for d in ex]
     rows.sort(key=lambda r: (r[0], r[1], half_last(r[3]), r[2] != "egcam", str(r[2]),
-                             num({"v": r[4]}, "v"), num({"v": r[6]}, "v"), r[7]))
+                             as_num(r[4]), as_num(r[6]), r[7]))
     s = "## Explanations\n\n" + table(["model", "method", "who", "precision", "images", "S",
                                         "rows/pass", "variant", "images/s", "peak GiB",
                                         "first run s"], rows)
@@ -210,12 +218,12 @@ def card_line(lines):
         k = r / REF_COMPILED_FORWARD
         s += ("- This card: `torch.compile` ResNet-50 fp16 forward %s images/s, %.2f of the %s of "
               "PERFORMANCE.md's H200; the goals scaled by that: Expected Grad-CAM %s, Grad-CAM "
-              "%s images/s.\n" % ("{:,.0f}".format(r), k, "{:,.0f}".format(REF_COMPILED_FORWARD),
-                                  "{:,.0f}".format(GOAL_EGC * k), "{:,.0f}".format(GOAL_GRADCAM * k)))
+              "%s images/s.\n" % (fmt(r), k, fmt(REF_COMPILED_FORWARD), fmt(GOAL_EGC * k),
+                                  fmt(GOAL_GRADCAM * k)))
     if eg:
         r = max(num(d, "images_per_s") for d in eg)
         s += ("- The compiled expert Expected Grad-CAM peer here: %s images/s (%.2f of its %s "
-              "there).\n" % ("{:,.0f}".format(r), r / REF_COMPILED_EGC, "{:,.0f}".format(REF_COMPILED_EGC)))
+              "there).\n" % (fmt(r), r / REF_COMPILED_EGC, fmt(REF_COMPILED_EGC)))
     return s
 
 
