@@ -74,9 +74,7 @@ void egc_backend_list_devices(char *buf, size_t cap)
         len += strlen(buf + len);
         char path[1024];
         if (egc_choice_cache_path("cuda_choices.bin", path, sizeof path)) {
-            egc_choice *c = malloc(1024 * sizeof *c);
-            int n = c ? egc_choice_cache_load(path, c, 1024) : 0;
-            free(c);
+            int n = egc_choice_cache_load(path, NULL, 1 << 20);
             snprintf(buf + len, cap - len, "        choice cache %s (%d choice%s)\n", path, n,
                      n == 1 ? "" : "s");
         } else {

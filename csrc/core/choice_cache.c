@@ -70,7 +70,7 @@ int egc_choice_cache_path(const char *name, char *buf, size_t cap)
 
 int egc_choice_cache_load(const char *path, egc_choice *out, int cap)
 {
-    if (!path || !*path || !out || cap <= 0) return 0;
+    if (!path || !*path || cap <= 0) return 0;
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
     /* the whole file (small: a record per choice), then the records at each offset where one
@@ -97,7 +97,8 @@ int egc_choice_cache_load(const char *path, egc_choice *out, int cap)
         cc_record r;
         memcpy(&r, buf + o, sizeof r);
         if (r.magic == CC_MAGIC && r.version == CC_VERSION && r.check == cc_check(&r)) {
-            out[n++] = r.c;
+            if (out) out[n] = r.c;
+            n++;
             o += sizeof r;
         } else {
             o++;

@@ -32,7 +32,7 @@ typedef struct egc_choice {
 int egc_choice_cache_path(const char *name, char *buf, size_t cap);
 
 /* Reads the valid records of the file at path into out[0..cap) in file order and returns how
- * many; 0 when the file is missing or unreadable. */
+ * many (out NULL: only counts them, up to cap); 0 when the file is missing or unreadable. */
 int egc_choice_cache_load(const char *path, egc_choice *out, int cap);
 
 /* Appends c to the file at path as one record (created when missing, mode 0644, one write

@@ -88,6 +88,7 @@ TEST_F(ChoiceCache, RecordsComeBackInOrder)
     ASSERT_EQ(egc_choice_cache_load(file.c_str(), out, 8), 3);
     for (int i = 0; i < 3; i++) EXPECT_TRUE(same(out[i], make(i))) << i;
     EXPECT_EQ(egc_choice_cache_load(file.c_str(), out, 2), 2); // the cap
+    EXPECT_EQ(egc_choice_cache_load(file.c_str(), nullptr, 8), 3); // a count only
     EXPECT_TRUE(same(out[1], make(1)));
     EXPECT_EQ(bytes().size() % 3, 0u); // three records of one size
 }
