@@ -418,7 +418,7 @@ print(json.dumps({"bench": "kernel-profile", "model": sys.argv[2].split("/")[-1]
                   "batch": 256, "total_gpu_ms": round(tot / 1e6, 3), "kernels": top}))
 PY
         rm -f "$5".nsys-rep "$5".sqlite "$5"_*.csv' _ "$NSYS" "$BUILD_DIR/bench_forward" \
-            "$TV_DIR/$PM.onnx" "$BENCH" "$ROOT/build-gpu-tmp-prof" "$PP"
+            "$TV_DIR/$PM.onnx" "$BENCH" "$BUILD_DIR/tmp-prof" "$PP"
     done
 elif [ -z "$NSYS" ]; then
     skip kernel_profile "nsys not found"
@@ -454,7 +454,7 @@ if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${SKIP_BENCH:-0}" != 1 ] && [ -x "$BUILD_DI
             t1=$(date +%s.%N)
             python3 -c "import json,sys; s=float(sys.argv[2])-float(sys.argv[1]); c=[json.loads(l).get(\"samples\", 0) for l in open(sys.argv[5])]; print(json.dumps({\"bench\": \"cli-explain\", \"model\": \"mobilenet_v2_imagenet.onnx\", \"method\": \"expected-gradcam\", \"precision\": \"mixed\", \"batch\": 256, \"samples_max\": int(sys.argv[3]), \"samples_tol\": float(sys.argv[6]), \"mean_samples\": round(sum(c) / max(1, len(c)), 2), \"images\": int(sys.argv[4]), \"seconds\": round(s, 3), \"images_per_s\": round(int(sys.argv[4]) / s, 1)}))" "$t0" "$t1" "$S" "$n" "$4/cli-explain/manifest.jsonl" "$tol" | tee -a "$3"
         done
-        rm -rf "$4/cli-explain"' _ "$BUILD_DIR/egcam" "$SHARED" "$OUT/bench_cli.jsonl" "$ROOT/build-gpu-tmp"
+        rm -rf "$4/cli-explain"' _ "$BUILD_DIR/egcam" "$SHARED" "$OUT/bench_cli.jsonl" "$BUILD_DIR/tmp"
 fi
 
 # ---- VGG16 fp32 at batch 256 (2x behind PyTorch on d5bba23): with the fp32 Convs' cuDNN
