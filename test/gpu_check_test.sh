@@ -23,6 +23,7 @@ fail() { echo "FAIL: $*" >&2; failed=1; }
 # ---- the stand-ins: every call is logged as "NAME ARGS..." into $T/calls.log ----
 mkdir -p "$T/bin" "$T/shared/models" "$T/shared/data/imagenet-sample"
 : >"$T/shared/models/mobilenet_v2_imagenet.onnx"
+: >"$T/shared/models/resnet20_cifar10.onnx"
 for i in 1 2 3; do : >"$T/shared/data/imagenet-sample/img$i.jpg"; done
 # stub NAME BODY: an executable NAME in DIR ($STUB_DIR) that logs its call, then runs BODY
 stub() {
@@ -57,6 +58,9 @@ while [ $# -gt 0 ]; do
 done
 case "$script" in
     export_torchvision.py) exit 0 ;;
+    gpu_python_check.py)
+        [ -n "$EGCAM_LIBRARY" ] && [ -f "$EGCAM_LIBRARY" ] || { echo "no EGCAM_LIBRARY" >&2; exit 1; }
+        echo "{\"check\": \"python-vs-tool\", \"method\": \"gradcam\", \"precision\": \"fp32\", \"images\": 16, \"bit_identical\": 16, \"ok\": true}" ;;
     torch_forward.py)
         for m in ${models//,/ }; do for p in ${prec:-fp32,fp16}; do for q in ${p//,/ }; do
             echo "{\"bench\": \"forward\", \"backend\": \"pytorch-stand-in\", \"device\": \"Stand-in GPU\", \"model\": \"$m\", \"method\": \"classify\", \"precision\": \"$q\", \"batch\": 256, \"images_per_s\": 1000.0, \"pinned\": true, \"compiled\": $comp}"
@@ -152,6 +156,7 @@ for me in ${meths//,/ }; do for q in ${p//,/ }; do
     b=$gb; s=1; r=$gb; [ "$me" = expected-gradcam ] && { b=$eb; s=32; r=$rows; }
     echo "{\"bench\": \"explain\", \"backend\": \"cuda\", \"device\": \"cuda:0 (Stand-in GPU)\", \"model\": \"$m\", \"method\": \"$me\", \"precision\": \"$q\", \"batch\": $b, \"samples\": $s, \"images_per_s\": 50.0, \"peak_device_bytes\": 1073741824, \"rows_per_pass\": $r, \"setup_ms\": 100.0, \"first_ms\": 300.0, \"cuda_env\": \"\"}"
 done; done'
+    : >"$B/libegcam.so"
     STUB_DIR="$T/bin"
 }
 
@@ -185,7 +190,7 @@ has() { grep -qF -- "$2" "$T/$1/out/summary.md" || fail "$1: summary lacks: $2";
 run_check done DONE=1
 want="machine configure build_tests build_all cuda_tests cuda_tests_summary cpu_tests memcheck info choice_cache export_torchvision tv_parity tv_parity_summary"
 for m in vgg16 resnet50 alexnet mobilenet_v2_imagenet; do want+=" bench_forward_${m}_fp32 bench_forward_${m}_mixed"; done
-want+=" bench_torch bench_explain_resnet50 bench_explain_vgg16 bench_explain_alexnet bench_explain_rows bench_gradcam_torch bench_egc_expert bench_torch_compiled_all bench_egc_expert_compile total"
+want+=" bench_torch bench_explain_resnet50 bench_explain_vgg16 bench_explain_alexnet bench_explain_rows bench_gradcam_torch bench_egc_expert bench_torch_compiled_all bench_egc_expert_compile python_module total"
 got="$(steps done)"
 [ "$got" = "$want" ] || fail "done: steps
   got:  $got
@@ -212,6 +217,9 @@ called done egcam 'classify .*--device cuda --precision mixed'
 grep -q '^compute-sanitizer' "$T/done/calls.log" && fail "done: memcheck ran although DONE=1 leaves it out"
 [ "$(wc -l <"$T/done/out/bench.jsonl")" -ge 14 ] || fail "done: bench.jsonl holds too few lines"
 [ -s "$T/done/out/bench_explain.jsonl" ] || fail "done: no bench_explain.jsonl"
+called done fakepy ".*tools/gpu_python_check.py $T/shared .*/egcam$"
+grep -q '"check": "python-vs-tool"' "$T/done/out/python_check.jsonl" 2>/dev/null || fail "done: no python_check.jsonl"
+has done "## Python module"
 has done "| resnet50 | egcam | mixed | 256 |"
 has done "expected-gradcam"
 grep -q "gpu_check: 0 failing step(s)" "$T/done/stdout" || fail "done: the last line does not say 0 failing steps"

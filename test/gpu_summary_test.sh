@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gpu_summary_test.sh: tools/gpu_summary.py on a recorded GPU run (benchmarks/results/) and on
 # a made-up gpu_check folder: the goal lines, the forward and explanation tables, the failed
-# steps and test names, and exit code 2 for a missing path. Exit 77 (skipped) without python3.
+# steps and test names, the Python module's checks, and exit code 2 for a missing path. Exit 77 (skipped) without python3.
 #   test/gpu_summary_test.sh SOURCE_DIR
 set -uo pipefail
 src="$1"
@@ -34,12 +34,18 @@ echo 'not json' >>"$work/run/gpu_check.jsonl"
 cat >"$work/run/bench.jsonl" <<'JSON'
 {"bench": "forward", "backend": "cuda", "device": "cuda:0 (X)", "model": "resnet50.onnx", "precision": "mixed", "batch": 256, "images_per_s": 19000.0, "peak_device_bytes": 2147483648, "setup_ms": 250.0, "first_ms": 1500.0, "cuda_env": "EGC_CUDA_GRAPH_API=1"}
 JSON
+cat >"$work/run/python_check.jsonl" <<'JSON'
+{"check": "python-gpu-vs-cpu", "method": "expected-gradcam", "precision": "mixed", "device": "cuda:0 (X)", "images": 16, "min_pearson": 0.9987, "max_abs": 0.012, "same_classes": true, "ok": true}
+{"check": "python-vs-tool", "method": "gradcam", "precision": "fp32", "images": 16, "bit_identical": 15, "ok": false}
+JSON
 python3 "$tool" "$work/run" >"$work/out" || failed=1
 has "Total: 500 s, 1 failing step(s)."
 has "cuda_tests: 90 tests, 1 failures, 3 skipped: CudaX.Y"
 has "**cuda_tests fail** (rc 1, 80 s): \`[  FAILED  ] 1 test\`"
 has "skipped: memcheck (SKIP_SANITIZER=1)"
 has "| resnet50 | egcam | mixed | 256 | EGC_CUDA_GRAPH_API=1 | 19,000 | 2.00 | 1.75 |"
+has "| expected-gradcam | mixed | GPU vs CPU | min Pearson 0.9987, max abs diff 0.012, classes same | ok |"
+has "| gradcam | fp32 | module vs egcam explain | 15 of 16 maps bit-identical | **FAIL** |"
 if grep -qF "**total" "$work/out"; then echo "FAIL: the total line listed as a failing step" >&2; failed=1; fi
 
 python3 "$tool" "$work/none" >/dev/null 2>"$work/err"

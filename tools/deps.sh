@@ -6,7 +6,7 @@
 # without it).
 set -euo pipefail
 required=(cmake ninja-build gcc g++ clang make pkg-config
-          libjpeg-dev libpng-dev libopenblas-dev libgtest-dev libxml2-utils)
+          libjpeg-dev libpng-dev libopenblas-dev libgtest-dev libxml2-utils python3-numpy)
 optional=(libonnx-testdata)
 missing=()
 for p in "${required[@]}"; do

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # gpu_check.sh: the one script to run on a GPU machine (H100/H200, sm_90): builds egcam with
 # CUDA (Release, sm_90 only) into build-gpu, runs the CUDA parity tests (and the CPU tests),
-# runs compute-sanitizer memcheck on a short subset, then the benchmarks, and records one
-# JSON line per step in $OUT/gpu_check.jsonl. A failing step is recorded and the script goes
-# on; it is meant to finish within about 8 minutes.
+# runs compute-sanitizer memcheck on a short subset, then the benchmarks, then checks the Python
+# module on the GPU, and records one JSON line per step in $OUT/gpu_check.jsonl. A failing step is
+# recorded and the script goes on; it is meant to finish within about 8 minutes.
 #
 # Usage (from the repository root):
 #   tools/gpu_check.sh [SHARED_DIR]
@@ -483,6 +483,18 @@ if [ "${SKIP_GOALS:-0}" != 1 ] && [ "${SKIP_BENCH:-0}" != 1 ] && [ "${VGG_WS:-1}
             exit $rc' _ "$BUILD_DIR/bench_forward" \
             "$TV_DIR/vgg16.onnx" "$BB" "$BR" "$BENCH" "$PY"
     fi
+fi
+
+# ---- the Python module on the GPU (tools/gpu_python_check.py): its CUDA maps, fp32 and mixed,
+# against its CPU maps and against egcam explain's on the GPU; JSON lines into
+# $OUT/python_check.jsonl. Last but the study: DEADLINE leaves it out before any figure of the
+# issues. ----
+if [ -f "$BUILD_DIR/libegcam.so" ] && [ -x "$BUILD_DIR/egcam" ] && [ -n "$SHARED" ] &&
+    [ -f "$SHARED/models/resnet20_cifar10.onnx" ]; then
+    step python_module 90 bash -c 'set -o pipefail; EGCAM_LIBRARY="$1" PYTHONPATH="$2/python" "$3" "$2/tools/gpu_python_check.py" "$4" "$5" | tee "$6"' \
+        _ "$BUILD_DIR/libegcam.so" "$ROOT" "${PYTHON:-python3}" "$(cd "$SHARED" && pwd)" "$BUILD_DIR/egcam" "$OUT/python_check.jsonl"
+else
+    skip python_module "no libegcam.so, egcam tool or shared models"
 fi
 
 # ---- the evaluation study (docs/RESULTS.md) ----

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """gpu_summary.py: the tables a reader of a tools/gpu_check.sh run wants first, from its JSON
 lines: which steps failed, the CUDA test summary, the forward throughput next to PyTorch's, the
-variants of the CUDA switches, the explanation throughput next to the PyTorch peers, and the
-goals of the explanation methods (ResNet-50, mixed precision).
+variants of the CUDA switches, the explanation throughput next to the PyTorch peers, the
+goals of the explanation methods (ResNet-50, mixed precision), and the Python module's checks.
 
 usage: tools/gpu_summary.py PATH [PATH ...]
   PATH: a gpu_check output folder (every *.jsonl in it is read) or a JSON-lines file, e.g.
@@ -131,6 +131,25 @@ def steps_section(lines):
     return s + "\n"
 
 
+def python_section(lines):
+    """The Python module's checks (tools/gpu_python_check.py): GPU maps against the CPU's and
+    against the egcam tool's."""
+    rows = []
+    for d in lines:
+        if d.get("check") == "python-gpu-vs-cpu":
+            rows.append([d.get("method"), d.get("precision"), "GPU vs CPU",
+                         "min Pearson %s, max abs diff %.2g, classes %s" % (
+                             d.get("min_pearson"), as_num(d.get("max_abs")),
+                             "same" if d.get("same_classes") else "differ"),
+                         "ok" if d.get("ok") else "**FAIL**"])
+        elif d.get("check") == "python-vs-tool":
+            rows.append([d.get("method"), d.get("precision"), "module vs egcam explain",
+                         "%s of %s maps bit-identical" % (d.get("bit_identical"), d.get("images")),
+                         "ok" if d.get("ok") else "**FAIL**"])
+    t = table(["method", "precision", "comparison", "result", ""], rows)
+    return "## Python module\n\n" + t if t else ""
+
+
 def first_s(d):
     """Seconds of setup and first run (algorithm searches, first-batch timings, graph
     recording: what a short job pays before the steady state), "" where the line has none."""
@@ -240,7 +259,7 @@ def main(argv):
         print("gpu_summary: no JSON lines in " + ", ".join(argv[1:]), file=sys.stderr)
         return 1
     print("# GPU check summary\n")
-    for part in (steps_section, goals_section, forward_section, explain_section):
+    for part in (steps_section, goals_section, forward_section, explain_section, python_section):
         sys.stdout.write(part(lines))
     return 0
 

@@ -1,0 +1,214 @@
+"""Tests of the Python module (python/egcam) on the shared CIFAR-10 ResNet-20 and its images:
+maps bit for bit those of `egcam explain`, independent of how images are batched, the options
+as the library resolves them, overlays, and clear errors for bad input.
+
+Environment: EGC_SHARED_DIR (the shared models and data; the tests skip without it), EGCAM_CLI
+(the egcam tool, for the comparison with the command line), EGCAM_LIBRARY (libegcam.so).
+Run by tests/run_tests.py (ctest test `python`)."""
+import glob
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import unittest
+
+import numpy as np
+
+import egcam
+
+SHARED = os.environ.get("EGC_SHARED_DIR", "")
+MODEL = os.path.join(SHARED, "models", "resnet20_cifar10.onnx")
+CLI = os.environ.get("EGCAM_CLI", "")
+
+
+def images(n, cls="cat", first=0):
+    return sorted(glob.glob(os.path.join(SHARED, "data", "cifar10-test", cls, "*.jpg")))[first:first + n]
+
+
+@unittest.skipUnless(os.path.exists(MODEL), "the shared models are not there (EGC_SHARED_DIR)")
+class ExplainTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.model = egcam.Model(MODEL)
+        cls.paths = images(3) + images(2, "ship", 3)  # five distinct file names
+        cls.x = egcam.load_images(cls.paths, cls.model, preset="cifar")
+
+    def test_model(self):
+        m = self.model
+        self.assertEqual(m.input_shape, (3, 32, 32))
+        self.assertEqual(m.num_classes, 10)
+        layers = m.layers()
+        auto = [l for l in layers if l["auto"]]
+        self.assertEqual(len(auto), 1)
+        self.assertTrue(auto[0]["candidate"])
+        self.assertEqual(len(auto[0]["shape"]), 4)
+        self.assertEqual(self.x.shape, (5, 3, 32, 32))
+        self.assertEqual(self.x.dtype, np.float32)
+
+    def test_maps_are_the_command_lines(self):
+        if not CLI or not os.path.exists(CLI):
+            self.skipTest("no egcam tool (EGCAM_CLI)")
+        methods = ["gradcam", "expected-gradcam", "scorecam"]
+        with tempfile.TemporaryDirectory() as out:
+            # the module and the tool give the same bits with the same BLAS kernels: the tool
+            # keeps the ones it loaded (EGC_BLAS_AUTO=0), as this process does
+            subprocess.run([CLI, "explain", "--model", MODEL, "--preset", "cifar", "--method",
+                            ",".join(methods), "--samples", "8", "--seed", "7", "--save", "npy",
+                            "-q", "--out", out] + self.paths, check=True,
+                           env=dict(os.environ, EGC_BLAS_AUTO="0"))
+            manifest = [json.loads(l) for l in open(os.path.join(out, "manifest.jsonl"))]
+            for meth in methods:
+                ex = egcam.Explainer(self.model, meth, preset="cifar", samples=8, seed=7)
+                r = ex.explain(self.x)
+                for i, p in enumerate(self.paths):
+                    stem = os.path.splitext(os.path.basename(p))[0]
+                    want = np.load(os.path.join(out, meth, stem + ".npy"))
+                    self.assertTrue(np.array_equal(r.maps[i], want), "%s %s" % (meth, p))
+                    row = [d for d in manifest if d.get("method") == meth and
+                           d.get("input", "").endswith(os.path.basename(p)) and
+                           os.path.basename(os.path.dirname(d.get("input", ""))) ==
+                           os.path.basename(os.path.dirname(p))]
+                    self.assertEqual(len(row), 1, "%s %s: manifest rows %r" % (meth, p, row))
+                    self.assertEqual(row[0]["class"], int(r.classes[i]))
+
+    def test_batching_does_not_change_maps(self):
+        ex = egcam.Explainer(self.model, "expected-gradcam", preset="cifar", samples=8, batch=24,
+                             noise=0.1, baselines="uniform", uniform_count=4)
+        whole = ex.explain(self.x)
+        one = egcam.Explainer(self.model, "expected-gradcam", preset="cifar", samples=8, batch=3,
+                              noise=0.1, baselines="uniform", uniform_count=4)
+        for i in range(len(self.x)):
+            r = one.explain(self.x[i])  # a single (3,H,W) image
+            # the same draws; BLAS may round a product of another size in the last bits
+            self.assertLessEqual(float(np.abs(r.maps[0] - whole.maps[i]).max()), 1e-5)
+            self.assertEqual(r.image_ids[0], whole.image_ids[i])
+        self.assertTrue(np.all(whole.samples == 8))
+        self.assertEqual(ex.rows, 24)
+
+    def test_classes_and_scores(self):
+        logits = self.model.logits(self.x)
+        self.assertEqual(logits.shape, (5, 10))
+        ex = egcam.Explainer(self.model, "gradcam", preset="cifar")
+        top = ex.explain(self.x, raw=True)
+        self.assertTrue(np.array_equal(top.classes, logits.argmax(1)))
+        self.assertTrue(np.allclose(top.scores, logits.max(1), rtol=1e-5, atol=1e-5))
+        self.assertEqual(top.raw.shape, (5,) + ex.layer_shape)
+        self.assertTrue(np.all(top.raw >= 0))
+        self.assertEqual(top.maps.shape, (5, 32, 32))
+        self.assertGreaterEqual(float(top.maps.min()), 0.0)
+        self.assertLessEqual(float(top.maps.max()), 1.0)
+        given = ex.explain(self.x, classes=[-1, 2, 2, 5, -1])
+        self.assertEqual(list(given.classes), [top.classes[0], 2, 2, 5, top.classes[4]])
+        self.assertTrue(np.array_equal(given.maps[0], top.maps[0]))
+        self.assertTrue(np.array_equal(ex.explain(self.x, classes=4).classes, np.full(5, 4)))
+
+    def test_resolved_options(self):
+        ex = egcam.Explainer(self.model, "expected-gradcam", preset="cifar")
+        o = ex.options
+        self.assertEqual((o["method"], o["combine"], o["score"]), ("expected-gradcam", "B", "softmax"))
+        self.assertEqual(o["samples"], 32)
+        ig = egcam.Explainer(self.model, "integrated-gradcam", preset="cifar", samples=4)
+        self.assertEqual((ig.options["alpha"], ig.options["combine"], ig.options["noise"]),
+                         ("grid", "C", 0.0))
+        self.assertEqual(ig.samples, 4)
+
+    def test_reference_array_is_the_reference_file(self):
+        refs = np.stack([self.x[1], self.x[3]])
+        with tempfile.TemporaryDirectory() as d:
+            f = os.path.join(d, "refs.npy")
+            np.save(f, refs)
+            a = egcam.Explainer(self.model, "expected-gradcam", preset="cifar", samples=8,
+                                baselines=f).explain(self.x)
+        b = egcam.Explainer(self.model, "expected-gradcam", preset="cifar", samples=8,
+                            baselines=refs).explain(self.x)
+        black = egcam.Explainer(self.model, "expected-gradcam", preset="cifar",
+                                samples=8).explain(self.x)
+        self.assertTrue(np.array_equal(a.maps, b.maps))
+        self.assertFalse(np.array_equal(a.maps, black.maps))
+
+    def test_overlay(self):
+        r = egcam.Explainer(self.model, "gradcam", preset="cifar").explain(self.x[:1])
+        ov = egcam.overlay(self.paths[0], r.maps[0], preset="cifar")
+        self.assertEqual((ov.shape, ov.dtype), ((32, 32, 3), np.uint8))
+        plain = egcam.overlay(self.paths[0], r.maps[0], preset="cifar", alpha=0.0)
+        self.assertFalse(np.array_equal(ov, plain))
+        # alpha 0: the picture itself, i.e. the preprocessed image undone
+        back = self.x[0] * np.array([0.229, 0.224, 0.225])[:, None, None] + \
+            np.array([0.485, 0.456, 0.406])[:, None, None]
+        self.assertLessEqual(np.abs(plain.transpose(2, 0, 1) / 255.0 - back).max(), 1.5 / 255)
+        with tempfile.TemporaryDirectory() as d:
+            f = os.path.join(d, "o.png")
+            egcam.save_overlay(f, self.paths[0], r.maps[0], preset="cifar", colormap="viridis",
+                               on="original")
+            with open(f, "rb") as fh:
+                self.assertEqual(fh.read(8), b"\x89PNG\r\n\x1a\n")
+
+    def test_threads_and_closing(self):
+        ex = egcam.Explainer(self.model, "expected-gradcam", preset="cifar", samples=4)
+        want = ex.explain(self.x).maps
+        got = [None] * 4
+
+        def work(k):
+            got[k] = ex.explain(self.x).maps
+
+        ts = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for g in got:
+            self.assertTrue(np.array_equal(g, want))
+        # a model closed first closes its explainers: no run on a freed model
+        m = egcam.Model(MODEL)
+        e2 = egcam.Explainer(m, "gradcam", preset="cifar")
+        m.close()
+        with self.assertRaises(egcam.Error):
+            e2.explain(self.x)
+        with self.assertRaises(egcam.Error):
+            egcam.Explainer(m, "gradcam")
+
+    def test_errors(self):
+        with self.assertRaises(egcam.Error) as c:
+            egcam.Model(os.path.join(SHARED, "no-such-model.onnx"))
+        self.assertEqual(c.exception.status, "io")
+        self.assertIn("no-such-model.onnx", str(c.exception))
+        with tempfile.TemporaryDirectory() as d:
+            bad = os.path.join(d, "cut.onnx")
+            with open(MODEL, "rb") as src, open(bad, "wb") as dst:
+                dst.write(src.read()[:5000])
+            with self.assertRaises(egcam.Error) as c:
+                egcam.Model(bad)
+            self.assertIn("cut.onnx", str(c.exception))
+            img = os.path.join(d, "cut.jpg")
+            with open(self.paths[0], "rb") as src, open(img, "wb") as dst:
+                dst.write(src.read()[:200])
+            with self.assertRaises(egcam.Error) as c:
+                egcam.load_images([img], self.model, preset="cifar")
+            self.assertIn("cut.jpg", str(c.exception))
+        with self.assertRaises(egcam.Error) as c:
+            egcam.Explainer(self.model, "grad-cam")
+        self.assertEqual(c.exception.status, "argument")
+        self.assertIn("grad-cam", str(c.exception))
+        with self.assertRaises(egcam.Error) as c:
+            egcam.Explainer(self.model, "gradcam", layer="no_such_layer")
+        self.assertIn("no_such_layer", str(c.exception))
+        with self.assertRaises(egcam.Error):
+            egcam.Explainer(self.model, "expected-gradcam", combine="D")
+        with self.assertRaises(egcam.Error):
+            egcam.Explainer(self.model, "gradcam", device="tpu")
+        ex = egcam.Explainer(self.model, "gradcam", preset="cifar")
+        with self.assertRaises(ValueError):
+            ex.explain(np.zeros((2, 3, 64, 64), dtype=np.float32))
+        with self.assertRaises(egcam.Error) as c:
+            ex.explain(self.x, classes=10)
+        self.assertEqual(c.exception.status, "argument")
+        # the explainer still works after the errors
+        self.assertEqual(ex.explain(self.x[:2]).maps.shape, (2, 32, 32))
+        ex.close()
+        with self.assertRaises(egcam.Error):
+            ex.explain(self.x)
+
+
+if __name__ == "__main__":
+    unittest.main()
