@@ -263,7 +263,20 @@ def _images_array(x, chw):
     return a
 
 
-class Model:
+class _Closing:
+    """close() at the end of a with-block and when collected."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+class Model(_Closing):
     """An ONNX classifier loaded and checked by egcam (egc_model_load). Immutable; any number
     of Explainers may share it. `close()` (or a with-block) frees it; it must outlive them."""
 
@@ -321,15 +334,6 @@ class Model:
             _lib.egc_model_destroy(self._h)
             self._h = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
-
     def __repr__(self):
         return "egcam.Model(%r, input %s, %d classes)" % (self.path, self.input_shape,
                                                          self.num_classes)
@@ -380,7 +384,7 @@ class Explanation:
                                                         self.maps.shape[2])
 
 
-class Explainer:
+class Explainer(_Closing):
     """One method with its options on one model and device (egc_explainer_create): all memory
     is reserved here, then explain() runs any number of images. The options are those of
     `egcam explain` (docs/USER_GUIDE.md):
@@ -529,15 +533,6 @@ class Explainer:
                 if self._h:
                     _lib.egc_explainer_destroy(self._h)
                     self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
     def __repr__(self):
         return "egcam.Explainer(%s on %s, layer %s)" % (self.options["method"], self.device,
