@@ -5,7 +5,9 @@ On the CIFAR-10 ResNet-20 and 16 shared CIFAR-10 images, for Grad-CAM and Expect
 (S = 8): the module's CUDA maps (fp32 and mixed) against its CPU maps (Pearson >= 0.99 per map,
 as the CUDA parity tests ask of mixed precision; the same classes), and against `egcam explain`
 on the same GPU (bit for bit: both run with EGC_CUDA_CONV_FIND=0 and EGC_CUDA_HALF_FUSED=0, so
-that neither times its choices). Prints one JSON line per comparison; exit 1 when one fails.
+that neither times its choices); then the deletion, insertion and infidelity scores of the CPU's
+Grad-CAM maps by a GPU evaluator against a CPU one (AUCs within 2e-3, infidelity within 1%).
+Prints one JSON line per comparison; exit 1 when one fails.
 
 usage: gpu_python_check.py SHARED_DIR EGCAM_TOOL
 Environment: EGCAM_LIBRARY (the CUDA build's libegcam.so), PYTHONPATH (python/ of the checkout),
@@ -67,6 +69,19 @@ def main():
                 ok &= line["ok"]
                 print(json.dumps(line), flush=True)
                 ex.close()
+        # the metrics that run the model, on the GPU against the CPU, on the CPU's Grad-CAM maps
+        maps = egcam.Explainer(m, "gradcam", preset="cifar").explain(x).maps
+        cev = egcam.Evaluator(m, preset="cifar")
+        gev = egcam.Evaluator(m, preset="cifar", device=dev, batch=64)
+        want, got = cev.curves(x, maps), gev.curves(x, maps)
+        wi, gi = cev.infidelity(x, maps), gev.infidelity(x, maps)
+        line = {"check": "python-metrics-gpu-vs-cpu", "images": len(paths),
+                "max_auc_diff": float(max(np.abs(want[k] - got[k]).max()
+                                          for k in ("deletion", "insertion"))),
+                "max_infidelity_rel_diff": float((np.abs(wi - gi) / np.maximum(np.abs(wi), 1e-6)).max())}
+        line["ok"] = line["max_auc_diff"] <= 2e-3 and line["max_infidelity_rel_diff"] <= 1e-2
+        ok &= line["ok"]
+        print(json.dumps(line), flush=True)
     return 0 if ok else 1
 
 

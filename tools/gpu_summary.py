@@ -146,6 +146,11 @@ def python_section(lines):
             rows.append([d.get("method"), d.get("precision"), "module vs egcam explain",
                          "%s of %s maps bit-identical" % (d.get("bit_identical"), d.get("images")),
                          "ok" if d.get("ok") else "**FAIL**"])
+        elif d.get("check") == "python-metrics-gpu-vs-cpu":
+            rows.append(["metrics", "fp32", "GPU vs CPU evaluator",
+                         "max AUC diff %.2g, max infidelity rel. diff %.2g" % (
+                             as_num(d.get("max_auc_diff")), as_num(d.get("max_infidelity_rel_diff"))),
+                         "ok" if d.get("ok") else "**FAIL**"])
     t = table(["method", "precision", "comparison", "result", ""], rows)
     return "## Python module\n\n" + t if t else ""
 

@@ -8,6 +8,8 @@ in and out. The maps are those of `egcam explain` bit for bit (the same library 
     ex = egcam.Explainer(model, "expected-gradcam", samples=32, device="cuda", precision="mixed")
     r = ex.explain(x)               # r.maps (2,224,224) float32 in [0,1], r.classes, r.scores
     egcam.save_overlay("cat_cam.png", "cat.jpg", r.maps[0], preset="torchvision")
+    ev = egcam.Evaluator(model, device="cuda")    # the metrics of `egcam sweep`, any maps
+    ev.curves(x, r.maps)["deletion"]              # deletion AUCs (n,)
 
 The library is found at $EGCAM_LIBRARY (a path to libegcam.so), beside this package, or in the
 build/ folder of the source tree this package sits in (tools/setup.sh and tools/build.sh make
@@ -22,8 +24,9 @@ import weakref
 
 import numpy as np
 
-__all__ = ["Error", "Model", "Explainer", "Explanation", "load_images", "overlay",
-           "save_overlay", "METHODS"]
+__all__ = ["Error", "Model", "Explainer", "Explanation", "Evaluator", "load_images", "overlay",
+           "save_overlay", "sensitivity", "sparseness", "entropy", "pointing_game",
+           "energy_pointing", "relevance_rank", "METHODS"]
 
 METHODS = ("gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "scorecam",
            "smooth-gradcam", "integrated-gradcam", "expected-gradcam", "expected-gradcampp",
@@ -73,6 +76,20 @@ class _CamResult(ctypes.Structure):
     _fields_ = [("cls", ctypes.c_int), ("score", ctypes.c_float), ("image_id", ctypes.c_uint64),
                 ("samples", ctypes.c_int), ("raw", ctypes.POINTER(ctypes.c_float)),
                 ("map", ctypes.POINTER(ctypes.c_float))]
+
+
+class _InfidOptions(ctypes.Structure):
+    _fields_ = [("patch", ctypes.c_int), ("black", ctypes.c_float * 3), ("samples", ctypes.c_int),
+                ("sigma", ctypes.c_float), ("seed", ctypes.c_uint64)]
+
+
+class _SensOptions(ctypes.Structure):
+    _fields_ = [("radius", ctypes.c_float), ("samples", ctypes.c_int), ("seed", ctypes.c_uint64)]
+
+
+class _SensResult(ctypes.Structure):
+    _fields_ = [("max_sens", ctypes.c_float), ("avg_sens", ctypes.c_float),
+                ("kept", ctypes.c_int), ("excluded", ctypes.c_int)]
 
 
 _P = ctypes.c_void_p
@@ -129,6 +146,31 @@ _SIGS = {
     "egc_explainer_geometry": (None, [_P] + [ctypes.POINTER(ctypes.c_int)] * 4),
     "egc_explainer_device_bytes": (ctypes.c_size_t, [_P]),
     "egc_explainer_device": (ctypes.c_char_p, [_P]),
+    "egc_evaluator_create_ex": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t,
+                                               ctypes.POINTER(_P)]),
+    "egc_evaluator_destroy": (None, [_P]),
+    "egc_evaluator_logits": (ctypes.c_int, [_P, _F, ctypes.c_int, _F]),
+    "egc_curve_steps": (ctypes.c_int, [ctypes.c_int, ctypes.c_int]),
+    "egc_metric_curves": (ctypes.c_int, [_P, _F, _F, ctypes.c_int, ctypes.POINTER(ctypes.c_int),
+                                         ctypes.c_int, _F, _F, _F, _F]),
+    "egc_infidelity_options_default": (None, [ctypes.c_int, ctypes.POINTER(_InfidOptions)]),
+    "egc_metric_infidelity": (ctypes.c_int, [_P, _F, _F, ctypes.c_int,
+                                             ctypes.POINTER(ctypes.c_int),
+                                             ctypes.POINTER(_InfidOptions), _F]),
+    "egc_metric_infidelity_gaussian": (ctypes.c_int, [_P, _F, _F, ctypes.c_int,
+                                                      ctypes.POINTER(ctypes.c_int),
+                                                      ctypes.POINTER(_InfidOptions), _F, _F]),
+    "egc_sensitivity_options_default": (None, [ctypes.POINTER(_SensOptions)]),
+    "egc_metric_sensitivity": (ctypes.c_int, [_P, _F, _F, ctypes.POINTER(ctypes.c_int),
+                                              ctypes.c_int, ctypes.POINTER(_SensOptions),
+                                              ctypes.POINTER(_SensResult)]),
+    "egc_pointing_game": (ctypes.c_int, [_F, ctypes.POINTER(ctypes.c_uint8), ctypes.c_int,
+                                         ctypes.c_int, ctypes.c_float,
+                                         ctypes.POINTER(ctypes.c_int)]),
+    "egc_energy_pointing": (ctypes.c_float, [_F, ctypes.POINTER(ctypes.c_uint8), ctypes.c_int]),
+    "egc_relevance_rank": (ctypes.c_int, [_F, ctypes.POINTER(ctypes.c_uint8), ctypes.c_int, _F]),
+    "egc_sparseness": (ctypes.c_int, [_F, ctypes.c_int, _F]),
+    "egc_complexity": (ctypes.c_float, [_F, ctypes.c_int]),
     "egc_explainer_run": (ctypes.c_int, [_P, _F, ctypes.c_int, ctypes.POINTER(ctypes.c_int),
                                          ctypes.POINTER(_CamResult)]),
 }
@@ -172,6 +214,14 @@ def _load():
     if (o.samples, o.uniform_count, o.batch, o.samples_round, o.seed) != (32, 16, 32, 8, 0) or \
             o.noise != _NOISE_DEFAULT:
         raise ImportError("egcam: %s does not match this module (egc_explain_options)" % path)
+    io = _InfidOptions()
+    lib.egc_infidelity_options_default(0, ctypes.byref(io))  # the tf preset: black is -1
+    so = _SensOptions()
+    lib.egc_sensitivity_options_default(ctypes.byref(so))
+    if (io.patch, io.samples, io.seed, list(io.black)) != (4, 32, 0, [-1.0] * 3) or \
+            abs(io.sigma - 0.1) > 1e-7 or (so.samples, so.seed) != (200, 0) or \
+            abs(so.radius - 0.2) > 1e-7:
+        raise ImportError("egcam: %s does not match this module (metric options)" % path)
     for fn, table in ((lib.egc_score_name, _SCORES), (lib.egc_baselines_name, _BASELINES),
                       (lib.egc_alpha_name, _ALPHAS), (lib.egc_combine_name, _COMBINES)):
         for name, v in table.items():
@@ -585,3 +635,234 @@ def save_overlay(path, image, saliency, **kw):
     rgb = np.ascontiguousarray(overlay(image, saliency, **kw))
     img = _Image(rgb.shape[1], rgb.shape[0], rgb.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)))
     _check(_lib.egc_image_save(os.fspath(path).encode(), ctypes.byref(img), 90))
+
+
+# ---- metrics (include/egcam/metrics.h; the definitions are METRICS.md's) ----
+
+def _maps_array(maps, n, hw):
+    m = np.ascontiguousarray(maps, dtype=np.float32)
+    if m.ndim == 2:
+        m = m[None]
+    if m.shape != (n,) + tuple(hw):
+        raise ValueError("egcam: maps of shape %s, expected (%d,%d,%d)"
+                         % (tuple(np.shape(maps)), n, hw[0], hw[1]))
+    return m
+
+
+def _classes_array(classes, n):
+    if classes is None:
+        return None, None
+    c = np.broadcast_to(np.asarray(classes), (n,))
+    if not np.issubdtype(c.dtype, np.integer):
+        raise TypeError("egcam: classes must be integers")
+    c = np.ascontiguousarray(c, dtype=np.int32)
+    return c, c.ctypes.data_as(ctypes.POINTER(ctypes.c_int))
+
+
+class Evaluator(_Closing):
+    """The faithfulness metrics that run the model, for maps from egcam or any other tool
+    (egc_evaluator_create_ex): one forward-only session of `batch` rows on `device`, every
+    buffer reserved here; the perturbed inputs are made on the device. x is (n,3,H,W) as for
+    Explainer.explain, maps (n,H,W) in [0,1] at the input's size, classes None (the clean
+    top-1), one int, or one per image (negative: top-1). `preset` says how x was normalised
+    (the infidelity's black patches). Calls from several threads take turns."""
+
+    def __init__(self, model, device="cpu", batch=32, preset="torchvision", max_device_bytes=0):
+        if not isinstance(model, Model):
+            raise TypeError("egcam: Evaluator needs an egcam.Model, not %r" % type(model))
+        self.model = model
+        self._preset = _parsed(_lib.egc_preset_parse, preset, "preset")
+        h = _P()
+        _check(_lib.egc_evaluator_create_ex(model._handle(), device.encode(), int(batch),
+                                            int(max_device_bytes), ctypes.byref(h)))
+        self._h = h
+        self._lock = threading.Lock()
+        model._explainers.add(self)
+
+    def close(self):
+        """Frees the evaluator's memory; its metrics fail afterwards."""
+        if getattr(self, "_h", None):
+            with self._lock:
+                if self._h:
+                    _lib.egc_evaluator_destroy(self._h)
+                    self._h = None
+
+    def _run(self, fn, *args):
+        with self._lock:
+            if not getattr(self, "_h", None):
+                raise Error("argument", "the evaluator was closed")
+            _check(fn(self._h, *args))
+
+    def _inputs(self, x, maps):
+        a = _images_array(x, self.model.input_shape)
+        return a, _maps_array(maps, a.shape[0], self.model.input_shape[1:])
+
+    def logits(self, x):
+        """The logits (n, classes) of x."""
+        a = _images_array(x, self.model.input_shape)
+        out = np.empty((a.shape[0], self.model.num_classes), dtype=np.float32)
+        self._run(_lib.egc_evaluator_logits, _fptr(a), a.shape[0], _fptr(out))
+        return out
+
+    def curves(self, x, maps, classes=None, step=None, deletion=True, insertion=True):
+        """Deletion and insertion (RISE protocol): the softmax probability of the class as the
+        most salient pixels go (deletion: set to 0) or come in (insertion: from a blurred
+        image), `step` pixels a step (default: the input's width). Returns a dict with
+        "deletion" and "insertion" AUCs (n,) and their curves (n, steps+1)."""
+        a, m = self._inputs(x, maps)
+        n, (_, H, W) = a.shape[0], self.model.input_shape
+        step = W if step is None else int(step)
+        if step < 1:
+            raise ValueError("egcam: step must be >= 1")
+        k = _lib.egc_curve_steps(H * W, step) + 1
+        _, cp = _classes_array(classes, n)
+        out = {}
+        bufs = {}
+        for name, want in (("deletion", deletion), ("insertion", insertion)):
+            bufs[name] = (np.empty(n, dtype=np.float32), np.empty((n, k), dtype=np.float32)) \
+                if want else (None, None)
+        if not deletion and not insertion:
+            raise ValueError("egcam: ask for deletion, insertion or both")
+        ptr = lambda v: _fptr(v) if v is not None else None
+        self._run(_lib.egc_metric_curves, _fptr(a), _fptr(m), n, cp, step,
+                  ptr(bufs["deletion"][0]), ptr(bufs["insertion"][0]),
+                  ptr(bufs["deletion"][1]), ptr(bufs["insertion"][1]))
+        for name, (auc, curve) in bufs.items():
+            if auc is not None:
+                out[name] = auc
+                out[name + "_curves"] = curve
+        out["step"] = step
+        return out
+
+    def _infid_options(self, **kw):
+        o = _InfidOptions()
+        _lib.egc_infidelity_options_default(self._preset, ctypes.byref(o))
+        for k, v in kw.items():
+            setattr(o, k, v)
+        return o
+
+    def infidelity(self, x, maps, classes=None, patch=4):
+        """Infidelity, Quantus's patch protocol: patches of patch x patch pixels blacked out
+        cumulatively in raster order; the mean squared gap between the logit's drop and the
+        map's sum over the removed input. (n,) float32; lower is better."""
+        a, m = self._inputs(x, maps)
+        n = a.shape[0]
+        _, cp = _classes_array(classes, n)
+        o = self._infid_options(patch=int(patch))
+        out = np.empty(n, dtype=np.float32)
+        self._run(_lib.egc_metric_infidelity, _fptr(a), _fptr(m), n, cp, ctypes.byref(o),
+                  _fptr(out))
+        return out
+
+    def infidelity_gaussian(self, x, maps, classes=None, samples=32, sigma=0.1, seed=0):
+        """Infidelity with Gaussian perturbations and optimal scaling (Captum's
+        normalize=True): (values (n,), beta (n,)); lower is better."""
+        a, m = self._inputs(x, maps)
+        n = a.shape[0]
+        _, cp = _classes_array(classes, n)
+        o = self._infid_options(samples=int(samples), sigma=float(sigma), seed=int(seed))
+        out = np.empty(n, dtype=np.float32)
+        beta = np.empty(n, dtype=np.float32)
+        self._run(_lib.egc_metric_infidelity_gaussian, _fptr(a), _fptr(m), n, cp,
+                  ctypes.byref(o), _fptr(out), _fptr(beta))
+        return out, beta
+
+    def __repr__(self):
+        return "egcam.Evaluator(%r)" % (self.model.path,)
+
+
+def sensitivity(explainer, x, maps=None, classes=None, radius=0.2, samples=200, seed=0):
+    """Max- and Avg-Sensitivity of an Explainer: how much its maps move under uniform noise
+    U(-radius, radius) on x (Frobenius norm relative to the map); perturbed inputs whose top-1
+    class changes are left out and counted. maps and classes: the explainer's on x (computed
+    when not given). Returns a dict of (n,) arrays: max, avg, kept, excluded."""
+    if not isinstance(explainer, Explainer):
+        raise TypeError("egcam: sensitivity needs an egcam.Explainer")
+    a = _images_array(x, explainer.model.input_shape)
+    n = a.shape[0]
+    if maps is None or classes is None:
+        r = explainer.explain(a)
+        maps = r.maps if maps is None else maps
+        classes = r.classes if classes is None else classes
+    m = _maps_array(maps, n, explainer.map_shape)
+    _, cp = _classes_array(classes, n)
+    o = _SensOptions()
+    _lib.egc_sensitivity_options_default(ctypes.byref(o))
+    o.radius, o.samples, o.seed = float(radius), int(samples), int(seed)
+    res = (_SensResult * n)()
+    with explainer._lock:
+        if not explainer._h:
+            raise Error("argument", "the explainer was closed")
+        _check(_lib.egc_metric_sensitivity(explainer._h, _fptr(a), _fptr(m), cp, n,
+                                           ctypes.byref(o), res))
+    return {"max": np.array([v.max_sens for v in res], dtype=np.float32),
+            "avg": np.array([v.avg_sens for v in res], dtype=np.float32),
+            "kept": np.array([v.kept for v in res], dtype=np.int64),
+            "excluded": np.array([v.excluded for v in res], dtype=np.int64)}
+
+
+def _per_map(maps, fn):
+    m = np.ascontiguousarray(maps, dtype=np.float32)
+    one = m.ndim == 2
+    if one:
+        m = m[None]
+    if m.ndim != 3:
+        raise ValueError("egcam: maps are (H,W) or (n,H,W), not of shape %s" % (m.shape,))
+    out = np.array([fn(m[i]) for i in range(m.shape[0])], dtype=np.float32)
+    return out[0] if one else out
+
+
+def sparseness(maps):
+    """Gini sparseness of each map (higher is sparser): a float for one (H,W) map, (n,) for
+    (n,H,W)."""
+    def one(mi):
+        v = ctypes.c_float()
+        _check(_lib.egc_sparseness(_fptr(mi), mi.size, ctypes.byref(v)))
+        return v.value
+    return _per_map(maps, one)
+
+
+def entropy(maps):
+    """Entropy complexity of each map (lower is simpler; `complexity` in egcam sweep)."""
+    return _per_map(maps, lambda mi: _lib.egc_complexity(_fptr(mi), mi.size))
+
+
+def _with_masks(maps, masks, fn):
+    m = np.ascontiguousarray(maps, dtype=np.float32)
+    k = np.ascontiguousarray(np.asarray(masks) != 0, dtype=np.uint8)
+    one = m.ndim == 2
+    if one:
+        m, k = m[None], k[None] if k.ndim == 2 else k
+    if m.ndim != 3 or k.shape != m.shape:
+        raise ValueError("egcam: maps %s and masks %s must both be (H,W) or (n,H,W)"
+                         % (np.shape(maps), np.shape(masks)))
+    kp = lambda i: k[i].ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+    out = np.array([fn(m[i], kp(i)) for i in range(m.shape[0])], dtype=np.float32)
+    return out[0] if one else out
+
+
+def pointing_game(maps, masks, tolerance=0.0):
+    """1 where the map's largest pixel lies in the mask (non-zero pixels; with tolerance,
+    within that many pixels of it), else 0. An empty mask raises Error."""
+    def one(mi, kp):
+        hit = ctypes.c_int()
+        _check(_lib.egc_pointing_game(_fptr(mi), kp, mi.shape[0], mi.shape[1],
+                                      float(tolerance), ctypes.byref(hit)))
+        return hit.value
+    return _with_masks(maps, masks, one)
+
+
+def energy_pointing(maps, masks):
+    """The share of each map's mass inside its mask (NaN for an all-zero map)."""
+    return _with_masks(maps, masks, lambda mi, kp: _lib.egc_energy_pointing(_fptr(mi), kp,
+                                                                             mi.size))
+
+
+def relevance_rank(maps, masks):
+    """Relevance rank accuracy: the share of the mask among the map's |mask| most salient
+    pixels. An empty mask raises Error."""
+    def one(mi, kp):
+        v = ctypes.c_float()
+        _check(_lib.egc_relevance_rank(_fptr(mi), kp, mi.size, ctypes.byref(v)))
+        return v.value
+    return _with_masks(maps, masks, one)

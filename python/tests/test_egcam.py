@@ -1,10 +1,12 @@
 """Tests of the Python module (python/egcam) on the shared CIFAR-10 ResNet-20 and its images:
-maps bit for bit those of `egcam explain`, independent of how images are batched, the options
-as the library resolves them, overlays, and clear errors for bad input.
+maps bit for bit those of `egcam explain` and metrics bit for bit those of `egcam sweep`,
+independent of how images are batched, the options as the library resolves them, the map
+metrics against their definitions, overlays, and clear errors for bad input.
 
 Environment: EGC_SHARED_DIR (the shared models and data; the tests skip without it), EGCAM_CLI
 (the egcam tool, for the comparison with the command line), EGCAM_LIBRARY (libegcam.so).
 Run by tests/run_tests.py (ctest test `python`)."""
+import csv
 import glob
 import json
 import os
@@ -143,6 +145,71 @@ class ExplainTest(unittest.TestCase):
                                on="original")
             with open(f, "rb") as fh:
                 self.assertEqual(fh.read(8), b"\x89PNG\r\n\x1a\n")
+
+    def test_metrics_are_the_sweeps(self):
+        if not CLI or not os.path.exists(CLI):
+            self.skipTest("no egcam tool (EGCAM_CLI)")
+        paths = self.paths[:3]
+        metrics = ["deletion", "insertion", "infidelity", "infidelity-gaussian",
+                   "max-sensitivity", "avg-sensitivity", "sparseness", "complexity"]
+        with tempfile.TemporaryDirectory() as out:
+            subprocess.run([CLI, "sweep", "--model", MODEL, "--preset", "cifar", "--methods",
+                            "gradcam,expected-gradcam", "--samples", "8", "--metrics",
+                            ",".join(metrics), "--sens-samples", "4", "-q", "--out", out] + paths,
+                           check=True, env=dict(os.environ, EGC_BLAS_AUTO="0"))
+            rows = {(r["image"], r["method"], r["metric"]): r["value"]
+                    for r in csv.DictReader(open(os.path.join(out, "rows.csv")))}
+        x = self.x[:3]
+        ev = egcam.Evaluator(self.model, preset="cifar")
+        for meth in ("gradcam", "expected-gradcam"):
+            ex = egcam.Explainer(self.model, meth, preset="cifar", samples=8)
+            r = ex.explain(x)
+            c = ev.curves(x, r.maps)
+            self.assertEqual(c["deletion_curves"].shape, (3, 33))  # 32 steps of 32 pixels
+            sens = egcam.sensitivity(ex, x, samples=4)
+            got = {"deletion": c["deletion"], "insertion": c["insertion"],
+                   "infidelity": ev.infidelity(x, r.maps),
+                   "infidelity-gaussian": ev.infidelity_gaussian(x, r.maps)[0],
+                   "max-sensitivity": sens["max"], "avg-sensitivity": sens["avg"],
+                   "sparseness": egcam.sparseness(r.maps), "complexity": egcam.entropy(r.maps)}
+            for k, v in got.items():
+                for i, p in enumerate(paths):
+                    # rows.csv holds 9 significant digits: float32 values exactly
+                    self.assertEqual(v[i], np.float32(rows[(p, meth, k)]), "%s %s %s" % (meth, k, p))
+            self.assertTrue(np.all(sens["kept"] + sens["excluded"] == 4))
+        self.assertTrue(np.array_equal(ev.logits(x), self.model.logits(x)))
+
+    def test_map_metrics(self):
+        rng = np.random.default_rng(3)
+        maps = rng.random((4, 32, 32), dtype=np.float32)
+        masks = np.zeros((4, 32, 32), dtype=bool)
+        masks[:, 8:16, 8:24] = True
+        # Gini and entropy as METRICS.md writes them
+        a = np.sort(np.abs(maps.reshape(4, -1)) + 1e-7, axis=1)
+        i = np.arange(1, a.shape[1] + 1)
+        gini = ((2 * i - a.shape[1] - 1) * a).sum(1) / (a.shape[1] * a.sum(1))
+        self.assertTrue(np.allclose(egcam.sparseness(maps), gini, atol=1e-5))
+        p = np.abs(maps.reshape(4, -1)) / np.abs(maps.reshape(4, -1)).sum(1, keepdims=True)
+        self.assertTrue(np.allclose(egcam.entropy(maps), -(p * np.log(p + 1e-12)).sum(1), atol=1e-4))
+        energy = (maps * masks).reshape(4, -1).sum(1) / maps.reshape(4, -1).sum(1)
+        self.assertTrue(np.allclose(egcam.energy_pointing(maps, masks), energy, atol=1e-5))
+        k = int(masks[0].sum())
+        top = np.argsort(-maps.reshape(4, -1), axis=1, kind="stable")[:, :k]
+        rra = np.array([masks[j].ravel()[top[j]].mean() for j in range(4)])
+        self.assertTrue(np.allclose(egcam.relevance_rank(maps, masks), rra, atol=1e-6))
+        hit = np.array([masks[j].ravel()[maps[j].argmax()] for j in range(4)], dtype=np.float32)
+        self.assertTrue(np.array_equal(egcam.pointing_game(maps, masks), hit))
+        one = np.zeros((32, 32), dtype=np.float32)
+        one[0, 0] = 1
+        self.assertEqual(egcam.pointing_game(one, masks[0]), 0)
+        self.assertEqual(egcam.pointing_game(one, masks[0], tolerance=12), 1)  # (8,8) is 11.3 away
+        with self.assertRaises(egcam.Error):
+            egcam.pointing_game(one, np.zeros((32, 32)))
+        with self.assertRaises(ValueError):
+            egcam.energy_pointing(maps, masks[:2])
+        ev = egcam.Evaluator(self.model, preset="cifar")
+        with self.assertRaises(ValueError):
+            ev.curves(self.x, maps)  # 4 maps for 5 images
 
     def test_threads_and_closing(self):
         ex = egcam.Explainer(self.model, "expected-gradcam", preset="cifar", samples=4)
