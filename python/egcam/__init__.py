@@ -24,7 +24,8 @@ import weakref
 
 import numpy as np
 
-__all__ = ["Error", "Model", "Explainer", "Explanation", "Evaluator", "load_images", "overlay",
+__all__ = ["Error", "Model", "Explainer", "Explanation", "FileResult", "Evaluator",
+           "load_images", "overlay",
            "save_overlay", "sensitivity", "sparseness", "entropy", "pointing_game",
            "energy_pointing", "relevance_rank", "METHODS"]
 
@@ -395,23 +396,102 @@ def _load_image(path):
     return img
 
 
-def load_images(paths, model, preset="torchvision"):
+def _decode_into(path, p, w, h, dst):
+    """One image file decoded and preprocessed into dst (3,h,w); None, or the Error."""
+    try:
+        img = _load_image(path)
+    except Error as e:
+        return e
+    try:
+        _check(_lib.egc_preprocess(ctypes.byref(img), p, w, h, _fptr(dst)))
+    except Error as e:
+        return e
+    finally:
+        _lib.egc_image_free(ctypes.byref(img))
+    return None
+
+
+def load_images(paths, model, preset="torchvision", errors="raise", threads=None):
     """Decodes image files (JPEG, PNG, BMP) and preprocesses them as `egcam explain --preset`
-    does for `model` (a Model or its input (C,H,W)): a float32 array (n,3,H,W)."""
+    does for `model` (a Model or its input (C,H,W)): a float32 array (n,3,H,W). The files are
+    decoded by `threads` threads (default: one per CPU). errors="raise": the first file that
+    cannot be read raises Error naming it; errors="skip": returns (images of the files that
+    could be read, [(path, message) of the others]), in the order given."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
+    paths = [os.fspath(q) for q in paths]
+    if errors not in ("raise", "skip"):
+        raise ValueError("egcam: errors=%r: 'raise' or 'skip'" % (errors,))
     c, h, w = model.input_shape if isinstance(model, Model) else tuple(model)
     if c != 3:
         raise ValueError("egcam: the model takes %d channels, images have 3" % c)
     p = _parsed(_lib.egc_preset_parse, preset, "preset")
     out = np.empty((len(paths), 3, h, w), dtype=np.float32)
-    for i, path in enumerate(paths):
-        img = _load_image(path)
-        try:
-            _check(_lib.egc_preprocess(ctypes.byref(img), p, w, h, _fptr(out[i])))
-        finally:
-            _lib.egc_image_free(ctypes.byref(img))
-    return out
+    nt = max(1, min(len(paths), threads or os.cpu_count() or 1))
+    if nt == 1:
+        msgs = [_decode_into(q, p, w, h, out[i]) for i, q in enumerate(paths)]
+    else:  # the library releases the interpreter lock: the decoders run side by side
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(nt) as pool:
+            msgs = list(pool.map(lambda i: _decode_into(paths[i], p, w, h, out[i]),
+                                 range(len(paths))))
+    bad = [(q, m) for q, m in zip(paths, msgs) if m is not None]
+    if errors == "raise":
+        if bad:
+            raise bad[0][1]
+        return out
+    bad = [(q, str(m)) for q, m in bad]
+    keep = [i for i, m in enumerate(msgs) if m is None]
+    return out[keep] if len(keep) < len(paths) else out, bad
+
+
+class _Progress:
+    """Progress of a long run on standard error ("\r" updates), or through a callable(done,
+    total)."""
+
+    def __init__(self, progress, total, what):
+        import time
+        self.clock = time.monotonic
+        self.fn = progress if callable(progress) else None
+        self.on = bool(progress) and total > 0
+        self.total, self.what, self.t0, self.last = total, what, self.clock(), -1.0
+
+    def __call__(self, done):
+        if not self.on:
+            return
+        if self.fn:
+            self.fn(done, self.total)
+            return
+        t = self.clock()
+        if done < self.total and t - self.last < 0.5:
+            return
+        self.last = t
+        rate = done / max(t - self.t0, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else 0
+        import sys
+        sys.stderr.write("\regcam: %s %d/%d images, %.1f images/s, %s %ds   " % (
+            self.what, done, self.total, rate, "ETA" if done < self.total else "in",
+            eta if done < self.total else t - self.t0))
+        if done >= self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+class FileResult:
+    """One image of Explainer.explain_files: path, and either error (a message; everything
+    else None) or map (H,W) float32, raw (h,w) (with raw=True), cls, score, image_id, samples."""
+
+    __slots__ = ("path", "error", "map", "raw", "cls", "score", "image_id", "samples")
+
+    def __init__(self, path, error=None, map=None, raw=None, cls=None, score=None,
+                 image_id=None, samples=None):
+        self.path, self.error, self.map, self.raw = path, error, map, raw
+        self.cls, self.score, self.image_id, self.samples = cls, score, image_id, samples
+
+    def __repr__(self):
+        if self.error:
+            return "egcam.FileResult(%r, error=%r)" % (self.path, self.error)
+        return "egcam.FileResult(%r, class %d, score %.4g)" % (self.path, self.cls, self.score)
 
 
 class Explanation:
@@ -575,6 +655,46 @@ class Explainer(_Closing):
                            np.array([r.samples for r in res], dtype=np.int64))
 
     __call__ = explain
+
+    def explain_files(self, paths, classes=None, raw=False, chunk=None, progress=False):
+        """Explains image files as `egcam explain` does a folder, a chunk of images at a time
+        (default: 4 passes' worth, at least 64; the next chunk is decoded while this one is
+        explained), yielding one FileResult per file in order; a file that cannot be read
+        gives a FileResult with its error and the run goes on. classes: None, one int, or one
+        per file. progress=True prints images done, images/s and the time left on standard
+        error; a callable gets (done, total) instead."""
+        if isinstance(paths, (str, bytes, os.PathLike)):
+            paths = [paths]
+        paths = [os.fspath(q) for q in paths]
+        n = len(paths)
+        cls_all = None if classes is None else np.broadcast_to(np.asarray(classes), (n,))
+        chunk = int(chunk) if chunk else max(64, 4 * self.rows)
+        preset = self.options["preset"]
+        prog = _Progress(progress, n, self.options["method"])
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(1) as loader:
+            load = lambda a: load_images(paths[a:a + chunk], self.model, preset, errors="skip")
+            nxt = loader.submit(load, 0) if n else None
+            for a in range(0, n, chunk):
+                x, bad = nxt.result()
+                nxt = loader.submit(load, a + chunk) if a + chunk < n else None
+                bad = dict(bad)
+                part = paths[a:a + chunk]
+                good = [i for i, q in enumerate(part) if q not in bad]
+                r = None
+                if good:
+                    c = None if cls_all is None else cls_all[a:a + chunk][good]
+                    r = self.explain(x, classes=c, raw=raw)
+                k = 0
+                for i, q in enumerate(part):
+                    if q in bad:
+                        yield FileResult(q, error=bad[q])
+                        continue
+                    yield FileResult(q, map=r.maps[k], raw=None if r.raw is None else r.raw[k],
+                                     cls=int(r.classes[k]), score=float(r.scores[k]),
+                                     image_id=int(r.image_ids[k]), samples=int(r.samples[k]))
+                    k += 1
+                prog(min(a + chunk, n))
 
     def close(self):
         """Frees the explainer's memory (on the device too); explain() fails afterwards."""

@@ -211,6 +211,35 @@ class ExplainTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             ev.curves(self.x, maps)  # 4 maps for 5 images
 
+    def test_files(self):
+        paths = images(40, "dog") + images(30, "frog")
+        with tempfile.TemporaryDirectory() as d:
+            cut = os.path.join(d, "cut.jpg")
+            with open(paths[0], "rb") as src, open(cut, "wb") as dst:
+                dst.write(src.read()[:150])
+            files = paths[:25] + [cut, os.path.join(d, "missing.png")] + paths[25:]
+            # errors="skip": the readable ones, in order, and the others named
+            x, bad = egcam.load_images(files, self.model, preset="cifar", errors="skip", threads=3)
+            self.assertEqual(x.shape[0], len(paths))
+            self.assertEqual([q for q, _ in bad], files[25:27])
+            self.assertIn("cut.jpg", bad[0][1])
+            self.assertTrue(np.array_equal(x, egcam.load_images(paths, self.model, preset="cifar",
+                                                                threads=1)))
+            with self.assertRaises(egcam.Error) as c:
+                egcam.load_images(files, self.model, preset="cifar")
+            self.assertIn("cut.jpg", str(c.exception))
+            ex = egcam.Explainer(self.model, "expected-gradcam", preset="cifar", samples=4, batch=16)
+            seen = []
+            res = list(ex.explain_files(files, chunk=20, progress=lambda a, b: seen.append((a, b))))
+        self.assertEqual([r.path for r in res], files)
+        self.assertEqual([r.path for r in res if r.error], files[25:27])
+        whole = ex.explain(x)
+        good = [r for r in res if not r.error]
+        for i, r in enumerate(good):
+            self.assertLessEqual(float(np.abs(r.map - whole.maps[i]).max()), 1e-5)
+            self.assertEqual((r.cls, r.image_id, r.samples), (whole.classes[i], whole.image_ids[i], 4))
+        self.assertEqual(seen, [(20, 72), (40, 72), (60, 72), (72, 72)])
+
     def test_threads_and_closing(self):
         ex = egcam.Explainer(self.model, "expected-gradcam", preset="cifar", samples=4)
         want = ex.explain(self.x).maps
