@@ -11,9 +11,10 @@ in and out. The maps are those of `egcam explain` bit for bit (the same library 
     ev = egcam.Evaluator(model, device="cuda")    # the metrics of `egcam sweep`, any maps
     ev.curves(x, r.maps)["deletion"]              # deletion AUCs (n,)
 
-The library is found at $EGCAM_LIBRARY (a path to libegcam.so), beside this package, or in the
+The library is found at $EGCAM_LIBRARY (a path to libegcam.so), beside this package, in the
 build/ folder of the source tree this package sits in (tools/setup.sh and tools/build.sh make
-it). Failures raise egcam.Error, whose message names the file, option or layer and the reason;
+it), or, installed by `cmake --install`, in the libraries' folder (PREFIX/lib/libegcam.so for
+the module in PREFIX/lib/egcam/python). Failures raise egcam.Error, whose message names the file, option or layer and the reason;
 its `status` says the kind ("io", "argument", "format", "device", ...). Method names and
 options are those of the command line and docs/USER_GUIDE.md; docs/PYTHON.md has the details.
 """
@@ -191,7 +192,8 @@ def _find_library():
         return env
     here = os.path.dirname(os.path.abspath(__file__))
     for cand in (os.path.join(here, "libegcam.so"),
-                 os.path.join(here, "..", "..", "build", "libegcam.so")):
+                 os.path.join(here, "..", "..", "build", "libegcam.so"),  # a checkout
+                 os.path.join(here, "..", "..", "..", "libegcam.so")):    # cmake --install
         if os.path.exists(cand):
             return os.path.normpath(cand)
     raise ImportError("egcam: libegcam.so not found: set EGCAM_LIBRARY to its path, or build it "
