@@ -26,7 +26,7 @@ import weakref
 import numpy as np
 
 __all__ = ["Error", "Model", "Explainer", "Explanation", "FileResult", "Evaluator",
-           "load_images", "overlay",
+           "load_images", "overlay", "save_image",
            "save_overlay", "sensitivity", "sparseness", "entropy", "pointing_game",
            "energy_pointing", "relevance_rank", "METHODS"]
 
@@ -752,11 +752,19 @@ def overlay(image, saliency, preset="torchvision", colormap="turbo", alpha=0.5,
         _lib.egc_image_free(ctypes.byref(out))
 
 
+def save_image(path, rgb, quality=90):
+    """An (h,w,3) uint8 RGB array written as PNG, or as JPEG (quality 1..100) for .jpg/.jpeg."""
+    a = np.asarray(rgb)
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+        raise ValueError("egcam: an image is an (h,w,3) uint8 array, not %s %s" % (a.shape, a.dtype))
+    a = np.ascontiguousarray(a)
+    img = _Image(a.shape[1], a.shape[0], a.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)))
+    _check(_lib.egc_image_save(os.fspath(path).encode(), ctypes.byref(img), int(quality)))
+
+
 def save_overlay(path, image, saliency, **kw):
     """overlay(image, saliency, **kw) written to path (PNG, or JPEG for .jpg/.jpeg)."""
-    rgb = np.ascontiguousarray(overlay(image, saliency, **kw))
-    img = _Image(rgb.shape[1], rgb.shape[0], rgb.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)))
-    _check(_lib.egc_image_save(os.fspath(path).encode(), ctypes.byref(img), 90))
+    save_image(path, overlay(image, saliency, **kw))
 
 
 # ---- metrics (include/egcam/metrics.h; the definitions are METRICS.md's) ----

@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import unittest
@@ -239,6 +240,24 @@ class ExplainTest(unittest.TestCase):
             self.assertLessEqual(float(np.abs(r.map - whole.maps[i]).max()), 1e-5)
             self.assertEqual((r.cls, r.image_id, r.samples), (whole.classes[i], whole.image_ids[i], 4))
         self.assertEqual(seen, [(20, 72), (40, 72), (60, 72), (72, 72)])
+
+    def test_example_compare_methods(self):
+        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "grid.png")
+            env = dict(os.environ, PYTHONPATH=os.path.join(root, "python"), EGC_BLAS_AUTO="0")
+            p = subprocess.run([sys.executable, os.path.join(root, "examples", "compare_methods.py"),
+                                MODEL, "cifar", out] + self.paths[:3] + [os.path.join(d, "none.jpg")] +
+                               ["--samples", "4", "--cell", "40"],
+                               env=env, capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("expected-gradcam", p.stdout)
+            self.assertIn("none.jpg", p.stderr)  # the unreadable file is reported, not fatal
+            with open(out, "rb") as f:
+                head = f.read(24)
+            self.assertEqual(head[:8], b"\x89PNG\r\n\x1a\n")
+            w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+            self.assertEqual((w, h), (3 * 44 + 4, 3 * 44 + 4))  # 3 methods x 3 images of 40 + gaps
 
     def test_threads_and_closing(self):
         ex = egcam.Explainer(self.model, "expected-gradcam", preset="cifar", samples=4)
