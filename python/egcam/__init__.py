@@ -20,7 +20,9 @@ options are those of the command line and docs/USER_GUIDE.md; docs/PYTHON.md has
 """
 import ctypes
 import os
+import sys
 import threading
+import time
 import weakref
 
 import numpy as np
@@ -452,7 +454,6 @@ class _Progress:
     total)."""
 
     def __init__(self, progress, total, what):
-        import time
         self.clock = time.monotonic
         self.fn = progress if callable(progress) else None
         self.on = bool(progress) and total > 0
@@ -470,7 +471,6 @@ class _Progress:
         self.last = t
         rate = done / max(t - self.t0, 1e-9)
         eta = (self.total - done) / rate if rate > 0 else 0
-        import sys
         sys.stderr.write("\regcam: %s %d/%d images, %.1f images/s, %s %ds   " % (
             self.what, done, self.total, rate, "ETA" if done < self.total else "in",
             eta if done < self.total else t - self.t0))
