@@ -12,7 +12,6 @@ e.g. (from the checkout, after tools/setup.sh):
       ../shared/models/resnet20_cifar10.onnx cifar compare.png ../shared/data/cifar10-test/cat/000*.jpg
 """
 import argparse
-import os
 import sys
 
 import numpy as np
