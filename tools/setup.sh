@@ -36,4 +36,12 @@ echo "maps:     $out/<method>/<image>.npy (float32 224x224 in [0,1])"
 echo "overlays: $out/<method>/<image>_overlay.png"
 echo "manifest: $out/manifest.jsonl"
 echo "gallery:  $out/index.html   (open it in a browser)"
-echo "python:   PYTHONPATH=$here/python python3 -c 'import egcam'   (docs/PYTHON.md)"
+py=""
+for p in python3 /usr/bin/python3; do
+  if command -v "$p" >/dev/null && "$p" -c 'import numpy' 2>/dev/null; then py="$p"; break; fi
+done
+if [ -n "$py" ]; then
+  echo "python:   PYTHONPATH=$here/python $py -c 'import egcam'   (docs/PYTHON.md)"
+else
+  echo "python:   the module (python/egcam, docs/PYTHON.md) needs NumPy: apt-get install python3-numpy"
+fi
