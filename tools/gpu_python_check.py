@@ -6,7 +6,8 @@ On the CIFAR-10 ResNet-20 and 16 shared CIFAR-10 images, for Grad-CAM and Expect
 as the CUDA parity tests ask of mixed precision; the same classes), and against `egcam explain`
 on the same GPU (bit for bit: both run with EGC_CUDA_CONV_FIND=0 and EGC_CUDA_HALF_FUSED=0, so
 that neither times its choices); then the deletion, insertion and infidelity scores of the CPU's
-Grad-CAM maps by a GPU evaluator against a CPU one (AUCs within 2e-3, infidelity within 1%).
+Grad-CAM maps by a GPU evaluator against a CPU one (AUCs within 2e-3, infidelity within 1%);
+and inputs in egcam.empty_pinned memory (page-locked on the GPU) give the same maps.
 Prints one JSON line per comparison; exit 1 when one fails.
 
 usage: gpu_python_check.py SHARED_DIR EGCAM_TOOL
@@ -69,6 +70,17 @@ def main():
                 ok &= line["ok"]
                 print(json.dumps(line), flush=True)
                 ex.close()
+        # inputs in page-locked memory: the same maps bit for bit
+        buf = egcam.empty_pinned((len(paths),) + m.input_shape, device=dev)
+        xp = egcam.load_images(paths, m, preset="cifar", out=buf)
+        ex = egcam.Explainer(m, "expected-gradcam", preset="cifar", samples=8, device=dev,
+                             precision="mixed", batch=64)
+        same = bool(np.array_equal(ex.explain(xp).maps, ex.explain(x).maps))
+        line = {"check": "python-pinned", "pinned": egcam.is_pinned(buf), "same_maps": same,
+                "ok": same and (egcam.is_pinned(buf) or dev == "cpu")}
+        ok &= line["ok"]
+        print(json.dumps(line), flush=True)
+        ex.close()
         # the metrics that run the model, on the GPU against the CPU, on the CPU's Grad-CAM maps
         maps = egcam.Explainer(m, "gradcam", preset="cifar").explain(x).maps
         cev = egcam.Evaluator(m, preset="cifar")

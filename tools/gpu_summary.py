@@ -146,6 +146,11 @@ def python_section(lines):
             rows.append([d.get("method"), d.get("precision"), "module vs egcam explain",
                          "%s of %s maps bit-identical" % (d.get("bit_identical"), d.get("images")),
                          "ok" if d.get("ok") else "**FAIL**"])
+        elif d.get("check") == "python-pinned":
+            rows.append(["expected-gradcam", "mixed", "page-locked vs ordinary inputs",
+                         "%s, maps %s" % ("page-locked" if d.get("pinned") else "NOT page-locked",
+                                          "the same" if d.get("same_maps") else "differ"),
+                         "ok" if d.get("ok") else "**FAIL**"])
         elif d.get("check") == "python-metrics-gpu-vs-cpu":
             rows.append(["metrics", "fp32", "GPU vs CPU evaluator",
                          "max AUC diff %.2g, max infidelity rel. diff %.2g" % (

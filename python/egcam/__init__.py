@@ -28,7 +28,7 @@ import weakref
 import numpy as np
 
 __all__ = ["Error", "Model", "Explainer", "Explanation", "FileResult", "Evaluator",
-           "load_images", "overlay", "save_image",
+           "load_images", "empty_pinned", "is_pinned", "overlay", "save_image",
            "save_overlay", "sensitivity", "sparseness", "entropy", "pointing_game",
            "energy_pointing", "relevance_rank", "METHODS"]
 
@@ -114,6 +114,9 @@ _SIGS = {
     "egc_session_destroy": (None, [_P]),
     "egc_session_forward": (ctypes.c_int, [_P, _F, ctypes.c_int, _F]),
     "egc_session_device": (ctypes.c_char_p, [_P]),
+    "egc_host_alloc": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_P)]),
+    "egc_host_free": (None, [_P]),
+    "egc_host_pinned": (ctypes.c_int, [_P]),
     "egc_image_load": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(_Image)]),
     "egc_image_free": (None, [ctypes.POINTER(_Image)]),
     "egc_image_save": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(_Image), ctypes.c_int]),
@@ -400,6 +403,36 @@ def _load_image(path):
     return img
 
 
+class _HostBlock:
+    """A block of egc_host_alloc memory, freed when the last array on it goes."""
+
+    def __init__(self, device, shape, dtype):
+        self.shape, self.dtype = tuple(int(d) for d in shape), np.dtype(dtype)
+        nbytes = max(1, int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize)
+        p = _P()
+        _check(_lib.egc_host_alloc(device.encode(), nbytes, ctypes.byref(p)))
+        self.ptr = p.value
+        self.__array_interface__ = {"shape": self.shape, "typestr": self.dtype.str,
+                                    "data": (self.ptr, False), "version": 3}
+
+    def __del__(self):
+        if getattr(self, "ptr", None):
+            _lib.egc_host_free(self.ptr)
+            self.ptr = None
+
+
+def empty_pinned(shape, dtype=np.float32, device="cuda"):
+    """An uninitialised array in host memory that the GPU `device` reads at the bus's full
+    speed (page-locked; ordinary memory for the CPU, or where locking fails): images decoded
+    into it (load_images(..., out=)) upload without a staging copy. is_pinned(a) says which."""
+    return np.asarray(_HostBlock(device, shape, dtype))
+
+
+def is_pinned(a):
+    """Whether array a lies in page-locked memory of empty_pinned."""
+    return bool(_lib.egc_host_pinned(ctypes.c_void_p(np.asarray(a).ctypes.data)))
+
+
 def _decode_into(path, p, w, h, dst):
     """One image file decoded and preprocessed into dst (3,h,w); None, or the Error."""
     try:
@@ -415,12 +448,14 @@ def _decode_into(path, p, w, h, dst):
     return None
 
 
-def load_images(paths, model, preset="torchvision", errors="raise", threads=None):
+def load_images(paths, model, preset="torchvision", errors="raise", threads=None, out=None):
     """Decodes image files (JPEG, PNG, BMP) and preprocesses them as `egcam explain --preset`
-    does for `model` (a Model or its input (C,H,W)): a float32 array (n,3,H,W). The files are
-    decoded by `threads` threads (default: one per CPU). errors="raise": the first file that
-    cannot be read raises Error naming it; errors="skip": returns (images of the files that
-    could be read, [(path, message) of the others]), in the order given."""
+    does for `model` (a Model or its input (C,H,W)): a float32 array (n,3,H,W), or the first n
+    images of `out` (a C-ordered float32 array of at least n images, e.g. from empty_pinned).
+    The files are decoded by `threads` threads (default: one per CPU). errors="raise": the
+    first file that cannot be read raises Error naming it; errors="skip": returns (images of
+    the files that could be read, [(path, message) of the others]), in the order given (with
+    `out`, the readable ones moved to its front)."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         paths = [paths]
     paths = [os.fspath(q) for q in paths]
@@ -430,7 +465,15 @@ def load_images(paths, model, preset="torchvision", errors="raise", threads=None
     if c != 3:
         raise ValueError("egcam: the model takes %d channels, images have 3" % c)
     p = _parsed(_lib.egc_preset_parse, preset, "preset")
-    out = np.empty((len(paths), 3, h, w), dtype=np.float32)
+    if out is None:
+        out = np.empty((len(paths), 3, h, w), dtype=np.float32)
+    else:
+        if not (isinstance(out, np.ndarray) and out.dtype == np.float32 and
+                out.flags.c_contiguous and out.shape[1:] == (3, h, w) and
+                out.shape[0] >= len(paths)):
+            raise ValueError("egcam: out must be a C-ordered float32 array of at least "
+                             "(%d,3,%d,%d)" % (len(paths), h, w))
+        out = out[:len(paths)]
     nt = max(1, min(len(paths), threads or os.cpu_count() or 1))
     if nt == 1:
         msgs = [_decode_into(q, p, w, h, out[i]) for i, q in enumerate(paths)]
@@ -446,7 +489,12 @@ def load_images(paths, model, preset="torchvision", errors="raise", threads=None
         return out
     bad = [(q, str(m)) for q, m in bad]
     keep = [i for i, m in enumerate(msgs) if m is None]
-    return out[keep] if len(keep) < len(paths) else out, bad
+    if len(keep) == len(paths):
+        return out, bad
+    for k, i in enumerate(keep):  # in place, so that the images stay where out lies
+        if k != i:
+            out[k] = out[i]
+    return out[:len(keep)], bad
 
 
 class _Progress:
@@ -598,6 +646,7 @@ class Explainer(_Closing):
             if tmp:
                 os.unlink(tmp)
         self._h = h
+        self._device_arg = device
         self._lock = threading.Lock()  # one run at a time (an explainer's buffers are its own)
         model._explainers.add(self)
         ih, iw, H, W = (ctypes.c_int() for _ in range(4))
@@ -673,9 +722,14 @@ class Explainer(_Closing):
         chunk = int(chunk) if chunk else max(64, 4 * self.rows)
         preset = self.options["preset"]
         prog = _Progress(progress, n, self.options["method"])
+        # two chunk buffers in memory the device reads at full speed (page-locked for a GPU):
+        # one is explained while the next chunk is decoded into the other
+        bufs = [empty_pinned((min(chunk, n),) + self.model.input_shape, device=self._device_arg)
+                for _ in range(2 if n > chunk else 1)] if n else []
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(1) as loader:
-            load = lambda a: load_images(paths[a:a + chunk], self.model, preset, errors="skip")
+            load = lambda a: load_images(paths[a:a + chunk], self.model, preset, errors="skip",
+                                         out=bufs[(a // chunk) % len(bufs)])
             nxt = loader.submit(load, 0) if n else None
             for a in range(0, n, chunk):
                 x, bad = nxt.result()

@@ -259,6 +259,27 @@ class ExplainTest(unittest.TestCase):
             w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
             self.assertEqual((w, h), (3 * 44 + 4, 3 * 44 + 4))  # 3 methods x 3 images of 40 + gaps
 
+    def test_out_buffers(self):
+        buf = egcam.empty_pinned((8, 3, 32, 32), device="cpu")
+        self.assertFalse(egcam.is_pinned(buf))  # ordinary memory for the CPU
+        self.assertEqual((buf.dtype, buf.flags.c_contiguous), (np.float32, True))
+        got = egcam.load_images(self.paths, self.model, preset="cifar", out=buf)
+        self.assertEqual(got.shape, (5, 3, 32, 32))
+        self.assertEqual(got.ctypes.data, buf.ctypes.data)
+        self.assertTrue(np.array_equal(got, self.x))
+        with tempfile.TemporaryDirectory() as d:
+            missing = os.path.join(d, "missing.jpg")
+            got, bad = egcam.load_images([missing] + self.paths, self.model, preset="cifar",
+                                         out=buf, errors="skip")
+        self.assertEqual(got.ctypes.data, buf.ctypes.data)  # the readable ones moved to the front
+        self.assertTrue(np.array_equal(got, self.x))
+        self.assertEqual([q for q, _ in bad], [missing])
+        with self.assertRaises(ValueError):
+            egcam.load_images(self.paths, self.model, preset="cifar", out=buf[:2])
+        r = egcam.Explainer(self.model, "gradcam", preset="cifar").explain(got)
+        self.assertTrue(np.array_equal(r.maps, egcam.Explainer(self.model, "gradcam",
+                                                               preset="cifar").explain(self.x).maps))
+
     def test_threads_and_closing(self):
         ex = egcam.Explainer(self.model, "expected-gradcam", preset="cifar", samples=4)
         want = ex.explain(self.x).maps
