@@ -25,7 +25,10 @@ computed here with torch / numpy, independently of egcam:
   misc_opset13.onnx (GAP, Flatten, Gemm transB, Clip with constant inputs, Softmax),
   fold_ops.onnx (Range, Where, Equal, Expand, Gather, Unsqueeze, Squeeze, Neg, Pow, Floor,
   Sqrt feeding a Reshape target and an Add constant), fold_runtime.onnx (Gemm and Clip on
-  constants only, evaluated at load time by the CPU reference ops).
+  constants only, evaluated at load time by the CPU reference ops), composite_opset14.onnx
+  (Conv, HardSwish, HardSigmoid alpha 0.3 beta 0.4, Mul, ReduceMean over axes [-1,-2] without
+  keepdims, Gemm), reduce_mean_opset18.onnx (ReduceMean with the axes [3,2] as an input, then
+  Flatten), reduce_mean_channels.onnx (ReduceMean over axis 1: refused).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -318,6 +321,51 @@ def fold_runtime_case(rng):
     npy("fold_runtime_out.npy", x + np.maximum(2.0 * a.astype(np.float64) @ b, 0.0))
 
 
+def composite_cases(rng):
+    """HardSwish, HardSigmoid and ReduceMean (composite lowerings) in a small conv head."""
+    w = (0.5 * rng.standard_normal((4, 3, 3, 3))).astype(np.float32)
+    b = (0.5 * rng.standard_normal((4,))).astype(np.float32)
+    w2 = rng.standard_normal((3, 4)).astype(np.float32)
+    b2 = rng.standard_normal((3,)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("HardSwish", ["c"], ["hs"], name="hswish"),
+        helper.make_node("HardSigmoid", ["hs"], ["hg"], name="hsig", alpha=0.3, beta=0.4),
+        helper.make_node("Mul", ["hs", "hg"], ["m"], name="gate"),
+        helper.make_node("ReduceMean", ["m"], ["r"], name="mean", axes=[-1, -2], keepdims=0),
+        helper.make_node("Gemm", ["r", "w2", "b2"], ["y"], name="fc", transB=1),
+    ]
+    save(model(nodes, [fin("x", ["N", 3, 6, 7])], [fin("y", None)],
+               [init("w", w), init("b", b), init("w2", w2), init("b2", b2)], opset=14),
+         "composite_opset14.onnx")
+    x = (2.0 * rng.standard_normal((2, 3, 6, 7))).astype(np.float32)
+    xd = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    c = np.zeros((2, 4, 6, 7))
+    for i in range(6):
+        for j in range(7):
+            c[:, :, i, j] = np.einsum("nckl,ockl->no", xd[:, :, i:i + 3, j:j + 3], w)
+    c += b[None, :, None, None]
+    hs = c * np.clip(c / 6.0 + 0.5, 0.0, 1.0)
+    hg = np.clip(0.3 * hs + 0.4, 0.0, 1.0)
+    r = (hs * hg).mean(axis=(2, 3))
+    npy("composite_opset14_in.npy", x)
+    npy("composite_opset14_out.npy", r @ w2.T.astype(np.float64) + b2)
+    # opset 18: the axes as an input, keepdims=1
+    nodes = [
+        helper.make_node("ReduceMean", ["x", "axes"], ["r"], name="mean18", keepdims=1),
+        helper.make_node("Flatten", ["r"], ["y"], name="flat"),
+    ]
+    save(model(nodes, [fin("x", ["N", 4, 3, 5])], [fin("y", None)],
+               [init("axes", np.array([3, 2], np.int64))], opset=18),
+         "reduce_mean_opset18.onnx")
+    x = rng.standard_normal((2, 4, 3, 5)).astype(np.float32)
+    npy("reduce_mean_opset18_in.npy", x)
+    npy("reduce_mean_opset18_out.npy", x.astype(np.float64).mean(axis=(2, 3)))
+    # a mean over the channels: refused
+    nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="chanmean", axes=[1])]
+    save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "reduce_mean_channels.onnx")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -331,6 +379,7 @@ def main():
     misc_case(rng)
     fold_ops_case(rng)
     fold_runtime_case(rng)
+    composite_cases(np.random.default_rng(99))
 
 
 if __name__ == "__main__":

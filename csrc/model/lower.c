@@ -1125,6 +1125,166 @@ static egc_status fold_runtime(lctx *c, const egc_onnx_node *n, const rt_entry *
     return take_tensor(c, id, &t);
 }
 
+/* ---------------------------------------------------------------- composite lowerings
+ * ONNX operators that become a few runtime nodes of the executor (so every backend runs
+ * them with the kernels it has, forward and backward):
+ *   HardSigmoid(x; alpha, beta)  = Clip(Add(Mul(x, alpha), beta), 0, 1)
+ *   HardSwish(x)                 = Mul(x, HardSigmoid(x; 1/6, 1/2))
+ *   ReduceMean(x; axes {2,3})    = GlobalAveragePool(x) of a 4-D x (then a Flatten to
+ *                                  [N,C] with keepdims=0)
+ * The last node's output keeps the ONNX output's name (a target layer is named as in the
+ * file); the nodes before it are named after the ONNX node with a suffix. */
+
+/* Adds runtime node r of a composite lowering of n: its output is n's own output when last
+ * is set, else a new value named after n's output plus suffix; *id gets the output. */
+static egc_status add_part(lctx *c, const egc_onnx_node *n, egc_node *r, const char *suffix,
+                           int last, int *id)
+{
+    char oname[600], nodename[600];
+    snprintf(oname, sizeof oname, "%s%s", n->outputs[0], suffix);
+    for (int k = 2; !last && nmap_get(&c->names, oname) >= 0 && k < 1000000; k++)
+        snprintf(oname, sizeof oname, "%s%s_%d", n->outputs[0], suffix, k);
+    snprintf(nodename, sizeof nodename, "%s%s", nname(n), last ? "" : suffix);
+    char *outs[1] = {last ? n->outputs[0] : oname};
+    egc_onnx_node part = *n;
+    part.name = nodename;
+    part.outputs = outs;
+    part.n_outputs = 1;
+    return add_node(c, &part, r, id);
+}
+
+/* A scalar float constant named after n's output plus suffix. */
+static egc_status scalar_const(lctx *c, const egc_onnx_node *n, const char *suffix, float v,
+                               int *id)
+{
+    egc_onnx_tensor t;
+    memset(&t, 0, sizeof t);
+    t.orig_dtype = EGC_DT_FLOAT;
+    t.is_float = 1;
+    t.numel = 1; /* shape: a scalar (ndim 0) */
+    EGC_TRY(egc_calloc((void **)&t.f32, 1, sizeof(float), "constant"));
+    t.f32[0] = v;
+    egc_status st = new_unique_value(c, n->outputs[0], suffix, id);
+    if (st != EGC_OK) {
+        egc_fold_free(&t);
+        return st;
+    }
+    return take_tensor(c, *id, &t);
+}
+
+static void node_init(egc_node *r, egc_op op)
+{
+    memset(r, 0, sizeof *r);
+    for (int i = 0; i < EGC_NODE_MAX_IN; i++) r->in[i] = -1;
+    r->op = op;
+}
+
+/* HardSigmoid of value x into a new value (last = 0) or n's output (last = 1). */
+static egc_status hard_sigmoid(lctx *c, const egc_onnx_node *n, int x, float alpha, float beta,
+                               int last, int *id)
+{
+    int ka, kb, m, a;
+    egc_node r;
+    EGC_TRY(scalar_const(c, n, "/alpha", alpha, &ka));
+    EGC_TRY(scalar_const(c, n, "/beta", beta, &kb));
+    node_init(&r, EGC_OP_MUL);
+    r.n_in = 2, r.in[0] = x, r.in[1] = ka;
+    EGC_TRY(add_part(c, n, &r, "/hardsigmoid_mul", 0, &m));
+    node_init(&r, EGC_OP_ADD);
+    r.n_in = 2, r.in[0] = m, r.in[1] = kb;
+    EGC_TRY(add_part(c, n, &r, "/hardsigmoid_add", 0, &a));
+    node_init(&r, EGC_OP_CLIP);
+    r.n_in = 1, r.in[0] = a;
+    r.p.clip.lo = 0.0f;
+    r.p.clip.hi = 1.0f;
+    return add_part(c, n, &r, "/hardsigmoid", last, id);
+}
+
+/* 1 when op is lowered here (and *st says how it went), 0 when it is not one of these. */
+static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                           egc_status *st)
+{
+    const char *op = n->op_type;
+    int id = -1;
+    *st = EGC_OK;
+    if (strcmp(op, "HardSigmoid") == 0 || strcmp(op, "HardSwish") == 0) {
+        static const char *const k_hs[] = {"alpha", "beta", NULL}, *const k_none[] = {NULL};
+        int swish = op[4] == 'S' && op[5] == 'w';
+        float alpha = 1.0f / 6.0f, beta = 0.5f;
+        if ((*st = egc_lower_check_attrs(n, swish ? k_none : k_hs)) != EGC_OK) return 1;
+        if (!swish && ((*st = egc_lower_attr_float(n, "alpha", 0.2f, &alpha)) != EGC_OK ||
+                       (*st = egc_lower_attr_float(n, "beta", 0.5f, &beta)) != EGC_OK))
+            return 1;
+        if ((*st = single_output(n)) != EGC_OK) return 1;
+        if (n_in != 1 || vin[0] < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
+            return 1;
+        }
+        if (!swish) {
+            *st = hard_sigmoid(c, n, vin[0], alpha, beta, 1, &id);
+            return 1;
+        }
+        int h = -1;
+        if ((*st = hard_sigmoid(c, n, vin[0], alpha, beta, 0, &h)) != EGC_OK) return 1;
+        egc_node r;
+        node_init(&r, EGC_OP_MUL);
+        r.n_in = 2, r.in[0] = vin[0], r.in[1] = h;
+        *st = add_part(c, n, &r, "", 1, &id);
+        return 1;
+    }
+    if (strcmp(op, "ReduceMean") == 0) {
+        static const char *const known[] = {"axes", "keepdims", "noop_with_empty_axes", NULL};
+        if ((*st = egc_lower_check_attrs(n, known)) != EGC_OK) return 1;
+        if ((*st = single_output(n)) != EGC_OK) return 1;
+        if (vin[0] < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "input 0 is missing");
+            return 1;
+        }
+        const egc_value *x = &c->g->values[vin[0]];
+        int64_t keep, noop, ax[EGC_MAX_DIMS];
+        int na = 0;
+        if ((*st = egc_lower_attr_int(n, "keepdims", 1, &keep)) != EGC_OK ||
+            (*st = egc_lower_attr_int(n, "noop_with_empty_axes", 0, &noop)) != EGC_OK)
+            return 1;
+        if (n_in > 1 && vin[1] >= 0) { /* opset 18: the axes as an input */
+            if ((*st = const_ints(c, n, vin, n_in, 1, "axes", ax, EGC_MAX_DIMS, &na)) != EGC_OK)
+                return 1;
+        } else if (egc_lower_attr(n, "axes")) {
+            const int64_t *v;
+            if ((*st = egc_lower_attr_ints(n, "axes", &v, &na)) != EGC_OK) return 1;
+            if (na > EGC_MAX_DIMS) na = EGC_MAX_DIMS + 1;
+            for (int i = 0; i < na && i < EGC_MAX_DIMS; i++) ax[i] = v[i];
+        }
+        int rank = x->shape.ndim, spatial = rank == 4 && na == 2 && !noop;
+        if (spatial) { /* the axes, made non-negative, are {2, 3} in either order */
+            int64_t a0 = ax[0] < 0 ? ax[0] + rank : ax[0], a1 = ax[1] < 0 ? ax[1] + rank : ax[1];
+            spatial = (a0 == 2 && a1 == 3) || (a0 == 3 && a1 == 2);
+        }
+        if (!spatial || n_in > 2) {
+            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
+                                "ReduceMean is supported over the two spatial axes (2 and 3) of "
+                                "a 4-D tensor only (here %d axes of a %d-D tensor)", na, rank);
+            return 1;
+        }
+        egc_node r;
+        node_init(&r, EGC_OP_GAP);
+        r.n_in = 1, r.in[0] = vin[0];
+        if (keep) {
+            *st = add_part(c, n, &r, "", 1, &id);
+            return 1;
+        }
+        int g = -1;
+        if ((*st = add_part(c, n, &r, "/mean", 0, &g)) != EGC_OK) return 1;
+        node_init(&r, EGC_OP_RESHAPE);
+        r.n_in = 1, r.in[0] = g;
+        r.p.reshape.flatten_axis = 1;
+        r.p.reshape.n = 2;
+        *st = add_part(c, n, &r, "", 1, &id);
+        return 1;
+    }
+    return 0;
+}
+
 static egc_status lower_node(lctx *c, const egc_onnx_node *n)
 {
     egc_graph *g = c->g;
@@ -1257,6 +1417,10 @@ static egc_status lower_node(lctx *c, const egc_onnx_node *n)
             EGC_TRY(single_output(n));
             return fold_runtime(c, n, e, vin, n_in);
         }
+    }
+    if (!e && !all_const) {
+        egc_status cst;
+        if (lower_composite(c, n, vin, n_in, &cst)) return cst;
     }
     if (!e) {
         /* Known to the folder but fed by an activation? Say so. */

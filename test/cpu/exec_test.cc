@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -19,9 +20,11 @@ struct Fixture {
     egc_graph g{};
     egc_backend *be = nullptr;
     bool ok = false;
+    // model: a file of the shared models, or a path when it holds a '/'
     explicit Fixture(const char *model)
     {
-        std::string p = std::string(EGC_SHARED_DIR) + "/models/" + model;
+        std::string p = strchr(model, '/') ? std::string(model)
+                                           : std::string(EGC_SHARED_DIR) + "/models/" + model;
         egc_onnx_model *m = nullptr;
         if (egc_onnx_load(p.c_str(), &m) != EGC_OK) return;
         egc_status st = egc_lower(m, model, nullptr, nullptr, 0, &g);
@@ -133,6 +136,71 @@ TEST(Exec, HeadBackwardMatchesFiniteDifferences)
     EXPECT_LE(kinks, 6) << kinks << " of 60 differences disagree";
     EXPECT_LE(worst, 5e-3 * gmax) << "worst |fd - grad| " << worst << " (max |grad| " << gmax << ")";
     EXPECT_EQ(checked, 60);
+    egc_plan_destroy(p);
+}
+
+// Backward through the composite lowerings (HardSwish, HardSigmoid, ReduceMean: Mul, Add,
+// Clip, GlobalAveragePool, Flatten) against central differences: the target is the HardSwish
+// output, which reaches the logits both through HardSigmoid and directly (the gating Mul).
+TEST(Exec, CompositeHeadBackwardMatchesFiniteDifferences)
+{
+    std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/composite_opset14.onnx";
+    Fixture f(path.c_str());
+    ASSERT_TRUE(f.ok) << egc_last_error();
+    int target = f.value("hs");
+    ASSERT_GE(target, 0);
+    const int B = 2;
+    egc_plan *p = nullptr;
+    ASSERT_EQ(egc_plan_create(&f.g, f.be, B, target, &p), EGC_OK) << egc_last_error();
+    egc_view in = egc_plan_value(p, f.g.input), a = egc_plan_value(p, target),
+             out = egc_plan_value(p, f.g.output), ga = egc_plan_grad(p, target);
+    ASSERT_NE(ga.ptr, nullptr);
+    std::vector<float> x((size_t)egc_shape_numel(&in.shape));
+    fill(x, 11);
+    for (auto &v : x) v *= 3.0f; // spread the activations over the kinks and the flat parts
+    ASSERT_EQ(f.be->upload(f.be, in.ptr, x.data(), x.size() * 4), EGC_OK);
+    ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
+    const int classes = (int)out.shape.d[1];
+    std::vector<float> seed((size_t)B * classes, 0.0f);
+    seed[1] = 1.0f;
+    seed[(size_t)classes + 2] = -0.5f;
+    ASSERT_EQ(egc_plan_backward(p, seed.data()), EGC_OK) << egc_last_error();
+    const size_t na = (size_t)egc_shape_numel(&a.shape);
+    std::vector<float> grad(na), act(na);
+    memcpy(grad.data(), ga.ptr, na * 4);
+    memcpy(act.data(), a.ptr, na * 4);
+    auto objective = [&]() {
+        EXPECT_EQ(egc_plan_forward_head(p), EGC_OK);
+        return (double)out.ptr[1] - 0.5 * (double)out.ptr[classes + 2];
+    };
+    int kinks = 0, saturated = 0, sloped = 0;
+    double worst = 0, gmax = 0;
+    for (size_t k = 0; k < na; k++) gmax = std::max(gmax, (double)std::fabs(grad[k]));
+    ASSERT_GT(gmax, 0.0);
+    for (size_t k = 0; k < na; k++) { // every element: the head is small
+        const float h = 1e-2f;
+        a.ptr[k] = act[k] + h;
+        double fp = objective();
+        a.ptr[k] = act[k] - h;
+        double fm = objective();
+        a.ptr[k] = act[k];
+        double fd = (fp - fm) / (2.0 * h), e = std::fabs(fd - grad[k]);
+        // HardSigmoid(alpha 0.3, beta 0.4) is flat outside [-4/3, 2]: a difference across
+        // either end is inexact
+        float z = 0.3f * act[k] + 0.4f;
+        if (std::fabs(z) < 0.3f * h || std::fabs(z - 1.0f) < 0.3f * h) {
+            kinks++;
+            continue;
+        }
+        (z <= 0.0f || z >= 1.0f ? saturated : sloped)++;
+        worst = std::max(worst, e);
+    }
+    std::printf("composite head backward: %zu elements (%d on the slope, %d saturated, %d at a "
+                "kink), worst |fd - grad| %.3g (max |grad| %.3g)\n",
+                na, sloped, saturated, kinks, worst, gmax);
+    EXPECT_GT(sloped, 20);
+    EXPECT_GT(saturated, 20);
+    EXPECT_LE(worst, 2e-3 * gmax);
     egc_plan_destroy(p);
 }
 

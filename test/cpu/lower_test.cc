@@ -462,6 +462,61 @@ TEST(LowerParams, GemmClipSoftmaxOpset13)
     check_reference("misc_opset13");
 }
 
+// ---------------------------------------------------------------- composite lowerings
+
+int value_named(const egc_graph &g, const char *name)
+{
+    for (int v = 0; v < g.n_values; v++)
+        if (g.values[v].name && strcmp(g.values[v].name, name) == 0) return v;
+    return -1;
+}
+
+// HardSwish, HardSigmoid and ReduceMean become runtime nodes the backends have: Mul, Add and
+// Clip; GlobalAveragePool (and a Flatten without keepdims). The ONNX outputs keep their names
+// (a target layer is named as in the file), and the results are the reference's.
+TEST(LowerComposite, HardSwishHardSigmoidReduceMean)
+{
+    Lowered L;
+    lower_file(data_path("composite_opset14.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    check_graph(L.g);
+    EXPECT_EQ(count_op(L.g, EGC_OP_CLIP), 2);
+    EXPECT_EQ(count_op(L.g, EGC_OP_GAP), 1);
+    int hs = value_named(L.g, "hs"), hg = value_named(L.g, "hg"), r = value_named(L.g, "r");
+    ASSERT_GE(hs, 0);
+    ASSERT_GE(hg, 0);
+    ASSERT_GE(r, 0);
+    EXPECT_EQ(L.g.nodes[L.g.values[hs].producer].op, EGC_OP_MUL);  // x * hardsigmoid(x)
+    const egc_node &clip = L.g.nodes[L.g.values[hg].producer];
+    ASSERT_EQ(clip.op, EGC_OP_CLIP);
+    EXPECT_EQ(clip.p.clip.lo, 0.0f);
+    EXPECT_EQ(clip.p.clip.hi, 1.0f);
+    const egc_node &add = L.g.nodes[L.g.values[clip.in[0]].producer];
+    ASSERT_EQ(add.op, EGC_OP_ADD);
+    ASSERT_TRUE(L.g.values[add.in[1]].is_const);
+    EXPECT_FLOAT_EQ(L.g.values[add.in[1]].f32[0], 0.4f);  // beta
+    const egc_node &mul = L.g.nodes[L.g.values[add.in[0]].producer];
+    ASSERT_EQ(mul.op, EGC_OP_MUL);
+    EXPECT_FLOAT_EQ(L.g.values[mul.in[1]].f32[0], 0.3f);  // alpha
+    const egc_node &flat = L.g.nodes[L.g.values[r].producer];
+    EXPECT_EQ(flat.op, EGC_OP_RESHAPE);
+    EXPECT_EQ(flat.p.reshape.flatten_axis, 1);
+    EXPECT_EQ(L.g.nodes[L.g.values[flat.in[0]].producer].op, EGC_OP_GAP);
+    EXPECT_EQ(dims(L.g.values[r].shape), (std::vector<int64_t>{1, 4}));
+    check_reference("composite_opset14");
+}
+
+TEST(LowerComposite, ReduceMeanAxesInputAndRefusedAxes)
+{
+    check_reference("reduce_mean_opset18");
+    Lowered L;
+    lower_file(data_path("reduce_mean_channels.onnx"), &L);
+    EXPECT_EQ(L.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(L.err.find("node 'chanmean' (ReduceMean): ReduceMean is supported over the two "
+                         "spatial axes (2 and 3) of a 4-D tensor only (here 1 axes of a 4-D "
+                         "tensor)"), std::string::npos) << L.err;
+}
+
 // ---------------------------------------------------------------- folding unit tests
 
 // Hand-built nodes and tensors for egc_fold_node.

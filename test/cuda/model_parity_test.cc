@@ -362,6 +362,39 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
                          testing::Combine(testing::Range(0, 4), testing::Values(1, 32)),
                          shared_name);
 
+// ------------------------------------------------------------------ composite lowerings
+
+// HardSwish, HardSigmoid and ReduceMean (lowered to Mul, Add, Clip, GlobalAveragePool and
+// Flatten: test/data/lower/composite_opset14.onnx) on the GPU: logits and the gradient at the
+// HardSwish output, whose head runs backward through every one of them, against the CPU.
+TEST(CudaModelComposite, LogitsAndGradientMatchCpu)
+{
+    if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
+    const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/composite_opset14.onnx";
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(path.c_str(), &m), EGC_OK) << egc_last_error();
+    int layer = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "hs", &layer), EGC_OK) << egc_last_error();
+    for (int batch : {1, 9}) {
+        std::vector<float> x = random_input(batch, 3, 6, 7, 31u + (unsigned)batch);
+        for (auto &v : x) v *= 1.5f; // activations over both ends of the HardSigmoids
+        std::vector<float> seed;
+        Outputs cpu, strict, mixed;
+        ASSERT_TRUE(run(m, "cpu", batch, layer, x, batch, &seed, &cpu));
+        {
+            Tf32Env env(false);
+            ASSERT_TRUE(run(m, "cuda", batch, layer, x, batch, &seed, &strict));
+            ASSERT_TRUE(run(m, "cuda", batch, layer, x, batch, &seed, &mixed, EGC_PREC_MIXED));
+        }
+        const std::string tag = "composite b" + std::to_string(batch);
+        EXPECT_TRUE(close_rows(tag + " logits fp32", cpu.logits, strict.logits, batch, 1e-4, false));
+        EXPECT_TRUE(close_rows(tag + " grad fp32", cpu.grad, strict.grad, batch, 1e-4, true));
+        EXPECT_TRUE(close_rows(tag + " logits mixed", cpu.logits, mixed.logits, batch, 2e-2, false));
+        EXPECT_TRUE(cosine_rows(tag + " grad mixed", cpu.grad, mixed.grad, batch, 0.999));
+    }
+    egc_model_destroy(m);
+}
+
 // ------------------------------------------------------------------ torchvision exports
 //
 // In VGG16 and AlexNet the auto target (the last Relu) feeds a MaxPool. Its backward routes
