@@ -28,7 +28,8 @@ computed here with torch / numpy, independently of egcam:
   constants only, evaluated at load time by the CPU reference ops), composite_opset14.onnx
   (Conv, HardSwish, HardSigmoid alpha 0.3 beta 0.4, Mul, ReduceMean over axes [-1,-2] without
   keepdims, Gemm), reduce_mean_opset18.onnx (ReduceMean with the axes [3,2] as an input, then
-  Flatten), reduce_mean_channels.onnx (ReduceMean over axis 1: refused).
+  Flatten), reduce_mean_channels.onnx (ReduceMean over axis 1: refused), leaky_prelu.onnx
+  (Conv, LeakyRelu alpha 0.1, PRelu with a slope per channel, GAP, Flatten, Gemm).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -361,6 +362,30 @@ def composite_cases(rng):
     x = rng.standard_normal((2, 4, 3, 5)).astype(np.float32)
     npy("reduce_mean_opset18_in.npy", x)
     npy("reduce_mean_opset18_out.npy", x.astype(np.float64).mean(axis=(2, 3)))
+    # LeakyRelu (alpha 0.1) and PRelu (a slope per channel) after a Conv
+    w = (0.5 * rng.standard_normal((4, 3, 3, 3))).astype(np.float32)
+    slope = np.array([0.25, -0.5, 0.0, 2.0], np.float32).reshape(4, 1, 1)
+    w2 = rng.standard_normal((3, 4)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("LeakyRelu", ["c"], ["lr"], name="leaky", alpha=0.1),
+        helper.make_node("PRelu", ["lr", "slope"], ["pr"], name="prelu"),
+        helper.make_node("GlobalAveragePool", ["pr"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "w2"], ["y"], name="fc", transB=1),
+    ]
+    save(model(nodes, [fin("x", ["N", 3, 6, 7])], [fin("y", None)],
+               [init("w", w), init("slope", slope), init("w2", w2)]), "leaky_prelu.onnx")
+    x = (2.0 * rng.standard_normal((2, 3, 6, 7))).astype(np.float32)
+    xd = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    c = np.zeros((2, 4, 6, 7))
+    for i in range(6):
+        for j in range(7):
+            c[:, :, i, j] = np.einsum("nckl,ockl->no", xd[:, :, i:i + 3, j:j + 3], w)
+    lr = np.where(c > 0, c, 0.1 * c)
+    pr = np.where(lr > 0, lr, slope * lr)
+    npy("leaky_prelu_in.npy", x)
+    npy("leaky_prelu_out.npy", pr.mean(axis=(2, 3)) @ w2.T.astype(np.float64))
     # a mean over the channels: refused
     nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="chanmean", axes=[1])]
     save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "reduce_mean_channels.onnx")

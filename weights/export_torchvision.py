@@ -34,7 +34,8 @@ RUNTIME_OPS = {
     "Conv", "Gemm", "MatMul", "Relu", "Clip", "Sigmoid", "Add", "Sub", "Mul", "Div",
     "MaxPool", "AveragePool", "GlobalAveragePool", "BatchNormalization", "Reshape", "Flatten",
     "Concat", "Slice", "Pad", "Softmax", "Transpose", "Dropout", "Identity",
-    "HardSigmoid", "HardSwish", "ReduceMean",  # ReduceMean: over the spatial axes only
+    "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu",
+    "ReduceMean",  # over the spatial axes only
 }
 FOLDED_OPS = {
     "Constant", "ConstantOfShape", "Shape", "Size", "Gather", "Unsqueeze", "Squeeze", "Cast",

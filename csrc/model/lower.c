@@ -1132,6 +1132,8 @@ static egc_status fold_runtime(lctx *c, const egc_onnx_node *n, const rt_entry *
  *   HardSwish(x)                 = Mul(x, HardSigmoid(x; 1/6, 1/2))
  *   ReduceMean(x; axes {2,3})    = GlobalAveragePool(x) of a 4-D x (then a Flatten to
  *                                  [N,C] with keepdims=0)
+ *   LeakyRelu(x; alpha), PRelu(x, slope) = Add(Mul(x, a), Mul(Relu(x), 1 - a)) with a the
+ *                                  alpha or the (constant) slope
  * The last node's output keeps the ONNX output's name (a target layer is named as in the
  * file); the nodes before it are named after the ONNX node with a suffix. */
 
@@ -1229,6 +1231,63 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         egc_node r;
         node_init(&r, EGC_OP_MUL);
         r.n_in = 2, r.in[0] = vin[0], r.in[1] = h;
+        *st = add_part(c, n, &r, "", 1, &id);
+        return 1;
+    }
+    if (strcmp(op, "LeakyRelu") == 0 || strcmp(op, "PRelu") == 0) {
+        /* y = a x + (1 - a) Relu(x): x for x > 0, a x otherwise; a a constant (LeakyRelu's
+         * alpha, PRelu's slope tensor, broadcast as Mul does) */
+        static const char *const k_leaky[] = {"alpha", NULL}, *const k_none[] = {NULL};
+        int leaky = op[0] == 'L';
+        if ((*st = egc_lower_check_attrs(n, leaky ? k_leaky : k_none)) != EGC_OK) return 1;
+        if ((*st = single_output(n)) != EGC_OK) return 1;
+        if (n_in != (leaky ? 1 : 2) || vin[0] < 0 || (!leaky && vin[1] < 0)) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected %d)", n_in, leaky ? 1 : 2);
+            return 1;
+        }
+        int ka = -1, kb = -1, rl, m1, m2;
+        if (leaky) {
+            float alpha;
+            if ((*st = egc_lower_attr_float(n, "alpha", 0.01f, &alpha)) != EGC_OK ||
+                (*st = scalar_const(c, n, "/slope", alpha, &ka)) != EGC_OK ||
+                (*st = scalar_const(c, n, "/one_minus_slope", 1.0f - alpha, &kb)) != EGC_OK)
+                return 1;
+        } else {
+            const egc_value *sv = &c->g->values[vin[1]];
+            if (!sv->is_const || !sv->is_float) {
+                *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input 1 '%s' (slope) must be a float "
+                                    "constant", sv->name);
+                return 1;
+            }
+            ka = vin[1];
+            egc_onnx_tensor t;
+            memset(&t, 0, sizeof t);
+            t.orig_dtype = EGC_DT_FLOAT;
+            t.is_float = 1;
+            t.shape = sv->shape;
+            t.numel = egc_shape_numel(&sv->shape);
+            if ((*st = egc_calloc((void **)&t.f32, (size_t)(t.numel ? t.numel : 1), sizeof(float),
+                                  "constant")) != EGC_OK)
+                return 1;
+            for (int64_t k = 0; k < t.numel; k++) t.f32[k] = 1.0f - sv->f32[k];
+            if ((*st = new_unique_value(c, n->outputs[0], "/one_minus_slope", &kb)) != EGC_OK) {
+                egc_fold_free(&t);
+                return 1;
+            }
+            if ((*st = take_tensor(c, kb, &t)) != EGC_OK) return 1;
+        }
+        egc_node r;
+        node_init(&r, EGC_OP_RELU);
+        r.n_in = 1, r.in[0] = vin[0];
+        if ((*st = add_part(c, n, &r, "/relu", 0, &rl)) != EGC_OK) return 1;
+        node_init(&r, EGC_OP_MUL);
+        r.n_in = 2, r.in[0] = vin[0], r.in[1] = ka;
+        if ((*st = add_part(c, n, &r, "/negative_part", 0, &m1)) != EGC_OK) return 1;
+        node_init(&r, EGC_OP_MUL);
+        r.n_in = 2, r.in[0] = rl, r.in[1] = kb;
+        if ((*st = add_part(c, n, &r, "/positive_part", 0, &m2)) != EGC_OK) return 1;
+        node_init(&r, EGC_OP_ADD);
+        r.n_in = 2, r.in[0] = m1, r.in[1] = m2;
         *st = add_part(c, n, &r, "", 1, &id);
         return 1;
     }

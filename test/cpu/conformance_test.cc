@@ -27,7 +27,8 @@ namespace {
 const char *kOps[] = {"conv", "gemm", "matmul", "relu", "clip", "sigmoid", "mul", "add",
                       "maxpool", "averagepool", "globalaveragepool", "batchnorm", "flatten",
                       "reshape", "dropout", "identity", "concat", "slice", "pad", "softmax",
-                      "sub", "div", "transpose", "hardsigmoid", "hardswish", "reduce_mean"};
+                      "sub", "div", "transpose", "hardsigmoid", "hardswish", "reduce_mean",
+                      "leakyrelu", "prelu"};
 
 // Cases egcam refuses on purpose, with the reason shown in the README.
 const std::map<std::string, std::string> kSkips = {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -139,15 +140,17 @@ TEST(Exec, HeadBackwardMatchesFiniteDifferences)
     egc_plan_destroy(p);
 }
 
-// Backward through the composite lowerings (HardSwish, HardSigmoid, ReduceMean: Mul, Add,
-// Clip, GlobalAveragePool, Flatten) against central differences: the target is the HardSwish
-// output, which reaches the logits both through HardSigmoid and directly (the gating Mul).
-TEST(Exec, CompositeHeadBackwardMatchesFiniteDifferences)
+// Central differences of sum(seed . logits) against the backward at `target` of the lowering
+// test model `file` (batch 2, inputs spread over [-scale, scale)), for every element of the
+// target: differences whose step crosses a kink of the head (kink(value, h)) are left out, the
+// rest must agree to 2e-3 of the largest gradient. *smooth counts the elements checked.
+void head_differences(const char *file, const char *target_name, float scale, float h,
+                      const std::function<bool(float, float)> &kink, int *smooth, int *kinks)
 {
-    std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/composite_opset14.onnx";
+    std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + file;
     Fixture f(path.c_str());
     ASSERT_TRUE(f.ok) << egc_last_error();
-    int target = f.value("hs");
+    int target = f.value(target_name);
     ASSERT_GE(target, 0);
     const int B = 2;
     egc_plan *p = nullptr;
@@ -157,7 +160,7 @@ TEST(Exec, CompositeHeadBackwardMatchesFiniteDifferences)
     ASSERT_NE(ga.ptr, nullptr);
     std::vector<float> x((size_t)egc_shape_numel(&in.shape));
     fill(x, 11);
-    for (auto &v : x) v *= 3.0f; // spread the activations over the kinks and the flat parts
+    for (auto &v : x) v *= scale;
     ASSERT_EQ(f.be->upload(f.be, in.ptr, x.data(), x.size() * 4), EGC_OK);
     ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
     const int classes = (int)out.shape.d[1];
@@ -173,35 +176,63 @@ TEST(Exec, CompositeHeadBackwardMatchesFiniteDifferences)
         EXPECT_EQ(egc_plan_forward_head(p), EGC_OK);
         return (double)out.ptr[1] - 0.5 * (double)out.ptr[classes + 2];
     };
-    int kinks = 0, saturated = 0, sloped = 0;
     double worst = 0, gmax = 0;
     for (size_t k = 0; k < na; k++) gmax = std::max(gmax, (double)std::fabs(grad[k]));
     ASSERT_GT(gmax, 0.0);
-    for (size_t k = 0; k < na; k++) { // every element: the head is small
-        const float h = 1e-2f;
+    *smooth = *kinks = 0;
+    for (size_t k = 0; k < na; k++) { // every element: the heads are small
+        if (kink(act[k], h)) {
+            ++*kinks;
+            continue;
+        }
         a.ptr[k] = act[k] + h;
         double fp = objective();
         a.ptr[k] = act[k] - h;
         double fm = objective();
         a.ptr[k] = act[k];
-        double fd = (fp - fm) / (2.0 * h), e = std::fabs(fd - grad[k]);
-        // HardSigmoid(alpha 0.3, beta 0.4) is flat outside [-4/3, 2]: a difference across
-        // either end is inexact
-        float z = 0.3f * act[k] + 0.4f;
-        if (std::fabs(z) < 0.3f * h || std::fabs(z - 1.0f) < 0.3f * h) {
-            kinks++;
-            continue;
-        }
-        (z <= 0.0f || z >= 1.0f ? saturated : sloped)++;
-        worst = std::max(worst, e);
+        worst = std::max(worst, std::fabs((fp - fm) / (2.0 * h) - grad[k]));
+        ++*smooth;
     }
-    std::printf("composite head backward: %zu elements (%d on the slope, %d saturated, %d at a "
-                "kink), worst |fd - grad| %.3g (max |grad| %.3g)\n",
-                na, sloped, saturated, kinks, worst, gmax);
-    EXPECT_GT(sloped, 20);
-    EXPECT_GT(saturated, 20);
+    std::printf("%s head backward at %s: %zu elements, %d checked, %d at a kink, worst |fd - "
+                "grad| %.3g (max |grad| %.3g)\n", file, target_name, na, *smooth, *kinks, worst,
+                gmax);
     EXPECT_LE(worst, 2e-3 * gmax);
     egc_plan_destroy(p);
+}
+
+// Backward through the composite lowerings (HardSwish, HardSigmoid, ReduceMean: Mul, Add,
+// Clip, GlobalAveragePool, Flatten): the target is the HardSwish output, which reaches the
+// logits both through HardSigmoid (alpha 0.3, beta 0.4: flat outside [-4/3, 2]) and directly
+// (the gating Mul). Both the sloped and the flat parts must be visited.
+TEST(Exec, CompositeHeadBackwardMatchesFiniteDifferences)
+{
+    int sloped = 0, flat = 0;
+    auto kink = [&](float v, float h) {
+        float z = 0.3f * v + 0.4f;
+        if (std::fabs(z) < 0.3f * h || std::fabs(z - 1.0f) < 0.3f * h) return true;
+        (z <= 0.0f || z >= 1.0f ? flat : sloped)++;
+        return false;
+    };
+    int smooth, kinks;
+    head_differences("composite_opset14.onnx", "hs", 3.0f, 1e-2f, kink, &smooth, &kinks);
+    EXPECT_GT(sloped, 20);
+    EXPECT_GT(flat, 20);
+}
+
+// Backward through PRelu (a slope per channel, one of them negative and one above 1) from
+// the LeakyRelu output, on both sides of 0.
+TEST(Exec, PReluHeadBackwardMatchesFiniteDifferences)
+{
+    int neg = 0, pos = 0;
+    auto kink = [&](float v, float h) {
+        if (std::fabs(v) < h) return true;
+        (v < 0 ? neg : pos)++;
+        return false;
+    };
+    int smooth, kinks;
+    head_differences("leaky_prelu.onnx", "lr", 2.0f, 1e-2f, kink, &smooth, &kinks);
+    EXPECT_GT(neg, 20);
+    EXPECT_GT(pos, 20);
 }
 
 }  // namespace

@@ -506,6 +506,29 @@ TEST(LowerComposite, HardSwishHardSigmoidReduceMean)
     check_reference("composite_opset14");
 }
 
+// LeakyRelu and PRelu: a x + (1 - a) Relu(x) with a scalar alpha or a slope per channel.
+TEST(LowerComposite, LeakyReluAndPRelu)
+{
+    Lowered L;
+    lower_file(data_path("leaky_prelu.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    check_graph(L.g);
+    EXPECT_EQ(count_op(L.g, EGC_OP_RELU), 2);
+    int lr = value_named(L.g, "lr"), pr = value_named(L.g, "pr");
+    ASSERT_GE(lr, 0);
+    ASSERT_GE(pr, 0);
+    EXPECT_EQ(L.g.nodes[L.g.values[lr].producer].op, EGC_OP_ADD);
+    const egc_node &add = L.g.nodes[L.g.values[pr].producer];
+    ASSERT_EQ(add.op, EGC_OP_ADD);
+    const egc_node &pos = L.g.nodes[L.g.values[add.in[1]].producer];
+    ASSERT_EQ(pos.op, EGC_OP_MUL);
+    const egc_value &oms = L.g.values[pos.in[1]]; // 1 - slope, per channel
+    ASSERT_TRUE(oms.is_const);
+    EXPECT_EQ(dims(oms.shape), (std::vector<int64_t>{4, 1, 1}));
+    EXPECT_EQ(std::vector<float>(oms.f32, oms.f32 + 4), (std::vector<float>{0.75f, 1.5f, 1.0f, -1.0f}));
+    check_reference("leaky_prelu");
+}
+
 TEST(LowerComposite, ReduceMeanAxesInputAndRefusedAxes)
 {
     check_reference("reduce_mean_opset18");

@@ -364,17 +364,23 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
 
 // ------------------------------------------------------------------ composite lowerings
 
-// HardSwish, HardSigmoid and ReduceMean (lowered to Mul, Add, Clip, GlobalAveragePool and
-// Flatten: test/data/lower/composite_opset14.onnx) on the GPU: logits and the gradient at the
-// HardSwish output, whose head runs backward through every one of them, against the CPU.
-TEST(CudaModelComposite, LogitsAndGradientMatchCpu)
+// The composite lowerings on the GPU: HardSwish, HardSigmoid and ReduceMean (Mul, Add, Clip,
+// GlobalAveragePool, Flatten: test/data/lower/composite_opset14.onnx, target the HardSwish
+// output) and LeakyRelu and PRelu (Relu, Mul, Add: leaky_prelu.onnx, target the LeakyRelu
+// output): logits and the target gradient, whose heads run backward through them, against
+// the CPU.
+class CudaModelComposite : public testing::TestWithParam<int> {};
+
+TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
 {
     if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
-    const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/composite_opset14.onnx";
+    const char *files[] = {"composite_opset14.onnx", "leaky_prelu.onnx"}, *targets[] = {"hs", "lr"};
+    const int which = GetParam();
+    const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + files[which];
     egc_model *m = nullptr;
     ASSERT_EQ(egc_model_load(path.c_str(), &m), EGC_OK) << egc_last_error();
     int layer = -1;
-    ASSERT_EQ(egc_model_find_layer(m, "hs", &layer), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, targets[which], &layer), EGC_OK) << egc_last_error();
     for (int batch : {1, 9}) {
         std::vector<float> x = random_input(batch, 3, 6, 7, 31u + (unsigned)batch);
         for (auto &v : x) v *= 1.5f; // activations over both ends of the HardSigmoids
@@ -386,7 +392,7 @@ TEST(CudaModelComposite, LogitsAndGradientMatchCpu)
             ASSERT_TRUE(run(m, "cuda", batch, layer, x, batch, &seed, &strict));
             ASSERT_TRUE(run(m, "cuda", batch, layer, x, batch, &seed, &mixed, EGC_PREC_MIXED));
         }
-        const std::string tag = "composite b" + std::to_string(batch);
+        const std::string tag = std::string(files[which]) + " b" + std::to_string(batch);
         EXPECT_TRUE(close_rows(tag + " logits fp32", cpu.logits, strict.logits, batch, 1e-4, false));
         EXPECT_TRUE(close_rows(tag + " grad fp32", cpu.grad, strict.grad, batch, 1e-4, true));
         EXPECT_TRUE(close_rows(tag + " logits mixed", cpu.logits, mixed.logits, batch, 2e-2, false));
@@ -394,6 +400,8 @@ TEST(CudaModelComposite, LogitsAndGradientMatchCpu)
     }
     egc_model_destroy(m);
 }
+
+INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Values(0, 1));
 
 // ------------------------------------------------------------------ torchvision exports
 //
