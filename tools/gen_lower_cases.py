@@ -29,7 +29,8 @@ computed here with torch / numpy, independently of egcam:
   (Conv, HardSwish, HardSigmoid alpha 0.3 beta 0.4, Mul, ReduceMean over axes [-1,-2] without
   keepdims, Gemm), reduce_mean_opset18.onnx (ReduceMean with the axes [3,2] as an input, then
   Flatten), reduce_mean_channels.onnx (ReduceMean over axis 1: refused), leaky_prelu.onnx
-  (Conv, LeakyRelu alpha 0.1, PRelu with a slope per channel, GAP, Flatten, Gemm).
+  (Conv, LeakyRelu alpha 0.1, PRelu with a slope per channel, GAP, Flatten, Gemm),
+  unknown_ops.onnx (a refused ReduceMean, then Erf twice and LpNormalization).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -389,6 +390,12 @@ def composite_cases(rng):
     # a mean over the channels: refused
     nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="chanmean", axes=[1])]
     save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "reduce_mean_channels.onnx")
+    # operators egcam does not know: all of them are named with the first refusal
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], name="chanmean", axes=[1]),
+             helper.make_node("Erf", ["m"], ["e1"], name="erf1"),
+             helper.make_node("LpNormalization", ["e1"], ["l"], name="lp"),
+             helper.make_node("Erf", ["l"], ["y"], name="erf2")]
+    save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "unknown_ops.onnx")
 
 
 def main():

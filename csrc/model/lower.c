@@ -1344,6 +1344,49 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
     return 0;
 }
 
+/* Whether egcam knows op_type in some way: run, lowered to runtime nodes, folded on
+ * constants, or an alias. */
+static int op_known(const char *op)
+{
+    static const char *const k_other[] = {"HardSigmoid", "HardSwish", "LeakyRelu", "PRelu",
+                                          "ReduceMean", "Identity",  "Dropout",   "Shape",
+                                          "Cast"};
+    if (runtime_op(op) || egc_fold_knows(op)) return 1;
+    for (size_t i = 0; i < EGC_COUNT(k_other); i++)
+        if (strcmp(op, k_other[i]) == 0) return 1;
+    return 0;
+}
+
+/* The operator types of model m that egcam does not know (op_known), each with its node
+ * count, in order of first appearance, as "A (3 nodes), B (1 node)" into buf (always
+ * NUL-terminated); past 8 types, "and others". One pass over the nodes. */
+static void unknown_ops(const egc_onnx_model *m, char *buf, size_t cap)
+{
+    enum { MAXT = 8 };
+    const char *type[MAXT];
+    int count[MAXT], nt = 0, more = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const char *op = m->nodes[i].op_type;
+        if (!op || op_known(op)) continue;
+        int k = 0;
+        while (k < nt && strcmp(type[k], op) != 0) k++;
+        if (k < nt) {
+            count[k]++;
+        } else if (nt < MAXT) {
+            type[nt] = op;
+            count[nt++] = 1;
+        } else {
+            more = 1;
+        }
+    }
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < nt; k++)
+        egc_str_append(buf, cap, &len, "%s%s (%d node%s)", k ? ", " : "", type[k], count[k],
+                       count[k] == 1 ? "" : "s");
+    if (more) egc_str_append(buf, cap, &len, " and others");
+}
+
 static egc_status lower_node(lctx *c, const egc_onnx_node *n)
 {
     egc_graph *g = c->g;
@@ -1495,7 +1538,10 @@ static egc_status lower_node(lctx *c, const egc_onnx_node *n)
                                  "operator %s on a value computed at run time ('%s') is not "
                                  "supported (egcam evaluates it only on constants)", op, rt);
         }
-        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "operator %s is not supported", op);
+        char all[512];
+        unknown_ops(c->m, all, sizeof all);
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "operator %s is not supported (the operators of "
+                             "this model that egcam does not run: %s)", op, all);
     }
 
     egc_node r;
@@ -1727,7 +1773,32 @@ static egc_status lower_all(lctx *c, const char *const *cnames, const egc_onnx_t
     if (m->n_nodes < 0) return EGC_FAIL(EGC_E_FORMAT, "negative node count");
     EGC_TRY(egc_malloc((void **)&order, (size_t)m->n_nodes + 1, sizeof *order, "node order"));
     EGC_TRYG(st, sort_nodes(c, order), done);
-    for (int i = 0; i < m->n_nodes; i++) EGC_TRYG(st, lower_node(c, &m->nodes[order[i]]), done);
+    for (int i = 0; i < m->n_nodes; i++) {
+        st = lower_node(c, &m->nodes[order[i]]);
+        if (st == EGC_OK) continue;
+        if (st == EGC_E_UNSUPPORTED && !strstr(egc_last_error(), "egcam does not run:")) {
+            /* the first refusal, and every operator of the model egcam does not know at all,
+             * so that one look says what a model lacks */
+            char all[512];
+            unknown_ops(m, all, sizeof all);
+            if (all[0]) {
+                char msg[4096];
+                const char *e = egc_last_error(), *nl = strchr(e, '\n');
+                int head = nl ? (int)(nl - e) : (int)strlen(e), cut = head;
+                /* before the " [file:line]" that ends the first line */
+                for (int k = head - 1; k > 0 && e[head - 1] == ']'; k--)
+                    if (e[k] == '[' && e[k - 1] == ' ') {
+                        cut = k - 1;
+                        break;
+                    }
+                snprintf(msg, sizeof msg, "%.*s; the model also has operators egcam does not run: "
+                         "%s%.*s%s", cut, e, all, head - cut, e + cut, nl ? nl : "");
+                egc_error_restore(msg);
+            }
+        }
+        egc_error_trace(st, "lower_node(c, &m->nodes[order[i]])", __FILE__, __LINE__);
+        goto done;
+    }
 
     /* Only graph output 0 is used: egcam explains one classifier output. */
     if (m->n_outputs < 1 || !m->outputs[0].name)

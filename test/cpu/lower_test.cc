@@ -376,6 +376,25 @@ TEST(LowerErrors, UnsupportedOperatorAndAttribute)
               std::string::npos) << b.err;
 }
 
+// The first refusal names, besides its own reason, every operator of the model egcam does not
+// know, with its node count: one look says what a model lacks.
+TEST(LowerErrors, EveryUnknownOperatorIsNamed)
+{
+    Lowered a;
+    lower_file(data_path("unknown_ops.onnx"), &a);
+    EXPECT_EQ(a.st, EGC_E_UNSUPPORTED);
+    EXPECT_EQ(a.err.rfind("case.onnx: node 'chanmean' (ReduceMean): ReduceMean is supported over "
+                          "the two spatial axes (2 and 3) of a 4-D tensor only (here 1 axes of a "
+                          "4-D tensor); the model also has operators egcam does not run: Erf (2 "
+                          "nodes), LpNormalization (1 node) [", 0), 0u) << a.err;
+    Lowered b;
+    lower_file(data_path("unsupported_op.onnx"), &b);
+    EXPECT_NE(b.err.find("operator LpNormalization is not supported (the operators of this model "
+                         "that egcam does not run: LpNormalization (1 node))"), std::string::npos)
+        << b.err;
+    EXPECT_EQ(b.err.find("also has"), std::string::npos) << b.err;  // said once
+}
+
 TEST(LowerErrors, RuntimeWeightsMustBeConstant)
 {
     Lowered L;
