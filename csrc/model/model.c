@@ -147,6 +147,52 @@ egc_status egc_model_layer(const egc_model *m, int i, egc_layer_info *info)
     return EGC_OK;
 }
 
+/* The scope prefix PyTorch's ONNX exporter (1.13 and later) gives the nodes of the module at
+ * dotted path `path` of the exported network: one level per module, where a numeric child (an
+ * index into a Sequential or ModuleList) is named after its parent's level plus the index
+ * ("layer4.2" -> "/layer4/layer4.2/", "features.11.block.3" ->
+ * "/features/features.11/block/block.3/"). 0 (and buf unusable) when path is not a dotted
+ * path of identifiers and indices, or the prefix does not fit cap bytes. */
+static int torch_scope(const char *path, char *buf, size_t cap)
+{
+    size_t len = 0, plen = strlen(path);
+    char level[256] = "";
+    if (plen == 0 || path[0] == '.' || path[plen - 1] == '.' || cap < 2) return 0;
+    buf[len++] = '/';
+    for (const char *p = path; *p;) {
+        const char *e = strchr(p, '.');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        int digits = n > 0;
+        for (size_t k = 0; k < n; k++) {
+            char ch = p[k];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
+                  (ch >= '0' && ch <= '9')))
+                return 0;
+            digits &= ch >= '0' && ch <= '9';
+        }
+        if (n == 0) return 0;
+        size_t ll = strlen(level);
+        if (digits && ll > 0) { /* level = level + "." + index */
+            if (ll + 1 + n >= sizeof level) return 0;
+            level[ll] = '.';
+            memcpy(level + ll + 1, p, n);
+            level[ll + 1 + n] = '\0';
+        } else {
+            if (n >= sizeof level) return 0;
+            memcpy(level, p, n);
+            level[n] = '\0';
+        }
+        ll = strlen(level);
+        if (len + ll + 2 > cap) return 0;
+        memcpy(buf + len, level, ll);
+        len += ll;
+        buf[len++] = '/';
+        p += n + (e ? 1 : 0);
+    }
+    buf[len] = '\0';
+    return 1;
+}
+
 egc_status egc_model_find_layer(const egc_model *m, const char *name, int *layer)
 {
     *layer = -1;
@@ -164,8 +210,28 @@ egc_status egc_model_find_layer(const egc_model *m, const char *name, int *layer
             return EGC_OK;
         }
     }
-    return EGC_FAIL(EGC_E_ARG, "%s: no layer named '%s' (run `egcam info %s` for the list)",
-                    m->path, name, m->path);
+    /* A module of a PyTorch export ("layer4", "features.29"): its output, i.e. the last
+     * layer whose node lies in the module's scope. */
+    char scope[600];
+    if (torch_scope(name, scope, sizeof scope)) {
+        size_t sl = strlen(scope);
+        for (int i = m->n_layers - 1; i >= 0; i--) {
+            const egc_node *n = &m->g.nodes[m->layer_nodes[i]];
+            if (strncmp(n->name, scope, sl) != 0) continue;
+            if (!is_candidate(&m->g, n)) {
+                char b[96];
+                return EGC_FAIL(EGC_E_ARG, "%s: module '%s' ends in layer '%s' (%s, shape %s), "
+                                "which is not a 4-D activation with spatial size > 1; name a layer "
+                                "inside it (run `egcam info %s` for the list)", m->path, name,
+                                m->g.values[n->out].name, egc_op_name(n->op),
+                                egc_shape_str(&m->g.values[n->out].shape, b, sizeof b), m->path);
+            }
+            *layer = i;
+            return EGC_OK;
+        }
+    }
+    return EGC_FAIL(EGC_E_ARG, "%s: no layer named '%s', and no module of that name in a "
+                    "PyTorch export (run `egcam info %s` for the list)", m->path, name, m->path);
 }
 
 /* Frees the plan and the seed buffer (the backend stays). */

@@ -572,7 +572,8 @@ class Explainer(_Closing):
       method       one of METHODS (default "gradcam")
       device       "cpu", "cuda" or "cuda:N"
       precision    "fp32" or "mixed" (fp16 trunk on a GPU; the CPU computes fp32)
-      layer        target layer (tensor or node name) or "auto"
+      layer        target layer: a tensor or node name, a module path of a PyTorch export
+                   ("layer4", "features.29": the module's output), or "auto"
       preset       how the inputs were normalised ("torchvision", "tf", "cifar"): defines the
                    black and uniform baselines
       samples      S, samples per image of the sampled methods

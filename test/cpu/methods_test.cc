@@ -216,6 +216,36 @@ TEST(MethodsPhilox, UniformBytesCoverTheRange)
 
 // ---------------------------------------------------------------- post-processing
 
+// --layer with a module path of a PyTorch export ("layer3", "layer3.1.conv2"): the module's
+// output, i.e. its scope's last layer; exact tensor and node names still come first; a module
+// that ends in a non-4-D layer, or that the export does not have, is an error naming it.
+TEST(ModelLayers, PyTorchModulePaths)
+{
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load((kModels + "resnet20_cifar10.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    auto name_of = [&](const char *path) -> std::string {
+        int i = -1;
+        if (egc_model_find_layer(m, path, &i) != EGC_OK) return std::string("ERROR: ") + egc_last_error();
+        egc_layer_info li;
+        EXPECT_EQ(egc_model_layer(m, i, &li), EGC_OK);
+        return li.name;
+    };
+    EXPECT_EQ(name_of("layer3"), "/layer3/layer3.2/Relu_1_output_0");
+    EXPECT_EQ(name_of("layer3.1"), "/layer3/layer3.1/Relu_1_output_0");
+    EXPECT_EQ(name_of("layer2.0.conv1"), "/layer2/layer2.0/conv1/Conv_output_0");
+    EXPECT_EQ(name_of("/layer3/layer3.1/Relu"), "/layer3/layer3.1/Relu_output_0"); // a node name
+    EXPECT_EQ(name_of("layer3"), name_of("auto"));
+    std::string e = name_of("linear");
+    EXPECT_NE(e.find("module 'linear' ends in layer"), std::string::npos) << e;
+    EXPECT_NE(e.find("which is not a 4-D activation"), std::string::npos) << e;
+    for (const char *bad : {"layer3.9", "layer", "layer3..1", ".layer3", "layer3/", "3"}) {
+        e = name_of(bad);
+        EXPECT_NE(e.find(std::string("no layer named '") + bad + "'"), std::string::npos) << e;
+    }
+    egc_model_destroy(m);
+}
+
 TEST(MethodsCam, UpsampleMatchesPyTorchHalfPixel)
 {
     // F.interpolate(torch.tensor([[1.,2.],[3.,4.]])[None,None], (4,4), mode="bilinear",
