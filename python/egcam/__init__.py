@@ -27,7 +27,7 @@ import weakref
 
 import numpy as np
 
-__all__ = ["Error", "Model", "Explainer", "Explanation", "FileResult", "Evaluator",
+__all__ = ["Error", "Model", "from_torch", "Explainer", "Explanation", "FileResult", "Evaluator",
            "load_images", "empty_pinned", "is_pinned", "overlay", "save_image",
            "save_overlay", "sensitivity", "sparseness", "entropy", "pointing_game",
            "energy_pointing", "relevance_rank", "METHODS"]
@@ -431,6 +431,43 @@ def empty_pinned(shape, dtype=np.float32, device="cuda"):
 def is_pinned(a):
     """Whether array a lies in page-locked memory of empty_pinned."""
     return bool(_lib.egc_host_pinned(ctypes.c_void_p(np.asarray(a).ctypes.data)))
+
+
+def from_torch(module, input_shape=(3, 224, 224), path=None):
+    """A PyTorch classifier (an nn.Module taking (N,C,H,W) images and returning (N,classes)
+    logits) exported to ONNX the way egcam reads it, and loaded: an egcam.Model. The export is
+    the one weights/export_torchvision.py makes: eval mode (restored afterwards), no gradients,
+    the TorchScript exporter at opset 13, a dynamic batch, constants folded (BatchNormalization
+    into the convolutions). Layers may then be named by module path, as the module's names
+    are kept ("layer4", "features.29"). path: where the .onnx file goes (default: a temporary
+    file, removed once loaded). Needs torch (only here)."""
+    import inspect
+    import tempfile
+    import torch
+    params = list(module.parameters())
+    dev = params[0].device if params else torch.device("cpu")
+    x = torch.zeros((1,) + tuple(int(d) for d in input_shape), device=dev)
+    kw = dict(opset_version=13, input_names=["input"], output_names=["logits"],
+              dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, do_constant_folding=True)
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kw["dynamo"] = False
+    tmp = None
+    if path is None:
+        fd, tmp = tempfile.mkstemp(suffix=".onnx", prefix="egcam-torch-")
+        os.close(fd)
+    training = module.training
+    try:
+        module.eval()
+        with torch.no_grad():
+            torch.onnx.export(module, x, tmp or os.fspath(path), **kw)
+        m = Model(tmp or path)
+        if tmp:
+            m.path = "<%s exported from PyTorch>" % type(module).__name__
+        return m
+    finally:
+        module.train(training)
+        if tmp:
+            os.unlink(tmp)
 
 
 def _decode_into(path, p, w, h, dst):

@@ -346,5 +346,44 @@ class ExplainTest(unittest.TestCase):
             ex.explain(self.x)
 
 
+class FromTorchTest(unittest.TestCase):
+    """egcam.from_torch on a small network; skipped without PyTorch."""
+
+    def test_export_and_module_layers(self):
+        try:
+            import torch
+        except ImportError:
+            self.skipTest("PyTorch is not installed")
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 16, 3, padding=1, stride=2), torch.nn.Hardswish(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 5))
+        with torch.no_grad():
+            net[1].running_mean.uniform_(-0.5, 0.5)
+            net[1].running_var.uniform_(0.5, 2.0)
+        m = egcam.from_torch(net, (3, 20, 24))
+        self.assertTrue(net.training)  # its mode is given back
+        self.assertEqual((m.input_shape, m.num_classes), ((3, 20, 24), 5))
+        net.eval()
+        x = torch.randn(4, 3, 20, 24)
+        logits = net(x).detach().numpy()
+        self.assertLessEqual(float(np.abs(m.logits(x.numpy()) - logits).max()), 1e-5)
+        # Grad-CAM at module 4 (the Hardswish) by name, against autograd
+        acts = {}
+        h = net[4].register_forward_hook(lambda mod, i, o: acts.__setitem__("a", o))
+        y = net(x)
+        h.remove()
+        a = acts["a"]
+        a.retain_grad()
+        y.gather(1, y.argmax(1)[:, None]).sum().backward()
+        want = torch.relu((a.grad.mean((2, 3), keepdim=True) * a).sum(1)).detach().numpy()
+        ex = egcam.Explainer(m, "gradcam", layer="4")
+        self.assertTrue(ex.layer.startswith("/4/"), ex.layer)
+        r = ex.explain(x.numpy(), raw=True)
+        self.assertTrue(np.array_equal(r.classes, logits.argmax(1)))
+        self.assertLessEqual(float(np.abs(r.raw - want).max()), 1e-5 * float(np.abs(want).max()))
+
+
 if __name__ == "__main__":
     unittest.main()
