@@ -23,7 +23,7 @@ for f in "$build"/fuzz_*; do
   [ -x "$f" ] || continue
   name="$(basename "$f")"
   case "$name" in
-    fuzz_onnx) corpus="$tmp/onnx" ;;
+    fuzz_onnx | fuzz_lower) corpus="$tmp/onnx" ;;
     fuzz_image) corpus="$tmp/image" ;;
     *) corpus="$tmp/$name"; mkdir -p "$corpus" ;;
   esac
