@@ -20,6 +20,10 @@ has "| resnet50 | pytorch-2.11.0+cu130 | fp16-autocast-nhwc | 256 |  | 6,213 | 1
 has "| resnet50 | expected-gradcam | mixed | 32 | 3.2 | 2.6 | 7.8 | 1.4 | 61.3 |"
 
 python3 "$tool" "$src/benchmarks/results/h200-2026-11-27.jsonl" >"$work/out" || failed=1
+has "## The issues' tables (cuda:0 (NVIDIA H200 (sm_90, 139.8 GiB)))"
+has "| resnet50 | 7,031 (3.54 GiB) | 18,546 (1.71 GiB) | 6,887 (2.76 GiB) | 12,413 (1.52 GiB) | 18,824 (1.14 GiB) |"
+has "| resnet50 | Grad-CAM, batch 64 | 4,943 (1.12 GiB) | 9,293 (0.83 GiB) | pytorch-grad-cam style: fp32 1,871 (5.40 GiB); fp16 2,417 (3.06 GiB) |"
+has "| resnet50 | Expected Grad-CAM, S = 32, batch 32 | 207 (2.31 GiB, 128 rows) | 514 (2.41 GiB, 256 rows) | expert eager fp32 205 (1.60 GiB); eager fp16 363 (0.94 GiB); compiled fp16 540 (0.74 GiB); naive 68 (83.47 GiB) |"
 has "This card: \`torch.compile\` ResNet-50 fp16 forward 18,824 images/s, 0.75 of the 25,262 of PERFORMANCE.md's H200; the goals scaled by that: Expected Grad-CAM 596, Grad-CAM 18,629 images/s."
 has "The compiled expert Expected Grad-CAM peer here: 540 images/s (0.70 of its 769 there)."
 

@@ -12,6 +12,7 @@ Lines that are not JSON objects are skipped; nothing here is measured, only arra
 import glob
 import json
 import os
+import re
 import sys
 
 # The goals of the explanation methods (issue texts and PERFORMANCE.md), on an H200.
@@ -203,6 +204,91 @@ def explain_section(lines):
     return s
 
 
+def pick(lines, **want):
+    """The line of the default configuration among those matching want (key: value, or key:
+    callable(value) -> bool): no CUDA switch set, page-locked inputs preferred, then the
+    fastest. None when nothing matches."""
+    def ok(d):
+        for k, v in want.items():
+            if callable(v):
+                if not v(d.get(k)):
+                    return False
+            elif d.get(k) != v:
+                return False
+        return not d.get("cuda_env") and not d.get("samples_tol")
+    m = [d for d in lines if ok(d)]
+    if not m:
+        return None
+    return max(m, key=lambda d: (bool(d.get("pinned")), num(d, "images_per_s")))
+
+
+def cell(d, rows=False):
+    """images/s (peak GiB[, rows per pass]) of a line, "" for none."""
+    if d is None:
+        return ""
+    extra = ["%s GiB" % gib(d.get("peak_device_bytes"))] if gib(d.get("peak_device_bytes")) else []
+    if rows and d.get("rows_per_pass"):
+        extra.append("%s rows" % d["rows_per_pass"])
+    return rate(d) + (" (%s)" % ", ".join(extra) if extra else "")
+
+
+def issue_section(lines):
+    """The figures the open issues' done-when asks for, one row per architecture: the forward
+    at batch 256 (egcam fp32 and mixed, PyTorch fp32, fp16 eager and fp16 torch.compile), then
+    Grad-CAM (batch 64) and Expected Grad-CAM (S = 32, 32 images) of egcam with no CUDA
+    switch set (page-locked inputs where the run has them; for Expected Grad-CAM the fastest
+    pass size, which the cell names) next to the PyTorch peers. Cells: images/s (peak device
+    GiB)."""
+    fw = [d for d in lines if d.get("bench") == "forward" and d.get("batch") == 256]
+    ex = [d for d in lines if d.get("bench") == "explain"]
+    models = sorted({model_name(d) for d in fw + ex if model_name(d) in ("resnet50", "vgg16", "alexnet")})
+    if not models:
+        return ""
+    dev = next((d.get("device") for d in fw + ex if is_egcam(d) and d.get("device")), "")
+    torch_fw = lambda b: re.match(r"pytorch-[0-9]", str(b)) is not None  # not the explainers
+    s = "## The issues' tables (%s)\n\nForward, batch 256, images/s (peak GiB):\n\n" % dev
+    rows = []
+    for m in models:
+        f = [d for d in fw if model_name(d) == m]
+        rows.append([m, cell(pick(f, backend=is_cuda_backend, precision="fp32")),
+                     cell(pick(f, backend=is_cuda_backend, precision="mixed")),
+                     cell(pick(f, backend=torch_fw, precision="fp32-tf32", compiled=is_false)),
+                     cell(pick(f, backend=torch_fw, precision="fp16-autocast-nhwc", compiled=is_false)),
+                     cell(pick(f, backend=torch_fw, precision="fp16-autocast-nhwc", compiled=True))])
+    s += table(["model", "egcam fp32 (TF32)", "egcam mixed", "PyTorch fp32 (TF32)",
+                "PyTorch fp16 eager", "PyTorch fp16 torch.compile"], rows)
+    rows = []
+    for m in models:
+        e = [d for d in ex if model_name(d) == m]
+        g = dict(method="gradcam", batch=64)
+        rows.append([m, "Grad-CAM, batch 64",
+                     cell(pick(e, backend=is_cuda_backend, precision="fp32", **g)),
+                     cell(pick(e, backend=is_cuda_backend, precision="mixed", **g)),
+                     "pytorch-grad-cam style: fp32 %s; fp16 %s" % (
+                         cell(pick(e, backend=lambda b: "gradcam" in str(b), precision="fp32-tf32", **g)) or "-",
+                         cell(pick(e, backend=lambda b: "gradcam" in str(b), precision="fp16-autocast-nhwc", **g)) or "-")])
+        x = dict(method="expected-gradcam", batch=32, samples=32)
+        expert = lambda mode: cell(pick(e, backend=lambda b: "expert" in str(b), mode=mode, **x)) or "-"
+        rows.append([m, "Expected Grad-CAM, S = 32, batch 32",
+                     cell(pick(e, backend=is_cuda_backend, precision="fp32", **x), rows=True),
+                     cell(pick(e, backend=is_cuda_backend, precision="mixed", **x), rows=True),
+                     "expert eager fp32 %s; eager fp16 %s; compiled fp16 %s; naive %s" % (
+                         expert("eager-fp32"), expert("eager-fp16"), expert("compile-fp16"),
+                         cell(pick(e, backend=lambda b: "naive" in str(b), precision="fp16-autocast-nhwc", **x)) or
+                         cell(pick(e, backend=lambda b: "naive" in str(b), **x)) or "-")])
+    s += "Explanations, images/s (peak GiB):\n\n" + table(
+        ["model", "what", "egcam fp32 (TF32)", "egcam mixed", "PyTorch peers"], rows)
+    return s
+
+
+def is_cuda_backend(b):
+    return str(b) == "cuda" or str(b).startswith("cuda:")
+
+
+def is_false(v):
+    return not v
+
+
 def goals_section(lines):
     ex = [d for d in lines if d.get("bench") == "explain" and is_egcam(d) and
           model_name(d) == "resnet50" and d.get("precision") == "mixed"]
@@ -269,7 +355,8 @@ def main(argv):
         print("gpu_summary: no JSON lines in " + ", ".join(argv[1:]), file=sys.stderr)
         return 1
     print("# GPU check summary\n")
-    for part in (steps_section, goals_section, forward_section, explain_section, python_section):
+    for part in (steps_section, goals_section, issue_section, forward_section, explain_section,
+                 python_section):
         sys.stdout.write(part(lines))
     return 0
 
