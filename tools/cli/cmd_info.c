@@ -32,6 +32,38 @@ static void help(FILE *f)
         "  egcam info --json ../shared/models/mobilenet_v2_imagenet.onnx | grep '\"auto\": true'\n");
 }
 
+/* The top-level modules of a PyTorch export (node names "/layer4/...") whose output is a CAM
+ * candidate, which --layer also takes by name: one line, nothing for other exports. */
+static void print_modules(const egc_model *m, int n)
+{
+    char line[1024] = "";
+    size_t len = 0;
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        egc_layer_info li;
+        if (egc_model_layer(m, i, &li) != EGC_OK || !li.node || li.node[0] != '/') continue;
+        const char *e = strchr(li.node + 1, '/');
+        if (!e || e == li.node + 1) continue;
+        size_t k = (size_t)(e - li.node - 1);
+        char mod[128];
+        if (k >= sizeof mod) continue;
+        memcpy(mod, li.node + 1, k);
+        mod[k] = '\0';
+        /* the module's output is its last layer: look ahead for a later one of the module */
+        int later = 0;
+        for (int j = i + 1; j < n && !later; j++) {
+            egc_layer_info lj;
+            later = egc_model_layer(m, j, &lj) == EGC_OK && lj.node &&
+                    !strncmp(lj.node + 1, mod, k) && lj.node[0] == '/' && lj.node[k + 1] == '/';
+        }
+        if (later || !li.is_candidate) continue;
+        egc_str_append(line, sizeof line, &len, "%s%s", count++ ? ", " : "", mod);
+    }
+    if (count)
+        printf("\nmodules of this PyTorch export that --layer takes by name (paths inside them "
+               "too, e.g. layer4.2): %s\n", line);
+}
+
 int cmd_info(int argc, char **argv)
 {
     int json = 0, quiet = 0, verbose = 0;
@@ -93,6 +125,7 @@ int cmd_info(int argc, char **argv)
                    li.name, li.is_auto ? "   <- auto" : "");
         }
     }
+    if (!json) print_modules(m, n);
     if (!json && !quiet) printf("\n%s", devs);
     egc_model_destroy(m);
     return EXIT_ALL_OK;
