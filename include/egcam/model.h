@@ -43,8 +43,11 @@ typedef struct egc_layer_info {
 EGC_NODISCARD egc_status egc_model_layer(const egc_model *m, int i, egc_layer_info *info);
 /* Finds a target layer by tensor name or node name, or "auto" (NULL counts as "auto"):
  * the last candidate layer produced by a compute op (Conv, Relu, Clip, Add, Mul,
- * Sigmoid, BatchNormalization), i.e. skipping pooling and data movement. *layer is the
- * layer index. An unknown name gives EGC_E_ARG listing candidates. */
+ * Sigmoid, BatchNormalization), i.e. skipping pooling and data movement. A name that is
+ * neither may be a module path of a network exported by PyTorch 1.13 or later ("layer4",
+ * "layer4.2", "features.29"): the module's output, i.e. the last layer whose node lies in the
+ * module's scope ("/layer4/layer4.2/"); EGC_E_ARG when that layer is not a candidate. *layer
+ * is the layer index. An unknown name gives EGC_E_ARG saying how to list the layers. */
 EGC_NODISCARD egc_status egc_model_find_layer(const egc_model *m, const char *name, int *layer);
 
 /* Creates a session: backend by name, a fixed maximal batch size, and optionally a
