@@ -323,6 +323,17 @@ def fold_runtime_case(rng):
     npy("fold_runtime_out.npy", x + np.maximum(2.0 * a.astype(np.float64) @ b, 0.0))
 
 
+def conv3x3_pad1(x, w):
+    """A 3x3 convolution with padding 1 and no bias, in float64: x (N,C,H,W), w (M,C,3,3)."""
+    n, _, h, wd = x.shape
+    xd = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    c = np.zeros((n, w.shape[0], h, wd))
+    for i in range(h):
+        for j in range(wd):
+            c[:, :, i, j] = np.einsum("nckl,ockl->no", xd[:, :, i:i + 3, j:j + 3], w)
+    return c
+
+
 def composite_cases(rng):
     """HardSwish, HardSigmoid and ReduceMean (composite lowerings) in a small conv head."""
     w = (0.5 * rng.standard_normal((4, 3, 3, 3))).astype(np.float32)
@@ -341,11 +352,7 @@ def composite_cases(rng):
                [init("w", w), init("b", b), init("w2", w2), init("b2", b2)], opset=14),
          "composite_opset14.onnx")
     x = (2.0 * rng.standard_normal((2, 3, 6, 7))).astype(np.float32)
-    xd = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
-    c = np.zeros((2, 4, 6, 7))
-    for i in range(6):
-        for j in range(7):
-            c[:, :, i, j] = np.einsum("nckl,ockl->no", xd[:, :, i:i + 3, j:j + 3], w)
+    c = conv3x3_pad1(x, w)
     c += b[None, :, None, None]
     hs = c * np.clip(c / 6.0 + 0.5, 0.0, 1.0)
     hg = np.clip(0.3 * hs + 0.4, 0.0, 1.0)
@@ -378,11 +385,7 @@ def composite_cases(rng):
     save(model(nodes, [fin("x", ["N", 3, 6, 7])], [fin("y", None)],
                [init("w", w), init("slope", slope), init("w2", w2)]), "leaky_prelu.onnx")
     x = (2.0 * rng.standard_normal((2, 3, 6, 7))).astype(np.float32)
-    xd = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
-    c = np.zeros((2, 4, 6, 7))
-    for i in range(6):
-        for j in range(7):
-            c[:, :, i, j] = np.einsum("nckl,ockl->no", xd[:, :, i:i + 3, j:j + 3], w)
+    c = conv3x3_pad1(x, w)
     lr = np.where(c > 0, c, 0.1 * c)
     pr = np.where(lr > 0, lr, slope * lr)
     npy("leaky_prelu_in.npy", x)

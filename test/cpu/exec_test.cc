@@ -78,54 +78,77 @@ TEST(Exec, TargetMustReachTheOutput)
     EXPECT_EQ(egc_plan_create(&f.g, f.be, 0, -1, &p), EGC_E_ARG);
 }
 
+// A plan of 2 images with its backward run at a target: the input filled (fill(seed) times
+// scale), the forward, the backward of sum_i w_i logit(i, c_i) for the two (c_i, w_i) given,
+// and copies of the target's activation and gradient. objective() runs the head again from
+// the (possibly changed) target activation and gives that sum.
+struct HeadRun {
+    egc_plan *p = nullptr;
+    egc_view a{}, out{};
+    std::vector<float> grad, act;
+    int classes = 0, c0 = 0, c1 = 0;
+    float w0 = 0, w1 = 0;
+    double gmax = 0;
+    ~HeadRun() { egc_plan_destroy(p); }
+    void run(const Fixture &f, const char *target_name, unsigned seed, float scale, int cls0,
+             float wt0, int cls1, float wt1)
+    {
+        int target = f.value(target_name);
+        ASSERT_GE(target, 0) << target_name;
+        ASSERT_EQ(egc_plan_create(&f.g, f.be, 2, target, &p), EGC_OK) << egc_last_error();
+        egc_view in = egc_plan_value(p, f.g.input), ga = egc_plan_grad(p, target);
+        a = egc_plan_value(p, target);
+        out = egc_plan_value(p, f.g.output);
+        ASSERT_NE(ga.ptr, nullptr);
+        std::vector<float> x((size_t)egc_shape_numel(&in.shape));
+        fill(x, seed);
+        for (auto &v : x) v *= scale;
+        ASSERT_EQ(f.be->upload(f.be, in.ptr, x.data(), x.size() * 4), EGC_OK);
+        ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
+        classes = (int)out.shape.d[1];
+        c0 = cls0, c1 = cls1, w0 = wt0, w1 = wt1;
+        std::vector<float> sd((size_t)2 * classes, 0.0f);
+        sd[(size_t)c0] = w0;
+        sd[(size_t)classes + (size_t)c1] = w1;
+        ASSERT_EQ(egc_plan_backward(p, sd.data()), EGC_OK) << egc_last_error();
+        const size_t na = (size_t)egc_shape_numel(&a.shape);
+        grad.assign(ga.ptr, ga.ptr + na);
+        act.assign(a.ptr, a.ptr + na);
+        for (float g : grad) gmax = std::max(gmax, (double)std::fabs(g));
+    }
+    double objective()
+    {
+        EXPECT_EQ(egc_plan_forward_head(p), EGC_OK);
+        return (double)w0 * out.ptr[c0] + (double)w1 * out.ptr[classes + c1];
+    }
+    // Central difference of objective() at target element k with step h.
+    double difference(size_t k, float h)
+    {
+        a.ptr[k] = act[k] + h;
+        double fp = objective();
+        a.ptr[k] = act[k] - h;
+        double fm = objective();
+        a.ptr[k] = act[k];
+        return (fp - fm) / (2.0 * h);
+    }
+};
+
 // Backward from a logit to an early layer (the head holds 13 convolutions, ReLUs, the
 // strided-slice + pad shortcuts) against central differences through forward_head.
 TEST(Exec, HeadBackwardMatchesFiniteDifferences)
 {
     Fixture f("resnet20_cifar10.onnx");
     ASSERT_TRUE(f.ok);
-    int target = f.value("/layer2/layer2.1/Relu_1_output_0");
-    ASSERT_GE(target, 0);
-    const int B = 2;
-    egc_plan *p = nullptr;
-    ASSERT_EQ(egc_plan_create(&f.g, f.be, B, target, &p), EGC_OK) << egc_last_error();
-    egc_view in = egc_plan_value(p, f.g.input), a = egc_plan_value(p, target),
-             out = egc_plan_value(p, f.g.output), ga = egc_plan_grad(p, target);
-    ASSERT_NE(ga.ptr, nullptr);
-    std::vector<float> x((size_t)egc_shape_numel(&in.shape));
-    fill(x, 7);
-    ASSERT_EQ(f.be->upload(f.be, in.ptr, x.data(), x.size() * 4), EGC_OK);
-    ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
-    const int classes = (int)out.shape.d[1];
-    // Seed: class 3 of image 0 and class 7 of image 1.
-    std::vector<float> seed((size_t)B * classes, 0.0f);
-    seed[3] = 1.0f;
-    seed[(size_t)classes + 7] = 1.0f;
-    ASSERT_EQ(egc_plan_backward(p, seed.data()), EGC_OK) << egc_last_error();
-    const size_t na = (size_t)egc_shape_numel(&a.shape);
-    std::vector<float> grad(na), act(na);
-    memcpy(grad.data(), ga.ptr, na * 4);
-    memcpy(act.data(), a.ptr, na * 4);
-    auto objective = [&]() {
-        EXPECT_EQ(egc_plan_forward_head(p), EGC_OK);
-        return (double)out.ptr[3] + (double)out.ptr[classes + 7];
-    };
+    HeadRun h; // class 3 of image 0 and class 7 of image 1
+    ASSERT_NO_FATAL_FAILURE(h.run(f, "/layer2/layer2.1/Relu_1_output_0", 7, 1.0f, 3, 1.0f, 7, 1.0f));
     unsigned s = 99;
     int checked = 0, kinks = 0;
-    double worst = 0, gmax = 0;
-    for (size_t k = 0; k < na; k++) gmax = std::max(gmax, (double)std::fabs(grad[k]));
+    double worst = 0;
     for (int t = 0; t < 60; t++) {
         s = s * 1664525u + 1013904223u;
-        size_t k = (size_t)(s >> 4) % na;
-        const float h = 1e-2f;
-        memcpy(a.ptr, act.data(), na * 4);
-        a.ptr[k] = act[k] + h;
-        double fp = objective();
-        a.ptr[k] = act[k] - h;
-        double fm = objective();
-        double fd = (fp - fm) / (2.0 * h);
-        double e = std::fabs(fd - grad[k]);
-        if (e > 5e-3 * gmax) kinks++;
+        size_t k = (size_t)(s >> 4) % h.act.size();
+        double e = std::fabs(h.difference(k, 1e-2f) - h.grad[k]);
+        if (e > 5e-3 * h.gmax) kinks++;
         else worst = std::max(worst, e);
         checked++;
     }
@@ -133,71 +156,39 @@ TEST(Exec, HeadBackwardMatchesFiniteDifferences)
     // inexact: allow a few such samples, and hold all the others to 5e-3 of the largest
     // gradient.
     std::printf("head backward: %d of 60 differences off, worst of the rest %.3g (max |grad| %.3g)\n",
-                kinks, worst, gmax);
+                kinks, worst, h.gmax);
     EXPECT_LE(kinks, 6) << kinks << " of 60 differences disagree";
-    EXPECT_LE(worst, 5e-3 * gmax) << "worst |fd - grad| " << worst << " (max |grad| " << gmax << ")";
+    EXPECT_LE(worst, 5e-3 * h.gmax) << "worst |fd - grad| " << worst << " (max |grad| " << h.gmax << ")";
     EXPECT_EQ(checked, 60);
-    egc_plan_destroy(p);
 }
 
 // Central differences of sum(seed . logits) against the backward at `target` of the lowering
 // test model `file` (batch 2, inputs spread over [-scale, scale)), for every element of the
 // target: differences whose step crosses a kink of the head (kink(value, h)) are left out, the
 // rest must agree to 2e-3 of the largest gradient. *smooth counts the elements checked.
-void head_differences(const char *file, const char *target_name, float scale, float h,
+void head_differences(const char *file, const char *target_name, float scale, float step,
                       const std::function<bool(float, float)> &kink, int *smooth, int *kinks)
 {
     std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + file;
     Fixture f(path.c_str());
     ASSERT_TRUE(f.ok) << egc_last_error();
-    int target = f.value(target_name);
-    ASSERT_GE(target, 0);
-    const int B = 2;
-    egc_plan *p = nullptr;
-    ASSERT_EQ(egc_plan_create(&f.g, f.be, B, target, &p), EGC_OK) << egc_last_error();
-    egc_view in = egc_plan_value(p, f.g.input), a = egc_plan_value(p, target),
-             out = egc_plan_value(p, f.g.output), ga = egc_plan_grad(p, target);
-    ASSERT_NE(ga.ptr, nullptr);
-    std::vector<float> x((size_t)egc_shape_numel(&in.shape));
-    fill(x, 11);
-    for (auto &v : x) v *= scale;
-    ASSERT_EQ(f.be->upload(f.be, in.ptr, x.data(), x.size() * 4), EGC_OK);
-    ASSERT_EQ(egc_plan_forward(p), EGC_OK) << egc_last_error();
-    const int classes = (int)out.shape.d[1];
-    std::vector<float> seed((size_t)B * classes, 0.0f);
-    seed[1] = 1.0f;
-    seed[(size_t)classes + 2] = -0.5f;
-    ASSERT_EQ(egc_plan_backward(p, seed.data()), EGC_OK) << egc_last_error();
-    const size_t na = (size_t)egc_shape_numel(&a.shape);
-    std::vector<float> grad(na), act(na);
-    memcpy(grad.data(), ga.ptr, na * 4);
-    memcpy(act.data(), a.ptr, na * 4);
-    auto objective = [&]() {
-        EXPECT_EQ(egc_plan_forward_head(p), EGC_OK);
-        return (double)out.ptr[1] - 0.5 * (double)out.ptr[classes + 2];
-    };
-    double worst = 0, gmax = 0;
-    for (size_t k = 0; k < na; k++) gmax = std::max(gmax, (double)std::fabs(grad[k]));
-    ASSERT_GT(gmax, 0.0);
+    HeadRun h;
+    ASSERT_NO_FATAL_FAILURE(h.run(f, target_name, 11, scale, 1, 1.0f, 2, -0.5f));
+    ASSERT_GT(h.gmax, 0.0);
+    double worst = 0;
     *smooth = *kinks = 0;
-    for (size_t k = 0; k < na; k++) { // every element: the heads are small
-        if (kink(act[k], h)) {
+    for (size_t k = 0; k < h.act.size(); k++) { // every element: the heads are small
+        if (kink(h.act[k], step)) {
             ++*kinks;
             continue;
         }
-        a.ptr[k] = act[k] + h;
-        double fp = objective();
-        a.ptr[k] = act[k] - h;
-        double fm = objective();
-        a.ptr[k] = act[k];
-        worst = std::max(worst, std::fabs((fp - fm) / (2.0 * h) - grad[k]));
+        worst = std::max(worst, std::fabs(h.difference(k, step) - h.grad[k]));
         ++*smooth;
     }
     std::printf("%s head backward at %s: %zu elements, %d checked, %d at a kink, worst |fd - "
-                "grad| %.3g (max |grad| %.3g)\n", file, target_name, na, *smooth, *kinks, worst,
-                gmax);
-    EXPECT_LE(worst, 2e-3 * gmax);
-    egc_plan_destroy(p);
+                "grad| %.3g (max |grad| %.3g)\n", file, target_name, h.act.size(), *smooth,
+                *kinks, worst, h.gmax);
+    EXPECT_LE(worst, 2e-3 * h.gmax);
 }
 
 // Backward through the composite lowerings (HardSwish, HardSigmoid, ReduceMean: Mul, Add,
