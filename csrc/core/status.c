@@ -42,6 +42,11 @@ const char *egc_last_error(void) { return g_err; }
 
 void egc_clear_error(void) { g_err[0] = '\0'; }
 
+#ifndef EGC_VERSION
+#define EGC_VERSION "unknown"
+#endif
+const char *egc_version(void) { return EGC_VERSION; }
+
 void egc_error_restore(const char *msg) { snprintf(g_err, sizeof g_err, "%s", msg ? msg : ""); }
 
 egc_status egc_error_set(egc_status code, const char *file, int line, const char *fmt, ...)

@@ -40,6 +40,9 @@ const char *egc_last_error(void);
 /* Forget this thread's last error. */
 void egc_clear_error(void);
 
+/* The library's version ("0.1.0"), for reports and for bindings that check what they load. */
+const char *egc_version(void);
+
 #ifdef __cplusplus
 }
 #endif

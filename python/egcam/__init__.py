@@ -100,6 +100,7 @@ _P = ctypes.c_void_p
 _F = ctypes.POINTER(ctypes.c_float)
 # name: (result type, argument types); every egc_status function returns c_int
 _SIGS = {
+    "egc_version": (ctypes.c_char_p, []),
     "egc_status_name": (ctypes.c_char_p, [ctypes.c_int]),
     "egc_last_error": (ctypes.c_char_p, []),
     "egc_clear_error": (None, []),
@@ -239,6 +240,7 @@ def _load():
 
 
 _lib, LIBRARY = _load()
+__version__ = _lib.egc_version().decode()
 
 
 def _blas_kernels():

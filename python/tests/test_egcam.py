@@ -38,6 +38,7 @@ class ExplainTest(unittest.TestCase):
         cls.x = egcam.load_images(cls.paths, cls.model, preset="cifar")
 
     def test_model(self):
+        self.assertRegex(egcam.__version__, r"^[0-9]+\.[0-9]+\.[0-9]+$")
         m = self.model
         self.assertEqual(m.input_shape, (3, 32, 32))
         self.assertEqual(m.num_classes, 10)
