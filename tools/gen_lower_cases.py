@@ -30,7 +30,8 @@ computed here with torch / numpy, independently of egcam:
   keepdims, Gemm), reduce_mean_opset18.onnx (ReduceMean with the axes [3,2] as an input, then
   Flatten), reduce_mean_channels.onnx (ReduceMean over axis 1: refused), leaky_prelu.onnx
   (Conv, LeakyRelu alpha 0.1, PRelu with a slope per channel, GAP, Flatten, Gemm),
-  unknown_ops.onnx (a refused ReduceMean, then Erf twice and LpNormalization).
+  unknown_ops.onnx (a refused ReduceMean, then Erf twice and LpNormalization), global_max.onnx
+  (Conv, Relu, GlobalMaxPool and Flatten beside ReduceMax over axes [3,2] without keepdims).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -390,6 +391,25 @@ def composite_cases(rng):
     pr = np.where(lr > 0, lr, slope * lr)
     npy("leaky_prelu_in.npy", x)
     npy("leaky_prelu_out.npy", pr.mean(axis=(2, 3)) @ w2.T.astype(np.float64))
+    # GlobalMaxPool and ReduceMax over the spatial axes
+    w = (0.5 * rng.standard_normal((4, 3, 3, 3))).astype(np.float32)
+    w2 = rng.standard_normal((3, 4)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalMaxPool", ["r"], ["g"], name="gmax"),
+        helper.make_node("Flatten", ["g"], ["f1"], name="flat"),
+        helper.make_node("ReduceMax", ["c"], ["f2"], name="rmax", axes=[3, 2], keepdims=0),
+        helper.make_node("Add", ["f1", "f2"], ["s"], name="sum"),
+        helper.make_node("Gemm", ["s", "w2"], ["y"], name="fc", transB=1),
+    ]
+    save(model(nodes, [fin("x", ["N", 3, 6, 7])], [fin("y", None)],
+               [init("w", w), init("w2", w2)]), "global_max.onnx")
+    x = (2.0 * rng.standard_normal((2, 3, 6, 7))).astype(np.float32)
+    c = conv3x3_pad1(x, w)
+    s = np.maximum(c, 0).max(axis=(2, 3)) + c.max(axis=(2, 3))
+    npy("global_max_in.npy", x)
+    npy("global_max_out.npy", s @ w2.T.astype(np.float64))
     # a mean over the channels: refused
     nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="chanmean", axes=[1])]
     save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "reduce_mean_channels.onnx")

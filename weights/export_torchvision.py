@@ -35,7 +35,7 @@ RUNTIME_OPS = {
     "MaxPool", "AveragePool", "GlobalAveragePool", "BatchNormalization", "Reshape", "Flatten",
     "Concat", "Slice", "Pad", "Softmax", "Transpose", "Dropout", "Identity",
     "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu",
-    "ReduceMean",  # over the spatial axes only
+    "GlobalMaxPool", "ReduceMean", "ReduceMax",  # the Reduce* over the spatial axes only
 }
 FOLDED_OPS = {
     "Constant", "ConstantOfShape", "Shape", "Size", "Gather", "Unsqueeze", "Squeeze", "Cast",

@@ -1132,6 +1132,8 @@ static egc_status fold_runtime(lctx *c, const egc_onnx_node *n, const rt_entry *
  *   HardSwish(x)                 = Mul(x, HardSigmoid(x; 1/6, 1/2))
  *   ReduceMean(x; axes {2,3})    = GlobalAveragePool(x) of a 4-D x (then a Flatten to
  *                                  [N,C] with keepdims=0)
+ *   GlobalMaxPool(x), ReduceMax(x; axes {2,3}) = MaxPool(x) with the whole H x W as its
+ *                                  window (then a Flatten with keepdims=0)
  *   LeakyRelu(x; alpha), PRelu(x, slope) = Add(Mul(x, a), Mul(Relu(x), 1 - a)) with a the
  *                                  alpha or the (constant) slope
  * The last node's output keeps the ONNX output's name (a target layer is named as in the
@@ -1200,6 +1202,38 @@ static egc_status hard_sigmoid(lctx *c, const egc_onnx_node *n, int x, float alp
     r.p.clip.lo = 0.0f;
     r.p.clip.hi = 1.0f;
     return add_part(c, n, &r, "/hardsigmoid", last, id);
+}
+
+/* The mean (GlobalAveragePool) or the maximum (a MaxPool whose window is the whole H x W) of
+ * 4-D value x over its spatial axes into n's output: [N,C,1,1], or [N,C] after a Flatten
+ * when keep is 0. */
+static egc_status spatial_reduce(lctx *c, const egc_onnx_node *n, int x, int is_max, int keep,
+                                 int *id)
+{
+    const egc_shape *xs = &c->g->values[x].shape;
+    if (xs->ndim != 4)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input 0 must be 4-D [N,C,H,W] (it has %d "
+                             "dims)", xs->ndim);
+    egc_node r;
+    node_init(&r, is_max ? EGC_OP_MAXPOOL : EGC_OP_GAP);
+    r.n_in = 1, r.in[0] = x;
+    if (is_max) {
+        if (xs->d[2] < 1 || xs->d[3] < 1 || xs->d[2] > EGC_LOWER_MAX_WINDOW ||
+            xs->d[3] > EGC_LOWER_MAX_WINDOW)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a spatial size of %lldx%lld cannot be "
+                                 "pooled", (long long)xs->d[2], (long long)xs->d[3]);
+        r.p.pool.kh = (int)xs->d[2];
+        r.p.pool.kw = (int)xs->d[3];
+        r.p.pool.sh = r.p.pool.sw = r.p.pool.dh = r.p.pool.dw = 1;
+    }
+    if (keep) return add_part(c, n, &r, "", 1, id);
+    int g = -1;
+    EGC_TRY(add_part(c, n, &r, is_max ? "/max" : "/mean", 0, &g));
+    node_init(&r, EGC_OP_RESHAPE);
+    r.n_in = 1, r.in[0] = g;
+    r.p.reshape.flatten_axis = 1;
+    r.p.reshape.n = 2;
+    return add_part(c, n, &r, "", 1, id);
 }
 
 /* 1 when op is lowered here (and *st says how it went), 0 when it is not one of these. */
@@ -1291,8 +1325,20 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         *st = add_part(c, n, &r, "", 1, &id);
         return 1;
     }
-    if (strcmp(op, "ReduceMean") == 0) {
+    if (strcmp(op, "GlobalMaxPool") == 0) {
+        static const char *const k_none[] = {NULL};
+        if ((*st = egc_lower_check_attrs(n, k_none)) != EGC_OK) return 1;
+        if ((*st = single_output(n)) != EGC_OK) return 1;
+        if (n_in != 1 || vin[0] < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
+            return 1;
+        }
+        *st = spatial_reduce(c, n, vin[0], 1, 1, &id);
+        return 1;
+    }
+    if (strcmp(op, "ReduceMean") == 0 || strcmp(op, "ReduceMax") == 0) {
         static const char *const known[] = {"axes", "keepdims", "noop_with_empty_axes", NULL};
+        const int is_max = op[6] == 'M' && op[7] == 'a';
         if ((*st = egc_lower_check_attrs(n, known)) != EGC_OK) return 1;
         if ((*st = single_output(n)) != EGC_OK) return 1;
         if (vin[0] < 0) {
@@ -1321,24 +1367,11 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         }
         if (!spatial || n_in > 2) {
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
-                                "ReduceMean is supported over the two spatial axes (2 and 3) of "
-                                "a 4-D tensor only (here %d axes of a %d-D tensor)", na, rank);
+                                "%s is supported over the two spatial axes (2 and 3) of a 4-D "
+                                "tensor only (here %d axes of a %d-D tensor)", op, na, rank);
             return 1;
         }
-        egc_node r;
-        node_init(&r, EGC_OP_GAP);
-        r.n_in = 1, r.in[0] = vin[0];
-        if (keep) {
-            *st = add_part(c, n, &r, "", 1, &id);
-            return 1;
-        }
-        int g = -1;
-        if ((*st = add_part(c, n, &r, "/mean", 0, &g)) != EGC_OK) return 1;
-        node_init(&r, EGC_OP_RESHAPE);
-        r.n_in = 1, r.in[0] = g;
-        r.p.reshape.flatten_axis = 1;
-        r.p.reshape.n = 2;
-        *st = add_part(c, n, &r, "", 1, &id);
+        *st = spatial_reduce(c, n, vin[0], is_max, (int)(keep != 0), &id);
         return 1;
     }
     return 0;
@@ -1349,8 +1382,8 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
 static int op_known(const char *op)
 {
     static const char *const k_other[] = {"HardSigmoid", "HardSwish", "LeakyRelu", "PRelu",
-                                          "ReduceMean", "Identity",  "Dropout",   "Shape",
-                                          "Cast"};
+                                          "ReduceMean", "ReduceMax", "GlobalMaxPool",
+                                          "Identity",  "Dropout",   "Shape",     "Cast"};
     if (runtime_op(op) || egc_fold_knows(op)) return 1;
     for (size_t i = 0; i < EGC_COUNT(k_other); i++)
         if (strcmp(op, k_other[i]) == 0) return 1;

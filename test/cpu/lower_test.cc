@@ -548,6 +548,29 @@ TEST(LowerComposite, LeakyReluAndPRelu)
     check_reference("leaky_prelu");
 }
 
+// GlobalMaxPool and ReduceMax over the spatial axes: a MaxPool whose window is the whole
+// 6 x 7 input (then a Flatten for keepdims=0).
+TEST(LowerComposite, GlobalMaxPoolAndReduceMax)
+{
+    Lowered L;
+    lower_file(data_path("global_max.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    check_graph(L.g);
+    EXPECT_EQ(count_op(L.g, EGC_OP_MAXPOOL), 2);
+    for (int i = 0; i < L.g.n_nodes; i++)
+        if (L.g.nodes[i].op == EGC_OP_MAXPOOL) {
+            const egc_pool_params &pp = L.g.nodes[i].p.pool;
+            EXPECT_EQ(pp.kh, 6);
+            EXPECT_EQ(pp.kw, 7);
+            EXPECT_EQ(pp.sh + pp.sw + pp.pt + pp.pl + pp.pb + pp.pr, 2);
+        }
+    int f2 = value_named(L.g, "f2");
+    ASSERT_GE(f2, 0);
+    EXPECT_EQ(L.g.nodes[L.g.values[f2].producer].op, EGC_OP_RESHAPE);
+    EXPECT_EQ(dims(L.g.values[f2].shape), (std::vector<int64_t>{1, 4}));
+    check_reference("global_max");
+}
+
 TEST(LowerComposite, ReduceMeanAxesInputAndRefusedAxes)
 {
     check_reference("reduce_mean_opset18");
