@@ -53,8 +53,8 @@ static void print_modules(const egc_model *m, int n)
         int later = 0;
         for (int j = i + 1; j < n && !later; j++) {
             egc_layer_info lj;
-            later = egc_model_layer(m, j, &lj) == EGC_OK && lj.node &&
-                    !strncmp(lj.node + 1, mod, k) && lj.node[0] == '/' && lj.node[k + 1] == '/';
+            later = egc_model_layer(m, j, &lj) == EGC_OK && lj.node && lj.node[0] == '/' &&
+                    !strncmp(lj.node + 1, mod, k) && lj.node[k + 1] == '/';
         }
         if (later || !li.is_candidate) continue;
         egc_str_append(line, sizeof line, &len, "%s%s", count++ ? ", " : "", mod);
