@@ -31,7 +31,8 @@ computed here with torch / numpy, independently of egcam:
   Flatten), reduce_mean_channels.onnx (ReduceMean over axis 1: refused), leaky_prelu.onnx
   (Conv, LeakyRelu alpha 0.1, PRelu with a slope per channel, GAP, Flatten, Gemm),
   unknown_ops.onnx (a refused ReduceMean, then Erf twice and LpNormalization), global_max.onnx
-  (Conv, Relu, GlobalMaxPool and Flatten beside ReduceMax over axes [3,2] without keepdims).
+  (Conv, Relu, GlobalMaxPool and Flatten beside ReduceMax over axes [3,2] without keepdims),
+  squeeze_unsqueeze.onnx (Unsqueeze twice and Squeeze of values computed at run time).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -410,6 +411,26 @@ def composite_cases(rng):
     s = np.maximum(c, 0).max(axis=(2, 3)) + c.max(axis=(2, 3))
     npy("global_max_in.npy", x)
     npy("global_max_out.npy", s @ w2.T.astype(np.float64))
+    # Squeeze and Unsqueeze of values computed at run time (a gate made from the channel means)
+    w2 = rng.standard_normal((3, 4)).astype(np.float32)
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["m"], name="mean", axes=[2, 3], keepdims=0),
+        helper.make_node("Unsqueeze", ["m", "ax_last"], ["u1"], name="unsq1"),
+        helper.make_node("Unsqueeze", ["u1", "ax3"], ["u2"], name="unsq2"),
+        helper.make_node("Mul", ["x", "u2"], ["g"], name="gate"),
+        helper.make_node("GlobalAveragePool", ["g"], ["p"], name="gap"),
+        helper.make_node("Squeeze", ["p", "ax32"], ["s"], name="sq"),
+        helper.make_node("Gemm", ["s", "w2"], ["y"], name="fc", transB=1),
+    ]
+    save(model(nodes, [fin("x", ["N", 4, 3, 5])], [fin("y", None)],
+               [init("w2", w2), init("ax_last", np.array([-1], np.int64)),
+                init("ax3", np.array([3], np.int64)), init("ax32", np.array([3, 2], np.int64))]),
+         "squeeze_unsqueeze.onnx")
+    x = rng.standard_normal((2, 4, 3, 5)).astype(np.float32)
+    m = x.astype(np.float64).mean(axis=(2, 3))
+    g = (x * m[:, :, None, None]).mean(axis=(2, 3))
+    npy("squeeze_unsqueeze_in.npy", x)
+    npy("squeeze_unsqueeze_out.npy", g @ w2.T.astype(np.float64))
     # a mean over the channels: refused
     nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="chanmean", axes=[1])]
     save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "reduce_mean_channels.onnx")

@@ -36,6 +36,7 @@ RUNTIME_OPS = {
     "Concat", "Slice", "Pad", "Softmax", "Transpose", "Dropout", "Identity",
     "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu",
     "GlobalMaxPool", "ReduceMean", "ReduceMax",  # the Reduce* over the spatial axes only
+    "Squeeze", "Unsqueeze",
 }
 FOLDED_OPS = {
     "Constant", "ConstantOfShape", "Shape", "Size", "Gather", "Unsqueeze", "Squeeze", "Cast",

@@ -1134,6 +1134,8 @@ static egc_status fold_runtime(lctx *c, const egc_onnx_node *n, const rt_entry *
  *                                  [N,C] with keepdims=0)
  *   GlobalMaxPool(x), ReduceMax(x; axes {2,3}) = MaxPool(x) with the whole H x W as its
  *                                  window (then a Flatten with keepdims=0)
+ *   Squeeze(x), Unsqueeze(x) of a value computed at run time = Reshape(x) to the known shape
+ *                                  (the batch axis copied; it may not be squeezed or inserted)
  *   LeakyRelu(x; alpha), PRelu(x, slope) = Add(Mul(x, a), Mul(Relu(x), 1 - a)) with a the
  *                                  alpha or the (constant) slope
  * The last node's output keeps the ONNX output's name (a target layer is named as in the
@@ -1325,6 +1327,75 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         *st = add_part(c, n, &r, "", 1, &id);
         return 1;
     }
+    if (strcmp(op, "Squeeze") == 0 || strcmp(op, "Unsqueeze") == 0) {
+        /* a Reshape to the known shape, the batch dimension copied (it may not move) */
+        static const char *const known[] = {"axes", NULL};
+        const int unsq = op[0] == 'U';
+        if ((*st = egc_lower_check_attrs(n, known)) != EGC_OK) return 1;
+        if ((*st = single_output(n)) != EGC_OK) return 1;
+        if (vin[0] < 0 || n_in > 2) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1 or 2)", n_in);
+            return 1;
+        }
+        int64_t ax[EGC_MAX_DIMS];
+        int na = 0;
+        if (n_in > 1 && vin[1] >= 0) { /* opset 13: the axes as an input */
+            if ((*st = const_ints(c, n, vin, n_in, 1, "axes", ax, EGC_MAX_DIMS, &na)) != EGC_OK)
+                return 1;
+        } else if (egc_lower_attr(n, "axes")) {
+            const int64_t *v;
+            if ((*st = egc_lower_attr_ints(n, "axes", &v, &na)) != EGC_OK) return 1;
+            if (na > EGC_MAX_DIMS) {
+                *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "%d axes (at most %d)", na, EGC_MAX_DIMS);
+                return 1;
+            }
+            for (int i = 0; i < na; i++) ax[i] = v[i];
+        }
+        const egc_shape *xs = &c->g->values[vin[0]].shape;
+        const int rin = xs->ndim, rout = unsq ? rin + na : rin;
+        if (unsq && (na == 0 || rout > EGC_MAX_DIMS)) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "Unsqueeze needs 1 to %d axes (got %d)",
+                                EGC_MAX_DIMS - rin, na);
+            return 1;
+        }
+        int mark[EGC_MAX_DIMS] = {0}; /* the axes, in the output (Unsqueeze) or input rank */
+        for (int i = 0; i < na; i++) {
+            int64_t a = ax[i] < 0 ? ax[i] + rout : ax[i];
+            if (a < 0 || a >= rout || mark[a]) {
+                *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld is out of range or repeated "
+                                    "(rank %d)", (long long)ax[i], rout);
+                return 1;
+            }
+            mark[a] = 1;
+        }
+        if (!unsq && na == 0) /* every dimension of size 1 but the batch */
+            for (int k = 1; k < rin; k++) mark[k] = xs->d[k] == 1;
+        if (rin < 1 || mark[0]) {
+            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "%s of the batch axis (axis 0) is not "
+                                "supported", op);
+            return 1;
+        }
+        egc_node r;
+        node_init(&r, EGC_OP_RESHAPE);
+        r.n_in = 1, r.in[0] = vin[0];
+        r.p.reshape.flatten_axis = -1;
+        int k = 0, o = 0;
+        for (int i = 0; i < (unsq ? rout : rin); i++) {
+            if (unsq) {
+                r.p.reshape.dims[o++] = mark[i] ? 1 : i == 0 ? 0 : xs->d[k];
+                if (!mark[i]) k++;
+            } else if (!mark[i]) {
+                r.p.reshape.dims[o++] = i == 0 ? 0 : xs->d[i];
+            } else if (xs->d[i] != 1) {
+                *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %d has size %lld, not 1", i,
+                                    (long long)xs->d[i]);
+                return 1;
+            }
+        }
+        r.p.reshape.n = o;
+        *st = add_part(c, n, &r, "", 1, &id);
+        return 1;
+    }
     if (strcmp(op, "GlobalMaxPool") == 0) {
         static const char *const k_none[] = {NULL};
         if ((*st = egc_lower_check_attrs(n, k_none)) != EGC_OK) return 1;
@@ -1383,7 +1454,8 @@ static int op_known(const char *op)
 {
     static const char *const k_other[] = {"HardSigmoid", "HardSwish", "LeakyRelu", "PRelu",
                                           "ReduceMean", "ReduceMax", "GlobalMaxPool",
-                                          "Identity",  "Dropout",   "Shape",     "Cast"};
+                                          "Identity",  "Dropout",   "Shape",     "Cast",
+                                          "Squeeze",   "Unsqueeze"};
     if (runtime_op(op) || egc_fold_knows(op)) return 1;
     for (size_t i = 0; i < EGC_COUNT(k_other); i++)
         if (strcmp(op, k_other[i]) == 0) return 1;

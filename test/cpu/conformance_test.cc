@@ -28,7 +28,8 @@ const char *kOps[] = {"conv", "gemm", "matmul", "relu", "clip", "sigmoid", "mul"
                       "maxpool", "averagepool", "globalaveragepool", "batchnorm", "flatten",
                       "reshape", "dropout", "identity", "concat", "slice", "pad", "softmax",
                       "sub", "div", "transpose", "hardsigmoid", "hardswish", "reduce_mean",
-                      "leakyrelu", "prelu", "globalmaxpool", "reduce_max"};
+                      "leakyrelu", "prelu", "globalmaxpool", "reduce_max", "squeeze",
+                      "unsqueeze"};
 
 // Cases egcam refuses on purpose, with the reason shown in the README.
 const std::map<std::string, std::string> kSkips = {

@@ -571,6 +571,24 @@ TEST(LowerComposite, GlobalMaxPoolAndReduceMax)
     check_reference("global_max");
 }
 
+// Squeeze and Unsqueeze of values computed at run time: Reshapes that copy the batch axis.
+TEST(LowerComposite, SqueezeAndUnsqueezeAreReshapes)
+{
+    Lowered L;
+    lower_file(data_path("squeeze_unsqueeze.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    check_graph(L.g);
+    for (const char *v : {"u1", "u2", "s"}) {
+        int id = value_named(L.g, v);
+        ASSERT_GE(id, 0) << v;
+        const egc_node &r = L.g.nodes[L.g.values[id].producer];
+        EXPECT_EQ(r.op, EGC_OP_RESHAPE) << v;
+        EXPECT_EQ(r.p.reshape.dims[0], 0) << v; // the batch copied
+    }
+    EXPECT_EQ(dims(L.g.values[value_named(L.g, "u2")].shape), (std::vector<int64_t>{1, 4, 1, 1}));
+    check_reference("squeeze_unsqueeze");
+}
+
 TEST(LowerComposite, ReduceMeanAxesInputAndRefusedAxes)
 {
     check_reference("reduce_mean_opset18");
