@@ -368,15 +368,17 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
 // GlobalAveragePool, Flatten: test/data/lower/composite_opset14.onnx, target the HardSwish
 // output), LeakyRelu and PRelu (Relu, Mul, Add: leaky_prelu.onnx, target the LeakyRelu
 // output), GlobalMaxPool and ReduceMax (whole-window MaxPools: global_max.onnx, target the
-// Conv output): logits and the target gradient, whose heads run backward through them,
-// against the CPU.
+// Conv output), Squeeze and Unsqueeze (Reshapes: squeeze_unsqueeze.onnx, target the gated
+// input): logits and the target gradient, whose heads run backward through them, against the
+// CPU.
 class CudaModelComposite : public testing::TestWithParam<int> {};
 
 TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
 {
     if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
-    const char *files[] = {"composite_opset14.onnx", "leaky_prelu.onnx", "global_max.onnx"},
-               *targets[] = {"hs", "lr", "c"};
+    const char *files[] = {"composite_opset14.onnx", "leaky_prelu.onnx", "global_max.onnx",
+                           "squeeze_unsqueeze.onnx"},
+               *targets[] = {"hs", "lr", "c", "g"};
     const int which = GetParam();
     const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + files[which];
     egc_model *m = nullptr;
@@ -384,7 +386,9 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     int layer = -1;
     ASSERT_EQ(egc_model_find_layer(m, targets[which], &layer), EGC_OK) << egc_last_error();
     for (int batch : {1, 9}) {
-        std::vector<float> x = random_input(batch, 3, 6, 7, 31u + (unsigned)batch);
+        int ic, ih, iw;
+        egc_model_input_chw(m, &ic, &ih, &iw);
+        std::vector<float> x = random_input(batch, ic, ih, iw, 31u + (unsigned)batch);
         for (auto &v : x) v *= 1.5f; // activations over both ends of the HardSigmoids
         std::vector<float> seed;
         Outputs cpu, strict, mixed;
@@ -412,7 +416,7 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     egc_model_destroy(m);
 }
 
-INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Values(0, 1, 2));
+INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Values(0, 1, 2, 3));
 
 // ------------------------------------------------------------------ torchvision exports
 //
