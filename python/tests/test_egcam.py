@@ -39,6 +39,10 @@ class ExplainTest(unittest.TestCase):
 
     def test_model(self):
         self.assertRegex(egcam.__version__, r"^[0-9]+\.[0-9]+\.[0-9]+$")
+        # the package's version (python/pyproject.toml) is the library's
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                               "pyproject.toml")) as f:
+            self.assertIn('version = "%s"' % egcam.__version__, f.read())
         m = self.model
         self.assertEqual(m.input_shape, (3, 32, 32))
         self.assertEqual(m.num_classes, 10)
