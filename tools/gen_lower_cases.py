@@ -32,7 +32,8 @@ computed here with torch / numpy, independently of egcam:
   (Conv, LeakyRelu alpha 0.1, PRelu with a slope per channel, GAP, Flatten, Gemm),
   unknown_ops.onnx (a refused ReduceMean, then Erf twice and LpNormalization), global_max.onnx
   (Conv, Relu, GlobalMaxPool and Flatten beside ReduceMax over axes [3,2] without keepdims),
-  squeeze_unsqueeze.onnx (Unsqueeze twice and Squeeze of values computed at run time).
+  squeeze_unsqueeze.onnx (Unsqueeze twice and Squeeze of values computed at run time),
+  fold_too_costly.onnx and fold_too_large.onnx (constants too costly or too large to fold).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -431,6 +432,28 @@ def composite_cases(rng):
     g = (x * m[:, :, None, None]).mean(axis=(2, 3))
     npy("squeeze_unsqueeze_in.npy", x)
     npy("squeeze_unsqueeze_out.npy", g @ w2.T.astype(np.float64))
+    # folding bounds: a product of two 2048 x 2048 constants (8.6 G multiply-adds) and a
+    # Range of 2^25 integers are refused at once
+    one = helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+    nodes = [
+        helper.make_node("ConstantOfShape", ["sz"], ["a"], name="ca", value=one),
+        helper.make_node("MatMul", ["a", "a"], ["p"], name="costly"),
+        helper.make_node("Slice", ["p", "s0", "s1"], ["k"], name="take"),
+        helper.make_node("Add", ["x", "k"], ["y"], name="add"),
+    ]
+    save(model(nodes, [fin("x", [1, 4])], [fin("y", None)],
+               [init("sz", np.array([2048, 2048], np.int64)), init("s0", np.array([0, 0], np.int64)),
+                init("s1", np.array([1, 4], np.int64))]), "fold_too_costly.onnx")
+    nodes = [
+        helper.make_node("Range", ["r0", "r1", "r2"], ["r"], name="huge"),
+        helper.make_node("Cast", ["r"], ["rf"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Slice", ["rf", "t0", "t1"], ["k"], name="take"),
+        helper.make_node("Add", ["x", "k"], ["y"], name="add"),
+    ]
+    save(model(nodes, [fin("x", [1, 4])], [fin("y", None)],
+               [init("r0", np.array(0, np.int64)), init("r1", np.array(1 << 25, np.int64)),
+                init("r2", np.array(1, np.int64)), init("t0", np.array([0], np.int64)),
+                init("t1", np.array([4], np.int64))]), "fold_too_large.onnx")
     # a mean over the channels: refused
     nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="chanmean", axes=[1])]
     save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "reduce_mean_channels.onnx")

@@ -4,7 +4,7 @@
  * ConstantOfShape, Cast, Slice, ...). egcam evaluates them once while lowering so that only
  * float runtime ops remain. Integers (and bools) are int64 and floats are float32, as the
  * reader stores them (onnx.h). The loops are plain and bounds-checked; folded constants are
- * capped at EGC_FOLD_MAX_NUMEL elements. Also here: the attribute readers and the node error
+ * capped at EGC_FOLD_MAX_NUMEL (float) and EGC_FOLD_MAX_INT_NUMEL (integer) elements. Also here: the attribute readers and the node error
  * helper that lowering shares. */
 #include <math.h>
 #include <stdarg.h>
@@ -117,11 +117,13 @@ void egc_fold_free(egc_onnx_tensor *t)
 
 static char *shs(const egc_shape *s, char *buf, size_t cap) { return egc_shape_str(s, buf, cap); }
 
-/* A fresh tensor of shape s (dims >= 0, numel <= EGC_FOLD_MAX_NUMEL). */
+/* A fresh tensor of shape s (dims >= 0, numel <= EGC_FOLD_MAX_NUMEL for floats,
+ * EGC_FOLD_MAX_INT_NUMEL for integers). */
 static egc_status t_new(const egc_onnx_node *n, egc_onnx_tensor *t, const egc_shape *s,
                         int is_float)
 {
     char b[96];
+    const int64_t cap = is_float ? EGC_FOLD_MAX_NUMEL : EGC_FOLD_MAX_INT_NUMEL;
     memset(t, 0, sizeof *t);
     if (s->ndim < 0 || s->ndim > EGC_MAX_DIMS)
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "folded constant of rank %d", s->ndim);
@@ -130,14 +132,14 @@ static egc_status t_new(const egc_onnx_node *n, egc_onnx_tensor *t, const egc_sh
         if (s->d[i] < 0)
             return EGC_NODE_FAIL(EGC_E_SHAPE, n, "folded constant has a negative dim in %s",
                                  shs(s, b, sizeof b));
-        if (s->d[i] && numel > EGC_FOLD_MAX_NUMEL / s->d[i])
+        if (s->d[i] && numel > cap / s->d[i])
             return EGC_NODE_FAIL(
                 EGC_E_UNSUPPORTED, n,
                 "folded constant of shape %s is too large to evaluate at load time",
                 shs(s, b, sizeof b));
         numel *= s->d[i];
     }
-    if (numel > EGC_FOLD_MAX_NUMEL)
+    if (numel > cap)
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
                              "folded constant of shape %s is too large to evaluate at load time",
                              shs(s, b, sizeof b));

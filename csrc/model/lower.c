@@ -1080,6 +1080,33 @@ static egc_status add_node(lctx *c, const egc_onnx_node *n, egc_node *r, int *ou
     return EGC_OK;
 }
 
+/* The work of folding runtime node r (inputs ins, output os) on the CPU, in multiply-adds
+ * (roughly: per output element, the products it sums or the window it reads). */
+#define EGC_FOLD_MAX_MACS ((double)(1u << 31))
+static double fold_cost(const egc_node *r, const egc_shape *const *ins, const egc_shape *os)
+{
+    double out = (double)egc_shape_numel(os), per = 1.0;
+    const egc_shape *a = r->n_in > 0 ? ins[0] : NULL, *b = r->n_in > 1 ? ins[1] : NULL;
+    switch (r->op) {
+    case EGC_OP_CONV: /* W [M, C/g, kh, kw] */
+        if (b && b->ndim == 4) per = (double)b->d[1] * (double)b->d[2] * (double)b->d[3];
+        break;
+    case EGC_OP_GEMM:
+        if (a && a->ndim == 2) per = (double)(r->p.gemm.trans_a ? a->d[0] : a->d[1]);
+        break;
+    case EGC_OP_MATMUL:
+        if (a && a->ndim >= 1) per = (double)a->d[a->ndim - 1];
+        break;
+    case EGC_OP_MAXPOOL:
+    case EGC_OP_AVGPOOL: per = (double)r->p.pool.kh * (double)r->p.pool.kw; break;
+    case EGC_OP_GAP:
+        if (a && a->ndim == 4) per = (double)a->d[2] * (double)a->d[3];
+        break;
+    default: break;
+    }
+    return out * (per > 1.0 ? per : 1.0);
+}
+
 /* A runtime op whose inputs are all float constants: lower it, then run the CPU reference
  * op once and keep the result as a constant. */
 static egc_status fold_runtime(lctx *c, const egc_onnx_node *n, const rt_entry *e, const int *vin,
@@ -1106,6 +1133,10 @@ static egc_status fold_runtime(lctx *c, const egc_onnx_node *n, const rt_entry *
     egc_onnx_tensor t;
     egc_shape os;
     EGC_TRY(egc_node_infer(g, &r, ins, c->batch, &os));
+    if (fold_cost(&r, ins, &os) > EGC_FOLD_MAX_MACS)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "evaluating this operator on constants at load "
+                             "time would take more than %.0e multiply-adds",
+                             (double)EGC_FOLD_MAX_MACS);
     if (egc_shape_numel(&os) > EGC_FOLD_MAX_NUMEL)
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "constant result too large to fold");
     memset(&t, 0, sizeof t);

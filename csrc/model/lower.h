@@ -40,8 +40,12 @@ EGC_NODISCARD egc_status egc_lower(const egc_onnx_model *m, const char *what,
 int egc_lower_shape_sane(const egc_shape *s);
 
 /* Largest number of elements a folded constant may have (guards against files that ask
- * ConstantOfShape / Expand / Range for absurd sizes). */
-#define EGC_FOLD_MAX_NUMEL ((int64_t)1 << 28)
+ * ConstantOfShape / Expand / Range for absurd sizes, and bounds the memory a load can take):
+ * float tensors up to 2^27 (512 MiB; the largest weight matrices of the classifiers, e.g.
+ * VGG16's first fully connected layer at 103 M, fit), integer ones (shape arithmetic) up to
+ * 2^24 (128 MiB). */
+#define EGC_FOLD_MAX_NUMEL ((int64_t)1 << 27)
+#define EGC_FOLD_MAX_INT_NUMEL ((int64_t)1 << 24)
 
 /* Evaluates node n (default domain, model opset `opset`) at load time. in[i] are its
  * inputs (NULL for omitted optional ones), all constant. On success *handled is 1 and out

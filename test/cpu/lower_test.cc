@@ -5,6 +5,7 @@
 // with them. The shared real models (EGC_SHARED_DIR/models) are lowered too.
 #include <gtest/gtest.h>
 
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -393,6 +394,23 @@ TEST(LowerErrors, EveryUnknownOperatorIsNamed)
                          "that egcam does not run: LpNormalization (1 node))"), std::string::npos)
         << b.err;
     EXPECT_EQ(b.err.find("also has"), std::string::npos) << b.err;  // said once
+}
+
+// Folding is bounded in work and size: a product of two 2048 x 2048 constants, or a Range of
+// 2^25 integers, is refused before it is computed, with the reason (a file of a few hundred
+// bytes must not take minutes or gigabytes to load).
+TEST(LowerErrors, FoldingIsBounded)
+{
+    Lowered a;
+    lower_file(data_path("fold_too_costly.onnx"), &a);
+    EXPECT_EQ(a.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(a.err.find("node 'costly' (MatMul): evaluating this operator on constants at load "
+                         "time would take more than"), std::string::npos) << a.err;
+    Lowered b;
+    lower_file(data_path("fold_too_large.onnx"), &b);
+    EXPECT_EQ(b.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(b.err.find("node 'huge' (Range): folded constant of shape [33554432] is too large"),
+              std::string::npos) << b.err;
 }
 
 TEST(LowerErrors, RuntimeWeightsMustBeConstant)
