@@ -946,6 +946,17 @@ static void blur_image(int64_t i, void *arg)
                         e->blur + (size_t)i * e->chw);
 }
 
+/* The clean rows' share of a pass whose rows 0..c-1 are the group's first c images (in the
+ * plan's values after the forward): their classes resolved, their scores into e->scored and
+ * A(x) into e->axd, what the sampled methods and Score-CAM need of the clean pass. */
+static egc_status clean_rows(egc_explainer *e, int c)
+{
+    egc_backend *be = e->be;
+    EGC_TRY(be->m_score_seed(be, value(e, e->out_v).ptr, c, e->classes, e->clsd, 0, 1, 1,
+                             e->o.score == EGC_SCORE_SOFTMAX, NULL, e->scored));
+    return be->m_copy(be, e->axd, value(e, e->tgt_v).ptr, (size_t)c * e->khw * sizeof(float));
+}
+
 /* The clean pass of the group's g images (in e->xd, classes in e->clsd): resolves the
  * classes, the scores into e->scored, and either the raw maps of a single-pass method into
  * e->Ld or A(x) into e->axd. */
@@ -955,12 +966,10 @@ static egc_status clean_pass(egc_explainer *e, int g)
     int single = !e->sampled && e->o.method != EGC_METHOD_SCORECAM;
     EGC_TRY(load_rows(e, e->xd, g));
     EGC_TRY(egc_plan_forward(e->plan));
+    if (!single) return clean_rows(e, g); /* sampled methods, Score-CAM */
     EGC_TRY(be->m_score_seed(be, value(e, e->out_v).ptr, g, e->classes, e->clsd, 0, 1, 1,
-                             e->o.score == EGC_SCORE_SOFTMAX, single ? e->seedd : NULL,
-                             e->scored));
+                             e->o.score == EGC_SCORE_SOFTMAX, e->seedd, e->scored));
     egc_view A = value(e, e->tgt_v);
-    if (!single)
-        return be->m_copy(be, e->axd, A.ptr, (size_t)g * e->khw * sizeof(float));
     EGC_TRY(seed_tail(e, g));
     EGC_TRY(egc_plan_backward(e->plan, e->seedd));
     egc_view G = egc_plan_grad(e->plan, e->tgt_v);
@@ -984,17 +993,6 @@ static egc_status scorecam_pass(egc_explainer *e, int g)
                                  0, 1, NULL, e->scoresd + r0));
     }
     return be->m_cam(be, EGC_CAM_SCORECAM, e->scoresd, e->axd, g, e->K, e->hw, e->wkd, e->Ld);
-}
-
-/* The clean rows' share of a pass whose rows 0..c-1 are the group's first c images (in the
- * plan's values after the forward): their classes resolved, their scores into e->scored and
- * A(x) into e->axd, as clean_pass gives them for a sampled method. */
-static egc_status clean_rows(egc_explainer *e, int c)
-{
-    egc_backend *be = e->be;
-    EGC_TRY(be->m_score_seed(be, value(e, e->out_v).ptr, c, e->classes, e->clsd, 0, 1, 1,
-                             e->o.score == EGC_SCORE_SOFTMAX, NULL, e->scored));
-    return be->m_copy(be, e->axd, value(e, e->tgt_v).ptr, (size_t)c * e->khw * sizeof(float));
 }
 
 /* The sample rows of g images x sp->S samples (image i's rows use slot i of the per-image

@@ -1269,13 +1269,44 @@ static egc_status spatial_reduce(lctx *c, const egc_onnx_node *n, int x, int is_
     return add_part(c, n, &r, "", 1, id);
 }
 
-/* 1 when op is lowered here (and *st says how it went), 0 when it is not one of these. */
+/* The axes of n into ax[0..*na): its constant input 1 (Squeeze/Unsqueeze from opset 13,
+ * the Reduce ops from 18) or its `axes` attribute (before); *na = 0 when it has neither. */
+static egc_status node_axes(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                            int64_t ax[EGC_MAX_DIMS], int *na)
+{
+    *na = 0;
+    if (n_in > 1 && vin[1] >= 0) return const_ints(c, n, vin, n_in, 1, "axes", ax, EGC_MAX_DIMS, na);
+    if (!egc_lower_attr(n, "axes")) return EGC_OK;
+    const int64_t *v;
+    int cnt = 0;
+    EGC_TRY(egc_lower_attr_ints(n, "axes", &v, &cnt));
+    if (cnt > EGC_MAX_DIMS)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "%d axes (at most %d)", cnt, EGC_MAX_DIMS);
+    for (int i = 0; i < cnt; i++) ax[i] = v[i];
+    *na = cnt;
+    return EGC_OK;
+}
+
+/* The operators lower_composite lowers. */
+static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "LeakyRelu",
+                                          "PRelu",       "GlobalMaxPool", "ReduceMean",
+                                          "ReduceMax",   "Squeeze",       "Unsqueeze"};
+
+static int is_composite(const char *op)
+{
+    for (size_t i = 0; i < EGC_COUNT(k_composite); i++)
+        if (strcmp(op, k_composite[i]) == 0) return 1;
+    return 0;
+}
+
+/* 1 when op is lowered here (one of k_composite; *st says how it went), 0 otherwise. */
 static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
                            egc_status *st)
 {
     const char *op = n->op_type;
     int id = -1;
     *st = EGC_OK;
+    if (!is_composite(op)) return 0;
     if (strcmp(op, "HardSigmoid") == 0 || strcmp(op, "HardSwish") == 0) {
         static const char *const k_hs[] = {"alpha", "beta", NULL}, *const k_none[] = {NULL};
         int swish = op[4] == 'S' && op[5] == 'w';
@@ -1370,18 +1401,7 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         }
         int64_t ax[EGC_MAX_DIMS];
         int na = 0;
-        if (n_in > 1 && vin[1] >= 0) { /* opset 13: the axes as an input */
-            if ((*st = const_ints(c, n, vin, n_in, 1, "axes", ax, EGC_MAX_DIMS, &na)) != EGC_OK)
-                return 1;
-        } else if (egc_lower_attr(n, "axes")) {
-            const int64_t *v;
-            if ((*st = egc_lower_attr_ints(n, "axes", &v, &na)) != EGC_OK) return 1;
-            if (na > EGC_MAX_DIMS) {
-                *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "%d axes (at most %d)", na, EGC_MAX_DIMS);
-                return 1;
-            }
-            for (int i = 0; i < na; i++) ax[i] = v[i];
-        }
+        if ((*st = node_axes(c, n, vin, n_in, ax, &na)) != EGC_OK) return 1;
         const egc_shape *xs = &c->g->values[vin[0]].shape;
         const int rin = xs->ndim, rout = unsq ? rin + na : rin;
         if (unsq && (na == 0 || rout > EGC_MAX_DIMS)) {
@@ -1453,15 +1473,7 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         if ((*st = egc_lower_attr_int(n, "keepdims", 1, &keep)) != EGC_OK ||
             (*st = egc_lower_attr_int(n, "noop_with_empty_axes", 0, &noop)) != EGC_OK)
             return 1;
-        if (n_in > 1 && vin[1] >= 0) { /* opset 18: the axes as an input */
-            if ((*st = const_ints(c, n, vin, n_in, 1, "axes", ax, EGC_MAX_DIMS, &na)) != EGC_OK)
-                return 1;
-        } else if (egc_lower_attr(n, "axes")) {
-            const int64_t *v;
-            if ((*st = egc_lower_attr_ints(n, "axes", &v, &na)) != EGC_OK) return 1;
-            if (na > EGC_MAX_DIMS) na = EGC_MAX_DIMS + 1;
-            for (int i = 0; i < na && i < EGC_MAX_DIMS; i++) ax[i] = v[i];
-        }
+        if ((*st = node_axes(c, n, vin, n_in, ax, &na)) != EGC_OK) return 1;
         int rank = x->shape.ndim, spatial = rank == 4 && na == 2 && !noop;
         if (spatial) { /* the axes, made non-negative, are {2, 3} in either order */
             int64_t a0 = ax[0] < 0 ? ax[0] + rank : ax[0], a1 = ax[1] < 0 ? ax[1] + rank : ax[1];
@@ -1483,11 +1495,8 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
  * constants, or an alias. */
 static int op_known(const char *op)
 {
-    static const char *const k_other[] = {"HardSigmoid", "HardSwish", "LeakyRelu", "PRelu",
-                                          "ReduceMean", "ReduceMax", "GlobalMaxPool",
-                                          "Identity",  "Dropout",   "Shape",     "Cast",
-                                          "Squeeze",   "Unsqueeze"};
-    if (runtime_op(op) || egc_fold_knows(op)) return 1;
+    static const char *const k_other[] = {"Identity", "Dropout", "Shape", "Cast"};
+    if (runtime_op(op) || egc_fold_knows(op) || is_composite(op)) return 1;
     for (size_t i = 0; i < EGC_COUNT(k_other); i++)
         if (strcmp(op, k_other[i]) == 0) return 1;
     return 0;
