@@ -336,6 +336,34 @@ class _Closing:
         self.close()
 
 
+class _Handle(_Closing):
+    """A library object made on a Model (an explainer, an evaluator): runs take turns under
+    its lock, close() frees it with the library function named by _destroy, and the model
+    closes it first when it is closed itself."""
+    _destroy = ""  # the egc_*_destroy function
+    _what = ""     # its name in messages
+
+    def _attach(self, model, handle):
+        self._h = handle
+        self._lock = threading.Lock()  # one run at a time (its buffers are its own)
+        model._explainers.add(self)
+
+    def _run(self, fn, *args):
+        """fn(handle, *args) under the lock, its status checked."""
+        with self._lock:
+            if not getattr(self, "_h", None):
+                raise Error("argument", "the %s was closed" % self._what)
+            _check(fn(self._h, *args))
+
+    def close(self):
+        """Frees its memory (on the device too); its runs fail afterwards."""
+        if getattr(self, "_h", None):
+            with self._lock:
+                if self._h:
+                    getattr(_lib, self._destroy)(self._h)
+                    self._h = None
+
+
 class Model(_Closing):
     """An ONNX classifier loaded and checked by egcam (egc_model_load). Immutable; any number
     of Explainers may share it. `close()` (or a with-block) frees it; it must outlive them."""
@@ -350,6 +378,7 @@ class Model(_Closing):
         self.input_shape = (c.value, hh.value, w.value)
         self.num_classes = _lib.egc_model_num_classes(h)
         self._explainers = weakref.WeakSet()  # closed before the model is
+        self._evaluators = {}  # (device, batch) -> the Evaluator logits() runs through
 
     def _handle(self):
         if not self._h:
@@ -370,26 +399,18 @@ class Model(_Closing):
         return out
 
     def logits(self, x, device="cpu", batch=32):
-        """The logits (n, classes) of preprocessed images x (n,C,H,W)."""
-        a = _images_array(x, self.input_shape)
-        n = a.shape[0]
-        s = _P()
-        _check(_lib.egc_session_create(self._handle(), device.encode(), min(batch, n), -1,
-                                       ctypes.byref(s)))
-        out = np.empty((n, self.num_classes), dtype=np.float32)
-        try:
-            step = min(batch, n)
-            for i in range(0, n, step):
-                m = min(step, n - i)
-                _check(_lib.egc_session_forward(s, _fptr(a[i:i + m]), m, _fptr(out[i:i + m])))
-        finally:
-            _lib.egc_session_destroy(s)
-        return out
+        """The logits (n, classes) of preprocessed images x (n,C,H,W), through an Evaluator
+        kept per device and batch (the model is put on the device once)."""
+        ev = self._evaluators.get((device, int(batch)))
+        if ev is None or not ev._h:
+            ev = self._evaluators[(device, int(batch))] = Evaluator(self, device, batch)
+        return ev.logits(x)
 
     def close(self):
         """Frees the model, after the explainers made on it (they cannot outlive it)."""
         for ex in list(getattr(self, "_explainers", ())):
             ex.close()
+        getattr(self, "_evaluators", {}).clear()
         if getattr(self, "_h", None):
             _lib.egc_model_destroy(self._h)
             self._h = None
@@ -603,7 +624,7 @@ class Explanation:
                                                         self.maps.shape[2])
 
 
-class Explainer(_Closing):
+class Explainer(_Handle):
     """One method with its options on one model and device (egc_explainer_create): all memory
     is reserved here, then explain() runs any number of images. The options are those of
     `egcam explain` (docs/USER_GUIDE.md):
@@ -633,6 +654,7 @@ class Explainer(_Closing):
     The resolved options (the method's defaults filled in) are in .options; .layer, .samples,
     .rows (rows per pass after any split), .device and .device_bytes describe the explainer.
     """
+    _destroy, _what = "egc_explainer_destroy", "explainer"
 
     def __init__(self, model, method="gradcam", device="cpu", precision="fp32", layer="auto",
                  preset="torchvision", samples=32, baselines="black", uniform_count=16,
@@ -688,10 +710,8 @@ class Explainer(_Closing):
         finally:
             if tmp:
                 os.unlink(tmp)
-        self._h = h
+        self._attach(model, h)
         self._device_arg = device
-        self._lock = threading.Lock()  # one run at a time (an explainer's buffers are its own)
-        model._explainers.add(self)
         ih, iw, H, W = (ctypes.c_int() for _ in range(4))
         _lib.egc_explainer_geometry(h, ctypes.byref(ih), ctypes.byref(iw), ctypes.byref(H),
                                     ctypes.byref(W))
@@ -738,10 +758,7 @@ class Explainer(_Closing):
             if raw:
                 res[i].raw = _fptr(raws[i])
         cp = cls.ctypes.data_as(ctypes.POINTER(ctypes.c_int)) if cls is not None else None
-        with self._lock:
-            if not self._h:
-                raise Error("argument", "the explainer was closed")
-            _check(_lib.egc_explainer_run(self._h, _fptr(a), n, cp, res))
+        self._run(_lib.egc_explainer_run, _fptr(a), n, cp, res)
         return Explanation(maps, raws,
                            np.array([r.cls for r in res], dtype=np.int64),
                            np.array([r.score for r in res], dtype=np.float32),
@@ -794,14 +811,6 @@ class Explainer(_Closing):
                                      image_id=int(r.image_ids[k]), samples=int(r.samples[k]))
                     k += 1
                 prog(min(a + chunk, n))
-
-    def close(self):
-        """Frees the explainer's memory (on the device too); explain() fails afterwards."""
-        if getattr(self, "_h", None):
-            with self._lock:
-                if self._h:
-                    _lib.egc_explainer_destroy(self._h)
-                    self._h = None
 
     def __repr__(self):
         return "egcam.Explainer(%s on %s, layer %s)" % (self.options["method"], self.device,
@@ -886,13 +895,14 @@ def _classes_array(classes, n):
     return c, c.ctypes.data_as(ctypes.POINTER(ctypes.c_int))
 
 
-class Evaluator(_Closing):
+class Evaluator(_Handle):
     """The faithfulness metrics that run the model, for maps from egcam or any other tool
     (egc_evaluator_create_ex): one forward-only session of `batch` rows on `device`, every
     buffer reserved here; the perturbed inputs are made on the device. x is (n,3,H,W) as for
     Explainer.explain, maps (n,H,W) in [0,1] at the input's size, classes None (the clean
     top-1), one int, or one per image (negative: top-1). `preset` says how x was normalised
     (the infidelity's black patches). Calls from several threads take turns."""
+    _destroy, _what = "egc_evaluator_destroy", "evaluator"
 
     def __init__(self, model, device="cpu", batch=32, preset="torchvision", max_device_bytes=0):
         if not isinstance(model, Model):
@@ -902,23 +912,7 @@ class Evaluator(_Closing):
         h = _P()
         _check(_lib.egc_evaluator_create_ex(model._handle(), device.encode(), int(batch),
                                             int(max_device_bytes), ctypes.byref(h)))
-        self._h = h
-        self._lock = threading.Lock()
-        model._explainers.add(self)
-
-    def close(self):
-        """Frees the evaluator's memory; its metrics fail afterwards."""
-        if getattr(self, "_h", None):
-            with self._lock:
-                if self._h:
-                    _lib.egc_evaluator_destroy(self._h)
-                    self._h = None
-
-    def _run(self, fn, *args):
-        with self._lock:
-            if not getattr(self, "_h", None):
-                raise Error("argument", "the evaluator was closed")
-            _check(fn(self._h, *args))
+        self._attach(model, h)
 
     def _inputs(self, x, maps):
         a = _images_array(x, self.model.input_shape)
@@ -1017,11 +1011,7 @@ def sensitivity(explainer, x, maps=None, classes=None, radius=0.2, samples=200, 
     _lib.egc_sensitivity_options_default(ctypes.byref(o))
     o.radius, o.samples, o.seed = float(radius), int(samples), int(seed)
     res = (_SensResult * n)()
-    with explainer._lock:
-        if not explainer._h:
-            raise Error("argument", "the explainer was closed")
-        _check(_lib.egc_metric_sensitivity(explainer._h, _fptr(a), _fptr(m), cp, n,
-                                           ctypes.byref(o), res))
+    explainer._run(_lib.egc_metric_sensitivity, _fptr(a), _fptr(m), cp, n, ctypes.byref(o), res)
     return {"max": np.array([v.max_sens for v in res], dtype=np.float32),
             "avg": np.array([v.avg_sens for v in res], dtype=np.float32),
             "kept": np.array([v.kept for v in res], dtype=np.int64),

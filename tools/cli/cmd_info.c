@@ -33,8 +33,9 @@ static void help(FILE *f)
 }
 
 /* The top-level modules of a PyTorch export (node names "/layer4/...") whose output is a CAM
- * candidate, which --layer also takes by name: one line, nothing for other exports. */
-static void print_modules(const egc_model *m, int n)
+ * candidate, i.e. those --layer takes by name (egc_model_find_layer decides): one line,
+ * nothing for other exports. */
+static void print_modules(egc_model *m, int n)
 {
     char line[1024] = "";
     size_t len = 0;
@@ -43,22 +44,22 @@ static void print_modules(const egc_model *m, int n)
         egc_layer_info li;
         if (egc_model_layer(m, i, &li) != EGC_OK || !li.node || li.node[0] != '/') continue;
         const char *e = strchr(li.node + 1, '/');
-        if (!e || e == li.node + 1) continue;
-        size_t k = (size_t)(e - li.node - 1);
+        size_t k = e ? (size_t)(e - li.node - 1) : 0;
         char mod[128];
-        if (k >= sizeof mod) continue;
+        if (k == 0 || k >= sizeof mod) continue;
         memcpy(mod, li.node + 1, k);
         mod[k] = '\0';
-        /* the module's output is its last layer: look ahead for a later one of the module */
-        int later = 0;
-        for (int j = i + 1; j < n && !later; j++) {
+        int seen = 0; /* each module once, at its first layer */
+        for (int j = 0; j < i && !seen; j++) {
             egc_layer_info lj;
-            later = egc_model_layer(m, j, &lj) == EGC_OK && lj.node && lj.node[0] == '/' &&
-                    !strncmp(lj.node + 1, mod, k) && lj.node[k + 1] == '/';
+            seen = egc_model_layer(m, j, &lj) == EGC_OK && lj.node && lj.node[0] == '/' &&
+                   !strncmp(lj.node + 1, mod, k) && lj.node[k + 1] == '/';
         }
-        if (later || !li.is_candidate) continue;
+        int layer;
+        if (seen || egc_model_find_layer(m, mod, &layer) != EGC_OK) continue;
         egc_str_append(line, sizeof line, &len, "%s%s", count++ ? ", " : "", mod);
     }
+    egc_clear_error(); /* the modules that are no target */
     if (count)
         printf("\nmodules of this PyTorch export that --layer takes by name (paths inside them "
                "too, e.g. layer4.2): %s\n", line);
