@@ -33,7 +33,8 @@ computed here with torch / numpy, independently of egcam:
   unknown_ops.onnx (a refused ReduceMean, then Erf twice and LpNormalization), global_max.onnx
   (Conv, Relu, GlobalMaxPool and Flatten beside ReduceMax over axes [3,2] without keepdims),
   squeeze_unsqueeze.onnx (Unsqueeze twice and Squeeze of values computed at run time),
-  fold_too_costly.onnx and fold_too_large.onnx (constants too costly or too large to fold).
+  fold_too_costly.onnx and fold_too_large.onnx (constants too costly or too large to fold),
+  fold_budget.onnx (constants that together pass the load's folding budget).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -454,6 +455,19 @@ def composite_cases(rng):
                [init("r0", np.array(0, np.int64)), init("r1", np.array(1 << 25, np.int64)),
                 init("r2", np.array(1, np.int64)), init("t0", np.array([0], np.int64)),
                 init("t1", np.array([4], np.int64))]), "fold_too_large.onnx")
+    # three constants of 2^25 elements each, each within the per-tensor cap, from a file of a
+    # few hundred bytes: the third passes the load's total folding budget
+    nodes = []
+    for i in (1, 2, 3):
+        nodes += [helper.make_node("ConstantOfShape", ["sz"], [f"c{i}"], name=f"big{i}",
+                                   value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])),
+                  helper.make_node("Slice", [f"c{i}", "t0", "t1"], [f"k{i}"], name=f"take{i}")]
+    nodes += [helper.make_node("Add", ["x", "k1"], ["s1"], name="add1"),
+              helper.make_node("Add", ["s1", "k2"], ["s2"], name="add2"),
+              helper.make_node("Add", ["s2", "k3"], ["y"], name="add3")]
+    save(model(nodes, [fin("x", [1, 4])], [fin("y", None)],
+               [init("sz", np.array([1 << 25], np.int64)), init("t0", np.array([0], np.int64)),
+                init("t1", np.array([4], np.int64))]), "fold_budget.onnx")
     # a mean over the channels: refused
     nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="chanmean", axes=[1])]
     save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "reduce_mean_channels.onnx")

@@ -93,6 +93,9 @@ typedef struct lctx {
     const egc_onnx_node **poison;
     nmap names;        /* tensor name -> value id */
     int64_t batch;     /* the batch shapes are inferred at: declared, 1 when symbolic */
+    /* Elements held in constants, and the most they may reach: EGC_FOLD_BUDGET_BASE, plus
+     * each initializer (or bound input) and EGC_FOLD_BUDGET_PER_WEIGHT times it. */
+    int64_t held, budget;
 } lctx;
 
 static const char *nname(const egc_onnx_node *n) { return n->name ? n->name : "?"; }
@@ -140,6 +143,15 @@ static egc_status take_tensor(lctx *c, int id, egc_onnx_tensor *t)
         return EGC_FAIL(EGC_E_UNSUPPORTED, "constant '%s' would have shape %s (too large)",
                         v->name, egc_shape_str(&t->shape, b, sizeof b));
     }
+    int64_t numel = egc_shape_numel(&t->shape);
+    if (numel > c->budget - c->held) {
+        egc_fold_free(t);
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "constant '%s' (%lld elements) would bring the "
+                        "constants folded at load time past %lld elements (%lld plus %d per "
+                        "weight of the file)", v->name, (long long)numel, (long long)c->budget,
+                        (long long)EGC_FOLD_BUDGET_BASE, EGC_FOLD_BUDGET_PER_WEIGHT + 1);
+    }
+    c->held += numel;
     v->is_const = 1;
     v->is_float = t->is_float;
     v->shape = t->shape;
@@ -165,6 +177,7 @@ static egc_status add_const(lctx *c, const char *name, const egc_onnx_tensor *sr
                         egc_shape_str(&src->shape, b, sizeof b));
     }
     EGC_TRY(egc_fold_copy(src, &t));
+    c->budget += (EGC_FOLD_BUDGET_PER_WEIGHT + 1) * egc_shape_numel(&t.shape);
     egc_status st = new_value(c, name, id);
     if (st != EGC_OK) {
         egc_fold_free(&t);
@@ -1993,6 +2006,7 @@ egc_status egc_lower(const egc_onnx_model *m, const char *what,
     memset(&c, 0, sizeof c);
     c.m = m;
     c.g = out;
+    c.budget = EGC_FOLD_BUDGET_BASE;
     egc_status st = lower_all(&c, const_inputs_names, const_inputs, n_const_inputs);
     nmap_free(&c.names);
     free(c.poison);

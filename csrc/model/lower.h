@@ -42,10 +42,18 @@ int egc_lower_shape_sane(const egc_shape *s);
 /* Largest number of elements a folded constant may have (guards against files that ask
  * ConstantOfShape / Expand / Range for absurd sizes, and bounds the memory a load can take):
  * float tensors up to 2^27 (512 MiB; the largest weight matrices of the classifiers, e.g.
- * VGG16's first fully connected layer at 103 M, fit), integer ones (shape arithmetic) up to
- * 2^24 (128 MiB). */
+ * VGG16's first fully connected layer at 103 M, fit), integer ones (shape arithmetic, index
+ * lists) up to 2^20 (8 MiB). */
 #define EGC_FOLD_MAX_NUMEL ((int64_t)1 << 27)
-#define EGC_FOLD_MAX_INT_NUMEL ((int64_t)1 << 24)
+#define EGC_FOLD_MAX_INT_NUMEL ((int64_t)1 << 20)
+
+/* All the constants one load folds together hold at most EGC_FOLD_BUDGET_BASE elements plus
+ * EGC_FOLD_BUDGET_PER_WEIGHT per element of the file's own initializers. Real classifiers fold
+ * their weights once or twice (BatchNormalization into Conv, transposed Gemm weights) and
+ * their shape arithmetic, far below this; a small file can no longer make the loader build
+ * gigabytes through a chain of folded nodes. */
+#define EGC_FOLD_BUDGET_BASE ((int64_t)1 << 26)
+#define EGC_FOLD_BUDGET_PER_WEIGHT 4
 
 /* Evaluates node n (default domain, model opset `opset`) at load time. in[i] are its
  * inputs (NULL for omitted optional ones), all constant. On success *handled is 1 and out

@@ -411,6 +411,13 @@ TEST(LowerErrors, FoldingIsBounded)
     EXPECT_EQ(b.st, EGC_E_UNSUPPORTED);
     EXPECT_NE(b.err.find("node 'huge' (Range): folded constant of shape [33554432] is too large"),
               std::string::npos) << b.err;
+    // Each of three 2^25-element constants fits the per-tensor cap; together they pass the
+    // budget of a file whose own weights are a few numbers.
+    Lowered c;
+    lower_file(data_path("fold_budget.onnx"), &c);
+    EXPECT_EQ(c.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(c.err.find("constant 'c3' (33554432 elements) would bring the constants folded at "
+                         "load time past 67108879 elements"), std::string::npos) << c.err;
 }
 
 TEST(LowerErrors, RuntimeWeightsMustBeConstant)
