@@ -41,6 +41,14 @@ int egc_k_clip_bwd(const float *x, const float *dy, float *dx, float lo, float h
 int egc_k_sigmoid_fwd(const float *x, float *y, int64_t n, void *stream);
 int egc_k_sigmoid_bwd(const float *y, const float *dy, float *dx, int64_t n, void *stream);
 
+/* sqrt.cu: y = sqrt(x); backward dx += dy * 0.5 / y from the forward y. */
+int egc_k_sqrt_fwd(const float *x, float *y, int64_t n, void *stream);
+int egc_k_sqrt_bwd(const float *y, const float *dy, float *dx, int64_t n, void *stream);
+
+/* erf.cu: y = erf(x); backward dx += dy * 2 / sqrt(pi) * exp(-x^2) from the forward x. */
+int egc_k_erf_fwd(const float *x, float *y, int64_t n, void *stream);
+int egc_k_erf_bwd(const float *x, const float *dy, float *dx, int64_t n, void *stream);
+
 /* eltwise_binary.cu: numpy-broadcast Add/Sub/Mul/Div. Shapes are given at the output's
  * rank `ndim` (right-aligned, missing leading dims as 1): ashape[i] and bshape[i] are
  * either oshape[i] or 1.

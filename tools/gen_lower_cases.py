@@ -34,7 +34,9 @@ computed here with torch / numpy, independently of egcam:
   (Conv, Relu, GlobalMaxPool and Flatten beside ReduceMax over axes [3,2] without keepdims),
   squeeze_unsqueeze.onnx (Unsqueeze twice and Squeeze of values computed at run time),
   fold_too_costly.onnx and fold_too_large.onnx (constants too costly or too large to fold),
-  fold_budget.onnx (constants that together pass the load's folding budget).
+  fold_budget.onnx (constants that together pass the load's folding budget), pow_cube.onnx
+  (a Pow refused), convnext_block.onnx and convnext_block_opset17.onnx (a small ConvNeXt:
+  channels-last LayerNorm, GELU), gelu_opset20.onnx and pow_exponents.onnx.
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -477,6 +479,101 @@ def composite_cases(rng):
              helper.make_node("LpNormalization", ["e1"], ["l"], name="lp"),
              helper.make_node("Erf", ["l"], ["y"], name="erf2")]
     save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "unknown_ops.onnx")
+    # a power other than 2, 1 and 0.5 of a value computed at run time: refused
+    nodes = [helper.make_node("Pow", ["x", "p"], ["y"], name="cube")]
+    save(model(nodes, [fin("x", [1, 4])], [fin("y", None)], [init("p", np.array(3.0, np.float32))]),
+         "pow_cube.onnx")
+
+
+def convnext_cases(rng):
+    """A small ConvNeXt as torchvision builds it: a stem with a channels-last LayerNorm, one
+    block (depthwise 7x7 Conv, Transpose to [N,H,W,C], LayerNorm, Linear, GELU, Linear,
+    Transpose back, layer scale, residual Add) and a head (GlobalAveragePool, LayerNorm,
+    Linear), exported with opset 13 (LayerNorm as ReduceMean, Sub, Pow, Sqrt, Div; GELU with
+    Erf) and opset 17 (LayerNormalization). Then Gelu (opset 20) and Pow with exponents 2, 1
+    and 0.5, built by hand."""
+    import torch
+    import torch.nn as nn
+    torch.manual_seed(5)
+
+    class LN2d(nn.LayerNorm):
+        def forward(self, x):
+            return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    class Block(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.dw = nn.Conv2d(c, c, 7, padding=3, groups=c)
+            self.ln = nn.LayerNorm(c, eps=1e-6)
+            self.pw1 = nn.Linear(c, 4 * c)
+            self.act = nn.GELU()
+            self.pw2 = nn.Linear(4 * c, c)
+            self.gamma = nn.Parameter(torch.rand(c, 1, 1) + 0.5)
+
+        def forward(self, x):
+            y = self.dw(x).permute(0, 2, 3, 1)
+            y = self.pw2(self.act(self.pw1(self.ln(y)))).permute(0, 3, 1, 2)
+            return x + self.gamma * y
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 2, stride=2), LN2d(8, eps=1e-6))
+            self.blk = Block(8)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.norm = LN2d(8, eps=1e-6)
+            self.fc = nn.Linear(8, 5)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.norm(self.pool(self.blk(self.stem(x)))), 1))
+
+    net = Net().eval()
+    with torch.no_grad():  # LayerNorm affine parameters away from 1 and 0
+        for ln in (net.stem[1], net.blk.ln, net.norm):
+            ln.weight.uniform_(0.5, 1.5)
+            ln.bias.uniform_(-0.5, 0.5)
+    x = torch.from_numpy(rng.standard_normal((2, 3, 12, 12)).astype(np.float32))
+    with torch.no_grad():
+        y = net(x).numpy()
+    # the gradient of the top-1 logits at the block's output (module "blk", [2,8,6,6])
+    acts = {}
+    hook = net.blk.register_forward_hook(lambda mod, i, o: acts.__setitem__("a", o))
+    yy = net(x)
+    hook.remove()
+    acts["a"].retain_grad()
+    yy.gather(1, yy.argmax(1, keepdim=True)).sum().backward()
+    npy("convnext_block_grad.npy", acts["a"].grad.numpy())
+    for opset, name in ((13, "convnext_block"), (17, "convnext_block_opset17")):
+        path = os.path.join(OUT, name + ".onnx")
+        torch.onnx.export(net, x, path, opset_version=opset, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+        assert os.path.getsize(path) < 20000, name
+        npy(name + "_in.npy", x.numpy())
+        npy(name + "_out.npy", y)
+
+    import math
+    erf = np.vectorize(math.erf)
+    xg = rng.standard_normal((2, 6)).astype(np.float32) * 2
+    m = model([helper.make_node("Relu", ["x"], ["r"], name="relu"),
+               helper.make_node("Gelu", ["x"], ["g"], name="gelu"),
+               helper.make_node("Add", ["r", "g"], ["y"], name="add")],
+              [fin("x", [None, 6])], [fin("y", None)], opset=20)
+    save(m, "gelu_opset20.onnx")
+    xd = xg.astype(np.float64)
+    npy("gelu_opset20_in.npy", xg)
+    npy("gelu_opset20_out.npy", np.maximum(xd, 0) + 0.5 * xd * (1 + erf(xd / math.sqrt(2))))
+    m = model([helper.make_node("Relu", ["x"], ["r"], name="relu"),
+               helper.make_node("Add", ["r", "one"], ["r1"], name="shift"),
+               helper.make_node("Pow", ["r1", "half"], ["s"], name="sqrt"),
+               helper.make_node("Pow", ["x", "two"], ["q"], name="square"),
+               helper.make_node("Pow", ["s", "one_i"], ["s1"], name="same"),
+               helper.make_node("Add", ["s1", "q"], ["y"], name="add")],
+              [fin("x", [None, 6])], [fin("y", None)],
+              [init("one", np.array(1.0, np.float32)), init("half", np.array(0.5, np.float32)),
+               init("two", np.array([2.0], np.float32)), init("one_i", np.array(1, np.int64))])
+    save(m, "pow_exponents.onnx")
+    npy("pow_exponents_in.npy", xg)
+    npy("pow_exponents_out.npy", np.sqrt(np.maximum(xd, 0) + 1) + xd * xd)
 
 
 def main():
@@ -493,6 +590,7 @@ def main():
     fold_ops_case(rng)
     fold_runtime_case(rng)
     composite_cases(np.random.default_rng(99))
+    convnext_cases(np.random.default_rng(7))
 
 
 if __name__ == "__main__":

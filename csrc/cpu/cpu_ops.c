@@ -176,7 +176,9 @@ egc_status egc_cpu_forward(const egc_graph *g, const egc_node *n, const egc_view
     case EGC_OP_MATMUL: return egc_cpu_matmul_forward(n, in, out);
     case EGC_OP_RELU:
     case EGC_OP_CLIP:
-    case EGC_OP_SIGMOID: return egc_cpu_unary_forward(n, in, out);
+    case EGC_OP_SIGMOID:
+    case EGC_OP_SQRT:
+    case EGC_OP_ERF: return egc_cpu_unary_forward(n, in, out);
     case EGC_OP_ADD:
     case EGC_OP_SUB:
     case EGC_OP_MUL:
@@ -228,7 +230,9 @@ egc_status egc_cpu_backward(const egc_graph *g, const egc_node *n, const egc_vie
     case EGC_OP_MATMUL: return egc_cpu_matmul_backward(n, in, out, dout, din);
     case EGC_OP_RELU:
     case EGC_OP_CLIP:
-    case EGC_OP_SIGMOID: return egc_cpu_unary_backward(n, in, out, dout, din);
+    case EGC_OP_SIGMOID:
+    case EGC_OP_SQRT:
+    case EGC_OP_ERF: return egc_cpu_unary_backward(n, in, out, dout, din);
     case EGC_OP_ADD:
     case EGC_OP_SUB:
     case EGC_OP_MUL:

@@ -5,6 +5,9 @@
  *            torch.clamp's backward in PyTorch 1.13; torch's hardtanh/ReLU6 backward is
  *            exclusive instead, which differs only for x exactly at lo or hi)
  *   Sigmoid  y = 1 / (1 + exp(-x))         dx += dy * y * (1 - y)
+ *   Sqrt     y = sqrt(x)                   dx += dy * 0.5 / y (infinite at x = 0, NaN below,
+ *            as torch.sqrt's backward)
+ *   Erf      y = erf(x)                    dx += dy * 2 / sqrt(pi) * exp(-x * x)
  *   Add/Sub/Mul/Div with numpy broadcasting; gradients are summed over broadcast dims.
  *   BatchNormalization (inference) over axis 1 of X [N,C,...]:
  *            y = scale * (x - mean) / sqrt(var + eps) + B;  dx += dy * scale / sqrt(var + eps)
@@ -26,6 +29,15 @@ static egc_status unary_check(const egc_node *n, const egc_view *in, const egc_v
     }
     return EGC_OK;
 }
+
+static int is_unary(egc_op op)
+{
+    return op == EGC_OP_RELU || op == EGC_OP_CLIP || op == EGC_OP_SIGMOID || op == EGC_OP_SQRT ||
+           op == EGC_OP_ERF;
+}
+
+/* 2 / sqrt(pi), the derivative of erf at 0 */
+#define EGC_CPU_TWO_OVER_SQRT_PI 1.1283791670955126f
 
 static float sigmoidf(float x)
 {
@@ -63,6 +75,18 @@ static void unary_chunk(int64_t k, void *arg)
         else
             for (int64_t i = a; i < b; i++) o[i] += (x[i] >= lo && x[i] <= hi) ? dy[i] : 0.0f;
         break;
+    case EGC_OP_SQRT:
+        if (!j->backward)
+            for (int64_t i = a; i < b; i++) o[i] = sqrtf(x[i]);
+        else
+            for (int64_t i = a; i < b; i++) o[i] += dy[i] * (0.5f / y[i]);
+        break;
+    case EGC_OP_ERF:
+        if (!j->backward)
+            for (int64_t i = a; i < b; i++) o[i] = erff(x[i]);
+        else
+            for (int64_t i = a; i < b; i++) o[i] += dy[i] * (EGC_CPU_TWO_OVER_SQRT_PI * expf(-x[i] * x[i]));
+        break;
     default: /* Sigmoid */
         if (!j->backward)
             for (int64_t i = a; i < b; i++) o[i] = sigmoidf(x[i]);
@@ -84,8 +108,7 @@ static void unary_run(const egc_node *n, const float *x, const float *y, const f
 egc_status egc_cpu_unary_forward(const egc_node *n, const egc_view *in, const egc_view *out)
 {
     EGC_TRY(unary_check(n, in, out));
-    if (n->op != EGC_OP_RELU && n->op != EGC_OP_CLIP && n->op != EGC_OP_SIGMOID)
-        return EGC_CPU_FAIL(EGC_E_INTERNAL, n, "not a unary op");
+    if (!is_unary(n->op)) return EGC_CPU_FAIL(EGC_E_INTERNAL, n, "not a unary op");
     unary_run(n, in[0].ptr, NULL, NULL, out->ptr, egc_shape_numel(&out->shape), 0);
     return EGC_OK;
 }
@@ -94,8 +117,7 @@ egc_status egc_cpu_unary_backward(const egc_node *n, const egc_view *in, const e
                                   const egc_view *dout, const egc_view *din)
 {
     EGC_TRY(unary_check(n, in, out));
-    if (n->op != EGC_OP_RELU && n->op != EGC_OP_CLIP && n->op != EGC_OP_SIGMOID)
-        return EGC_CPU_FAIL(EGC_E_INTERNAL, n, "not a unary op");
+    if (!is_unary(n->op)) return EGC_CPU_FAIL(EGC_E_INTERNAL, n, "not a unary op");
     for (int i = 1; i < n->n_in; i++)
         if (din[i].ptr)
             return EGC_CPU_FAIL(EGC_E_UNSUPPORTED, n,

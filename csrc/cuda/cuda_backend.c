@@ -2029,6 +2029,14 @@ static egc_status cu_op_forward(egc_backend *be, void *state, const egc_graph *g
         EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
         EGC_KERNEL(egc_k_sigmoid_fwd(in[0].ptr, out->ptr, ne, s));
         return EGC_OK;
+    case EGC_OP_SQRT:
+        EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
+        EGC_KERNEL(egc_k_sqrt_fwd(in[0].ptr, out->ptr, ne, s));
+        return EGC_OK;
+    case EGC_OP_ERF:
+        EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
+        EGC_KERNEL(egc_k_erf_fwd(in[0].ptr, out->ptr, ne, s));
+        return EGC_OK;
     case EGC_OP_ADD:
     case EGC_OP_SUB:
     case EGC_OP_MUL:
@@ -2289,6 +2297,12 @@ static egc_status cu_op_backward(egc_backend *be, void *state, const egc_graph *
         return EGC_OK;
     case EGC_OP_SIGMOID:
         if (dx) EGC_KERNEL(egc_k_sigmoid_bwd(out->ptr, dout->ptr, dx, ne, s));
+        return EGC_OK;
+    case EGC_OP_SQRT:
+        if (dx) EGC_KERNEL(egc_k_sqrt_bwd(out->ptr, dout->ptr, dx, ne, s));
+        return EGC_OK;
+    case EGC_OP_ERF:
+        if (dx) EGC_KERNEL(egc_k_erf_bwd(in[0].ptr, dout->ptr, dx, ne, s));
         return EGC_OK;
     case EGC_OP_ADD:
     case EGC_OP_SUB:

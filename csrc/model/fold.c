@@ -385,7 +385,7 @@ static egc_status fold_binary(const egc_onnx_node *n, binop op, const egc_onnx_t
 
 typedef enum unop {
     U_NEG, U_ABS, U_SQRT, U_FLOOR, U_CEIL, U_EXP, U_LOG, U_RECIP, U_RELU, U_SIGMOID, U_TANH,
-    U_NOT, U_SIGN
+    U_NOT, U_SIGN, U_ERF
 } unop;
 
 static egc_status fold_unary(const egc_onnx_node *n, unop op, const egc_onnx_tensor *x,
@@ -426,6 +426,7 @@ static egc_status fold_unary(const egc_onnx_node *n, unop op, const egc_onnx_ten
         case U_RELU: r = v < 0 ? 0 : v; break;
         case U_SIGMOID: r = 1.0 / (1.0 + exp(-v)); break;
         case U_TANH: r = tanh(v); break;
+        case U_ERF: r = erf(v); break;
         case U_SIGN: r = (v > 0) - (v < 0); break;
         default: break;
         }
@@ -1007,7 +1008,7 @@ static const fold_entry k_fold[] = {
     {"Neg", 1, U_NEG}, {"Abs", 1, U_ABS}, {"Sqrt", 1, U_SQRT}, {"Floor", 1, U_FLOOR},
     {"Ceil", 1, U_CEIL}, {"Exp", 1, U_EXP}, {"Log", 1, U_LOG}, {"Reciprocal", 1, U_RECIP},
     {"Relu", 1, U_RELU}, {"Sigmoid", 1, U_SIGMOID}, {"Tanh", 1, U_TANH}, {"Not", 1, U_NOT},
-    {"Sign", 1, U_SIGN},
+    {"Sign", 1, U_SIGN}, {"Erf", 1, U_ERF},
 };
 
 int egc_fold_knows(const char *op_type)

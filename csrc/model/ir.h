@@ -42,6 +42,8 @@ typedef enum egc_op {
     EGC_OP_PAD,         /* in: X; pads/value/mode in params */
     EGC_OP_SOFTMAX,     /* in: X */
     EGC_OP_TRANSPOSE,   /* in: X; perm in params */
+    EGC_OP_SQRT,        /* in: X */
+    EGC_OP_ERF,         /* in: X */
     EGC_OP_COUNT
 } egc_op;
 

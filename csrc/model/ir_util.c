@@ -17,6 +17,7 @@ const char *egc_op_name(egc_op op)
         [EGC_OP_RESHAPE] = "Reshape",   [EGC_OP_CONCAT] = "Concat",
         [EGC_OP_SLICE] = "Slice",       [EGC_OP_PAD] = "Pad",
         [EGC_OP_SOFTMAX] = "Softmax",   [EGC_OP_TRANSPOSE] = "Transpose",
+        [EGC_OP_SQRT] = "Sqrt",         [EGC_OP_ERF] = "Erf",
     };
     if ((int)op < 0 || op >= EGC_OP_COUNT || !names[op]) return "?";
     return names[op];

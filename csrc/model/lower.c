@@ -993,6 +993,7 @@ static const rt_entry k_runtime[] = {
     {"Concat", EGC_OP_CONCAT},   {"Slice", EGC_OP_SLICE},
     {"Pad", EGC_OP_PAD},         {"Softmax", EGC_OP_SOFTMAX},
     {"Transpose", EGC_OP_TRANSPOSE},
+    {"Sqrt", EGC_OP_SQRT},       {"Erf", EGC_OP_ERF},
 };
 
 static const rt_entry *runtime_op(const char *op_type)
@@ -1030,6 +1031,8 @@ static egc_status lower_params(lctx *c, const egc_onnx_node *n, const rt_entry *
     case EGC_OP_DIV: return lower_plain(c, n, vin, n_in, e->op, 2, r);
     case EGC_OP_RELU:
     case EGC_OP_SIGMOID:
+    case EGC_OP_SQRT:
+    case EGC_OP_ERF:
     case EGC_OP_GAP: return lower_plain(c, n, vin, n_in, e->op, 1, r);
     default: break;
     }
@@ -1204,22 +1207,32 @@ static egc_status add_part(lctx *c, const egc_onnx_node *n, egc_node *r, const c
 }
 
 /* A scalar float constant named after n's output plus suffix. */
-static egc_status scalar_const(lctx *c, const egc_onnx_node *n, const char *suffix, float v,
-                               int *id)
+/* A new float constant of shape s (NULL: a scalar) with every element v, named after n's
+ * output and suffix. */
+static egc_status fill_const(lctx *c, const egc_onnx_node *n, const char *suffix,
+                             const egc_shape *s, float v, int *id)
 {
     egc_onnx_tensor t;
     memset(&t, 0, sizeof t);
     t.orig_dtype = EGC_DT_FLOAT;
     t.is_float = 1;
-    t.numel = 1; /* shape: a scalar (ndim 0) */
-    EGC_TRY(egc_calloc((void **)&t.f32, 1, sizeof(float), "constant"));
-    t.f32[0] = v;
+    if (s) t.shape = *s; /* else a scalar (ndim 0) */
+    t.numel = s ? egc_shape_numel(s) : 1;
+    EGC_TRY(egc_calloc((void **)&t.f32, (size_t)(t.numel ? t.numel : 1), sizeof(float),
+                       "constant"));
+    for (int64_t k = 0; k < t.numel; k++) t.f32[k] = v;
     egc_status st = new_unique_value(c, n->outputs[0], suffix, id);
     if (st != EGC_OK) {
         egc_fold_free(&t);
         return st;
     }
     return take_tensor(c, *id, &t);
+}
+
+static egc_status scalar_const(lctx *c, const egc_onnx_node *n, const char *suffix, float v,
+                               int *id)
+{
+    return fill_const(c, n, suffix, NULL, v, id);
 }
 
 static void node_init(egc_node *r, egc_op op)
@@ -1282,6 +1295,71 @@ static egc_status spatial_reduce(lctx *c, const egc_onnx_node *n, int x, int is_
     return add_part(c, n, &r, "", 1, id);
 }
 
+/* The mean of value x over its last axis, [...,C] -> [...,1], into a new value (last = 0) or
+ * n's output (last = 1): a MatMul with a constant [C,1] of 1/C, which every backend runs
+ * forward and backward. The last axis may not be the batch axis. */
+static egc_status mean_last_axis(lctx *c, const egc_onnx_node *n, int x, const char *suffix,
+                                 int last, int *id)
+{
+    const egc_shape *xs = &c->g->values[x].shape;
+    if (xs->ndim < 2)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a mean over the last axis of a %d-D tensor "
+                             "(the batch axis) is not supported", xs->ndim);
+    const int64_t ch = xs->d[xs->ndim - 1];
+    if (ch < 1)
+        return EGC_NODE_FAIL(EGC_E_SHAPE, n, "the last axis has size %lld", (long long)ch);
+    int64_t wd[2] = {ch, 1};
+    egc_shape ws = egc_shape_make(2, wd);
+    char wname[80];
+    int w = -1;
+    snprintf(wname, sizeof wname, "%s_weights", suffix);
+    EGC_TRY(fill_const(c, n, wname, &ws, (float)(1.0 / (double)ch), &w));
+    egc_node r;
+    node_init(&r, EGC_OP_MATMUL);
+    r.n_in = 2, r.in[0] = x, r.in[1] = w;
+    return add_part(c, n, &r, suffix, last, id);
+}
+
+/* A binary node op(a, b) into a new value (last = 0) or n's output (last = 1). */
+static egc_status binary_part(lctx *c, const egc_onnx_node *n, egc_op op, int a, int b,
+                              const char *suffix, int last, int *id)
+{
+    egc_node r;
+    node_init(&r, op);
+    r.n_in = 2, r.in[0] = a, r.in[1] = b;
+    return add_part(c, n, &r, suffix, last, id);
+}
+
+/* A unary node op(x) into a new value (last = 0) or n's output (last = 1). */
+static egc_status unary_part(lctx *c, const egc_onnx_node *n, egc_op op, int x,
+                             const char *suffix, int last, int *id)
+{
+    egc_node r;
+    node_init(&r, op);
+    r.n_in = 1, r.in[0] = x;
+    return add_part(c, n, &r, suffix, last, id);
+}
+
+/* LayerNormalization over the last axis of x (scale and bias broadcast over it; bias < 0:
+ * none) into n's output: (x - mean) / sqrt(var + eps) * scale + bias, with the mean and the
+ * (biased) variance as MatMuls with 1/C (mean_last_axis). */
+static egc_status layer_norm(lctx *c, const egc_onnx_node *n, int x, int scale, int bias,
+                             float eps)
+{
+    int m, d, sq, v, ke, ve, sd, nr, y;
+    EGC_TRY(mean_last_axis(c, n, x, "/mean", 0, &m));
+    EGC_TRY(binary_part(c, n, EGC_OP_SUB, x, m, "/centered", 0, &d));
+    EGC_TRY(binary_part(c, n, EGC_OP_MUL, d, d, "/squared", 0, &sq));
+    EGC_TRY(mean_last_axis(c, n, sq, "/variance", 0, &v));
+    EGC_TRY(scalar_const(c, n, "/epsilon", eps, &ke));
+    EGC_TRY(binary_part(c, n, EGC_OP_ADD, v, ke, "/variance_eps", 0, &ve));
+    EGC_TRY(unary_part(c, n, EGC_OP_SQRT, ve, "/std", 0, &sd));
+    EGC_TRY(binary_part(c, n, EGC_OP_DIV, d, sd, "/normalized", 0, &nr));
+    if (bias < 0) return binary_part(c, n, EGC_OP_MUL, nr, scale, "", 1, &y);
+    EGC_TRY(binary_part(c, n, EGC_OP_MUL, nr, scale, "/scaled", 0, &y));
+    return binary_part(c, n, EGC_OP_ADD, y, bias, "", 1, &y);
+}
+
 /* The axes of n into ax[0..*na): its constant input 1 (Squeeze/Unsqueeze from opset 13,
  * the Reduce ops from 18) or its `axes` attribute (before); *na = 0 when it has neither. */
 static egc_status node_axes(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
@@ -1303,7 +1381,8 @@ static egc_status node_axes(lctx *c, const egc_onnx_node *n, const int *vin, int
 /* The operators lower_composite lowers. */
 static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "LeakyRelu",
                                           "PRelu",       "GlobalMaxPool", "ReduceMean",
-                                          "ReduceMax",   "Squeeze",       "Unsqueeze"};
+                                          "ReduceMax",   "Squeeze",       "Unsqueeze",
+                                          "Pow",         "Gelu",          "LayerNormalization"};
 
 static int is_composite(const char *op)
 {
@@ -1492,13 +1571,118 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             int64_t a0 = ax[0] < 0 ? ax[0] + rank : ax[0], a1 = ax[1] < 0 ? ax[1] + rank : ax[1];
             spatial = (a0 == 2 && a1 == 3) || (a0 == 3 && a1 == 2);
         }
+        /* a mean over the last axis alone (LayerNorm as exported before opset 17) */
+        const int last_mean = !is_max && !noop && na == 1 && rank >= 2 &&
+                              (ax[0] == -1 || ax[0] == rank - 1) && n_in <= 2;
+        if (last_mean && keep) {
+            *st = mean_last_axis(c, n, vin[0], "", 1, &id);
+            return 1;
+        }
+        if (last_mean) { /* the same, then a Reshape without the last axis */
+            int m = -1;
+            if ((*st = mean_last_axis(c, n, vin[0], "/mean", 0, &m)) != EGC_OK) return 1;
+            egc_node r;
+            node_init(&r, EGC_OP_RESHAPE);
+            r.n_in = 1, r.in[0] = m;
+            r.p.reshape.flatten_axis = -1;
+            r.p.reshape.n = rank - 1;
+            for (int k = 0; k < rank - 1; k++) r.p.reshape.dims[k] = k == 0 ? 0 : x->shape.d[k];
+            *st = add_part(c, n, &r, "", 1, &id);
+            return 1;
+        }
         if (!spatial || n_in > 2) {
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
                                 "%s is supported over the two spatial axes (2 and 3) of a 4-D "
-                                "tensor only (here %d axes of a %d-D tensor)", op, na, rank);
+                                "tensor%s only (here %d axes of a %d-D tensor)", op,
+                                is_max ? "" : " or over the last axis", na, rank);
             return 1;
         }
         *st = spatial_reduce(c, n, vin[0], is_max, (int)(keep != 0), &id);
+        return 1;
+    }
+    if (strcmp(op, "Pow") == 0) {
+        /* a constant exponent of 2 (x * x), 1 (x) or 0.5 (Sqrt) */
+        static const char *const k_none[] = {NULL};
+        if ((*st = egc_lower_check_attrs(n, k_none)) != EGC_OK) return 1;
+        if ((*st = single_output(n)) != EGC_OK) return 1;
+        if (n_in != 2 || vin[0] < 0 || vin[1] < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 2)", n_in);
+            return 1;
+        }
+        const egc_value *e = &c->g->values[vin[1]];
+        if (!e->is_const || egc_shape_numel(&e->shape) != 1) {
+            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input 1 '%s' (exponent) must be a constant "
+                                "with one element", e->name);
+            return 1;
+        }
+        const double p = e->is_float ? (double)e->f32[0] : (double)e->i64[0];
+        if (p == 2.0) {
+            *st = binary_part(c, n, EGC_OP_MUL, vin[0], vin[0], "", 1, &id);
+        } else if (p == 0.5) {
+            *st = unary_part(c, n, EGC_OP_SQRT, vin[0], "", 1, &id);
+        } else if (p == 1.0) {
+            if (nmap_get(&c->names, n->outputs[0]) >= 0)
+                *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "output '%s' is defined twice",
+                                    n->outputs[0]);
+            else
+                *st = nmap_put(&c->names, n->outputs[0], vin[0]);
+        } else {
+            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "an exponent of %g on a value computed at "
+                                "run time is not supported (2, 1 and 0.5 are)", p);
+        }
+        return 1;
+    }
+    if (strcmp(op, "Gelu") == 0) {
+        /* 0.5 x (1 + erf(x / sqrt(2))); the tanh approximation is not supported */
+        static const char *const known[] = {"approximate", NULL};
+        const char *approx = "none";
+        int k1, e, one, half, s, a, b;
+        if ((*st = egc_lower_check_attrs(n, known)) != EGC_OK ||
+            (*st = egc_lower_attr_string(n, "approximate", "none", &approx)) != EGC_OK ||
+            (*st = single_output(n)) != EGC_OK)
+            return 1;
+        if (strcmp(approx, "none") != 0) {
+            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "approximate='%s' is not supported (only "
+                                "'none', the exact GELU)", approx);
+            return 1;
+        }
+        if (n_in != 1 || vin[0] < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
+            return 1;
+        }
+        if ((*st = scalar_const(c, n, "/inv_sqrt2", 0.70710678118654752f, &k1)) != EGC_OK ||
+            (*st = scalar_const(c, n, "/one", 1.0f, &one)) != EGC_OK ||
+            (*st = scalar_const(c, n, "/half", 0.5f, &half)) != EGC_OK ||
+            (*st = binary_part(c, n, EGC_OP_MUL, vin[0], k1, "/scaled", 0, &s)) != EGC_OK ||
+            (*st = unary_part(c, n, EGC_OP_ERF, s, "/erf", 0, &e)) != EGC_OK ||
+            (*st = binary_part(c, n, EGC_OP_ADD, e, one, "/erf_plus_one", 0, &a)) != EGC_OK ||
+            (*st = binary_part(c, n, EGC_OP_MUL, vin[0], a, "/times_x", 0, &b)) != EGC_OK)
+            return 1;
+        *st = binary_part(c, n, EGC_OP_MUL, b, half, "", 1, &id);
+        return 1;
+    }
+    if (strcmp(op, "LayerNormalization") == 0) {
+        static const char *const known[] = {"axis", "epsilon", "stash_type", NULL};
+        int64_t axis;
+        float eps;
+        if ((*st = egc_lower_check_attrs(n, known)) != EGC_OK ||
+            (*st = egc_lower_attr_int(n, "axis", -1, &axis)) != EGC_OK ||
+            (*st = egc_lower_attr_float(n, "epsilon", 1e-5f, &eps)) != EGC_OK)
+            return 1;
+        if (n_in < 2 || n_in > 3 || vin[0] < 0 || vin[1] < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected X, Scale and an "
+                                "optional B)", n_in);
+            return 1;
+        }
+        const int rank = c->g->values[vin[0]].shape.ndim;
+        if (axis != -1 && axis != rank - 1) {
+            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "axis=%lld is not supported (only the last "
+                                "axis, -1)", (long long)axis);
+            return 1;
+        }
+        /* the Mean and InvStdDev outputs are not computed: using them is an error */
+        if ((*st = poison_outputs(c, n, 1)) != EGC_OK) return 1;
+        *st = layer_norm(c, n, vin[0], vin[1], n_in > 2 ? vin[2] : -1, eps);
         return 1;
     }
     return 0;

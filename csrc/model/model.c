@@ -18,7 +18,13 @@ struct egc_model {
     int *layer_nodes;   /* layer i -> node index */
     int n_layers;
     int auto_layer;     /* -1 when the model has no candidate */
+    unsigned char *layout; /* per value: LAYOUT_* (what is known of its axis order) */
 };
+
+/* What is known of a value's axis order: channels first [N,C,H,W] (the input, and what
+ * convolutions, pooling and elementwise ops make of it), channels last [N,H,W,C] (after a
+ * Transpose (0,2,3,1), as in ConvNeXt blocks and channels-last LayerNorms), or unknown. */
+enum { LAYOUT_UNKNOWN = 0, LAYOUT_NCHW = 1, LAYOUT_NHWC = 2 };
 
 struct egc_session {
     const egc_model *m;
@@ -41,10 +47,60 @@ struct egc_session {
     char device[192];
 };
 
-static int is_candidate(const egc_graph *g, const egc_node *n)
+/* The layout of every value of g into lay (g->n_values entries), in one pass over the
+ * nodes (topological order). */
+static void infer_layouts(const egc_graph *g, unsigned char *lay)
 {
-    const egc_shape *s = &g->values[n->out].shape;
-    return s->ndim == 4 && s->d[2] * s->d[3] > 1;
+    memset(lay, LAYOUT_UNKNOWN, (size_t)g->n_values);
+    if (g->input >= 0) lay[g->input] = LAYOUT_NCHW;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const egc_node *n = &g->nodes[i];
+        const int rank = g->values[n->out].shape.ndim;
+        int from = LAYOUT_UNKNOWN; /* of the activation inputs of the output's rank */
+        for (int j = 0; j < n->n_in; j++) {
+            int v = n->in[j];
+            if (v < 0 || g->values[v].is_const || g->values[v].shape.ndim != rank) continue;
+            if (lay[v] == LAYOUT_NHWC || from == LAYOUT_UNKNOWN) from = lay[v];
+        }
+        unsigned char l = LAYOUT_UNKNOWN;
+        switch (n->op) {
+        case EGC_OP_CONV: case EGC_OP_MAXPOOL: case EGC_OP_AVGPOOL: case EGC_OP_GAP:
+        case EGC_OP_BATCHNORM:
+            l = LAYOUT_NCHW;
+            break;
+        case EGC_OP_TRANSPOSE: {
+            const int *p = n->p.transpose.perm;
+            const int in = n->in[0] >= 0 ? lay[n->in[0]] : LAYOUT_UNKNOWN;
+            int ident = 1;
+            for (int k = 0; k < n->p.transpose.n; k++) ident &= p[k] == k;
+            if (ident) l = (unsigned char)in;
+            else if (n->p.transpose.n == 4 && p[0] == 0 && p[1] == 2 && p[2] == 3 && p[3] == 1)
+                l = in == LAYOUT_NCHW ? LAYOUT_NHWC : LAYOUT_UNKNOWN;
+            else if (n->p.transpose.n == 4 && p[0] == 0 && p[1] == 3 && p[2] == 1 && p[3] == 2)
+                l = in == LAYOUT_NHWC ? LAYOUT_NCHW : LAYOUT_UNKNOWN;
+            break;
+        }
+        case EGC_OP_MATMUL: /* over the last axis: keeps channels last, nothing else */
+            if (n->n_in > 1 && n->in[1] >= 0 && g->values[n->in[1]].is_const &&
+                from == LAYOUT_NHWC)
+                l = LAYOUT_NHWC;
+            break;
+        case EGC_OP_RESHAPE: case EGC_OP_GEMM: case EGC_OP_SOFTMAX:
+            break;
+        default: /* elementwise, Concat, Slice, Pad: as their activation inputs */
+            l = (unsigned char)from;
+            break;
+        }
+        lay[n->out] = l;
+    }
+}
+
+/* Whether node n's output can be a CAM's target layer: 4-D, spatial size > 1, and not known
+ * to be channels last. */
+static int is_candidate(const egc_model *m, const egc_node *n)
+{
+    const egc_shape *s = &m->g.values[n->out].shape;
+    return s->ndim == 4 && s->d[2] * s->d[3] > 1 && m->layout[n->out] != LAYOUT_NHWC;
 }
 
 static int is_compute_op(egc_op op)
@@ -64,6 +120,7 @@ void egc_model_destroy(egc_model *m)
     egc_graph_clear(&m->g);
     free(m->path);
     free(m->layer_nodes);
+    free(m->layout);
     free(m);
 }
 
@@ -108,10 +165,13 @@ egc_status egc_model_load(const char *path, egc_model **out)
     m->classes = (int)o->d[1];
     EGC_TRYG(st, egc_malloc((void **)&m->layer_nodes, (size_t)g->n_nodes + 1, sizeof(int),
                             "model layers"), fail);
+    EGC_TRYG(st, egc_malloc((void **)&m->layout, (size_t)g->n_values + 1, 1, "model layouts"),
+             fail);
+    infer_layouts(g, m->layout);
     m->auto_layer = -1;
     for (int i = 0; i < g->n_nodes; i++) {
         m->layer_nodes[m->n_layers] = i;
-        if (is_candidate(g, &g->nodes[i]) && is_compute_op(g->nodes[i].op))
+        if (is_candidate(m, &g->nodes[i]) && is_compute_op(g->nodes[i].op))
             m->auto_layer = m->n_layers;
         m->n_layers++;
     }
@@ -142,7 +202,7 @@ egc_status egc_model_layer(const egc_model *m, int i, egc_layer_info *info)
     info->node = n->name;
     info->op = egc_op_name(n->op);
     info->shape = m->g.values[n->out].shape;
-    info->is_candidate = is_candidate(&m->g, n);
+    info->is_candidate = is_candidate(m, n);
     info->is_auto = i == m->auto_layer;
     return EGC_OK;
 }
@@ -206,6 +266,14 @@ egc_status egc_model_find_layer(const egc_model *m, const char *name, int *layer
     for (int i = 0; i < m->n_layers; i++) {
         const egc_node *n = &m->g.nodes[m->layer_nodes[i]];
         if (!strcmp(m->g.values[n->out].name, name) || !strcmp(n->name, name)) {
+            if (m->layout[n->out] == LAYOUT_NHWC) {
+                char b[96];
+                return EGC_FAIL(EGC_E_ARG, "%s: layer '%s' (shape %s) is channels last: it lies "
+                                "between a Transpose to [N,H,W,C] and the one back; a CAM needs a "
+                                "[N,C,H,W] layer, such as the block's output after the Transpose "
+                                "back (run `egcam info %s` for the list)", m->path, name,
+                                egc_shape_str(&m->g.values[n->out].shape, b, sizeof b), m->path);
+            }
             *layer = i;
             return EGC_OK;
         }
@@ -218,10 +286,10 @@ egc_status egc_model_find_layer(const egc_model *m, const char *name, int *layer
         for (int i = m->n_layers - 1; i >= 0; i--) {
             const egc_node *n = &m->g.nodes[m->layer_nodes[i]];
             if (strncmp(n->name, scope, sl) != 0) continue;
-            if (!is_candidate(&m->g, n)) {
+            if (!is_candidate(m, n)) {
                 char b[96];
                 return EGC_FAIL(EGC_E_ARG, "%s: module '%s' ends in layer '%s' (%s, shape %s), "
-                                "which is not a 4-D activation with spatial size > 1; name a layer "
+                                "which is not a 4-D channels-first activation with spatial size > 1; name a layer "
                                 "inside it (run `egcam info %s` for the list)", m->path, name,
                                 m->g.values[n->out].name, egc_op_name(n->op),
                                 egc_shape_str(&m->g.values[n->out].shape, b, sizeof b), m->path);

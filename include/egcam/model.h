@@ -36,7 +36,8 @@ typedef struct egc_layer_info {
     const char *node;       /* the producing node's name */
     const char *op;         /* "Conv", "Relu", ... */
     egc_shape shape;        /* at batch 1 */
-    int is_candidate;       /* a 4-D activation with spatial size > 1: usable as CAM target */
+    int is_candidate;       /* a 4-D activation with spatial size > 1, not known to be
+                               channels last: usable as CAM target */
     int is_auto;            /* the layer `auto` picks */
 } egc_layer_info;
 /* Fills info for layer i (0 <= i < num_layers); pointers stay valid while m lives. */
@@ -46,8 +47,10 @@ EGC_NODISCARD egc_status egc_model_layer(const egc_model *m, int i, egc_layer_in
  * Sigmoid, BatchNormalization), i.e. skipping pooling and data movement. A name that is
  * neither may be a module path of a network exported by PyTorch 1.13 or later ("layer4",
  * "layer4.2", "features.29"): the module's output, i.e. the last layer whose node lies in the
- * module's scope ("/layer4/layer4.2/"); EGC_E_ARG when that layer is not a candidate. *layer
- * is the layer index. An unknown name gives EGC_E_ARG saying how to list the layers. */
+ * module's scope ("/layer4/layer4.2/"); EGC_E_ARG when that layer is not a candidate. A layer
+ * known to be channels last ([N,H,W,C], between a Transpose (0,2,3,1) and the one back, as
+ * inside ConvNeXt blocks) is never a candidate, and naming one is EGC_E_ARG. *layer is the
+ * layer index. An unknown name gives EGC_E_ARG saying how to list the layers. */
 EGC_NODISCARD egc_status egc_model_find_layer(const egc_model *m, const char *name, int *layer);
 
 /* Creates a session: backend by name, a fixed maximal batch size, and optionally a

@@ -611,6 +611,36 @@ TEST(CpuOpsUnary, Sigmoid)
     check_grad(n, {x}, x.s, {0});
 }
 
+// Sqrt over [0.2, 4] (the derivative 0.5 / y; at 0 it is infinite, as torch.sqrt's) and Erf
+// over [-3, 3] (the derivative 2 / sqrt(pi) exp(-x^2)), against libm in double precision and
+// central differences.
+TEST(CpuOpsUnary, SqrtAndErf)
+{
+    egc_node sq = node(EGC_OP_SQRT, 1);
+    Tensor x = rnd(S({3, 4, 5}), 0.2f, 4.0f);
+    Tensor y = forward(sq, {&x}, x.s);
+    std::vector<double> want;
+    for (float v : x.v) want.push_back(std::sqrt((double)v));
+    expect_close(y, want, 1e-7);
+    check_grad(sq, {x}, x.s, {0});
+    Tensor z = zeros(S({1})), g = zeros(S({1})), dy = zeros(S({1}));
+    dy.v[0] = 1.0f;
+    egc_view in{z.v.data(), z.s}, out{z.v.data(), z.s}, dout{dy.v.data(), dy.s},
+        din{g.v.data(), g.s};
+    ASSERT_EQ(egc_cpu_backward(&graph(), &sq, &in, &out, &dout, &din), EGC_OK);
+    EXPECT_TRUE(std::isinf(g.v[0]) && g.v[0] > 0);
+
+    egc_node er = node(EGC_OP_ERF, 1);
+    Tensor e = rnd(S({2, 3, 7}), -3.0f, 3.0f);
+    e.v[0] = 0.0f;
+    e.v[1] = -12.0f; // saturated: -1, derivative 0
+    Tensor ye = forward(er, {&e}, e.s);
+    want.clear();
+    for (float v : e.v) want.push_back(std::erf((double)v));
+    expect_close(ye, want, 1e-6);
+    check_grad(er, {e}, e.s, {0});
+}
+
 TEST(CpuOpsUnary, LargeTensorsSplitAcrossThreads)
 {
     // Big enough to be cut into parallel ranges; checked element by element.

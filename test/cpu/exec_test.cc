@@ -226,4 +226,16 @@ TEST(Exec, PReluHeadBackwardMatchesFiniteDifferences)
     EXPECT_GT(pos, 20);
 }
 
+// Backward through a small ConvNeXt block and head from the stem's output: depthwise Conv,
+// channels-last LayerNorms (the means as MatMuls with 1/C, Pow 2 as a Mul reading one value
+// twice, Sqrt, Div), the GELU's Erf, Linears on [N,H,W,C] and the Transposes between. All of
+// it is smooth: every element is checked.
+TEST(Exec, ConvNeXtHeadBackwardMatchesFiniteDifferences)
+{
+    int smooth, kinks;
+    head_differences("convnext_block.onnx", "/stem/stem.1/Transpose_1_output_0", 1.0f, 1e-2f,
+                     [](float, float) { return false; }, &smooth, &kinks);
+    EXPECT_EQ(smooth, 2 * 8 * 6 * 6);
+}
+
 }  // namespace

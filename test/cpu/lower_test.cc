@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -15,6 +16,7 @@
 extern "C" {
 #include "cpu/cpu_ops.h"
 #include "egcam/image.h"
+#include "egcam/model.h"
 #include "model/lower.h"
 #include "model/onnx.h"
 }
@@ -385,9 +387,9 @@ TEST(LowerErrors, EveryUnknownOperatorIsNamed)
     lower_file(data_path("unknown_ops.onnx"), &a);
     EXPECT_EQ(a.st, EGC_E_UNSUPPORTED);
     EXPECT_EQ(a.err.rfind("case.onnx: node 'chanmean' (ReduceMean): ReduceMean is supported over "
-                          "the two spatial axes (2 and 3) of a 4-D tensor only (here 1 axes of a "
-                          "4-D tensor); the model also has operators egcam does not run: Erf (2 "
-                          "nodes), LpNormalization (1 node) [", 0), 0u) << a.err;
+                          "the two spatial axes (2 and 3) of a 4-D tensor or over the last axis "
+                          "only (here 1 axes of a 4-D tensor); the model also has operators egcam "
+                          "does not run: LpNormalization (1 node) [", 0), 0u) << a.err;
     Lowered b;
     lower_file(data_path("unsupported_op.onnx"), &b);
     EXPECT_NE(b.err.find("operator LpNormalization is not supported (the operators of this model "
@@ -621,8 +623,106 @@ TEST(LowerComposite, ReduceMeanAxesInputAndRefusedAxes)
     lower_file(data_path("reduce_mean_channels.onnx"), &L);
     EXPECT_EQ(L.st, EGC_E_UNSUPPORTED);
     EXPECT_NE(L.err.find("node 'chanmean' (ReduceMean): ReduceMean is supported over the two "
-                         "spatial axes (2 and 3) of a 4-D tensor only (here 1 axes of a 4-D "
-                         "tensor)"), std::string::npos) << L.err;
+                         "spatial axes (2 and 3) of a 4-D tensor or over the last axis only (here "
+                         "1 axes of a 4-D tensor)"), std::string::npos) << L.err;
+}
+
+// A small ConvNeXt (torchvision's layout: channels-last LayerNorms between Transposes, a
+// GELU MLP, layer scale): as exported with opset 13 (ReduceMean, Pow, Sqrt, Erf) and with
+// opset 17 (LayerNormalization), it lowers to runtime nodes only (the means are MatMuls with
+// 1/C, Pow 2 a Mul) and gives PyTorch's logits.
+TEST(LowerComposite, ConvNeXtLayerNormAndGelu)
+{
+    for (const char *name : {"convnext_block", "convnext_block_opset17"}) {
+        Lowered L;
+        lower_file(data_path(std::string(name) + ".onnx"), &L);
+        ASSERT_EQ(L.st, EGC_OK) << L.err;
+        check_graph(L.g);
+        EXPECT_EQ(count_op(L.g, EGC_OP_SQRT), 3) << name; // three LayerNorms
+        EXPECT_EQ(count_op(L.g, EGC_OP_ERF), 1) << name;  // one GELU
+        EXPECT_EQ(count_op(L.g, EGC_OP_MATMUL), 3 * 2 + 2) << name; // 2 means each, 2 Linears
+        for (int i = 0; i < L.g.n_nodes; i++) {
+            const egc_node &n = L.g.nodes[i];
+            if (n.op != EGC_OP_MATMUL || !L.g.values[n.in[1]].is_const) continue;
+            const egc_value &w = L.g.values[n.in[1]];
+            if (w.shape.ndim == 2 && w.shape.d[1] == 1) // a mean: [C,1] of 1/C
+                for (int64_t k = 0; k < w.shape.d[0]; k++)
+                    EXPECT_EQ(w.f32[k], (float)(1.0 / (double)w.shape.d[0])) << name;
+        }
+        check_reference(name, 2e-5);
+    }
+}
+
+// The CAM layers of the small ConvNeXt: `auto` and the module path "blk" both name the block's
+// output (the residual Add, [N,8,6,6]); the channels-last values inside the block are not
+// candidates, and naming one is an error that says why. The gradient there, back through the
+// head's pooling, channels-last LayerNorm and Linear, is PyTorch's.
+TEST(LowerComposite, ConvNeXtCamLayerAndGradient)
+{
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("convnext_block.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    int autol = -1, blk = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &autol), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "blk", &blk), EGC_OK) << egc_last_error();
+    EXPECT_EQ(autol, blk);
+    egc_layer_info li;
+    ASSERT_EQ(egc_model_layer(m, blk, &li), EGC_OK);
+    EXPECT_STREQ(li.op, "Add");
+    EXPECT_EQ(dims(li.shape), (std::vector<int64_t>{1, 8, 6, 6}));
+    int nhwc = 0;
+    for (int i = 0; i < egc_model_num_layers(m); i++) {
+        ASSERT_EQ(egc_model_layer(m, i, &li), EGC_OK);
+        if (li.shape.ndim != 4 || li.shape.d[1] != 6 || li.shape.d[2] != 6) continue;
+        // [1,6,6,C]: inside the block, between the Transposes
+        nhwc++;
+        EXPECT_FALSE(li.is_candidate) << li.name;
+        int k = -1;
+        EXPECT_EQ(egc_model_find_layer(m, li.name, &k), EGC_E_ARG) << li.name;
+        EXPECT_NE(std::string(egc_last_error()).find("is channels last"), std::string::npos)
+            << egc_last_error();
+    }
+    EXPECT_GE(nhwc, 10); // LayerNorm, Linear, GELU and Linear parts
+    Npy in, want;
+    read_npy("convnext_block_in.npy", &in);
+    read_npy("convnext_block_grad.npy", &want);
+    const int n = (int)in.t.shape.d[0], classes = egc_model_num_classes(m);
+    egc_session *s = nullptr;
+    ASSERT_EQ(egc_session_create(m, "cpu", n, blk, &s), EGC_OK) << egc_last_error();
+    std::vector<float> logits((size_t)n * classes), seed((size_t)n * classes, 0.0f);
+    std::vector<float> g(want.vec().size());
+    ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
+    for (int i = 0; i < n; i++) {
+        const float *l = logits.data() + (size_t)i * classes;
+        seed[(size_t)i * classes + (size_t)(std::max_element(l, l + classes) - l)] = 1.0f;
+    }
+    ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), nullptr), EGC_OK) << egc_last_error();
+    expect_close(g, want.vec(), 1e-5, "convnext_block gradient at blk");
+    egc_session_destroy(s);
+    egc_model_destroy(m);
+}
+
+// Gelu (opset 20; exact form: 0.5 x (1 + erf(x / sqrt 2))) and Pow with the exponents of
+// exported norms (2: a Mul, 0.5: Sqrt, 1: the input itself, integer or float); any other
+// exponent on a run-time value is refused with the reason.
+TEST(LowerComposite, GeluAndPowExponents)
+{
+    check_reference("gelu_opset20");
+    check_reference("pow_exponents");
+    Lowered L;
+    lower_file(data_path("pow_exponents.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    EXPECT_EQ(count_op(L.g, EGC_OP_SQRT), 1);
+    int q = value_named(L.g, "q");
+    ASSERT_GE(q, 0);
+    const egc_node &sq = L.g.nodes[L.g.values[q].producer];
+    EXPECT_EQ(sq.op, EGC_OP_MUL);
+    EXPECT_EQ(sq.in[0], sq.in[1]);
+    Lowered c;
+    lower_file(data_path("pow_cube.onnx"), &c);
+    EXPECT_EQ(c.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(c.err.find("node 'cube' (Pow): an exponent of 3 on a value computed at run time is "
+                         "not supported (2, 1 and 0.5 are)"), std::string::npos) << c.err;
 }
 
 // ---------------------------------------------------------------- folding unit tests

@@ -369,7 +369,9 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
 // output), LeakyRelu and PRelu (Relu, Mul, Add: leaky_prelu.onnx, target the LeakyRelu
 // output), GlobalMaxPool and ReduceMax (whole-window MaxPools: global_max.onnx, target the
 // Conv output), Squeeze and Unsqueeze (Reshapes: squeeze_unsqueeze.onnx, target the gated
-// input): logits and the target gradient, whose heads run backward through them, against the
+// input), a small ConvNeXt (channels-last LayerNorms as MatMuls with 1/C, Mul, Sqrt, Div; the
+// GELU's Erf; Linears on [N,H,W,C] between Transposes: convnext_block.onnx, target the stem's
+// output): logits and the target gradient, whose heads run backward through them, against the
 // CPU.
 class CudaModelComposite : public testing::TestWithParam<int> {};
 
@@ -377,8 +379,8 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
 {
     if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
     const char *files[] = {"composite_opset14.onnx", "leaky_prelu.onnx", "global_max.onnx",
-                           "squeeze_unsqueeze.onnx"},
-               *targets[] = {"hs", "lr", "c", "g"};
+                           "squeeze_unsqueeze.onnx", "convnext_block.onnx"},
+               *targets[] = {"hs", "lr", "c", "g", "stem"};
     const int which = GetParam();
     const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + files[which];
     egc_model *m = nullptr;
@@ -416,7 +418,7 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     egc_model_destroy(m);
 }
 
-INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Values(0, 1, 2, 3));
+INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Values(0, 1, 2, 3, 4));
 
 // ------------------------------------------------------------------ torchvision exports
 //

@@ -609,6 +609,28 @@ TEST_F(CudaParity, Sigmoid)
     });
 }
 
+// Sqrt over [0.05, 9] (its backward reads the forward output) and Erf over [-4, 4], both
+// saturated ends included (its backward reads the input).
+TEST_F(CudaParity, SqrtAndErf)
+{
+    both_batches([](int64_t b) {
+        Case c = unary_case("sqrt", EGC_OP_SQRT, {b, 3, 7, 5});
+        c.ins[0].lo = 0.05f;
+        c.ins[0].hi = 9.0f;
+        c.fwd = Tol{1e-6, 1e-6};
+        c.bwd = Tol{1e-6, 1e-5};
+        return c;
+    });
+    both_batches([](int64_t b) {
+        Case c = unary_case("erf", EGC_OP_ERF, {b, 5, 3, 11});
+        c.ins[0].lo = -4.0f;
+        c.ins[0].hi = 4.0f;
+        c.fwd = Tol{1e-6, 1e-5};
+        c.bwd = Tol{1e-6, 1e-5};
+        return c;
+    });
+}
+
 TEST_F(CudaParity, AddSameShapeAndChannelBias)
 {
     both_batches([](int64_t b) { return binary_case("add_same", EGC_OP_ADD, {b, 3, 5, 7}, {b, 3, 5, 7}, {b, 3, 5, 7}); });
