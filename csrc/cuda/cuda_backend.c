@@ -1141,13 +1141,24 @@ static egc_status rm_gemm(cuda_ctx *c, const egc_node *n, int ta, int tb, int64_
         }
         return EGC_OK;
     }
+    /* One output column (N = 1: the means of a LayerNorm, as lowered) or a rank-1 product
+     * (K = 1: their backward) gains nothing from tensor cores and would lose the input
+     * rounding of TF32 in a mean: it runs in full fp32 even where TF32 is allowed. */
+    const int exact = (N == 1 || K == 1) && c->blas_tf32;
+    if (exact) EGC_CUBLAS(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
+    cublasStatus_t bs;
     if (batch == 1)
-        EGC_CUBLAS(cublasSgemm(c->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B, (int)ldb, A,
-                               (int)lda, &beta, C, (int)ldc));
+        bs = cublasSgemm(c->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B, (int)ldb, A,
+                         (int)lda, &beta, C, (int)ldc);
     else
-        EGC_CUBLAS(cublasSgemmStridedBatched(c->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B,
-                                             (int)ldb, sb, A, (int)lda, sa, &beta, C, (int)ldc, sc,
-                                             (int)batch));
+        bs = cublasSgemmStridedBatched(c->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B,
+                                       (int)ldb, sb, A, (int)lda, sa, &beta, C, (int)ldc, sc,
+                                       (int)batch);
+    if (exact) EGC_CUBLAS(cublasSetMathMode(c->blas, CUBLAS_TF32_TENSOR_OP_MATH));
+    if (bs != CUBLAS_STATUS_SUCCESS)
+        return EGC_FAIL(EGC_E_DEVICE, "node %s (%s): cublasSgemm%s failed: cuBLAS status %d (%s)",
+                        n->name, egc_op_name(n->op), batch == 1 ? "" : "StridedBatched", (int)bs,
+                        cublasGetStatusString(bs));
     return EGC_OK;
 }
 
