@@ -117,8 +117,12 @@ void egc_fold_free(egc_onnx_tensor *t)
 
 static char *shs(const egc_shape *s, char *buf, size_t cap) { return egc_shape_str(s, buf, cap); }
 
+/* Elements one tensor of the running egc_fold_node_within call may have: what is left of the
+ * load's folding budget (per thread; unlimited outside such a call). */
+static _Thread_local int64_t g_room = INT64_MAX;
+
 /* A fresh tensor of shape s (dims >= 0, numel <= EGC_FOLD_MAX_NUMEL for floats,
- * EGC_FOLD_MAX_INT_NUMEL for integers). */
+ * EGC_FOLD_MAX_INT_NUMEL for integers, and <= g_room). */
 static egc_status t_new(const egc_onnx_node *n, egc_onnx_tensor *t, const egc_shape *s,
                         int is_float)
 {
@@ -143,6 +147,12 @@ static egc_status t_new(const egc_onnx_node *n, egc_onnx_tensor *t, const egc_sh
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
                              "folded constant of shape %s is too large to evaluate at load time",
                              shs(s, b, sizeof b));
+    if (numel > g_room)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "folded constant of shape %s would bring the "
+                             "constants folded at load time past their budget (%lld elements "
+                             "left of %lld plus %d per weight of the file)", shs(s, b, sizeof b),
+                             (long long)g_room, (long long)EGC_FOLD_BUDGET_BASE,
+                             EGC_FOLD_BUDGET_PER_WEIGHT + 1);
     t->shape = *s;
     t->numel = numel;
     t->is_float = is_float;
@@ -1016,6 +1026,16 @@ int egc_fold_knows(const char *op_type)
     for (size_t i = 0; i < EGC_COUNT(k_fold); i++)
         if (strcmp(k_fold[i].op, op_type) == 0) return 1;
     return 0;
+}
+
+egc_status egc_fold_node_within(const egc_onnx_node *n, int64_t opset,
+                                const egc_onnx_tensor *const *in, int n_in, int64_t room,
+                                egc_onnx_tensor *out, int *handled)
+{
+    g_room = room < 0 ? 0 : room;
+    egc_status st = egc_fold_node(n, opset, in, n_in, out, handled);
+    g_room = INT64_MAX;
+    return st;
 }
 
 egc_status egc_fold_node(const egc_onnx_node *n, int64_t opset, const egc_onnx_tensor *const *in,

@@ -1155,6 +1155,12 @@ static egc_status fold_runtime(lctx *c, const egc_onnx_node *n, const rt_entry *
                              (double)EGC_FOLD_MAX_MACS);
     if (egc_shape_numel(&os) > EGC_FOLD_MAX_NUMEL)
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "constant result too large to fold");
+    if (egc_shape_numel(&os) > c->budget - c->held)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a constant result of %lld elements would "
+                             "bring the constants folded at load time past their budget (%lld "
+                             "elements left of %lld plus %d per weight of the file)",
+                             (long long)egc_shape_numel(&os), (long long)(c->budget - c->held),
+                             (long long)EGC_FOLD_BUDGET_BASE, EGC_FOLD_BUDGET_PER_WEIGHT + 1);
     memset(&t, 0, sizeof t);
     t.shape = os;
     t.numel = egc_shape_numel(&os);
@@ -1846,7 +1852,7 @@ static egc_status lower_node(lctx *c, const egc_onnx_node *n)
         }
         egc_onnx_tensor t;
         int handled;
-        EGC_TRY(egc_fold_node(n, g->opset, ins, n_in, &t, &handled));
+        EGC_TRY(egc_fold_node_within(n, g->opset, ins, n_in, c->budget - c->held, &t, &handled));
         if (handled) {
             int id = -1;
             egc_status st = single_output(n);

@@ -64,6 +64,12 @@ EGC_NODISCARD egc_status egc_fold_node(const egc_onnx_node *n, int64_t opset,
                                        const egc_onnx_tensor *const *in, int n_in,
                                        egc_onnx_tensor *out, int *handled);
 
+/* egc_fold_node where no tensor it makes may have more than room elements (what is left of
+ * the load's folding budget): a larger one is refused before it is allocated. */
+EGC_NODISCARD egc_status egc_fold_node_within(const egc_onnx_node *n, int64_t opset,
+                                              const egc_onnx_tensor *const *in, int n_in,
+                                              int64_t room, egc_onnx_tensor *out, int *handled);
+
 /* 1 when egc_fold_node evaluates op_type itself. */
 int egc_fold_knows(const char *op_type);
 
