@@ -12,6 +12,8 @@ mkdir -p "$tmp/onnx" "$tmp/image"
 cp "$shared"/models/resnet20_cifar10.onnx "$shared"/models/mobilenet_v1_025_128_imagenet.onnx "$tmp/onnx/" 2>/dev/null || true
 # and the small lowering cases (every operator and lowering path, refused ones too)
 cp "$here"/test/data/lower/*.onnx "$tmp/onnx/"
+# but not the one that fills the folding budget on purpose (256 MiB of constants per run)
+rm -f "$tmp/onnx/fold_budget.onnx"
 # Image seeds: small files of every decoder path (JPEG baseline/progressive/CMYK, PNG colour
 # types, BMP variants) and a few real CIFAR-10 JPEGs.
 cp "$here"/test/golden/preprocess/decode/* "$tmp/image/"
