@@ -419,6 +419,36 @@ static inline void dw_fwd_row_3x3(const float *restrict r0, const float *restric
     }
 }
 
+/* Interior of a K x K (K = 5 or 7: EfficientNet's, ConvNeXt's), dilation-1 row: n outputs
+ * whose windows lie inside x; r0 points at the window's top-left element of the first output,
+ * the window's rows lie W apart. The same sums in the same order as dw_fwd_row_taps (bias,
+ * then the taps row by row), in a register. Inlined with K and sw constant, so that the taps
+ * unroll and the loop over the outputs vectorises. */
+static inline __attribute__((always_inline)) void
+dw_fwd_row_k(const float *restrict r0, int64_t W, const float *restrict w, float bias, int K,
+             int64_t sw, int64_t n, float *restrict yr)
+{
+    for (int64_t q = 0; q < n; q++) {
+        const int64_t c = q * sw;
+        float acc = bias;
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++) acc += w[i * K + j] * r0[i * W + c + j];
+        yr[q] = acc;
+    }
+}
+
+#define EGC_DW_ROW_K(K_, S_)                                                                \
+    static void dw_fwd_row_##K_##x##K_##_s##S_(const float *r0, int64_t W, const float *w,  \
+                                               float bias, int64_t n, float *restrict yr)   \
+    {                                                                                       \
+        dw_fwd_row_k(r0, W, w, bias, K_, S_, n, yr);                                        \
+    }
+EGC_DW_ROW_K(5, 1)
+EGC_DW_ROW_K(5, 2)
+EGC_DW_ROW_K(7, 1)
+EGC_DW_ROW_K(7, 2)
+#undef EGC_DW_ROW_K
+
 /* dw_fwd_row_3x3 for a row of a border: the input rows r[i] that are NULL lie outside x and
  * add nothing. Same sums in the same order as dw_fwd_cols_checked (bias, then the taps of
  * the rows that exist, row by row); v0..v2 are constants at each call, so each variant
@@ -474,6 +504,36 @@ static void dw_fwd_row_3x3_border(const float *r0, const float *r1, const float 
 #undef DW_BORDER_CASE
 }
 
+/* dw_fwd_plane for a K x K kernel, K = 5 or 7, dilation 1, stride 1 or 2: the interior
+ * columns of the rows whose window lies inside x through dw_fwd_row_k, everything else (the
+ * border rows, the border columns) tap by tap in the same order. */
+static void dw_fwd_plane_k(const conv_geom *g, const float *restrict x, const float *w,
+                           float bias, float *restrict y)
+{
+    const int K = (int)g->kh;
+    int64_t l0, h0, l1, h1;
+    valid_range(-g->pl, g->sw, g->W, g->OW, &l0, &h0);
+    valid_range(K - 1 - g->pl, g->sw, g->W, g->OW, &l1, &h1);
+    const int64_t clo = EGC_MAX(l0, l1), chi = EGC_MAX(clo, EGC_MIN(h0, h1));
+    for (int64_t oh = 0; oh < g->OH; oh++) {
+        float *yr = y + oh * g->OW;
+        const int64_t h = oh * g->sh - g->pt; /* first input row of the window */
+        if (chi == clo || h < 0 || h + K - 1 >= g->H) {
+            dw_fwd_row_taps(g, x, w, bias, oh, yr);
+            continue;
+        }
+        const float *r0 = x + h * g->W + clo * g->sw - g->pl;
+        dw_fwd_cols_checked(g, x, w, bias, oh, 0, clo, yr);
+        if (K == 5)
+            (g->sw == 1 ? dw_fwd_row_5x5_s1 : dw_fwd_row_5x5_s2)(r0, g->W, w, bias, chi - clo,
+                                                                 yr + clo);
+        else
+            (g->sw == 1 ? dw_fwd_row_7x7_s1 : dw_fwd_row_7x7_s2)(r0, g->W, w, bias, chi - clo,
+                                                                 yr + clo);
+        dw_fwd_cols_checked(g, x, w, bias, oh, chi, g->OW, yr);
+    }
+}
+
 /* One output plane (image im, output channel m): y = b + sum_ij w_ij * shifted x.
  * A 3x3 kernel with dilation 1 and stride 1 or 2 (MobileNet's) runs the interior columns of
  * each row through dw_fwd_row_3x3 (or, in the top and bottom rows, dw_fwd_row_3x3_border
@@ -482,7 +542,12 @@ static void dw_fwd_row_3x3_border(const float *r0, const float *r1, const float 
 static void dw_fwd_plane(const conv_geom *g, const float *restrict x, const float *w,
                          float bias, float *restrict y)
 {
-    int fast = g->kh == 3 && g->kw == 3 && g->dh == 1 && g->dw == 1 && (g->sw == 1 || g->sw == 2);
+    const int square = g->kh == g->kw && g->dh == 1 && g->dw == 1 && (g->sw == 1 || g->sw == 2);
+    if (square && (g->kh == 5 || g->kh == 7)) {
+        dw_fwd_plane_k(g, x, w, bias, y);
+        return;
+    }
+    int fast = square && g->kh == 3;
     /* interior columns [clo, chi): both the first and the last tap of the row are inside x */
     int64_t clo = 0, chi = 0;
     if (fast) {
