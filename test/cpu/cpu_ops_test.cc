@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -346,48 +347,61 @@ TEST(CpuOpsConv, DepthwiseMultiplierDilation)
     run_conv_case({2, 3, 7, 9, 6, conv_p(3, 3, 1, 2, 2, 2, 2, 2, 3), true});
 }
 
-// The 3x3 depthwise fast path (interior, border rows with the input rows that exist, border
-// columns) sums each output in one fixed order: bias, then the taps inside x row by row. It
-// must equal that float sum bit for bit, on planes of 1 to 3 rows, strides 1 and 2,
-// symmetric and TF "SAME" pads.
-TEST(CpuOpsConv, Depthwise3x3BordersBitExact)
+// The depthwise fast paths (3x3: interior, border rows with the input rows that exist,
+// border columns; 5x5 and 7x7: interior rows and columns) sum each output in one fixed order:
+// bias, then the taps inside x row by row. They must equal that float sum bit for bit, on
+// planes smaller and larger than the kernel, strides 1 and 2, symmetric and TF "SAME" pads.
+TEST(CpuOpsConv, DepthwiseFastPathsBitExact)
 {
     struct G {
         int64_t H, W;
         int s, pt, pl, pb, pr;
-    } geoms[] = {{1, 9, 1, 1, 1, 1, 1}, {2, 5, 1, 1, 1, 1, 1}, {3, 3, 1, 1, 1, 1, 1},
-                 {7, 7, 1, 1, 1, 1, 1}, {14, 13, 2, 1, 1, 1, 1}, {8, 8, 2, 0, 0, 1, 1},
-                 {7, 11, 2, 1, 1, 1, 1}, {2, 2, 2, 0, 0, 1, 1}};
-    for (const G &gm : geoms) {
-        SCOPED_TRACE("H " + std::to_string(gm.H) + " W " + std::to_string(gm.W) + " stride " +
-                     std::to_string(gm.s));
-        const int64_t N = 2, C = 3;
-        egc_conv_params p = conv_p(3, 3, gm.s, 1, gm.pt, gm.pl, gm.pb, gm.pr, (int)C);
-        egc_node n = node(EGC_OP_CONV, 3);
-        n.p.conv = p;
-        Tensor x = rnd(S({N, C, gm.H, gm.W})), w = rnd(S({C, 1, 3, 3})), b = rnd(S({C}));
-        int64_t OH = conv_out(gm.H, 3, gm.s, 1, gm.pt, gm.pb), OW = conv_out(gm.W, 3, gm.s, 1, gm.pl, gm.pr);
-        egc_shape os = S({N, C, OH, OW});
-        Tensor y = forward(n, {&x, &w, &b}, os);
-        for (int64_t im = 0; im < N; im++)
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t oh = 0; oh < OH; oh++)
-                    for (int64_t ow = 0; ow < OW; ow++) {
-                        float acc = b.v[(size_t)c];
-                        for (int64_t i = 0; i < 3; i++) {
-                            int64_t h = oh * gm.s - gm.pt + i;
-                            if (h < 0 || h >= gm.H) continue;
-                            for (int64_t j = 0; j < 3; j++) {
-                                int64_t cc = ow * gm.s - gm.pl + j;
-                                if (cc < 0 || cc >= gm.W) continue;
-                                acc += w.v[(size_t)(c * 9 + i * 3 + j)] *
-                                       x.v[(size_t)(((im * C + c) * gm.H + h) * gm.W + cc)];
+    };
+    const G geoms3[] = {{1, 9, 1, 1, 1, 1, 1}, {2, 5, 1, 1, 1, 1, 1}, {3, 3, 1, 1, 1, 1, 1},
+                        {7, 7, 1, 1, 1, 1, 1}, {14, 13, 2, 1, 1, 1, 1}, {8, 8, 2, 0, 0, 1, 1},
+                        {7, 11, 2, 1, 1, 1, 1}, {2, 2, 2, 0, 0, 1, 1}};
+    const G geoms5[] = {{1, 9, 1, 2, 2, 2, 2}, {5, 5, 1, 2, 2, 2, 2}, {12, 17, 1, 2, 2, 2, 2},
+                        {14, 15, 2, 1, 1, 2, 2}, {9, 9, 2, 2, 2, 2, 2}, {5, 20, 1, 0, 0, 0, 0}};
+    const G geoms7[] = {{7, 7, 1, 3, 3, 3, 3}, {14, 13, 1, 3, 3, 3, 3}, {4, 30, 1, 3, 3, 3, 3},
+                        {16, 16, 2, 3, 3, 3, 3}, {9, 12, 2, 2, 2, 3, 3}, {8, 8, 1, 0, 0, 0, 0}};
+    for (int K : {3, 5, 7}) {
+        const G *gs = K == 3 ? geoms3 : K == 5 ? geoms5 : geoms7;
+        const size_t ng = K == 3 ? std::size(geoms3) : K == 5 ? std::size(geoms5) : std::size(geoms7);
+        for (size_t gi = 0; gi < ng; gi++) {
+            const G &gm = gs[gi];
+            SCOPED_TRACE("K " + std::to_string(K) + " H " + std::to_string(gm.H) + " W " +
+                         std::to_string(gm.W) + " stride " + std::to_string(gm.s));
+            const int64_t N = 2, C = 3;
+            egc_conv_params p = conv_p(K, K, gm.s, 1, gm.pt, gm.pl, gm.pb, gm.pr, (int)C);
+            egc_node n = node(EGC_OP_CONV, 3);
+            n.p.conv = p;
+            Tensor x = rnd(S({N, C, gm.H, gm.W})), w = rnd(S({C, 1, K, K})), b = rnd(S({C}));
+            int64_t OH = conv_out(gm.H, K, gm.s, 1, gm.pt, gm.pb),
+                    OW = conv_out(gm.W, K, gm.s, 1, gm.pl, gm.pr);
+            ASSERT_GT(OH, 0);
+            ASSERT_GT(OW, 0);
+            egc_shape os = S({N, C, OH, OW});
+            Tensor y = forward(n, {&x, &w, &b}, os);
+            for (int64_t im = 0; im < N; im++)
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t oh = 0; oh < OH; oh++)
+                        for (int64_t ow = 0; ow < OW; ow++) {
+                            float acc = b.v[(size_t)c];
+                            for (int64_t i = 0; i < K; i++) {
+                                int64_t h = oh * gm.s - gm.pt + i;
+                                if (h < 0 || h >= gm.H) continue;
+                                for (int64_t j = 0; j < K; j++) {
+                                    int64_t cc = ow * gm.s - gm.pl + j;
+                                    if (cc < 0 || cc >= gm.W) continue;
+                                    acc += w.v[(size_t)(c * K * K + i * K + j)] *
+                                           x.v[(size_t)(((im * C + c) * gm.H + h) * gm.W + cc)];
+                                }
                             }
+                            size_t k = (size_t)(((im * C + c) * OH + oh) * OW + ow);
+                            ASSERT_EQ(y.v[k], acc) << "image " << im << " channel " << c
+                                                   << " at (" << oh << ", " << ow << ")";
                         }
-                        size_t k = (size_t)(((im * C + c) * OH + oh) * OW + ow);
-                        ASSERT_EQ(y.v[k], acc) << "image " << im << " channel " << c << " at ("
-                                               << oh << ", " << ow << ")";
-                    }
+        }
     }
 }
 
