@@ -260,6 +260,63 @@ static void bin_flat_chunk(int64_t k, void *arg)
             j->g ? j->g + lo : NULL, j->d ? j->d + lo : NULL);
 }
 
+/* Rows [r0, r1) of the output (a row: the innermost dimension) of a broadcast walk. */
+static void bin_rows(egc_op op, bin_task t, const bcast *bc, const float *a, const float *b,
+                     float *y, const float *g, float *d, int64_t r0, int64_t r1)
+{
+    const egc_shape *s = &bc->shape;
+    const int nd = s->ndim;
+    const int64_t inner = s->d[nd - 1], sa = bc->as[nd - 1], sb = bc->bs[nd - 1];
+    int64_t idx[EGC_MAX_DIMS] = {0};
+    int64_t ao = 0, bo = 0, yo = r0 * inner;
+    for (int64_t i = nd - 2, rest = r0; i >= 0; i--) { /* the index of row r0 */
+        idx[i] = rest % s->d[i];
+        rest /= s->d[i];
+        ao += bc->as[i] * idx[i];
+        bo += bc->bs[i] * idx[i];
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        float *dd = d ? d + (t == BIN_DA ? ao : bo) : NULL;
+        bin_run(op, t, inner, a + ao, sa, b + bo, sb, y ? y + yo : NULL, g ? g + yo : NULL, dd);
+        yo += inner;
+        for (int i = nd - 2; i >= 0; i--) {
+            idx[i]++;
+            ao += bc->as[i];
+            bo += bc->bs[i];
+            if (idx[i] < s->d[i]) break;
+            ao -= bc->as[i] * idx[i];
+            bo -= bc->bs[i] * idx[i];
+            idx[i] = 0;
+        }
+    }
+}
+
+typedef struct bin_rows_job {
+    egc_op op;
+    bin_task t;
+    const bcast *bc;
+    const float *a, *b, *g;
+    float *y, *d;
+    int64_t rows;
+    int chunks;
+} bin_rows_job;
+
+static void bin_rows_chunk(int64_t k, void *arg)
+{
+    const bin_rows_job *j = (const bin_rows_job *)arg;
+    bin_rows(j->op, j->t, j->bc, j->a, j->b, j->y, j->g, j->d, j->rows * k / j->chunks,
+             j->rows * (k + 1) / j->chunks);
+}
+
+/* Whether the input with strides st (BIN_DA: A's, BIN_DB: B's) is broadcast along some
+ * dimension of the output, so that its gradient sums over output rows. */
+static int bin_reduces(const bcast *bc, const int64_t *st)
+{
+    for (int i = 0; i < bc->shape.ndim; i++)
+        if (bc->shape.d[i] > 1 && st[i] == 0) return 1;
+    return 0;
+}
+
 static void bin_walk(egc_op op, bin_task t, const bcast *bc, const float *a, const float *b,
                      float *y, const float *g, float *d)
 {
@@ -276,25 +333,15 @@ static void bin_walk(egc_op op, bin_task t, const bcast *bc, const float *a, con
         bin_run(op, t, 1, a, 0, b, 0, y, g, d);
         return;
     }
-    int64_t inner = s->d[nd - 1], sa = bc->as[nd - 1], sb = bc->bs[nd - 1];
-    int64_t idx[EGC_MAX_DIMS] = {0};
-    int64_t ao = 0, bo = 0, yo = 0;
-    for (;;) {
-        float *dd = d ? d + (t == BIN_DA ? ao : bo) : NULL;
-        bin_run(op, t, inner, a + ao, sa, b + bo, sb, y ? y + yo : NULL, g ? g + yo : NULL, dd);
-        yo += inner;
-        int i = nd - 2;
-        for (; i >= 0; i--) {
-            idx[i]++;
-            ao += bc->as[i];
-            bo += bc->bs[i];
-            if (idx[i] < s->d[i]) break;
-            ao -= bc->as[i] * idx[i];
-            bo -= bc->bs[i] * idx[i];
-            idx[i] = 0;
-        }
-        if (i < 0) break;
-    }
+    const int64_t rows = total / s->d[nd - 1];
+    /* Output rows in parallel where each writes its own elements: the forward, and the
+     * gradient of an input that is not broadcast. A broadcast input's gradient sums over
+     * rows: one walk, in order. */
+    bin_rows_job j = {op, t, bc, a, b, g, y, d, rows, 1};
+    if (t == BIN_FWD || !bin_reduces(bc, t == BIN_DA ? bc->as : bc->bs))
+        j.chunks = (int)EGC_MIN((int64_t)egc_cpu_chunks(total, 1), rows);
+    if (j.chunks > 1) egc_parallel_for(j.chunks, bin_rows_chunk, &j);
+    else bin_rows(op, t, bc, a, b, y, g, d, 0, rows);
 }
 
 egc_status egc_cpu_binary_forward(const egc_node *n, const egc_view *in, const egc_view *out)

@@ -719,6 +719,36 @@ TEST(CpuOpsUnary, LargeTensorsSplitAcrossThreads)
     }
 }
 
+// Broadcasting binary ops on tensors big enough to be cut into row ranges: the forward and the
+// gradient of the full-shaped input run in parallel, the gradient of the broadcast input sums
+// over rows in one walk; all element by element against a direct loop.
+TEST(CpuOpsBinary, LargeBroadcastSplitAcrossThreads)
+{
+    const int64_t N = 2, C = 8, H = 150, W = 151;
+    Tensor x = rnd(S({N, C, H, W})), s = rnd(S({N, 1, H, 1})), dy = rnd(x.s);
+    for (egc_op op : {EGC_OP_MUL, EGC_OP_SUB}) {
+        egc_node n = node(op, 2);
+        Tensor y = forward(n, {&x, &s}, x.s);
+        Tensor gx = zeros(x.s), gs = zeros(s.s);
+        egc_view in[2] = {{x.v.data(), x.s}, {s.v.data(), s.s}}, out{y.v.data(), y.s},
+                 dout{dy.v.data(), dy.s}, din[2] = {{gx.v.data(), x.s}, {gs.v.data(), s.s}};
+        ASSERT_EQ(egc_cpu_backward(&graph(), &n, in, &out, &dout, din), EGC_OK);
+        std::vector<float> want_gs(gs.v.size(), 0.0f);
+        for (int64_t b = 0; b < N; b++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t h = 0; h < H; h++)
+                    for (int64_t w = 0; w < W; w++) {
+                        size_t k = (size_t)(((b * C + c) * H + h) * W + w), q = (size_t)(b * H + h);
+                        float xv = x.v[k], sv = s.v[q], g = dy.v[k];
+                        ASSERT_EQ(y.v[k], op == EGC_OP_MUL ? xv * sv : xv - sv) << k;
+                        ASSERT_EQ(gx.v[k], op == EGC_OP_MUL ? g * sv : g) << k;
+                        want_gs[q] += op == EGC_OP_MUL ? g * xv : -g;
+                    }
+        for (size_t q = 0; q < want_gs.size(); q++)
+            ASSERT_NEAR(gs.v[q], want_gs[q], 1e-4f * (1.0f + std::fabs(want_gs[q]))) << q;
+    }
+}
+
 // ===================== binary =====================
 
 void run_binary(egc_op op, egc_shape as, egc_shape bs, egc_shape os)
