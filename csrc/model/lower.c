@@ -3,8 +3,11 @@
  * Steps: bind constant inputs and initializers; pick the one runtime input; sort the nodes
  * topologically (files need not be sorted; cycles are reported); walk the nodes once,
  * folding those whose inputs are all constant (fold.c, or the CPU reference op for float
- * runtime ops), aliasing Identity / Dropout, and mapping the rest to egc_op with validated
- * parameters and inferred shapes (at the declared batch, 1 when symbolic); then fold each
+ * runtime ops), aliasing Identity / Dropout, lowering the composite operators (k_composite:
+ * HardSwish, LeakyRelu, spatial or last-axis reductions, Pow, LayerNormalization, Gelu, ...)
+ * to a few runtime nodes, and mapping the rest to egc_op with validated parameters and
+ * inferred shapes (at the declared batch, 1 when symbolic), all within one folding budget
+ * (lctx.budget); then fold each
  * BatchNormalization whose input is a Conv used by nothing else into that Conv, drop runtime
  * nodes the output does not depend on, and renumber. Only graph output 0 is used: egcam
  * explains one classifier output. */
