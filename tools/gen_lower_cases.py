@@ -28,7 +28,8 @@ computed here with torch / numpy, independently of egcam:
   constants only, evaluated at load time by the CPU reference ops), composite_opset14.onnx
   (Conv, HardSwish, HardSigmoid alpha 0.3 beta 0.4, Mul, ReduceMean over axes [-1,-2] without
   keepdims, Gemm), reduce_mean_opset18.onnx (ReduceMean with the axes [3,2] as an input, then
-  Flatten), reduce_mean_channels.onnx (ReduceMean over axis 1: refused), leaky_prelu.onnx
+  Flatten), reduce_mean_channels.onnx (ReduceMean over axis 1), reduce_mean_two_axes.onnx
+  (over axes 1 and 2: refused), leaky_prelu.onnx
   (Conv, LeakyRelu alpha 0.1, PRelu with a slope per channel, GAP, Flatten, Gemm),
   unknown_ops.onnx (a refused ReduceMean, then Erf twice and LpNormalization), global_max.onnx
   (Conv, Relu, GlobalMaxPool and Flatten beside ReduceMax over axes [3,2] without keepdims),
@@ -470,11 +471,17 @@ def composite_cases(rng):
     save(model(nodes, [fin("x", [1, 4])], [fin("y", None)],
                [init("sz", np.array([1 << 25], np.int64)), init("t0", np.array([0], np.int64)),
                 init("t1", np.array([4], np.int64))]), "fold_budget.onnx")
-    # a mean over the channels: refused
+    # a mean over the channels (a Transpose, a mean over the last axis, a Reshape back)
     nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="chanmean", axes=[1])]
     save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "reduce_mean_channels.onnx")
+    xc = rng.standard_normal((2, 4, 3, 5)).astype(np.float32)
+    npy("reduce_mean_channels_in.npy", xc)
+    npy("reduce_mean_channels_out.npy", xc.astype(np.float64).mean(axis=1, keepdims=True))
+    # a mean over two axes that are not the spatial ones: refused
+    nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="chanrowmean", axes=[1, 2])]
+    save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "reduce_mean_two_axes.onnx")
     # operators egcam does not know: all of them are named with the first refusal
-    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], name="chanmean", axes=[1]),
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], name="chanmean", axes=[1, 2]),
              helper.make_node("Erf", ["m"], ["e1"], name="erf1"),
              helper.make_node("LpNormalization", ["e1"], ["l"], name="lp"),
              helper.make_node("Erf", ["l"], ["y"], name="erf2")]

@@ -1580,22 +1580,37 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             int64_t a0 = ax[0] < 0 ? ax[0] + rank : ax[0], a1 = ax[1] < 0 ? ax[1] + rank : ax[1];
             spatial = (a0 == 2 && a1 == 3) || (a0 == 3 && a1 == 2);
         }
-        /* a mean over the last axis alone (LayerNorm as exported before opset 17) */
-        const int last_mean = !is_max && !noop && na == 1 && rank >= 2 &&
-                              (ax[0] == -1 || ax[0] == rank - 1) && n_in <= 2;
-        if (last_mean && keep) {
-            *st = mean_last_axis(c, n, vin[0], "", 1, &id);
-            return 1;
-        }
-        if (last_mean) { /* the same, then a Reshape without the last axis */
-            int m = -1;
-            if ((*st = mean_last_axis(c, n, vin[0], "/mean", 0, &m)) != EGC_OK) return 1;
+        /* a mean over one axis other than the batch (LayerNorm as exported before opset 17:
+         * the last axis; a mean over the channels): the axis moved last by a Transpose (none
+         * for the last axis), a mean over it (mean_last_axis), then a Reshape to the output
+         * shape (the averaged axis has size 1 now, so putting it back moves no data) */
+        const int64_t a1 = na == 1 ? (ax[0] < 0 ? ax[0] + rank : ax[0]) : -1;
+        if (!is_max && !noop && na == 1 && a1 >= 1 && a1 < rank && n_in <= 2) {
+            int src = vin[0], m = -1;
             egc_node r;
+            if (a1 < rank - 1) {
+                node_init(&r, EGC_OP_TRANSPOSE);
+                r.n_in = 1, r.in[0] = src;
+                r.p.transpose.n = rank;
+                for (int k = 0, o = 0; k < rank; k++)
+                    if (k != a1) r.p.transpose.perm[o++] = k;
+                r.p.transpose.perm[rank - 1] = (int)a1;
+                if ((*st = add_part(c, n, &r, "/axis_last", 0, &src)) != EGC_OK) return 1;
+            }
+            if (keep && a1 == rank - 1) {
+                *st = mean_last_axis(c, n, src, "", 1, &id);
+                return 1;
+            }
+            if ((*st = mean_last_axis(c, n, src, "/mean", 0, &m)) != EGC_OK) return 1;
             node_init(&r, EGC_OP_RESHAPE);
             r.n_in = 1, r.in[0] = m;
             r.p.reshape.flatten_axis = -1;
-            r.p.reshape.n = rank - 1;
-            for (int k = 0; k < rank - 1; k++) r.p.reshape.dims[k] = k == 0 ? 0 : x->shape.d[k];
+            int o = 0;
+            for (int k = 0; k < rank; k++) {
+                if (k == a1 && !keep) continue;
+                r.p.reshape.dims[o++] = k == 0 ? 0 : k == a1 ? 1 : x->shape.d[k];
+            }
+            r.p.reshape.n = o;
             *st = add_part(c, n, &r, "", 1, &id);
             return 1;
         }
@@ -1603,7 +1618,7 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
                                 "%s is supported over the two spatial axes (2 and 3) of a 4-D "
                                 "tensor%s only (here %d axes of a %d-D tensor)", op,
-                                is_max ? "" : " or over the last axis", na, rank);
+                                is_max ? "" : " or over one axis other than the batch", na, rank);
             return 1;
         }
         *st = spatial_reduce(c, n, vin[0], is_max, (int)(keep != 0), &id);

@@ -387,9 +387,10 @@ TEST(LowerErrors, EveryUnknownOperatorIsNamed)
     lower_file(data_path("unknown_ops.onnx"), &a);
     EXPECT_EQ(a.st, EGC_E_UNSUPPORTED);
     EXPECT_EQ(a.err.rfind("case.onnx: node 'chanmean' (ReduceMean): ReduceMean is supported over "
-                          "the two spatial axes (2 and 3) of a 4-D tensor or over the last axis "
-                          "only (here 1 axes of a 4-D tensor); the model also has operators egcam "
-                          "does not run: LpNormalization (1 node) [", 0), 0u) << a.err;
+                          "the two spatial axes (2 and 3) of a 4-D tensor or over one axis other "
+                          "than the batch only (here 2 axes of a 4-D tensor); the model also has "
+                          "operators egcam does not run: LpNormalization (1 node) [", 0), 0u)
+        << a.err;
     Lowered b;
     lower_file(data_path("unsupported_op.onnx"), &b);
     EXPECT_NE(b.err.find("operator LpNormalization is not supported (the operators of this model "
@@ -621,12 +622,20 @@ TEST(LowerComposite, SqueezeAndUnsqueezeAreReshapes)
 TEST(LowerComposite, ReduceMeanAxesInputAndRefusedAxes)
 {
     check_reference("reduce_mean_opset18");
+    // over the channels: Transpose to channels last, the 1/C MatMul, a Reshape to [N,1,H,W]
+    check_reference("reduce_mean_channels");
+    Lowered C;
+    lower_file(data_path("reduce_mean_channels.onnx"), &C);
+    ASSERT_EQ(C.st, EGC_OK) << C.err;
+    EXPECT_EQ(count_op(C.g, EGC_OP_TRANSPOSE), 1);
+    EXPECT_EQ(count_op(C.g, EGC_OP_MATMUL), 1);
+    EXPECT_EQ(C.g.nodes[C.g.values[C.g.output].producer].op, EGC_OP_RESHAPE);
     Lowered L;
-    lower_file(data_path("reduce_mean_channels.onnx"), &L);
+    lower_file(data_path("reduce_mean_two_axes.onnx"), &L);
     EXPECT_EQ(L.st, EGC_E_UNSUPPORTED);
-    EXPECT_NE(L.err.find("node 'chanmean' (ReduceMean): ReduceMean is supported over the two "
-                         "spatial axes (2 and 3) of a 4-D tensor or over the last axis only (here "
-                         "1 axes of a 4-D tensor)"), std::string::npos) << L.err;
+    EXPECT_NE(L.err.find("node 'chanrowmean' (ReduceMean): ReduceMean is supported over the two "
+                         "spatial axes (2 and 3) of a 4-D tensor or over one axis other than the "
+                         "batch only (here 2 axes of a 4-D tensor)"), std::string::npos) << L.err;
 }
 
 // A small ConvNeXt (torchvision's layout: channels-last LayerNorms between Transposes, a
