@@ -1304,11 +1304,12 @@ static egc_status spatial_reduce(lctx *c, const egc_onnx_node *n, int x, int is_
     return add_part(c, n, &r, "", 1, id);
 }
 
-/* The mean of value x over its last axis, [...,C] -> [...,1], into a new value (last = 0) or
- * n's output (last = 1): a MatMul with a constant [C,1] of 1/C, which every backend runs
- * forward and backward. The last axis may not be the batch axis. */
-static egc_status mean_last_axis(lctx *c, const egc_onnx_node *n, int x, const char *suffix,
-                                 int last, int *id)
+/* The mean (sum = 0) or the sum (sum = 1) of value x over its last axis, [...,C] -> [...,1],
+ * into a new value (last = 0) or n's output (last = 1): a MatMul with a constant [C,1] of 1/C
+ * (or of ones), which every backend runs forward and backward. The last axis may not be the
+ * batch axis. */
+static egc_status reduce_last_axis(lctx *c, const egc_onnx_node *n, int x, int sum,
+                                   const char *suffix, int last, int *id)
 {
     const egc_shape *xs = &c->g->values[x].shape;
     if (xs->ndim < 2)
@@ -1322,7 +1323,7 @@ static egc_status mean_last_axis(lctx *c, const egc_onnx_node *n, int x, const c
     char wname[80];
     int w = -1;
     snprintf(wname, sizeof wname, "%s_weights", suffix);
-    EGC_TRY(fill_const(c, n, wname, &ws, (float)(1.0 / (double)ch), &w));
+    EGC_TRY(fill_const(c, n, wname, &ws, sum ? 1.0f : (float)(1.0 / (double)ch), &w));
     egc_node r;
     node_init(&r, EGC_OP_MATMUL);
     r.n_in = 2, r.in[0] = x, r.in[1] = w;
@@ -1351,15 +1352,15 @@ static egc_status unary_part(lctx *c, const egc_onnx_node *n, egc_op op, int x,
 
 /* LayerNormalization over the last axis of x (scale and bias broadcast over it; bias < 0:
  * none) into n's output: (x - mean) / sqrt(var + eps) * scale + bias, with the mean and the
- * (biased) variance as MatMuls with 1/C (mean_last_axis). */
+ * (biased) variance as MatMuls with 1/C (reduce_last_axis). */
 static egc_status layer_norm(lctx *c, const egc_onnx_node *n, int x, int scale, int bias,
                              float eps)
 {
     int m, d, sq, v, ke, ve, sd, nr, y;
-    EGC_TRY(mean_last_axis(c, n, x, "/mean", 0, &m));
+    EGC_TRY(reduce_last_axis(c, n, x, 0, "/mean", 0, &m));
     EGC_TRY(binary_part(c, n, EGC_OP_SUB, x, m, "/centered", 0, &d));
     EGC_TRY(binary_part(c, n, EGC_OP_MUL, d, d, "/squared", 0, &sq));
-    EGC_TRY(mean_last_axis(c, n, sq, "/variance", 0, &v));
+    EGC_TRY(reduce_last_axis(c, n, sq, 0, "/variance", 0, &v));
     EGC_TRY(scalar_const(c, n, "/epsilon", eps, &ke));
     EGC_TRY(binary_part(c, n, EGC_OP_ADD, v, ke, "/variance_eps", 0, &ve));
     EGC_TRY(unary_part(c, n, EGC_OP_SQRT, ve, "/std", 0, &sd));
@@ -1391,7 +1392,8 @@ static egc_status node_axes(lctx *c, const egc_onnx_node *n, const int *vin, int
 static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "LeakyRelu",
                                           "PRelu",       "GlobalMaxPool", "ReduceMean",
                                           "ReduceMax",   "Squeeze",       "Unsqueeze",
-                                          "Pow",         "Gelu",          "LayerNormalization"};
+                                          "Pow",         "Gelu",          "LayerNormalization",
+                                          "ReduceSum",   "ReduceSumSquare"};
 
 static int is_composite(const char *op)
 {
@@ -1559,9 +1561,11 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         *st = spatial_reduce(c, n, vin[0], 1, 1, &id);
         return 1;
     }
-    if (strcmp(op, "ReduceMean") == 0 || strcmp(op, "ReduceMax") == 0) {
+    if (strcmp(op, "ReduceMean") == 0 || strcmp(op, "ReduceMax") == 0 ||
+        strcmp(op, "ReduceSum") == 0 || strcmp(op, "ReduceSumSquare") == 0) {
         static const char *const known[] = {"axes", "keepdims", "noop_with_empty_axes", NULL};
-        const int is_max = op[6] == 'M' && op[7] == 'a';
+        const int is_max = op[6] == 'M' && op[7] == 'a', is_sum = op[6] == 'S',
+                  is_square = is_sum && op[9] == 'S';
         if ((*st = egc_lower_check_attrs(n, known)) != EGC_OK) return 1;
         if ((*st = single_output(n)) != EGC_OK) return 1;
         if (vin[0] < 0) {
@@ -1575,19 +1579,30 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             (*st = egc_lower_attr_int(n, "noop_with_empty_axes", 0, &noop)) != EGC_OK)
             return 1;
         if ((*st = node_axes(c, n, vin, n_in, ax, &na)) != EGC_OK) return 1;
-        int rank = x->shape.ndim, spatial = rank == 4 && na == 2 && !noop;
+        if (noop && na == 0 && !is_square) { /* no axes, noop_with_empty_axes: the input */
+            if (nmap_get(&c->names, n->outputs[0]) >= 0)
+                *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "output '%s' is defined twice",
+                                    n->outputs[0]);
+            else
+                *st = nmap_put(&c->names, n->outputs[0], vin[0]);
+            return 1;
+        }
+        int rank = x->shape.ndim, spatial = rank == 4 && na == 2 && !noop && !is_sum;
         if (spatial) { /* the axes, made non-negative, are {2, 3} in either order */
             int64_t a0 = ax[0] < 0 ? ax[0] + rank : ax[0], a1 = ax[1] < 0 ? ax[1] + rank : ax[1];
             spatial = (a0 == 2 && a1 == 3) || (a0 == 3 && a1 == 2);
         }
-        /* a mean over one axis other than the batch (LayerNorm as exported before opset 17:
-         * the last axis; a mean over the channels): the axis moved last by a Transpose (none
-         * for the last axis), a mean over it (mean_last_axis), then a Reshape to the output
-         * shape (the averaged axis has size 1 now, so putting it back moves no data) */
+        /* a mean or a sum over one axis other than the batch (LayerNorm as exported before
+         * opset 17: the last axis; a mean over the channels): the axis moved last by a
+         * Transpose (none for the last axis), reduced there (reduce_last_axis), then a Reshape
+         * to the output shape (the reduced axis has size 1 now: putting it back moves no data) */
         const int64_t a1 = na == 1 ? (ax[0] < 0 ? ax[0] + rank : ax[0]) : -1;
         if (!is_max && !noop && na == 1 && a1 >= 1 && a1 < rank && n_in <= 2) {
             int src = vin[0], m = -1;
             egc_node r;
+            if (is_square && /* ReduceSumSquare: the sum of x * x */
+                (*st = binary_part(c, n, EGC_OP_MUL, src, src, "/square", 0, &src)) != EGC_OK)
+                return 1;
             if (a1 < rank - 1) {
                 node_init(&r, EGC_OP_TRANSPOSE);
                 r.n_in = 1, r.in[0] = src;
@@ -1598,10 +1613,12 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
                 if ((*st = add_part(c, n, &r, "/axis_last", 0, &src)) != EGC_OK) return 1;
             }
             if (keep && a1 == rank - 1) {
-                *st = mean_last_axis(c, n, src, "", 1, &id);
+                *st = reduce_last_axis(c, n, src, is_sum, "", 1, &id);
                 return 1;
             }
-            if ((*st = mean_last_axis(c, n, src, "/mean", 0, &m)) != EGC_OK) return 1;
+            if ((*st = reduce_last_axis(c, n, src, is_sum, is_sum ? "/sum" : "/mean", 0, &m)) !=
+                EGC_OK)
+                return 1;
             node_init(&r, EGC_OP_RESHAPE);
             r.n_in = 1, r.in[0] = m;
             r.p.reshape.flatten_axis = -1;
@@ -1616,9 +1633,12 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         }
         if (!spatial || n_in > 2) {
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
-                                "%s is supported over the two spatial axes (2 and 3) of a 4-D "
-                                "tensor%s only (here %d axes of a %d-D tensor)", op,
-                                is_max ? "" : " or over one axis other than the batch", na, rank);
+                                "%s is supported over %s only (here %d axes of a %d-D tensor)", op,
+                                is_max   ? "the two spatial axes (2 and 3) of a 4-D tensor"
+                                : is_sum ? "one axis other than the batch"
+                                         : "the two spatial axes (2 and 3) of a 4-D tensor or "
+                                           "over one axis other than the batch",
+                                na, rank);
             return 1;
         }
         *st = spatial_reduce(c, n, vin[0], is_max, (int)(keep != 0), &id);
