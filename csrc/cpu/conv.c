@@ -504,63 +504,32 @@ static void dw_fwd_row_3x3_border(const float *r0, const float *r1, const float 
 #undef DW_BORDER_CASE
 }
 
-/* dw_fwd_plane for a K x K kernel, K = 5 or 7, dilation 1, stride 1 or 2: the interior
- * columns of the rows whose window lies inside x through dw_fwd_row_k, everything else (the
- * border rows, the border columns) tap by tap in the same order. */
-static void dw_fwd_plane_k(const conv_geom *g, const float *restrict x, const float *w,
-                           float bias, float *restrict y)
-{
-    const int K = (int)g->kh;
-    int64_t l0, h0, l1, h1;
-    valid_range(-g->pl, g->sw, g->W, g->OW, &l0, &h0);
-    valid_range(K - 1 - g->pl, g->sw, g->W, g->OW, &l1, &h1);
-    const int64_t clo = EGC_MAX(l0, l1), chi = EGC_MAX(clo, EGC_MIN(h0, h1));
-    for (int64_t oh = 0; oh < g->OH; oh++) {
-        float *yr = y + oh * g->OW;
-        const int64_t h = oh * g->sh - g->pt; /* first input row of the window */
-        if (chi == clo || h < 0 || h + K - 1 >= g->H) {
-            dw_fwd_row_taps(g, x, w, bias, oh, yr);
-            continue;
-        }
-        const float *r0 = x + h * g->W + clo * g->sw - g->pl;
-        dw_fwd_cols_checked(g, x, w, bias, oh, 0, clo, yr);
-        if (K == 5)
-            (g->sw == 1 ? dw_fwd_row_5x5_s1 : dw_fwd_row_5x5_s2)(r0, g->W, w, bias, chi - clo,
-                                                                 yr + clo);
-        else
-            (g->sw == 1 ? dw_fwd_row_7x7_s1 : dw_fwd_row_7x7_s2)(r0, g->W, w, bias, chi - clo,
-                                                                 yr + clo);
-        dw_fwd_cols_checked(g, x, w, bias, oh, chi, g->OW, yr);
-    }
-}
-
 /* One output plane (image im, output channel m): y = b + sum_ij w_ij * shifted x.
- * A 3x3 kernel with dilation 1 and stride 1 or 2 (MobileNet's) runs the interior columns of
- * each row through dw_fwd_row_3x3 (or, in the top and bottom rows, dw_fwd_row_3x3_border
- * with the input rows that exist) and the border columns through dw_fwd_cols_checked; any
- * other geometry runs tap by tap. */
+ * A square kernel of 3, 5 or 7 with dilation 1 and stride 1 or 2 (MobileNet's, EfficientNet's,
+ * ConvNeXt's) runs the interior columns of each row through dw_fwd_row_3x3 or dw_fwd_row_k
+ * and the border columns through dw_fwd_cols_checked. The 3x3 top and bottom rows run
+ * through dw_fwd_row_3x3_border with the input rows that exist; the larger kernels' border
+ * rows, and any other geometry, run tap by tap. */
 static void dw_fwd_plane(const conv_geom *g, const float *restrict x, const float *w,
                          float bias, float *restrict y)
 {
-    const int square = g->kh == g->kw && g->dh == 1 && g->dw == 1 && (g->sw == 1 || g->sw == 2);
-    if (square && (g->kh == 5 || g->kh == 7)) {
-        dw_fwd_plane_k(g, x, w, bias, y);
-        return;
-    }
-    int fast = square && g->kh == 3;
+    const int K = (int)g->kh;
+    const int fast = g->kh == g->kw && (K == 3 || K == 5 || K == 7) && g->dh == 1 &&
+                     g->dw == 1 && (g->sw == 1 || g->sw == 2);
     /* interior columns [clo, chi): both the first and the last tap of the row are inside x */
     int64_t clo = 0, chi = 0;
     if (fast) {
-        int64_t l0, h0, l2, h2;
+        int64_t l0, h0, l1, h1;
         valid_range(-g->pl, g->sw, g->W, g->OW, &l0, &h0);
-        valid_range(2 - g->pl, g->sw, g->W, g->OW, &l2, &h2);
-        clo = EGC_MAX(l0, l2);
-        chi = EGC_MAX(clo, EGC_MIN(h0, h2));
+        valid_range(K - 1 - g->pl, g->sw, g->W, g->OW, &l1, &h1);
+        clo = EGC_MAX(l0, l1);
+        chi = EGC_MAX(clo, EGC_MIN(h0, h1));
     }
     for (int64_t oh = 0; oh < g->OH; oh++) {
         float *yr = y + oh * g->OW;
         int64_t h = oh * g->sh - g->pt; /* first input row of the window */
-        if (!fast) {
+        const int border = h < 0 || h + K - 1 >= g->H;
+        if (!fast || (K != 3 && (chi == clo || border))) {
             dw_fwd_row_taps(g, x, w, bias, oh, yr);
             continue;
         }
@@ -568,7 +537,10 @@ static void dw_fwd_plane(const conv_geom *g, const float *restrict x, const floa
             dw_fwd_cols_checked(g, x, w, bias, oh, 0, g->OW, yr);
             continue;
         }
-        if (h < 0 || h + 2 >= g->H) { /* a border row: its existing rows, then the ends */
+        dw_fwd_cols_checked(g, x, w, bias, oh, 0, clo, yr);
+        /* the window's top-left input element of output clo (inside x unless border) */
+        const float *r0 = border ? NULL : x + h * g->W + clo * g->sw - g->pl;
+        if (border) { /* 3x3: the input rows that exist */
             int mask = 0;
             const float *rr[3] = {NULL, NULL, NULL};
             for (int i = 0; i < 3; i++)
@@ -576,17 +548,19 @@ static void dw_fwd_plane(const conv_geom *g, const float *restrict x, const floa
                     mask |= 1 << i;
                     rr[i] = x + (h + i) * g->W + clo * g->sw - g->pl;
                 }
-            dw_fwd_cols_checked(g, x, w, bias, oh, 0, clo, yr);
             dw_fwd_row_3x3_border(rr[0], rr[1], rr[2], mask, w, bias, g->sw, chi - clo, yr + clo);
-            dw_fwd_cols_checked(g, x, w, bias, oh, chi, g->OW, yr);
-            continue;
+        } else if (K == 3) {
+            if (g->sw == 1)
+                dw_fwd_row_3x3(r0, r0 + g->W, r0 + 2 * g->W, w, bias, 1, chi - clo, yr + clo);
+            else
+                dw_fwd_row_3x3(r0, r0 + g->W, r0 + 2 * g->W, w, bias, 2, chi - clo, yr + clo);
+        } else if (K == 5) {
+            (g->sw == 1 ? dw_fwd_row_5x5_s1 : dw_fwd_row_5x5_s2)(r0, g->W, w, bias, chi - clo,
+                                                                 yr + clo);
+        } else {
+            (g->sw == 1 ? dw_fwd_row_7x7_s1 : dw_fwd_row_7x7_s2)(r0, g->W, w, bias, chi - clo,
+                                                                 yr + clo);
         }
-        dw_fwd_cols_checked(g, x, w, bias, oh, 0, clo, yr);
-        const float *r0 = x + h * g->W + clo * g->sw - g->pl;
-        if (g->sw == 1)
-            dw_fwd_row_3x3(r0, r0 + g->W, r0 + 2 * g->W, w, bias, 1, chi - clo, yr + clo);
-        else
-            dw_fwd_row_3x3(r0, r0 + g->W, r0 + 2 * g->W, w, bias, 2, chi - clo, yr + clo);
         dw_fwd_cols_checked(g, x, w, bias, oh, chi, g->OW, yr);
     }
 }

@@ -239,22 +239,21 @@ static void bin_run(egc_op op, bin_task t, int64_t len, const float *a, int64_t 
     }
 }
 
-/* Walks the output in row-major order, one innermost run at a time. The gradient target
- * (d) is indexed like A for DA and like B for DB. Serial, so broadcast sums are exact
- * accumulations. */
-/* Same-shape operands: flat ranges in parallel (no two outputs share a gradient element). */
-typedef struct bin_flat_job {
+/* One call's binary work, cut into ranges that run in parallel: flat ranges of same-shape
+ * operands (bc NULL), or ranges of output rows of a broadcast walk (bin_rows). */
+typedef struct bin_job {
     egc_op op;
     bin_task t;
+    const bcast *bc;
     const float *a, *b, *g;
     float *y, *d;
-    int64_t cnt;
+    int64_t cnt; /* elements (flat) or rows */
     int chunks;
-} bin_flat_job;
+} bin_job;
 
 static void bin_flat_chunk(int64_t k, void *arg)
 {
-    const bin_flat_job *j = (const bin_flat_job *)arg;
+    const bin_job *j = (const bin_job *)arg;
     int64_t lo = j->cnt * k / j->chunks, hi = j->cnt * (k + 1) / j->chunks;
     bin_run(j->op, j->t, hi - lo, j->a + lo, 1, j->b + lo, 1, j->y ? j->y + lo : NULL,
             j->g ? j->g + lo : NULL, j->d ? j->d + lo : NULL);
@@ -291,21 +290,11 @@ static void bin_rows(egc_op op, bin_task t, const bcast *bc, const float *a, con
     }
 }
 
-typedef struct bin_rows_job {
-    egc_op op;
-    bin_task t;
-    const bcast *bc;
-    const float *a, *b, *g;
-    float *y, *d;
-    int64_t rows;
-    int chunks;
-} bin_rows_job;
-
 static void bin_rows_chunk(int64_t k, void *arg)
 {
-    const bin_rows_job *j = (const bin_rows_job *)arg;
-    bin_rows(j->op, j->t, j->bc, j->a, j->b, j->y, j->g, j->d, j->rows * k / j->chunks,
-             j->rows * (k + 1) / j->chunks);
+    const bin_job *j = (const bin_job *)arg;
+    bin_rows(j->op, j->t, j->bc, j->a, j->b, j->y, j->g, j->d, j->cnt * k / j->chunks,
+             j->cnt * (k + 1) / j->chunks);
 }
 
 /* Whether the input with strides st (BIN_DA: A's, BIN_DB: B's) is broadcast along some
@@ -324,7 +313,7 @@ static void bin_walk(egc_op op, bin_task t, const bcast *bc, const float *a, con
     int64_t total = egc_shape_numel(s);
     if (total == 0) return;
     if (bc->dense) {
-        bin_flat_job j = {op, t, a, b, g, y, d, total, egc_cpu_chunks(total, 1)};
+        bin_job j = {op, t, NULL, a, b, g, y, d, total, egc_cpu_chunks(total, 1)};
         egc_parallel_for(j.chunks, bin_flat_chunk, &j);
         return;
     }
@@ -337,7 +326,7 @@ static void bin_walk(egc_op op, bin_task t, const bcast *bc, const float *a, con
     /* Output rows in parallel where each writes its own elements: the forward, and the
      * gradient of an input that is not broadcast. A broadcast input's gradient sums over
      * rows: one walk, in order. */
-    bin_rows_job j = {op, t, bc, a, b, g, y, d, rows, 1};
+    bin_job j = {op, t, bc, a, b, g, y, d, rows, 1};
     if (t == BIN_FWD || !bin_reduces(bc, t == BIN_DA ? bc->as : bc->bs))
         j.chunks = (int)EGC_MIN((int64_t)egc_cpu_chunks(total, 1), rows);
     if (j.chunks > 1) egc_parallel_for(j.chunks, bin_rows_chunk, &j);

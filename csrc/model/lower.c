@@ -1068,6 +1068,15 @@ static egc_status single_output(const egc_onnx_node *n)
     return EGC_OK;
 }
 
+/* n's output 0 names value v itself (Identity, Dropout, Cast to float, Pow 1, a Reduce with
+ * no axes and noop_with_empty_axes): an alias, no node. */
+static egc_status alias_output(lctx *c, const egc_onnx_node *n, int v)
+{
+    if (nmap_get(&c->names, n->outputs[0]) >= 0)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "output '%s' is defined twice", n->outputs[0]);
+    return nmap_put(&c->names, n->outputs[0], v);
+}
+
 static egc_status add_node(lctx *c, const egc_onnx_node *n, egc_node *r, int *out_id)
 {
     egc_graph *g = c->g;
@@ -1580,11 +1589,7 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             return 1;
         if ((*st = node_axes(c, n, vin, n_in, ax, &na)) != EGC_OK) return 1;
         if (noop && na == 0 && !is_square) { /* no axes, noop_with_empty_axes: the input */
-            if (nmap_get(&c->names, n->outputs[0]) >= 0)
-                *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "output '%s' is defined twice",
-                                    n->outputs[0]);
-            else
-                *st = nmap_put(&c->names, n->outputs[0], vin[0]);
+            *st = alias_output(c, n, vin[0]);
             return 1;
         }
         int rank = x->shape.ndim, spatial = rank == 4 && na == 2 && !noop && !is_sum;
@@ -1665,11 +1670,7 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         } else if (p == 0.5) {
             *st = unary_part(c, n, EGC_OP_SQRT, vin[0], "", 1, &id);
         } else if (p == 1.0) {
-            if (nmap_get(&c->names, n->outputs[0]) >= 0)
-                *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "output '%s' is defined twice",
-                                    n->outputs[0]);
-            else
-                *st = nmap_put(&c->names, n->outputs[0], vin[0]);
+            *st = alias_output(c, n, vin[0]);
         } else {
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "an exponent of %g on a value computed at "
                                 "run time is not supported (2, 1 and 0.5 are)", p);
@@ -1838,9 +1839,7 @@ static egc_status lower_node(lctx *c, const egc_onnx_node *n)
             if (n_in != 1)
                 return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
         }
-        if (nmap_get(&c->names, n->outputs[0]) >= 0)
-            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "output '%s' is defined twice", n->outputs[0]);
-        return nmap_put(&c->names, n->outputs[0], vin[0]);
+        return alias_output(c, n, vin[0]);
     }
 
     /* Shape of an activation: its shape is known at the declared batch. The result is
@@ -1872,9 +1871,7 @@ static egc_status lower_node(lctx *c, const egc_onnx_node *n)
             return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute to=%lld on a value computed at "
                                  "run time is not supported (only to=FLOAT)", (long long)to);
         if (n_in != 1 || vin[0] < 0) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "needs one input");
-        if (nmap_get(&c->names, n->outputs[0]) >= 0)
-            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "output '%s' is defined twice", n->outputs[0]);
-        return nmap_put(&c->names, n->outputs[0], vin[0]);
+        return alias_output(c, n, vin[0]);
     }
 
     const rt_entry *e = runtime_op(op);
