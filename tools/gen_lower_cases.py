@@ -583,6 +583,92 @@ def convnext_cases(rng):
     npy("pow_exponents_out.npy", np.sqrt(np.maximum(xd, 0) + 1) + xd * xd)
 
 
+def gather_cases(rng):
+    """Gather with constant indices on a value computed at run time, along an axis other than
+    the batch: a scalar index (a class token taken as x[:, 0]), an uneven index list, and a
+    2-D list that steps evenly; then Gather on the batch axis, which is refused."""
+    nodes = [
+        helper.make_node("Gather", ["x", "i0"], ["tok"], name="cls_token", axis=1),
+        helper.make_node("Gather", ["x", "iu"], ["gu"], name="uneven", axis=2),
+        helper.make_node("Gather", ["x", "i2"], ["g2"], name="even2d", axis=-1),
+        helper.make_node("Flatten", ["gu"], ["fu"], name="flat_u"),
+        helper.make_node("Flatten", ["g2"], ["f2"], name="flat_2"),
+        helper.make_node("Concat", ["tok", "fu", "f2"], ["cat"], name="cat", axis=1),
+        helper.make_node("Relu", ["cat"], ["y"], name="relu"),
+    ]
+    save(model(nodes, [fin("x", ["N", 4, 6])], [fin("y", None)],
+               [init("i0", np.array(0, np.int64)), init("iu", np.array([5, 0, -4], np.int64)),
+                init("i2", np.array([[0, 1], [-4, 3]], np.int64))]), "gather_runtime.onnx")
+    x = rng.standard_normal((3, 4, 6)).astype(np.float32)
+    tok = x[:, 0]
+    gu = x[:, :, [5, 0, 2]].reshape(3, -1)
+    g2 = x[:, :, [[0, 1], [2, 3]]].reshape(3, -1)
+    npy("gather_runtime_in.npy", x)
+    npy("gather_runtime_out.npy", np.maximum(np.concatenate([tok, gu, g2], axis=1), 0))
+    nodes = [helper.make_node("Gather", ["x", "i0"], ["y"], name="rows", axis=0)]
+    save(model(nodes, [fin("x", ["N", 4])], [fin("y", None)], [init("i0", np.array([0], np.int64))]),
+         "gather_batch_axis.onnx")
+
+
+def vit_case(rng):
+    """A small vision transformer as torchvision builds one (patch Conv, class token, position
+    embedding, one encoder layer with nn.MultiheadAttention and a GELU MLP, the class token to
+    a Linear head), exported with a symbolic batch: its attention reshapes to [tokens,
+    batch x heads, ...], so egcam runs it one image per pass. The logits and the gradient of
+    the top-1 logits at the patch Conv (module "patch") for 3 images."""
+    import torch
+    import torch.nn as nn
+    torch.manual_seed(9)
+
+    class Layer(nn.Module):
+        def __init__(self, d, heads):
+            super().__init__()
+            self.ln_1 = nn.LayerNorm(d, eps=1e-6)
+            self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+            self.ln_2 = nn.LayerNorm(d, eps=1e-6)
+            self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+
+        def forward(self, x):
+            y = self.ln_1(x)
+            y, _ = self.attn(y, y, y, need_weights=False)
+            x = x + y
+            return x + self.mlp(self.ln_2(x))
+
+    class Net(nn.Module):
+        def __init__(self, d=8, heads=2, grid=3, patch=4):
+            super().__init__()
+            self.patch = nn.Conv2d(3, d, patch, stride=patch)
+            self.cls = nn.Parameter(0.5 * torch.randn(1, 1, d))
+            self.pos = nn.Parameter(0.5 * torch.randn(1, grid * grid + 1, d))
+            self.layer = Layer(d, heads)
+            self.ln = nn.LayerNorm(d, eps=1e-6)
+            self.head = nn.Linear(d, 5)
+
+        def forward(self, x):
+            n = x.shape[0]
+            t = self.patch(x).reshape(n, self.cls.shape[2], -1).permute(0, 2, 1)
+            t = torch.cat([self.cls.expand(n, -1, -1), t], dim=1) + self.pos
+            return self.head(self.ln(self.layer(t))[:, 0])
+
+    net = Net().eval()
+    x = torch.from_numpy(rng.standard_normal((3, 3, 12, 12)).astype(np.float32))
+    with torch.no_grad():
+        y = net(x).numpy()
+    acts = {}
+    hook = net.patch.register_forward_hook(lambda mod, i, o: acts.__setitem__("a", o))
+    yy = net(x)
+    hook.remove()
+    acts["a"].retain_grad()
+    yy.gather(1, yy.argmax(1, keepdim=True)).sum().backward()
+    path = os.path.join(OUT, "vit_tiny.onnx")
+    torch.onnx.export(net, x[:1], path, opset_version=13, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    assert os.path.getsize(path) < 40000
+    npy("vit_tiny_in.npy", x.numpy())
+    npy("vit_tiny_out.npy", y)
+    npy("vit_tiny_grad.npy", acts["a"].grad.numpy())
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -598,6 +684,8 @@ def main():
     fold_runtime_case(rng)
     composite_cases(np.random.default_rng(99))
     convnext_cases(np.random.default_rng(7))
+    gather_cases(np.random.default_rng(11))
+    vit_case(np.random.default_rng(13))
 
 
 if __name__ == "__main__":

@@ -126,6 +126,18 @@ static int rows_separable(const egc_graph *g, const egc_shape *shapes, int64_t b
     return 1;
 }
 
+int egc_graph_rows_apart(const egc_graph *g)
+{
+    if (g->declared_batch > 1) return 1;
+    egc_shape *sh = NULL;
+    if (egc_calloc((void **)&sh, (size_t)g->n_values + 1, sizeof *sh, "graph shapes") != EGC_OK)
+        return -1;
+    int ok = egc_graph_infer(g, 2, sh) == EGC_OK && rows_separable(g, sh, 2);
+    if (!ok) egc_clear_error();
+    free(sh);
+    return ok;
+}
+
 /* Greedy first-fit placement of items whose lifetimes overlap; returns the arena size. */
 static egc_status place_items(live_item *it, int n, size_t *total)
 {

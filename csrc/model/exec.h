@@ -19,6 +19,14 @@ extern "C" {
 
 typedef struct egc_plan egc_plan;
 
+/* 1 when one pass may hold several images of g: its declared batch is fixed above 1 (the
+ * file says so), or its shapes follow a batch of 2 and no node mixes rows (every activation
+ * keeps the batch as its first dimension: see egc_plan_set_rows). 0 when g, declared for a
+ * batch of 1 or a symbolic one, moves or merges the batch axis (a transformer's attention
+ * reshapes [tokens, batch x heads, ...]) or mixes rows: such a model runs one image per
+ * pass, exactly as its file computes one image. -1 (and the error) when out of memory. */
+int egc_graph_rows_apart(const egc_graph *g);
+
 /* Options of a plan. */
 typedef struct egc_plan_opts {
     egc_precision precision;  /* EGC_PREC_FP32 (default) or EGC_PREC_MIXED (backends without

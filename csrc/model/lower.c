@@ -1402,7 +1402,7 @@ static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "Leaky
                                           "PRelu",       "GlobalMaxPool", "ReduceMean",
                                           "ReduceMax",   "Squeeze",       "Unsqueeze",
                                           "Pow",         "Gelu",          "LayerNormalization",
-                                          "ReduceSum",   "ReduceSumSquare"};
+                                          "ReduceSum",   "ReduceSumSquare", "Gather"};
 
 static int is_composite(const char *op)
 {
@@ -1498,6 +1498,103 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         if ((*st = add_part(c, n, &r, "/positive_part", 0, &m2)) != EGC_OK) return 1;
         node_init(&r, EGC_OP_ADD);
         r.n_in = 2, r.in[0] = m1, r.in[1] = m2;
+        *st = add_part(c, n, &r, "", 1, &id);
+        return 1;
+    }
+    if (strcmp(op, "Gather") == 0) {
+        /* constant indices into an axis other than the batch: one Slice when they step
+         * evenly forward, else a Concat of one-element Slices; then a Reshape to the output
+         * shape when the indices are not a list (a scalar index drops the axis) */
+        static const char *const known[] = {"axis", NULL};
+        int64_t axis = 0;
+        if ((*st = egc_lower_check_attrs(n, known)) != EGC_OK ||
+            (*st = egc_lower_attr_int(n, "axis", 0, &axis)) != EGC_OK ||
+            (*st = single_output(n)) != EGC_OK)
+            return 1;
+        if (n_in != 2 || vin[0] < 0 || vin[1] < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 2)", n_in);
+            return 1;
+        }
+        if ((*st = need_const(c, n, vin, n_in, 1, "indices", 0)) != EGC_OK) return 1;
+        const egc_shape *xs = &c->g->values[vin[0]].shape;
+        const egc_value *iv = &c->g->values[vin[1]];
+        const int rank = xs->ndim, ir = iv->shape.ndim;
+        const int64_t k = egc_shape_numel(&iv->shape);
+        if (axis < -rank || axis >= rank) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld is out of range (rank %d)",
+                                (long long)axis, rank);
+            return 1;
+        }
+        if (axis < 0) axis += rank;
+        if (axis == 0) {
+            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "Gather on the batch axis (axis 0) of a "
+                                "value computed at run time is not supported");
+            return 1;
+        }
+        if (rank - 1 + ir > EGC_MAX_DIMS || k < 1 || k > EGC_NODE_MAX_IN) {
+            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "%lld indices of rank %d into a %d-D value "
+                                "(supported: 1 to %d indices, an output of at most %d dims)",
+                                (long long)k, ir, rank, EGC_NODE_MAX_IN, EGC_MAX_DIMS);
+            return 1;
+        }
+        const int64_t dim = xs->d[axis];
+        int64_t idx[EGC_NODE_MAX_IN];
+        for (int64_t j = 0; j < k; j++) {
+            idx[j] = iv->i64[j] < 0 ? iv->i64[j] + dim : iv->i64[j];
+            if (idx[j] < 0 || idx[j] >= dim) {
+                *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "index %lld is out of range for axis %lld "
+                                    "of size %lld", (long long)iv->i64[j], (long long)axis,
+                                    (long long)dim);
+                return 1;
+            }
+        }
+        const int64_t step = k > 1 ? idx[1] - idx[0] : 1;
+        int even = step >= 1;
+        for (int64_t j = 2; j < k && even; j++) even = idx[j] - idx[j - 1] == step;
+        const int last = ir == 1; /* the Slice or Concat has the output's shape */
+        egc_node r;
+        int src = -1;
+        if (even) {
+            node_init(&r, EGC_OP_SLICE);
+            r.n_in = 1, r.in[0] = vin[0];
+            r.p.slice.n = 1;
+            r.p.slice.axes[0] = axis;
+            r.p.slice.starts[0] = idx[0];
+            r.p.slice.ends[0] = idx[k - 1] + 1;
+            r.p.slice.steps[0] = step;
+            if ((*st = add_part(c, n, &r, "/slice", last, &src)) != EGC_OK) return 1;
+        } else {
+            egc_node cat;
+            node_init(&cat, EGC_OP_CONCAT);
+            cat.n_in = (int)k;
+            cat.p.axis.axis = (int)axis;
+            for (int64_t j = 0; j < k; j++) {
+                char suffix[40];
+                snprintf(suffix, sizeof suffix, "/index_%lld", (long long)j);
+                node_init(&r, EGC_OP_SLICE);
+                r.n_in = 1, r.in[0] = vin[0];
+                r.p.slice.n = 1;
+                r.p.slice.axes[0] = axis;
+                r.p.slice.starts[0] = idx[j];
+                r.p.slice.ends[0] = idx[j] + 1;
+                r.p.slice.steps[0] = 1;
+                if ((*st = add_part(c, n, &r, suffix, 0, &cat.in[j])) != EGC_OK) return 1;
+            }
+            if ((*st = add_part(c, n, &cat, "/concat", last, &src)) != EGC_OK) return 1;
+        }
+        if (last) return 1;
+        node_init(&r, EGC_OP_RESHAPE);
+        r.n_in = 1, r.in[0] = src;
+        r.p.reshape.flatten_axis = -1;
+        int o = 0;
+        for (int d = 0; d < rank; d++) {
+            if (d != axis) {
+                r.p.reshape.dims[o++] = d == 0 ? 0 : xs->d[d];
+                continue;
+            }
+            for (int j = 0; j < ir; j++) r.p.reshape.dims[o++] = iv->shape.d[j];
+        }
+        r.p.reshape.n = o;
         *st = add_part(c, n, &r, "", 1, &id);
         return 1;
     }

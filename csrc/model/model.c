@@ -19,6 +19,7 @@ struct egc_model {
     int n_layers;
     int auto_layer;     /* -1 when the model has no candidate */
     unsigned char *layout; /* per value: LAYOUT_* (what is known of its axis order) */
+    int one_image;      /* 1: one image per pass (egc_graph_rows_apart is 0) */
 };
 
 /* What is known of a value's axis order: channels first [N,C,H,W] (the input, and what
@@ -163,6 +164,12 @@ egc_status egc_model_load(const char *path, egc_model **out)
     m->h = (int)in->d[2];
     m->w = (int)in->d[3];
     m->classes = (int)o->d[1];
+    const int apart = egc_graph_rows_apart(g);
+    if (apart < 0) {
+        st = egc_error_prefix(EGC_E_NOMEM, "%s: ", path);
+        goto fail;
+    }
+    m->one_image = !apart;
     EGC_TRYG(st, egc_malloc((void **)&m->layer_nodes, (size_t)g->n_nodes + 1, sizeof(int),
                             "model layers"), fail);
     EGC_TRYG(st, egc_malloc((void **)&m->layout, (size_t)g->n_values + 1, 1, "model layouts"),
@@ -192,6 +199,8 @@ void egc_model_input_chw(const egc_model *m, int *c, int *h, int *w)
 int egc_model_num_classes(const egc_model *m) { return m->classes; }
 
 int egc_model_num_layers(const egc_model *m) { return m->n_layers; }
+
+int egc_model_one_image_per_pass(const egc_model *m) { return m->one_image; }
 
 egc_status egc_model_layer(const egc_model *m, int i, egc_layer_info *info)
 {
@@ -375,7 +384,10 @@ void egc_session_describe(const egc_session *s, char *buf, size_t cap)
     size_t len = 0;
     if (s->chunk < s->batch) {
         char c[32], u[32];
-        if (s->cap)
+        if (s->m->one_image)
+            snprintf(buf, cap, "batch %d run one image per pass (the model moves or merges the "
+                     "batch axis, or mixes rows)\n", s->batch);
+        else if (s->cap)
             snprintf(buf, cap, "batch %d split into passes of %d rows (device cap %s, %s used)\n",
                      s->batch, s->chunk, human_bytes(s->cap, c, sizeof c),
                      human_bytes(s->counted, u, sizeof u));
@@ -424,7 +436,7 @@ static egc_status fit_plan(egc_session *s, const egc_plan_opts *po, size_t extra
                            size_t extra_fixed)
 {
     char c[32], u[32];
-    int chunk = s->batch;
+    int chunk = s->m->one_image ? 1 : s->batch;
     for (int tries = 0;; tries++) {
         s->chunk = chunk;
         egc_status st = make_plan(s, po);

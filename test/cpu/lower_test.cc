@@ -713,6 +713,50 @@ TEST(LowerComposite, ConvNeXtCamLayerAndGradient)
     egc_model_destroy(m);
 }
 
+// A small vision transformer as torchvision builds one, exported with a symbolic batch. Its
+// attention reshapes to [tokens, batch x heads, ...] with sizes folded at batch 1, so the
+// model runs one image per pass (a batch of 3 is three passes), each exactly as the file
+// computes one image: logits, and the gradient at the patch Conv, as PyTorch's for 3 images.
+// A convolutional model keeps whole batches per pass.
+TEST(LowerComposite, VisionTransformerRunsOneImagePerPass)
+{
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("vit_tiny.onnx").c_str(), &m), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_model_one_image_per_pass(m), 1);
+    int patch = -1, autol = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "patch", &patch), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &autol), EGC_OK) << egc_last_error();
+    EXPECT_EQ(autol, patch);
+    Npy in, out, want;
+    read_npy("vit_tiny_in.npy", &in);
+    read_npy("vit_tiny_out.npy", &out);
+    read_npy("vit_tiny_grad.npy", &want);
+    const int n = (int)in.t.shape.d[0], classes = egc_model_num_classes(m);
+    ASSERT_EQ(n, 3);
+    egc_session *s = nullptr;
+    ASSERT_EQ(egc_session_create(m, "cpu", n, patch, &s), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_session_chunk(s), 1);
+    char desc[4096];
+    egc_session_describe(s, desc, sizeof desc);
+    EXPECT_NE(std::string(desc).find("batch 3 run one image per pass"), std::string::npos) << desc;
+    std::vector<float> logits((size_t)n * classes), seed((size_t)n * classes, 0.0f);
+    std::vector<float> g(want.vec().size());
+    ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
+    expect_close(logits, out.vec(), 1e-5, "vit_tiny logits");
+    for (int i = 0; i < n; i++) {
+        const float *l = logits.data() + (size_t)i * classes;
+        seed[(size_t)i * classes + (size_t)(std::max_element(l, l + classes) - l)] = 1.0f;
+    }
+    ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), nullptr), EGC_OK) << egc_last_error();
+    expect_close(g, want.vec(), 1e-5, "vit_tiny gradient at patch");
+    egc_session_destroy(s);
+    egc_model_destroy(m);
+    ASSERT_EQ(egc_model_load(data_path("convnext_block.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    EXPECT_EQ(egc_model_one_image_per_pass(m), 0);
+    egc_model_destroy(m);
+}
+
 // Gelu (opset 20; exact form: 0.5 x (1 + erf(x / sqrt 2))) and Pow with the exponents of
 // exported norms (2: a Mul, 0.5: Sqrt, 1: the input itself, integer or float); any other
 // exponent on a run-time value is refused with the reason.
@@ -734,6 +778,30 @@ TEST(LowerComposite, GeluAndPowExponents)
     EXPECT_EQ(c.st, EGC_E_UNSUPPORTED);
     EXPECT_NE(c.err.find("node 'cube' (Pow): an exponent of 3 on a value computed at run time is "
                          "not supported (2, 1 and 0.5 are)"), std::string::npos) << c.err;
+}
+
+// Gather with constant indices on a run-time value, along an axis other than the batch: a
+// scalar index drops the axis (a class token x[:, 0]: one Slice and a Reshape), an uneven
+// list is a Concat of one-element Slices, an even 2-D list one strided Slice and a Reshape.
+// Gather on the batch axis is refused with the reason.
+TEST(LowerComposite, GatherOnRuntimeValues)
+{
+    check_reference("gather_runtime");
+    Lowered L;
+    lower_file(data_path("gather_runtime.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    EXPECT_EQ(count_op(L.g, EGC_OP_CONCAT), 2); /* the uneven list's, and the model's own */
+    EXPECT_EQ(count_op(L.g, EGC_OP_SLICE), 5);  /* 1 + 3 + 1 */
+    int tok = value_named(L.g, "tok"), g2 = value_named(L.g, "g2");
+    ASSERT_GE(tok, 0);
+    ASSERT_GE(g2, 0);
+    EXPECT_EQ(dims(L.g.values[tok].shape), (std::vector<int64_t>{1, 6}));
+    EXPECT_EQ(dims(L.g.values[g2].shape), (std::vector<int64_t>{1, 4, 2, 2}));
+    Lowered b;
+    lower_file(data_path("gather_batch_axis.onnx"), &b);
+    EXPECT_EQ(b.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(b.err.find("node 'rows' (Gather): Gather on the batch axis (axis 0) of a value "
+                         "computed at run time is not supported"), std::string::npos) << b.err;
 }
 
 // ---------------------------------------------------------------- folding unit tests

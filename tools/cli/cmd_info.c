@@ -105,8 +105,11 @@ int cmd_info(int argc, char **argv)
     int ch, h, w, n = egc_model_num_layers(m);
     egc_model_input_chw(m, &ch, &h, &w);
     if (!json) {
-        printf("model   %s\ninput   [N,%d,%d,%d]\nclasses %d\nlayers  %d\n\n", path, ch, h, w,
+        printf("model   %s\ninput   [N,%d,%d,%d]\nclasses %d\nlayers  %d\n", path, ch, h, w,
                egc_model_num_classes(m), n);
+        if (egc_model_one_image_per_pass(m))
+            printf("passes  one image each (the model moves or merges the batch axis)\n");
+        printf("\n");
         printf("  %-4s %-20s %-18s %s\n", "#", "op", "shape", "tensor");
     }
     for (int i = 0; i < n; i++) {
