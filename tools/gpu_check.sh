@@ -214,9 +214,11 @@ if [ -x "$BUILD_DIR/egcam" ] && [ -n "$SHARED" ] && [ -d "$SHARED/data/imagenet-
         t="$(mktemp -d)"; trap "rm -rf \"$t\"" EXIT
         mkdir "$t/in"; for f in $(ls "$2/data/imagenet-sample" | head -n 8); do ln -s "$2/data/imagenet-sample/$f" "$t/in/$f"; done
         for k in 1 2; do
-            EGC_CACHE_DIR="$t/cache" EGC_VERBOSE=1 "$1" classify --model "$2/models/mobilenet_v2_imagenet.onnx" \
-                --preset tf --device cuda --precision mixed --batch 8 --json "$t/in" >"$t/cls$k" 2>"$t/log$k"
-            EGC_CACHE_DIR="$t/cache" "$1" explain --model "$2/models/mobilenet_v2_imagenet.onnx" \
+            env -u EGC_CUDA_HALF_FUSED -u EGC_CUDA_CACHE -u EGC_CUDA_MEMO EGC_CACHE_DIR="$t/cache" EGC_VERBOSE=1 \
+                "$1" classify --model "$2/models/mobilenet_v2_imagenet.onnx" \
+                --preset tf --device cuda --precision mixed --batch 8 --json "$t/in" >"$t/cls$k" 2>"$t/log$k" \
+                || { echo "classify run $k failed"; tail -n 30 "$t/log$k"; exit 1; }
+            env -u EGC_CUDA_HALF_FUSED -u EGC_CUDA_CACHE -u EGC_CUDA_MEMO EGC_CACHE_DIR="$t/cache" "$1" explain --model "$2/models/mobilenet_v2_imagenet.onnx" \
                 --preset tf --method gradcam,expected-gradcam --samples 8 --device cuda --precision mixed \
                 --batch 8 --save npy -q --out "$t/out$k" "$t/in"
         done

@@ -58,6 +58,7 @@
  *  - CUDA graphs (EGC_CUDA_GRAPHS=0 switches them off): capture_begin/capture_end record the
  *    trunk's launches on the stream once, replay launches the recording.
  * plan_describe lists what each node got. */
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -441,12 +442,16 @@ static void cu_plan_release(egc_backend *be, void *state)
  * (core/choice_cache.h: cuda_choices.bin in the cache folder, read at the first look into the
  * memo, each new choice appended), so a later process on the machine makes the same choices
  * untimed: the same bits there too, and a shorter first batch (EGC_CUDA_CACHE=0: this
- * process only; EGC_CUDA_CONV_FIND=0 and EGC_CUDA_HALF_FUSED=0 choose without timing at all).
+ * process only; EGC_CUDA_MEMO=0: not even that; EGC_CUDA_CONV_FIND=0 and EGC_CUDA_HALF_FUSED=0
+ * choose without timing at all).
  * Shared by all CUDA backends of the process (a mutex guards it); at most MEMO_CAP entries,
- * later configurations are timed each time. */
+ * later configurations are timed each time. Of the cache file only the records of this
+ * process's device (key[1], the device tag of the first look) are read, and at most
+ * MEMO_FILE_CAP of them (the newest), so the process keeps room for its own choices. */
 #define MEMO_KEY 28
 #define MEMO_VAL 3
-#define MEMO_CAP 1024
+#define MEMO_CAP 4096
+#define MEMO_FILE_CAP 3072
 enum { MEMO_CONV_ALGO = 1, MEMO_HALF_PATH = 2 };
 _Static_assert(MEMO_KEY == EGC_CHOICE_KEY && MEMO_VAL == EGC_CHOICE_VAL,
                "the choice cache's records hold memo entries");
@@ -481,27 +486,40 @@ static int memo_valid(const memo_entry *m)
     return 0;
 }
 
-/* The choice cache's entries into the memo, at the first call of the process (the caller
- * holds g_memo_mu). A cache that cannot be had or read leaves the memo as it is. */
-static void memo_load_locked(void)
+/* The choice cache's entries of device tag `tag` into the memo, at the first call of the
+ * process (the caller holds g_memo_mu): the newest MEMO_FILE_CAP of them (a newer record of a
+ * key is the one kept). A cache that cannot be had or read leaves the memo as it is. */
+static void memo_load_locked(int64_t tag)
 {
     if (g_memo_file) return;
     g_memo_file = egc_choice_cache_path("cuda_choices.bin", g_memo_path, sizeof g_memo_path) ? 1
                                                                                                : -1;
     if (g_memo_file < 0) return;
-    memo_entry *got = malloc(MEMO_CAP * sizeof *got);
+    const int total = egc_choice_cache_load(g_memo_path, NULL, INT_MAX);
+    if (total <= 0) return;
+    memo_entry *got = malloc((size_t)total * sizeof *got);
     if (!got) return;
-    int n = egc_choice_cache_load(g_memo_path, got, MEMO_CAP);
-    for (int i = 0; i < n && g_memo_n < MEMO_CAP; i++)
-        if (memo_valid(&got[i]) && memo_find(got[i].key) == g_memo_n) g_memo[g_memo_n++] = got[i];
+    const int n = egc_choice_cache_load(g_memo_path, got, total);
+    for (int i = n - 1; i >= 0 && g_memo_n < MEMO_FILE_CAP; i--)
+        if (got[i].key[1] == tag && memo_valid(&got[i]) && memo_find(got[i].key) == g_memo_n)
+            g_memo[g_memo_n++] = got[i];
     free(got);
+}
+
+/* EGC_CUDA_MEMO=0: no choice is looked up or kept, in the process or in the cache file
+ * (every configuration timed again; tests that read how a choice was made use it). */
+static int memo_off(void)
+{
+    const char *e = getenv("EGC_CUDA_MEMO");
+    return e && e[0] == '0';
 }
 
 /* 1 and val[] set when key was kept, else 0. */
 static int memo_get(const int64_t *key, int64_t *val)
 {
+    if (memo_off()) return 0;
     pthread_mutex_lock(&g_memo_mu);
-    memo_load_locked();
+    memo_load_locked(key[1]);
     int i = memo_find(key), hit = i < g_memo_n;
     if (hit) memcpy(val, g_memo[i].val, sizeof g_memo[i].val);
     pthread_mutex_unlock(&g_memo_mu);
@@ -513,8 +531,9 @@ static int memo_get(const int64_t *key, int64_t *val)
  * no error). */
 static void memo_put(const int64_t *key, const int64_t *val)
 {
+    if (memo_off()) return;
     pthread_mutex_lock(&g_memo_mu);
-    memo_load_locked();
+    memo_load_locked(key[1]);
     int i = memo_find(key);
     if (i == g_memo_n && g_memo_n < MEMO_CAP) {
         memcpy(g_memo[i].key, key, sizeof g_memo[i].key);
@@ -1144,7 +1163,7 @@ static egc_status rm_gemm(cuda_ctx *c, const egc_node *n, int ta, int tb, int64_
     /* One output column (N = 1: the means of a LayerNorm, as lowered) or a rank-1 product
      * (K = 1: their backward) gains nothing from tensor cores and would lose the input
      * rounding of TF32 in a mean: it runs in full fp32 even where TF32 is allowed. */
-    const int exact = (N == 1 || K == 1) && c->blas_tf32;
+    const int exact = (N == 1 || K == 1) && c->blas_tf32 == 1;
     if (exact) EGC_CUBLAS(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
     cublasStatus_t bs;
     if (batch == 1)
@@ -1154,7 +1173,16 @@ static egc_status rm_gemm(cuda_ctx *c, const egc_node *n, int ta, int tb, int64_
         bs = cublasSgemmStridedBatched(c->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B,
                                        (int)ldb, sb, A, (int)lda, sa, &beta, C, (int)ldc, sc,
                                        (int)batch);
-    if (exact) EGC_CUBLAS(cublasSetMathMode(c->blas, CUBLAS_TF32_TENSOR_OP_MATH));
+    if (exact) {
+        cublasStatus_t rs = cublasSetMathMode(c->blas, CUBLAS_TF32_TENSOR_OP_MATH);
+        if (rs != CUBLAS_STATUS_SUCCESS) {
+            c->blas_tf32 = -1; /* the mode is not known: blas_mode sets it again */
+            if (bs == CUBLAS_STATUS_SUCCESS)
+                return EGC_FAIL(EGC_E_DEVICE, "node %s (%s): cublasSetMathMode (back to TF32) "
+                                "failed: cuBLAS status %d (%s)", n->name, egc_op_name(n->op),
+                                (int)rs, cublasGetStatusString(rs));
+        }
+    }
     if (bs != CUBLAS_STATUS_SUCCESS)
         return EGC_FAIL(EGC_E_DEVICE, "node %s (%s): cublasSgemm%s failed: cuBLAS status %d (%s)",
                         n->name, egc_op_name(n->op), batch == 1 ? "" : "StridedBatched", (int)bs,

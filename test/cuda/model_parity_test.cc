@@ -712,6 +712,7 @@ TEST_P(CudaModelHalfFused, BothPathsMatchCpu)
     const int batch = 6;
     std::vector<float> x, want;
     ASSERT_TRUE(mixed_reference(m, batch, 31u, &x, &want));
+    EnvVar memo("EGC_CUDA_MEMO", "0"); // each path chosen here, not kept from a run before
     for (const char *mode : {"0", "1"}) {
         EnvVar env("EGC_CUDA_HALF_FUSED", mode);
         MixedRun r;
@@ -756,6 +757,7 @@ TEST_P(CudaModelGraphApi, GraphPathMatchesCpu)
     std::vector<float> x, want;
     ASSERT_TRUE(mixed_reference(m, batch, 43u, &x, &want));
     EnvVar env("EGC_CUDA_GRAPH_API", "1");
+    EnvVar memo("EGC_CUDA_MEMO", "0"); // each graph built here, not kept from a run before
     MixedRun r;
     ASSERT_TRUE(mixed_run(m, x, batch, &r));
     const std::string tag = std::string(sc.model) + " EGC_CUDA_GRAPH_API=1";
