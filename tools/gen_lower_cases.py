@@ -667,6 +667,18 @@ def vit_case(rng):
     npy("vit_tiny_in.npy", x.numpy())
     npy("vit_tiny_out.npy", y)
     npy("vit_tiny_grad.npy", acts["a"].grad.numpy())
+    # the token layer pytorch-grad-cam targets (the block's first LayerNorm), its patch tokens
+    # laid out as a 3x3 image (reshape_transform): activation and gradient, [3,8,3,3]
+    hook = net.layer.ln_1.register_forward_hook(lambda mod, i, o: acts.__setitem__("t", o))
+    yy = net(x)
+    hook.remove()
+    acts["t"].retain_grad()
+    yy.gather(1, yy.argmax(1, keepdim=True)).sum().backward()
+
+    def grid(t):
+        return t[:, 1:, :].reshape(t.shape[0], 3, 3, t.shape[2]).permute(0, 3, 1, 2)
+    npy("vit_tiny_tokens_act.npy", grid(acts["t"].detach()).numpy())
+    npy("vit_tiny_tokens_grad.npy", grid(acts["t"].grad).numpy())
 
 
 def main():

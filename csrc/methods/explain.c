@@ -698,10 +698,12 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
     int layer = -1;
     EGC_TRYG(st, egc_model_find_layer(m, o->layer, &layer), fail);
     egc_layer_info li;
+    egc_shape cs;
     EGC_TRYG(st, egc_model_layer(m, layer, &li), fail);
-    if (li.shape.ndim != 4 || li.shape.d[2] < 1 || li.shape.d[3] < 1) {
+    EGC_TRYG(st, egc_model_layer_cam_shape(m, layer, &cs), fail);
+    if (cs.ndim != 4 || cs.d[2] < 1 || cs.d[3] < 1) {
         char b[96];
-        (void)egc_shape_str(&li.shape, b, sizeof b);
+        (void)egc_shape_str(&cs, b, sizeof b);
         st = EGC_FAIL(EGC_E_ARG, "target layer '%s' has shape %s; a CAM needs a 4-D activation "
                       "[1,K,h,w]", li.name, b);
         goto fail;
@@ -709,9 +711,9 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
     EGC_TRYG(st, egc_strdup(&e->layer_name, li.name), fail);
     o->layer = e->layer_name;
     /* The target geometry at batch 1, for the device bytes the buffers below will take. */
-    e->K = (int)li.shape.d[1];
-    e->h = (int)li.shape.d[2];
-    e->w = (int)li.shape.d[3];
+    e->K = (int)cs.d[1];
+    e->h = (int)cs.d[2];
+    e->w = (int)cs.d[3];
     e->hw = e->h * e->w;
     e->chw = (size_t)e->C * (size_t)e->H * (size_t)e->W;
     e->khw = (size_t)e->K * (size_t)e->hw;

@@ -10,6 +10,7 @@
 #include "model/lower.h"
 #include "model/onnx.h"
 #include "model/session.h"
+#include "model/tokens.h"
 
 struct egc_model {
     egc_graph g;
@@ -20,6 +21,7 @@ struct egc_model {
     int auto_layer;     /* -1 when the model has no candidate */
     unsigned char *layout; /* per value: LAYOUT_* (what is known of its axis order) */
     int one_image;      /* 1: one image per pass (egc_graph_rows_apart is 0) */
+    egc_tokens *tok;    /* per value: its token-layer geometry (prefix < 0: not one) */
 };
 
 /* What is known of a value's axis order: channels first [N,C,H,W] (the input, and what
@@ -29,6 +31,9 @@ enum { LAYOUT_UNKNOWN = 0, LAYOUT_NCHW = 1, LAYOUT_NHWC = 2 };
 
 struct egc_session {
     const egc_model *m;
+    const egc_graph *g; /* the model's graph, or tg */
+    egc_graph tg;       /* the graph with a token layer's CAM view (egc_graph_token_view),
+                           when the target is a token layer; else empty */
     egc_backend *be;
     egc_plan *plan;
     int batch;          /* rows a call may take */
@@ -96,12 +101,38 @@ static void infer_layouts(const egc_graph *g, unsigned char *lay)
     }
 }
 
+/* The token layers of g into tok (g->n_values entries): 3-D activations [N, p + gh*gw, C]
+ * with N the declared batch (1 when symbolic), where gh x gw (more than one) and C are the
+ * spatial size and channels of the last channels-first 4-D activation before them (a vision
+ * transformer's patch embedding) and the prefix p (class and distillation tokens) is 0 to 8. */
+static void infer_tokens(const egc_graph *g, const unsigned char *lay, egc_tokens *tok)
+{
+    const int64_t b1 = g->declared_batch > 0 ? g->declared_batch : 1;
+    int64_t gh = 0, gw = 0, gc = 0;
+    for (int v = 0; v < g->n_values; v++) tok[v].prefix = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const int v = g->nodes[i].out;
+        const egc_shape *s = &g->values[v].shape;
+        if (s->ndim == 4 && lay[v] == LAYOUT_NCHW && s->d[2] * s->d[3] > 1) {
+            gc = s->d[1], gh = s->d[2], gw = s->d[3];
+            continue;
+        }
+        if (s->ndim != 3 || !gc || s->d[0] != b1 || s->d[2] != gc) continue;
+        const int64_t p = s->d[1] - gh * gw;
+        if (p < 0 || p > 8 || gh > (1 << 20) || gw > (1 << 20)) continue;
+        tok[v].prefix = (int)p;
+        tok[v].gh = (int)gh;
+        tok[v].gw = (int)gw;
+    }
+}
+
 /* Whether node n's output can be a CAM's target layer: 4-D, spatial size > 1, and not known
- * to be channels last. */
+ * to be channels last; or a token layer (infer_tokens). */
 static int is_candidate(const egc_model *m, const egc_node *n)
 {
     const egc_shape *s = &m->g.values[n->out].shape;
-    return s->ndim == 4 && s->d[2] * s->d[3] > 1 && m->layout[n->out] != LAYOUT_NHWC;
+    return (s->ndim == 4 && s->d[2] * s->d[3] > 1 && m->layout[n->out] != LAYOUT_NHWC) ||
+           m->tok[n->out].prefix >= 0;
 }
 
 static int is_compute_op(egc_op op)
@@ -122,6 +153,7 @@ void egc_model_destroy(egc_model *m)
     free(m->path);
     free(m->layer_nodes);
     free(m->layout);
+    free(m->tok);
     free(m);
 }
 
@@ -175,13 +207,36 @@ egc_status egc_model_load(const char *path, egc_model **out)
     EGC_TRYG(st, egc_malloc((void **)&m->layout, (size_t)g->n_values + 1, 1, "model layouts"),
              fail);
     infer_layouts(g, m->layout);
+    EGC_TRYG(st, egc_malloc((void **)&m->tok, (size_t)g->n_values + 1, sizeof *m->tok,
+                            "model token layers"), fail);
+    infer_tokens(g, m->layout, m->tok);
+    /* values from which a product of two activations (attention) is reached: a token layer's
+     * patch tokens get a gradient only before the last attention */
+    unsigned char *mix = NULL;
+    EGC_TRYG(st, egc_calloc((void **)&mix, (size_t)g->n_values + 1, 1, "model layers"), fail);
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        const egc_node *n = &g->nodes[i];
+        int both = n->op == EGC_OP_MATMUL && n->n_in == 2 && n->in[0] >= 0 && n->in[1] >= 0 &&
+                   !g->values[n->in[0]].is_const && !g->values[n->in[1]].is_const;
+        if (!both && !mix[n->out]) continue;
+        for (int j = 0; j < n->n_in; j++)
+            if (n->in[j] >= 0 && !g->values[n->in[j]].is_const) mix[n->in[j]] = 1;
+    }
     m->auto_layer = -1;
+    int auto_tok = -1;
     for (int i = 0; i < g->n_nodes; i++) {
         m->layer_nodes[m->n_layers] = i;
-        if (is_candidate(m, &g->nodes[i]) && is_compute_op(g->nodes[i].op))
-            m->auto_layer = m->n_layers;
+        const egc_node *n = &g->nodes[i];
+        if (is_candidate(m, n) && is_compute_op(n->op)) {
+            if (m->tok[n->out].prefix < 0) m->auto_layer = m->n_layers;
+            else if (mix[n->out]) auto_tok = m->n_layers;
+        }
         m->n_layers++;
     }
+    free(mix);
+    /* a vision transformer: the input of its last attention (the last block's first
+     * LayerNorm), as pytorch-grad-cam's users target it */
+    if (auto_tok > m->auto_layer) m->auto_layer = auto_tok;
     *out = m;
     return EGC_OK;
 fail:
@@ -201,6 +256,37 @@ int egc_model_num_classes(const egc_model *m) { return m->classes; }
 int egc_model_num_layers(const egc_model *m) { return m->n_layers; }
 
 int egc_model_one_image_per_pass(const egc_model *m) { return m->one_image; }
+
+int egc_model_layer_tokens(const egc_model *m, int i, int *prefix, int *gh, int *gw)
+{
+    if (i < 0 || i >= m->n_layers) return 0;
+    const egc_tokens *t = &m->tok[m->g.nodes[m->layer_nodes[i]].out];
+    if (t->prefix < 0) return 0;
+    if (prefix) *prefix = t->prefix;
+    if (gh) *gh = t->gh;
+    if (gw) *gw = t->gw;
+    return 1;
+}
+
+egc_status egc_model_layer_cam_shape(const egc_model *m, int i, egc_shape *shape)
+{
+    egc_layer_info li;
+    EGC_TRY(egc_model_layer(m, i, &li));
+    int p, gh, gw;
+    if (egc_model_layer_tokens(m, i, &p, &gh, &gw)) {
+        const int64_t d[4] = {li.shape.d[0], li.shape.d[2], gh, gw};
+        *shape = egc_shape_make(4, d);
+        return EGC_OK;
+    }
+    if (!li.is_candidate) {
+        char b[96];
+        return EGC_FAIL(EGC_E_ARG, "layer '%s' has shape %s; a CAM needs a 4-D activation "
+                        "[1,K,h,w] or a token layer", li.name,
+                        egc_shape_str(&li.shape, b, sizeof b));
+    }
+    *shape = li.shape;
+    return EGC_OK;
+}
 
 egc_status egc_model_layer(const egc_model *m, int i, egc_layer_info *info)
 {
@@ -268,7 +354,8 @@ egc_status egc_model_find_layer(const egc_model *m, const char *name, int *layer
     if (!name || !strcmp(name, "auto")) {
         if (m->auto_layer < 0)
             return EGC_FAIL(EGC_E_ARG, "%s: no layer qualifies as a CAM target (a 4-D activation "
-                            "with spatial size > 1); name one with --layer", m->path);
+                            "with spatial size > 1, or a transformer's token layer); name one with --layer",
+                            m->path);
         *layer = m->auto_layer;
         return EGC_OK;
     }
@@ -298,7 +385,8 @@ egc_status egc_model_find_layer(const egc_model *m, const char *name, int *layer
             if (!is_candidate(m, n)) {
                 char b[96];
                 return EGC_FAIL(EGC_E_ARG, "%s: module '%s' ends in layer '%s' (%s, shape %s), "
-                                "which is not a 4-D channels-first activation with spatial size > 1; name a layer "
+                                "which is not a 4-D channels-first activation with spatial size > 1 "
+                                "or a token layer; name a layer "
                                 "inside it (run `egcam info %s` for the list)", m->path, name,
                                 m->g.values[n->out].name, egc_op_name(n->op),
                                 egc_shape_str(&m->g.values[n->out].shape, b, sizeof b), m->path);
@@ -325,6 +413,7 @@ void egc_session_destroy(egc_session *s)
     if (!s) return;
     drop_plan(s);
     egc_backend_destroy(s->be);
+    if (s->g == &s->tg) egc_graph_token_view_free(&s->tg, &s->m->g);
     free(s->xhost);
     egc_host_free(s->xstage);
     free(s);
@@ -416,7 +505,7 @@ static size_t sat_mul(size_t a, size_t b) { return b && a > SIZE_MAX / b ? SIZE_
 static egc_status make_plan(egc_session *s, const egc_plan_opts *po)
 {
     egc_status st;
-    EGC_TRYG(st, egc_plan_create_ex(&s->m->g, s->be, s->chunk, s->target_value, po, &s->plan),
+    EGC_TRYG(st, egc_plan_create_ex(s->g, s->be, s->chunk, s->target_value, po, &s->plan),
              fail);
     if (s->target_value >= 0)
         EGC_TRYG(st, s->be->alloc(s->be, (size_t)s->chunk * (size_t)s->m->classes * sizeof(float),
@@ -486,7 +575,14 @@ egc_status egc_session_create_ex(const egc_model *m, const char *device, int bat
     EGC_TRY(egc_calloc((void **)&s, 1, sizeof *s, "session"));
     s->m = m;
     s->batch = batch;
+    s->g = &m->g;
     s->target_value = target_layer >= 0 ? m->g.nodes[m->layer_nodes[target_layer]].out : -1;
+    if (s->target_value >= 0 && m->tok[s->target_value].prefix >= 0) {
+        const egc_tokens *t = &m->tok[s->target_value];
+        EGC_TRYG(st, egc_graph_token_view(&m->g, s->target_value, t->prefix, t->gh, t->gw,
+                                          &s->tg, &s->target_value), fail);
+        s->g = &s->tg;
+    }
     EGC_TRYG(st, egc_backend_create(device ? device : "cpu", &s->be), fail);
     egc_plan_opts po;
     egc_plan_opts_default(&po);
@@ -524,7 +620,7 @@ egc_shape egc_session_target_shape(const egc_session *s)
 {
     egc_shape r;
     memset(&r, 0, sizeof r);
-    if (s->target_value >= 0) r = s->m->g.values[s->target_value].shape;
+    if (s->target_value >= 0) r = s->g->values[s->target_value].shape;
     return r;
 }
 
@@ -557,7 +653,7 @@ static int stage_for(egc_session *s, const float *x)
 
 static egc_status forward_pass(egc_session *s, const float *x, int n, float *logits, int stage)
 {
-    const egc_graph *g = &s->m->g;
+    const egc_graph *g = s->g;
     egc_view in = egc_plan_value(s->plan, g->input);
     size_t per = (size_t)s->m->c * (size_t)s->m->h * (size_t)s->m->w;
     if (stage) { /* page-locked: the upload is a DMA at the bus's full speed */
@@ -650,5 +746,5 @@ egc_status egc_session_backward(egc_session *s, const float *seed, int n, float 
 
 egc_backend *egc_session_backend(const egc_session *s) { return s->be; }
 egc_plan *egc_session_plan(const egc_session *s) { return s->plan; }
-const egc_graph *egc_session_graph(const egc_session *s) { return &s->m->g; }
+const egc_graph *egc_session_graph(const egc_session *s) { return s->g; }
 int egc_session_target_value(const egc_session *s) { return s->target_value; }

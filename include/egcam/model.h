@@ -43,14 +43,24 @@ typedef struct egc_layer_info {
     const char *op;         /* "Conv", "Relu", ... */
     egc_shape shape;        /* at batch 1 */
     int is_candidate;       /* a 4-D activation with spatial size > 1, not known to be
-                               channels last: usable as CAM target */
+                               channels last, or a token layer: usable as CAM target */
     int is_auto;            /* the layer `auto` picks */
 } egc_layer_info;
+/* 1 when layer i is a vision transformer's token layer, [1, prefix + gh*gw, C] after a patch
+ * embedding of gh x gw patches and C channels (prefix: class and distillation tokens, 0 to
+ * 8); it is a CAM candidate, read as [1, C, gh, gw] (its patch tokens laid out as an image,
+ * as pytorch-grad-cam's reshape_transform does). 0 otherwise (out pointers untouched). */
+int egc_model_layer_tokens(const egc_model *m, int i, int *prefix, int *gh, int *gw);
+/* The [1,K,h,w] geometry a CAM at layer i works on: a 4-D candidate's shape, or a token
+ * layer's [1,C,gh,gw]. EGC_E_ARG for a layer that is neither. */
+EGC_NODISCARD egc_status egc_model_layer_cam_shape(const egc_model *m, int i, egc_shape *shape);
 /* Fills info for layer i (0 <= i < num_layers); pointers stay valid while m lives. */
 EGC_NODISCARD egc_status egc_model_layer(const egc_model *m, int i, egc_layer_info *info);
 /* Finds a target layer by tensor name or node name, or "auto" (NULL counts as "auto"):
  * the last candidate layer produced by a compute op (Conv, Relu, Clip, Add, Mul,
- * Sigmoid, BatchNormalization), i.e. skipping pooling and data movement. A name that is
+ * Sigmoid, BatchNormalization), i.e. skipping pooling and data movement; in a vision
+ * transformer, the last token layer made by a compute op before its last attention (a
+ * product of two activations), when that comes after the last 4-D candidate. A name that is
  * neither may be a module path of a network exported by PyTorch 1.13 or later ("layer4",
  * "layer4.2", "features.29"): the module's output, i.e. the last layer whose node lies in the
  * module's scope ("/layer4/layer4.2/"); EGC_E_ARG when that layer is not a candidate. A layer

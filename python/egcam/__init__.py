@@ -110,6 +110,9 @@ _SIGS = {
     "egc_model_num_classes": (ctypes.c_int, [_P]),
     "egc_model_num_layers": (ctypes.c_int, [_P]),
     "egc_model_layer": (ctypes.c_int, [_P, ctypes.c_int, ctypes.POINTER(_LayerInfo)]),
+    "egc_model_layer_tokens": (ctypes.c_int, [_P, ctypes.c_int, ctypes.POINTER(ctypes.c_int),
+                                              ctypes.POINTER(ctypes.c_int),
+                                              ctypes.POINTER(ctypes.c_int)]),
     "egc_session_create": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_int, ctypes.c_int,
                                           ctypes.POINTER(_P)]),
     "egc_session_destroy": (None, [_P]),
@@ -387,15 +390,22 @@ class Model(_Closing):
 
     def layers(self):
         """The layers in execution order: dicts with name, node, op, shape (at batch 1),
-        candidate (usable as a CAM target) and auto (the one layer="auto" picks)."""
+        candidate (usable as a CAM target), auto (the one layer="auto" picks) and, for a
+        vision transformer's token layer, tokens: (prefix, gh, gw), its prefix tokens and
+        its grid of patches, which a CAM reads as a gh x gw image."""
         h = self._handle()
         out = []
         for i in range(_lib.egc_model_num_layers(h)):
             li = _LayerInfo()
             _check(_lib.egc_model_layer(h, i, ctypes.byref(li)))
-            out.append({"name": li.name.decode(), "node": (li.node or b"").decode(),
-                        "op": li.op.decode(), "shape": tuple(li.shape.d[:li.shape.ndim]),
-                        "candidate": bool(li.is_candidate), "auto": bool(li.is_auto)})
+            d = {"name": li.name.decode(), "node": (li.node or b"").decode(),
+                 "op": li.op.decode(), "shape": tuple(li.shape.d[:li.shape.ndim]),
+                 "candidate": bool(li.is_candidate), "auto": bool(li.is_auto)}
+            p, gh, gw = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+            if _lib.egc_model_layer_tokens(h, i, ctypes.byref(p), ctypes.byref(gh),
+                                           ctypes.byref(gw)):
+                d["tokens"] = (p.value, gh.value, gw.value)
+            out.append(d)
         return out
 
     def logits(self, x, device="cpu", batch=32):

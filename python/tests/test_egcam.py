@@ -390,5 +390,36 @@ class FromTorchTest(unittest.TestCase):
         self.assertLessEqual(float(np.abs(r.raw - want).max()), 1e-5 * float(np.abs(want).max()))
 
 
+
+LOWER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "data",
+                     "lower")
+
+
+class VisionTransformerTest(unittest.TestCase):
+    """A small vision transformer (test/data/lower/vit_tiny.onnx, made by
+    tools/gen_lower_cases.py with PyTorch's activations and gradients at its first LayerNorm):
+    its token layer as a CAM layer, Grad-CAM and Expected Grad-CAM on it."""
+
+    def test_token_layer_gradcam(self):
+        m = egcam.Model(os.path.join(LOWER, "vit_tiny.onnx"))
+        x = np.load(os.path.join(LOWER, "vit_tiny_in.npy"))
+        a = np.load(os.path.join(LOWER, "vit_tiny_tokens_act.npy")).astype(np.float64)
+        g = np.load(os.path.join(LOWER, "vit_tiny_tokens_grad.npy")).astype(np.float64)
+        auto = [l for l in m.layers() if l["auto"]]
+        self.assertEqual(len(auto), 1)
+        self.assertEqual(auto[0]["tokens"], (1, 3, 3))
+        self.assertEqual(auto[0]["shape"], (1, 10, 8))
+        ex = egcam.Explainer(m, "gradcam", layer="layer.ln_1", batch=2)
+        self.assertEqual(ex.layer, auto[0]["name"])
+        r = ex.explain(x, raw=True)
+        want = np.maximum((g.mean(axis=(2, 3), keepdims=True) * a).sum(1), 0)
+        self.assertEqual(r.raw.shape, (3, 3, 3))
+        self.assertLessEqual(float(np.abs(r.raw - want).max()), 1e-5 * float(np.abs(want).max()))
+        self.assertEqual(r.maps.shape, (3, 12, 12))
+        e = egcam.Explainer(m, "expected-gradcam", samples=4, batch=2).explain(x)
+        self.assertEqual(e.maps.shape, (3, 12, 12))
+        self.assertTrue(np.isfinite(e.maps).all())
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -723,10 +723,8 @@ TEST(LowerComposite, VisionTransformerRunsOneImagePerPass)
     egc_model *m = nullptr;
     ASSERT_EQ(egc_model_load(data_path("vit_tiny.onnx").c_str(), &m), EGC_OK) << egc_last_error();
     EXPECT_EQ(egc_model_one_image_per_pass(m), 1);
-    int patch = -1, autol = -1;
+    int patch = -1;
     ASSERT_EQ(egc_model_find_layer(m, "patch", &patch), EGC_OK) << egc_last_error();
-    ASSERT_EQ(egc_model_find_layer(m, "auto", &autol), EGC_OK) << egc_last_error();
-    EXPECT_EQ(autol, patch);
     Npy in, out, want;
     read_npy("vit_tiny_in.npy", &in);
     read_npy("vit_tiny_out.npy", &out);
@@ -754,6 +752,57 @@ TEST(LowerComposite, VisionTransformerRunsOneImagePerPass)
     ASSERT_EQ(egc_model_load(data_path("convnext_block.onnx").c_str(), &m), EGC_OK)
         << egc_last_error();
     EXPECT_EQ(egc_model_one_image_per_pass(m), 0);
+    egc_model_destroy(m);
+}
+
+// The vision transformer's token layers are CAM candidates read as images: `auto` is the
+// input of the last attention (the block's first LayerNorm, as pytorch-grad-cam's users
+// target it), and a session there gives the activation and gradient of its patch tokens as
+// [N,C,3,3], as PyTorch's with reshape_transform, with the logits unchanged.
+TEST(LowerComposite, VisionTransformerTokenLayerIsReadAsAnImage)
+{
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("vit_tiny.onnx").c_str(), &m), EGC_OK) << egc_last_error();
+    int autol = -1, ln1 = -1, patch = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &autol), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "layer.ln_1", &ln1), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "patch", &patch), EGC_OK) << egc_last_error();
+    EXPECT_EQ(autol, ln1);
+    int prefix = -1, gh = -1, gw = -1;
+    ASSERT_EQ(egc_model_layer_tokens(m, ln1, &prefix, &gh, &gw), 1);
+    EXPECT_EQ(prefix, 1);
+    EXPECT_EQ(gh, 3);
+    EXPECT_EQ(gw, 3);
+    EXPECT_EQ(egc_model_layer_tokens(m, patch, nullptr, nullptr, nullptr), 0);
+    egc_layer_info li;
+    ASSERT_EQ(egc_model_layer(m, ln1, &li), EGC_OK);
+    EXPECT_TRUE(li.is_candidate);
+    EXPECT_EQ(dims(li.shape), (std::vector<int64_t>{1, 10, 8}));
+    egc_shape cs;
+    ASSERT_EQ(egc_model_layer_cam_shape(m, ln1, &cs), EGC_OK);
+    EXPECT_EQ(dims(cs), (std::vector<int64_t>{1, 8, 3, 3}));
+    Npy in, out, want_a, want_g;
+    read_npy("vit_tiny_in.npy", &in);
+    read_npy("vit_tiny_out.npy", &out);
+    read_npy("vit_tiny_tokens_act.npy", &want_a);
+    read_npy("vit_tiny_tokens_grad.npy", &want_g);
+    const int n = (int)in.t.shape.d[0], classes = egc_model_num_classes(m);
+    egc_session *s = nullptr;
+    ASSERT_EQ(egc_session_create(m, "cpu", n, ln1, &s), EGC_OK) << egc_last_error();
+    EXPECT_EQ(dims(egc_session_target_shape(s)), (std::vector<int64_t>{1, 8, 3, 3}));
+    std::vector<float> logits((size_t)n * classes), seed((size_t)n * classes, 0.0f);
+    std::vector<float> g(want_g.vec().size()), a(want_a.vec().size());
+    ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
+    expect_close(logits, out.vec(), 1e-5, "vit_tiny logits through the token view");
+    for (int i = 0; i < n; i++) {
+        const float *l = logits.data() + (size_t)i * classes;
+        seed[(size_t)i * classes + (size_t)(std::max_element(l, l + classes) - l)] = 1.0f;
+    }
+    ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), a.data()), EGC_OK)
+        << egc_last_error();
+    expect_close(a, want_a.vec(), 1e-5, "vit_tiny ln_1 patch tokens");
+    expect_close(g, want_g.vec(), 1e-5, "vit_tiny ln_1 patch token gradient");
+    egc_session_destroy(s);
     egc_model_destroy(m);
 }
 

@@ -373,7 +373,7 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
 // GELU's Erf; Linears on [N,H,W,C] between Transposes: convnext_block.onnx, target the stem's
 // output), a small vision transformer (one image per pass; attention as 3-D MatMuls of two
 // activations, Softmax, Transposes; the class token's Concat and Gather: vit_tiny.onnx,
-// target the patch Conv): logits and the target gradient, whose heads run backward through
+// target the patch Conv, and the token layer of its first LayerNorm read as [N,8,3,3]): logits and the target gradient, whose heads run backward through
 // them, against the CPU.
 class CudaModelComposite : public testing::TestWithParam<int> {};
 
@@ -381,8 +381,9 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
 {
     if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
     const char *files[] = {"composite_opset14.onnx", "leaky_prelu.onnx", "global_max.onnx",
-                           "squeeze_unsqueeze.onnx", "convnext_block.onnx", "vit_tiny.onnx"},
-               *targets[] = {"hs", "lr", "c", "g", "stem", "patch"};
+                           "squeeze_unsqueeze.onnx", "convnext_block.onnx", "vit_tiny.onnx",
+                           "vit_tiny.onnx"},
+               *targets[] = {"hs", "lr", "c", "g", "stem", "patch", "layer.ln_1"};
     const int which = GetParam();
     const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + files[which];
     egc_model *m = nullptr;
@@ -420,7 +421,7 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     egc_model_destroy(m);
 }
 
-INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Values(0, 1, 2, 3, 4, 5));
+INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Values(0, 1, 2, 3, 4, 5, 6));
 
 // ------------------------------------------------------------------ torchvision exports
 //

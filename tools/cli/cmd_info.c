@@ -13,9 +13,10 @@ static void help(FILE *f)
         "\n"
         "Without a model: lists the compute devices (cpu, cuda:N) and why CUDA is unavailable\n"
         "when it is. With a model: prints its input, output and every layer (tensor name, op,\n"
-        "shape at batch 1). Layers marked * are CAM target candidates (4-D, spatial size > 1);\n"
-        "the one marked auto is what `--layer auto` picks. Any tensor name of the list can be\n"
-        "given to `egcam explain --layer`.\n"
+        "shape at batch 1). Layers marked * are CAM target candidates (4-D, spatial size > 1,\n"
+        "or a vision transformer's token layer, `tokens: P + HxW`: P class tokens, then the\n"
+        "patches, which a CAM reads as an HxW image); the one marked auto is what `--layer\n"
+        "auto` picks. Any tensor name of the list can be given to `egcam explain --layer`.\n"
         "\n"
         "options:\n"
         "  --json          one JSON object per layer instead of the table\n"
@@ -117,16 +118,22 @@ int cmd_info(int argc, char **argv)
         if (egc_model_layer(m, i, &li) != EGC_OK) continue;
         char sb[96];
         egc_shape_str(&li.shape, sb, sizeof sb);
+        int pre = 0, gh = 0, gw = 0;
+        const int tok = egc_model_layer_tokens(m, i, &pre, &gh, &gw);
         if (json) {
             printf("{\"index\": %d, \"tensor\": ", i);
             cli_json_str(stdout, li.name);
             printf(", \"node\": ");
             cli_json_str(stdout, li.node);
-            printf(", \"op\": \"%s\", \"shape\": %s, \"candidate\": %s, \"auto\": %s}\n", li.op, sb,
+            printf(", \"op\": \"%s\", \"shape\": %s, \"candidate\": %s, \"auto\": %s", li.op, sb,
                    li.is_candidate ? "true" : "false", li.is_auto ? "true" : "false");
+            if (tok) printf(", \"tokens\": {\"prefix\": %d, \"grid\": [%d, %d]}", pre, gh, gw);
+            printf("}\n");
         } else {
-            printf("%s %-4d %-20s %-18s %s%s\n", li.is_candidate ? "*" : " ", i, li.op, sb,
-                   li.name, li.is_auto ? "   <- auto" : "");
+            char tb[64] = "";
+            if (tok) snprintf(tb, sizeof tb, "   (tokens: %d + %dx%d)", pre, gh, gw);
+            printf("%s %-4d %-20s %-18s %s%s%s\n", li.is_candidate ? "*" : " ", i, li.op, sb,
+                   li.name, tb, li.is_auto ? "   <- auto" : "");
         }
     }
     if (!json) print_modules(m, n);
