@@ -25,9 +25,23 @@ def build(name):
     torch.manual_seed(0)
     ctor = getattr(torchvision.models, name)
     try:
-        return ctor(weights=None).eval()
+        m = ctor(weights=None).eval()
     except TypeError:  # torchvision older than 0.13
-        return ctor(pretrained=False).eval()
+        m = ctor(pretrained=False).eval()
+    if name.startswith("vit_"):  # torchvision starts the head at zero: no gradient at all
+        with torch.no_grad():
+            m.heads.head.weight.normal_(0.0, 0.02)
+    return m
+
+
+def to_image(name, t):
+    """The target activation as [N,C,h,w]: a vision transformer's tokens [N,1+h*w,C] without
+    the class token, the patches laid out as an image (pytorch-grad-cam's reshape_transform);
+    other models' activations as they are."""
+    if not name.startswith("vit_"):
+        return t
+    side = int(round((t.shape[1] - 1) ** 0.5))
+    return t[:, 1:, :].reshape(t.shape[0], side, side, t.shape[2]).permute(0, 3, 1, 2)
 
 
 def target_module(name, m):
@@ -38,6 +52,8 @@ def target_module(name, m):
         return m.features[29]
     if name == "alexnet":
         return m.features[11]
+    if name.startswith("vit_"):  # the input of the last attention, as pytorch-grad-cam's users
+        return m.encoder.layers[-1].ln_1
     raise ValueError("unknown model " + name)
 
 

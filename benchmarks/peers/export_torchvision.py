@@ -34,6 +34,9 @@ def build(name):
     except TypeError:  # torchvision older than 0.13
         m = ctor(pretrained=False)
     m.eval()
+    if name.startswith("vit_"):  # as cam_common.build: a random head (torchvision's is zero)
+        with torch.no_grad():
+            m.heads.head.weight.normal_(0.0, 0.02)
     return m
 
 
@@ -44,6 +47,11 @@ def export(m, path, size):
               do_constant_folding=True)
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kw["dynamo"] = False
+    if isinstance(m, torchvision.models.VisionTransformer):
+        # with gradients off, eval-mode attention takes torch's fused fast path, which the
+        # exporter cannot write; with them on it exports the attention op by op
+        torch.onnx.export(m, x, path, **kw)
+        return
     with torch.no_grad():
         torch.onnx.export(m, x, path, **kw)
 

@@ -49,7 +49,8 @@ def run(name, precision, batch, size, repeats, warmup, dev, pinned=False):
             logits = m(x)
         c = logits.argmax(1)
         logits.float().gather(1, c[:, None]).sum().backward()
-        A, G = store["A"].detach().float(), store["G"].float()
+        A = cc.to_image(name, store["A"].detach().float())
+        G = cc.to_image(name, store["G"].float())
         with torch.no_grad():
             maps = cc.finalize(G.mean((2, 3)), A, (size, size))
         m.zero_grad(set_to_none=True)
