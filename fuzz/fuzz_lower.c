@@ -1,13 +1,19 @@
 /* fuzz_lower.c: libFuzzer target for the lowering (csrc/model/lower.c): parses the input
  * bytes as a ModelProto and lowers it to the executor's graph (operator mapping, constant
  * folding on the CPU reference ops, BatchNormalization folding, composite lowerings, shape
- * inference), then frees; every refusal must come back as a status with a message, and the
+ * inference), then what loading a model does after it (the batch-first rewrite of a batch-1
+ * export that moves the batch axis, the rows-apart check) and a token view of the first 3-D
+ * activation, then frees; every refusal must come back as a status with a message, and the
  * sanitizers catch any out-of-bounds access, leak or undefined behaviour on the way. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
+#include "model/batch_first.h"
+#include "model/exec.h"
 #include "model/lower.h"
 #include "model/onnx.h"
+#include "model/tokens.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -17,7 +23,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (egc_onnx_parse(data, size, "fuzz.onnx", NULL, &m) != EGC_OK) return 0;
     egc_graph g;
     g.input = g.output = -1;
-    if (egc_lower(m, "fuzz.onnx", NULL, NULL, 0, &g) == EGC_OK) egc_graph_clear(&g);
+    if (egc_lower(m, "fuzz.onnx", NULL, NULL, 0, &g) == EGC_OK) {
+        int changed = 0;
+        if (egc_graph_rows_apart(&g) == 0 && egc_graph_batch_first(&g, &changed) == EGC_OK &&
+            changed)
+            (void)egc_graph_rows_apart(&g);
+        for (int v = 0; v < g.n_values; v++) {
+            const egc_shape *s = &g.values[v].shape;
+            if (g.values[v].is_const || g.values[v].producer < 0 || s->ndim != 3 || s->d[1] < 1 ||
+                s->d[1] > (1 << 20))
+                continue;
+            egc_graph t;
+            int view = -1;
+            if (egc_graph_token_view(&g, v, 0, 1, (int)s->d[1], &t, &view) == EGC_OK) {
+                egc_shape *sh = NULL;
+                if (egc_calloc((void **)&sh, (size_t)t.n_values + 1, sizeof *sh, "shapes") ==
+                    EGC_OK) {
+                    (void)egc_graph_infer(&t, 2, sh);
+                    free(sh);
+                }
+                egc_graph_token_view_free(&t, &g);
+            }
+            break;
+        }
+        egc_graph_clear(&g);
+    }
     egc_onnx_free(m);
     return 0;
 }

@@ -681,6 +681,34 @@ def vit_case(rng):
     npy("vit_tiny_tokens_grad.npy", grid(acts["t"].grad).numpy())
 
 
+def batch_conv_case(rng):
+    """A model exported at batch 1 that convolves along its batch axis: the image's 3 channels
+    are moved to the batch axis (Transpose (1,0,2,3): [3,1,6,6]) and each is convolved as a
+    one-channel image, then moved back and classified. Valid for one image only, so egcam runs
+    it one image per pass; the logits of 3 images, one by one in numpy."""
+    w = (0.5 * rng.standard_normal((2, 1, 3, 3))).astype(np.float32)
+    wf = (0.2 * rng.standard_normal((4, 2 * 3 * 36))).astype(np.float32)
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], name="to_batch", perm=[1, 0, 2, 3]),
+        helper.make_node("Conv", ["t", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Transpose", ["r"], ["b"], name="back", perm=[1, 0, 2, 3]),
+        helper.make_node("Reshape", ["b", "shape"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "wf"], ["y"], name="fc", transB=1),
+    ]
+    save(model(nodes, [fin("x", ["N", 3, 6, 6])], [fin("y", None)],
+               [init("w", w), init("wf", wf), init("shape", np.array([1, -1], np.int64))]),
+         "batch_conv.onnx")
+    x = rng.standard_normal((3, 3, 6, 6)).astype(np.float32)
+    out = []
+    for img in x.astype(np.float64):
+        c = conv3x3_pad1(img[:, None], w)           # [3,2,6,6]: each channel an image
+        b = np.maximum(c, 0).transpose(1, 0, 2, 3)  # [2,3,6,6]
+        out.append(b.reshape(-1) @ wf.T.astype(np.float64))
+    npy("batch_conv_in.npy", x)
+    npy("batch_conv_out.npy", np.array(out))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -698,6 +726,7 @@ def main():
     convnext_cases(np.random.default_rng(7))
     gather_cases(np.random.default_rng(11))
     vit_case(np.random.default_rng(13))
+    batch_conv_case(np.random.default_rng(17))
 
 
 if __name__ == "__main__":

@@ -141,6 +141,9 @@ typedef struct egc_value {
     float *f32;                  /* constant float data (NULL for activations) */
     int64_t *i64;                /* constant integer data (shape tensors) */
     int producer;                /* node index, or -1 for graph inputs and constants */
+    int batch_moved;             /* 1: an activation given a leading batch axis by
+                                    egc_graph_batch_first (its shape for one image follows);
+                                    never a CAM target */
 } egc_value;
 
 typedef struct egc_graph {

@@ -1397,6 +1397,90 @@ static egc_status node_axes(lctx *c, const egc_onnx_node *n, const int *vin, int
     return EGC_OK;
 }
 
+/* A Concat of one value computed at run time and constants (all of batch 1), along an axis
+ * other than the batch, for a model exported at batch 1 (a transformer's class token,
+ * expanded over the batch by the exporter at the traced size): the activation padded with
+ * zeros where the constants go, plus one constant holding them (zeros elsewhere), which
+ * broadcasts over the batch as the expanded token would. 1 when lowered so (*st says how it
+ * went), 0 for any other Concat (the runtime op takes it). */
+static int concat_constants(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                            egc_status *st)
+{
+    egc_graph *g = c->g;
+    int act = -1, id = -1;
+    *st = EGC_OK;
+    if (c->batch != 1 || n_in < 2 || n->n_outputs != 1) return 0;
+    for (int i = 0; i < n_in; i++) {
+        if (vin[i] < 0) return 0;
+        if (g->values[vin[i]].is_const) {
+            if (!g->values[vin[i]].is_float) return 0;
+        } else if (act >= 0) {
+            return 0; /* two activations: the runtime Concat */
+        } else {
+            act = i;
+        }
+    }
+    if (act < 0) return 0;
+    const egc_shape *xs = &g->values[vin[act]].shape;
+    const int rank = xs->ndim;
+    int64_t axis = 1;
+    if (egc_lower_attr_int(n, "axis", 1, &axis) != EGC_OK) return 0;
+    if (axis < 0) axis += rank;
+    if (rank < 2 || axis < 1 || axis >= rank || xs->d[0] != 1) return 0;
+    int64_t before = 0, after = 0, total = 0;
+    for (int i = 0; i < n_in; i++) {
+        const egc_shape *s = &g->values[vin[i]].shape;
+        if (s->ndim != rank) return 0;
+        for (int d = 0; d < rank; d++)
+            if (d != axis && s->d[d] != xs->d[d]) return 0;
+        if (i < act) before += s->d[axis];
+        if (i > act) after += s->d[axis];
+        total += s->d[axis];
+    }
+    /* the constants, zeros at the activation's place */
+    egc_shape os = *xs;
+    os.d[axis] = total;
+    egc_onnx_tensor t;
+    memset(&t, 0, sizeof t);
+    t.orig_dtype = EGC_DT_FLOAT;
+    t.is_float = 1;
+    t.shape = os;
+    t.numel = egc_shape_numel(&os);
+    if ((*st = egc_calloc((void **)&t.f32, (size_t)(t.numel ? t.numel : 1), sizeof(float),
+                          "constant")) != EGC_OK)
+        return 1;
+    int64_t outer = 1, inner = 1;
+    for (int d = 0; d < axis; d++) outer *= os.d[d];
+    for (int d = (int)axis + 1; d < rank; d++) inner *= os.d[d];
+    int64_t at = 0;
+    for (int i = 0; i < n_in; i++) {
+        const egc_value *v = &g->values[vin[i]];
+        const int64_t len = v->shape.d[axis];
+        if (i != act)
+            for (int64_t o = 0; o < outer; o++)
+                memcpy(t.f32 + (o * total + at) * inner, v->f32 + o * len * inner,
+                       (size_t)(len * inner) * sizeof(float));
+        at += len;
+    }
+    int k = -1, pad = -1;
+    if ((*st = new_unique_value(c, n->outputs[0], "/constants", &k)) != EGC_OK) {
+        egc_fold_free(&t);
+        return 1;
+    }
+    if ((*st = take_tensor(c, k, &t)) != EGC_OK) return 1;
+    egc_node r;
+    node_init(&r, EGC_OP_PAD);
+    r.n_in = 1, r.in[0] = vin[act];
+    r.p.pad.mode = EGC_PAD_CONSTANT;
+    r.p.pad.value = 0.0f;
+    r.p.pad.n = rank;
+    r.p.pad.pads[axis] = before;
+    r.p.pad.pads[rank + axis] = after;
+    if ((*st = add_part(c, n, &r, "/padded", 0, &pad)) != EGC_OK) return 1;
+    *st = binary_part(c, n, EGC_OP_ADD, pad, k, "", 1, &id);
+    return 1;
+}
+
 /* The operators lower_composite lowers. */
 static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "LeakyRelu",
                                           "PRelu",       "GlobalMaxPool", "ReduceMean",
@@ -2003,6 +2087,10 @@ static egc_status lower_node(lctx *c, const egc_onnx_node *n)
     if (!e && !all_const) {
         egc_status cst;
         if (lower_composite(c, n, vin, n_in, &cst)) return cst;
+    }
+    if (e && e->op == EGC_OP_CONCAT && !all_const) {
+        egc_status cst;
+        if (concat_constants(c, n, vin, n_in, &cst)) return cst;
     }
     if (!e) {
         /* Known to the folder but fed by an activation? Say so. */

@@ -6,6 +6,7 @@
 
 #include "backend/backend.h"
 #include "egcam/model.h"
+#include "model/batch_first.h"
 #include "model/exec.h"
 #include "model/lower.h"
 #include "model/onnx.h"
@@ -117,7 +118,8 @@ static void infer_tokens(const egc_graph *g, const unsigned char *lay, egc_token
             gc = s->d[1], gh = s->d[2], gw = s->d[3];
             continue;
         }
-        if (s->ndim != 3 || !gc || s->d[0] != b1 || s->d[2] != gc) continue;
+        if (s->ndim != 3 || !gc || s->d[0] != b1 || s->d[2] != gc || g->values[v].batch_moved)
+            continue;
         const int64_t p = s->d[1] - gh * gw;
         if (p < 0 || p > 8 || gh > (1 << 20) || gw > (1 << 20)) continue;
         tok[v].prefix = (int)p;
@@ -131,6 +133,8 @@ static void infer_tokens(const egc_graph *g, const unsigned char *lay, egc_token
 static int is_candidate(const egc_model *m, const egc_node *n)
 {
     const egc_shape *s = &m->g.values[n->out].shape;
+    const int64_t b1 = m->g.declared_batch > 0 ? m->g.declared_batch : 1;
+    if (m->g.values[n->out].batch_moved || s->ndim < 1 || s->d[0] != b1) return 0;
     return (s->ndim == 4 && s->d[2] * s->d[3] > 1 && m->layout[n->out] != LAYOUT_NHWC) ||
            m->tok[n->out].prefix >= 0;
 }
@@ -196,7 +200,12 @@ egc_status egc_model_load(const char *path, egc_model **out)
     m->h = (int)in->d[2];
     m->w = (int)in->d[3];
     m->classes = (int)o->d[1];
-    const int apart = egc_graph_rows_apart(g);
+    int apart = egc_graph_rows_apart(g);
+    if (apart == 0) { /* a batch-1 export moving the batch axis: batch-first if it can be */
+        int changed = 0;
+        EGC_TRYG(st, egc_graph_batch_first(&m->g, &changed), fail);
+        if (changed) apart = egc_graph_rows_apart(g);
+    }
     if (apart < 0) {
         st = egc_error_prefix(EGC_E_NOMEM, "%s: ", path);
         goto fail;

@@ -30,9 +30,11 @@ void egc_model_input_chw(const egc_model *m, int *c, int *h, int *w);
 int egc_model_num_classes(const egc_model *m);
 
 /* 1 when a session runs this model one image per pass: a model exported for a batch of 1 or
- * a symbolic batch that moves or merges the batch axis (a vision transformer's attention) or
- * mixes rows. Each image is then computed exactly as the file computes one image; a batch
- * of n is n passes. 0: passes hold as many images as the batch (or the memory cap) allows. */
+ * a symbolic batch that moves or merges the batch axis or mixes rows in a way the load could
+ * not give a leading batch axis (a vision transformer's attention it can: those run whole
+ * batches; a convolution along the moved axis it cannot). Each image is then computed
+ * exactly as the file computes one image; a batch of n is n passes. 0: passes hold as many
+ * images as the batch (or the memory cap) allows. */
 int egc_model_one_image_per_pass(const egc_model *m);
 
 /* Layers are the outputs of the runtime nodes, in execution order. */

@@ -714,17 +714,31 @@ TEST(LowerComposite, ConvNeXtCamLayerAndGradient)
 }
 
 // A small vision transformer as torchvision builds one, exported with a symbolic batch. Its
-// attention reshapes to [tokens, batch x heads, ...] with sizes folded at batch 1, so the
-// model runs one image per pass (a batch of 3 is three passes), each exactly as the file
-// computes one image: logits, and the gradient at the patch Conv, as PyTorch's for 3 images.
-// A convolutional model keeps whole batches per pass.
-TEST(LowerComposite, VisionTransformerRunsOneImagePerPass)
+// attention reshapes to [tokens, batch x heads, ...] with sizes folded at batch 1; egcam gives
+// those values a leading batch axis (egc_graph_batch_first), so a batch of 3 runs in one pass,
+// each image as the file computes one: logits, and the gradient at the patch Conv, as
+// PyTorch's for 3 images. Its class token (a constant Concat) is a Pad and an Add.
+TEST(LowerComposite, VisionTransformerRunsBatched)
 {
     egc_model *m = nullptr;
     ASSERT_EQ(egc_model_load(data_path("vit_tiny.onnx").c_str(), &m), EGC_OK) << egc_last_error();
-    EXPECT_EQ(egc_model_one_image_per_pass(m), 1);
+    EXPECT_EQ(egc_model_one_image_per_pass(m), 0);
     int patch = -1;
     ASSERT_EQ(egc_model_find_layer(m, "patch", &patch), EGC_OK) << egc_last_error();
+    int moved = 0, pads = 0;
+    for (int i = 0; i < egc_model_num_layers(m); i++) {
+        egc_layer_info li;
+        ASSERT_EQ(egc_model_layer(m, i, &li), EGC_OK);
+        pads += !strcmp(li.op, "Pad");
+        // the attention's values, [1, tokens, 1, ...] or [1, heads, tokens, ...] for one
+        // image, are not CAM candidates however 4-D they look
+        if (li.shape.ndim == 4 && li.shape.d[1] == 10) {
+            moved++;
+            EXPECT_FALSE(li.is_candidate) << li.name;
+        }
+    }
+    EXPECT_GE(moved, 5);
+    EXPECT_EQ(pads, 1);
     Npy in, out, want;
     read_npy("vit_tiny_in.npy", &in);
     read_npy("vit_tiny_out.npy", &out);
@@ -733,10 +747,7 @@ TEST(LowerComposite, VisionTransformerRunsOneImagePerPass)
     ASSERT_EQ(n, 3);
     egc_session *s = nullptr;
     ASSERT_EQ(egc_session_create(m, "cpu", n, patch, &s), EGC_OK) << egc_last_error();
-    EXPECT_EQ(egc_session_chunk(s), 1);
-    char desc[4096];
-    egc_session_describe(s, desc, sizeof desc);
-    EXPECT_NE(std::string(desc).find("batch 3 run one image per pass"), std::string::npos) << desc;
+    EXPECT_EQ(egc_session_chunk(s), 3);
     std::vector<float> logits((size_t)n * classes), seed((size_t)n * classes, 0.0f);
     std::vector<float> g(want.vec().size());
     ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
@@ -747,11 +758,42 @@ TEST(LowerComposite, VisionTransformerRunsOneImagePerPass)
     }
     ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), nullptr), EGC_OK) << egc_last_error();
     expect_close(g, want.vec(), 1e-5, "vit_tiny gradient at patch");
+    // rows apart: the first image alone gives its own logits
+    std::vector<float> one((size_t)classes);
+    ASSERT_EQ(egc_session_forward(s, in.vec().data(), 1, one.data()), EGC_OK) << egc_last_error();
+    const std::vector<float> all = out.vec();
+    expect_close(one, std::vector<float>(all.begin(), all.begin() + classes), 1e-5,
+                 "vit_tiny logits of image 0 alone");
     egc_session_destroy(s);
     egc_model_destroy(m);
     ASSERT_EQ(egc_model_load(data_path("convnext_block.onnx").c_str(), &m), EGC_OK)
         << egc_last_error();
     EXPECT_EQ(egc_model_one_image_per_pass(m), 0);
+    egc_model_destroy(m);
+}
+
+// A model exported at batch 1 that convolves along its batch axis (its channels moved there,
+// each convolved as an image of its own) cannot be given a leading batch axis: it runs one
+// image per pass (a batch of 3 is three passes), each image exactly as the file computes one.
+TEST(LowerComposite, BatchAxisConvolutionRunsOneImagePerPass)
+{
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("batch_conv.onnx").c_str(), &m), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_model_one_image_per_pass(m), 1);
+    Npy in, out;
+    read_npy("batch_conv_in.npy", &in);
+    read_npy("batch_conv_out.npy", &out);
+    const int n = (int)in.t.shape.d[0], classes = egc_model_num_classes(m);
+    egc_session *s = nullptr;
+    ASSERT_EQ(egc_session_create(m, "cpu", n, -1, &s), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_session_chunk(s), 1);
+    char desc[4096];
+    egc_session_describe(s, desc, sizeof desc);
+    EXPECT_NE(std::string(desc).find("batch 3 run one image per pass"), std::string::npos) << desc;
+    std::vector<float> logits((size_t)n * classes);
+    ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
+    expect_close(logits, out.vec(), 1e-5, "batch_conv logits");
+    egc_session_destroy(s);
     egc_model_destroy(m);
 }
 

@@ -371,9 +371,11 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
 // Conv output), Squeeze and Unsqueeze (Reshapes: squeeze_unsqueeze.onnx, target the gated
 // input), a small ConvNeXt (channels-last LayerNorms as MatMuls with 1/C, Mul, Sqrt, Div; the
 // GELU's Erf; Linears on [N,H,W,C] between Transposes: convnext_block.onnx, target the stem's
-// output), a small vision transformer (one image per pass; attention as 3-D MatMuls of two
-// activations, Softmax, Transposes; the class token's Concat and Gather: vit_tiny.onnx,
-// target the patch Conv, and the token layer of its first LayerNorm read as [N,8,3,3]): logits and the target gradient, whose heads run backward through
+// output), a small vision transformer (attention with a leading batch axis: 4-D MatMuls of two
+// activations, Softmax, Transposes; the class token's Pad and Add, and Gather: vit_tiny.onnx,
+// target the patch Conv, and the token layer of its first LayerNorm read as [N,8,3,3]), a
+// model run one image per pass (a convolution along the batch axis: batch_conv.onnx, target
+// the Conv): logits and the target gradient, whose heads run backward through
 // them, against the CPU.
 class CudaModelComposite : public testing::TestWithParam<int> {};
 
@@ -382,8 +384,8 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
     const char *files[] = {"composite_opset14.onnx", "leaky_prelu.onnx", "global_max.onnx",
                            "squeeze_unsqueeze.onnx", "convnext_block.onnx", "vit_tiny.onnx",
-                           "vit_tiny.onnx"},
-               *targets[] = {"hs", "lr", "c", "g", "stem", "patch", "layer.ln_1"};
+                           "vit_tiny.onnx", "batch_conv.onnx"},
+               *targets[] = {"hs", "lr", "c", "g", "stem", "patch", "layer.ln_1", "conv"};
     const int which = GetParam();
     const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + files[which];
     egc_model *m = nullptr;
@@ -421,7 +423,7 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     egc_model_destroy(m);
 }
 
-INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Values(0, 1, 2, 3, 4, 5, 6));
+INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Values(0, 1, 2, 3, 4, 5, 6, 7));
 
 // ------------------------------------------------------------------ torchvision exports
 //
