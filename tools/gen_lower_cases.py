@@ -586,7 +586,8 @@ def convnext_cases(rng):
 def gather_cases(rng):
     """Gather with constant indices on a value computed at run time, along an axis other than
     the batch: a scalar index (a class token taken as x[:, 0]), an uneven index list, and a
-    2-D list that steps evenly; then Gather on the batch axis, which is refused."""
+    2-D list that steps evenly; then Gather on the batch axis of a model exported for a batch
+    of 2, which is refused (for a batch of 1, axis 0 is that image's own)."""
     nodes = [
         helper.make_node("Gather", ["x", "i0"], ["tok"], name="cls_token", axis=1),
         helper.make_node("Gather", ["x", "iu"], ["gu"], name="uneven", axis=2),
@@ -606,7 +607,7 @@ def gather_cases(rng):
     npy("gather_runtime_in.npy", x)
     npy("gather_runtime_out.npy", np.maximum(np.concatenate([tok, gu, g2], axis=1), 0))
     nodes = [helper.make_node("Gather", ["x", "i0"], ["y"], name="rows", axis=0)]
-    save(model(nodes, [fin("x", ["N", 4])], [fin("y", None)], [init("i0", np.array([0], np.int64))]),
+    save(model(nodes, [fin("x", [2, 4])], [fin("y", None)], [init("i0", np.array([0], np.int64))]),
          "gather_batch_axis.onnx")
 
 
@@ -681,6 +682,86 @@ def vit_case(rng):
     npy("vit_tiny_tokens_grad.npy", grid(acts["t"].grad).numpy())
 
 
+def deit_case(rng):
+    """A small DeiT-style transformer with timm's attention (one qkv Linear, a Reshape and
+    Permute to [3, batch, heads, tokens, dims], unbind(0): Split and Squeeze), a class and a
+    distillation token (2 prefix tokens) and two blocks, exported with a symbolic batch. The
+    logits of 3 images, and the activation and gradient of the top-1 logits at the last
+    block's norm1 with its patch tokens laid out as a 3x3 image."""
+    import torch
+    import torch.nn as nn
+    torch.manual_seed(11)
+
+    class Attn(nn.Module):
+        def __init__(self, d, h):
+            super().__init__()
+            self.qkv = nn.Linear(d, 3 * d)
+            self.proj = nn.Linear(d, d)
+            self.h = h
+            self.scale = (d // h) ** -0.5
+
+        def forward(self, x):
+            b, n, c = x.shape
+            qkv = self.qkv(x).reshape(b, n, 3, self.h, c // self.h).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv.unbind(0)
+            a = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+            return self.proj((a @ v).transpose(1, 2).reshape(b, n, c))
+
+    class Block(nn.Module):
+        def __init__(self, d, h):
+            super().__init__()
+            self.norm1 = nn.LayerNorm(d)
+            self.attn = Attn(d, h)
+            self.norm2 = nn.LayerNorm(d)
+            self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+
+        def forward(self, x):
+            x = x + self.attn(self.norm1(x))
+            return x + self.mlp(self.norm2(x))
+
+    class Net(nn.Module):
+        def __init__(self, d=8, h=2):
+            super().__init__()
+            self.patch_embed = nn.Conv2d(3, d, 4, stride=4)
+            self.cls_token = nn.Parameter(0.5 * torch.randn(1, 1, d))
+            self.dist_token = nn.Parameter(0.5 * torch.randn(1, 1, d))
+            self.pos = nn.Parameter(0.5 * torch.randn(1, 11, d))
+            self.blocks = nn.Sequential(Block(d, h), Block(d, h))
+            self.norm = nn.LayerNorm(d)
+            self.head = nn.Linear(d, 5)
+            self.head_dist = nn.Linear(d, 5)
+
+        def forward(self, x):
+            t = self.patch_embed(x).flatten(2).transpose(1, 2)
+            n = t.shape[0]
+            t = torch.cat([self.cls_token.expand(n, -1, -1), self.dist_token.expand(n, -1, -1),
+                           t], dim=1) + self.pos
+            t = self.norm(self.blocks(t))
+            return (self.head(t[:, 0]) + self.head_dist(t[:, 1])) / 2
+
+    net = Net().eval()
+    x = torch.from_numpy(rng.standard_normal((3, 3, 12, 12)).astype(np.float32))
+    with torch.no_grad():
+        y = net(x).numpy()
+    acts = {}
+    hook = net.blocks[1].norm1.register_forward_hook(lambda mod, i, o: acts.__setitem__("t", o))
+    yy = net(x)
+    hook.remove()
+    acts["t"].retain_grad()
+    yy.gather(1, yy.argmax(1, keepdim=True)).sum().backward()
+
+    def grid(t):
+        return t[:, 2:, :].reshape(t.shape[0], 3, 3, t.shape[2]).permute(0, 3, 1, 2)
+    path = os.path.join(OUT, "deit_tiny.onnx")
+    torch.onnx.export(net, x[:1], path, opset_version=13, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    assert os.path.getsize(path) < 60000
+    npy("deit_tiny_in.npy", x.numpy())
+    npy("deit_tiny_out.npy", y)
+    npy("deit_tiny_tokens_act.npy", grid(acts["t"].detach()).numpy())
+    npy("deit_tiny_tokens_grad.npy", grid(acts["t"].grad).numpy())
+
+
 def batch_conv_case(rng):
     """A model exported at batch 1 that convolves along its batch axis: the image's 3 channels
     are moved to the batch axis (Transpose (1,0,2,3): [3,1,6,6]) and each is convolved as a
@@ -727,6 +808,7 @@ def main():
     gather_cases(np.random.default_rng(11))
     vit_case(np.random.default_rng(13))
     batch_conv_case(np.random.default_rng(17))
+    deit_case(np.random.default_rng(19))
 
 
 if __name__ == "__main__":

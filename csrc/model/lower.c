@@ -1486,7 +1486,8 @@ static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "Leaky
                                           "PRelu",       "GlobalMaxPool", "ReduceMean",
                                           "ReduceMax",   "Squeeze",       "Unsqueeze",
                                           "Pow",         "Gelu",          "LayerNormalization",
-                                          "ReduceSum",   "ReduceSumSquare", "Gather"};
+                                          "ReduceSum",   "ReduceSumSquare", "Gather",
+                                          "Split"};
 
 static int is_composite(const char *op)
 {
@@ -1585,6 +1586,83 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         *st = add_part(c, n, &r, "", 1, &id);
         return 1;
     }
+    if (strcmp(op, "Split") == 0) {
+        /* each output a Slice of the input along the axis (not the batch axis, unless the
+         * model is exported for one image, where axis 0 is that image's own) */
+        static const char *const known[] = {"axis", "split", "num_outputs", NULL};
+        int64_t axis = 0, sizes[EGC_NODE_MAX_IN];
+        int ns = 0;
+        const int no = n->n_outputs;
+        if ((*st = egc_lower_check_attrs(n, known)) != EGC_OK ||
+            (*st = egc_lower_attr_int(n, "axis", 0, &axis)) != EGC_OK)
+            return 1;
+        if (vin[0] < 0 || n_in > 2 || no < 1 || no > EGC_NODE_MAX_IN) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs and %d outputs (expected 1 or 2 "
+                                "inputs, 1 to %d outputs)", n_in, no, EGC_NODE_MAX_IN);
+            return 1;
+        }
+        const egc_shape *xs = &c->g->values[vin[0]].shape;
+        const int rank = xs->ndim;
+        if (axis < -rank || axis >= rank) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld is out of range (rank %d)",
+                                (long long)axis, rank);
+            return 1;
+        }
+        if (axis < 0) axis += rank;
+        if (axis == 0 && c->batch != 1) {
+            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "Split of the batch axis (axis 0) of a "
+                                "value computed at run time is not supported");
+            return 1;
+        }
+        const int64_t dim = xs->d[axis];
+        if (n_in > 1 && vin[1] >= 0) {
+            if ((*st = const_ints(c, n, vin, n_in, 1, "split", sizes, EGC_NODE_MAX_IN, &ns)) !=
+                EGC_OK)
+                return 1;
+        } else if (egc_lower_attr(n, "split")) {
+            const int64_t *v;
+            if ((*st = egc_lower_attr_ints(n, "split", &v, &ns)) != EGC_OK) return 1;
+            if (ns > EGC_NODE_MAX_IN) ns = EGC_NODE_MAX_IN + 1;
+            for (int k = 0; k < ns && k < EGC_NODE_MAX_IN; k++) sizes[k] = v[k];
+        } else { /* equal parts (opset 18: the last may be smaller) */
+            const int64_t part = (dim + no - 1) / no;
+            ns = no;
+            for (int k = 0; k < no; k++)
+                sizes[k] = EGC_MIN(part, EGC_MAX(dim - part * k, (int64_t)0));
+        }
+        int64_t sum = 0;
+        for (int k = 0; k < ns && k < EGC_NODE_MAX_IN; k++) {
+            if (sizes[k] < 0 || sizes[k] > dim) ns = -1;
+            else sum += sizes[k];
+        }
+        if (ns != no || sum != dim) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "split sizes do not divide axis %lld of size "
+                                "%lld into its %d outputs", (long long)axis, (long long)dim, no);
+            return 1;
+        }
+        int64_t at = 0;
+        for (int k = 0; k < no; k++) {
+            const int64_t len = sizes[k];
+            at += len;
+            if (!n->outputs[k] || !*n->outputs[k]) continue; /* an output nobody names */
+            char nodename[600];
+            snprintf(nodename, sizeof nodename, "%s/%d", nname(n), k);
+            egc_onnx_node part = *n;
+            part.name = nodename;
+            part.outputs = &n->outputs[k];
+            part.n_outputs = 1;
+            egc_node r;
+            node_init(&r, EGC_OP_SLICE);
+            r.n_in = 1, r.in[0] = vin[0];
+            r.p.slice.n = 1;
+            r.p.slice.axes[0] = axis;
+            r.p.slice.starts[0] = at - len;
+            r.p.slice.ends[0] = at;
+            r.p.slice.steps[0] = 1;
+            if ((*st = add_part(c, &part, &r, "", 1, &id)) != EGC_OK) return 1;
+        }
+        return 1;
+    }
     if (strcmp(op, "Gather") == 0) {
         /* constant indices into an axis other than the batch: one Slice when they step
          * evenly forward, else a Concat of one-element Slices; then a Reshape to the output
@@ -1610,7 +1688,7 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             return 1;
         }
         if (axis < 0) axis += rank;
-        if (axis == 0) {
+        if (axis == 0 && c->batch != 1) { /* (at batch 1, axis 0 is one image's own) */
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "Gather on the batch axis (axis 0) of a "
                                 "value computed at run time is not supported");
             return 1;
@@ -1714,7 +1792,7 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         }
         if (!unsq && na == 0) /* every dimension of size 1 but the batch */
             for (int k = 1; k < rin; k++) mark[k] = xs->d[k] == 1;
-        if (rin < 1 || mark[0]) {
+        if (rin < 1 || (mark[0] && c->batch != 1)) {
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "%s of the batch axis (axis 0) is not "
                                 "supported", op);
             return 1;

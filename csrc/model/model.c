@@ -110,7 +110,7 @@ static void infer_tokens(const egc_graph *g, const unsigned char *lay, egc_token
 {
     const int64_t b1 = g->declared_batch > 0 ? g->declared_batch : 1;
     int64_t gh = 0, gw = 0, gc = 0;
-    for (int v = 0; v < g->n_values; v++) tok[v].prefix = -1;
+    for (int v = 0; v < g->n_values; v++) tok[v].prefix = -1, tok[v].after = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const int v = g->nodes[i].out;
         const egc_shape *s = &g->values[v].shape;
@@ -126,6 +126,14 @@ static void infer_tokens(const egc_graph *g, const unsigned char *lay, egc_token
         tok[v].gh = (int)gh;
         tok[v].gw = (int)gw;
     }
+    /* what is computed from token layers (attention's queries, keys and scores, [N, heads,
+     * tokens, ...]) is no 4-D CAM layer, however it looks */
+    for (int i = 0; i < g->n_nodes; i++) {
+        const egc_node *n = &g->nodes[i];
+        for (int j = 0; j < n->n_in; j++)
+            if (n->in[j] >= 0 && (tok[n->in[j]].prefix >= 0 || tok[n->in[j]].after))
+                tok[n->out].after = 1;
+    }
 }
 
 /* Whether node n's output can be a CAM's target layer: 4-D, spatial size > 1, and not known
@@ -135,7 +143,8 @@ static int is_candidate(const egc_model *m, const egc_node *n)
     const egc_shape *s = &m->g.values[n->out].shape;
     const int64_t b1 = m->g.declared_batch > 0 ? m->g.declared_batch : 1;
     if (m->g.values[n->out].batch_moved || s->ndim < 1 || s->d[0] != b1) return 0;
-    return (s->ndim == 4 && s->d[2] * s->d[3] > 1 && m->layout[n->out] != LAYOUT_NHWC) ||
+    return (s->ndim == 4 && s->d[2] * s->d[3] > 1 && m->layout[n->out] != LAYOUT_NHWC &&
+            !m->tok[n->out].after) ||
            m->tok[n->out].prefix >= 0;
 }
 

@@ -848,6 +848,56 @@ TEST(LowerComposite, VisionTransformerTokenLayerIsReadAsAnImage)
     egc_model_destroy(m);
 }
 
+// A DeiT-style transformer with timm's attention ([3, batch, heads, tokens, dims] split with
+// unbind: Split and Squeeze on axis 0, which for a batch-1 export is the image's own) and two
+// prefix tokens (class and distillation): it runs in whole batches, `auto` is the last
+// block's norm1, read as a 3x3 image of its patch tokens, and its logits, activation and
+// gradient there are PyTorch's for 3 images.
+TEST(LowerComposite, DeitStyleTransformerWithSplitAttention)
+{
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("deit_tiny.onnx").c_str(), &m), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_model_one_image_per_pass(m), 0);
+    int autol = -1, norm1 = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &autol), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "blocks.1.norm1", &norm1), EGC_OK) << egc_last_error();
+    EXPECT_EQ(autol, norm1);
+    int prefix = -1, gh = -1, gw = -1;
+    ASSERT_EQ(egc_model_layer_tokens(m, norm1, &prefix, &gh, &gw), 1);
+    EXPECT_EQ(prefix, 2);
+    EXPECT_EQ(gh, 3);
+    EXPECT_EQ(gw, 3);
+    for (int i = 0; i < egc_model_num_layers(m); i++) {
+        egc_layer_info li;
+        ASSERT_EQ(egc_model_layer(m, i, &li), EGC_OK);
+        // queries, keys, values and scores ([1, heads, tokens, ...]) are no CAM layers
+        if (li.shape.ndim == 4 && li.shape.d[1] == 2) EXPECT_FALSE(li.is_candidate) << li.name;
+    }
+    Npy in, out, want_a, want_g;
+    read_npy("deit_tiny_in.npy", &in);
+    read_npy("deit_tiny_out.npy", &out);
+    read_npy("deit_tiny_tokens_act.npy", &want_a);
+    read_npy("deit_tiny_tokens_grad.npy", &want_g);
+    const int n = (int)in.t.shape.d[0], classes = egc_model_num_classes(m);
+    egc_session *s = nullptr;
+    ASSERT_EQ(egc_session_create(m, "cpu", n, norm1, &s), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_session_chunk(s), n);
+    std::vector<float> logits((size_t)n * classes), seed((size_t)n * classes, 0.0f);
+    std::vector<float> g(want_g.vec().size()), a(want_a.vec().size());
+    ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
+    expect_close(logits, out.vec(), 1e-5, "deit_tiny logits");
+    for (int i = 0; i < n; i++) {
+        const float *l = logits.data() + (size_t)i * classes;
+        seed[(size_t)i * classes + (size_t)(std::max_element(l, l + classes) - l)] = 1.0f;
+    }
+    ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), a.data()), EGC_OK)
+        << egc_last_error();
+    expect_close(a, want_a.vec(), 1e-5, "deit_tiny norm1 patch tokens");
+    expect_close(g, want_g.vec(), 1e-5, "deit_tiny norm1 patch token gradient");
+    egc_session_destroy(s);
+    egc_model_destroy(m);
+}
+
 // Gelu (opset 20; exact form: 0.5 x (1 + erf(x / sqrt 2))) and Pow with the exponents of
 // exported norms (2: a Mul, 0.5: Sqrt, 1: the input itself, integer or float); any other
 // exponent on a run-time value is refused with the reason.

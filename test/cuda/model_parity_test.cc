@@ -375,7 +375,8 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
 // activations, Softmax, Transposes; the class token's Pad and Add, and Gather: vit_tiny.onnx,
 // target the patch Conv, and the token layer of its first LayerNorm read as [N,8,3,3]), a
 // model run one image per pass (a convolution along the batch axis: batch_conv.onnx, target
-// the Conv): logits and the target gradient, whose heads run backward through
+// the Conv), a DeiT-style transformer (timm's attention split on its own axis 0; two prefix
+// tokens: deit_tiny.onnx, target the last block's norm1): logits and the target gradient, whose heads run backward through
 // them, against the CPU.
 class CudaModelComposite : public testing::TestWithParam<int> {};
 
@@ -384,8 +385,9 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
     const char *files[] = {"composite_opset14.onnx", "leaky_prelu.onnx", "global_max.onnx",
                            "squeeze_unsqueeze.onnx", "convnext_block.onnx", "vit_tiny.onnx",
-                           "vit_tiny.onnx", "batch_conv.onnx"},
-               *targets[] = {"hs", "lr", "c", "g", "stem", "patch", "layer.ln_1", "conv"};
+                           "vit_tiny.onnx", "batch_conv.onnx", "deit_tiny.onnx"},
+               *targets[] = {"hs", "lr", "c", "g", "stem", "patch", "layer.ln_1", "conv",
+                             "blocks.1.norm1"};
     const int which = GetParam();
     const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + files[which];
     egc_model *m = nullptr;
@@ -423,7 +425,7 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     egc_model_destroy(m);
 }
 
-INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Values(0, 1, 2, 3, 4, 5, 6, 7));
+INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Values(0, 1, 2, 3, 4, 5, 6, 7, 8));
 
 // ------------------------------------------------------------------ torchvision exports
 //
