@@ -492,6 +492,30 @@ def composite_cases(rng):
          "pow_cube.onnx")
 
 
+def top1_grad(net, module, x):
+    """The output of module for x, and the gradient there of the sum of each image's top-1
+    logit (what egcam's tests seed a backward with)."""
+    acts = {}
+    hook = module.register_forward_hook(lambda mod, i, o: acts.__setitem__("a", o))
+    y = net(x)
+    hook.remove()
+    acts["a"].retain_grad()
+    y.gather(1, y.argmax(1, keepdim=True)).sum().backward()
+    return acts["a"].detach(), acts["a"].grad
+
+
+def export_symbolic(net, x, y, name, max_bytes):
+    """net traced with x[:1] and exported as NAME.onnx (opset 13) with a symbolic batch, and
+    NAME_in.npy / NAME_out.npy: x and its logits y."""
+    import torch
+    path = os.path.join(OUT, name + ".onnx")
+    torch.onnx.export(net, x[:1], path, opset_version=13, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    assert os.path.getsize(path) < max_bytes, name
+    npy(name + "_in.npy", x.numpy())
+    npy(name + "_out.npy", y)
+
+
 def convnext_cases(rng):
     """A small ConvNeXt as torchvision builds it: a stem with a channels-last LayerNorm, one
     block (depthwise 7x7 Conv, Transpose to [N,H,W,C], LayerNorm, Linear, GELU, Linear,
@@ -543,13 +567,7 @@ def convnext_cases(rng):
     with torch.no_grad():
         y = net(x).numpy()
     # the gradient of the top-1 logits at the block's output (module "blk", [2,8,6,6])
-    acts = {}
-    hook = net.blk.register_forward_hook(lambda mod, i, o: acts.__setitem__("a", o))
-    yy = net(x)
-    hook.remove()
-    acts["a"].retain_grad()
-    yy.gather(1, yy.argmax(1, keepdim=True)).sum().backward()
-    npy("convnext_block_grad.npy", acts["a"].grad.numpy())
+    npy("convnext_block_grad.npy", top1_grad(net, net.blk, x)[1].numpy())
     for opset, name in ((13, "convnext_block"), (17, "convnext_block_opset17")):
         path = os.path.join(OUT, name + ".onnx")
         torch.onnx.export(net, x, path, opset_version=opset, input_names=["x"],
@@ -655,31 +673,17 @@ def vit_case(rng):
     x = torch.from_numpy(rng.standard_normal((3, 3, 12, 12)).astype(np.float32))
     with torch.no_grad():
         y = net(x).numpy()
-    acts = {}
-    hook = net.patch.register_forward_hook(lambda mod, i, o: acts.__setitem__("a", o))
-    yy = net(x)
-    hook.remove()
-    acts["a"].retain_grad()
-    yy.gather(1, yy.argmax(1, keepdim=True)).sum().backward()
-    path = os.path.join(OUT, "vit_tiny.onnx")
-    torch.onnx.export(net, x[:1], path, opset_version=13, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
-    assert os.path.getsize(path) < 40000
-    npy("vit_tiny_in.npy", x.numpy())
-    npy("vit_tiny_out.npy", y)
-    npy("vit_tiny_grad.npy", acts["a"].grad.numpy())
+    patch_grad = top1_grad(net, net.patch, x)[1]
+    export_symbolic(net, x, y, "vit_tiny", 40000)
+    npy("vit_tiny_grad.npy", patch_grad.numpy())
     # the token layer pytorch-grad-cam targets (the block's first LayerNorm), its patch tokens
     # laid out as a 3x3 image (reshape_transform): activation and gradient, [3,8,3,3]
-    hook = net.layer.ln_1.register_forward_hook(lambda mod, i, o: acts.__setitem__("t", o))
-    yy = net(x)
-    hook.remove()
-    acts["t"].retain_grad()
-    yy.gather(1, yy.argmax(1, keepdim=True)).sum().backward()
+    act, grad = top1_grad(net, net.layer.ln_1, x)
 
     def grid(t):
         return t[:, 1:, :].reshape(t.shape[0], 3, 3, t.shape[2]).permute(0, 3, 1, 2)
-    npy("vit_tiny_tokens_act.npy", grid(acts["t"].detach()).numpy())
-    npy("vit_tiny_tokens_grad.npy", grid(acts["t"].grad).numpy())
+    npy("vit_tiny_tokens_act.npy", grid(act).numpy())
+    npy("vit_tiny_tokens_grad.npy", grid(grad).numpy())
 
 
 def deit_case(rng):
@@ -743,23 +747,13 @@ def deit_case(rng):
     x = torch.from_numpy(rng.standard_normal((3, 3, 12, 12)).astype(np.float32))
     with torch.no_grad():
         y = net(x).numpy()
-    acts = {}
-    hook = net.blocks[1].norm1.register_forward_hook(lambda mod, i, o: acts.__setitem__("t", o))
-    yy = net(x)
-    hook.remove()
-    acts["t"].retain_grad()
-    yy.gather(1, yy.argmax(1, keepdim=True)).sum().backward()
+    act, grad = top1_grad(net, net.blocks[1].norm1, x)
 
     def grid(t):
         return t[:, 2:, :].reshape(t.shape[0], 3, 3, t.shape[2]).permute(0, 3, 1, 2)
-    path = os.path.join(OUT, "deit_tiny.onnx")
-    torch.onnx.export(net, x[:1], path, opset_version=13, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
-    assert os.path.getsize(path) < 60000
-    npy("deit_tiny_in.npy", x.numpy())
-    npy("deit_tiny_out.npy", y)
-    npy("deit_tiny_tokens_act.npy", grid(acts["t"].detach()).numpy())
-    npy("deit_tiny_tokens_grad.npy", grid(acts["t"].grad).numpy())
+    export_symbolic(net, x, y, "deit_tiny", 60000)
+    npy("deit_tiny_tokens_act.npy", grid(act).numpy())
+    npy("deit_tiny_tokens_grad.npy", grid(grad).numpy())
 
 
 def batch_conv_case(rng):

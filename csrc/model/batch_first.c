@@ -60,13 +60,7 @@ static egc_status bf_new_value(bf *b, const char *base, const char *suffix,
         b->capv = cap;
     }
     egc_value *v = &b->vals[b->nv];
-    memset(v, 0, sizeof *v);
-    size_t len = strlen(base) + strlen(suffix) + 1;
-    EGC_TRY(egc_malloc((void **)&v->name, len, 1, "value name"));
-    snprintf(v->name, len, "%s%s", base, suffix);
-    v->shape = *s;
-    v->is_float = 1;
-    v->producer = -1;
+    EGC_TRY(egc_value_make(v, base, suffix, s));
     v->batch_moved = 1;
     *id = b->nv++;
     return EGC_OK;

@@ -176,6 +176,11 @@ void egc_slice_resolve(const egc_slice_params *p, const egc_shape *in, int64_t *
 EGC_NODISCARD egc_status egc_broadcast_shape(const egc_shape *a, const egc_shape *b,
                                               egc_shape *out);
 
+/* *v as a new float activation of shape s named base + suffix (a copy v owns), with no
+ * producer yet; the rest zero. On failure *v owns nothing. */
+EGC_NODISCARD egc_status egc_value_make(egc_value *v, const char *base, const char *suffix,
+                                         const egc_shape *s);
+
 /* Releases everything a graph owns (not the struct). */
 void egc_graph_clear(egc_graph *g);
 

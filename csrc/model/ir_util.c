@@ -1,5 +1,6 @@
 /* ir_util.c: small shape helpers shared by lowering, shape inference and every backend:
  * op names, numpy broadcasting, Slice resolution. */
+#include <stdio.h>
 #include <string.h>
 
 #include "model/ir.h"
@@ -87,4 +88,16 @@ int egc_graph_readers(const egc_graph *g, int v, int *last)
                 *last = i;
             }
     return k;
+}
+
+egc_status egc_value_make(egc_value *v, const char *base, const char *suffix, const egc_shape *s)
+{
+    memset(v, 0, sizeof *v);
+    size_t len = strlen(base) + strlen(suffix) + 1;
+    EGC_TRY(egc_malloc((void **)&v->name, len, 1, "value name"));
+    snprintf(v->name, len, "%s%s", base, suffix);
+    v->shape = *s;
+    v->is_float = 1;
+    v->producer = -1;
+    return EGC_OK;
 }

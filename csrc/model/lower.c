@@ -1224,27 +1224,40 @@ static egc_status add_part(lctx *c, const egc_onnx_node *n, egc_node *r, const c
     return add_node(c, &part, r, id);
 }
 
-/* A scalar float constant named after n's output plus suffix. */
+/* A zeroed float tensor of shape s (NULL: a scalar) into *t. */
+static egc_status zero_tensor(const egc_shape *s, egc_onnx_tensor *t)
+{
+    memset(t, 0, sizeof *t);
+    t->orig_dtype = EGC_DT_FLOAT;
+    t->is_float = 1;
+    if (s) t->shape = *s; /* else a scalar (ndim 0) */
+    t->numel = s ? egc_shape_numel(s) : 1;
+    return egc_calloc((void **)&t->f32, (size_t)(t->numel ? t->numel : 1), sizeof(float),
+                      "constant");
+}
+
+/* Tensor t (taken over, freed on failure) as a new constant named after n's output plus
+ * suffix; *id gets it. */
+static egc_status own_const(lctx *c, const egc_onnx_node *n, const char *suffix,
+                            egc_onnx_tensor *t, int *id)
+{
+    egc_status st = new_unique_value(c, n->outputs[0], suffix, id);
+    if (st != EGC_OK) {
+        egc_fold_free(t);
+        return st;
+    }
+    return take_tensor(c, *id, t);
+}
+
 /* A new float constant of shape s (NULL: a scalar) with every element v, named after n's
  * output and suffix. */
 static egc_status fill_const(lctx *c, const egc_onnx_node *n, const char *suffix,
                              const egc_shape *s, float v, int *id)
 {
     egc_onnx_tensor t;
-    memset(&t, 0, sizeof t);
-    t.orig_dtype = EGC_DT_FLOAT;
-    t.is_float = 1;
-    if (s) t.shape = *s; /* else a scalar (ndim 0) */
-    t.numel = s ? egc_shape_numel(s) : 1;
-    EGC_TRY(egc_calloc((void **)&t.f32, (size_t)(t.numel ? t.numel : 1), sizeof(float),
-                       "constant"));
+    EGC_TRY(zero_tensor(s, &t));
     for (int64_t k = 0; k < t.numel; k++) t.f32[k] = v;
-    egc_status st = new_unique_value(c, n->outputs[0], suffix, id);
-    if (st != EGC_OK) {
-        egc_fold_free(&t);
-        return st;
-    }
-    return take_tensor(c, *id, &t);
+    return own_const(c, n, suffix, &t, id);
 }
 
 static egc_status scalar_const(lctx *c, const egc_onnx_node *n, const char *suffix, float v,
@@ -1349,6 +1362,22 @@ static egc_status binary_part(lctx *c, const egc_onnx_node *n, egc_op op, int a,
     return add_part(c, n, &r, suffix, last, id);
 }
 
+/* Slice [start, end) with step 1 or more of x along one axis into a new value (last = 0) or
+ * n's output (last = 1). */
+static egc_status slice_part(lctx *c, const egc_onnx_node *n, int x, int64_t axis, int64_t start,
+                             int64_t end, int64_t step, const char *suffix, int last, int *id)
+{
+    egc_node r;
+    node_init(&r, EGC_OP_SLICE);
+    r.n_in = 1, r.in[0] = x;
+    r.p.slice.n = 1;
+    r.p.slice.axes[0] = axis;
+    r.p.slice.starts[0] = start;
+    r.p.slice.ends[0] = end;
+    r.p.slice.steps[0] = step;
+    return add_part(c, n, &r, suffix, last, id);
+}
+
 /* A unary node op(x) into a new value (last = 0) or n's output (last = 1). */
 static egc_status unary_part(lctx *c, const egc_onnx_node *n, egc_op op, int x,
                              const char *suffix, int last, int *id)
@@ -1441,14 +1470,7 @@ static int concat_constants(lctx *c, const egc_onnx_node *n, const int *vin, int
     egc_shape os = *xs;
     os.d[axis] = total;
     egc_onnx_tensor t;
-    memset(&t, 0, sizeof t);
-    t.orig_dtype = EGC_DT_FLOAT;
-    t.is_float = 1;
-    t.shape = os;
-    t.numel = egc_shape_numel(&os);
-    if ((*st = egc_calloc((void **)&t.f32, (size_t)(t.numel ? t.numel : 1), sizeof(float),
-                          "constant")) != EGC_OK)
-        return 1;
+    if ((*st = zero_tensor(&os, &t)) != EGC_OK) return 1;
     int64_t outer = 1, inner = 1;
     for (int d = 0; d < axis; d++) outer *= os.d[d];
     for (int d = (int)axis + 1; d < rank; d++) inner *= os.d[d];
@@ -1463,11 +1485,7 @@ static int concat_constants(lctx *c, const egc_onnx_node *n, const int *vin, int
         at += len;
     }
     int k = -1, pad = -1;
-    if ((*st = new_unique_value(c, n->outputs[0], "/constants", &k)) != EGC_OK) {
-        egc_fold_free(&t);
-        return 1;
-    }
-    if ((*st = take_tensor(c, k, &t)) != EGC_OK) return 1;
+    if ((*st = own_const(c, n, "/constants", &t, &k)) != EGC_OK) return 1;
     egc_node r;
     node_init(&r, EGC_OP_PAD);
     r.n_in = 1, r.in[0] = vin[act];
@@ -1557,19 +1575,9 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             ka = vin[1];
             egc_onnx_tensor t;
             memset(&t, 0, sizeof t);
-            t.orig_dtype = EGC_DT_FLOAT;
-            t.is_float = 1;
-            t.shape = sv->shape;
-            t.numel = egc_shape_numel(&sv->shape);
-            if ((*st = egc_calloc((void **)&t.f32, (size_t)(t.numel ? t.numel : 1), sizeof(float),
-                                  "constant")) != EGC_OK)
-                return 1;
+            if ((*st = zero_tensor(&sv->shape, &t)) != EGC_OK) return 1;
             for (int64_t k = 0; k < t.numel; k++) t.f32[k] = 1.0f - sv->f32[k];
-            if ((*st = new_unique_value(c, n->outputs[0], "/one_minus_slope", &kb)) != EGC_OK) {
-                egc_fold_free(&t);
-                return 1;
-            }
-            if ((*st = take_tensor(c, kb, &t)) != EGC_OK) return 1;
+            if ((*st = own_const(c, n, "/one_minus_slope", &t, &kb)) != EGC_OK) return 1;
         }
         egc_node r;
         node_init(&r, EGC_OP_RELU);
@@ -1651,15 +1659,8 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             part.name = nodename;
             part.outputs = &n->outputs[k];
             part.n_outputs = 1;
-            egc_node r;
-            node_init(&r, EGC_OP_SLICE);
-            r.n_in = 1, r.in[0] = vin[0];
-            r.p.slice.n = 1;
-            r.p.slice.axes[0] = axis;
-            r.p.slice.starts[0] = at - len;
-            r.p.slice.ends[0] = at;
-            r.p.slice.steps[0] = 1;
-            if ((*st = add_part(c, &part, &r, "", 1, &id)) != EGC_OK) return 1;
+            if ((*st = slice_part(c, &part, vin[0], axis, at - len, at, 1, "", 1, &id)) != EGC_OK)
+                return 1;
         }
         return 1;
     }
@@ -1717,14 +1718,9 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         egc_node r;
         int src = -1;
         if (even) {
-            node_init(&r, EGC_OP_SLICE);
-            r.n_in = 1, r.in[0] = vin[0];
-            r.p.slice.n = 1;
-            r.p.slice.axes[0] = axis;
-            r.p.slice.starts[0] = idx[0];
-            r.p.slice.ends[0] = idx[k - 1] + 1;
-            r.p.slice.steps[0] = step;
-            if ((*st = add_part(c, n, &r, "/slice", last, &src)) != EGC_OK) return 1;
+            if ((*st = slice_part(c, n, vin[0], axis, idx[0], idx[k - 1] + 1, step, "/slice", last,
+                                  &src)) != EGC_OK)
+                return 1;
         } else {
             egc_node cat;
             node_init(&cat, EGC_OP_CONCAT);
@@ -1733,14 +1729,9 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             for (int64_t j = 0; j < k; j++) {
                 char suffix[40];
                 snprintf(suffix, sizeof suffix, "/index_%lld", (long long)j);
-                node_init(&r, EGC_OP_SLICE);
-                r.n_in = 1, r.in[0] = vin[0];
-                r.p.slice.n = 1;
-                r.p.slice.axes[0] = axis;
-                r.p.slice.starts[0] = idx[j];
-                r.p.slice.ends[0] = idx[j] + 1;
-                r.p.slice.steps[0] = 1;
-                if ((*st = add_part(c, n, &r, suffix, 0, &cat.in[j])) != EGC_OK) return 1;
+                if ((*st = slice_part(c, n, vin[0], axis, idx[j], idx[j] + 1, 1, suffix, 0,
+                                      &cat.in[j])) != EGC_OK)
+                    return 1;
             }
             if ((*st = add_part(c, n, &cat, "/concat", last, &src)) != EGC_OK) return 1;
         }

@@ -24,12 +24,7 @@ static egc_status tv_value(egc_graph *o, const char *base, const char *suffix, c
                            int producer, int *id)
 {
     egc_value *v = &o->values[o->n_values];
-    memset(v, 0, sizeof *v);
-    size_t len = strlen(base) + strlen(suffix) + 1;
-    EGC_TRY(egc_malloc((void **)&v->name, len, 1, "token view value name"));
-    snprintf(v->name, len, "%s%s", base, suffix);
-    v->shape = *s;
-    v->is_float = 1;
+    EGC_TRY(egc_value_make(v, base, suffix, s));
     v->producer = producer;
     *id = o->n_values++;
     return EGC_OK;

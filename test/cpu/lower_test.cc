@@ -148,6 +148,17 @@ void expect_close(const std::vector<float> &got, const std::vector<float> &want,
         ASSERT_NEAR(got[i], want[i], tol * (1 + std::fabs(want[i]))) << what << " element " << i;
 }
 
+// One-hot seeds [n, classes] at each row's largest logit.
+std::vector<float> top1_seed(const std::vector<float> &logits, int n, int classes)
+{
+    std::vector<float> seed((size_t)n * classes, 0.0f);
+    for (int i = 0; i < n; i++) {
+        const float *l = logits.data() + (size_t)i * classes;
+        seed[(size_t)i * classes + (size_t)(std::max_element(l, l + classes) - l)] = 1.0f;
+    }
+    return seed;
+}
+
 // Lowers NAME.onnx and compares its output for NAME_in.npy with NAME_out.npy.
 void check_reference(const std::string &name, double tol = 1e-5)
 {
@@ -703,10 +714,7 @@ TEST(LowerComposite, ConvNeXtCamLayerAndGradient)
     std::vector<float> logits((size_t)n * classes), seed((size_t)n * classes, 0.0f);
     std::vector<float> g(want.vec().size());
     ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
-    for (int i = 0; i < n; i++) {
-        const float *l = logits.data() + (size_t)i * classes;
-        seed[(size_t)i * classes + (size_t)(std::max_element(l, l + classes) - l)] = 1.0f;
-    }
+    seed = top1_seed(logits, n, classes);
     ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), nullptr), EGC_OK) << egc_last_error();
     expect_close(g, want.vec(), 1e-5, "convnext_block gradient at blk");
     egc_session_destroy(s);
@@ -752,10 +760,7 @@ TEST(LowerComposite, VisionTransformerRunsBatched)
     std::vector<float> g(want.vec().size());
     ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
     expect_close(logits, out.vec(), 1e-5, "vit_tiny logits");
-    for (int i = 0; i < n; i++) {
-        const float *l = logits.data() + (size_t)i * classes;
-        seed[(size_t)i * classes + (size_t)(std::max_element(l, l + classes) - l)] = 1.0f;
-    }
+    seed = top1_seed(logits, n, classes);
     ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), nullptr), EGC_OK) << egc_last_error();
     expect_close(g, want.vec(), 1e-5, "vit_tiny gradient at patch");
     // rows apart: the first image alone gives its own logits
@@ -836,10 +841,7 @@ TEST(LowerComposite, VisionTransformerTokenLayerIsReadAsAnImage)
     std::vector<float> g(want_g.vec().size()), a(want_a.vec().size());
     ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
     expect_close(logits, out.vec(), 1e-5, "vit_tiny logits through the token view");
-    for (int i = 0; i < n; i++) {
-        const float *l = logits.data() + (size_t)i * classes;
-        seed[(size_t)i * classes + (size_t)(std::max_element(l, l + classes) - l)] = 1.0f;
-    }
+    seed = top1_seed(logits, n, classes);
     ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), a.data()), EGC_OK)
         << egc_last_error();
     expect_close(a, want_a.vec(), 1e-5, "vit_tiny ln_1 patch tokens");
@@ -886,10 +888,7 @@ TEST(LowerComposite, DeitStyleTransformerWithSplitAttention)
     std::vector<float> g(want_g.vec().size()), a(want_a.vec().size());
     ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
     expect_close(logits, out.vec(), 1e-5, "deit_tiny logits");
-    for (int i = 0; i < n; i++) {
-        const float *l = logits.data() + (size_t)i * classes;
-        seed[(size_t)i * classes + (size_t)(std::max_element(l, l + classes) - l)] = 1.0f;
-    }
+    seed = top1_seed(logits, n, classes);
     ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), a.data()), EGC_OK)
         << egc_last_error();
     expect_close(a, want_a.vec(), 1e-5, "deit_tiny norm1 patch tokens");
