@@ -9,6 +9,7 @@
  *   Sqrt     y = sqrt(x)                   dx += dy * 0.5 / y (infinite at x = 0, NaN below,
  *            as torch.sqrt's backward)
  *   Erf      y = erf(x)                    dx += dy * 2 / sqrt(pi) * exp(-x * x)
+ *            (both by vectorizable polynomials: erf_rational, gaussf below)
  *   Add/Sub/Mul/Div with numpy broadcasting; gradients are summed over broadcast dims.
  *   BatchNormalization (inference) over axis 1 of X [N,C,...]:
  *            y = scale * (x - mean) / sqrt(var + eps) + B;  dx += dy * scale / sqrt(var + eps)
@@ -76,6 +77,33 @@ static inline float sigmoidf(float x)
     return nan ? x : y;
 }
 
+/* erf(x) as x P(x^2) / Q(x^2) on x clamped to [-4, 4] (erf is +-1 in float beyond), the
+ * rational approximation of Eigen's generic_fast_erf_float: within 4.5e-7 of erf (absolute
+ * and relative; measured on 2,000,001 points of [-6, 6] against double erf); NaN stays NaN.
+ * Vectorizes, as glibc's erff call does not. */
+static inline float erf_rational(float x)
+{
+    const float c = x > 4.0f ? 4.0f : (x < -4.0f ? -4.0f : x);
+    const float z = c * c;
+    const float p = ((((((-2.72614225801306e-10f * z + 2.77068142495902e-08f) * z +
+                         -2.10102402082508e-06f) * z + -5.69250639462346e-05f) * z +
+                       -7.34990630326855e-04f) * z + -2.95459980854025e-03f) * z +
+                     -1.60960333262415e-02f) * c;
+    const float q = (((-1.45660718464996e-05f * z + -2.13374055278905e-04f) * z +
+                      -1.68282697438203e-03f) * z + -7.37332916720468e-03f) * z +
+                    -1.42647390514189e-02f;
+    return p / q;
+}
+
+/* exp(-x^2), the Gaussian of erf's derivative: 0 below exp(-87); NaN stays NaN. */
+static inline float gaussf(float x)
+{
+    const int nan = x != x;
+    const float t = nan ? 0.0f : -(x * x);
+    const float e = t < -87.0f ? 0.0f : exp_nonpos(t < -87.0f ? -87.0f : t);
+    return nan ? x : e;
+}
+
 /* One call's element-wise work, cut into ranges that run in parallel. */
 typedef struct unary_job {
     egc_op op;
@@ -113,9 +141,9 @@ static void unary_chunk(int64_t k, void *arg)
         break;
     case EGC_OP_ERF:
         if (!j->backward)
-            for (int64_t i = a; i < b; i++) o[i] = erff(x[i]);
+            for (int64_t i = a; i < b; i++) o[i] = erf_rational(x[i]);
         else
-            for (int64_t i = a; i < b; i++) o[i] += dy[i] * (EGC_CPU_TWO_OVER_SQRT_PI * expf(-x[i] * x[i]));
+            for (int64_t i = a; i < b; i++) o[i] += dy[i] * (EGC_CPU_TWO_OVER_SQRT_PI * gaussf(x[i]));
         break;
     default: /* Sigmoid */
         if (!j->backward)
