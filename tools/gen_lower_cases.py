@@ -203,6 +203,17 @@ def dropout_cases(rng):
     save(model(nodes, [fin("x", [1, 4])], [fin("y", None)]), "dropout_mask.onnx")
 
 
+def dropout_training_cases():
+    """Dropout with training_mode true (opset 12 inputs), as torch exports attention dropout
+    of probability 0: the input itself with a ratio of 0; refused with a ratio of 0.5."""
+    for ratio, name in ((0.0, "dropout_training_zero.onnx"), (0.5, "dropout_training.onnx")):
+        nodes = [helper.make_node("Dropout", ["x", "ratio", "train"], ["d"], name="drop"),
+                 helper.make_node("Relu", ["d"], ["y"], name="relu")]
+        save(model(nodes, [fin("x", [1, 4])], [fin("y", None)],
+                   [init("ratio", np.array(ratio, np.float32)),
+                    init("train", np.array(True))]), name)
+
+
 def error_cases(rng):
     w = rng.standard_normal((2, 1, 3, 3)).astype(np.float32)
     nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
@@ -802,6 +813,7 @@ def main():
     gather_cases(np.random.default_rng(11))
     vit_case(np.random.default_rng(13))
     batch_conv_case(np.random.default_rng(17))
+    dropout_training_cases()
     deit_case(np.random.default_rng(19))
 
 

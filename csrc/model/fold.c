@@ -482,6 +482,54 @@ static egc_status fold_expand(const egc_onnx_node *n, const egc_onnx_tensor *x,
     return EGC_OK;
 }
 
+/* ScatterND (no reduction): a copy of data with updates written at the index tuples, later
+ * tuples over earlier ones. indices [..., k] (integers, negatives from the end), updates
+ * indices.shape[:-1] + data.shape[k:]. */
+static egc_status fold_scatter_nd(const egc_onnx_node *n, const egc_onnx_tensor *data,
+                                  const egc_onnx_tensor *idx, const egc_onnx_tensor *upd,
+                                  egc_onnx_tensor *out)
+{
+    char b1[96], b2[96];
+    const char *red = NULL;
+    EGC_TRY(egc_lower_attr_string(n, "reduction", "none", &red));
+    if (strcmp(red, "none") != 0)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "reduction '%s' is not supported (only "
+                             "'none')", red);
+    if (idx->is_float) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "indices must be integers");
+    if (upd->is_float != data->is_float)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "updates and data have different element types");
+    const int r = data->shape.ndim, q = idx->shape.ndim;
+    const int64_t k = q > 0 ? idx->shape.d[q - 1] : -1;
+    int ok = q >= 1 && k >= 1 && k <= r && upd->shape.ndim == q - 1 + r - (int)k;
+    for (int i = 0; ok && i < q - 1; i++) ok = upd->shape.d[i] == idx->shape.d[i];
+    for (int i = (int)k; ok && i < r; i++) ok = upd->shape.d[q - 1 + i - (int)k] == data->shape.d[i];
+    if (!ok)
+        return EGC_NODE_FAIL(EGC_E_SHAPE, n, "indices %s and updates %s do not fit data %s",
+                             shs(&idx->shape, b1, sizeof b1), shs(&upd->shape, b2, sizeof b2),
+                             shs(&data->shape, b2, sizeof b2));
+    EGC_TRY(egc_fold_copy(data, out));
+    int64_t slice = 1; /* elements per index tuple */
+    for (int i = (int)k; i < r; i++) slice *= data->shape.d[i];
+    const int64_t tuples = k ? idx->numel / k : 0;
+    for (int64_t t = 0; t < tuples; t++) {
+        int64_t off = 0;
+        for (int64_t j = 0; j < k; j++) {
+            const int64_t dim = data->shape.d[j];
+            int64_t v = idx->i64[t * k + j];
+            if (v < 0) v += dim;
+            if (v < 0 || v >= dim) {
+                egc_fold_free(out);
+                return EGC_NODE_FAIL(EGC_E_FORMAT, n, "index %lld out of range for axis %lld of "
+                                     "size %lld", (long long)idx->i64[t * k + j], (long long)j,
+                                     (long long)dim);
+            }
+            off = off * dim + v;
+        }
+        for (int64_t e = 0; e < slice; e++) t_copy1(out, off * slice + e, upd, t * slice + e);
+    }
+    return EGC_OK;
+}
+
 /* ---------------------------------------------------------------- data movement */
 
 static egc_status fold_cast(const egc_onnx_node *n, const egc_onnx_tensor *x,
@@ -1010,7 +1058,7 @@ static const fold_entry k_fold[] = {
     {"Gather", 0, 0}, {"Unsqueeze", 0, 0}, {"Squeeze", 0, 0}, {"Concat", 0, 0},
     {"Reshape", 0, 0}, {"Flatten", 0, 0}, {"Transpose", 0, 0}, {"Cast", 0, 0},
     {"Slice", 0, 0}, {"Range", 0, 0}, {"Where", 0, 0}, {"Expand", 0, 0},
-    {"Identity", 0, 0},
+    {"Identity", 0, 0}, {"ScatterND", 0, 0},
     {"Add", 2, B_ADD}, {"Sub", 2, B_SUB}, {"Mul", 2, B_MUL}, {"Div", 2, B_DIV},
     {"Pow", 2, B_POW}, {"Mod", 2, B_MOD}, {"Equal", 2, B_EQ}, {"Less", 2, B_LT},
     {"Greater", 2, B_GT}, {"LessOrEqual", 2, B_LE}, {"GreaterOrEqual", 2, B_GE},
@@ -1094,6 +1142,11 @@ egc_status egc_fold_node(const egc_onnx_node *n, int64_t opset, const egc_onnx_t
     if (strcmp(op, "Expand") == 0) {
         EGC_TRY(need_in(n, in, n_in, 1, "shape"));
         return fold_expand(n, in[0], in[1], out);
+    }
+    if (strcmp(op, "ScatterND") == 0) {
+        EGC_TRY(need_in(n, in, n_in, 1, "indices"));
+        EGC_TRY(need_in(n, in, n_in, 2, "updates"));
+        return fold_scatter_nd(n, in[0], in[1], in[2], out);
     }
     *handled = 0;
     return EGC_OK;

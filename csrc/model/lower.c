@@ -2078,10 +2078,14 @@ static egc_status lower_node(lctx *c, const egc_onnx_node *n)
                 if (!tm->is_const)
                     return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input 2 '%s' (training_mode) must "
                                          "be a constant", tm->name);
+                /* training mode with a ratio of 0 keeps every element: the input itself */
+                const egc_value *rv = n_in > 1 && vin[1] >= 0 ? &g->values[vin[1]] : NULL;
+                const int zero_ratio = rv && rv->is_const && egc_shape_numel(&rv->shape) == 1 &&
+                                       (rv->is_float ? rv->f32[0] == 0.0f : rv->i64[0] == 0);
                 if (egc_shape_numel(&tm->shape) != 1 ||
-                    (tm->is_float ? tm->f32[0] != 0.0f : tm->i64[0] != 0))
+                    ((tm->is_float ? tm->f32[0] != 0.0f : tm->i64[0] != 0) && !zero_ratio))
                     return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "training_mode other than false is "
-                                         "not supported (inference only)");
+                                         "not supported (inference only) unless the ratio is 0");
             }
             EGC_TRY(poison_outputs(c, n, 1));
         } else {

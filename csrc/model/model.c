@@ -126,13 +126,17 @@ static void infer_tokens(const egc_graph *g, const unsigned char *lay, egc_token
         tok[v].gh = (int)gh;
         tok[v].gw = (int)gw;
     }
-    /* what is computed from token layers (attention's queries, keys and scores, [N, heads,
-     * tokens, ...]) is no 4-D CAM layer, however it looks */
+    /* what is computed from token layers or from a product of two activations (attention's
+     * queries, keys and scores, [N, heads, tokens, ...]; a Swin transformer's windows) is no
+     * 4-D CAM layer, however it looks, unless a convolution or pooling made it channels first
+     * again */
     for (int i = 0; i < g->n_nodes; i++) {
         const egc_node *n = &g->nodes[i];
+        int from = n->op == EGC_OP_MATMUL && n->n_in == 2 && n->in[0] >= 0 && n->in[1] >= 0 &&
+                   !g->values[n->in[0]].is_const && !g->values[n->in[1]].is_const;
         for (int j = 0; j < n->n_in; j++)
-            if (n->in[j] >= 0 && (tok[n->in[j]].prefix >= 0 || tok[n->in[j]].after))
-                tok[n->out].after = 1;
+            if (n->in[j] >= 0 && (tok[n->in[j]].prefix >= 0 || tok[n->in[j]].after)) from = 1;
+        tok[n->out].after = from && lay[n->out] != LAYOUT_NCHW;
     }
 }
 

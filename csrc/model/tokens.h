@@ -12,7 +12,8 @@ extern "C" {
  * patches; prefix < 0: not a token layer. */
 typedef struct egc_tokens {
     int prefix, gh, gw;
-    int after;   /* computed from a token layer (model.c: then no 4-D CAM layer) */
+    int after;   /* computed from a token layer or an attention product, and not channels
+                    first since (model.c: then no 4-D CAM layer) */
 } egc_tokens;
 
 /* Into *out, a copy of g in which activation x, [N, prefix + gh*gw, C], is read through a view

@@ -340,6 +340,23 @@ TEST(LowerRemoval, DropoutAndIdentityBecomeAliases)
     EXPECT_EQ(L.g.nodes[1].out, L.g.output);
 }
 
+// Dropout in training mode with a ratio of 0 (torch's export of attention dropout p = 0)
+// keeps every element: the input itself. Another ratio in training mode is refused.
+TEST(LowerRemoval, TrainingModeDropoutOfRatioZeroIsTheInput)
+{
+    Lowered L;
+    lower_file(data_path("dropout_training_zero.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    ASSERT_EQ(L.g.n_nodes, 1);
+    EXPECT_EQ(L.g.nodes[0].op, EGC_OP_RELU);
+    EXPECT_EQ(L.g.nodes[0].in[0], L.g.input);
+    Lowered t;
+    lower_file(data_path("dropout_training.onnx"), &t);
+    EXPECT_EQ(t.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(t.err.find("training_mode other than false is not supported (inference only) "
+                         "unless the ratio is 0"), std::string::npos) << t.err;
+}
+
 TEST(LowerRemoval, UsedDropoutMaskIsAnError)
 {
     Lowered L;
@@ -982,6 +999,15 @@ struct Node {
         attrs.push_back(a);
         return *this;
     }
+    Node &s(const char *name, const char *v)
+    {
+        egc_onnx_attr a{};
+        a.name = (char *)name;
+        a.type = EGC_ATTR_STRING;
+        a.s = (char *)v;
+        attrs.push_back(a);
+        return *this;
+    }
     Node &is(const char *name, std::vector<int64_t> v)
     {
         ints.push_back(std::move(v));
@@ -1063,6 +1089,37 @@ TEST(LowerFold, GatherRangeWhereEqual)
     ASSERT_EQ(w.st, EGC_OK);
     EXPECT_EQ(dims(w.t.shape), std::vector<int64_t>({2, 3}));
     EXPECT_EQ(w.iv(), std::vector<int64_t>({1, 2, 3, -5, -5, -5}));
+}
+
+// ScatterND on constants (the attention masks of Swin transformers are built so): updates at
+// index tuples, later over earlier, negative indices from the end; an index out of range and
+// a reduction are refused.
+TEST(LowerFold, ScatterND)
+{
+    T data({3, 2}, std::vector<float>{1, 2, 3, 4, 5, 6}), idx({2, 1}, std::vector<int64_t>{-1, 0}),
+        upd({2, 2}, std::vector<float>{10, 20, 30, 40});
+    Node sc("ScatterND");
+    Folded a;
+    fold(sc, {&data.t, &idx.t, &upd.t}, &a);
+    ASSERT_EQ(a.st, EGC_OK) << egc_last_error();
+    EXPECT_EQ(a.handled, 1);
+    EXPECT_EQ(dims(a.t.shape), std::vector<int64_t>({3, 2}));
+    EXPECT_EQ(a.fv(), std::vector<float>({30, 40, 3, 4, 10, 20}));
+    T el({2, 2}, std::vector<int64_t>{1, 1, 1, 1}), ev({2}, std::vector<float>{7, 8});
+    Folded b;
+    fold(sc, {&data.t, &el.t, &ev.t}, &b);
+    ASSERT_EQ(b.st, EGC_OK) << egc_last_error();
+    EXPECT_EQ(b.fv(), std::vector<float>({1, 2, 3, 8, 5, 6})); // the later update wins
+    T bad({1, 1}, std::vector<int64_t>{3}), bu({1, 2}, std::vector<float>{0, 0});
+    Folded e;
+    fold(sc, {&data.t, &bad.t, &bu.t}, &e);
+    EXPECT_EQ(e.st, EGC_E_FORMAT);
+    EXPECT_NE(std::string(egc_last_error()).find("index 3 out of range"), std::string::npos);
+    Node add("ScatterND");
+    add.s("reduction", "add");
+    Folded r;
+    fold(add, {&data.t, &idx.t, &upd.t}, &r);
+    EXPECT_EQ(r.st, EGC_E_UNSUPPORTED);
 }
 
 TEST(LowerFold, SliceLikeTheExportersWriteIt)
