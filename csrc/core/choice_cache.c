@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,13 +69,14 @@ int egc_choice_cache_path(const char *name, char *buf, size_t cap)
     return 1;
 }
 
-int egc_choice_cache_load(const char *path, egc_choice *out, int cap)
+/* The whole file at path into *buf (NULL when missing, unreadable or too large for a cache
+ * this code wrote), its length into *len. */
+static void cc_read(const char *path, unsigned char **buf_out, size_t *len_out)
 {
-    if (!path || !*path || cap <= 0) return 0;
+    *buf_out = NULL;
+    *len_out = 0;
     FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    /* the whole file (small: a record per choice), then the records at each offset where one
-     * checks out; elsewhere one byte on, so that a torn record costs only itself */
+    if (!f) return;
     unsigned char *buf = NULL;
     size_t len = 0, room = 0;
     for (;;) {
@@ -91,6 +93,15 @@ int egc_choice_cache_load(const char *path, egc_choice *out, int cap)
         if (got == 0) break;
     }
     fclose(f);
+    *buf_out = buf;
+    *len_out = len;
+}
+
+/* The valid records of buf[0..len) into out[0..cap) (out NULL: only counted): a record at
+ * each offset where one checks out, elsewhere one byte on, so that a torn record costs only
+ * itself. */
+static int cc_parse(const unsigned char *buf, size_t len, egc_choice *out, int cap)
+{
     int n = 0;
     size_t o = 0;
     while (n < cap && buf && o + sizeof(cc_record) <= len) {
@@ -104,6 +115,30 @@ int egc_choice_cache_load(const char *path, egc_choice *out, int cap)
             o++;
         }
     }
+    return n;
+}
+
+int egc_choice_cache_load(const char *path, egc_choice *out, int cap)
+{
+    if (!path || !*path || cap <= 0) return 0;
+    unsigned char *buf;
+    size_t len;
+    cc_read(path, &buf, &len);
+    int n = cc_parse(buf, len, out, cap);
+    free(buf);
+    return n;
+}
+
+int egc_choice_cache_load_all(const char *path, egc_choice **out)
+{
+    *out = NULL;
+    if (!path || !*path) return 0;
+    unsigned char *buf;
+    size_t len;
+    cc_read(path, &buf, &len);
+    int n = cc_parse(buf, len, NULL, INT_MAX);
+    if (n > 0 && !(*out = malloc((size_t)n * sizeof **out))) n = 0;
+    if (n > 0) cc_parse(buf, len, *out, n);
     free(buf);
     return n;
 }

@@ -35,6 +35,11 @@ int egc_choice_cache_path(const char *name, char *buf, size_t cap);
  * many (out NULL: only counts them, up to cap); 0 when the file is missing or unreadable. */
 int egc_choice_cache_load(const char *path, egc_choice *out, int cap);
 
+/* Every valid record of the file at path, in file order, into *out (malloc'd; the caller
+ * frees it; NULL when none): one read of the file. Returns how many (0 when the file is
+ * missing or unreadable, or the array cannot be had). */
+int egc_choice_cache_load_all(const char *path, egc_choice **out);
+
 /* Appends c to the file at path as one record (created when missing, mode 0644, one write
  * with O_APPEND, so that processes appending at once do not interleave within a record).
  * 0 when written whole, -1 otherwise. */

@@ -58,7 +58,6 @@
  *  - CUDA graphs (EGC_CUDA_GRAPHS=0 switches them off): capture_begin/capture_end record the
  *    trunk's launches on the stream once, replay launches the recording.
  * plan_describe lists what each node got. */
-#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -495,11 +494,8 @@ static void memo_load_locked(int64_t tag)
     g_memo_file = egc_choice_cache_path("cuda_choices.bin", g_memo_path, sizeof g_memo_path) ? 1
                                                                                                : -1;
     if (g_memo_file < 0) return;
-    const int total = egc_choice_cache_load(g_memo_path, NULL, INT_MAX);
-    if (total <= 0) return;
-    memo_entry *got = malloc((size_t)total * sizeof *got);
-    if (!got) return;
-    const int n = egc_choice_cache_load(g_memo_path, got, total);
+    memo_entry *got = NULL;
+    const int n = egc_choice_cache_load_all(g_memo_path, &got);
     for (int i = n - 1; i >= 0 && g_memo_n < MEMO_FILE_CAP; i--)
         if (got[i].key[1] == tag && memo_valid(&got[i]) && memo_find(got[i].key) == g_memo_n)
             g_memo[g_memo_n++] = got[i];

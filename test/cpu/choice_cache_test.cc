@@ -91,6 +91,12 @@ TEST_F(ChoiceCache, RecordsComeBackInOrder)
     EXPECT_EQ(egc_choice_cache_load(file.c_str(), nullptr, 8), 3); // a count only
     EXPECT_TRUE(same(out[1], make(1)));
     EXPECT_EQ(bytes().size() % 3, 0u); // three records of one size
+    egc_choice *all = nullptr; // every record, in one read
+    ASSERT_EQ(egc_choice_cache_load_all(file.c_str(), &all), 3);
+    for (int i = 0; i < 3; i++) EXPECT_TRUE(same(all[i], make(i))) << i;
+    free(all);
+    EXPECT_EQ(egc_choice_cache_load_all((file + ".none").c_str(), &all), 0);
+    EXPECT_EQ(all, nullptr);
 }
 
 TEST_F(ChoiceCache, DamagedRecordsAreSkippedAndTheOthersKept)
