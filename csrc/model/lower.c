@@ -1499,6 +1499,22 @@ static int concat_constants(lctx *c, const egc_onnx_node *n, const int *vin, int
     return 1;
 }
 
+/* n's `axis` attribute (default 0) for input x of rank `rank`, made non-negative. The batch
+ * axis (0) is refused, except in a model exported for one image (declared batch 1 or
+ * symbolic), where axis 0 of a value is that image's own. */
+static egc_status data_axis(lctx *c, const egc_onnx_node *n, int rank, int64_t *axis)
+{
+    EGC_TRY(egc_lower_attr_int(n, "axis", 0, axis));
+    if (*axis < -rank || *axis >= rank)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld is out of range (rank %d)",
+                             (long long)*axis, rank);
+    if (*axis < 0) *axis += rank;
+    if (*axis == 0 && c->batch != 1)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "%s on the batch axis (axis 0) of a value "
+                             "computed at run time is not supported", n->op_type);
+    return EGC_OK;
+}
+
 /* The operators lower_composite lowers. */
 static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "LeakyRelu",
                                           "PRelu",       "GlobalMaxPool", "ReduceMean",
@@ -1601,27 +1617,14 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         int64_t axis = 0, sizes[EGC_NODE_MAX_IN];
         int ns = 0;
         const int no = n->n_outputs;
-        if ((*st = egc_lower_check_attrs(n, known)) != EGC_OK ||
-            (*st = egc_lower_attr_int(n, "axis", 0, &axis)) != EGC_OK)
-            return 1;
+        if ((*st = egc_lower_check_attrs(n, known)) != EGC_OK) return 1;
         if (vin[0] < 0 || n_in > 2 || no < 1 || no > EGC_NODE_MAX_IN) {
             *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs and %d outputs (expected 1 or 2 "
                                 "inputs, 1 to %d outputs)", n_in, no, EGC_NODE_MAX_IN);
             return 1;
         }
         const egc_shape *xs = &c->g->values[vin[0]].shape;
-        const int rank = xs->ndim;
-        if (axis < -rank || axis >= rank) {
-            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld is out of range (rank %d)",
-                                (long long)axis, rank);
-            return 1;
-        }
-        if (axis < 0) axis += rank;
-        if (axis == 0 && c->batch != 1) {
-            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "Split of the batch axis (axis 0) of a "
-                                "value computed at run time is not supported");
-            return 1;
-        }
+        if ((*st = data_axis(c, n, xs->ndim, &axis)) != EGC_OK) return 1;
         const int64_t dim = xs->d[axis];
         if (n_in > 1 && vin[1] >= 0) {
             if ((*st = const_ints(c, n, vin, n_in, 1, "split", sizes, EGC_NODE_MAX_IN, &ns)) !=
@@ -1671,7 +1674,6 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         static const char *const known[] = {"axis", NULL};
         int64_t axis = 0;
         if ((*st = egc_lower_check_attrs(n, known)) != EGC_OK ||
-            (*st = egc_lower_attr_int(n, "axis", 0, &axis)) != EGC_OK ||
             (*st = single_output(n)) != EGC_OK)
             return 1;
         if (n_in != 2 || vin[0] < 0 || vin[1] < 0) {
@@ -1683,17 +1685,7 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         const egc_value *iv = &c->g->values[vin[1]];
         const int rank = xs->ndim, ir = iv->shape.ndim;
         const int64_t k = egc_shape_numel(&iv->shape);
-        if (axis < -rank || axis >= rank) {
-            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "axis %lld is out of range (rank %d)",
-                                (long long)axis, rank);
-            return 1;
-        }
-        if (axis < 0) axis += rank;
-        if (axis == 0 && c->batch != 1) { /* (at batch 1, axis 0 is one image's own) */
-            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "Gather on the batch axis (axis 0) of a "
-                                "value computed at run time is not supported");
-            return 1;
-        }
+        if ((*st = data_axis(c, n, rank, &axis)) != EGC_OK) return 1;
         if (rank - 1 + ir > EGC_MAX_DIMS || k < 1 || k > EGC_NODE_MAX_IN) {
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "%lld indices of rank %d into a %d-D value "
                                 "(supported: 1 to %d indices, an output of at most %d dims)",

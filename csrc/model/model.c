@@ -102,13 +102,27 @@ static void infer_layouts(const egc_graph *g, unsigned char *lay)
     }
 }
 
+/* The batch a value's first dimension has in g's shapes: the declared one, 1 when symbolic. */
+static int64_t shape_batch(const egc_graph *g)
+{
+    return g->declared_batch > 0 ? g->declared_batch : 1;
+}
+
+/* Whether node n multiplies two activations (attention's scores and their product with the
+ * values): what mixes a transformer's tokens. */
+static int attention_product(const egc_graph *g, const egc_node *n)
+{
+    return n->op == EGC_OP_MATMUL && n->n_in == 2 && n->in[0] >= 0 && n->in[1] >= 0 &&
+           !g->values[n->in[0]].is_const && !g->values[n->in[1]].is_const;
+}
+
 /* The token layers of g into tok (g->n_values entries): 3-D activations [N, p + gh*gw, C]
  * with N the declared batch (1 when symbolic), where gh x gw (more than one) and C are the
  * spatial size and channels of the last channels-first 4-D activation before them (a vision
  * transformer's patch embedding) and the prefix p (class and distillation tokens) is 0 to 8. */
 static void infer_tokens(const egc_graph *g, const unsigned char *lay, egc_tokens *tok)
 {
-    const int64_t b1 = g->declared_batch > 0 ? g->declared_batch : 1;
+    const int64_t b1 = shape_batch(g);
     int64_t gh = 0, gw = 0, gc = 0;
     for (int v = 0; v < g->n_values; v++) tok[v].prefix = -1, tok[v].after = 0;
     for (int i = 0; i < g->n_nodes; i++) {
@@ -132,8 +146,7 @@ static void infer_tokens(const egc_graph *g, const unsigned char *lay, egc_token
      * again */
     for (int i = 0; i < g->n_nodes; i++) {
         const egc_node *n = &g->nodes[i];
-        int from = n->op == EGC_OP_MATMUL && n->n_in == 2 && n->in[0] >= 0 && n->in[1] >= 0 &&
-                   !g->values[n->in[0]].is_const && !g->values[n->in[1]].is_const;
+        int from = attention_product(g, n);
         for (int j = 0; j < n->n_in; j++)
             if (n->in[j] >= 0 && (tok[n->in[j]].prefix >= 0 || tok[n->in[j]].after)) from = 1;
         tok[n->out].after = from && lay[n->out] != LAYOUT_NCHW;
@@ -145,8 +158,7 @@ static void infer_tokens(const egc_graph *g, const unsigned char *lay, egc_token
 static int is_candidate(const egc_model *m, const egc_node *n)
 {
     const egc_shape *s = &m->g.values[n->out].shape;
-    const int64_t b1 = m->g.declared_batch > 0 ? m->g.declared_batch : 1;
-    if (m->g.values[n->out].batch_moved || s->ndim < 1 || s->d[0] != b1) return 0;
+    if (m->g.values[n->out].batch_moved || s->ndim < 1 || s->d[0] != shape_batch(&m->g)) return 0;
     return (s->ndim == 4 && s->d[2] * s->d[3] > 1 && m->layout[n->out] != LAYOUT_NHWC &&
             !m->tok[n->out].after) ||
            m->tok[n->out].prefix >= 0;
@@ -238,9 +250,7 @@ egc_status egc_model_load(const char *path, egc_model **out)
     EGC_TRYG(st, egc_calloc((void **)&mix, (size_t)g->n_values + 1, 1, "model layers"), fail);
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         const egc_node *n = &g->nodes[i];
-        int both = n->op == EGC_OP_MATMUL && n->n_in == 2 && n->in[0] >= 0 && n->in[1] >= 0 &&
-                   !g->values[n->in[0]].is_const && !g->values[n->in[1]].is_const;
-        if (!both && !mix[n->out]) continue;
+        if (!attention_product(g, n) && !mix[n->out]) continue;
         for (int j = 0; j < n->n_in; j++)
             if (n->in[j] >= 0 && !g->values[n->in[j]].is_const) mix[n->in[j]] = 1;
     }

@@ -135,6 +135,17 @@ Tensor forward(const egc_node &n, std::vector<Tensor *> ins, egc_shape out_shape
     return y;
 }
 
+// The CPU backward of n for inputs ins, output y and output gradient dy, accumulated into
+// grads (nullptr entries: no gradient wanted).
+void backward(const egc_node &n, std::vector<Tensor *> ins, Tensor &y, Tensor &dy,
+              std::vector<Tensor *> grads)
+{
+    auto in = views(ins), din = views(grads);
+    egc_view out{y.v.data(), y.s}, dout{dy.v.data(), dy.s};
+    ASSERT_EQ(egc_cpu_backward(&graph(), &n, in.data(), &out, &dout, din.data()), EGC_OK)
+        << egc_last_error();
+}
+
 double loss(const egc_node &n, std::vector<Tensor *> ins, egc_shape os, const Tensor &r)
 {
     Tensor y = forward(n, ins, os);
@@ -685,9 +696,7 @@ TEST(CpuOpsUnary, SqrtAndErf)
     d.v[200004] = 1e-30f;
     for (auto &v : dd.v) v = 1.0f;
     Tensor yd = forward(er, {&d}, d.s);
-    egc_view din_{d.v.data(), d.s}, dout_{yd.v.data(), yd.s}, ddy{dd.v.data(), dd.s},
-        dgx{gd.v.data(), gd.s};
-    ASSERT_EQ(egc_cpu_backward(&graph(), &er, &din_, &dout_, &ddy, &dgx), EGC_OK);
+    backward(er, {&d}, yd, dd, {&gd});
     for (int k = 0; k <= 200000; k++) {
         const double x = d.v[(size_t)k], w = std::erf(x);
         const float sq = d.v[(size_t)k] * d.v[(size_t)k]; // the float square both round
@@ -736,9 +745,7 @@ TEST(CpuOpsUnary, LargeTensorsSplitAcrossThreads)
     egc_node n = node(EGC_OP_MUL, 2);
     Tensor y = forward(n, {&x, &b}, x.s);
     Tensor ga = zeros(x.s), gb = zeros(x.s);
-    egc_view in[2] = {{x.v.data(), x.s}, {b.v.data(), b.s}}, out{y.v.data(), y.s},
-             dout{dy.v.data(), dy.s}, din[2] = {{ga.v.data(), x.s}, {gb.v.data(), x.s}};
-    ASSERT_EQ(egc_cpu_backward(&graph(), &n, in, &out, &dout, din), EGC_OK);
+    backward(n, {&x, &b}, y, dy, {&ga, &gb});
     for (size_t k = 0; k < x.v.size(); k++) {
         ASSERT_EQ(y.v[k], x.v[k] * b.v[k]) << k;
         ASSERT_EQ(ga.v[k], dy.v[k] * b.v[k]) << k;
@@ -757,9 +764,7 @@ TEST(CpuOpsBinary, LargeBroadcastSplitAcrossThreads)
         egc_node n = node(op, 2);
         Tensor y = forward(n, {&x, &s}, x.s);
         Tensor gx = zeros(x.s), gs = zeros(s.s);
-        egc_view in[2] = {{x.v.data(), x.s}, {s.v.data(), s.s}}, out{y.v.data(), y.s},
-                 dout{dy.v.data(), dy.s}, din[2] = {{gx.v.data(), x.s}, {gs.v.data(), s.s}};
-        ASSERT_EQ(egc_cpu_backward(&graph(), &n, in, &out, &dout, din), EGC_OK);
+        backward(n, {&x, &s}, y, dy, {&gx, &gs});
         std::vector<float> want_gs(gs.v.size(), 0.0f);
         for (int64_t b = 0; b < N; b++)
             for (int64_t c = 0; c < C; c++)

@@ -819,6 +819,35 @@ TEST(LowerComposite, BatchAxisConvolutionRunsOneImagePerPass)
     egc_model_destroy(m);
 }
 
+// A CPU session of m at token layer `layer` on NAME_in.npy: the logits are NAME_out.npy's,
+// and the activation and gradient of the top-1 logits at the layer, read as an image, are
+// NAME_tokens_act.npy's and NAME_tokens_grad.npy's (PyTorch's with reshape_transform), within
+// 1e-5. The session's target shape and rows per pass into *ts and *chunk.
+void check_token_layer(egc_model *m, int layer, const std::string &name, egc_shape *ts,
+                       int *chunk)
+{
+    Npy in, out, want_a, want_g;
+    read_npy(name + "_in.npy", &in);
+    read_npy(name + "_out.npy", &out);
+    read_npy(name + "_tokens_act.npy", &want_a);
+    read_npy(name + "_tokens_grad.npy", &want_g);
+    const int n = (int)in.t.shape.d[0], classes = egc_model_num_classes(m);
+    egc_session *s = nullptr;
+    ASSERT_EQ(egc_session_create(m, "cpu", n, layer, &s), EGC_OK) << egc_last_error();
+    *ts = egc_session_target_shape(s);
+    *chunk = egc_session_chunk(s);
+    std::vector<float> logits((size_t)n * classes);
+    std::vector<float> g(want_g.vec().size()), a(want_a.vec().size());
+    ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
+    expect_close(logits, out.vec(), 1e-5, (name + " logits through the token view").c_str());
+    std::vector<float> seed = top1_seed(logits, n, classes);
+    ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), a.data()), EGC_OK)
+        << egc_last_error();
+    expect_close(a, want_a.vec(), 1e-5, (name + " patch tokens").c_str());
+    expect_close(g, want_g.vec(), 1e-5, (name + " patch token gradient").c_str());
+    egc_session_destroy(s);
+}
+
 // The vision transformer's token layers are CAM candidates read as images: `auto` is the
 // input of the last attention (the block's first LayerNorm, as pytorch-grad-cam's users
 // target it), and a session there gives the activation and gradient of its patch tokens as
@@ -845,25 +874,10 @@ TEST(LowerComposite, VisionTransformerTokenLayerIsReadAsAnImage)
     egc_shape cs;
     ASSERT_EQ(egc_model_layer_cam_shape(m, ln1, &cs), EGC_OK);
     EXPECT_EQ(dims(cs), (std::vector<int64_t>{1, 8, 3, 3}));
-    Npy in, out, want_a, want_g;
-    read_npy("vit_tiny_in.npy", &in);
-    read_npy("vit_tiny_out.npy", &out);
-    read_npy("vit_tiny_tokens_act.npy", &want_a);
-    read_npy("vit_tiny_tokens_grad.npy", &want_g);
-    const int n = (int)in.t.shape.d[0], classes = egc_model_num_classes(m);
-    egc_session *s = nullptr;
-    ASSERT_EQ(egc_session_create(m, "cpu", n, ln1, &s), EGC_OK) << egc_last_error();
-    EXPECT_EQ(dims(egc_session_target_shape(s)), (std::vector<int64_t>{1, 8, 3, 3}));
-    std::vector<float> logits((size_t)n * classes), seed((size_t)n * classes, 0.0f);
-    std::vector<float> g(want_g.vec().size()), a(want_a.vec().size());
-    ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
-    expect_close(logits, out.vec(), 1e-5, "vit_tiny logits through the token view");
-    seed = top1_seed(logits, n, classes);
-    ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), a.data()), EGC_OK)
-        << egc_last_error();
-    expect_close(a, want_a.vec(), 1e-5, "vit_tiny ln_1 patch tokens");
-    expect_close(g, want_g.vec(), 1e-5, "vit_tiny ln_1 patch token gradient");
-    egc_session_destroy(s);
+    egc_shape ts{};
+    int chunk = 0;
+    check_token_layer(m, ln1, "vit_tiny", &ts, &chunk);
+    EXPECT_EQ(dims(ts), (std::vector<int64_t>{1, 8, 3, 3}));
     egc_model_destroy(m);
 }
 
@@ -892,25 +906,10 @@ TEST(LowerComposite, DeitStyleTransformerWithSplitAttention)
         // queries, keys, values and scores ([1, heads, tokens, ...]) are no CAM layers
         if (li.shape.ndim == 4 && li.shape.d[1] == 2) EXPECT_FALSE(li.is_candidate) << li.name;
     }
-    Npy in, out, want_a, want_g;
-    read_npy("deit_tiny_in.npy", &in);
-    read_npy("deit_tiny_out.npy", &out);
-    read_npy("deit_tiny_tokens_act.npy", &want_a);
-    read_npy("deit_tiny_tokens_grad.npy", &want_g);
-    const int n = (int)in.t.shape.d[0], classes = egc_model_num_classes(m);
-    egc_session *s = nullptr;
-    ASSERT_EQ(egc_session_create(m, "cpu", n, norm1, &s), EGC_OK) << egc_last_error();
-    EXPECT_EQ(egc_session_chunk(s), n);
-    std::vector<float> logits((size_t)n * classes), seed((size_t)n * classes, 0.0f);
-    std::vector<float> g(want_g.vec().size()), a(want_a.vec().size());
-    ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
-    expect_close(logits, out.vec(), 1e-5, "deit_tiny logits");
-    seed = top1_seed(logits, n, classes);
-    ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), a.data()), EGC_OK)
-        << egc_last_error();
-    expect_close(a, want_a.vec(), 1e-5, "deit_tiny norm1 patch tokens");
-    expect_close(g, want_g.vec(), 1e-5, "deit_tiny norm1 patch token gradient");
-    egc_session_destroy(s);
+    egc_shape ts{};
+    int chunk = 0;
+    check_token_layer(m, norm1, "deit_tiny", &ts, &chunk);
+    EXPECT_EQ(chunk, 3); // the 3 images in one pass
     egc_model_destroy(m);
 }
 
