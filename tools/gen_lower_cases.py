@@ -37,7 +37,9 @@ computed here with torch / numpy, independently of egcam:
   fold_too_costly.onnx and fold_too_large.onnx (constants too costly or too large to fold),
   fold_budget.onnx (constants that together pass the load's folding budget), pow_cube.onnx
   (a Pow refused), convnext_block.onnx and convnext_block_opset17.onnx (a small ConvNeXt:
-  channels-last LayerNorm, GELU), gelu_opset20.onnx and pow_exponents.onnx.
+  channels-last LayerNorm, GELU), gelu_opset20.onnx and pow_exponents.onnx; gather_*.onnx,
+  vit_tiny.onnx, deit_tiny.onnx, batch_conv.onnx, dropout_training*.onnx and swin_tiny.onnx
+  (torchvision's Swin transformer, small: shifted windows, a channels-last stage).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -767,6 +769,34 @@ def deit_case(rng):
     npy("deit_tiny_tokens_grad.npy", grid(grad).numpy())
 
 
+def swin_case(rng):
+    """A small Swin transformer, torchvision's SwinTransformer (patch 2, 8 channels, one stage
+    of 2 blocks with 4x4 windows, shifted in the second block), exported with a symbolic batch:
+    its stage is channels last, [N,H,W,C]. The logits of 3 images, and the activation and
+    gradient of the top-1 logits, transposed to [N,C,H,W] (as pytorch-grad-cam's
+    reshape_transform for Swin does), at the final norm ("norm") and at the first block's
+    output ("features.1.0")."""
+    import torch
+    from torchvision.models.swin_transformer import SwinTransformer
+    torch.manual_seed(23)
+    net = SwinTransformer(patch_size=[2, 2], embed_dim=8, depths=[2], num_heads=[2],
+                          window_size=[4, 4], stochastic_depth_prob=0.0, num_classes=5).eval()
+    with torch.no_grad():  # norms away from 1 and 0, and a head that is not near zero
+        for mod in net.modules():
+            if isinstance(mod, torch.nn.LayerNorm):
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.5, 0.5)
+        net.head.weight.normal_(0, 0.5)
+    x = torch.from_numpy(rng.standard_normal((3, 3, 16, 16)).astype(np.float32))
+    with torch.no_grad():
+        y = net(x).numpy()
+    export_symbolic(net, x, y, "swin_tiny", 260000)
+    for module, name in ((net.norm, "norm"), (net.features[1][0], "block0")):
+        act, grad = top1_grad(net, module, x)
+        npy("swin_tiny_%s_act.npy" % name, act.permute(0, 3, 1, 2).numpy())
+        npy("swin_tiny_%s_grad.npy" % name, grad.permute(0, 3, 1, 2).numpy())
+
+
 def batch_conv_case(rng):
     """A model exported at batch 1 that convolves along its batch axis: the image's 3 channels
     are moved to the batch axis (Transpose (1,0,2,3): [3,1,6,6]) and each is convolved as a
@@ -815,6 +845,7 @@ def main():
     batch_conv_case(np.random.default_rng(17))
     dropout_training_cases()
     deit_case(np.random.default_rng(19))
+    swin_case(np.random.default_rng(29))
 
 
 if __name__ == "__main__":

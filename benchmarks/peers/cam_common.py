@@ -37,7 +37,10 @@ def build(name):
 def to_image(name, t):
     """The target activation as [N,C,h,w]: a vision transformer's tokens [N,1+h*w,C] without
     the class token, the patches laid out as an image (pytorch-grad-cam's reshape_transform);
-    other models' activations as they are."""
+    a Swin transformer's channels-last [N,h,w,C] transposed; other models' activations as
+    they are."""
+    if name.startswith("swin_"):
+        return t.permute(0, 3, 1, 2)
     if not name.startswith("vit_"):
         return t
     side = int(round((t.shape[1] - 1) ** 0.5))
@@ -54,6 +57,8 @@ def target_module(name, m):
         return m.features[11]
     if name.startswith("vit_"):  # the input of the last attention, as pytorch-grad-cam's users
         return m.encoder.layers[-1].ln_1
+    if name.startswith("swin_"):  # the final norm (channels last), egcam's `auto`
+        return m.norm
     raise ValueError("unknown model " + name)
 
 

@@ -33,8 +33,8 @@ enum { LAYOUT_UNKNOWN = 0, LAYOUT_NCHW = 1, LAYOUT_NHWC = 2 };
 struct egc_session {
     const egc_model *m;
     const egc_graph *g; /* the model's graph, or tg */
-    egc_graph tg;       /* the graph with a token layer's CAM view (egc_graph_token_view),
-                           when the target is a token layer; else empty */
+    egc_graph tg;       /* the graph with the target's CAM view (egc_graph_token_view),
+                           when the target is a token or channels-last layer; else empty */
     egc_backend *be;
     egc_plan *plan;
     int batch;          /* rows a call may take */
@@ -153,15 +153,24 @@ static void infer_tokens(const egc_graph *g, const unsigned char *lay, egc_token
     }
 }
 
-/* Whether node n's output can be a CAM's target layer: 4-D, spatial size > 1, and not known
- * to be channels last; or a token layer (infer_tokens). */
+/* Whether value v is a channels-last CAM layer: [N,H,W,C], known to be channels last, with
+ * H*W > 1 (read through its transpose: tokens.c). */
+static int is_channels_last(const egc_model *m, int v)
+{
+    const egc_shape *s = &m->g.values[v].shape;
+    return s->ndim == 4 && s->d[1] * s->d[2] > 1 && m->layout[v] == LAYOUT_NHWC;
+}
+
+/* Whether node n's output can be a CAM's target layer: with the declared batch, and 4-D
+ * channels first with spatial size > 1 (not computed from tokens or attention), channels
+ * last (is_channels_last), or a token layer (infer_tokens). */
 static int is_candidate(const egc_model *m, const egc_node *n)
 {
     const egc_shape *s = &m->g.values[n->out].shape;
     if (m->g.values[n->out].batch_moved || s->ndim < 1 || s->d[0] != shape_batch(&m->g)) return 0;
     return (s->ndim == 4 && s->d[2] * s->d[3] > 1 && m->layout[n->out] != LAYOUT_NHWC &&
             !m->tok[n->out].after) ||
-           m->tok[n->out].prefix >= 0;
+           is_channels_last(m, n->out) || m->tok[n->out].prefix >= 0;
 }
 
 static int is_compute_op(egc_op op)
@@ -300,6 +309,13 @@ int egc_model_layer_tokens(const egc_model *m, int i, int *prefix, int *gh, int 
     return 1;
 }
 
+int egc_model_layer_channels_last(const egc_model *m, int i)
+{
+    if (i < 0 || i >= m->n_layers) return 0;
+    const egc_node *n = &m->g.nodes[m->layer_nodes[i]];
+    return is_candidate(m, n) && is_channels_last(m, n->out);
+}
+
 egc_status egc_model_layer_cam_shape(const egc_model *m, int i, egc_shape *shape)
 {
     egc_layer_info li;
@@ -307,6 +323,11 @@ egc_status egc_model_layer_cam_shape(const egc_model *m, int i, egc_shape *shape
     int p, gh, gw;
     if (egc_model_layer_tokens(m, i, &p, &gh, &gw)) {
         const int64_t d[4] = {li.shape.d[0], li.shape.d[2], gh, gw};
+        *shape = egc_shape_make(4, d);
+        return EGC_OK;
+    }
+    if (egc_model_layer_channels_last(m, i)) {
+        const int64_t d[4] = {li.shape.d[0], li.shape.d[3], li.shape.d[1], li.shape.d[2]};
         *shape = egc_shape_make(4, d);
         return EGC_OK;
     }
@@ -394,14 +415,6 @@ egc_status egc_model_find_layer(const egc_model *m, const char *name, int *layer
     for (int i = 0; i < m->n_layers; i++) {
         const egc_node *n = &m->g.nodes[m->layer_nodes[i]];
         if (!strcmp(m->g.values[n->out].name, name) || !strcmp(n->name, name)) {
-            if (m->layout[n->out] == LAYOUT_NHWC) {
-                char b[96];
-                return EGC_FAIL(EGC_E_ARG, "%s: layer '%s' (shape %s) is channels last: it lies "
-                                "between a Transpose to [N,H,W,C] and the one back; a CAM needs a "
-                                "[N,C,H,W] layer, such as the block's output after the Transpose "
-                                "back (run `egcam info %s` for the list)", m->path, name,
-                                egc_shape_str(&m->g.values[n->out].shape, b, sizeof b), m->path);
-            }
             *layer = i;
             return EGC_OK;
         }
@@ -417,8 +430,8 @@ egc_status egc_model_find_layer(const egc_model *m, const char *name, int *layer
             if (!is_candidate(m, n)) {
                 char b[96];
                 return EGC_FAIL(EGC_E_ARG, "%s: module '%s' ends in layer '%s' (%s, shape %s), "
-                                "which is not a 4-D channels-first activation with spatial size > 1 "
-                                "or a token layer; name a layer "
+                                "which is not a 4-D activation with spatial size > 1 (channels first "
+                                "or last) or a token layer; name a layer "
                                 "inside it (run `egcam info %s` for the list)", m->path, name,
                                 m->g.values[n->out].name, egc_op_name(n->op),
                                 egc_shape_str(&m->g.values[n->out].shape, b, sizeof b), m->path);
@@ -613,6 +626,11 @@ egc_status egc_session_create_ex(const egc_model *m, const char *device, int bat
         const egc_tokens *t = &m->tok[s->target_value];
         EGC_TRYG(st, egc_graph_token_view(&m->g, s->target_value, t->prefix, t->gh, t->gw,
                                           &s->tg, &s->target_value), fail);
+        s->g = &s->tg;
+    } else if (s->target_value >= 0 && egc_model_layer_channels_last(m, target_layer)) {
+        const egc_shape *xs = &m->g.values[s->target_value].shape;
+        EGC_TRYG(st, egc_graph_token_view(&m->g, s->target_value, 0, (int)xs->d[1],
+                                          (int)xs->d[2], &s->tg, &s->target_value), fail);
         s->g = &s->tg;
     }
     EGC_TRYG(st, egc_backend_create(device ? device : "cpu", &s->be), fail);

@@ -1,4 +1,5 @@
-/* tokens.c: a transformer's token layer [N, p + gh*gw, C] read as a CAM layer [N, C, gh, gw].
+/* tokens.c: a transformer's token layer [N, p + gh*gw, C], or a channels-last layer
+ * [N, gh, gw, C], read as a CAM layer [N, C, gh, gw].
  *
  * egc_graph_token_view copies a graph (the copy borrows the original's names and constant
  * data) and reads value x through a view: right after x's producer it adds
@@ -10,7 +11,9 @@
  *   x'      = Concat(Slice(x, axis 1, [0, p)), flat, axis 1)   (flat itself when p = 0)
  * and every node after it reads x' where it read x. x' equals x, so the outputs do not
  * change; the gradient reaching `view` is the gradient at x's patch tokens, laid out as an
- * image (pytorch-grad-cam's reshape_transform for vision transformers). */
+ * image (pytorch-grad-cam's reshape_transform for vision transformers). A channels-last x
+ * (Swin's stages, ConvNeXt's LayerNorms) needs only the two Transposes:
+ *   view = Transpose(x, (0, 3, 1, 2)),  x' = Transpose(view, (0, 2, 3, 1)). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +76,13 @@ egc_status egc_graph_token_view(const egc_graph *g, int x, int prefix, int gh, i
     const egc_shape *xs = &xv->shape;
     const int px = xv->producer;
     const int64_t grid = (int64_t)gh * gw;
-    if (xv->is_const || px < 0 || xs->ndim != 3 || prefix < 0 || gh < 1 || gw < 1 ||
-        xs->d[1] != prefix + grid || xs->d[2] < 1)
+    const int nhwc = xs->ndim == 4; /* channels last: no tokens to slice or regroup */
+    if (nhwc && (xv->is_const || px < 0 || prefix != 0 || gh < 1 || gw < 1 || xs->d[1] != gh || xs->d[2] != gw ||
+                 xs->d[3] < 1))
+        return EGC_FAIL(EGC_E_ARG, "value '%s' is not a channels-last layer [N,%d,%d,C]",
+                        xv->name, gh, gw);
+    if (!nhwc && (xv->is_const || px < 0 || xs->ndim != 3 || prefix < 0 || gh < 1 || gw < 1 ||
+                  xs->d[1] != prefix + grid || xs->d[2] < 1))
         return EGC_FAIL(EGC_E_ARG, "value '%s' is not a token layer of %d + %dx%d tokens",
                         xv->name, prefix, gh, gw);
     *o = *g; /* input, output, declared batch, opset */
@@ -87,27 +95,29 @@ egc_status egc_graph_token_view(const egc_graph *g, int x, int prefix, int gh, i
                             sizeof *o->nodes, "token view nodes"), fail);
     memcpy(o->values, g->values, (size_t)g->n_values * sizeof *o->values);
     o->n_values = g->n_values;
-    const int k = prefix > 0 ? TV_NEW_NODES : TV_NEW_NODES - 2; /* nodes added */
+    const int k = nhwc ? 2 : prefix > 0 ? TV_NEW_NODES : TV_NEW_NODES - 2; /* nodes added */
     for (int v = 0; v < o->n_values; v++)
         if (o->values[v].producer > px) o->values[v].producer += k;
     memcpy(o->nodes, g->nodes, (size_t)(px + 1) * sizeof *o->nodes);
     o->n_nodes = px + 1;
 
-    const int64_t n0 = xs->d[0], C = xs->d[2];
+    const int64_t n0 = xs->d[0], C = xs->d[xs->ndim - 1];
     const int64_t d_tok[3] = {n0, grid, C}, d_grid[4] = {n0, gh, gw, C},
                   d_view[4] = {n0, C, gh, gw}, d_pre[3] = {n0, prefix, C};
     const egc_shape s_tok = egc_shape_make(3, d_tok), s_grid = egc_shape_make(4, d_grid),
                     s_view = egc_shape_make(4, d_view), s_pre = egc_shape_make(3, d_pre);
-    int at = px + 1, patches, grid_v, back, flat, pre = -1, xr = -1;
+    int at = px + 1, patches, grid_v = x, back, flat, pre = -1, xr = -1;
     egc_node r;
-    tv_slice(&r, x, prefix, prefix + grid);
-    EGC_TRYG(st, tv_node(o, &r, at++, xv->name, "/cam_patches", &s_tok, &patches), fail);
-    tv_init(&r, EGC_OP_RESHAPE, patches);
-    r.p.reshape.flatten_axis = -1;
-    r.p.reshape.n = 4;
-    r.p.reshape.dims[0] = 0, r.p.reshape.dims[1] = gh, r.p.reshape.dims[2] = gw;
-    r.p.reshape.dims[3] = C;
-    EGC_TRYG(st, tv_node(o, &r, at++, xv->name, "/cam_grid", &s_grid, &grid_v), fail);
+    if (!nhwc) { /* the patch tokens as a grid [N, gh, gw, C] */
+        tv_slice(&r, x, prefix, prefix + grid);
+        EGC_TRYG(st, tv_node(o, &r, at++, xv->name, "/cam_patches", &s_tok, &patches), fail);
+        tv_init(&r, EGC_OP_RESHAPE, patches);
+        r.p.reshape.flatten_axis = -1;
+        r.p.reshape.n = 4;
+        r.p.reshape.dims[0] = 0, r.p.reshape.dims[1] = gh, r.p.reshape.dims[2] = gw;
+        r.p.reshape.dims[3] = C;
+        EGC_TRYG(st, tv_node(o, &r, at++, xv->name, "/cam_grid", &s_grid, &grid_v), fail);
+    }
     tv_init(&r, EGC_OP_TRANSPOSE, grid_v);
     r.p.transpose.n = 4;
     r.p.transpose.perm[0] = 0, r.p.transpose.perm[1] = 3, r.p.transpose.perm[2] = 1;
@@ -118,13 +128,16 @@ egc_status egc_graph_token_view(const egc_graph *g, int x, int prefix, int gh, i
     r.p.transpose.perm[0] = 0, r.p.transpose.perm[1] = 2, r.p.transpose.perm[2] = 3;
     r.p.transpose.perm[3] = 1;
     EGC_TRYG(st, tv_node(o, &r, at++, xv->name, "/cam_back", &s_grid, &back), fail);
-    tv_init(&r, EGC_OP_RESHAPE, back);
-    r.p.reshape.flatten_axis = -1;
-    r.p.reshape.n = 3;
-    r.p.reshape.dims[0] = 0, r.p.reshape.dims[1] = grid, r.p.reshape.dims[2] = C;
-    EGC_TRYG(st, tv_node(o, &r, at++, xv->name, "/cam_tokens", &s_tok, &flat), fail);
-    xr = flat;
-    if (prefix > 0) {
+    xr = back;
+    if (!nhwc) { /* back to tokens, and the prefix tokens in front again */
+        tv_init(&r, EGC_OP_RESHAPE, back);
+        r.p.reshape.flatten_axis = -1;
+        r.p.reshape.n = 3;
+        r.p.reshape.dims[0] = 0, r.p.reshape.dims[1] = grid, r.p.reshape.dims[2] = C;
+        EGC_TRYG(st, tv_node(o, &r, at++, xv->name, "/cam_tokens", &s_tok, &flat), fail);
+        xr = flat;
+    }
+    if (!nhwc && prefix > 0) {
         tv_slice(&r, x, 0, prefix);
         EGC_TRYG(st, tv_node(o, &r, at++, xv->name, "/cam_prefix", &s_pre, &pre), fail);
         tv_init(&r, EGC_OP_CONCAT, pre);

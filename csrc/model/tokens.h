@@ -1,4 +1,5 @@
-/* tokens.h: a transformer's token layer read as a CAM layer (see tokens.c). */
+/* tokens.h: a transformer's token layer, or a channels-last layer, read as a CAM layer (see
+ * tokens.c). */
 #ifndef EGC_TOKENS_H
 #define EGC_TOKENS_H
 
@@ -18,7 +19,8 @@ typedef struct egc_tokens {
 
 /* Into *out, a copy of g in which activation x, [N, prefix + gh*gw, C], is read through a view
  * [N, C, gh, gw] of its last gh*gw tokens (value *view of out; the graph's outputs are
- * unchanged, and the gradient at *view is the gradient at those tokens). out borrows g's
+ * unchanged, and the gradient at *view is the gradient at those tokens). A 4-D x is a
+ * channels-last layer [N, gh, gw, C] (prefix 0), read through its transpose [N, C, gh, gw]. out borrows g's
  * names and constant data: g must outlive it, and only egc_graph_token_view_free(out, g)
  * releases it. EGC_E_ARG when x is not such a layer; on failure *out is empty. */
 EGC_NODISCARD egc_status egc_graph_token_view(const egc_graph *g, int x, int prefix, int gh,

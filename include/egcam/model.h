@@ -44,8 +44,9 @@ typedef struct egc_layer_info {
     const char *node;       /* the producing node's name */
     const char *op;         /* "Conv", "Relu", ... */
     egc_shape shape;        /* at batch 1 */
-    int is_candidate;       /* a 4-D activation with spatial size > 1, not known to be
-                               channels last, or a token layer: usable as CAM target */
+    int is_candidate;       /* a 4-D activation with spatial size > 1 (channels first, or
+                               known to be channels last), or a token layer: usable as CAM
+                               target */
     int is_auto;            /* the layer `auto` picks */
 } egc_layer_info;
 /* 1 when layer i is a vision transformer's token layer, [1, prefix + gh*gw, C] after a patch
@@ -53,8 +54,14 @@ typedef struct egc_layer_info {
  * 8); it is a CAM candidate, read as [1, C, gh, gw] (its patch tokens laid out as an image,
  * as pytorch-grad-cam's reshape_transform does). 0 otherwise (out pointers untouched). */
 int egc_model_layer_tokens(const egc_model *m, int i, int *prefix, int *gh, int *gw);
-/* The [1,K,h,w] geometry a CAM at layer i works on: a 4-D candidate's shape, or a token
- * layer's [1,C,gh,gw]. EGC_E_ARG for a layer that is neither. */
+/* 1 when layer i is a channels-last CAM candidate [1,H,W,C]: known to be channels last (after
+ * a Transpose (0,2,3,1) of a channels-first value, until the Transpose back: Swin's stages,
+ * ConvNeXt's LayerNorms) with H*W > 1; it is read as [1,C,H,W], its transpose (as
+ * pytorch-grad-cam's reshape_transform for Swin does). 0 otherwise. */
+int egc_model_layer_channels_last(const egc_model *m, int i);
+/* The [1,K,h,w] geometry a CAM at layer i works on: a channels-first candidate's shape, a
+ * channels-last one's [1,C,H,W], or a token layer's [1,C,gh,gw]. EGC_E_ARG for a layer that
+ * is none of these. */
 EGC_NODISCARD egc_status egc_model_layer_cam_shape(const egc_model *m, int i, egc_shape *shape);
 /* Fills info for layer i (0 <= i < num_layers); pointers stay valid while m lives. */
 EGC_NODISCARD egc_status egc_model_layer(const egc_model *m, int i, egc_layer_info *info);
@@ -65,10 +72,10 @@ EGC_NODISCARD egc_status egc_model_layer(const egc_model *m, int i, egc_layer_in
  * product of two activations), when that comes after the last 4-D candidate. A name that is
  * neither may be a module path of a network exported by PyTorch 1.13 or later ("layer4",
  * "layer4.2", "features.29"): the module's output, i.e. the last layer whose node lies in the
- * module's scope ("/layer4/layer4.2/"); EGC_E_ARG when that layer is not a candidate. A layer
- * known to be channels last ([N,H,W,C], between a Transpose (0,2,3,1) and the one back, as
- * inside ConvNeXt blocks) is never a candidate, and naming one is EGC_E_ARG. *layer is the
- * layer index. An unknown name gives EGC_E_ARG saying how to list the layers. */
+ * module's scope ("/layer4/layer4.2/"); EGC_E_ARG when that layer is not a candidate.
+ * Channels-last layers count as candidates (egc_model_layer_channels_last): a Swin
+ * transformer's `auto` is its last norm. *layer is the layer index. An unknown name gives
+ * EGC_E_ARG saying how to list the layers. */
 EGC_NODISCARD egc_status egc_model_find_layer(const egc_model *m, const char *name, int *layer);
 
 /* Creates a session: backend by name, a fixed maximal batch size, and optionally a

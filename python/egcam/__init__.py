@@ -113,6 +113,7 @@ _SIGS = {
     "egc_model_layer_tokens": (ctypes.c_int, [_P, ctypes.c_int, ctypes.POINTER(ctypes.c_int),
                                               ctypes.POINTER(ctypes.c_int),
                                               ctypes.POINTER(ctypes.c_int)]),
+    "egc_model_layer_channels_last": (ctypes.c_int, [_P, ctypes.c_int]),
     "egc_session_create": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_int, ctypes.c_int,
                                           ctypes.POINTER(_P)]),
     "egc_session_destroy": (None, [_P]),
@@ -390,9 +391,11 @@ class Model(_Closing):
 
     def layers(self):
         """The layers in execution order: dicts with name, node, op, shape (at batch 1),
-        candidate (usable as a CAM target), auto (the one layer="auto" picks) and, for a
+        candidate (usable as a CAM target), auto (the one layer="auto" picks); for a
         vision transformer's token layer, tokens: (prefix, gh, gw), its prefix tokens and
-        its grid of patches, which a CAM reads as a gh x gw image."""
+        its grid of patches, which a CAM reads as a gh x gw image; and for a channels-last
+        layer [1,H,W,C] (Swin's stages, ConvNeXt's LayerNorms), channels_last: True, which a
+        CAM reads as its transpose [1,C,H,W]."""
         h = self._handle()
         out = []
         for i in range(_lib.egc_model_num_layers(h)):
@@ -405,6 +408,8 @@ class Model(_Closing):
             if _lib.egc_model_layer_tokens(h, i, ctypes.byref(p), ctypes.byref(gh),
                                            ctypes.byref(gw)):
                 d["tokens"] = (p.value, gh.value, gw.value)
+            if _lib.egc_model_layer_channels_last(h, i):
+                d["channels_last"] = True
             out.append(d)
         return out
 

@@ -398,7 +398,8 @@ LOWER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "te
 class VisionTransformerTest(unittest.TestCase):
     """A small vision transformer (test/data/lower/vit_tiny.onnx, made by
     tools/gen_lower_cases.py with PyTorch's activations and gradients at its first LayerNorm):
-    its token layer as a CAM layer, Grad-CAM and Expected Grad-CAM on it."""
+    its token layer as a CAM layer, Grad-CAM and Expected Grad-CAM on it; and a small Swin
+    transformer's channels-last norm."""
 
     def test_token_layer_gradcam(self):
         m = egcam.Model(os.path.join(LOWER, "vit_tiny.onnx"))
@@ -419,6 +420,25 @@ class VisionTransformerTest(unittest.TestCase):
         e = egcam.Explainer(m, "expected-gradcam", samples=4, batch=2).explain(x)
         self.assertEqual(e.maps.shape, (3, 12, 12))
         self.assertTrue(np.isfinite(e.maps).all())
+
+    def test_swin_channels_last_gradcam(self):
+        """A small torchvision Swin transformer (test/data/lower/swin_tiny.onnx): `auto` is its
+        final norm, channels last; Grad-CAM there is PyTorch's on the transposed activation and
+        gradient (pytorch-grad-cam's reshape_transform for Swin)."""
+        m = egcam.Model(os.path.join(LOWER, "swin_tiny.onnx"))
+        x = np.load(os.path.join(LOWER, "swin_tiny_in.npy"))
+        a = np.load(os.path.join(LOWER, "swin_tiny_norm_act.npy")).astype(np.float64)
+        g = np.load(os.path.join(LOWER, "swin_tiny_norm_grad.npy")).astype(np.float64)
+        auto = [l for l in m.layers() if l["auto"]]
+        self.assertEqual(len(auto), 1)
+        self.assertTrue(auto[0].get("channels_last"))
+        self.assertNotIn("tokens", auto[0])
+        self.assertEqual(auto[0]["shape"], (1, 8, 8, 8))
+        r = egcam.Explainer(m, "gradcam", layer="norm", batch=3).explain(x, raw=True)
+        want = np.maximum((g.mean(axis=(2, 3), keepdims=True) * a).sum(1), 0)
+        self.assertEqual(r.raw.shape, (3, 8, 8))
+        self.assertLessEqual(float(np.abs(r.raw - want).max()), 1e-5 * float(np.abs(want).max()))
+        self.assertEqual(r.maps.shape, (3, 16, 16))
 
 
 if __name__ == "__main__":

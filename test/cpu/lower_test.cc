@@ -693,9 +693,10 @@ TEST(LowerComposite, ConvNeXtLayerNormAndGelu)
 }
 
 // The CAM layers of the small ConvNeXt: `auto` and the module path "blk" both name the block's
-// output (the residual Add, [N,8,6,6]); the channels-last values inside the block are not
-// candidates, and naming one is an error that says why. The gradient there, back through the
-// head's pooling, channels-last LayerNorm and Linear, is PyTorch's.
+// output (the residual Add, [N,8,6,6]); the channels-last values inside the block are
+// candidates read through their transpose ([1,C,6,6]) and can be named, but `auto` stays on
+// the channels-first output after them. The gradient there, back through the head's pooling,
+// channels-last LayerNorm and Linear, is PyTorch's.
 TEST(LowerComposite, ConvNeXtCamLayerAndGradient)
 {
     egc_model *m = nullptr;
@@ -709,17 +710,21 @@ TEST(LowerComposite, ConvNeXtCamLayerAndGradient)
     ASSERT_EQ(egc_model_layer(m, blk, &li), EGC_OK);
     EXPECT_STREQ(li.op, "Add");
     EXPECT_EQ(dims(li.shape), (std::vector<int64_t>{1, 8, 6, 6}));
+    EXPECT_EQ(egc_model_layer_channels_last(m, blk), 0);
     int nhwc = 0;
     for (int i = 0; i < egc_model_num_layers(m); i++) {
         ASSERT_EQ(egc_model_layer(m, i, &li), EGC_OK);
         if (li.shape.ndim != 4 || li.shape.d[1] != 6 || li.shape.d[2] != 6) continue;
         // [1,6,6,C]: inside the block, between the Transposes
         nhwc++;
-        EXPECT_FALSE(li.is_candidate) << li.name;
+        EXPECT_TRUE(li.is_candidate) << li.name;
+        EXPECT_EQ(egc_model_layer_channels_last(m, i), 1) << li.name;
+        egc_shape cs;
+        ASSERT_EQ(egc_model_layer_cam_shape(m, i, &cs), EGC_OK) << egc_last_error();
+        EXPECT_EQ(dims(cs), (std::vector<int64_t>{1, li.shape.d[3], 6, 6})) << li.name;
         int k = -1;
-        EXPECT_EQ(egc_model_find_layer(m, li.name, &k), EGC_E_ARG) << li.name;
-        EXPECT_NE(std::string(egc_last_error()).find("is channels last"), std::string::npos)
-            << egc_last_error();
+        EXPECT_EQ(egc_model_find_layer(m, li.name, &k), EGC_OK) << egc_last_error();
+        EXPECT_EQ(k, i);
     }
     EXPECT_GE(nhwc, 10); // LayerNorm, Linear, GELU and Linear parts
     Npy in, want;
@@ -819,18 +824,19 @@ TEST(LowerComposite, BatchAxisConvolutionRunsOneImagePerPass)
     egc_model_destroy(m);
 }
 
-// A CPU session of m at token layer `layer` on NAME_in.npy: the logits are NAME_out.npy's,
-// and the activation and gradient of the top-1 logits at the layer, read as an image, are
-// NAME_tokens_act.npy's and NAME_tokens_grad.npy's (PyTorch's with reshape_transform), within
-// 1e-5. The session's target shape and rows per pass into *ts and *chunk.
-void check_token_layer(egc_model *m, int layer, const std::string &name, egc_shape *ts,
-                       int *chunk)
+// A CPU session of m at layer `layer` (a token or channels-last layer) on NAME_in.npy: the
+// logits are NAME_out.npy's, and the activation and gradient of the top-1 logits at the layer,
+// read as an image, are NAME_WHAT_act.npy's and NAME_WHAT_grad.npy's (PyTorch's with
+// pytorch-grad-cam's reshape_transform), within 1e-5. The session's target shape and rows per
+// pass into *ts and *chunk.
+void check_view_layer(egc_model *m, int layer, const std::string &name, const std::string &what,
+                      egc_shape *ts, int *chunk)
 {
     Npy in, out, want_a, want_g;
     read_npy(name + "_in.npy", &in);
     read_npy(name + "_out.npy", &out);
-    read_npy(name + "_tokens_act.npy", &want_a);
-    read_npy(name + "_tokens_grad.npy", &want_g);
+    read_npy(name + "_" + what + "_act.npy", &want_a);
+    read_npy(name + "_" + what + "_grad.npy", &want_g);
     const int n = (int)in.t.shape.d[0], classes = egc_model_num_classes(m);
     egc_session *s = nullptr;
     ASSERT_EQ(egc_session_create(m, "cpu", n, layer, &s), EGC_OK) << egc_last_error();
@@ -839,12 +845,12 @@ void check_token_layer(egc_model *m, int layer, const std::string &name, egc_sha
     std::vector<float> logits((size_t)n * classes);
     std::vector<float> g(want_g.vec().size()), a(want_a.vec().size());
     ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
-    expect_close(logits, out.vec(), 1e-5, (name + " logits through the token view").c_str());
+    expect_close(logits, out.vec(), 1e-5, (name + " logits through the view").c_str());
     std::vector<float> seed = top1_seed(logits, n, classes);
     ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), a.data()), EGC_OK)
         << egc_last_error();
-    expect_close(a, want_a.vec(), 1e-5, (name + " patch tokens").c_str());
-    expect_close(g, want_g.vec(), 1e-5, (name + " patch token gradient").c_str());
+    expect_close(a, want_a.vec(), 1e-5, (name + " " + what + " activation").c_str());
+    expect_close(g, want_g.vec(), 1e-5, (name + " " + what + " gradient").c_str());
     egc_session_destroy(s);
 }
 
@@ -876,7 +882,7 @@ TEST(LowerComposite, VisionTransformerTokenLayerIsReadAsAnImage)
     EXPECT_EQ(dims(cs), (std::vector<int64_t>{1, 8, 3, 3}));
     egc_shape ts{};
     int chunk = 0;
-    check_token_layer(m, ln1, "vit_tiny", &ts, &chunk);
+    check_view_layer(m, ln1, "vit_tiny", "tokens", &ts, &chunk);
     EXPECT_EQ(dims(ts), (std::vector<int64_t>{1, 8, 3, 3}));
     egc_model_destroy(m);
 }
@@ -908,8 +914,40 @@ TEST(LowerComposite, DeitStyleTransformerWithSplitAttention)
     }
     egc_shape ts{};
     int chunk = 0;
-    check_token_layer(m, norm1, "deit_tiny", &ts, &chunk);
+    check_view_layer(m, norm1, "deit_tiny", "tokens", &ts, &chunk);
     EXPECT_EQ(chunk, 3); // the 3 images in one pass
+    egc_model_destroy(m);
+}
+
+// torchvision's Swin transformer (a small one: shifted 4x4 windows, channels-last stage): its
+// channels-last layers are CAM candidates read through their transpose. `auto` is the final
+// norm ([N,8,8,8] channels last), as pytorch-grad-cam's users target it; the module path of
+// the first block names its output. At both, the activation and gradient of 3 images in one
+// pass are PyTorch's, transposed to [N,C,H,W], and the logits are unchanged.
+TEST(LowerComposite, SwinTransformerChannelsLastLayers)
+{
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("swin_tiny.onnx").c_str(), &m), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_model_one_image_per_pass(m), 0);
+    int autol = -1, norm = -1, block0 = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &autol), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "norm", &norm), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "features.1.0", &block0), EGC_OK) << egc_last_error();
+    EXPECT_EQ(autol, norm);
+    for (int layer : {norm, block0}) {
+        egc_layer_info li;
+        ASSERT_EQ(egc_model_layer(m, layer, &li), EGC_OK);
+        EXPECT_TRUE(li.is_candidate) << li.name;
+        EXPECT_EQ(egc_model_layer_channels_last(m, layer), 1) << li.name;
+        EXPECT_EQ(egc_model_layer_tokens(m, layer, nullptr, nullptr, nullptr), 0) << li.name;
+        EXPECT_EQ(dims(li.shape), (std::vector<int64_t>{1, 8, 8, 8})) << li.name;
+    }
+    egc_shape ts{};
+    int chunk = 0;
+    check_view_layer(m, norm, "swin_tiny", "norm", &ts, &chunk);
+    EXPECT_EQ(dims(ts), (std::vector<int64_t>{1, 8, 8, 8}));
+    EXPECT_EQ(chunk, 3);
+    check_view_layer(m, block0, "swin_tiny", "block0", &ts, &chunk);
     egc_model_destroy(m);
 }
 

@@ -376,8 +376,10 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
 // target the patch Conv, and the token layer of its first LayerNorm read as [N,8,3,3]), a
 // model run one image per pass (a convolution along the batch axis: batch_conv.onnx, target
 // the Conv), a DeiT-style transformer (timm's attention split on its own axis 0; two prefix
-// tokens: deit_tiny.onnx, target the last block's norm1): logits and the target gradient, whose heads run backward through
-// them, against the CPU.
+// tokens: deit_tiny.onnx, target the last block's norm1), a small Swin transformer (shifted
+// windows, ScatterND-built masks folded at load time; channels-last layers read through their
+// transpose: swin_tiny.onnx, target its final norm and its first block's output): logits and
+// the target gradient, whose heads run backward through them, against the CPU.
 class CudaModelComposite : public testing::TestWithParam<int> {};
 
 TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
@@ -385,9 +387,10 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
     const char *files[] = {"composite_opset14.onnx", "leaky_prelu.onnx", "global_max.onnx",
                            "squeeze_unsqueeze.onnx", "convnext_block.onnx", "vit_tiny.onnx",
-                           "vit_tiny.onnx", "batch_conv.onnx", "deit_tiny.onnx"},
+                           "vit_tiny.onnx", "batch_conv.onnx", "deit_tiny.onnx",
+                           "swin_tiny.onnx", "swin_tiny.onnx"},
                *targets[] = {"hs", "lr", "c", "g", "stem", "patch", "layer.ln_1", "conv",
-                             "blocks.1.norm1"};
+                             "blocks.1.norm1", "norm", "features.1.0"};
     const int which = GetParam();
     const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + files[which];
     egc_model *m = nullptr;
@@ -425,7 +428,7 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     egc_model_destroy(m);
 }
 
-INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Values(0, 1, 2, 3, 4, 5, 6, 7, 8));
+INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Range(0, 11));
 
 // ------------------------------------------------------------------ torchvision exports
 //

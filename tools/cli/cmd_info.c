@@ -13,8 +13,9 @@ static void help(FILE *f)
         "\n"
         "Without a model: lists the compute devices (cpu, cuda:N) and why CUDA is unavailable\n"
         "when it is. With a model: prints its input, output and every layer (tensor name, op,\n"
-        "shape at batch 1). Layers marked * are CAM target candidates (4-D, spatial size > 1,\n"
-        "or a vision transformer's token layer, `tokens: P + HxW`: P class tokens, then the\n"
+        "shape at batch 1). Layers marked * are CAM target candidates (4-D, spatial size > 1;\n"
+        "`channels last`: [N,H,W,C], which a CAM reads as its transpose [N,C,H,W]; or a\n"
+        "vision transformer's token layer, `tokens: P + HxW`: P class tokens, then the\n"
         "patches, which a CAM reads as an HxW image); the one marked auto is what `--layer\n"
         "auto` picks. Any tensor name of the list can be given to `egcam explain --layer`.\n"
         "\n"
@@ -120,6 +121,7 @@ int cmd_info(int argc, char **argv)
         egc_shape_str(&li.shape, sb, sizeof sb);
         int pre = 0, gh = 0, gw = 0;
         const int tok = egc_model_layer_tokens(m, i, &pre, &gh, &gw);
+        const int last = egc_model_layer_channels_last(m, i);
         if (json) {
             printf("{\"index\": %d, \"tensor\": ", i);
             cli_json_str(stdout, li.name);
@@ -128,10 +130,12 @@ int cmd_info(int argc, char **argv)
             printf(", \"op\": \"%s\", \"shape\": %s, \"candidate\": %s, \"auto\": %s", li.op, sb,
                    li.is_candidate ? "true" : "false", li.is_auto ? "true" : "false");
             if (tok) printf(", \"tokens\": {\"prefix\": %d, \"grid\": [%d, %d]}", pre, gh, gw);
+            if (last) printf(", \"channels_last\": true");
             printf("}\n");
         } else {
             char tb[64] = "";
             if (tok) snprintf(tb, sizeof tb, "   (tokens: %d + %dx%d)", pre, gh, gw);
+            if (last) snprintf(tb, sizeof tb, "   (channels last)");
             printf("%s %-4d %-20s %-18s %s%s%s\n", li.is_candidate ? "*" : " ", i, li.op, sb,
                    li.name, tb, li.is_auto ? "   <- auto" : "");
         }
