@@ -2,8 +2,8 @@
  * bytes as a ModelProto and lowers it to the executor's graph (operator mapping, constant
  * folding on the CPU reference ops, BatchNormalization folding, composite lowerings, shape
  * inference), then what loading a model does after it (the batch-first rewrite of a batch-1
- * export that moves the batch axis, the rows-apart check) and a token view of the first 3-D
- * activation, then frees; every refusal must come back as a status with a message, and the
+ * export that moves the batch axis, the rows-apart check), a token view of the first 3-D
+ * activation and a channels-last view of the first 4-D one, then frees; every refusal must come back as a status with a message, and the
  * sanitizers catch any out-of-bounds access, leak or undefined behaviour on the way. */
 #include <stddef.h>
 #include <stdint.h>
@@ -28,14 +28,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (egc_graph_rows_apart(&g) == 0 && egc_graph_batch_first(&g, &changed) == EGC_OK &&
             changed)
             (void)egc_graph_rows_apart(&g);
-        for (int v = 0; v < g.n_values; v++) {
+        /* a token view of the first 3-D activation, a channels-last view of the first 4-D */
+        int done3 = 0, done4 = 0;
+        for (int v = 0; v < g.n_values && !(done3 && done4); v++) {
             const egc_shape *s = &g.values[v].shape;
-            if (g.values[v].is_const || g.values[v].producer < 0 || s->ndim != 3 || s->d[1] < 1 ||
-                s->d[1] > (1 << 20))
+            const int nd = s->ndim;
+            if (g.values[v].is_const || g.values[v].producer < 0 || (nd != 3 && nd != 4) ||
+                (nd == 3 && done3) || (nd == 4 && done4) || s->d[1] < 1 || s->d[1] > (1 << 20) ||
+                (nd == 4 && (s->d[2] < 1 || s->d[2] > (1 << 20))))
                 continue;
             egc_graph t;
             int view = -1;
-            if (egc_graph_token_view(&g, v, 0, 1, (int)s->d[1], &t, &view) == EGC_OK) {
+            egc_status st = nd == 3 ? egc_graph_token_view(&g, v, 0, 1, (int)s->d[1], &t, &view)
+                                    : egc_graph_token_view(&g, v, 0, (int)s->d[1], (int)s->d[2],
+                                                           &t, &view);
+            if (st == EGC_OK) {
                 egc_shape *sh = NULL;
                 if (egc_calloc((void **)&sh, (size_t)t.n_values + 1, sizeof *sh, "shapes") ==
                     EGC_OK) {
@@ -44,7 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
                 egc_graph_token_view_free(&t, &g);
             }
-            break;
+            if (nd == 3) done3 = 1;
+            else done4 = 1;
         }
         egc_graph_clear(&g);
     }

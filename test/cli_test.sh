@@ -43,7 +43,7 @@ stems=$(ls "$cats" | sed 's/\.[^.]*$//')
 # ---- help texts: complete, with examples and exit codes ----
 expect 0 "egcam --help" -- "$egcam" --help
 grep -q "exit codes" "$work/out" && ok || bad "egcam --help lacks the exit codes"
-for cmd in info classify explain "refs build"; do
+for cmd in info classify explain "refs build" check; do
   # shellcheck disable=SC2086
   expect 0 "egcam $cmd --help" -- "$egcam" $cmd --help
   grep -q "example" "$work/out" && ok || bad "egcam $cmd --help has no example"
@@ -157,6 +157,31 @@ expect 2 "bad --max-memory (sweep)" -- "$egcam" sweep --model "$resnet" --method
 expect 3 "--max-memory too small" -- "$egcam" classify --model "$resnet" --max-memory 100K "$cats"
 err_has "memory cap" "--max-memory too small"
 
+# ---- check: logits against a reference, the gradient against finite differences ----
+lower="$(cd "$(dirname "$0")" && pwd)/data/lower"
+expect 0 "check resnet20" -- "$egcam" check --model "$resnet"
+grep -q "^gradient .*tolerance 0.01 on the median: ok$" "$work/out" && ok || bad "check: $(cat "$work/out")"
+grep -qx "check passed" "$work/out" && ok || bad "check resnet20 verdict"
+# PyTorch's logits of a small Swin transformer for its inputs: equal; another model's: not
+expect 0 "check against PyTorch's logits" -- "$egcam" check --model "$lower/swin_tiny.onnx" --logits "$lower/swin_tiny_out.npy" "$lower/swin_tiny_in.npy"
+grep -q "^reference .*: ok$" "$work/out" && ok || bad "check --logits: $(cat "$work/out")"
+expect 1 "check against wrong logits" -- "$egcam" check --model "$lower/swin_tiny.onnx" --logits "$lower/deit_tiny_out.npy" "$lower/swin_tiny_in.npy"
+grep -q "^reference .*worst at .*swin_tiny_in.npy.*FAILED$" "$work/out" && ok || bad "check wrong --logits: $(cat "$work/out")"
+grep -qx "check FAILED" "$work/out" && ok || bad "check wrong --logits verdict"
+expect 0 "check --json" -- "$egcam" check --json --model "$lower/swin_tiny.onnx" --logits "$lower/swin_tiny_out.npy" "$lower/swin_tiny_in.npy"
+grep -q '"reference": {.*"ok": true}.*"gradient": {"checked": true, .*"ok": true}, "ok": true}$' "$work/out" && ok || bad "check --json: $(cat "$work/out")"
+# a layer that a residual connection passes by (a transformer's norm1): no finite differences
+expect 0 "check a bypassed layer" -- "$egcam" check --model "$lower/deit_tiny.onnx"
+grep -q "^gradient  not checked: .*residual" "$work/out" && ok || bad "check bypassed: $(cat "$work/out")"
+expect 0 "check its block's output" -- "$egcam" check --model "$lower/deit_tiny.onnx" --layer blocks.1
+grep -q "^gradient .*: ok$" "$work/out" && ok || bad "check blocks.1: $(cat "$work/out")"
+expect 2 "check: reference of the wrong shape" -- "$egcam" check --model "$resnet" --logits "$lower/swin_tiny_out.npy"
+err_has "swin_tiny_out.npy" "check: reference of the wrong shape"
+expect 2 "check: bad --layer" -- "$egcam" check --model "$resnet" --layer nosuchlayer
+err_has "nosuchlayer" "check: bad --layer"
+expect 3 "check: missing input" -- "$egcam" check --model "$resnet" "$work/missing.npy"
+err_has "missing.npy" "check: missing input"
+
 # ---- user mistakes: exit codes and messages that name the culprit ----
 head -c 4000 "$resnet" > "$work/truncated.onnx"
 echo "not an image" > "$work/broken.jpg"
@@ -236,6 +261,7 @@ if grep -q "cuda *unavailable" "$work/devices"; then
   expect 3 "--device cuda without a GPU" -- "$egcam" explain --model "$resnet" --method gradcam --device cuda --out "$work/e" "$cats"
   err_has "cuda" "--device cuda without a GPU"
   expect 3 "--device cuda without a GPU (classify)" -- "$egcam" classify --model "$resnet" --device cuda "$cats"
+  expect 3 "--device cuda without a GPU (check)" -- "$egcam" check --model "$resnet" --device cuda
 fi
 
 echo "cli: $passed passed, $failed failed"

@@ -108,7 +108,7 @@ exit $fail'
     echo "{\"testsuites\": [{\"name\": \"Cpu\", \"testsuite\": [{\"name\": \"T\", \"result\": \"COMPLETED\"}]}]}" >"${a#--gtest_output=json:}" ;; esac; done'
     # egcam: info; classify keeps its "choices" in $EGC_CACHE_DIR/cuda_choices.bin and says
     # "choice kept" (EGC_VERBOSE) once the file exists; explain writes a map per input (with
-    # STUB_MAPS_DIFFER, a different one each run) and a manifest line each
+    # STUB_MAPS_DIFFER, a different one each run) and a manifest line each; check passes
     stub egcam 'cmd="$1"; shift
 case "$cmd" in
     info) echo "cuda:0  Stand-in GPU" ;;
@@ -133,6 +133,7 @@ case "$cmd" in
             echo "map ${STUB_MAPS_DIFFER:+$RANDOM}" >"$out/$s.npy"
             echo "{\"input\": \"$f\", \"samples\": 32}" >>"$out/manifest.jsonl"
         done; done ;;
+    check) echo "{\"ok\": true}" ;;
     *) exit 2 ;;
 esac'
     stub bench_forward 'm=""; p=fp32; pin=false
@@ -188,7 +189,7 @@ has() { grep -qF -- "$2" "$T/$1/out/summary.md" || fail "$1: summary lacks: $2";
 
 # ---- DONE=1: what the open issues' done-when asks ----
 run_check done DONE=1
-want="machine configure build_tests build_all cuda_tests cuda_tests_summary cpu_tests memcheck info choice_cache export_torchvision tv_parity tv_parity_summary"
+want="machine configure build_tests build_all cuda_tests cuda_tests_summary cpu_tests memcheck info choice_cache egcam_check export_torchvision tv_parity tv_parity_summary"
 for m in vgg16 resnet50 alexnet mobilenet_v2_imagenet; do want+=" bench_forward_${m}_fp32 bench_forward_${m}_mixed"; done
 want+=" bench_torch bench_explain_resnet50 bench_explain_vgg16 bench_explain_alexnet bench_explain_rows bench_gradcam_torch bench_egc_expert bench_torch_compiled_all bench_egc_expert_compile python_module total"
 got="$(steps done)"
@@ -214,6 +215,8 @@ called done fakepy 'egc_expert.py --models resnet50,vgg16,alexnet --batch 32 --s
 called done fakepy 'egc_expert.py --models resnet50 --batch 32 --samples 32 --rows 128 --modes compile-fp16'
 called done egcam 'classify .*--device cuda --precision mixed'
 [ "$(grep -c '^egcam explain' "$T/done/calls.log")" = 2 ] || fail "done: the choice cache step should explain twice"
+[ "$(grep -c '^egcam check --device cuda --precision \(fp32\|mixed\) --json' "$T/done/calls.log")" = 4 ] ||
+    fail "done: egcam check should run 4 times (2 models, fp32 and mixed)"
 grep -q '^compute-sanitizer' "$T/done/calls.log" && fail "done: memcheck ran although DONE=1 leaves it out"
 [ "$(wc -l <"$T/done/out/bench.jsonl")" -ge 14 ] || fail "done: bench.jsonl holds too few lines"
 [ -s "$T/done/out/bench_explain.jsonl" ] || fail "done: no bench_explain.jsonl"

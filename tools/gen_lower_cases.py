@@ -704,7 +704,7 @@ def deit_case(rng):
     Permute to [3, batch, heads, tokens, dims], unbind(0): Split and Squeeze), a class and a
     distillation token (2 prefix tokens) and two blocks, exported with a symbolic batch. The
     logits of 3 images, and the activation and gradient of the top-1 logits at the last
-    block's norm1 with its patch tokens laid out as a 3x3 image."""
+    block's norm1, with its patch tokens laid out as a 3x3 image and as the layer is."""
     import torch
     import torch.nn as nn
     torch.manual_seed(11)
@@ -767,6 +767,9 @@ def deit_case(rng):
     export_symbolic(net, x, y, "deit_tiny", 60000)
     npy("deit_tiny_tokens_act.npy", grid(act).numpy())
     npy("deit_tiny_tokens_grad.npy", grid(grad).numpy())
+    # the whole layer, prefix tokens too ([3,11,8]: a session with whole_target)
+    npy("deit_tiny_layer_act.npy", act.numpy())
+    npy("deit_tiny_layer_grad.npy", grad.numpy())
 
 
 def swin_case(rng):

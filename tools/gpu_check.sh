@@ -229,6 +229,18 @@ if [ -x "$BUILD_DIR/egcam" ] && [ -n "$SHARED" ] && [ -d "$SHARED/data/imagenet-
         echo "run 2 took the cached choices and gave the same maps bit for bit"' _ "$BUILD_DIR/egcam" "$SHARED"
 fi
 
+# ---- egcam check on the GPU: logits and target-layer gradients against the CPU, and the
+# finite-difference check, fp32 and mixed, on ResNet-20 and a small Swin transformer ----
+if [ -x "$BUILD_DIR/egcam" ] && [ -n "$SHARED" ] && [ -f "$SHARED/models/resnet20_cifar10.onnx" ]; then
+    step egcam_check 60 bash -c '
+        set -e
+        for p in fp32 mixed; do
+            "$1" check --device cuda --precision "$p" --json --model "$2/models/resnet20_cifar10.onnx"
+            "$1" check --device cuda --precision "$p" --json --model test/data/lower/swin_tiny.onnx \
+                --logits test/data/lower/swin_tiny_out.npy --rtol 2e-2 --atol 2e-2 test/data/lower/swin_tiny_in.npy
+        done' _ "$BUILD_DIR/egcam" "$SHARED"
+fi
+
 # ---- benchmarks ----
 # ===================== BENCHMARKS: the lead adds benchmark commands here =====================
 # Each one as:   step bench_<name> <timeout_s> <command> [args...]

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cpu/cpu_impl.h"
+#include "cpu/exp_poly.h"
 
 /* ---- unary ---- */
 
@@ -42,27 +43,6 @@ static int is_unary(egc_op op)
 /* 2 / sqrt(pi), the derivative of erf at 0 */
 #define EGC_CPU_TWO_OVER_SQRT_PI 1.1283791670955126f
 
-/* exp(x) for finite x in [-87, 0] (2^n stays a normal float): n = round(x / ln 2), then
- * e^r on r = x - n ln 2 in [-ln 2 / 2, ln 2 / 2] by the Cephes expf polynomial (ln 2 split in
- * two for an exact r), times 2^n made from its exponent bits. Within 2 ulp of exp; free of
- * calls and branches, so the loops below vectorize (this file is built with
- * -fno-trapping-math, which lets the compiler turn the selects into vector blends). */
-static inline float exp_nonpos(float x)
-{
-    const int32_t ni = (int32_t)(x * 1.44269504088896341f - 0.5f); /* x <= 0: to nearest */
-    const float n = (float)ni;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    const float z = r * r;
-    const float p = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r +
-                       4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f) * z +
-                    r + 1.0f;
-    const int32_t bits = (ni + 127) * (1 << 23);
-    float s;
-    memcpy(&s, &bits, sizeof s);
-    return p * s;
-}
-
 /* 1 / (1 + exp(-x)) from e = exp(-|x|) (no overflow): 1 / (1 + e) for x >= 0, e / (1 + e)
  * below. Within 3e-7 (relative) of the exact value; 0 below -87 (where it is under 2^-125);
  * NaN stays NaN. */
@@ -71,7 +51,7 @@ static inline float sigmoidf(float x)
     const int nan = x != x;
     const float a = x < 0.0f ? x : -x;                    /* -|x| */
     const float c = nan ? 0.0f : (a < -87.0f ? -87.0f : a); /* a finite argument */
-    const float e = a < -87.0f ? 0.0f : exp_nonpos(c);
+    const float e = a < -87.0f ? 0.0f : egc_exp_nonpos(c);
     const float s = 1.0f / (1.0f + e);
     const float y = x >= 0.0f ? s : e * s;
     return nan ? x : y;
@@ -100,7 +80,7 @@ static inline float gaussf(float x)
 {
     const int nan = x != x;
     const float t = nan ? 0.0f : -(x * x);
-    const float e = t < -87.0f ? 0.0f : exp_nonpos(t < -87.0f ? -87.0f : t);
+    const float e = t < -87.0f ? 0.0f : egc_exp_nonpos(t < -87.0f ? -87.0f : t);
     return nan ? x : e;
 }
 

@@ -316,6 +316,25 @@ int egc_model_layer_channels_last(const egc_model *m, int i)
     return is_candidate(m, n) && is_channels_last(m, n->out);
 }
 
+int egc_model_layer_bypassed(const egc_model *m, int i)
+{
+    if (i < 0 || i >= m->n_layers) return -1;
+    const egc_graph *g = &m->g;
+    const int blocked = g->nodes[m->layer_nodes[i]].out;
+    unsigned char *reach = calloc((size_t)g->n_values + 1, 1);
+    if (!reach) return -1;
+    if (g->input >= 0) reach[g->input] = 1;
+    for (int k = 0; k < g->n_nodes; k++) { /* topological order */
+        const egc_node *n = &g->nodes[k];
+        if (n->out == blocked) continue;
+        for (int j = 0; j < n->n_in; j++)
+            if (n->in[j] >= 0 && reach[n->in[j]]) reach[n->out] = 1;
+    }
+    const int r = g->output >= 0 && reach[g->output];
+    free(reach);
+    return r;
+}
+
 egc_status egc_model_layer_cam_shape(const egc_model *m, int i, egc_shape *shape)
 {
     egc_layer_info li;
@@ -622,12 +641,13 @@ egc_status egc_session_create_ex(const egc_model *m, const char *device, int bat
     s->batch = batch;
     s->g = &m->g;
     s->target_value = target_layer >= 0 ? m->g.nodes[m->layer_nodes[target_layer]].out : -1;
-    if (s->target_value >= 0 && m->tok[s->target_value].prefix >= 0) {
+    const int view = !(opts && opts->whole_target);
+    if (view && s->target_value >= 0 && m->tok[s->target_value].prefix >= 0) {
         const egc_tokens *t = &m->tok[s->target_value];
         EGC_TRYG(st, egc_graph_token_view(&m->g, s->target_value, t->prefix, t->gh, t->gw,
                                           &s->tg, &s->target_value), fail);
         s->g = &s->tg;
-    } else if (s->target_value >= 0 && egc_model_layer_channels_last(m, target_layer)) {
+    } else if (view && s->target_value >= 0 && egc_model_layer_channels_last(m, target_layer)) {
         const egc_shape *xs = &m->g.values[s->target_value].shape;
         EGC_TRYG(st, egc_graph_token_view(&m->g, s->target_value, 0, (int)xs->d[1],
                                           (int)xs->d[2], &s->tg, &s->target_value), fail);

@@ -59,6 +59,11 @@ int egc_model_layer_tokens(const egc_model *m, int i, int *prefix, int *gh, int 
  * ConvNeXt's LayerNorms) with H*W > 1; it is read as [1,C,H,W], its transpose (as
  * pytorch-grad-cam's reshape_transform for Swin does). 0 otherwise. */
 int egc_model_layer_channels_last(const egc_model *m, int i);
+/* 1 when the logits depend on the input along a path that does not pass through layer i (a
+ * residual connection around it, as around a transformer block's first LayerNorm): a CAM's
+ * gradient there is then the partial derivative with the rest held fixed. 0 when every path
+ * passes through it (a ResNet block's output, a VGG conv), -1 for a bad index or no memory. */
+int egc_model_layer_bypassed(const egc_model *m, int i);
 /* The [1,K,h,w] geometry a CAM at layer i works on: a channels-first candidate's shape, a
  * channels-last one's [1,C,H,W], or a token layer's [1,C,gh,gw]. EGC_E_ARG for a layer that
  * is none of these. */
@@ -117,6 +122,9 @@ typedef struct egc_session_options {
     size_t max_device_bytes;  /* 0: no cap */
     size_t extra_row_bytes;   /* caller's device bytes per row, counted against the cap */
     size_t extra_fixed_bytes; /* caller's device bytes once, counted against the cap */
+    int whole_target;       /* non-zero: the target is the layer's own tensor (a token
+                               layer's [N,T,C], a channels-last layer's [N,H,W,C]), not the
+                               [N,C,h,w] view a CAM reads (egcam check uses it) */
 } egc_session_options;
 void egc_session_options_default(egc_session_options *o);
 

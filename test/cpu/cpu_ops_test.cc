@@ -1193,6 +1193,51 @@ TEST(CpuOpsSoftmax, AxisAndLegacy)
     check_grad(n, {x}, x.s, {0});
 }
 
+// Attention-sized softmax over the last axis ([24, 197] rows, cut across threads): within
+// 1e-6 (relative) of a double reference, with masked entries (-100 as Swin's window masks add,
+// -inf) giving 0 or their tiny share, and a row holding a NaN all NaN, as expf gives it; the
+// backward against the closed form.
+TEST(CpuOpsSoftmax, ManyRowsMasksAndNaN)
+{
+    const int R = 24, D = 197;
+    egc_node n = node(EGC_OP_SOFTMAX, 1);
+    n.p.axis.axis = -1;
+    Tensor x = rnd(S({2, 12, D}), -6.0f, 6.0f);
+    for (int k = 0; k < D; k += 3) x.v[(size_t)(5 * D + k)] -= 100.0f;
+    for (int k = 0; k < D; k += 2) x.v[(size_t)(6 * D + k)] = -INFINITY;
+    x.v[(size_t)(7 * D + 11)] = NAN;
+    Tensor y = forward(n, {&x}, x.s);
+    for (int r = 0; r < R; r++) {
+        const float *xr = &x.v[(size_t)(r * D)], *yr = &y.v[(size_t)(r * D)];
+        if (r == 7) {
+            for (int k = 0; k < D; k++) ASSERT_TRUE(std::isnan(yr[k])) << k;
+            continue;
+        }
+        double m = -INFINITY, s = 0;
+        for (int k = 0; k < D; k++) m = std::max(m, (double)xr[k]);
+        for (int k = 0; k < D; k++) s += std::exp((double)xr[k] - m);
+        for (int k = 0; k < D; k++) {
+            const double want = std::exp((double)xr[k] - m) / s;
+            ASSERT_NEAR(yr[k], want, 1e-6 * want + 1e-30) << "row " << r << " element " << k;
+        }
+    }
+    // backward, rows without the NaN: dx = y (dy - sum dy y)
+    Tensor xb = rnd(S({2, 12, D}), -6.0f, 6.0f), dy = rnd(S({2, 12, D}), -1.0f, 1.0f);
+    Tensor yb = forward(n, {&xb}, xb.s);
+    Tensor dxt = zeros(xb.s);
+    std::fill(dxt.v.begin(), dxt.v.end(), 0.5f);
+    backward(n, {&xb}, yb, dy, {&dxt});
+    const std::vector<float> &dx = dxt.v;
+    for (int r = 0; r < R; r++) {
+        double dot = 0;
+        for (int k = 0; k < D; k++) dot += (double)dy.v[(size_t)(r * D + k)] * yb.v[(size_t)(r * D + k)];
+        for (int k = 0; k < D; k++) {
+            const size_t i = (size_t)(r * D + k);
+            ASSERT_NEAR(dx[i], 0.5 + yb.v[i] * (dy.v[i] - dot), 1e-6) << "row " << r << " element " << k;
+        }
+    }
+}
+
 // ===================== errors =====================
 
 TEST(CpuOpsErrors, UnsupportedAndShapeErrorsNameTheNode)

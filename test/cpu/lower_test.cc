@@ -919,6 +919,58 @@ TEST(LowerComposite, DeitStyleTransformerWithSplitAttention)
     egc_model_destroy(m);
 }
 
+// A session with whole_target reads the target layer itself, not the CAM's view: at the
+// DeiT-style model's last norm1, [N,11,8] with the class and distillation tokens, whose
+// activation and gradient are PyTorch's. egc_model_layer_bypassed says where a residual
+// connection goes around a layer (norm1 inside a block, the ConvNeXt block's depthwise Conv)
+// and where every path passes it (block outputs, Swin's final norm).
+TEST(LowerComposite, WholeTargetAndBypassedLayers)
+{
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("deit_tiny.onnx").c_str(), &m), EGC_OK) << egc_last_error();
+    int norm1 = -1, block = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "blocks.1.norm1", &norm1), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "blocks.1", &block), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_model_layer_bypassed(m, norm1), 1);
+    EXPECT_EQ(egc_model_layer_bypassed(m, block), 0);
+    EXPECT_EQ(egc_model_layer_bypassed(m, egc_model_num_layers(m)), -1);
+    Npy in, want_a, want_g;
+    read_npy("deit_tiny_in.npy", &in);
+    read_npy("deit_tiny_layer_act.npy", &want_a);
+    read_npy("deit_tiny_layer_grad.npy", &want_g);
+    const int n = (int)in.t.shape.d[0], classes = egc_model_num_classes(m);
+    egc_session_options so;
+    egc_session_options_default(&so);
+    so.whole_target = 1;
+    egc_session *s = nullptr;
+    ASSERT_EQ(egc_session_create_ex(m, "cpu", n, norm1, &so, &s), EGC_OK) << egc_last_error();
+    const egc_shape ts = egc_session_target_shape(s);
+    EXPECT_EQ(dims(ts), (std::vector<int64_t>{1, 11, 8}));
+    std::vector<float> logits((size_t)n * classes), g(want_g.vec().size()), a(g.size());
+    ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK) << egc_last_error();
+    std::vector<float> seed = top1_seed(logits, n, classes);
+    ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), a.data()), EGC_OK)
+        << egc_last_error();
+    expect_close(a, want_a.vec(), 1e-5, "deit_tiny norm1, whole layer");
+    expect_close(g, want_g.vec(), 1e-5, "deit_tiny norm1 gradient, whole layer");
+    egc_session_destroy(s);
+    egc_model_destroy(m);
+
+    ASSERT_EQ(egc_model_load(data_path("convnext_block.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    int blk = -1, dw = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "blk", &blk), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "blk.dw", &dw), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_model_layer_bypassed(m, blk), 0);
+    EXPECT_EQ(egc_model_layer_bypassed(m, dw), 1);
+    egc_model_destroy(m);
+    ASSERT_EQ(egc_model_load(data_path("swin_tiny.onnx").c_str(), &m), EGC_OK) << egc_last_error();
+    int norm = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "norm", &norm), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_model_layer_bypassed(m, norm), 0);
+    egc_model_destroy(m);
+}
+
 // torchvision's Swin transformer (a small one: shifted 4x4 windows, channels-last stage): its
 // channels-last layers are CAM candidates read through their transpose. `auto` is the final
 // norm ([N,8,8,8] channels last), as pytorch-grad-cam's users target it; the module path of

@@ -148,6 +148,7 @@ int cmd_info(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_refs(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 /* The HTML gallery of `egcam explain --gallery`: a table with one row per input and one
  * column per method; paths are relative to the folder of the page. */

@@ -19,6 +19,8 @@ static void usage(FILE *f)
         "             with coloured overlays (PNG/JPEG) and an HTML gallery (--gallery)\n"
         "  refs       `refs build`: a reference file of preprocessed images for --baselines\n"
         "  sweep      evaluation sweeps: methods x metrics over images; CSV, JSON, report\n"
+        "  check      does egcam compute a model as it should? logits against a reference,\n"
+        "             the target-layer gradient against finite differences, GPU against CPU\n"
         "\n"
         "Run `egcam COMMAND --help` for the options of a command.\n"
         "Every command takes -q/--quiet (no progress), -v/--verbose (full error traces) and\n"
@@ -60,6 +62,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "explain")) return cmd_explain(argc - 1, argv + 1);
     if (!strcmp(cmd, "refs")) return cmd_refs(argc - 1, argv + 1);
     if (!strcmp(cmd, "sweep")) return cmd_sweep(argc - 1, argv + 1);
+    if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
     fprintf(stderr, "egcam: unknown command '%s' (try `egcam --help`)\n", cmd);
     return EXIT_USAGE;
 }
