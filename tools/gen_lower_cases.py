@@ -39,7 +39,8 @@ computed here with torch / numpy, independently of egcam:
   (a Pow refused), convnext_block.onnx and convnext_block_opset17.onnx (a small ConvNeXt:
   channels-last LayerNorm, GELU), gelu_opset20.onnx and pow_exponents.onnx; gather_*.onnx,
   vit_tiny.onnx, deit_tiny.onnx, batch_conv.onnx, dropout_training*.onnx and swin_tiny.onnx
-  (torchvision's Swin transformer, small: shifted windows, a channels-last stage).
+  (torchvision's Swin transformer, small: shifted windows, a channels-last stage),
+  inception_concat.onnx (two branches joined by a Concat).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -800,6 +801,27 @@ def swin_case(rng):
         npy("swin_tiny_%s_grad.npy" % name, grad.permute(0, 3, 1, 2).numpy())
 
 
+def inception_case(rng):
+    """An Inception-style module: a 1x1 and a 3x3 branch (Conv, Relu) joined by a Concat, then
+    GlobalAveragePool, Flatten and Gemm. `auto` is the Concat (every path passes it), not the
+    last branch's Relu (the other branch goes around it)."""
+    w1 = (0.5 * rng.standard_normal((4, 3, 1, 1))).astype(np.float32)
+    w3 = (0.2 * rng.standard_normal((4, 3, 3, 3))).astype(np.float32)
+    wf = (0.5 * rng.standard_normal((5, 8))).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], name="/mix/b1/conv/Conv"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="/mix/b1/relu/Relu"),
+        helper.make_node("Conv", ["x", "w3"], ["c3"], name="/mix/b3/conv/Conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c3"], ["r3"], name="/mix/b3/relu/Relu"),
+        helper.make_node("Concat", ["r1", "r3"], ["cat"], name="/mix/Concat", axis=1),
+        helper.make_node("GlobalAveragePool", ["cat"], ["g"], name="/pool/GlobalAveragePool"),
+        helper.make_node("Flatten", ["g"], ["f"], name="/flat/Flatten"),
+        helper.make_node("Gemm", ["f", "wf"], ["y"], name="/fc/Gemm", transB=1),
+    ]
+    save(model(nodes, [fin("x", ["N", 3, 6, 6])], [fin("y", None)],
+               [init("w1", w1), init("w3", w3), init("wf", wf)]), "inception_concat.onnx")
+
+
 def batch_conv_case(rng):
     """A model exported at batch 1 that convolves along its batch axis: the image's 3 channels
     are moved to the batch axis (Transpose (1,0,2,3): [3,1,6,6]) and each is convolved as a
@@ -849,6 +871,7 @@ def main():
     dropout_training_cases()
     deit_case(np.random.default_rng(19))
     swin_case(np.random.default_rng(29))
+    inception_case(np.random.default_rng(31))
 
 
 if __name__ == "__main__":

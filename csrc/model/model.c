@@ -102,6 +102,21 @@ static void infer_layouts(const egc_graph *g, unsigned char *lay)
     }
 }
 
+/* Whether g's output is reached from its input along a path that avoids value v (reach:
+ * scratch of g->n_values bytes). */
+static int bypassed(const egc_graph *g, int v, unsigned char *reach)
+{
+    memset(reach, 0, (size_t)g->n_values);
+    if (g->input >= 0) reach[g->input] = 1;
+    for (int k = 0; k < g->n_nodes; k++) { /* topological order */
+        const egc_node *n = &g->nodes[k];
+        if (n->out == v) continue;
+        for (int j = 0; j < n->n_in; j++)
+            if (n->in[j] >= 0 && reach[n->in[j]]) reach[n->out] = 1;
+    }
+    return g->output >= 0 && reach[g->output];
+}
+
 /* The batch a value's first dimension has in g's shapes: the declared one, 1 when symbolic. */
 static int64_t shape_batch(const egc_graph *g)
 {
@@ -263,8 +278,18 @@ egc_status egc_model_load(const char *path, egc_model **out)
         for (int j = 0; j < n->n_in; j++)
             if (n->in[j] >= 0 && !g->values[n->in[j]].is_const) mix[n->in[j]] = 1;
     }
+    /* auto: the last image-like candidate made by a compute op or a Concat (the output of an
+     * Inception module) that every path from the input to the logits passes (not one branch
+     * of a module whose other branches go around it); the last one made by a compute op
+     * where none is */
     m->auto_layer = -1;
-    int auto_tok = -1;
+    int auto_tok = -1, n_cand = 0;
+    int *cand = NULL;
+    unsigned char *reach = NULL;
+    EGC_TRYG(st, egc_malloc((void **)&cand, (size_t)g->n_nodes + 1, sizeof(int), "model layers"),
+             fail_mix);
+    EGC_TRYG(st, egc_malloc((void **)&reach, (size_t)g->n_values + 1, 1, "model layers"),
+             fail_mix);
     for (int i = 0; i < g->n_nodes; i++) {
         m->layer_nodes[m->n_layers] = i;
         const egc_node *n = &g->nodes[i];
@@ -272,14 +297,28 @@ egc_status egc_model_load(const char *path, egc_model **out)
             if (m->tok[n->out].prefix < 0) m->auto_layer = m->n_layers;
             else if (mix[n->out]) auto_tok = m->n_layers;
         }
+        if (is_candidate(m, n) && m->tok[n->out].prefix < 0 &&
+            (is_compute_op(n->op) || n->op == EGC_OP_CONCAT))
+            cand[n_cand++] = m->n_layers;
         m->n_layers++;
     }
+    for (int j = n_cand - 1; j >= 0; j--)
+        if (!bypassed(g, g->nodes[m->layer_nodes[cand[j]]].out, reach)) {
+            m->auto_layer = cand[j];
+            break;
+        }
+    free(cand);
+    free(reach);
     free(mix);
     /* a vision transformer: the input of its last attention (the last block's first
      * LayerNorm), as pytorch-grad-cam's users target it */
     if (auto_tok > m->auto_layer) m->auto_layer = auto_tok;
     *out = m;
     return EGC_OK;
+fail_mix:
+    free(cand);
+    free(reach);
+    free(mix);
 fail:
     egc_model_destroy(m);
     return st;
@@ -319,18 +358,9 @@ int egc_model_layer_channels_last(const egc_model *m, int i)
 int egc_model_layer_bypassed(const egc_model *m, int i)
 {
     if (i < 0 || i >= m->n_layers) return -1;
-    const egc_graph *g = &m->g;
-    const int blocked = g->nodes[m->layer_nodes[i]].out;
-    unsigned char *reach = calloc((size_t)g->n_values + 1, 1);
+    unsigned char *reach = malloc((size_t)m->g.n_values + 1);
     if (!reach) return -1;
-    if (g->input >= 0) reach[g->input] = 1;
-    for (int k = 0; k < g->n_nodes; k++) { /* topological order */
-        const egc_node *n = &g->nodes[k];
-        if (n->out == blocked) continue;
-        for (int j = 0; j < n->n_in; j++)
-            if (n->in[j] >= 0 && reach[n->in[j]]) reach[n->out] = 1;
-    }
-    const int r = g->output >= 0 && reach[g->output];
+    const int r = bypassed(&m->g, m->g.nodes[m->layer_nodes[i]].out, reach);
     free(reach);
     return r;
 }

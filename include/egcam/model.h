@@ -72,7 +72,10 @@ EGC_NODISCARD egc_status egc_model_layer_cam_shape(const egc_model *m, int i, eg
 EGC_NODISCARD egc_status egc_model_layer(const egc_model *m, int i, egc_layer_info *info);
 /* Finds a target layer by tensor name or node name, or "auto" (NULL counts as "auto"):
  * the last candidate layer produced by a compute op (Conv, Relu, Clip, Add, Mul,
- * Sigmoid, BatchNormalization), i.e. skipping pooling and data movement; in a vision
+ * Sigmoid, BatchNormalization) or a Concat that every path from the input to the logits
+ * passes (egc_model_layer_bypassed 0: an Inception module's output, not its last branch),
+ * i.e. skipping pooling and data movement (the last compute-op candidate where no candidate
+ * is passed by every path); in a vision
  * transformer, the last token layer made by a compute op before its last attention (a
  * product of two activations), when that comes after the last 4-D candidate. A name that is
  * neither may be a module path of a network exported by PyTorch 1.13 or later ("layer4",

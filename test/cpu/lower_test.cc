@@ -971,6 +971,28 @@ TEST(LowerComposite, WholeTargetAndBypassedLayers)
     egc_model_destroy(m);
 }
 
+// An Inception-style module: `auto` is its Concat, which every path from the input passes
+// (pytorch-grad-cam's users target Inception modules so), not the last branch's Relu, which the
+// other branch goes around (a CAM there would see 4 of the 8 channels).
+TEST(LowerComposite, AutoIsTheInceptionModulesConcat)
+{
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("inception_concat.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    int autol = -1, mix = -1, r3 = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &autol), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "mix", &mix), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "r3", &r3), EGC_OK) << egc_last_error();
+    EXPECT_EQ(autol, mix);
+    egc_layer_info li;
+    ASSERT_EQ(egc_model_layer(m, autol, &li), EGC_OK);
+    EXPECT_STREQ(li.op, "Concat");
+    EXPECT_EQ(dims(li.shape), (std::vector<int64_t>{1, 8, 6, 6}));
+    EXPECT_EQ(egc_model_layer_bypassed(m, autol), 0);
+    EXPECT_EQ(egc_model_layer_bypassed(m, r3), 1);
+    egc_model_destroy(m);
+}
+
 // torchvision's Swin transformer (a small one: shifted 4x4 windows, channels-last stage): its
 // channels-last layers are CAM candidates read through their transpose. `auto` is the final
 // norm ([N,8,8,8] channels last), as pytorch-grad-cam's users target it; the module path of
