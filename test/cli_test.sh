@@ -170,11 +170,14 @@ grep -q "^reference .*worst at .*swin_tiny_in.npy.*FAILED$" "$work/out" && ok ||
 grep -qx "check FAILED" "$work/out" && ok || bad "check wrong --logits verdict"
 expect 0 "check --json" -- "$egcam" check --json --model "$lower/swin_tiny.onnx" --logits "$lower/swin_tiny_out.npy" "$lower/swin_tiny_in.npy"
 grep -q '"reference": {.*"ok": true}.*"gradient": {"checked": true, .*"ok": true}, "ok": true}$' "$work/out" && ok || bad "check --json: $(cat "$work/out")"
-# a layer that a residual connection passes by (a transformer's norm1): no finite differences
+# a layer that a residual connection goes around (a transformer's norm1, DeiT's `auto`): checked
+# with the paths around it held fixed, and said so; its block's output
 expect 0 "check a bypassed layer" -- "$egcam" check --model "$lower/deit_tiny.onnx"
-grep -q "^gradient  not checked: .*residual" "$work/out" && ok || bad "check bypassed: $(cat "$work/out")"
+grep -q "^gradient .*: ok$" "$work/out" && ok || bad "check bypassed: $(cat "$work/out")"
+grep -q "a residual connection goes around this layer" "$work/out" && ok || bad "check bypassed: no note"
 expect 0 "check its block's output" -- "$egcam" check --model "$lower/deit_tiny.onnx" --layer blocks.1
 grep -q "^gradient .*: ok$" "$work/out" && ok || bad "check blocks.1: $(cat "$work/out")"
+grep -q "a residual connection goes around" "$work/out" && bad "check blocks.1: a note on a layer every path passes" || ok
 expect 2 "check: reference of the wrong shape" -- "$egcam" check --model "$resnet" --logits "$lower/swin_tiny_out.npy"
 err_has "swin_tiny_out.npy" "check: reference of the wrong shape"
 expect 2 "check: bad --layer" -- "$egcam" check --model "$resnet" --layer nosuchlayer

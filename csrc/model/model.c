@@ -793,6 +793,40 @@ egc_status egc_session_forward(egc_session *s, const float *x, int n, float *log
     return EGC_OK;
 }
 
+egc_status egc_session_forward_offset(egc_session *s, const float *x, int n, const float *offset,
+                                     float *logits)
+{
+    EGC_TRY(check_n(s, n));
+    if (s->target_value < 0)
+        return EGC_FAIL(EGC_E_ARG, "this session was created without a target layer");
+    if (n > s->chunk)
+        return EGC_FAIL(EGC_E_ARG, "a forward with an offset takes at most %d rows (one pass; got %d)",
+                        s->chunk, n);
+    s->fwd_n = 0; /* the plan's rows are no plain forward's now */
+    const egc_graph *g = s->g;
+    size_t per = (size_t)s->m->c * (size_t)s->m->h * (size_t)s->m->w;
+    EGC_TRY(s->be->upload(s->be, egc_plan_value(s->plan, g->input).ptr, x,
+                          (size_t)n * per * sizeof(float)));
+    EGC_TRY(egc_plan_use_rows(s->plan, n));
+    EGC_TRY(egc_plan_forward_trunk(s->plan));
+    egc_view tv = egc_plan_value(s->plan, s->target_value);
+    const size_t cnt = (size_t)n * (size_t)(egc_shape_numel(&tv.shape) / tv.shape.d[0]);
+    float *a = NULL;
+    EGC_TRY(egc_malloc((void **)&a, cnt, sizeof(float), "forward offset"));
+    egc_status st = s->be->download(s->be, a, tv.ptr, cnt * sizeof(float));
+    if (st == EGC_OK) {
+        for (size_t j = 0; j < cnt; j++) a[j] += offset[j];
+        st = s->be->upload(s->be, tv.ptr, a, cnt * sizeof(float));
+    }
+    free(a);
+    EGC_TRY(st);
+    EGC_TRY(egc_plan_forward_head(s->plan));
+    if (logits)
+        EGC_TRY(s->be->download(s->be, logits, egc_plan_value(s->plan, g->output).ptr,
+                                (size_t)n * (size_t)s->m->classes * sizeof(float)));
+    return EGC_OK;
+}
+
 /* One backward over the n <= chunk rows the plan holds: seed [n,classes] (host) in, the
  * rows' gradient and activation (when not NULL) out to the host. */
 static egc_status backward_pass(egc_session *s, const float *seed, int n, float *grad, float *act)

@@ -166,6 +166,15 @@ EGC_NODISCARD egc_status egc_session_forward(egc_session *s, const float *x, int
  * kept host copy of the inputs, then the backward, and downloads its rows. */
 EGC_NODISCARD egc_status egc_session_backward(egc_session *s, const float *seed, int n,
                                                float *grad, float *act);
+/* The logits[n,classes] of n <= egc_session_chunk rows x[n,C,H,W] (host) computed with
+ * offset[n, target numel per row] (host) added to the target activation before the layers
+ * after it run: head(A(x) + offset), the layers before the target as egc_session_forward
+ * computes them. For checking the target gradient by finite differences (egcam check); a
+ * residual connection around the target still carries the unchanged activations. EGC_E_ARG
+ * without a target layer or for n above the chunk. A later egc_session_backward needs an
+ * egc_session_forward first. */
+EGC_NODISCARD egc_status egc_session_forward_offset(egc_session *s, const float *x, int n,
+                                                     const float *offset, float *logits);
 /* Shape of the target layer at batch 1 ([1,K,h,w]). */
 egc_shape egc_session_target_shape(const egc_session *s);
 

@@ -993,6 +993,53 @@ TEST(LowerComposite, AutoIsTheInceptionModulesConcat)
     egc_model_destroy(m);
 }
 
+// egc_session_forward_offset: the logits with an offset added to the target activation. On a
+// linear head (GlobalAveragePool and Gemm after the Inception module's Concat) the change of
+// each logit is the gradient's dot product with the offset; a zero offset gives the plain
+// forward's logits; too many rows or no target layer is EGC_E_ARG.
+TEST(LowerComposite, ForwardWithAnOffsetAtTheTarget)
+{
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("inception_concat.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    int mix = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "mix", &mix), EGC_OK) << egc_last_error();
+    const int n = 2, classes = egc_model_num_classes(m), per = 3 * 6 * 6, khw = 8 * 6 * 6;
+    std::vector<float> x((size_t)n * per), d((size_t)n * khw), zero(d.size(), 0.0f);
+    for (size_t j = 0; j < x.size(); j++) x[j] = (float)std::sin(0.37 * (double)j);
+    for (size_t j = 0; j < d.size(); j++) d[j] = (float)(0.01 * std::cos(0.91 * (double)j));
+    egc_session *s = nullptr;
+    ASSERT_EQ(egc_session_create(m, "cpu", n, mix, &s), EGC_OK) << egc_last_error();
+    std::vector<float> l0((size_t)n * classes), l1(l0.size()), lz(l0.size());
+    ASSERT_EQ(egc_session_forward(s, x.data(), n, l0.data()), EGC_OK) << egc_last_error();
+    for (int c = 0; c < classes; c++) {
+        std::vector<float> seed((size_t)n * classes, 0.0f), g(d.size());
+        for (int i = 0; i < n; i++) seed[(size_t)i * classes + c] = 1.0f;
+        ASSERT_EQ(egc_session_forward(s, x.data(), n, l0.data()), EGC_OK) << egc_last_error();
+        ASSERT_EQ(egc_session_backward(s, seed.data(), n, g.data(), nullptr), EGC_OK)
+            << egc_last_error();
+        ASSERT_EQ(egc_session_forward_offset(s, x.data(), n, d.data(), l1.data()), EGC_OK)
+            << egc_last_error();
+        for (int i = 0; i < n; i++) {
+            double dot = 0.0;
+            for (int j = 0; j < khw; j++)
+                dot += (double)g[(size_t)i * khw + j] * d[(size_t)i * khw + j];
+            EXPECT_NEAR(l1[(size_t)i * classes + c] - l0[(size_t)i * classes + c], dot, 1e-6)
+                << "image " << i << " class " << c;
+        }
+    }
+    ASSERT_EQ(egc_session_forward_offset(s, x.data(), n, zero.data(), lz.data()), EGC_OK)
+        << egc_last_error();
+    EXPECT_EQ(lz, l0);
+    EXPECT_EQ(egc_session_forward_offset(s, x.data(), n + 1, d.data(), l1.data()), EGC_E_ARG);
+    egc_session_destroy(s);
+    ASSERT_EQ(egc_session_create(m, "cpu", n, -1, &s), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_session_forward_offset(s, x.data(), n, d.data(), l1.data()), EGC_E_ARG);
+    EXPECT_NE(std::string(egc_last_error()).find("without a target layer"), std::string::npos);
+    egc_session_destroy(s);
+    egc_model_destroy(m);
+}
+
 // torchvision's Swin transformer (a small one: shifted 4x4 windows, channels-last stage): its
 // channels-last layers are CAM candidates read through their transpose. `auto` is the final
 // norm ([N,8,8,8] channels last), as pytorch-grad-cam's users target it; the module path of

@@ -4,12 +4,11 @@
  *   logits     finite; with --logits REF.npy, equal to a reference (PyTorch's, onnxruntime's)
  *              within atol + rtol |ref| per element;
  *   gradient   the gradient G at the target layer (what every CAM is made of) against finite
- *              differences of the model's own outputs: for random directions d in input space,
- *                fd = (f_c(x + eps d) - f_c(x - eps d)) / (2 eps)
- *                an = < G, (A(x + eps d) - A(x - eps d)) / (2 eps) >
- *              (A: the target activation, f_c: the top-1 logit). By the chain rule both are
- *              d f_c / d eps, so their agreement checks the backward through the layers after
- *              the target, whatever the layers before it do;
+ *              differences of the logits with the layer's activation A moved along random
+ *              directions D (egc_session_forward_offset):
+ *                fd = (f_c(A + D) - f_c(A - D)) / 2   against   an = < G, D >
+ *              (f_c: the top-1 logit). This checks the backward through the layers after the
+ *              target, the layers before it not being involved;
  *   device     with a device other than the CPU: its logits and gradients against the CPU
  *              reference's (fp32 on the CPU).
  * Exit 0 when every check that could run passed, 1 when one failed. */
@@ -36,8 +35,9 @@ static void help(FILE *f)
         "or .npy tensors; without INPUTS, --images random normal inputs):\n"
         "  logits    finite; with --logits, equal to a reference within atol + rtol |ref|\n"
         "  gradient  the gradient of the top-1 logit at the CAM's target layer against\n"
-        "            finite differences of the model's own outputs, along --directions random\n"
-        "            directions per image (this checks the backward that every CAM uses)\n"
+        "            finite differences of the logits with the layer's activation moved along\n"
+        "            --directions random directions per image (this checks the backward that\n"
+        "            every CAM uses)\n"
         "  device    with --device cuda: the GPU's logits and gradients against the CPU's\n"
         "\n"
         "options:\n"
@@ -50,8 +50,8 @@ static void help(FILE *f)
         "  --atol A, --rtol R  the logits tolerance (default 1e-4 and 1e-3)\n"
         "  --images N          random inputs when no INPUTS are given (default 4)\n"
         "  --directions K      finite-difference directions per image (default 4)\n"
-        "  --eps E             finite-difference step in input units (default 1e-3; 3e-2 in\n"
-        "                      mixed precision)\n"
+        "  --eps E             finite-difference step, relative to the activation (default\n"
+        "                      1e-3; 3e-2 in mixed precision)\n"
         "  --grad-tol T        largest median relative gradient error (default 1e-2; 5e-2 in\n"
         "                      mixed precision)\n"
         "  --seed S            seed of the random inputs and directions (default 0)\n"
@@ -91,7 +91,7 @@ static int cmp_double(const void *a, const void *b)
 typedef struct check_ctx {
     const char *device;
     egc_model *m;
-    int classes, channels, layer, dirs, json, quiet, verbose;
+    int classes, layer, dirs, json, quiet, verbose;
     size_t per, khw;    /* floats per input row, per target activation row */
     double eps, grad_tol;
     uint64_t seed;
@@ -120,66 +120,69 @@ static egc_status forward_grad(egc_session *s, const check_ctx *c, const float *
     return egc_session_backward(s, seedbuf, n, grad, act);
 }
 
-/* The directional checks of image i (x0, its top-1 class cls and gradient G) on session s
- * (batch >= 2 K): for the K directions, the two derivatives into fd_out[k] and an_out[k],
- * their relative difference into rel[k] and the step used into step[k]. A direction along
- * which both derivatives lie below the rounding level of the logits tells nothing: it is tried
- * again with a step 10 and 100 times larger (a model whose logits hardly depend on the input,
- * such as one with random weights, needs that), and where it still tells nothing, rel[k] is
- * NaN. Direction k scales the input per channel by 1 + u, u uniform in [-1/2, 1/2): every
- * value moves with its neighbours (random signs per value would mostly cancel in the
- * convolutions, leaving a change at the rounding level of the logits). */
+/* The directional checks of image i (x0, its top-1 class cls, and at the target layer its
+ * activation A0 and gradient G) on session s (batch >= 2 K): direction k moves the activation
+ * by D = step A0 (1 + u), u uniform in [-1/2, 1/2) per value (along the activation, so the
+ * change does not cancel out in the layers after it), and compares
+ *   fd = (f_c(A0 + D) - f_c(A0 - D)) / (2 step)  with  an = <G, D> / step
+ * with the step eps and 10 eps: the better of the two counts (rounding spoils small steps of a
+ * smooth head, a Relu's kink large steps of a piecewise linear one; a wrong gradient spoils
+ * both). Into fd_out[k], an_out[k], their relative difference rel[k] and the step step[k]. A
+ * direction along which both lie below the rounding level of the logits tells nothing: it is
+ * tried again with 100 eps, and where it still tells nothing, rel[k] is NaN. xb [2K rows] and
+ * off [2K, khw] are scratch. */
 static egc_status directions(egc_session *s, const check_ctx *c, int i, const float *x0, int cls,
-                             const float *G, float *xb, float *logits, float *seedbuf,
-                             float *act, double *rel, double *fd_out, double *an_out,
+                             const float *A0, const float *G, float *xb, float *off,
+                             float *logits, double *rel, double *fd_out, double *an_out,
                              double *step)
 {
-    const int K = c->dirs, C = c->channels;
-    enum { MAX_C = 64 };
-    double u[64][MAX_C]; /* K <= 64 (--directions), C <= MAX_C per direction; more repeat */
-    uint64_t st = c->seed * 0x100000001b3ULL + 0x5bd1e995ULL * (uint64_t)(i + 1);
-    for (int k = 0; k < K; k++)
-        for (int ch = 0; ch < MAX_C; ch++) u[k][ch] = 1.0 + (unit(&st) - 0.5);
-    const size_t plane = c->per / (size_t)C;
+    const int K = c->dirs, chunk = egc_session_chunk(s);
     int todo[64], nt = K;
-    for (int k = 0; k < K; k++) todo[k] = k, rel[k] = NAN, fd_out[k] = an_out[k] = 0.0;
+    for (int k = 0; k < K; k++) todo[k] = k, rel[k] = NAN, fd_out[k] = an_out[k] = step[k] = 0.0;
+    for (int r = 0; r < 2 * K; r++) memcpy(xb + (size_t)r * c->per, x0, c->per * sizeof *xb);
     double eps = c->eps;
-    for (int round = 0; round < 3 && nt > 0; round++, eps *= 10.0) {
-        for (int t = 0; t < nt; t++) {
-            float *xp = xb + (size_t)(2 * t) * c->per, *xm = xp + c->per;
-            for (int ch = 0; ch < C; ch++) {
-                const float f = (float)(eps * u[todo[t]][ch % MAX_C]);
-                for (size_t j = (size_t)ch * plane; j < (size_t)(ch + 1) * plane; j++) {
-                    const float d = f * x0[j];
-                    xp[j] = x0[j] + d;
-                    xm[j] = x0[j] - d;
-                }
+    for (int round = 0; round < 3; round++, eps *= 10.0) {
+        if (round == 1) { /* every direction again with 10 times the step */
+            for (int k = 0; k < K; k++) todo[k] = k;
+            nt = K;
+        }
+        if (nt == 0) break;
+        for (int t = 0; t < nt; t++) { /* the same u for direction k in every round */
+            uint64_t st = (c->seed + 1) * 0x9e3779b97f4a7c15ULL ^
+                          ((uint64_t)(i + 1) << 20) ^ (uint64_t)(todo[t] + 1);
+            float *op = off + (size_t)(2 * t) * c->khw, *om = op + c->khw;
+            for (size_t j = 0; j < c->khw; j++) {
+                const float d = (float)(eps * A0[j] * (1.0 + (unit(&st) - 0.5)));
+                op[j] = d;
+                om[j] = -d;
             }
         }
-        CHECK_TRY(egc_session_forward(s, xb, 2 * nt, logits));
-        memset(seedbuf, 0, (size_t)(2 * nt) * (size_t)c->classes * sizeof *seedbuf);
-        CHECK_TRY(egc_session_backward(s, seedbuf, 2 * nt, act, act + (size_t)(2 * K) * c->khw));
-        const float *A = act + (size_t)(2 * K) * c->khw;
+        for (int r0 = 0; r0 < 2 * nt; r0 += chunk) {
+            const int nb = 2 * nt - r0 < chunk ? 2 * nt - r0 : chunk;
+            CHECK_TRY(egc_session_forward_offset(s, xb, nb, off + (size_t)r0 * c->khw,
+                                                 logits + (size_t)r0 * c->classes));
+        }
         int left = 0;
         for (int t = 0; t < nt; t++) {
             const int k = todo[t];
-            const float *ap = A + (size_t)(2 * t) * c->khw, *am = ap + c->khw;
+            const float *op = off + (size_t)(2 * t) * c->khw;
             const double fp = logits[(size_t)(2 * t) * c->classes + cls],
                          fm = logits[(size_t)(2 * t + 1) * c->classes + cls];
             double an = 0.0;
-            for (size_t j = 0; j < c->khw; j++) an += (double)G[j] * ((double)ap[j] - am[j]);
-            an /= 2.0 * eps;
+            for (size_t j = 0; j < c->khw; j++) an += (double)G[j] * op[j];
+            an /= eps;
             const double fd = (fp - fm) / (2.0 * eps);
             /* the float32 rounding of the logits (a few 1e-7 |f|), divided by 2 eps */
             const double floor = 1e-6 * (fabs(fp) + fabs(fm)) / eps;
             const double big = fabs(fd) > fabs(an) ? fabs(fd) : fabs(an);
-            fd_out[k] = fd;
-            an_out[k] = an;
-            step[k] = eps;
-            if (big > floor)
-                rel[k] = fabs(fd - an) / (big + floor);
-            else
-                todo[left++] = k;
+            const double r = big > floor ? fabs(fd - an) / (big + floor) : NAN;
+            if (!(r >= rel[k])) { /* the better of the steps (rel[k] NaN: none yet) */
+                rel[k] = r;
+                fd_out[k] = fd;
+                an_out[k] = an;
+                step[k] = eps;
+            }
+            if (isnan(rel[k])) todo[left++] = k;
         }
         nt = left;
     }
@@ -317,8 +320,8 @@ int cmd_check(int argc, char **argv)
     if (eps < 0) eps = mixed ? 3e-2 : 1e-3;
     if (grad_tol < 0) grad_tol = mixed ? 5e-2 : 1e-2;
 
-    check_ctx c = {device, NULL, 0, 0, -1, (int)dirs, json, quiet, verbose, 0, 0, eps,
-                   grad_tol, (uint64_t)seed};
+    check_ctx c = {device, NULL, 0, -1, (int)dirs, json, quiet, verbose, 0, 0, eps, grad_tol,
+                   (uint64_t)seed};
     egc_status lst = egc_model_load(model_path, &c.m);
     if (lst != EGC_OK) {
         cli_model_error(model_path, lst, verbose);
@@ -327,7 +330,7 @@ int cmd_check(int argc, char **argv)
     int rc = EXIT_MODEL;
     egc_session *s = NULL, *sc = NULL;
     float *x = NULL, *xb = NULL, *l0 = NULL, *logits = NULL, *seedbuf = NULL, *G = NULL,
-          *A = NULL, *act = NULL, *lc = NULL, *gc = NULL;
+          *A = NULL, *off = NULL, *lc = NULL, *gc = NULL;
     int *cls = NULL, *clsc = NULL, n = 0;
     char **ids = NULL;
     double *rel = NULL, *fdv = NULL, *anv = NULL, *stepv = NULL;
@@ -335,7 +338,6 @@ int cmd_check(int argc, char **argv)
     int ic, h, w;
     egc_model_input_chw(c.m, &ic, &h, &w);
     c.classes = egc_model_num_classes(c.m);
-    c.channels = ic;
     c.per = (size_t)ic * (size_t)h * (size_t)w;
     if (egc_model_find_layer(c.m, layer_name, &c.layer) != EGC_OK) {
         cli_error("--layer", verbose);
@@ -401,7 +403,7 @@ int cmd_check(int argc, char **argv)
     seedbuf = malloc((size_t)rows * (size_t)c.classes * sizeof *seedbuf);
     G = malloc((size_t)n * c.khw * sizeof *G);
     A = malloc((size_t)n * c.khw * sizeof *A);
-    act = malloc((size_t)(4 * K) * c.khw * sizeof *act);
+    off = malloc((size_t)(2 * K) * c.khw * sizeof *off);
     cls = malloc((size_t)n * sizeof *cls);
     rel = malloc((size_t)n * (size_t)K * sizeof *rel);
     fdv = malloc((size_t)K * sizeof *fdv);
@@ -412,7 +414,7 @@ int cmd_check(int argc, char **argv)
         gc = malloc((size_t)n * c.khw * sizeof *gc);
         clsc = malloc((size_t)n * sizeof *clsc);
     }
-    if (!xb || !l0 || !logits || !seedbuf || !G || !A || !act || !cls || !rel || !fdv || !anv || !stepv ||
+    if (!xb || !l0 || !logits || !seedbuf || !G || !A || !off || !cls || !rel || !fdv || !anv || !stepv ||
         (!on_cpu && (!lc || !gc || !clsc))) {
         fprintf(stderr, "egcam check: out of memory\n");
         goto done;
@@ -440,15 +442,16 @@ int cmd_check(int argc, char **argv)
         }
     const int ok_finite = nonfinite == 0, ok_ref = !ref_path || ref_ratio <= 1.0;
 
-    /* 2. gradient against finite differences: only where the layer is a cut of the graph
-     * (otherwise the logits move along paths around it too, and the chain rule through it
-     * alone does not hold) */
-    const int bypassed = egc_model_layer_bypassed(c.m, c.layer) != 0;
+    /* 2. gradient against finite differences of the logits with the activation moved (a
+     * residual connection around the layer keeps the unmoved one: the partial derivative, as
+     * the gradient is) */
+    const int bypassed = egc_model_layer_bypassed(c.m, c.layer) == 1;
     double worst_rel = 0.0, worst_fd = 0.0, worst_an = 0.0, max_step = 0.0;
     int worst_img = 0;
-    for (int i = 0; i < n && !bypassed; i++) {
-        if (directions(s, &c, i, x + (size_t)i * c.per, cls[i], G + (size_t)i * c.khw, xb,
-                       logits, seedbuf, act, rel + (size_t)i * K, fdv, anv, stepv) != EGC_OK) {
+    for (int i = 0; i < n; i++) {
+        if (directions(s, &c, i, x + (size_t)i * c.per, cls[i], A + (size_t)i * c.khw,
+                       G + (size_t)i * c.khw, xb, off, logits, rel + (size_t)i * K, fdv, anv,
+                       stepv) != EGC_OK) {
             cli_error("finite differences", verbose);
             goto done;
         }
@@ -463,11 +466,11 @@ int cmd_check(int argc, char **argv)
         }
     }
     size_t nr = 0; /* the informative directions, first in rel */
-    for (size_t j = 0; j < (size_t)n * (size_t)K && !bypassed; j++)
+    for (size_t j = 0; j < (size_t)n * (size_t)K; j++)
         if (!isnan(rel[j])) rel[nr++] = rel[j];
     qsort(rel, nr, sizeof *rel, cmp_double);
     const double med = nr == 0 ? NAN : nr % 2 ? rel[nr / 2] : 0.5 * (rel[nr / 2 - 1] + rel[nr / 2]);
-    const int grad_checked = !bypassed && nr > 0;
+    const int grad_checked = nr > 0;
     const int ok_grad = !grad_checked || med <= grad_tol;
 
     /* 3. the device against the CPU */
@@ -514,8 +517,8 @@ int cmd_check(int argc, char **argv)
             printf(", \"reference\": {\"max_abs_diff\": %.6g, \"atol\": %g, \"rtol\": %g, "
                    "\"ok\": %s}", ref_worst, atol, rtol, ok_ref ? "true" : "false");
         printf(", \"gradient\": {\"checked\": %s, ", grad_checked ? "true" : "false");
-        if (!grad_checked)
-            printf("\"reason\": \"%s\", ", bypassed ? "bypassed" : "inconclusive");
+        if (!grad_checked) printf("\"reason\": \"inconclusive\", ");
+        printf("\"bypassed\": %s, ", bypassed ? "true" : "false");
         printf("\"directions\": %d, \"informative\": %zu, \"eps\": %g, \"max_eps\": %g, "
                "\"median_rel_error\": ", K, nr, eps, max_step);
         if (nr) printf("%.6g", med);
@@ -548,16 +551,10 @@ int cmd_check(int argc, char **argv)
                            (double)rt.data[ref_at]);
                 printf("; tolerance %g + %g |ref|: %s\n", atol, rtol, ok_ref ? "ok" : "FAILED");
             }
-            if (bypassed)
-                printf("gradient  not checked: the logits also depend on the input along paths "
-                       "around this layer (a residual connection), so finite differences of the "
-                       "input measure more than its gradient; a CAM there uses the partial "
-                       "gradient. Name a layer that every path passes, such as a block's "
-                       "output, to check the backward\n");
-            else if (nr == 0)
+            if (nr == 0)
                 printf("gradient  not checked: along none of the %d x %d directions did the "
                        "logits move above their rounding level, even with steps of %g and %g "
-                       "(the model hardly depends on these inputs; try real images, or a "
+                       "(the logits hardly depend on this layer here; try real images, or a "
                        "larger --eps)\n", n, K, eps * 10.0, eps * 100.0);
             else {
                 printf("gradient  %d images x %d directions (%zu above the rounding level), eps "
@@ -568,6 +565,9 @@ int cmd_check(int argc, char **argv)
                        med, worst_rel, ids[worst_img], worst_fd, worst_an, grad_tol,
                        ok_grad ? "ok" : "FAILED");
             }
+            if (bypassed)
+                printf("          (a residual connection goes around this layer: its gradient, "
+                       "and a CAM there, hold the paths around it fixed)\n");
             if (!on_cpu)
                 printf("device    against the CPU: logits within %.2e of the largest, top-1 the "
                        "same for %d of %d, gradient cosine %.6f at the least: %s\n",
@@ -590,7 +590,7 @@ done:
     free(seedbuf);
     free(G);
     free(A);
-    free(act);
+    free(off);
     free(cls);
     free(clsc);
     free(rel);
