@@ -815,6 +815,47 @@ TEST(CudaModelInputPad, PaddedChannelsMatchCpu)
     egc_model_destroy(m);
 }
 
+// egc_session_forward_offset on the GPU (the trunk, the offset added to the target in place,
+// then the head): ResNet-20 at its auto layer, 6 rows with a random offset, fp32 without TF32
+// and mixed, against the CPU's.
+TEST(CudaModelOffset, ForwardWithAnOffsetMatchesCpu)
+{
+    if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
+    const SharedCase &sc = kShared[2];
+    egc_model *m = nullptr;
+    LOAD_SHARED_OR_SKIP(sc, m);
+    int layer = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &layer), EGC_OK) << egc_last_error();
+    const int batch = 6, classes = egc_model_num_classes(m);
+    int c, h, w;
+    egc_model_input_chw(m, &c, &h, &w);
+    std::vector<float> x = random_input(batch, c, h, w, 51u);
+    std::vector<float> want((size_t)batch * classes), got(want.size());
+    egc_session *s = nullptr;
+    ASSERT_EQ(egc_session_create(m, "cpu", batch, layer, &s), EGC_OK) << egc_last_error();
+    const egc_shape ts = egc_session_target_shape(s);
+    std::vector<float> off((size_t)batch * (size_t)egc_shape_numel(&ts));
+    for (size_t j = 0; j < off.size(); j++) off[j] = 0.05f * (float)std::sin(0.7 * (double)j);
+    ASSERT_EQ(egc_session_forward_offset(s, x.data(), batch, off.data(), want.data()), EGC_OK)
+        << egc_last_error();
+    egc_session_destroy(s);
+    Tf32Env env(false);
+    for (egc_precision prec : {EGC_PREC_FP32, EGC_PREC_MIXED}) {
+        egc_session_options so;
+        egc_session_options_default(&so);
+        so.precision = prec;
+        ASSERT_EQ(egc_session_create_ex(m, "cuda", batch, layer, &so, &s), EGC_OK)
+            << egc_last_error();
+        ASSERT_EQ(egc_session_forward_offset(s, x.data(), batch, off.data(), got.data()), EGC_OK)
+            << egc_last_error();
+        const bool mixed = prec == EGC_PREC_MIXED;
+        EXPECT_TRUE(close_rows(std::string("resnet20 offset logits ") + (mixed ? "mixed" : "fp32"),
+                               want, got, batch, mixed ? 2e-2 : 1e-4, false));
+        egc_session_destroy(s);
+    }
+    egc_model_destroy(m);
+}
+
 // Runs of a few rows on a session of many (egc_plan_use_rows: the whole batch is computed,
 // the rows past them zero): 3 rows of a 16-row session give the CPU's logits and target
 // gradients, fp32 and mixed, and whole-batch forwards (the recorded trunk replayed) and
