@@ -804,7 +804,7 @@ def swin_case(rng):
 def inception_case(rng):
     """An Inception-style module: a 1x1 and a 3x3 branch (Conv, Relu) joined by a Concat, then
     GlobalAveragePool, Flatten and Gemm. `auto` is the Concat (every path passes it), not the
-    last branch's Relu (the other branch goes around it)."""
+    last branch's Relu (the other branch goes around it). Also exported for a fixed batch of 2."""
     w1 = (0.5 * rng.standard_normal((4, 3, 1, 1))).astype(np.float32)
     w3 = (0.2 * rng.standard_normal((4, 3, 3, 3))).astype(np.float32)
     wf = (0.5 * rng.standard_normal((5, 8))).astype(np.float32)
@@ -820,6 +820,9 @@ def inception_case(rng):
     ]
     save(model(nodes, [fin("x", ["N", 3, 6, 6])], [fin("y", None)],
                [init("w1", w1), init("w3", w3), init("wf", wf)]), "inception_concat.onnx")
+    # the same, exported for a fixed batch of 2: shapes per row are not the file's shapes
+    save(model(nodes, [fin("x", [2, 3, 6, 6])], [fin("y", None)],
+               [init("w1", w1), init("w3", w3), init("wf", wf)]), "inception_concat_b2.onnx")
 
 
 def batch_conv_case(rng):

@@ -357,9 +357,13 @@ int egc_model_layer_channels_last(const egc_model *m, int i)
 
 int egc_model_layer_bypassed(const egc_model *m, int i)
 {
-    if (i < 0 || i >= m->n_layers) return -1;
-    unsigned char *reach = malloc((size_t)m->g.n_values + 1);
-    if (!reach) return -1;
+    if (i < 0 || i >= m->n_layers) {
+        (void)EGC_FAIL(EGC_E_ARG, "layer index %d out of range [0,%d)", i, m->n_layers);
+        return -1;
+    }
+    unsigned char *reach = NULL;
+    if (egc_malloc((void **)&reach, (size_t)m->g.n_values + 1, 1, "layer paths") != EGC_OK)
+        return -1;
     const int r = bypassed(&m->g, m->g.nodes[m->layer_nodes[i]].out, reach);
     free(reach);
     return r;
@@ -721,6 +725,7 @@ egc_shape egc_session_target_shape(const egc_session *s)
     egc_shape r;
     memset(&r, 0, sizeof r);
     if (s->target_value >= 0) r = s->g->values[s->target_value].shape;
+    if (r.ndim >= 1) r.d[0] = 1; /* per row: a file may declare a fixed batch above 1 */
     return r;
 }
 

@@ -62,7 +62,8 @@ int egc_model_layer_channels_last(const egc_model *m, int i);
 /* 1 when the logits depend on the input along a path that does not pass through layer i (a
  * residual connection around it, as around a transformer block's first LayerNorm): a CAM's
  * gradient there is then the partial derivative with the rest held fixed. 0 when every path
- * passes through it (a ResNet block's output, a VGG conv), -1 for a bad index or no memory. */
+ * passes through it (a ResNet block's output, a VGG conv), -1 (and the error) for a bad index
+ * or no memory. */
 int egc_model_layer_bypassed(const egc_model *m, int i);
 /* The [1,K,h,w] geometry a CAM at layer i works on: a channels-first candidate's shape, a
  * channels-last one's [1,C,H,W], or a token layer's [1,C,gh,gw]. EGC_E_ARG for a layer that
@@ -75,9 +76,9 @@ EGC_NODISCARD egc_status egc_model_layer(const egc_model *m, int i, egc_layer_in
  * Sigmoid, BatchNormalization) or a Concat that every path from the input to the logits
  * passes (egc_model_layer_bypassed 0: an Inception module's output, not its last branch),
  * i.e. skipping pooling and data movement (the last compute-op candidate where no candidate
- * is passed by every path); in a vision
- * transformer, the last token layer made by a compute op before its last attention (a
- * product of two activations), when that comes after the last 4-D candidate. A name that is
+ * is passed by every path); in a vision transformer, the last token layer made by a compute
+ * op before its last attention (a product of two activations), when that comes after the 4-D
+ * candidate chosen so. A name that is
  * neither may be a module path of a network exported by PyTorch 1.13 or later ("layer4",
  * "layer4.2", "features.29"): the module's output, i.e. the last layer whose node lies in the
  * module's scope ("/layer4/layer4.2/"); EGC_E_ARG when that layer is not a candidate.
@@ -175,7 +176,9 @@ EGC_NODISCARD egc_status egc_session_backward(egc_session *s, const float *seed,
  * egc_session_forward first. */
 EGC_NODISCARD egc_status egc_session_forward_offset(egc_session *s, const float *x, int n,
                                                      const float *offset, float *logits);
-/* Shape of the target layer at batch 1 ([1,K,h,w]). */
+/* Shape of the target per row (batch 1): [1,K,h,w], the CAM's view of a token or
+ * channels-last layer included; with egc_session_options.whole_target, the layer's own
+ * shape ([1,T,C] for a token layer, [1,H,W,C] for a channels-last one). */
 egc_shape egc_session_target_shape(const egc_session *s);
 
 /* Device memory the session holds: the bytes its backend has allocated and not freed

@@ -996,12 +996,14 @@ TEST(LowerComposite, AutoIsTheInceptionModulesConcat)
 // egc_session_forward_offset: the logits with an offset added to the target activation. On a
 // linear head (GlobalAveragePool and Gemm after the Inception module's Concat) the change of
 // each logit is the gradient's dot product with the offset; a zero offset gives the plain
-// forward's logits; too many rows or no target layer is EGC_E_ARG.
-TEST(LowerComposite, ForwardWithAnOffsetAtTheTarget)
+// forward's logits; too many rows or no target layer is EGC_E_ARG. The same for the model
+// exported with a fixed batch of 2, whose target shape per row is still [1,8,6,6].
+class LowerOffset : public testing::TestWithParam<const char *> {};
+
+TEST_P(LowerOffset, ForwardWithAnOffsetAtTheTarget)
 {
     egc_model *m = nullptr;
-    ASSERT_EQ(egc_model_load(data_path("inception_concat.onnx").c_str(), &m), EGC_OK)
-        << egc_last_error();
+    ASSERT_EQ(egc_model_load(data_path(GetParam()).c_str(), &m), EGC_OK) << egc_last_error();
     int mix = -1;
     ASSERT_EQ(egc_model_find_layer(m, "mix", &mix), EGC_OK) << egc_last_error();
     const int n = 2, classes = egc_model_num_classes(m), per = 3 * 6 * 6, khw = 8 * 6 * 6;
@@ -1010,6 +1012,8 @@ TEST(LowerComposite, ForwardWithAnOffsetAtTheTarget)
     for (size_t j = 0; j < d.size(); j++) d[j] = (float)(0.01 * std::cos(0.91 * (double)j));
     egc_session *s = nullptr;
     ASSERT_EQ(egc_session_create(m, "cpu", n, mix, &s), EGC_OK) << egc_last_error();
+    const egc_shape ts = egc_session_target_shape(s);
+    EXPECT_EQ(dims(ts), (std::vector<int64_t>{1, 8, 6, 6}));
     std::vector<float> l0((size_t)n * classes), l1(l0.size()), lz(l0.size());
     ASSERT_EQ(egc_session_forward(s, x.data(), n, l0.data()), EGC_OK) << egc_last_error();
     for (int c = 0; c < classes; c++) {
@@ -1039,6 +1043,9 @@ TEST(LowerComposite, ForwardWithAnOffsetAtTheTarget)
     egc_session_destroy(s);
     egc_model_destroy(m);
 }
+
+INSTANTIATE_TEST_SUITE_P(, LowerOffset,
+                         testing::Values("inception_concat.onnx", "inception_concat_b2.onnx"));
 
 // torchvision's Swin transformer (a small one: shifted 4x4 windows, channels-last stage): its
 // channels-last layers are CAM candidates read through their transpose. `auto` is the final

@@ -88,6 +88,15 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A number for JSON: null where it is not finite. */
+static void json_num(double v)
+{
+    if (isfinite(v))
+        printf("%.6g", v);
+    else
+        printf("null");
+}
+
 typedef struct check_ctx {
     const char *device;
     egc_model *m;
@@ -176,7 +185,7 @@ static egc_status directions(egc_session *s, const check_ctx *c, int i, const fl
             const double floor = 1e-6 * (fabs(fp) + fabs(fm)) / eps;
             const double big = fabs(fd) > fabs(an) ? fabs(fd) : fabs(an);
             const double r = big > floor ? fabs(fd - an) / (big + floor) : NAN;
-            if (!(r >= rel[k])) { /* the better of the steps (rel[k] NaN: none yet) */
+            if (!isnan(r) && !(r >= rel[k])) { /* the better of the steps (rel[k] NaN: none yet) */
                 rel[k] = r;
                 fd_out[k] = fd;
                 an_out[k] = an;
@@ -199,14 +208,21 @@ static int load_inputs(const check_ctx *c, char **paths, int n_paths, int n_rand
     if (n_paths == 0) {
         *x = malloc((size_t)n_random * c->per * sizeof(float));
         *ids = calloc((size_t)n_random, sizeof **ids);
-        if (!*x || !*ids) return 0;
+        if (!*x || !*ids) {
+            fprintf(stderr, "egcam check: out of memory for %d inputs\n", n_random);
+            return 0;
+        }
         uint64_t st = c->seed ^ 0xd1b54a32d192ed03ULL;
         for (size_t j = 0; j < (size_t)n_random * c->per; j++) /* Box-Muller */
             (*x)[j] = (float)(sqrt(-2.0 * log(unit(&st))) * cos(6.283185307179586 * unit(&st)));
         for (int i = 0; i < n_random; i++) {
             char b[64];
             snprintf(b, sizeof b, "random[%d]", i);
-            (*ids)[i] = strdup(b);
+            if (!((*ids)[i] = strdup(b))) {
+                fprintf(stderr, "egcam check: out of memory\n");
+                *n = i;
+                return 0;
+            }
         }
         *n = n_random;
         return 1;
@@ -224,14 +240,19 @@ static int load_inputs(const check_ctx *c, char **paths, int n_paths, int n_rand
     egc_status *st = calloc((size_t)items.n, sizeof *st);
     char **err = calloc((size_t)items.n, sizeof *err);
     int ok = *x && *ids && st && err;
+    if (!ok) fprintf(stderr, "egcam check: out of memory for %d inputs\n", items.n);
     if (ok) cli_load_rows(items.v, items.n, preset, w, h, *x, NULL, st, err);
-    for (int i = 0; ok && i < items.n; i++) {
+    const int allocated = ok;
+    for (int i = 0; allocated && i < items.n; i++) { /* every input that failed, in order */
         if (st[i] != EGC_OK) {
             cli_restore_error(err[i]);
             cli_error(items.v[i].id, c->verbose);
             ok = 0;
+        } else if (!((*ids)[i] = strdup(items.v[i].id))) {
+            fprintf(stderr, "egcam check: out of memory\n");
+            ok = 0;
+            break;
         }
-        (*ids)[i] = strdup(items.v[i].id);
     }
     for (int i = 0; err && i < items.n; i++) free(err[i]);
     free(err);
@@ -513,22 +534,28 @@ int cmd_check(int argc, char **argv)
                "\"logits_finite\": %s, \"nonfinite\": %zu",
                egc_precision_name(so.precision), n, optind < argc ? "false" : "true",
                ok_finite ? "true" : "false", nonfinite);
-        if (ref_path)
-            printf(", \"reference\": {\"max_abs_diff\": %.6g, \"atol\": %g, \"rtol\": %g, "
-                   "\"ok\": %s}", ref_worst, atol, rtol, ok_ref ? "true" : "false");
+        if (ref_path) {
+            printf(", \"reference\": {\"max_abs_diff\": ");
+            json_num(ref_worst);
+            printf(", \"atol\": %g, \"rtol\": %g, \"ok\": %s}", atol, rtol,
+                   ok_ref ? "true" : "false");
+        }
         printf(", \"gradient\": {\"checked\": %s, ", grad_checked ? "true" : "false");
         if (!grad_checked) printf("\"reason\": \"inconclusive\", ");
         printf("\"bypassed\": %s, ", bypassed ? "true" : "false");
         printf("\"directions\": %d, \"informative\": %zu, \"eps\": %g, \"max_eps\": %g, "
                "\"median_rel_error\": ", K, nr, eps, max_step);
-        if (nr) printf("%.6g", med);
-        else printf("null");
-        printf(", \"worst_rel_error\": %.6g, \"tol\": %g, \"ok\": %s}", worst_rel, grad_tol,
-               ok_grad ? "true" : "false");
-        if (!on_cpu)
-            printf(", \"device_vs_cpu\": {\"logits_rel_diff\": %.6g, \"same_top1\": %d, "
-                   "\"min_grad_cosine\": %.8g, \"ok\": %s}",
-                   dev_logit, dev_cls, dev_cos, ok_dev ? "true" : "false");
+        json_num(nr ? med : NAN);
+        printf(", \"worst_rel_error\": ");
+        json_num(worst_rel);
+        printf(", \"tol\": %g, \"ok\": %s}", grad_tol, ok_grad ? "true" : "false");
+        if (!on_cpu) {
+            printf(", \"device_vs_cpu\": {\"logits_rel_diff\": ");
+            json_num(dev_logit);
+            printf(", \"same_top1\": %d, \"min_grad_cosine\": ", dev_cls);
+            json_num(dev_cos);
+            printf(", \"ok\": %s}", ok_dev ? "true" : "false");
+        }
         printf(", \"ok\": %s}\n", ok ? "true" : "false");
     } else {
         char sb[96];
@@ -557,9 +584,10 @@ int cmd_check(int argc, char **argv)
                        "(the logits hardly depend on this layer here; try real images, or a "
                        "larger --eps)\n", n, K, eps * 10.0, eps * 100.0);
             else {
-                printf("gradient  %d images x %d directions (%zu above the rounding level), eps "
-                       "%g", n, K, nr, eps);
-                if (max_step > eps) printf(" (up to %g where the logits moved too little)", max_step);
+                printf("gradient  %d images x %d directions (%zu above the rounding level), steps "
+                       "%g and %g", n, K, nr, eps, 10.0 * eps);
+                if (max_step > 10.0 * eps)
+                    printf(" (and %g where the logits moved too little)", max_step);
                 printf(": median relative error %.2e, worst %.2e (%s: %.6g by finite "
                        "differences, %.6g from the gradient); tolerance %g on the median: %s\n",
                        med, worst_rel, ids[worst_img], worst_fd, worst_an, grad_tol,
