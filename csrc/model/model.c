@@ -814,17 +814,13 @@ egc_status egc_session_forward_offset(egc_session *s, const float *x, int n, con
                           (size_t)n * per * sizeof(float)));
     EGC_TRY(egc_plan_use_rows(s->plan, n));
     EGC_TRY(egc_plan_forward_trunk(s->plan));
-    egc_view tv = egc_plan_value(s->plan, s->target_value);
-    const size_t cnt = (size_t)n * (size_t)(egc_shape_numel(&tv.shape) / tv.shape.d[0]);
-    float *a = NULL;
-    EGC_TRY(egc_malloc((void **)&a, cnt, sizeof(float), "forward offset"));
-    egc_status st = s->be->download(s->be, a, tv.ptr, cnt * sizeof(float));
-    if (st == EGC_OK) {
-        for (size_t j = 0; j < cnt; j++) a[j] += offset[j];
-        st = s->be->upload(s->be, tv.ptr, a, cnt * sizeof(float));
-    }
-    free(a);
-    EGC_TRY(st);
+    /* the offset goes up into the target's gradient buffer (unused until a backward, which
+     * zeroes it first) and is added on the device: no host round trip, no allocation */
+    egc_view tv = egc_plan_value(s->plan, s->target_value),
+             gv = egc_plan_grad(s->plan, s->target_value);
+    const int64_t cnt = (int64_t)n * (egc_shape_numel(&tv.shape) / tv.shape.d[0]);
+    EGC_TRY(s->be->upload(s->be, gv.ptr, offset, (size_t)cnt * sizeof(float)));
+    EGC_TRY(s->be->accumulate(s->be, tv.ptr, gv.ptr, cnt));
     EGC_TRY(egc_plan_forward_head(s->plan));
     if (logits)
         EGC_TRY(s->be->download(s->be, logits, egc_plan_value(s->plan, g->output).ptr,
