@@ -97,12 +97,11 @@ static void json_num(double v)
         printf("null");
 }
 
+/* What the helpers below share. */
 typedef struct check_ctx {
-    const char *device;
-    egc_model *m;
-    int classes, layer, dirs, json, quiet, verbose;
+    int classes, dirs, verbose;
     size_t per, khw;    /* floats per input row, per target activation row */
-    double eps, grad_tol;
+    double eps;         /* the first finite-difference step */
     uint64_t seed;
 } check_ctx;
 
@@ -341,9 +340,10 @@ int cmd_check(int argc, char **argv)
     if (eps < 0) eps = mixed ? 3e-2 : 1e-3;
     if (grad_tol < 0) grad_tol = mixed ? 5e-2 : 1e-2;
 
-    check_ctx c = {device, NULL, 0, -1, (int)dirs, json, quiet, verbose, 0, 0, eps, grad_tol,
-                   (uint64_t)seed};
-    egc_status lst = egc_model_load(model_path, &c.m);
+    check_ctx c = {0, (int)dirs, verbose, 0, 0, eps, (uint64_t)seed};
+    egc_model *m = NULL;
+    int layer = -1;
+    egc_status lst = egc_model_load(model_path, &m);
     if (lst != EGC_OK) {
         cli_model_error(model_path, lst, verbose);
         return EXIT_MODEL;
@@ -357,24 +357,24 @@ int cmd_check(int argc, char **argv)
     double *rel = NULL, *fdv = NULL, *anv = NULL, *stepv = NULL;
     egc_tensor rt = {0};
     int ic, h, w;
-    egc_model_input_chw(c.m, &ic, &h, &w);
-    c.classes = egc_model_num_classes(c.m);
+    egc_model_input_chw(m, &ic, &h, &w);
+    c.classes = egc_model_num_classes(m);
     c.per = (size_t)ic * (size_t)h * (size_t)w;
-    if (egc_model_find_layer(c.m, layer_name, &c.layer) != EGC_OK) {
+    if (egc_model_find_layer(m, layer_name, &layer) != EGC_OK) {
         cli_error("--layer", verbose);
         rc = EXIT_USAGE;
         goto done;
     }
     egc_layer_info li;
     egc_shape cs;
-    if (egc_model_layer(c.m, c.layer, &li) != EGC_OK ||
-        egc_model_layer_cam_shape(c.m, c.layer, &cs) != EGC_OK) {
+    if (egc_model_layer(m, layer, &li) != EGC_OK ||
+        egc_model_layer_cam_shape(m, layer, &cs) != EGC_OK) {
         cli_error("--layer", verbose);
         rc = EXIT_USAGE;
         goto done;
     }
     egc_preset preset;
-    if (!preset_name) preset_name = cli_default_preset(c.m);
+    if (!preset_name) preset_name = cli_default_preset(m);
     if (!cli_parse_preset("check", preset_name, &preset)) {
         rc = EXIT_USAGE;
         goto done;
@@ -402,7 +402,7 @@ int cmd_check(int argc, char **argv)
     }
     const int K = c.dirs, rows = n > 2 * K ? n : 2 * K;
     so.whole_target = 1; /* the layer's whole tensor: a token layer's prefix tokens count too */
-    if (egc_session_create_ex(c.m, device, rows, c.layer, &so, &s) != EGC_OK) {
+    if (egc_session_create_ex(m, device, rows, layer, &so, &s) != EGC_OK) {
         cli_error(device, verbose);
         goto done;
     }
@@ -410,7 +410,7 @@ int cmd_check(int argc, char **argv)
     egc_session_options ro;
     egc_session_options_default(&ro);
     ro.whole_target = 1;
-    if (!on_cpu && egc_session_create_ex(c.m, "cpu", n, c.layer, &ro, &sc) != EGC_OK) {
+    if (!on_cpu && egc_session_create_ex(m, "cpu", n, layer, &ro, &sc) != EGC_OK) {
         cli_error("cpu reference", verbose);
         goto done;
     }
@@ -466,7 +466,7 @@ int cmd_check(int argc, char **argv)
     /* 2. gradient against finite differences of the logits with the activation moved (a
      * residual connection around the layer keeps the unmoved one: the partial derivative, as
      * the gradient is) */
-    const int bypassed = egc_model_layer_bypassed(c.m, c.layer) == 1;
+    const int bypassed = egc_model_layer_bypassed(m, layer) == 1;
     double worst_rel = 0.0, worst_fd = 0.0, worst_an = 0.0, max_step = 0.0;
     int worst_img = 0;
     for (int i = 0; i < n; i++) {
@@ -627,6 +627,6 @@ done:
     free(stepv);
     free(lc);
     free(gc);
-    egc_model_destroy(c.m);
+    egc_model_destroy(m);
     return rc;
 }
