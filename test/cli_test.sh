@@ -178,6 +178,31 @@ grep -q "a residual connection goes around this layer" "$work/out" && ok || bad 
 expect 0 "check its block's output" -- "$egcam" check --model "$lower/deit_tiny.onnx" --layer blocks.1
 grep -q "^gradient .*: ok$" "$work/out" && ok || bad "check blocks.1: $(cat "$work/out")"
 grep -q "a residual connection goes around" "$work/out" && bad "check blocks.1: a note on a layer every path passes" || ok
+# a model whose input is channels last ([N,H,W,3], a Keras export): PyTorch's logits for the
+# images given channels first or channels last, and the same maps from both
+expect 0 "info on a channels-last input" -- "$egcam" info "$lower/keras_nhwc.onnx"
+grep -q "^input   \[N,3,8,8\] (the file's input is channels last, \[N,8,8,3\]" "$work/out" && ok || bad "info channels-last input: $(head -3 "$work/out")"
+for x in keras_nhwc_in keras_nhwc_in_last; do
+  expect 0 "check a channels-last input ($x)" -- "$egcam" check --model "$lower/keras_nhwc.onnx" --logits "$lower/keras_nhwc_out.npy" "$lower/$x.npy"
+  grep -qx "check passed" "$work/out" && ok || bad "check $x: $(cat "$work/out")"
+  expect 0 "explain a channels-last input ($x)" -- "$egcam" explain -q --model "$lower/keras_nhwc.onnx" --method gradcam --save npy --out "$work/nhwc_$x" "$lower/$x.npy"
+done
+for i in 0 1 2; do
+  file_ok "$work/nhwc_keras_nhwc_in/keras_nhwc_in_$i.npy"
+  cmp -s "$work/nhwc_keras_nhwc_in/keras_nhwc_in_$i.npy" "$work/nhwc_keras_nhwc_in_last/keras_nhwc_in_last_$i.npy" && ok || bad "channels-last tensor $i: another map"
+done
+# reference images channels first or channels last: the same Expected Grad-CAM maps
+for x in keras_nhwc_in keras_nhwc_in_last; do
+  expect 0 "reference images from $x" -- "$egcam" explain -q --model "$lower/keras_nhwc.onnx" --method expected-gradcam --samples 4 --baselines "$lower/$x.npy" --save npy --out "$work/nhwc_refs_$x" "$lower/keras_nhwc_in.npy"
+done
+for i in 0 1 2; do
+  file_ok "$work/nhwc_refs_keras_nhwc_in/keras_nhwc_in_$i.npy"
+  cmp -s "$work/nhwc_refs_keras_nhwc_in/keras_nhwc_in_$i.npy" "$work/nhwc_refs_keras_nhwc_in_last/keras_nhwc_in_$i.npy" && ok || bad "channels-last reference file: another map for image $i"
+done
+expect 2 "a reference file that fits no layout" -- "$egcam" explain -q --model "$resnet" --method expected-gradcam --baselines "$lower/keras_nhwc_in_last.npy" --out "$work/nhwc_bad" "$cats"
+err_has "or channels last, (R,32,32,3)" "a reference file that fits no layout"
+expect 1 "a tensor that fits no layout" -- "$egcam" explain -q --model "$resnet" --method gradcam --save npy --out "$work/nhwc_bad" "$lower/keras_nhwc_in_last.npy"
+err_has "does not fit the model input [N,3,32,32] (or channels last, [N,32,32,3])" "a tensor that fits no layout"
 expect 2 "check: reference of the wrong shape" -- "$egcam" check --model "$resnet" --logits "$lower/swin_tiny_out.npy"
 err_has "swin_tiny_out.npy" "check: reference of the wrong shape"
 expect 2 "check: bad --layer" -- "$egcam" check --model "$resnet" --layer nosuchlayer

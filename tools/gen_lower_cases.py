@@ -29,7 +29,8 @@ computed here with torch / numpy, independently of egcam:
   (Conv, HardSwish, HardSigmoid alpha 0.3 beta 0.4, Mul, ReduceMean over axes [-1,-2] without
   keepdims, Gemm), reduce_mean_opset18.onnx (ReduceMean with the axes [3,2] as an input, then
   Flatten), reduce_mean_channels.onnx (ReduceMean over axis 1), reduce_mean_two_axes.onnx
-  (over axes 1 and 2: refused), leaky_prelu.onnx
+  (ReduceMean over axes 1 and 2, and ReduceMax over them without keepdims),
+  reduce_mean_three_axes.onnx (over axes 1, 2 and 3: refused), leaky_prelu.onnx
   (Conv, LeakyRelu alpha 0.1, PRelu with a slope per channel, GAP, Flatten, Gemm),
   unknown_ops.onnx (a refused ReduceMean, then Erf twice and LpNormalization), global_max.onnx
   (Conv, Relu, GlobalMaxPool and Flatten beside ReduceMax over axes [3,2] without keepdims),
@@ -40,7 +41,8 @@ computed here with torch / numpy, independently of egcam:
   channels-last LayerNorm, GELU), gelu_opset20.onnx and pow_exponents.onnx; gather_*.onnx,
   vit_tiny.onnx, deit_tiny.onnx, batch_conv.onnx, dropout_training*.onnx and swin_tiny.onnx
   (torchvision's Swin transformer, small: shifted windows, a channels-last stage),
-  inception_concat.onnx (two branches joined by a Concat).
+  inception_concat.onnx (two branches joined by a Concat), keras_nhwc.onnx, nhwc_direct.onnx and
+  keras_head.onnx (channels-last inputs [N,H,W,3], as Keras and TensorFlow exports take them).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -491,11 +493,23 @@ def composite_cases(rng):
     xc = rng.standard_normal((2, 4, 3, 5)).astype(np.float32)
     npy("reduce_mean_channels_in.npy", xc)
     npy("reduce_mean_channels_out.npy", xc.astype(np.float64).mean(axis=1, keepdims=True))
-    # a mean over two axes that are not the spatial ones: refused
-    nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="chanrowmean", axes=[1, 2])]
-    save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "reduce_mean_two_axes.onnx")
+    # a mean over two axes that are not the spatial ones (a Transpose, GlobalAveragePool, a
+    # Reshape), beside a max over them without keepdims, added
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], name="chanrowmean", axes=[1, 2]),
+             helper.make_node("ReduceMax", ["x"], ["x2"], name="chanrowmax", axes=[2, -3],
+                              keepdims=0),
+             helper.make_node("Flatten", ["m"], ["m2"], name="flat"),
+             helper.make_node("Add", ["m2", "x2"], ["y"], name="add")]
+    save(model(nodes, [fin("x", ["N", 4, 3, 5])], [fin("y", None)]), "reduce_mean_two_axes.onnx")
+    xt = np.random.default_rng(47).standard_normal((2, 4, 3, 5)).astype(np.float32)
+    npy("reduce_mean_two_axes_in.npy", xt)
+    npy("reduce_mean_two_axes_out.npy",
+        xt.astype(np.float64).mean(axis=(1, 2)) + xt.astype(np.float64).max(axis=(1, 2)))
+    # a mean over three axes: refused
+    nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="allmean", axes=[1, 2, 3])]
+    save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "reduce_mean_three_axes.onnx")
     # operators egcam does not know: all of them are named with the first refusal
-    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], name="chanmean", axes=[1, 2]),
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], name="chanmean", axes=[1, 2, 3]),
              helper.make_node("Erf", ["m"], ["e1"], name="erf1"),
              helper.make_node("LpNormalization", ["e1"], ["l"], name="lp"),
              helper.make_node("Erf", ["l"], ["y"], name="erf2")]
@@ -853,6 +867,67 @@ def batch_conv_case(rng):
     npy("batch_conv_out.npy", np.array(out))
 
 
+def channels_last_input_cases(rng):
+    """Models whose input is [N,H,W,3], as Keras, TensorFlow and TFLite exports take it:
+    keras_nhwc.onnx rescales on the channels-last input (Mul and Add with [3] constants, as
+    Keras' Rescaling and Normalization layers) before its Transpose to [N,C,H,W];
+    nhwc_direct.onnx transposes at once. Then Conv, Relu, Conv, Relu ("relu2"), global average
+    pool and Linear, exported with a symbolic batch; keras_head.onnx transposes back to
+    channels last before its pool (a ReduceMean over axes 1 and 2). NAME_in.npy holds the 3
+    images as egcam takes them, [N,3,H,W]; NAME_out.npy PyTorch's logits for them channels
+    last; for keras_nhwc and keras_head, the activation and gradient of the top-1 logits at
+    relu2; keras_nhwc_in_last.npy the images channels last."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self, rescale):
+            super().__init__()
+            self.rescale = rescale
+            self.scale = torch.nn.Parameter(torch.tensor([0.5, 1.5, -1.0]))
+            self.offset = torch.nn.Parameter(torch.tensor([0.1, -0.2, 0.3]))
+            self.conv1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+            self.relu1 = torch.nn.ReLU()
+            self.conv2 = torch.nn.Conv2d(6, 6, 3, padding=1)
+            self.relu2 = torch.nn.ReLU()
+            self.fc = torch.nn.Linear(6, 4)
+
+        def forward(self, x):  # x: [N,H,W,3]
+            if self.rescale:
+                x = x * self.scale + self.offset
+            x = x.permute(0, 3, 1, 2)
+            x = self.relu2(self.conv2(self.relu1(self.conv1(x))))
+            return self.fc(x.mean((2, 3)))
+
+    class Head(Net):
+        """Channels last again before the pooling, as Keras exports keep it: a ReduceMean over
+        axes 1 and 2 of [N,H,W,C] (GlobalAveragePooling2D)."""
+
+        def forward(self, x):
+            x = x.permute(0, 3, 1, 2)
+            x = self.relu2(self.conv2(self.relu1(self.conv1(x))))
+            return self.fc(x.permute(0, 2, 3, 1).mean((1, 2)))
+
+    for name, rescale, seed in (("keras_nhwc", True, 37), ("nhwc_direct", False, 41),
+                                ("keras_head", False, 53)):
+        torch.manual_seed(seed)
+        net = (Head if name == "keras_head" else Net)(rescale).eval()
+        x = torch.from_numpy(rng.standard_normal((3, 8, 8, 3)).astype(np.float32))
+        with torch.no_grad():
+            y = net(x).numpy()
+        path = os.path.join(OUT, name + ".onnx")
+        torch.onnx.export(net, x[:1], path, opset_version=13, input_names=["input_1"],
+                          output_names=["y"], dynamic_axes={"input_1": {0: "n"}, "y": {0: "n"}})
+        assert os.path.getsize(path) < 8000, name
+        npy(name + "_in.npy", x.permute(0, 3, 1, 2).numpy())
+        npy(name + "_out.npy", y)
+        if rescale:
+            npy(name + "_in_last.npy", x.numpy())  # the same images channels last
+        if rescale or name == "keras_head":
+            act, grad = top1_grad(net, net.relu2, x)
+            npy(name + "_relu2_act.npy", act.numpy())
+            npy(name + "_relu2_grad.npy", grad.numpy())
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -875,6 +950,7 @@ def main():
     deit_case(np.random.default_rng(19))
     swin_case(np.random.default_rng(29))
     inception_case(np.random.default_rng(31))
+    channels_last_input_cases(np.random.default_rng(43))
 
 
 if __name__ == "__main__":

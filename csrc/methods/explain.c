@@ -390,17 +390,31 @@ static egc_status load_refs(egc_explainer *e)
         int ok = (sh->ndim == 4 && sh->d[0] >= 1 && sh->d[1] == e->C && sh->d[2] == e->H &&
                   sh->d[3] == e->W) ||
                  (sh->ndim == 3 && sh->d[0] == e->C && sh->d[1] == e->H && sh->d[2] == e->W);
-        if (!ok || (sh->ndim == 4 && sh->d[0] > (1 << 20))) {
+        /* channels last, (R,H,W,C) or (H,W,C), where channels first does not fit */
+        const int last =
+            !ok && ((sh->ndim == 4 && sh->d[0] >= 1 && sh->d[1] == e->H && sh->d[2] == e->W &&
+                     sh->d[3] == e->C) ||
+                    (sh->ndim == 3 && sh->d[0] == e->H && sh->d[1] == e->W && sh->d[2] == e->C));
+        if ((!ok && !last) || (sh->ndim == 4 && sh->d[0] > (1 << 20))) {
             char b[96];
             (void)egc_shape_str(sh, b, sizeof b);
             egc_tensor_free(&t);
             return EGC_FAIL(EGC_E_SHAPE, "reference file %s: shape %s does not fit the model "
-                            "input (R,%d,%d,%d)", o->baseline_file, b, e->C, e->H, e->W);
+                            "input (R,%d,%d,%d) (or channels last, (R,%d,%d,%d))",
+                            o->baseline_file, b, e->C, e->H, e->W, e->H, e->W, e->C);
         }
         e->R = sh->ndim == 4 ? (int)sh->d[0] : 1;
         egc_status st = fbuf(&e->ref, (size_t)e->R * e->chw, "reference images");
-        if (st == EGC_OK) {
+        if (st == EGC_OK && last) {
+            const size_t hw = (size_t)e->H * e->W;
+            for (size_t r = 0; r < (size_t)e->R; r++)
+                for (size_t p = 0; p < hw; p++)
+                    for (size_t c = 0; c < (size_t)e->C; c++)
+                        e->ref[r * e->chw + c * hw + p] = t.data[r * e->chw + p * e->C + c];
+        } else if (st == EGC_OK) {
             memcpy(e->ref, t.data, (size_t)e->R * e->chw * sizeof(float));
+        }
+        if (st == EGC_OK) {
             for (size_t i = 0; i < (size_t)e->R * e->chw; i++)
                 if (!isfinite(e->ref[i])) {
                     st = EGC_FAIL(EGC_E_FORMAT, "reference file %s: image %zu holds a non-finite "

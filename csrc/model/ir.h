@@ -155,6 +155,10 @@ typedef struct egc_graph {
     int output;                  /* value id of the output (logits) */
     int64_t declared_batch;      /* from the file; -1 when symbolic */
     int64_t opset;
+    int input_channels_last;     /* the file's input is [N,H,W,3] (Keras, TensorFlow, TFLite
+                                    exports): egcam's input is [N,3,H,W] and a Transpose
+                                    (0,2,3,1) at the graph's start, or none where the model
+                                    transposes back at once, makes the file's tensor (lower.c) */
 } egc_graph;
 
 /* Shapes of every value for a run with batch size `batch` (the input's first dim).

@@ -99,6 +99,8 @@ typedef struct lctx {
     /* Elements held in constants, and the most they may reach: EGC_FOLD_BUDGET_BASE, plus
      * each initializer (or bound input) and EGC_FOLD_BUDGET_PER_WEIGHT times it. */
     int64_t held, budget;
+    int cl_input;      /* the file's channels-last input [N,H,W,3] as made from egcam's
+                          [N,3,H,W] input by the Transpose pick_input adds; -1: none */
 } lctx;
 
 static const char *nname(const egc_onnx_node *n) { return n->name ? n->name : "?"; }
@@ -1196,7 +1198,9 @@ static egc_status fold_runtime(lctx *c, const egc_onnx_node *n, const rt_entry *
  *   HardSigmoid(x; alpha, beta)  = Clip(Add(Mul(x, alpha), beta), 0, 1)
  *   HardSwish(x)                 = Mul(x, HardSigmoid(x; 1/6, 1/2))
  *   ReduceMean(x; axes {2,3})    = GlobalAveragePool(x) of a 4-D x (then a Flatten to
- *                                  [N,C] with keepdims=0)
+ *                                  [N,C] with keepdims=0); over two other axes than the batch
+ *                                  (a channels-last [N,H,W,C] over {1,2}), a Transpose moving
+ *                                  them last first (and a Reshape after with keepdims=1)
  *   GlobalMaxPool(x), ReduceMax(x; axes {2,3}) = MaxPool(x) with the whole H x W as its
  *                                  window (then a Flatten with keepdims=0)
  *   Squeeze(x), Unsqueeze(x) of a value computed at run time = Reshape(x) to the known shape
@@ -1835,9 +1839,61 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             return 1;
         }
         int rank = x->shape.ndim, spatial = rank == 4 && na == 2 && !noop && !is_sum;
-        if (spatial) { /* the axes, made non-negative, are {2, 3} in either order */
-            int64_t a0 = ax[0] < 0 ? ax[0] + rank : ax[0], a1 = ax[1] < 0 ? ax[1] + rank : ax[1];
-            spatial = (a0 == 2 && a1 == 3) || (a0 == 3 && a1 == 2);
+        int64_t s0 = -1, s1 = -1; /* the two axes, made non-negative, in increasing order */
+        if (spatial) {
+            s0 = ax[0] < 0 ? ax[0] + rank : ax[0];
+            s1 = ax[1] < 0 ? ax[1] + rank : ax[1];
+            if (s0 > s1) {
+                int64_t t = s0;
+                s0 = s1;
+                s1 = t;
+            }
+            spatial = s0 >= 1 && s1 <= 3 && s0 != s1;
+        }
+        if (spatial && !(s0 == 2 && s1 == 3) && n_in <= 2) {
+            /* two other axes than the batch of a 4-D value, not the last two (a channels-last
+             * global pool, [N,H,W,C] over axes 1 and 2, as Keras' GlobalAveragePooling2D and
+             * GlobalMaxPooling2D are exported): a Transpose moves them last, the spatial
+             * reduction of the rest ([N,K,1,1]), then a Reshape to the output shape (the
+             * reduced axes have size 1 now: putting them back moves no data) */
+            const int64_t k = 6 - s0 - s1; /* the axis kept */
+            int src = -1, m = -1;
+            egc_node r;
+            node_init(&r, EGC_OP_TRANSPOSE);
+            r.n_in = 1, r.in[0] = vin[0];
+            r.p.transpose.n = 4;
+            r.p.transpose.perm[0] = 0;
+            r.p.transpose.perm[1] = (int)k;
+            r.p.transpose.perm[2] = (int)s0;
+            r.p.transpose.perm[3] = (int)s1;
+            if ((*st = add_part(c, n, &r, "/axes_last", 0, &src)) != EGC_OK) return 1;
+            if (!keep) {
+                *st = spatial_reduce(c, n, src, is_max, 0, &id);
+                return 1;
+            }
+            node_init(&r, is_max ? EGC_OP_MAXPOOL : EGC_OP_GAP);
+            r.n_in = 1, r.in[0] = src;
+            if (is_max) {
+                const egc_shape *ts = &c->g->values[src].shape;
+                if (ts->d[2] < 1 || ts->d[3] < 1 || ts->d[2] > EGC_LOWER_MAX_WINDOW ||
+                    ts->d[3] > EGC_LOWER_MAX_WINDOW) {
+                    *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a size of %lldx%lld cannot be "
+                                        "pooled", (long long)ts->d[2], (long long)ts->d[3]);
+                    return 1;
+                }
+                r.p.pool.kh = (int)ts->d[2];
+                r.p.pool.kw = (int)ts->d[3];
+                r.p.pool.sh = r.p.pool.sw = r.p.pool.dh = r.p.pool.dw = 1;
+            }
+            if ((*st = add_part(c, n, &r, is_max ? "/max" : "/mean", 0, &m)) != EGC_OK) return 1;
+            node_init(&r, EGC_OP_RESHAPE);
+            r.n_in = 1, r.in[0] = m;
+            r.p.reshape.flatten_axis = -1;
+            for (int q = 0; q < 4; q++)
+                r.p.reshape.dims[q] = q == 0 ? 0 : q == k ? x->shape.d[q] : 1;
+            r.p.reshape.n = 4;
+            *st = add_part(c, n, &r, "", 1, &id);
+            return 1;
         }
         /* a mean or a sum over one axis other than the batch (LayerNorm as exported before
          * opset 17: the last axis; a mean over the channels): the axis moved last by a
@@ -1881,9 +1937,9 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         if (!spatial || n_in > 2) {
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
                                 "%s is supported over %s only (here %d axes of a %d-D tensor)", op,
-                                is_max   ? "the two spatial axes (2 and 3) of a 4-D tensor"
+                                is_max   ? "two axes other than the batch of a 4-D tensor"
                                 : is_sum ? "one axis other than the batch"
-                                         : "the two spatial axes (2 and 3) of a 4-D tensor or "
+                                         : "two axes other than the batch of a 4-D tensor or "
                                            "over one axis other than the batch",
                                 na, rank);
             return 1;
@@ -2181,6 +2237,13 @@ static egc_status lower_node(lctx *c, const egc_onnx_node *n)
     memset(&r, 0, sizeof r);
     for (int i = 0; i < EGC_NODE_MAX_IN; i++) r.in[i] = -1;
     EGC_TRY(lower_params(c, n, e, vin, n_in, &r));
+    if (r.op == EGC_OP_TRANSPOSE && r.in[0] >= 0 && r.in[0] == c->cl_input &&
+        r.p.transpose.n == 4 && r.p.transpose.perm[0] == 0 && r.p.transpose.perm[1] == 3 &&
+        r.p.transpose.perm[2] == 1 && r.p.transpose.perm[3] == 2) {
+        /* the channels-last input transposed back: egcam's input itself */
+        EGC_TRY(single_output(n));
+        return alias_output(c, n, g->input);
+    }
     if (e->op == EGC_OP_BATCHNORM || e->op == EGC_OP_MAXPOOL) {
         EGC_TRY(poison_outputs(c, n, 1));
     } else {
@@ -2300,6 +2363,13 @@ static egc_status compact(lctx *c, int *removed)
 
 /* ---------------------------------------------------------------- entry */
 
+/* Whether an input of shape s is an image with its channels last, [N,H,W,3] (Keras,
+ * TensorFlow and TFLite exports), rather than [N,C,H,W]: 3 channels last and not first. */
+static int input_is_channels_last(const egc_shape *s)
+{
+    return s->ndim == 4 && s->d[3] == 3 && s->d[1] != 3 && s->d[1] > 0 && s->d[2] > 0;
+}
+
 static egc_status pick_input(lctx *c)
 {
     const egc_onnx_model *m = c->m;
@@ -2357,9 +2427,36 @@ static egc_status pick_input(lctx *c)
         }
     c->batch = s.d[0];
     int id = -1;
-    EGC_TRY(new_value(c, vi->name, &id));
-    g->values[id].shape = s;
+    if (!input_is_channels_last(&s)) {
+        EGC_TRY(new_value(c, vi->name, &id));
+        g->values[id].shape = s;
+        g->input = id;
+        return EGC_OK;
+    }
+    /* [N,H,W,3]: egcam's input is the image [N,3,H,W]; a Transpose (0,2,3,1) makes the
+     * tensor the file's nodes read under the input's name. A Transpose (0,3,1,2) of it (the
+     * exporters' first node) is then the input itself (lower_node). */
+    EGC_TRY(new_unique_value(c, vi->name, "_nchw", &id));
+    g->values[id].shape = (egc_shape){4, {s.d[0], s.d[3], s.d[1], s.d[2]}};
     g->input = id;
+    g->input_channels_last = 1;
+    egc_node r;
+    node_init(&r, EGC_OP_TRANSPOSE);
+    r.n_in = 1;
+    r.in[0] = id;
+    r.p.transpose.n = 4;
+    const int perm[4] = {0, 2, 3, 1};
+    memcpy(r.p.transpose.perm, perm, sizeof perm);
+    char name[600];
+    snprintf(name, sizeof name, "%s_to_channels_last", vi->name);
+    char *outs[1] = {(char *)vi->name};
+    egc_onnx_node part;
+    memset(&part, 0, sizeof part);
+    part.name = name;
+    part.op_type = "Transpose";
+    part.outputs = outs;
+    part.n_outputs = 1;
+    EGC_TRY(add_node(c, &part, &r, &c->cl_input));
     return EGC_OK;
 }
 
@@ -2482,6 +2579,7 @@ egc_status egc_lower(const egc_onnx_model *m, const char *what,
     c.m = m;
     c.g = out;
     c.budget = EGC_FOLD_BUDGET_BASE;
+    c.cl_input = -1;
     egc_status st = lower_all(&c, const_inputs_names, const_inputs, n_const_inputs);
     nmap_free(&c.names);
     free(c.poison);

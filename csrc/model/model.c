@@ -333,6 +333,8 @@ void egc_model_input_chw(const egc_model *m, int *c, int *h, int *w)
 
 int egc_model_num_classes(const egc_model *m) { return m->classes; }
 
+int egc_model_input_channels_last(const egc_model *m) { return m->g.input_channels_last; }
+
 int egc_model_num_layers(const egc_model *m) { return m->n_layers; }
 
 int egc_model_one_image_per_pass(const egc_model *m) { return m->one_image; }

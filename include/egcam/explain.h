@@ -74,7 +74,8 @@ typedef enum egc_baselines {
     EGC_BASELINES_BLUR,      /* one image per input: 11x11 Gaussian (sigma 5) of the input */
     EGC_BASELINES_UNIFORM,   /* uniform_count images of U{0..255} pixels, drawn from the seed */
     EGC_BASELINES_SELF,      /* one image per input: the input itself (SmoothGrad) */
-    EGC_BASELINES_FILE       /* the R images of baseline_file, a (R,3,H,W) float32 .npy */
+    EGC_BASELINES_FILE       /* the R images of baseline_file, a (R,3,H,W) float32 .npy (or
+                                channels last, (R,H,W,3)) */
 } egc_baselines;
 
 /* The interpolation coefficients of sample s = 0..S-1 of an image, u ~ U(0,1) its draw:

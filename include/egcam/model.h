@@ -29,6 +29,13 @@ void egc_model_destroy(egc_model *m);
 void egc_model_input_chw(const egc_model *m, int *c, int *h, int *w);
 int egc_model_num_classes(const egc_model *m);
 
+/* 1 when the file's input is an image with its channels last, [N,H,W,3] (Keras, TensorFlow
+ * and TFLite exports): egcam then feeds the model [N,3,H,W] like any other (inputs, maps,
+ * reference sets and egc_model_input_chw are channels first), and a Transpose at the graph's
+ * start makes the file's tensor, or nothing where the file transposes back at once. 0: the
+ * file's input is [N,C,H,W]. */
+int egc_model_input_channels_last(const egc_model *m);
+
 /* 1 when a session runs this model one image per pass: a model exported for a batch of 1 or
  * a symbolic batch that moves or merges the batch axis or mixes rows in a way the load could
  * not give a leading batch axis (a vision transformer's attention it can: those run whole

@@ -114,6 +114,7 @@ _SIGS = {
                                               ctypes.POINTER(ctypes.c_int),
                                               ctypes.POINTER(ctypes.c_int)]),
     "egc_model_layer_channels_last": (ctypes.c_int, [_P, ctypes.c_int]),
+    "egc_model_input_channels_last": (ctypes.c_int, [_P]),
     "egc_session_create": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_int, ctypes.c_int,
                                           ctypes.POINTER(_P)]),
     "egc_session_destroy": (None, [_P]),
@@ -315,13 +316,19 @@ def _fptr(a):
 
 
 def _images_array(x, chw):
-    """x as a C-ordered float32 array (n,C,H,W) matching the model's input chw."""
-    a = np.ascontiguousarray(x, dtype=np.float32)
+    """x as a C-ordered float32 array (n,C,H,W) matching the model's input chw; images given
+    channels last, (n,H,W,C) or (H,W,C), are transposed (channels first wins where both fit)."""
+    a = np.asarray(x, dtype=np.float32)
     if a.ndim == 3:
         a = a[None]
+    last = (chw[1], chw[2], chw[0])
+    if a.ndim == 4 and tuple(a.shape[1:]) != tuple(chw) and tuple(a.shape[1:]) == last:
+        a = a.transpose(0, 3, 1, 2)
+    a = np.ascontiguousarray(a)
     if a.ndim != 4 or tuple(a.shape[1:]) != tuple(chw):
-        raise ValueError("egcam: images of shape %s, the model takes (N,%d,%d,%d)"
-                         % (tuple(np.shape(x)), chw[0], chw[1], chw[2]))
+        raise ValueError("egcam: images of shape %s, the model takes (N,%d,%d,%d) or channels "
+                         "last (N,%d,%d,%d)" % (tuple(np.shape(x)), chw[0], chw[1], chw[2],
+                                                chw[1], chw[2], chw[0]))
     if a.shape[0] < 1:
         raise ValueError("egcam: no images")
     return a
@@ -380,6 +387,9 @@ class Model(_Closing):
         c, hh, w = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
         _lib.egc_model_input_chw(h, ctypes.byref(c), ctypes.byref(hh), ctypes.byref(w))
         self.input_shape = (c.value, hh.value, w.value)
+        # the file's input is channels last, (N,H,W,3) (Keras, TensorFlow): egcam still takes
+        # images (N,3,H,W) (input_shape), or channels last, and transposes them
+        self.input_channels_last = bool(_lib.egc_model_input_channels_last(h))
         self.num_classes = _lib.egc_model_num_classes(h)
         self._explainers = weakref.WeakSet()  # closed before the model is
         self._evaluators = {}  # (device, batch) -> the Evaluator logits() runs through

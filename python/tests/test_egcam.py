@@ -440,6 +440,26 @@ class VisionTransformerTest(unittest.TestCase):
         self.assertLessEqual(float(np.abs(r.raw - want).max()), 1e-5 * float(np.abs(want).max()))
         self.assertEqual(r.maps.shape, (3, 16, 16))
 
+    def test_channels_last_input(self):
+        """A model whose input is channels last (test/data/lower/keras_nhwc.onnx, as Keras
+        exports take images): its logits are PyTorch's, and images given channels first or
+        channels last give the same maps."""
+        m = egcam.Model(os.path.join(LOWER, "keras_nhwc.onnx"))
+        self.assertTrue(m.input_channels_last)
+        self.assertEqual(m.input_shape, (3, 8, 8))
+        x = np.load(os.path.join(LOWER, "keras_nhwc_in.npy"))
+        xl = np.load(os.path.join(LOWER, "keras_nhwc_in_last.npy"))
+        want = np.load(os.path.join(LOWER, "keras_nhwc_out.npy"))
+        for images in (x, xl):
+            got = m.logits(images)
+            self.assertLessEqual(float(np.abs(got - want).max()), 1e-5 * float(np.abs(want).max()))
+        e = egcam.Explainer(m, "gradcam", batch=3)
+        r = e.explain(x)
+        self.assertTrue(np.array_equal(e.explain(xl).maps, r.maps))
+        self.assertFalse(egcam.Model(os.path.join(LOWER, "swin_tiny.onnx")).input_channels_last)
+        with self.assertRaises(ValueError):
+            e.explain(xl[:, :4])
+
 
 if __name__ == "__main__":
     unittest.main()

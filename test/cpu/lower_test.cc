@@ -415,8 +415,8 @@ TEST(LowerErrors, EveryUnknownOperatorIsNamed)
     lower_file(data_path("unknown_ops.onnx"), &a);
     EXPECT_EQ(a.st, EGC_E_UNSUPPORTED);
     EXPECT_EQ(a.err.rfind("case.onnx: node 'chanmean' (ReduceMean): ReduceMean is supported over "
-                          "the two spatial axes (2 and 3) of a 4-D tensor or over one axis other "
-                          "than the batch only (here 2 axes of a 4-D tensor); the model also has "
+                          "two axes other than the batch of a 4-D tensor or over one axis other "
+                          "than the batch only (here 3 axes of a 4-D tensor); the model also has "
                           "operators egcam does not run: LpNormalization (1 node) [", 0), 0u)
         << a.err;
     Lowered b;
@@ -658,12 +658,21 @@ TEST(LowerComposite, ReduceMeanAxesInputAndRefusedAxes)
     EXPECT_EQ(count_op(C.g, EGC_OP_TRANSPOSE), 1);
     EXPECT_EQ(count_op(C.g, EGC_OP_MATMUL), 1);
     EXPECT_EQ(C.g.nodes[C.g.values[C.g.output].producer].op, EGC_OP_RESHAPE);
+    // over two axes other than the last two (a channels-last global pool): moved last by a
+    // Transpose, pooled, then reshaped (keepdims) or flattened
+    check_reference("reduce_mean_two_axes");
+    Lowered T;
+    lower_file(data_path("reduce_mean_two_axes.onnx"), &T);
+    ASSERT_EQ(T.st, EGC_OK) << T.err;
+    EXPECT_EQ(count_op(T.g, EGC_OP_TRANSPOSE), 2);
+    EXPECT_EQ(count_op(T.g, EGC_OP_GAP), 1);
+    EXPECT_EQ(count_op(T.g, EGC_OP_MAXPOOL), 1);
     Lowered L;
-    lower_file(data_path("reduce_mean_two_axes.onnx"), &L);
+    lower_file(data_path("reduce_mean_three_axes.onnx"), &L);
     EXPECT_EQ(L.st, EGC_E_UNSUPPORTED);
-    EXPECT_NE(L.err.find("node 'chanrowmean' (ReduceMean): ReduceMean is supported over the two "
-                         "spatial axes (2 and 3) of a 4-D tensor or over one axis other than the "
-                         "batch only (here 2 axes of a 4-D tensor)"), std::string::npos) << L.err;
+    EXPECT_NE(L.err.find("node 'allmean' (ReduceMean): ReduceMean is supported over two axes "
+                         "other than the batch of a 4-D tensor or over one axis other than the "
+                         "batch only (here 3 axes of a 4-D tensor)"), std::string::npos) << L.err;
 }
 
 // A small ConvNeXt (torchvision's layout: channels-last LayerNorms between Transposes, a
@@ -969,6 +978,55 @@ TEST(LowerComposite, WholeTargetAndBypassedLayers)
     ASSERT_EQ(egc_model_find_layer(m, "norm", &norm), EGC_OK) << egc_last_error();
     EXPECT_EQ(egc_model_layer_bypassed(m, norm), 0);
     egc_model_destroy(m);
+}
+
+// Models whose input is channels last, [N,H,W,3] (Keras, TensorFlow and TFLite exports): egcam's
+// input is [N,3,H,W]; a Transpose at the start makes the file's tensor (keras_nhwc rescales it
+// before its own Transpose back), or nothing where the file transposes back at once
+// (nhwc_direct: no Transpose left). Logits, and the activation and gradient at relu2, are
+// PyTorch's for the same images given channels last.
+TEST(LowerComposite, ChannelsLastInputIsTransposedAtLoad)
+{
+    check_reference("keras_nhwc");
+    check_reference("nhwc_direct");
+    for (const char *name : {"keras_nhwc", "nhwc_direct"}) {
+        SCOPED_TRACE(name);
+        Lowered L;
+        lower_file(data_path(std::string(name) + ".onnx"), &L);
+        ASSERT_EQ(L.st, EGC_OK) << L.err;
+        EXPECT_EQ(L.g.input_channels_last, 1);
+        EXPECT_EQ(dims(L.g.values[L.g.input].shape), (std::vector<int64_t>{1, 3, 8, 8}));
+        EXPECT_EQ(count_op(L.g, EGC_OP_TRANSPOSE), std::string(name) == "keras_nhwc" ? 2 : 0);
+    }
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("keras_nhwc.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    EXPECT_EQ(egc_model_input_channels_last(m), 1);
+    int c = 0, h = 0, w = 0, relu2 = -1, autol = -1;
+    egc_model_input_chw(m, &c, &h, &w);
+    EXPECT_EQ(c, 3);
+    EXPECT_EQ(h, 8);
+    EXPECT_EQ(w, 8);
+    ASSERT_EQ(egc_model_find_layer(m, "relu2", &relu2), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &autol), EGC_OK) << egc_last_error();
+    EXPECT_EQ(autol, relu2);
+    egc_shape ts{};
+    int chunk = 0;
+    check_view_layer(m, relu2, "keras_nhwc", "relu2", &ts, &chunk);
+    EXPECT_EQ(dims(ts), (std::vector<int64_t>{1, 6, 8, 8}));
+    egc_model_destroy(m);
+    // keras_head: channels last again before its pool (ReduceMean over axes 1 and 2)
+    check_reference("keras_head");
+    ASSERT_EQ(egc_model_load(data_path("keras_head.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "relu2", &relu2), EGC_OK) << egc_last_error();
+    check_view_layer(m, relu2, "keras_head", "relu2", &ts, &chunk);
+    egc_model_destroy(m);
+    // an input of 3 channels first stays as it is
+    Lowered F;
+    lower_file(data_path("inception_concat.onnx"), &F);
+    ASSERT_EQ(F.st, EGC_OK) << F.err;
+    EXPECT_EQ(F.g.input_channels_last, 0);
 }
 
 // An Inception-style module: `auto` is its Concat, which every path from the input passes

@@ -378,8 +378,11 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
 // the Conv), a DeiT-style transformer (timm's attention split on its own axis 0; two prefix
 // tokens: deit_tiny.onnx, target the last block's norm1), a small Swin transformer (shifted
 // windows, ScatterND-built masks folded at load time; channels-last layers read through their
-// transpose: swin_tiny.onnx, target its final norm and its first block's output): logits and
-// the target gradient, whose heads run backward through them, against the CPU.
+// transpose: swin_tiny.onnx, target its final norm and its first block's output), a model
+// whose input is channels last (the Transpose added at load, then the file's rescaling on
+// [N,H,W,3] and its Transpose back: keras_nhwc.onnx, target relu2; a channels-last global
+// pool, ReduceMean over axes 1 and 2: keras_head.onnx, target relu2): logits and the target
+// gradient, whose heads run backward through them, against the CPU.
 class CudaModelComposite : public testing::TestWithParam<int> {};
 
 TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
@@ -388,9 +391,10 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     const char *files[] = {"composite_opset14.onnx", "leaky_prelu.onnx", "global_max.onnx",
                            "squeeze_unsqueeze.onnx", "convnext_block.onnx", "vit_tiny.onnx",
                            "vit_tiny.onnx", "batch_conv.onnx", "deit_tiny.onnx",
-                           "swin_tiny.onnx", "swin_tiny.onnx"},
+                           "swin_tiny.onnx", "swin_tiny.onnx", "keras_nhwc.onnx",
+                           "keras_head.onnx"},
                *targets[] = {"hs", "lr", "c", "g", "stem", "patch", "layer.ln_1", "conv",
-                             "blocks.1.norm1", "norm", "features.1.0"};
+                             "blocks.1.norm1", "norm", "features.1.0", "relu2", "relu2"};
     const int which = GetParam();
     const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + files[which];
     egc_model *m = nullptr;
@@ -428,7 +432,7 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     egc_model_destroy(m);
 }
 
-INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Range(0, 11));
+INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Range(0, 13));
 
 // ------------------------------------------------------------------ torchvision exports
 //

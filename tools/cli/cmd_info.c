@@ -107,8 +107,11 @@ int cmd_info(int argc, char **argv)
     int ch, h, w, n = egc_model_num_layers(m);
     egc_model_input_chw(m, &ch, &h, &w);
     if (!json) {
-        printf("model   %s\ninput   [N,%d,%d,%d]\nclasses %d\nlayers  %d\n", path, ch, h, w,
-               egc_model_num_classes(m), n);
+        printf("model   %s\ninput   [N,%d,%d,%d]", path, ch, h, w);
+        if (egc_model_input_channels_last(m))
+            printf(" (the file's input is channels last, [N,%d,%d,%d]: egcam transposes to it)", h,
+                   w, ch);
+        printf("\nclasses %d\nlayers  %d\n", egc_model_num_classes(m), n);
         if (egc_model_one_image_per_pass(m))
             printf("passes  one image each (the model moves or merges the batch axis)\n");
         printf("\n");

@@ -99,8 +99,8 @@ static void add_file(cli_items *out, const char *path, int *n_bad)
         int n = 1;
         if (t.shape.ndim == 4) n = (int)t.shape.d[0];
         else if (t.shape.ndim != 3) {
-            fprintf(stderr, "egcam: %s: a tensor file must hold (N,3,H,W) or (3,H,W) floats\n",
-                    path);
+            fprintf(stderr, "egcam: %s: a tensor file must hold (N,3,H,W) or (3,H,W) floats (or "
+                    "channels last: (N,H,W,3) or (H,W,3))\n", path);
             (*n_bad)++;
             egc_tensor_free(&t);
             return;
@@ -197,14 +197,26 @@ egc_status cli_load_item(const cli_item *it, egc_preset preset, int w, int h, fl
         const egc_shape *s = &t.shape;
         int ok = (s->ndim == 4 && s->d[1] == 3 && s->d[2] == h && s->d[3] == w && idx < s->d[0]) ||
                  (s->ndim == 3 && s->d[0] == 3 && s->d[1] == h && s->d[2] == w);
-        if (!ok) {
+        /* channels last, (N,H,W,3) or (H,W,3), as numpy and Keras users keep images */
+        int last = !ok &&
+                   ((s->ndim == 4 && s->d[1] == h && s->d[2] == w && s->d[3] == 3 && idx < s->d[0]) ||
+                    (s->ndim == 3 && s->d[0] == h && s->d[1] == w && s->d[2] == 3));
+        if (!ok && !last) {
             char b[96];
             (void)egc_shape_str(s, b, sizeof b);
             egc_tensor_free(&t);
             return EGC_FAIL(EGC_E_SHAPE, "%s: tensor of shape %s does not fit the model input "
-                            "[N,3,%d,%d]", it->path, b, h, w);
+                            "[N,3,%d,%d] (or channels last, [N,%d,%d,3])", it->path, b, h, w, h,
+                            w);
         }
-        memcpy(dst, t.data + (int64_t)idx * per, (size_t)per * sizeof(float));
+        const float *src = t.data + (int64_t)idx * per;
+        if (ok) {
+            memcpy(dst, src, (size_t)per * sizeof(float));
+        } else {
+            const int64_t hw = (int64_t)h * w;
+            for (int64_t p = 0; p < hw; p++)
+                for (int ch = 0; ch < 3; ch++) dst[ch * hw + p] = src[p * 3 + ch];
+        }
         if (sized) {
             egc_status st2 = egc_preset_denormalize(dst, w, h, preset, sized);
             if (st2 != EGC_OK) {
