@@ -89,6 +89,19 @@ expect 0 "explain --save npy" -- "$egcam" explain --model "$resnet" --method gra
   --save npy --overlay-format jpg -q --out "$out3" "$cats"
 for s in $stems; do file_ok "$out3/$s.npy"; no_file "$out3/${s}_overlay.png"; no_file "$out3/${s}_overlay.jpg"; done
 if grep -q '"overlay"' "$out3/manifest.jsonl"; then bad "--save npy manifest has overlays"; else ok; fi
+# a preset of your own: ImageNet's mean and std written out give the same maps as cifar; the
+# manifest records its canonical form; a bad one is a usage error naming the key
+custom="cifar:mean=0.485,0.456,0.406:std=0.229,0.224,0.225"
+expect 0 "explain with a preset of your own" -- "$egcam" explain --model "$resnet" --method gradcam \
+  --preset "$custom" --save npy -q --out "$work/custom_preset" "$cats"
+for s in $stems; do cmp -s "$work/custom_preset/$s.npy" "$out3/$s.npy" && ok || bad "$s.npy differs with $custom"; done
+grep -qF "\"preset\": \"cifar:mean=0.485000014,0.456,0.405999988:std=0.229000002,0.224000007,0.224999994\"" "$work/custom_preset/manifest.jsonl" && ok || bad "custom preset manifest: $(head -c 400 "$work/custom_preset/manifest.jsonl")"
+expect 0 "explain with a BGR preset" -- "$egcam" explain --model "$resnet" --method gradcam \
+  --preset "cifar:bgr" --save npy -q --out "$work/bgr_preset" "$cats"
+n_same=0; for s in $stems; do cmp -s "$work/bgr_preset/$s.npy" "$out3/$s.npy" && n_same=$((n_same + 1)); done
+[ "$n_same" -eq 0 ] && ok || bad "BGR preset: $n_same maps as with RGB"
+expect 2 "a preset of your own with a bad key" -- "$egcam" classify --model "$resnet" --preset "cifar:scale=2" "$cats"
+err_has "'scale=2' is not mean=.., std=.. or bgr" "a preset of your own with a bad key"
 out4="$work/jpg"
 expect 0 "explain --overlay-format jpg" -- "$egcam" explain --model "$resnet" --method gradcam \
   --save overlay --overlay-format jpg -q --out "$out4" "$cats"

@@ -15,9 +15,14 @@
  *                ToTensor, Normalize(ImageNet mean, std)
  *   cifar        no resize when the image is w x h, else PIL bilinear resize; ImageNet
  *                mean/std
- * The torchvision crop never needs padding: R >= S and the long side is >= R. */
+ * The torchvision crop never needs padding: R >= S and the long side is >= R.
+ * Presets of your own ("BASE:mean=..:std=..:bgr", egc_preset_parse) take BASE's geometry
+ * and their own normalisation; they live in a table of the process (custom_presets), each
+ * entry written once under a mutex and never changed, at values EGC_PRESET_CUSTOM_FIRST + i. */
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,22 +267,157 @@ egc_status egc_image_resize_bilinear(const egc_image *src, int w, int h, egc_ima
     return resize_into(&v, w, h, 0, 0, w, h, out);
 }
 
-egc_status egc_preset_parse(const char *name, egc_preset *out)
+/* ---- presets of your own ---- */
+
+#define EGC_PRESET_CUSTOM_FIRST 16
+typedef struct custom_preset {
+    egc_preset base;
+    float mean[3], std[3]; /* per channel of the tensor (after the BGR swap) */
+    int bgr;
+    char name[192];        /* canonical text */
+} custom_preset;
+static custom_preset g_custom[EGC_PRESET_CUSTOM_MAX];
+static int g_n_custom;
+static pthread_mutex_t g_custom_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The entry of custom preset p, or NULL. Entries never change once counted. */
+static const custom_preset *custom_of(egc_preset p)
+{
+    int i = (int)p - EGC_PRESET_CUSTOM_FIRST;
+    pthread_mutex_lock(&g_custom_mu);
+    int n = g_n_custom;
+    pthread_mutex_unlock(&g_custom_mu);
+    return i >= 0 && i < n ? &g_custom[i] : NULL;
+}
+
+int egc_preset_base(egc_preset p)
+{
+    if (p == EGC_PRESET_TF || p == EGC_PRESET_TORCHVISION || p == EGC_PRESET_CIFAR) return (int)p;
+    const custom_preset *c = custom_of(p);
+    return c ? (int)c->base : -1;
+}
+
+/* One number of a preset text: a decimal number or a fraction "a/b", finite; *end after it. */
+static int parse_number(const char *s, const char **end, double *v)
+{
+    char *e;
+    double a = strtod(s, &e);
+    if (e == s) return 0;
+    if (*e == '/') {
+        const char *t = e + 1;
+        double b = strtod(t, &e);
+        if (e == t || b == 0.0) return 0;
+        a /= b;
+    }
+    if (!isfinite(a) || fabs(a) > 1e30) return 0;
+    *end = e;
+    *v = a;
+    return 1;
+}
+
+/* "a,b,c" or "a" (for all three) up to the next ':' or the end. */
+static int parse_triple(const char *s, const char **end, float v[3])
+{
+    double d[3];
+    int n = 0;
+    for (;;) {
+        if (n == 3 || !parse_number(s, &s, &d[n])) return 0;
+        n++;
+        if (*s != ',') break;
+        s++;
+    }
+    if (n == 2 || (*s && *s != ':')) return 0;
+    for (int i = 0; i < 3; i++) v[i] = (float)d[n == 1 ? 0 : i];
+    *end = s;
+    return 1;
+}
+
+static egc_status builtin_parse(const char *w, size_t len, egc_preset *out)
 {
     static const struct {
         const char *name;
         egc_preset p;
     } table[] = {{"tf", EGC_PRESET_TF},
                  {"torchvision", EGC_PRESET_TORCHVISION},
-                 {"cifar", EGC_PRESET_CIFAR}};
-    if (!name) return EGC_FAIL(EGC_E_ARG, "preset: no name given (tf, torchvision or cifar)");
-    for (size_t i = 0; i < EGC_COUNT(table); i++) {
-        if (strcmp(name, table[i].name) == 0) {
-            if (out) *out = table[i].p;
+                 {"cifar", EGC_PRESET_CIFAR},
+                 {"resize", EGC_PRESET_CIFAR}};
+    for (size_t i = 0; i < EGC_COUNT(table); i++)
+        if (strlen(table[i].name) == len && strncmp(w, table[i].name, len) == 0) {
+            *out = table[i].p;
             return EGC_OK;
         }
+    return EGC_FAIL(EGC_E_ARG, "preset '%.*s' is unknown (tf, torchvision, cifar or resize, "
+                    "optionally followed by :mean=..:std=..:bgr)", (int)len, w);
+}
+
+egc_status egc_preset_parse(const char *name, egc_preset *out)
+{
+    if (!name) return EGC_FAIL(EGC_E_ARG, "preset: no name given (tf, torchvision or cifar)");
+    const char *colon = strchr(name, ':');
+    egc_preset base = EGC_PRESET_TORCHVISION;
+    EGC_TRY(builtin_parse(name, colon ? (size_t)(colon - name) : strlen(name), &base));
+    if (!colon) {
+        if (out) *out = base;
+        return EGC_OK;
     }
-    return EGC_FAIL(EGC_E_ARG, "preset '%s' is unknown (tf, torchvision or cifar)", name);
+    custom_preset c;
+    memset(&c, 0, sizeof c);
+    c.base = base;
+    int has_mean = 0, has_std = 0;
+    for (const char *s = colon; *s == ':';) {
+        s++;
+        const char *key = s;
+        if (!strncmp(s, "bgr", 3) && (s[3] == ':' || !s[3])) {
+            if (c.bgr) return EGC_FAIL(EGC_E_ARG, "preset '%s': bgr is given twice", name);
+            c.bgr = 1;
+            s += 3;
+        } else if (!strncmp(s, "mean=", 5) || !strncmp(s, "std=", 4)) {
+            const int is_mean = s[0] == 'm';
+            if (is_mean ? has_mean : has_std)
+                return EGC_FAIL(EGC_E_ARG, "preset '%s': %s is given twice", name,
+                                is_mean ? "mean" : "std");
+            s += is_mean ? 5 : 4;
+            if (!parse_triple(s, &s, is_mean ? c.mean : c.std))
+                return EGC_FAIL(EGC_E_ARG, "preset '%s': %s must be one or three finite numbers "
+                                "(decimals or fractions a/b) separated by commas", name,
+                                is_mean ? "mean" : "std");
+            if (is_mean) has_mean = 1;
+            else has_std = 1;
+        } else {
+            const char *e = strchr(key, ':');
+            return EGC_FAIL(EGC_E_ARG, "preset '%s': '%.*s' is not mean=.., std=.. or bgr", name,
+                            (int)(e ? e - key : (long)strlen(key)), key);
+        }
+        if (*s && *s != ':')
+            return EGC_FAIL(EGC_E_ARG, "preset '%s': unexpected '%s'", name, s);
+    }
+    if (!has_mean && !has_std) { /* the base's own normalisation, as (p/255 - m) / s */
+        for (int i = 0; i < 3; i++) {
+            c.mean[i] = base == EGC_PRESET_TF ? 128.0f / 255.0f : k_mean[i];
+            c.std[i] = base == EGC_PRESET_TF ? 128.0f / 255.0f : k_std[i];
+        }
+    } else {
+        for (int i = 0; i < 3; i++) {
+            if (!has_mean) c.mean[i] = 0.0f;
+            if (!has_std) c.std[i] = 1.0f;
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        if (!(c.std[i] != 0.0f) || !isfinite(c.std[i]) || !isfinite(c.mean[i]))
+            return EGC_FAIL(EGC_E_ARG, "preset '%s': std must not be 0", name);
+    snprintf(c.name, sizeof c.name, "%s:mean=%.9g,%.9g,%.9g:std=%.9g,%.9g,%.9g%s",
+             egc_preset_name(base), c.mean[0], c.mean[1], c.mean[2], c.std[0], c.std[1],
+             c.std[2], c.bgr ? ":bgr" : "");
+    pthread_mutex_lock(&g_custom_mu);
+    int i = 0;
+    while (i < g_n_custom && strcmp(g_custom[i].name, c.name)) i++;
+    if (i == g_n_custom && i < EGC_PRESET_CUSTOM_MAX) g_custom[g_n_custom++] = c;
+    pthread_mutex_unlock(&g_custom_mu);
+    if (i == EGC_PRESET_CUSTOM_MAX)
+        return EGC_FAIL(EGC_E_ARG, "preset '%s': this process already has %d presets of its own",
+                        name, EGC_PRESET_CUSTOM_MAX);
+    if (out) *out = (egc_preset)(EGC_PRESET_CUSTOM_FIRST + i);
+    return EGC_OK;
 }
 
 const char *egc_preset_name(egc_preset p)
@@ -287,7 +427,8 @@ const char *egc_preset_name(egc_preset p)
     case EGC_PRESET_TORCHVISION: return "torchvision";
     case EGC_PRESET_CIFAR: return "cifar";
     }
-    return "unknown";
+    const custom_preset *c = custom_of(p);
+    return c ? c->name : "unknown";
 }
 
 /* tf.image.central_crop(0.875) of an iw x ih image: the border cut off each side (*bw
@@ -329,7 +470,7 @@ egc_status egc_preset_crop_box(egc_preset p, int iw, int ih, int w, int h, float
         return EGC_FAIL(EGC_E_ARG, "preset %s: image size %dx%d is not in 1..%d",
                         egc_preset_name(p), iw, ih, EGC_IMAGE_MAX_SIDE);
     EGC_TRY(check_size_arg(w, h, egc_preset_name(p)));
-    switch (p) {
+    switch (egc_preset_base(p)) {
     case EGC_PRESET_TF: {
         int bw, bh;
         tf_border(iw, ih, &bw, &bh);
@@ -372,7 +513,7 @@ egc_status egc_preset_geometry(const egc_image *img, egc_preset p, int w, int h,
     EGC_TRY(check_size_arg(w, h, egc_preset_name(p)));
     view src = view_of(img);
 
-    switch (p) {
+    switch (egc_preset_base(p)) {
     case EGC_PRESET_TF: {
         int bw, bh;
         tf_border(img->w, img->h, &bw, &bh);
@@ -400,9 +541,17 @@ void egc_preset_normalize(const egc_image *sized, egc_preset p, float *dst)
     if (!sized || !sized->rgb || !dst || sized->w <= 0 || sized->h <= 0) return;
     size_t n = (size_t)sized->w * (size_t)sized->h;
     const uint8_t *s = sized->rgb;
+    const custom_preset *cp = custom_of(p);
     for (int c = 0; c < 3; c++) {
         float *d = dst + (size_t)c * n;
-        if (p == EGC_PRESET_TF) {
+        if (cp) {
+            const float m = cp->mean[c], sd = cp->std[c];
+            const int from = cp->bgr ? 2 - c : c;
+            for (size_t i = 0; i < n; i++) {
+                float x = (float)s[3 * i + from] / 255.0f;
+                d[i] = (x - m) / sd;
+            }
+        } else if (p == EGC_PRESET_TF) {
             for (size_t i = 0; i < n; i++) d[i] = ((float)s[3 * i + c] - 128.0f) / 128.0f;
         } else {
             /* ToTensor then Normalize, in float32 as torch computes them. */
@@ -439,17 +588,20 @@ egc_status egc_preset_denormalize(const float *chw, int w, int h, egc_preset p, 
     out->rgb = NULL;
     if (!chw) return EGC_FAIL(EGC_E_ARG, "denormalize: NULL tensor");
     EGC_TRY(check_size_arg(w, h, "denormalize"));
-    if (p != EGC_PRESET_TF && p != EGC_PRESET_TORCHVISION && p != EGC_PRESET_CIFAR)
+    if (egc_preset_base(p) < 0)
         return EGC_FAIL(EGC_E_ARG, "denormalize: preset %d is unknown", (int)p);
+    const custom_preset *cp = custom_of(p);
     size_t n = (size_t)w * (size_t)h;
     uint8_t *q = NULL;
     EGC_TRY(egc_malloc((void **)&q, n, 3, "denormalized image"));
     for (int c = 0; c < 3; c++) {
         const float *s = chw + (size_t)c * n;
+        const int to = cp && cp->bgr ? 2 - c : c;
         for (size_t i = 0; i < n; i++) {
-            float v = p == EGC_PRESET_TF ? s[i] * 128.0f + 128.0f
-                                         : (s[i] * k_std[c] + k_mean[c]) * 255.0f;
-            q[3 * i + c] = to_u8(v);
+            float v = cp                 ? (s[i] * cp->std[c] + cp->mean[c]) * 255.0f
+                      : p == EGC_PRESET_TF ? s[i] * 128.0f + 128.0f
+                                           : (s[i] * k_std[c] + k_mean[c]) * 255.0f;
+            q[3 * i + to] = to_u8(v);
         }
     }
     out->w = w;

@@ -573,7 +573,7 @@ static egc_status check_options(const egc_explain_options *o)
                         (double)o->noise);
     if (o->uniform_count < 1 || o->uniform_count > 4096)
         return EGC_FAIL(EGC_E_ARG, "uniform_count must be in 1..4096 (got %d)", o->uniform_count);
-    if ((int)o->preset < 0 || o->preset > EGC_PRESET_CIFAR)
+    if (egc_preset_base(o->preset) < 0)
         return EGC_FAIL(EGC_E_ARG, "preset %d out of range", (int)o->preset);
     if (!(o->samples_tol >= 0.0f) || !isfinite(o->samples_tol))
         return EGC_FAIL(EGC_E_ARG, "samples_tol must be a finite number >= 0 (got %g)",

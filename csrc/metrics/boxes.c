@@ -258,7 +258,7 @@ fail:
 static egc_status preset_affine(egc_preset p, int iw, int ih, int W, int H, double *sx,
                                 double *ox, double *sy, double *oy)
 {
-    switch (p) {
+    switch (egc_preset_base(p)) {
     case EGC_PRESET_TF: {
         int bh = (int)(((double)ih - (double)ih * 0.875) / 2.0);
         int bw = (int)(((double)iw - (double)iw * 0.875) / 2.0);

@@ -38,9 +38,26 @@ typedef enum egc_preset {
     EGC_PRESET_CIFAR = 2        /* no resize when the image is HxW (else bilinear), ImageNet mean/std */
 } egc_preset;
 
-/* "tf", "torchvision", "cifar" -> preset; EGC_E_ARG naming the word otherwise. */
+/* A preset by name: "tf", "torchvision", "cifar" (also "resize", the same as "cifar"), or
+ * one of those with a normalisation of your own, "BASE[:mean=M][:std=S][:bgr]": the
+ * geometry of BASE, then x = (p/255 - M[c]) / S[c] for channel c of pixel values p, the
+ * channels in BGR order with ":bgr" (Keras' "caffe" mode). M and S are three values
+ * "a,b,c" or one for all three, each a decimal number or a fraction "a/b" (std=1/255 makes
+ * x = p - 255*M); mean defaults to 0 and std to 1 when the other is given, and to BASE's own
+ * when neither is. E.g. "torchvision:mean=0.5:std=0.5" (timm's Inception-style models),
+ * "cifar:mean=0:std=1/255" (pixels 0..255 as they are). Such a preset is registered for the
+ * rest of the process (the same text gives the same value; at most EGC_PRESET_CUSTOM_MAX
+ * different ones) and is taken wherever an egc_preset is. EGC_E_ARG naming the word, key or
+ * value otherwise (a std of 0, a value that is not finite). */
 EGC_NODISCARD egc_status egc_preset_parse(const char *name, egc_preset *out);
+#define EGC_PRESET_CUSTOM_MAX 64
+/* Its name: "tf", "torchvision", "cifar", or for a preset of your own its canonical text
+ * ("BASE:mean=a,b,c:std=a,b,c[:bgr]", which egc_preset_parse reads back to the same preset);
+ * "unknown" for a value that is no preset. Valid for the life of the process. */
 const char *egc_preset_name(egc_preset p);
+/* The built-in preset whose geometry p has (p itself for a built-in), or -1 when p is no
+ * preset. */
+int egc_preset_base(egc_preset p);
 
 /* Geometric part of a preset: the uint8 RGB image of size w x h that the model sees
  * (crop + resize; resizing as PIL's Image.resize(BILINEAR) does it, antialiased when

@@ -659,8 +659,10 @@ class Explainer(_Handle):
       precision    "fp32" or "mixed" (fp16 trunk on a GPU; the CPU computes fp32)
       layer        target layer: a tensor or node name, a module path of a PyTorch export
                    ("layer4", "features.29": the module's output), or "auto"
-      preset       how the inputs were normalised ("torchvision", "tf", "cifar"): defines the
-                   black and uniform baselines
+      preset       how the inputs were normalised ("torchvision", "tf", "cifar", or one of them
+                   with a normalisation of your own, "torchvision:mean=0.5:std=0.5", as
+                   `egcam classify --help-presets` says): defines the black and uniform
+                   baselines
       samples      S, samples per image of the sampled methods
       baselines    "black", "blur", "uniform", "self", a path to a reference .npy file
                    (R,3,H,W), or such an array

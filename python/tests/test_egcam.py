@@ -264,6 +264,23 @@ class ExplainTest(unittest.TestCase):
             w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
             self.assertEqual((w, h), (3 * 44 + 4, 3 * 44 + 4))  # 3 methods x 3 images of 40 + gaps
 
+    def test_preset_of_your_own(self):
+        """A preset with ImageNet's mean and std written out loads the images as cifar does;
+        with BGR channels it swaps them; the explainer reports its canonical form; a bad one
+        names its key."""
+        same = egcam.load_images(self.paths, self.model,
+                                 preset="cifar:mean=0.485,0.456,0.406:std=0.229,0.224,0.225")
+        self.assertTrue(np.array_equal(same, self.x))
+        bgr = egcam.load_images(self.paths, self.model, preset="cifar:mean=0.5:std=0.25:bgr")
+        rgb = egcam.load_images(self.paths, self.model, preset="cifar:mean=0.5:std=0.25")
+        self.assertTrue(np.array_equal(bgr, rgb[:, ::-1]))
+        e = egcam.Explainer(self.model, "gradcam", preset="resize:std=1/255")
+        self.assertEqual(e.options["preset"], "cifar:mean=0,0,0:std=0.00392156886,0.00392156886,"
+                                              "0.00392156886")
+        with self.assertRaises(egcam.Error) as cm:
+            egcam.load_images(self.paths, self.model, preset="cifar:gamma=2")
+        self.assertIn("'gamma=2' is not mean=.., std=.. or bgr", str(cm.exception))
+
     def test_out_buffers(self):
         buf = egcam.empty_pinned((8, 3, 32, 32), device="cpu")
         self.assertFalse(egcam.is_pinned(buf))  # ordinary memory for the CPU

@@ -522,6 +522,84 @@ TEST(ImagePreset, ParseNamesAndArguments)
     EXPECT_EQ(out.im.h, 64);
 }
 
+// Presets of your own: "BASE:mean=..:std=..:bgr" keeps BASE's geometry and normalises
+// x = (p/255 - mean) / std in float32 (torchvision's ToTensor and Normalize), the channels
+// swapped with bgr; the same text gives the same preset, the canonical name reads back to it;
+// denormalising gives the pixels back; Keras' caffe mode (BGR, mean subtracted from 0..255
+// pixels) is "bgr:mean=M/255:std=1/255".
+TEST(ImagePreset, PresetsOfYourOwn)
+{
+    egc_preset a, b, c, d;
+    ASSERT_EQ(egc_preset_parse("torchvision:mean=0.5:std=0.5:bgr", &a), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_preset_base(a), EGC_PRESET_TORCHVISION);
+    EXPECT_STREQ(egc_preset_name(a), "torchvision:mean=0.5,0.5,0.5:std=0.5,0.5,0.5:bgr");
+    ASSERT_EQ(egc_preset_parse(egc_preset_name(a), &b), EGC_OK);
+    EXPECT_EQ(a, b);
+    ASSERT_EQ(egc_preset_parse("torchvision:bgr:std=1/2,0.5,0.5:mean=0.5", &b), EGC_OK);
+    EXPECT_EQ(a, b);
+    ASSERT_EQ(egc_preset_parse("torchvision:mean=0.5:std=0.5", &c), EGC_OK);
+    EXPECT_NE(a, c);
+    ASSERT_EQ(egc_preset_parse("resize", &d), EGC_OK);
+    EXPECT_EQ(d, EGC_PRESET_CIFAR);
+    EXPECT_EQ(egc_preset_base(EGC_PRESET_TF), EGC_PRESET_TF);
+    EXPECT_EQ(egc_preset_base((egc_preset)12345), -1);
+    EXPECT_STREQ(egc_preset_name((egc_preset)12345), "unknown");
+
+    Img src, g0, g1;
+    ASSERT_EQ(egc_image_load((kShared + "photos/cat.bmp").c_str(), &src.im), EGC_OK);
+    ASSERT_EQ(egc_preset_geometry(&src.im, EGC_PRESET_TORCHVISION, 64, 64, &g0.im), EGC_OK);
+    ASSERT_EQ(egc_preset_geometry(&src.im, a, 64, 64, &g1.im), EGC_OK);
+    ASSERT_EQ(memcmp(g0.im.rgb, g1.im.rgb, (size_t)64 * 64 * 3), 0);
+    float box0[4], box1[4];
+    ASSERT_EQ(egc_preset_crop_box(EGC_PRESET_TORCHVISION, src.im.w, src.im.h, 64, 64, box0), EGC_OK);
+    ASSERT_EQ(egc_preset_crop_box(a, src.im.w, src.im.h, 64, 64, box1), EGC_OK);
+    EXPECT_EQ(memcmp(box0, box1, sizeof box0), 0);
+    const size_t n = 64 * 64;
+    std::vector<float> x(3 * n);
+    ASSERT_EQ(egc_preprocess(&src.im, a, 64, 64, x.data()), EGC_OK);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int ch = 0; ch < 3; ch++) {
+            volatile float v = (float)g0.im.rgb[3 * i + (2 - ch)] / 255.0f; // BGR
+            volatile float want = (v - 0.5f) / 0.5f;
+            if (x[ch * n + i] != want) bad++;
+        }
+    EXPECT_EQ(bad, 0u);
+    Img back;
+    ASSERT_EQ(egc_preset_denormalize(x.data(), 64, 64, a, &back.im), EGC_OK);
+    EXPECT_EQ(memcmp(back.im.rgb, g0.im.rgb, 3 * n), 0);
+
+    egc_preset caffe;
+    ASSERT_EQ(egc_preset_parse("cifar:bgr:mean=103.939/255,116.779/255,123.68/255:std=1/255",
+                               &caffe), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_preprocess(&src.im, caffe, 64, 64, x.data()), EGC_OK);
+    ASSERT_EQ(egc_preset_geometry(&src.im, EGC_PRESET_CIFAR, 64, 64, &g1.im), EGC_OK);
+    const double mean_bgr[3] = {103.939, 116.779, 123.68};
+    double worst = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int ch = 0; ch < 3; ch++)
+            worst = std::max(worst, std::fabs(x[ch * n + i] -
+                                              (g1.im.rgb[3 * i + (2 - ch)] - mean_bgr[ch])));
+    EXPECT_LT(worst, 1e-4);
+
+    struct Bad {
+        const char *text, *says;
+    } bads[] = {{"torchvision:foo", "'foo' is not mean=.., std=.. or bgr"},
+                {"torchvision:std=0", "std must not be 0"},
+                {"torchvision:std=1/0", "std must be one or three finite numbers"},
+                {"torchvision:mean=1,2", "mean must be one or three"},
+                {"torchvision:mean=1,2,3,4", "mean must be one or three"},
+                {"torchvision:mean=0.5:mean=0.5", "mean is given twice"},
+                {"torchvision:bgr:bgr", "bgr is given twice"},
+                {"torchvision:mean=nan", "mean must be one or three"},
+                {"keras:mean=0", "preset 'keras' is unknown"},
+                {"torchvision:", "'' is not mean=.., std=.. or bgr"}};
+    for (const Bad &k : bads) {
+        EXPECT_EQ(egc_preset_parse(k.text, &d), EGC_E_ARG) << k.text;
+        EXPECT_NE(strstr(egc_last_error(), k.says), nullptr) << k.text << ": " << egc_last_error();
+    }
+}
+
 TEST(ImagePreset, ResizeProperties)
 {
     // Constant images stay constant at every scale; identity size is a copy; a 1-pixel image

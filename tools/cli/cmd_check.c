@@ -43,7 +43,7 @@ static void help(FILE *f)
         "options:\n"
         "  --model M.onnx      the classifier (required)\n"
         "  --layer L           target layer, as `egcam explain --layer` (default auto)\n"
-        "  --preset P          tf | torchvision | cifar, for image inputs (default: cifar for\n"
+        "  --preset P          tf | torchvision | cifar[:mean=..:std=..:bgr], for image inputs (default: cifar for\n"
         "                      32x32 inputs, else torchvision)\n"
         "  --logits REF.npy    reference logits (N,classes) float32 of the N inputs, in order\n"
         "                      (e.g. PyTorch's for the same .npy tensor)\n"

@@ -18,8 +18,8 @@ static void help(FILE *f)
         "\n"
         "options:\n"
         "  --model M.onnx      the classifier (required)\n"
-        "  --preset P          tf | torchvision | cifar (default: cifar for 32x32 inputs,\n"
-        "                      else torchvision); see `egcam classify --help-presets`\n"
+        "  --preset P          tf | torchvision | cifar[:mean=..:std=..:bgr] (default: cifar for 32x32\n"
+        "                      inputs, else torchvision); see `egcam classify --help-presets`\n"
         "  --labels FILE       class names, one per line (default: imagenet_classes.txt or\n"
         "                      cifar10_classes.txt beside the model when the count fits)\n"
         "  --top K             how many classes to show (default 5)\n"
@@ -58,7 +58,18 @@ static void help_presets(FILE *f)
         "  torchvision  resize the short side to round(H*256/224), centre crop HxW,\n"
         "               x = (p/255 - mean) / std with ImageNet mean/std (torchvision models)\n"
         "  cifar        no resize for HxW images (else bilinear), ImageNet mean/std\n"
-        "Resizing is PIL's bilinear (antialiased when shrinking), bit for bit.\n");
+        "               (also called resize)\n"
+        "Resizing is PIL's bilinear (antialiased when shrinking), bit for bit.\n"
+        "A normalisation of your own: a preset's geometry followed by any of\n"
+        "  :mean=M      M: three values a,b,c (or one for all), decimals or fractions a/b\n"
+        "  :std=S       x = (p/255 - M) / S per channel of the tensor (M = 0 or S = 1 when\n"
+        "               only the other is given)\n"
+        "  :bgr         the tensor's channels in BGR order (M and S then in that order too;\n"
+        "               without M and S, the preset's own normalisation)\n"
+        "e.g. torchvision:mean=0.5:std=0.5 (timm's Inception-style models),\n"
+        "     resize:mean=0:std=1/255 (pixels 0..255 as they are),\n"
+        "     resize:bgr:mean=103.939/255,116.779/255,123.68/255:std=1/255 (Keras' caffe mode).\n"
+        "The manifest of egcam explain records a preset of your own in that form.\n");
 }
 
 typedef struct pending {

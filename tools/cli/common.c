@@ -290,7 +290,15 @@ const char *cli_default_preset(const egc_model *m)
 int cli_parse_preset(const char *cmd, const char *name, egc_preset *out)
 {
     if (egc_preset_parse(name, out) == EGC_OK) return 1;
-    fprintf(stderr, "egcam %s: --preset '%s' is not one of tf, torchvision, cifar\n", cmd, name);
+    /* the reason, without the " [file:line]" trace of the first line */
+    const char *e = egc_last_error(), *nl = strchr(e, '\n');
+    int len = nl ? (int)(nl - e) : (int)strlen(e);
+    for (int k = len - 1; k > 0 && e[len - 1] == ']'; k--)
+        if (e[k] == '[' && e[k - 1] == ' ') {
+            len = k - 1;
+            break;
+        }
+    fprintf(stderr, "egcam %s: --preset: %.*s\n", cmd, len, e);
     return 0;
 }
 
