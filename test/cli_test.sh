@@ -214,6 +214,14 @@ for i in 0 1 2; do
 done
 expect 2 "a reference file that fits no layout" -- "$egcam" explain -q --model "$resnet" --method expected-gradcam --baselines "$lower/keras_nhwc_in_last.npy" --out "$work/nhwc_bad" "$cats"
 err_has "or channels last, (R,32,32,3)" "a reference file that fits no layout"
+# a model ending in a Softmax: its input is taken as the logits; a reference of probabilities
+# (the file's output) is compared through that Softmax, one of logits as it is
+expect 0 "info on a final Softmax" -- "$egcam" info "$lower/keras_softmax.onnx"
+grep -q "^classes 4 (the file's output is a Softmax: egcam takes its input as the logits)" "$work/out" && ok || bad "info final Softmax: $(head -4 "$work/out")"
+expect 0 "check probabilities" -- "$egcam" check --model "$lower/keras_softmax.onnx" --logits "$lower/keras_softmax_out.npy" "$lower/keras_softmax_in.npy"
+grep -q "^reference .*(probabilities: the logits through the model's final Softmax).*: ok$" "$work/out" && ok || bad "check probabilities: $(cat "$work/out")"
+expect 0 "check logits of a Softmax model" -- "$egcam" check --model "$lower/keras_softmax.onnx" --logits "$lower/keras_softmax_logits.npy" "$lower/keras_softmax_in.npy"
+grep -q "^reference .*keras_softmax_logits.npy: max .*: ok$" "$work/out" && ok || bad "check logits: $(cat "$work/out")"
 expect 1 "a tensor that fits no layout" -- "$egcam" explain -q --model "$resnet" --method gradcam --save npy --out "$work/nhwc_bad" "$lower/keras_nhwc_in_last.npy"
 err_has "does not fit the model input [N,3,32,32] (or channels last, [N,32,32,3])" "a tensor that fits no layout"
 expect 2 "check: reference of the wrong shape" -- "$egcam" check --model "$resnet" --logits "$lower/swin_tiny_out.npy"

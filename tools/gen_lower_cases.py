@@ -42,7 +42,8 @@ computed here with torch / numpy, independently of egcam:
   vit_tiny.onnx, deit_tiny.onnx, batch_conv.onnx, dropout_training*.onnx and swin_tiny.onnx
   (torchvision's Swin transformer, small: shifted windows, a channels-last stage),
   inception_concat.onnx (two branches joined by a Concat), keras_nhwc.onnx, nhwc_direct.onnx and
-  keras_head.onnx (channels-last inputs [N,H,W,3], as Keras and TensorFlow exports take them).
+  keras_head.onnx (channels-last inputs [N,H,W,3], as Keras and TensorFlow exports take them),
+  keras_softmax.onnx (a final Softmax).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -873,7 +874,8 @@ def channels_last_input_cases(rng):
     Keras' Rescaling and Normalization layers) before its Transpose to [N,C,H,W];
     nhwc_direct.onnx transposes at once. Then Conv, Relu, Conv, Relu ("relu2"), global average
     pool and Linear, exported with a symbolic batch; keras_head.onnx transposes back to
-    channels last before its pool (a ReduceMean over axes 1 and 2). NAME_in.npy holds the 3
+    channels last before its pool (a ReduceMean over axes 1 and 2), keras_softmax.onnx is
+    keras_head with a final Softmax (its logits in keras_softmax_logits.npy). NAME_in.npy holds the 3
     images as egcam takes them, [N,3,H,W]; NAME_out.npy PyTorch's logits for them channels
     last; for keras_nhwc and keras_head, the activation and gradient of the top-1 logits at
     relu2; keras_nhwc_in_last.npy the images channels last."""
@@ -907,10 +909,16 @@ def channels_last_input_cases(rng):
             x = self.relu2(self.conv2(self.relu1(self.conv1(x))))
             return self.fc(x.permute(0, 2, 3, 1).mean((1, 2)))
 
+    class Probs(Head):
+        """Keras' classifiers end in a Softmax (Dense(activation="softmax"))."""
+
+        def forward(self, x):
+            return torch.softmax(super().forward(x), dim=-1)
+
     for name, rescale, seed in (("keras_nhwc", True, 37), ("nhwc_direct", False, 41),
-                                ("keras_head", False, 53)):
+                                ("keras_head", False, 53), ("keras_softmax", False, 59)):
         torch.manual_seed(seed)
-        net = (Head if name == "keras_head" else Net)(rescale).eval()
+        net = {"keras_head": Head, "keras_softmax": Probs}.get(name, Net)(rescale).eval()
         x = torch.from_numpy(rng.standard_normal((3, 8, 8, 3)).astype(np.float32))
         with torch.no_grad():
             y = net(x).numpy()
@@ -922,6 +930,9 @@ def channels_last_input_cases(rng):
         npy(name + "_out.npy", y)
         if rescale:
             npy(name + "_in_last.npy", x.numpy())  # the same images channels last
+        if name == "keras_softmax":  # the logits before the Softmax
+            with torch.no_grad():
+                npy(name + "_logits.npy", Head.forward(net, x).numpy())
         if rescale or name == "keras_head":
             act, grad = top1_grad(net, net.relu2, x)
             npy(name + "_relu2_act.npy", act.numpy())

@@ -23,6 +23,7 @@ struct egc_model {
     unsigned char *layout; /* per value: LAYOUT_* (what is known of its axis order) */
     int one_image;      /* 1: one image per pass (egc_graph_rows_apart is 0) */
     egc_tokens *tok;    /* per value: its token-layer geometry (prefix < 0: not one) */
+    int softmax_out;    /* 1: the file's output was a Softmax over the classes, left out */
 };
 
 /* What is known of a value's axis order: channels first [N,C,H,W] (the input, and what
@@ -245,6 +246,23 @@ egc_status egc_model_load(const char *path, egc_model **out)
                       egc_shape_str(o, b, sizeof b));
         goto fail;
     }
+    /* A final Softmax over the classes (Keras' Dense(activation="softmax")): its input is
+     * the logits, which the explanations take their gradients of (a probability output
+     * saturates them; `--score softmax` gives the probabilities). It is the last node (every
+     * node left after lowering leads to the output). */
+    if (g->n_nodes > 0) {
+        egc_node *last = &m->g.nodes[g->n_nodes - 1];
+        if (last->op == EGC_OP_SOFTMAX && last->out == g->output && last->in[0] >= 0 &&
+            last->in[0] != g->input && (last->p.axis.axis == 1 || last->p.axis.axis == -1) &&
+            g->values[last->in[0]].shape.ndim == 2) {
+            m->g.output = last->in[0];
+            free(last->name);
+            last->name = NULL;
+            m->g.n_nodes--;
+            m->softmax_out = 1;
+            o = &g->values[g->output].shape;
+        }
+    }
     m->c = (int)in->d[1];
     m->h = (int)in->d[2];
     m->w = (int)in->d[3];
@@ -334,6 +352,8 @@ void egc_model_input_chw(const egc_model *m, int *c, int *h, int *w)
 int egc_model_num_classes(const egc_model *m) { return m->classes; }
 
 int egc_model_input_channels_last(const egc_model *m) { return m->g.input_channels_last; }
+
+int egc_model_output_softmax_removed(const egc_model *m) { return m->softmax_out; }
 
 int egc_model_num_layers(const egc_model *m) { return m->n_layers; }
 

@@ -115,6 +115,7 @@ _SIGS = {
                                               ctypes.POINTER(ctypes.c_int)]),
     "egc_model_layer_channels_last": (ctypes.c_int, [_P, ctypes.c_int]),
     "egc_model_input_channels_last": (ctypes.c_int, [_P]),
+    "egc_model_output_softmax_removed": (ctypes.c_int, [_P]),
     "egc_session_create": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_int, ctypes.c_int,
                                           ctypes.POINTER(_P)]),
     "egc_session_destroy": (None, [_P]),
@@ -390,6 +391,9 @@ class Model(_Closing):
         # the file's input is channels last, (N,H,W,3) (Keras, TensorFlow): egcam still takes
         # images (N,3,H,W) (input_shape), or channels last, and transposes them
         self.input_channels_last = bool(_lib.egc_model_input_channels_last(h))
+        # the file's output is a Softmax over the classes (Keras classifiers): egcam leaves it
+        # out and takes its input as the logits
+        self.output_softmax_removed = bool(_lib.egc_model_output_softmax_removed(h))
         self.num_classes = _lib.egc_model_num_classes(h)
         self._explainers = weakref.WeakSet()  # closed before the model is
         self._evaluators = {}  # (device, batch) -> the Evaluator logits() runs through

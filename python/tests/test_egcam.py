@@ -474,6 +474,12 @@ class VisionTransformerTest(unittest.TestCase):
         r = e.explain(x)
         self.assertTrue(np.array_equal(e.explain(xl).maps, r.maps))
         self.assertFalse(egcam.Model(os.path.join(LOWER, "swin_tiny.onnx")).input_channels_last)
+        self.assertFalse(m.output_softmax_removed)
+        s = egcam.Model(os.path.join(LOWER, "keras_softmax.onnx"))
+        self.assertTrue(s.output_softmax_removed)
+        want = np.load(os.path.join(LOWER, "keras_softmax_logits.npy"))
+        got = s.logits(np.load(os.path.join(LOWER, "keras_softmax_in.npy")))
+        self.assertLessEqual(float(np.abs(got - want).max()), 1e-5 * float(np.abs(want).max()))
         with self.assertRaises(ValueError):
             e.explain(xl[:, :4])
 

@@ -1029,6 +1029,39 @@ TEST(LowerComposite, ChannelsLastInputIsTransposedAtLoad)
     EXPECT_EQ(F.g.input_channels_last, 0);
 }
 
+// A model whose output is a Softmax over the classes (Keras' classifiers end so): egcam leaves
+// it out and its sessions give the logits (PyTorch's, before the Softmax); a model without one
+// keeps its output.
+TEST(LowerComposite, FinalSoftmaxIsLeftOut)
+{
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("keras_softmax.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    EXPECT_EQ(egc_model_output_softmax_removed(m), 1);
+    EXPECT_EQ(egc_model_num_classes(m), 4);
+    for (int i = 0; i < egc_model_num_layers(m); i++) {
+        egc_layer_info li;
+        ASSERT_EQ(egc_model_layer(m, i, &li), EGC_OK);
+        EXPECT_STRNE(li.op, "Softmax") << li.name;
+    }
+    Npy in, want;
+    read_npy("keras_softmax_in.npy", &in);
+    read_npy("keras_softmax_logits.npy", &want);
+    const int n = (int)in.t.shape.d[0];
+    int layer = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &layer), EGC_OK);
+    egc_session *s = nullptr;
+    ASSERT_EQ(egc_session_create(m, "cpu", n, layer, &s), EGC_OK) << egc_last_error();
+    std::vector<float> logits((size_t)n * 4);
+    ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK);
+    expect_close(logits, want.vec(), 1e-5, "keras_softmax logits");
+    egc_session_destroy(s);
+    egc_model_destroy(m);
+    ASSERT_EQ(egc_model_load(data_path("keras_head.onnx").c_str(), &m), EGC_OK);
+    EXPECT_EQ(egc_model_output_softmax_removed(m), 0);
+    egc_model_destroy(m);
+}
+
 // An Inception-style module: `auto` is its Concat, which every path from the input passes
 // (pytorch-grad-cam's users target Inception modules so), not the last branch's Relu, which the
 // other branch goes around (a CAM there would see 4 of the 8 channels).

@@ -350,6 +350,7 @@ int cmd_check(int argc, char **argv)
     }
     int rc = EXIT_MODEL;
     egc_session *s = NULL, *sc = NULL;
+    float *ref_soft = NULL; /* the logits through a left-out final Softmax */
     float *x = NULL, *xb = NULL, *l0 = NULL, *logits = NULL, *seedbuf = NULL, *G = NULL,
           *A = NULL, *off = NULL, *lc = NULL, *gc = NULL;
     int *cls = NULL, *clsc = NULL, n = 0;
@@ -451,9 +452,41 @@ int cmd_check(int argc, char **argv)
     for (size_t j = 0; j < (size_t)n * c.khw; j++) nonfinite += !isfinite(G[j]);
     double ref_worst = 0.0, ref_ratio = 0.0; /* largest |d|, and largest |d| / (atol + rtol |r|) */
     int ref_at = -1;
+    /* A model whose final Softmax egcam left out is compared with a reference of
+     * probabilities (the file's own output: nonnegative rows that sum to 1) through that
+     * Softmax; with logits as they are. */
+    int ref_probs = 0;
+    if (ref_path && egc_model_output_softmax_removed(m)) {
+        ref_probs = 1;
+        for (int i = 0; i < n && ref_probs; i++) {
+            double sum = 0.0;
+            for (int k = 0; k < c.classes; k++) {
+                const double r = rt.data[(size_t)i * c.classes + k];
+                if (!(r >= 0.0)) ref_probs = 0;
+                sum += r;
+            }
+            if (!(fabs(sum - 1.0) <= 1e-3)) ref_probs = 0;
+        }
+    }
+    if (ref_probs) {
+        ref_soft = malloc((size_t)n * (size_t)c.classes * sizeof *ref_soft);
+        if (!ref_soft) {
+            fprintf(stderr, "egcam check: out of memory\n");
+            goto done;
+        }
+        for (int i = 0; i < n; i++) {
+            const float *l = l0 + (size_t)i * c.classes;
+            double mx = -INFINITY, sum = 0.0;
+            for (int k = 0; k < c.classes; k++) mx = l[k] > mx ? l[k] : mx;
+            for (int k = 0; k < c.classes; k++) sum += exp((double)l[k] - mx);
+            for (int k = 0; k < c.classes; k++)
+                ref_soft[(size_t)i * c.classes + k] = (float)(exp((double)l[k] - mx) / sum);
+        }
+    }
+    const float *ref_mine = ref_soft ? ref_soft : l0; /* what the reference is compared with */
     if (ref_path)
         for (size_t j = 0; j < (size_t)n * (size_t)c.classes; j++) {
-            const double r = rt.data[j], d = fabs((double)l0[j] - r);
+            const double r = rt.data[j], d = fabs((double)ref_mine[j] - r);
             const double q = d == 0.0 ? 0.0 : d / (atol + rtol * fabs(r));
             if (!(q <= ref_ratio)) { /* NaN counts as the worst */
                 ref_ratio = isnan(q) ? INFINITY : q;
@@ -535,7 +568,8 @@ int cmd_check(int argc, char **argv)
                egc_precision_name(so.precision), n, optind < argc ? "false" : "true",
                ok_finite ? "true" : "false", nonfinite);
         if (ref_path) {
-            printf(", \"reference\": {\"max_abs_diff\": ");
+            printf(", \"reference\": {\"probabilities\": %s, \"max_abs_diff\": ",
+                   ref_probs ? "true" : "false");
             json_num(ref_worst);
             printf(", \"atol\": %g, \"rtol\": %g, \"ok\": %s}", atol, rtol,
                    ok_ref ? "true" : "false");
@@ -571,10 +605,12 @@ int cmd_check(int argc, char **argv)
             printf("\nlogits    %s%s\n", ok_finite ? "finite" : "NOT FINITE",
                    ok_finite ? "" : " (logits or gradients hold NaN or infinity)");
             if (ref_path) {
-                printf("reference %s: max |diff| %.3g", ref_path, ref_worst);
+                printf("reference %s%s: max |diff| %.3g", ref_path,
+                       ref_probs ? " (probabilities: the logits through the model's final "
+                                   "Softmax)" : "", ref_worst);
                 if (ref_at >= 0)
                     printf(", worst at %s class %d (%.7g against %.7g)",
-                           ids[ref_at / c.classes], ref_at % c.classes, (double)l0[ref_at],
+                           ids[ref_at / c.classes], ref_at % c.classes, (double)ref_mine[ref_at],
                            (double)rt.data[ref_at]);
                 printf("; tolerance %g + %g |ref|: %s\n", atol, rtol, ok_ref ? "ok" : "FAILED");
             }
@@ -607,6 +643,7 @@ int cmd_check(int argc, char **argv)
     }
     rc = ok ? EXIT_ALL_OK : EXIT_SOME_FAILED;
 done:
+    free(ref_soft);
     egc_session_destroy(s);
     egc_session_destroy(sc);
     egc_tensor_free(&rt);

@@ -111,7 +111,10 @@ int cmd_info(int argc, char **argv)
         if (egc_model_input_channels_last(m))
             printf(" (the file's input is channels last, [N,%d,%d,%d]: egcam transposes to it)", h,
                    w, ch);
-        printf("\nclasses %d\nlayers  %d\n", egc_model_num_classes(m), n);
+        printf("\nclasses %d", egc_model_num_classes(m));
+        if (egc_model_output_softmax_removed(m))
+            printf(" (the file's output is a Softmax: egcam takes its input as the logits)");
+        printf("\nlayers  %d\n", n);
         if (egc_model_one_image_per_pass(m))
             printf("passes  one image each (the model moves or merges the batch axis)\n");
         printf("\n");
