@@ -43,7 +43,7 @@ computed here with torch / numpy, independently of egcam:
   (torchvision's Swin transformer, small: shifted windows, a channels-last stage),
   inception_concat.onnx (two branches joined by a Concat), keras_nhwc.onnx, nhwc_direct.onnx and
   keras_head.onnx (channels-last inputs [N,H,W,3], as Keras and TensorFlow exports take them),
-  keras_softmax.onnx (a final Softmax).
+  keras_softmax.onnx (a final Softmax), group_norm*.onnx (GroupNorm and InstanceNorm).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -939,6 +939,67 @@ def channels_last_input_cases(rng):
             npy(name + "_relu2_grad.npy", grad.numpy())
 
 
+def group_norm_cases(rng):
+    """group_norm.onnx: Conv, GroupNorm (3 groups of 2 channels; exported as Reshape,
+    InstanceNormalization, Reshape, Mul, Add), Relu ("relu1"), Conv, InstanceNorm2d with affine
+    parameters (InstanceNormalization), Relu ("relu2"), global average pool, Linear, with a
+    symbolic batch: PyTorch's logits of 3 images and the activation and gradient of the top-1
+    logits at relu1 (the head runs backward through the InstanceNormalization).
+    group_norm_opset18.onnx and group_norm_opset21.onnx: one GroupNormalization of [N,4,3,5]
+    in 2 groups, epsilon 1e-3, with scale and bias per group (opset 18) or per channel (21),
+    and float64 references."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+            self.gn = torch.nn.GroupNorm(3, 6)
+            self.relu1 = torch.nn.ReLU()
+            self.conv2 = torch.nn.Conv2d(6, 4, 3, padding=1)
+            self.inorm = torch.nn.InstanceNorm2d(4, affine=True)
+            self.relu2 = torch.nn.ReLU()
+            self.fc = torch.nn.Linear(4, 5)
+
+        def forward(self, x):
+            x = self.relu1(self.gn(self.conv1(x)))
+            x = self.relu2(self.inorm(self.conv2(x)))
+            return self.fc(x.mean((2, 3)))
+
+    torch.manual_seed(61)
+    net = Net().eval()
+    with torch.no_grad():  # affine parameters away from 1 and 0
+        for mod in (net.gn, net.inorm):
+            mod.weight.uniform_(0.5, 1.5)
+            mod.bias.uniform_(-0.5, 0.5)
+    x = torch.from_numpy(rng.standard_normal((3, 3, 6, 6)).astype(np.float32))
+    with torch.no_grad():
+        y = net(x).numpy()
+    export_symbolic(net, x, y, "group_norm", 12000)
+    act, grad = top1_grad(net, net.relu1, x)
+    npy("group_norm_relu1_act.npy", act.numpy())
+    npy("group_norm_relu1_grad.npy", grad.numpy())
+
+    xg = rng.standard_normal((2, 4, 3, 5)).astype(np.float32)
+    npy("group_norm_opset18_in.npy", xg)
+    npy("group_norm_opset21_in.npy", xg)
+    g = xg.astype(np.float64).reshape(2, 2, -1)
+    norm = ((g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-3))
+    for opset, k in ((18, 2), (21, 4)):
+        scale = rng.uniform(0.5, 1.5, k).astype(np.float32)
+        bias = rng.uniform(-0.5, 0.5, k).astype(np.float32)
+        if k == 2:
+            out = (norm * scale[None, :, None] + bias[None, :, None]).reshape(2, 4, 3, 5)
+        else:
+            out = norm.reshape(2, 4, 3, 5) * scale[None, :, None, None] + bias[None, :, None, None]
+        nodes = [helper.make_node("GroupNormalization", ["x", "s", "b"], ["y"], name="gn",
+                                  num_groups=2, epsilon=1e-3)]
+        save(model(nodes, [fin("x", ["N", 4, 3, 5])], [fin("y", None)],
+                   [init("s", scale), init("b", bias)], opset=opset),
+             "group_norm_opset%d.onnx" % opset)
+        npy("group_norm_opset%d_out.npy" % opset, out)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -962,6 +1023,7 @@ def main():
     swin_case(np.random.default_rng(29))
     inception_case(np.random.default_rng(31))
     channels_last_input_cases(np.random.default_rng(43))
+    group_norm_cases(np.random.default_rng(67))
 
 
 if __name__ == "__main__":

@@ -1412,6 +1412,97 @@ static egc_status layer_norm(lctx *c, const egc_onnx_node *n, int x, int scale, 
     return binary_part(c, n, EGC_OP_ADD, y, bias, "", 1, &y);
 }
 
+/* Reshape of x to dims (n entries, 0 = the batch copied) into a new value (last = 0) or n's
+ * output (last = 1). */
+static egc_status reshape_part(lctx *c, const egc_onnx_node *n, int x, const int64_t *dims,
+                               int nd, const char *suffix, int last, int *id)
+{
+    egc_node r;
+    node_init(&r, EGC_OP_RESHAPE);
+    r.n_in = 1, r.in[0] = x;
+    r.p.reshape.flatten_axis = -1;
+    for (int k = 0; k < nd; k++) r.p.reshape.dims[k] = dims[k];
+    r.p.reshape.n = nd;
+    return add_part(c, n, &r, suffix, last, id);
+}
+
+/* Constant v (float, numel k) as a new constant of shape [k, 1, ..., 1] (rank dims), to
+ * broadcast per channel over [N, k, ...] values; *id gets it. */
+static egc_status per_channel_const(lctx *c, const egc_onnx_node *n, int v, int rank,
+                                    const char *suffix, int *id)
+{
+    const egc_value *cv = &c->g->values[v];
+    egc_shape s;
+    memset(&s, 0, sizeof s);
+    s.ndim = rank;
+    s.d[0] = egc_shape_numel(&cv->shape);
+    for (int k = 1; k < rank; k++) s.d[k] = 1;
+    egc_onnx_tensor t;
+    EGC_TRY(zero_tensor(&s, &t));
+    memcpy(t.f32, cv->f32, (size_t)t.numel * sizeof(float));
+    return own_const(c, n, suffix, &t, id);
+}
+
+/* GroupNormalization and InstanceNormalization (G = C) of x [N, C, spatial...] into n's
+ * output: each image's G groups of C/G channels, with their spatial values, normalised to
+ * mean 0 and variance 1 (eps), then scaled and shifted per channel (scale and bias of C
+ * values) or per group (G values, per_group; GroupNormalization-18). As runtime nodes: a
+ * Reshape to [N, G, L], the mean and variance over the last axis as in layer_norm, a Reshape
+ * back, and a Mul and an Add with the constants as [C, 1, ...] (or [G, 1] before the Reshape
+ * back). */
+static egc_status group_norm(lctx *c, const egc_onnx_node *n, int x, int64_t G, int scale,
+                             int bias, int per_group, float eps)
+{
+    const egc_shape xs = c->g->values[x].shape;
+    if (xs.ndim < 3)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input 0 must be [N,C,...] with spatial "
+                             "axes (it has %d dims)", xs.ndim);
+    const int64_t C = xs.d[1];
+    if (G < 1 || C < 1 || C % G)
+        return EGC_NODE_FAIL(EGC_E_SHAPE, n, "%lld channels do not split into %lld groups",
+                             (long long)C, (long long)G);
+    for (int k = 0; k < 2; k++) {
+        const int v = k ? bias : scale;
+        const egc_value *cv = &c->g->values[v];
+        const int64_t want = per_group ? G : C;
+        if (!cv->is_const || !cv->is_float)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input %d ('%s', the %s) must be a float "
+                                 "constant", k + 1, cv->name, k ? "bias" : "scale");
+        if (egc_shape_numel(&cv->shape) != want)
+            return EGC_NODE_FAIL(EGC_E_SHAPE, n, "input %d ('%s') has %lld values for %lld %s",
+                                 k + 1, cv->name, (long long)egc_shape_numel(&cv->shape),
+                                 (long long)want, per_group ? "groups" : "channels");
+    }
+    int64_t L = C / G;
+    for (int k = 2; k < xs.ndim; k++) L *= xs.d[k];
+    const int64_t gd[3] = {0, G, L};
+    int r3, m, d, sq, v, ke, ve, sd, nr, y, ks, kb;
+    EGC_TRY(reshape_part(c, n, x, gd, 3, "/groups", 0, &r3));
+    EGC_TRY(reduce_last_axis(c, n, r3, 0, "/mean", 0, &m));
+    EGC_TRY(binary_part(c, n, EGC_OP_SUB, r3, m, "/centered", 0, &d));
+    EGC_TRY(binary_part(c, n, EGC_OP_MUL, d, d, "/squared", 0, &sq));
+    EGC_TRY(reduce_last_axis(c, n, sq, 0, "/variance", 0, &v));
+    EGC_TRY(scalar_const(c, n, "/epsilon", eps, &ke));
+    EGC_TRY(binary_part(c, n, EGC_OP_ADD, v, ke, "/variance_eps", 0, &ve));
+    EGC_TRY(unary_part(c, n, EGC_OP_SQRT, ve, "/std", 0, &sd));
+    EGC_TRY(binary_part(c, n, EGC_OP_DIV, d, sd, "/normalized", 0, &nr));
+    int64_t back[EGC_MAX_DIMS];
+    back[0] = 0;
+    for (int k = 1; k < xs.ndim; k++) back[k] = xs.d[k];
+    if (per_group) {
+        EGC_TRY(per_channel_const(c, n, scale, 2, "/scale", &ks));
+        EGC_TRY(per_channel_const(c, n, bias, 2, "/bias", &kb));
+        EGC_TRY(binary_part(c, n, EGC_OP_MUL, nr, ks, "/scaled", 0, &y));
+        EGC_TRY(binary_part(c, n, EGC_OP_ADD, y, kb, "/shifted", 0, &y));
+        return reshape_part(c, n, y, back, xs.ndim, "", 1, &y);
+    }
+    EGC_TRY(reshape_part(c, n, nr, back, xs.ndim, "/ungrouped", 0, &y));
+    EGC_TRY(per_channel_const(c, n, scale, xs.ndim - 1, "/scale", &ks));
+    EGC_TRY(per_channel_const(c, n, bias, xs.ndim - 1, "/bias", &kb));
+    EGC_TRY(binary_part(c, n, EGC_OP_MUL, y, ks, "/scaled", 0, &y));
+    return binary_part(c, n, EGC_OP_ADD, y, kb, "", 1, &y);
+}
+
 /* The axes of n into ax[0..*na): its constant input 1 (Squeeze/Unsqueeze from opset 13,
  * the Reduce ops from 18) or its `axes` attribute (before); *na = 0 when it has neither. */
 static egc_status node_axes(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
@@ -1525,7 +1616,8 @@ static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "Leaky
                                           "ReduceMax",   "Squeeze",       "Unsqueeze",
                                           "Pow",         "Gelu",          "LayerNormalization",
                                           "ReduceSum",   "ReduceSumSquare", "Gather",
-                                          "Split"};
+                                          "Split",       "InstanceNormalization",
+                                          "GroupNormalization"};
 
 static int is_composite(const char *op)
 {
@@ -2026,6 +2118,41 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         /* the Mean and InvStdDev outputs are not computed: using them is an error */
         if ((*st = poison_outputs(c, n, 1)) != EGC_OK) return 1;
         *st = layer_norm(c, n, vin[0], vin[1], n_in > 2 ? vin[2] : -1, eps);
+        return 1;
+    }
+    if (strcmp(op, "InstanceNormalization") == 0 || strcmp(op, "GroupNormalization") == 0) {
+        /* InstanceNormalization: a group per channel; GroupNormalization (opset 18: scale and
+         * bias per group, 21: per channel, told apart by their size) */
+        static const char *const k_in[] = {"epsilon", NULL};
+        static const char *const k_gn[] = {"epsilon", "num_groups", "stash_type", NULL};
+        const int inst = op[0] == 'I';
+        int64_t G = 0, stash = 1;
+        float eps;
+        if ((*st = egc_lower_check_attrs(n, inst ? k_in : k_gn)) != EGC_OK ||
+            (*st = egc_lower_attr_float(n, "epsilon", 1e-5f, &eps)) != EGC_OK ||
+            (*st = single_output(n)) != EGC_OK)
+            return 1;
+        if (n_in != 3 || vin[0] < 0 || vin[1] < 0 || vin[2] < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected X, scale and bias)",
+                                n_in);
+            return 1;
+        }
+        const egc_shape *xs = &c->g->values[vin[0]].shape;
+        if (!inst) {
+            if ((*st = egc_lower_attr_int(n, "num_groups", 0, &G)) != EGC_OK ||
+                (*st = egc_lower_attr_int(n, "stash_type", 1, &stash)) != EGC_OK)
+                return 1;
+            if (stash != 1) {
+                *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "stash_type=%lld is not supported "
+                                    "(float32 statistics, 1)", (long long)stash);
+                return 1;
+            }
+        } else if (xs->ndim >= 2) {
+            G = xs->d[1];
+        }
+        const int per_group = !inst && xs->ndim >= 2 && G != xs->d[1] &&
+                              egc_shape_numel(&c->g->values[vin[1]].shape) == G;
+        *st = group_norm(c, n, vin[0], G, vin[1], vin[2], per_group, eps);
         return 1;
     }
     return 0;

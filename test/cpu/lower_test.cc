@@ -1062,6 +1062,31 @@ TEST(LowerComposite, FinalSoftmaxIsLeftOut)
     egc_model_destroy(m);
 }
 
+// GroupNorm and InstanceNorm: PyTorch's export (GroupNorm as Reshape, InstanceNormalization,
+// Reshape, Mul, Add; InstanceNorm2d as InstanceNormalization) gives PyTorch's logits, and the
+// activation and gradient at relu1, whose head runs backward through the InstanceNormalization;
+// GroupNormalization with scale and bias per group (opset 18) and per channel (21) gives the
+// float64 reference. Only runtime nodes egcam has (Reshape, MatMul, Sub, Mul, Sqrt, Div, Add).
+TEST(LowerComposite, GroupAndInstanceNormalization)
+{
+    check_reference("group_norm", 1e-5);
+    check_reference("group_norm_opset18", 1e-5);
+    check_reference("group_norm_opset21", 1e-5);
+    Lowered L;
+    lower_file(data_path("group_norm.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    EXPECT_EQ(count_op(L.g, EGC_OP_SQRT), 2);
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("group_norm.onnx").c_str(), &m), EGC_OK) << egc_last_error();
+    int relu1 = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "relu1", &relu1), EGC_OK) << egc_last_error();
+    egc_shape ts{};
+    int chunk = 0;
+    check_view_layer(m, relu1, "group_norm", "relu1", &ts, &chunk);
+    EXPECT_EQ(dims(ts), (std::vector<int64_t>{1, 6, 6, 6}));
+    egc_model_destroy(m);
+}
+
 // An Inception-style module: `auto` is its Concat, which every path from the input passes
 // (pytorch-grad-cam's users target Inception modules so), not the last branch's Relu, which the
 // other branch goes around (a CAM there would see 4 of the 8 channels).
