@@ -36,14 +36,15 @@ computed here with torch / numpy, independently of egcam:
   (Conv, Relu, GlobalMaxPool and Flatten beside ReduceMax over axes [3,2] without keepdims),
   squeeze_unsqueeze.onnx (Unsqueeze twice and Squeeze of values computed at run time),
   fold_too_costly.onnx and fold_too_large.onnx (constants too costly or too large to fold),
-  fold_budget.onnx (constants that together pass the load's folding budget), pow_cube.onnx
+  fold_budget.onnx (constants that together pass the load's folding budget), pow_fraction.onnx
   (a Pow refused), convnext_block.onnx and convnext_block_opset17.onnx (a small ConvNeXt:
   channels-last LayerNorm, GELU), gelu_opset20.onnx and pow_exponents.onnx; gather_*.onnx,
   vit_tiny.onnx, deit_tiny.onnx, batch_conv.onnx, dropout_training*.onnx and swin_tiny.onnx
   (torchvision's Swin transformer, small: shifted windows, a channels-last stage),
   inception_concat.onnx (two branches joined by a Concat), keras_nhwc.onnx, nhwc_direct.onnx and
   keras_head.onnx (channels-last inputs [N,H,W,3], as Keras and TensorFlow exports take them),
-  keras_softmax.onnx (a final Softmax), group_norm*.onnx (GroupNorm and InstanceNorm).
+  keras_softmax.onnx (a final Softmax), group_norm*.onnx (GroupNorm and InstanceNorm),
+  tanh_gelu.onnx and gelu_tanh_opset20.onnx (Tanh, the tanh GELU, Pow 3).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -515,10 +516,10 @@ def composite_cases(rng):
              helper.make_node("LpNormalization", ["e1"], ["l"], name="lp"),
              helper.make_node("Erf", ["l"], ["y"], name="erf2")]
     save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "unknown_ops.onnx")
-    # a power other than 2, 1 and 0.5 of a value computed at run time: refused
-    nodes = [helper.make_node("Pow", ["x", "p"], ["y"], name="cube")]
-    save(model(nodes, [fin("x", [1, 4])], [fin("y", None)], [init("p", np.array(3.0, np.float32))]),
-         "pow_cube.onnx")
+    # a power other than an integer 1..8 and 0.5 of a value computed at run time: refused
+    nodes = [helper.make_node("Pow", ["x", "p"], ["y"], name="pow")]
+    save(model(nodes, [fin("x", [1, 4])], [fin("y", None)], [init("p", np.array(2.5, np.float32))]),
+         "pow_fraction.onnx")
 
 
 def top1_grad(net, module, x):
@@ -1000,6 +1001,51 @@ def group_norm_cases(rng):
         npy("group_norm_opset%d_out.npy" % opset, out)
 
 
+def tanh_cases(rng):
+    """tanh_gelu.onnx: Conv, GELU with the tanh approximation (as PyTorch exports it: Pow 3,
+    Tanh), Conv, Tanh ("act2"), global average pool, Linear, with a symbolic batch: PyTorch's
+    logits of 3 images, and the activation and gradient of the top-1 logits at the first GELU
+    ("act1"; the head runs backward through the Tanh). gelu_tanh_opset20.onnx: Gelu with
+    approximate="tanh" beside x ** 3 (Pow) and a float64 reference."""
+    import math
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+            self.act1 = torch.nn.GELU(approximate="tanh")
+            self.conv2 = torch.nn.Conv2d(6, 4, 3, padding=1)
+            self.act2 = torch.nn.Tanh()
+            self.fc = torch.nn.Linear(4, 5)
+
+        def forward(self, x):
+            x = self.act2(self.conv2(self.act1(self.conv1(x))))
+            return self.fc(x.mean((2, 3)))
+
+    torch.manual_seed(71)
+    net = Net().eval()
+    x = torch.from_numpy(rng.standard_normal((3, 3, 6, 6)).astype(np.float32))
+    with torch.no_grad():
+        y = net(x).numpy()
+    export_symbolic(net, x, y, "tanh_gelu", 12000)
+    act, grad = top1_grad(net, net.act1, x)
+    npy("tanh_gelu_act1_act.npy", act.numpy())
+    npy("tanh_gelu_act1_grad.npy", grad.numpy())
+
+    xg = rng.standard_normal((2, 6)).astype(np.float32) * 2
+    m = model([helper.make_node("Gelu", ["x"], ["g"], name="gelu", approximate="tanh"),
+               helper.make_node("Pow", ["x", "three"], ["c"], name="cube"),
+               helper.make_node("Add", ["c", "g"], ["y"], name="add")],
+              [fin("x", [None, 6])], [fin("y", None)],
+              [init("three", np.array(3, np.int64))], opset=20)
+    save(m, "gelu_tanh_opset20.onnx")
+    xd = xg.astype(np.float64)
+    gelu = 0.5 * xd * (1 + np.tanh(math.sqrt(2 / math.pi) * (xd + 0.044715 * xd ** 3)))
+    npy("gelu_tanh_opset20_in.npy", xg)
+    npy("gelu_tanh_opset20_out.npy", xd ** 3 + gelu)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -1024,6 +1070,7 @@ def main():
     inception_case(np.random.default_rng(31))
     channels_last_input_cases(np.random.default_rng(43))
     group_norm_cases(np.random.default_rng(67))
+    tanh_cases(np.random.default_rng(73))
 
 
 if __name__ == "__main__":

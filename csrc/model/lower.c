@@ -1207,6 +1207,10 @@ static egc_status fold_runtime(lctx *c, const egc_onnx_node *n, const rt_entry *
  *                                  (the batch axis copied; it may not be squeezed or inserted)
  *   LeakyRelu(x; alpha), PRelu(x, slope) = Add(Mul(x, a), Mul(Relu(x), 1 - a)) with a the
  *                                  alpha or the (constant) slope
+ *   Tanh(x)                      = 2 Sigmoid(2x) - 1
+ *   InstanceNormalization, GroupNormalization = a Reshape to [N, groups, values], the
+ *                                  normalisation of layer_norm over the last axis, a Reshape
+ *                                  back, the scale and bias (group_norm)
  * The last node's output keeps the ONNX output's name (a target layer is named as in the
  * file); the nodes before it are named after the ONNX node with a suffix. */
 
@@ -1390,6 +1394,26 @@ static egc_status unary_part(lctx *c, const egc_onnx_node *n, egc_op op, int x,
     node_init(&r, op);
     r.n_in = 1, r.in[0] = x;
     return add_part(c, n, &r, suffix, last, id);
+}
+
+/* tanh(x) = 2 sigmoid(2x) - 1 into a new value (last = 0) or n's output (last = 1): Sigmoid
+ * forward and backward are runtime ops of every backend (within 1e-6 of tanh). */
+static egc_status tanh_part(lctx *c, const egc_onnx_node *n, int x, const char *suffix, int last,
+                            int *id)
+{
+    int k2, km1, d, sg, s2;
+    char nm[96];
+    snprintf(nm, sizeof nm, "%s/two", suffix);
+    EGC_TRY(scalar_const(c, n, nm, 2.0f, &k2));
+    snprintf(nm, sizeof nm, "%s/minus_one", suffix);
+    EGC_TRY(scalar_const(c, n, nm, -1.0f, &km1));
+    snprintf(nm, sizeof nm, "%s/doubled", suffix);
+    EGC_TRY(binary_part(c, n, EGC_OP_MUL, x, k2, nm, 0, &d));
+    snprintf(nm, sizeof nm, "%s/sigmoid", suffix);
+    EGC_TRY(unary_part(c, n, EGC_OP_SIGMOID, d, nm, 0, &sg));
+    snprintf(nm, sizeof nm, "%s/sigmoid_doubled", suffix);
+    EGC_TRY(binary_part(c, n, EGC_OP_MUL, sg, k2, nm, 0, &s2));
+    return binary_part(c, n, EGC_OP_ADD, s2, km1, suffix, last, id);
 }
 
 /* LayerNormalization over the last axis of x (scale and bias broadcast over it; bias < 0:
@@ -1617,7 +1641,7 @@ static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "Leaky
                                           "Pow",         "Gelu",          "LayerNormalization",
                                           "ReduceSum",   "ReduceSumSquare", "Gather",
                                           "Split",       "InstanceNormalization",
-                                          "GroupNormalization"};
+                                          "GroupNormalization", "Tanh"};
 
 static int is_composite(const char *op)
 {
@@ -2057,18 +2081,38 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         const double p = e->is_float ? (double)e->f32[0] : (double)e->i64[0];
         if (p == 2.0) {
             *st = binary_part(c, n, EGC_OP_MUL, vin[0], vin[0], "", 1, &id);
+        } else if (p >= 3.0 && p <= 8.0 && p == floor(p)) {
+            /* ((x * x) * x) ... as PyTorch computes x ** 3 (the tanh GELU's cube) */
+            int r = vin[0];
+            const int k = (int)p;
+            for (int i = 2; i <= k && *st == EGC_OK; i++)
+                *st = binary_part(c, n, EGC_OP_MUL, r, vin[0], i == k ? "" : "/power", i == k,
+                                  &r);
         } else if (p == 0.5) {
             *st = unary_part(c, n, EGC_OP_SQRT, vin[0], "", 1, &id);
         } else if (p == 1.0) {
             *st = alias_output(c, n, vin[0]);
         } else {
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "an exponent of %g on a value computed at "
-                                "run time is not supported (2, 1 and 0.5 are)", p);
+                                "run time is not supported (the integers 1 to 8 and 0.5 are)", p);
         }
         return 1;
     }
+    if (strcmp(op, "Tanh") == 0) {
+        static const char *const k_none[] = {NULL};
+        if ((*st = egc_lower_check_attrs(n, k_none)) != EGC_OK ||
+            (*st = single_output(n)) != EGC_OK)
+            return 1;
+        if (n_in != 1 || vin[0] < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
+            return 1;
+        }
+        *st = tanh_part(c, n, vin[0], "", 1, &id);
+        return 1;
+    }
     if (strcmp(op, "Gelu") == 0) {
-        /* 0.5 x (1 + erf(x / sqrt(2))); the tanh approximation is not supported */
+        /* 0.5 x (1 + erf(x / sqrt(2))), or with approximate='tanh'
+         * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
         static const char *const known[] = {"approximate", NULL};
         const char *approx = "none";
         int k1, e, one, half, s, a, b;
@@ -2076,13 +2120,33 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             (*st = egc_lower_attr_string(n, "approximate", "none", &approx)) != EGC_OK ||
             (*st = single_output(n)) != EGC_OK)
             return 1;
-        if (strcmp(approx, "none") != 0) {
-            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "approximate='%s' is not supported (only "
-                                "'none', the exact GELU)", approx);
+        if (strcmp(approx, "none") != 0 && strcmp(approx, "tanh") != 0) {
+            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "approximate='%s' is not supported ('none' "
+                                "and 'tanh' are)", approx);
             return 1;
         }
         if (n_in != 1 || vin[0] < 0) {
             *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
+            return 1;
+        }
+        if (approx[0] == 't') {
+            /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+            int x2, x3, kc, c3, inner, kr, arg, t;
+            if ((*st = scalar_const(c, n, "/cube_coef", 0.044715f, &kc)) != EGC_OK ||
+                (*st = scalar_const(c, n, "/sqrt_2_over_pi", 0.79788456080286536f, &kr)) !=
+                    EGC_OK ||
+                (*st = scalar_const(c, n, "/one", 1.0f, &one)) != EGC_OK ||
+                (*st = scalar_const(c, n, "/half", 0.5f, &half)) != EGC_OK ||
+                (*st = binary_part(c, n, EGC_OP_MUL, vin[0], vin[0], "/square", 0, &x2)) != EGC_OK ||
+                (*st = binary_part(c, n, EGC_OP_MUL, x2, vin[0], "/cube", 0, &x3)) != EGC_OK ||
+                (*st = binary_part(c, n, EGC_OP_MUL, x3, kc, "/cube_scaled", 0, &c3)) != EGC_OK ||
+                (*st = binary_part(c, n, EGC_OP_ADD, vin[0], c3, "/inner", 0, &inner)) != EGC_OK ||
+                (*st = binary_part(c, n, EGC_OP_MUL, inner, kr, "/tanh_arg", 0, &arg)) != EGC_OK ||
+                (*st = tanh_part(c, n, arg, "/tanh", 0, &t)) != EGC_OK ||
+                (*st = binary_part(c, n, EGC_OP_ADD, t, one, "/tanh_plus_one", 0, &a)) != EGC_OK ||
+                (*st = binary_part(c, n, EGC_OP_MUL, vin[0], a, "/times_x", 0, &b)) != EGC_OK)
+                return 1;
+            *st = binary_part(c, n, EGC_OP_MUL, b, half, "", 1, &id);
             return 1;
         }
         if ((*st = scalar_const(c, n, "/inv_sqrt2", 0.70710678118654752f, &k1)) != EGC_OK ||

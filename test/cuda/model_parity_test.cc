@@ -383,8 +383,9 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
 // [N,H,W,3] and its Transpose back: keras_nhwc.onnx, target relu2; a channels-last global
 // pool, ReduceMean over axes 1 and 2: keras_head.onnx, target relu2), GroupNorm and
 // InstanceNorm (Reshapes, means as MatMuls with 1/L, Sub, Mul, Sqrt, Div: group_norm.onnx,
-// target relu1, its head through an InstanceNormalization): logits and the target gradient,
-// whose heads run backward through them, against the CPU.
+// target relu1, its head through an InstanceNormalization), Tanh and the tanh GELU through
+// Sigmoid (tanh_gelu.onnx, target act1): logits and the target gradient, whose heads run
+// backward through them, against the CPU.
 class CudaModelComposite : public testing::TestWithParam<int> {};
 
 TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
@@ -394,10 +395,10 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
                            "squeeze_unsqueeze.onnx", "convnext_block.onnx", "vit_tiny.onnx",
                            "vit_tiny.onnx", "batch_conv.onnx", "deit_tiny.onnx",
                            "swin_tiny.onnx", "swin_tiny.onnx", "keras_nhwc.onnx",
-                           "keras_head.onnx", "group_norm.onnx"},
+                           "keras_head.onnx", "group_norm.onnx", "tanh_gelu.onnx"},
                *targets[] = {"hs", "lr", "c", "g", "stem", "patch", "layer.ln_1", "conv",
                              "blocks.1.norm1", "norm", "features.1.0", "relu2", "relu2",
-                             "relu1"};
+                             "relu1", "act1"};
     const int which = GetParam();
     const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + files[which];
     egc_model *m = nullptr;
@@ -435,7 +436,7 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     egc_model_destroy(m);
 }
 
-INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Range(0, 14));
+INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Range(0, 15));
 
 // ------------------------------------------------------------------ torchvision exports
 //
