@@ -1416,13 +1416,11 @@ static egc_status tanh_part(lctx *c, const egc_onnx_node *n, int x, const char *
     return binary_part(c, n, EGC_OP_ADD, s2, km1, suffix, last, id);
 }
 
-/* LayerNormalization over the last axis of x (scale and bias broadcast over it; bias < 0:
- * none) into n's output: (x - mean) / sqrt(var + eps) * scale + bias, with the mean and the
- * (biased) variance as MatMuls with 1/C (reduce_last_axis). */
-static egc_status layer_norm(lctx *c, const egc_onnx_node *n, int x, int scale, int bias,
-                             float eps)
+/* (x - mean) / sqrt(var + eps) over the last axis of x into a new value *id (layer_norm,
+ * group_norm). */
+static egc_status normalize_last_axis(lctx *c, const egc_onnx_node *n, int x, float eps, int *id)
 {
-    int m, d, sq, v, ke, ve, sd, nr, y;
+    int m, d, sq, v, ke, ve, sd;
     EGC_TRY(reduce_last_axis(c, n, x, 0, "/mean", 0, &m));
     EGC_TRY(binary_part(c, n, EGC_OP_SUB, x, m, "/centered", 0, &d));
     EGC_TRY(binary_part(c, n, EGC_OP_MUL, d, d, "/squared", 0, &sq));
@@ -1430,7 +1428,17 @@ static egc_status layer_norm(lctx *c, const egc_onnx_node *n, int x, int scale, 
     EGC_TRY(scalar_const(c, n, "/epsilon", eps, &ke));
     EGC_TRY(binary_part(c, n, EGC_OP_ADD, v, ke, "/variance_eps", 0, &ve));
     EGC_TRY(unary_part(c, n, EGC_OP_SQRT, ve, "/std", 0, &sd));
-    EGC_TRY(binary_part(c, n, EGC_OP_DIV, d, sd, "/normalized", 0, &nr));
+    return binary_part(c, n, EGC_OP_DIV, d, sd, "/normalized", 0, id);
+}
+
+/* LayerNormalization over the last axis of x (scale and bias broadcast over it; bias < 0:
+ * none) into n's output: (x - mean) / sqrt(var + eps) * scale + bias, with the mean and the
+ * (biased) variance as MatMuls with 1/C (reduce_last_axis). */
+static egc_status layer_norm(lctx *c, const egc_onnx_node *n, int x, int scale, int bias,
+                             float eps)
+{
+    int nr, y;
+    EGC_TRY(normalize_last_axis(c, n, x, eps, &nr));
     if (bias < 0) return binary_part(c, n, EGC_OP_MUL, nr, scale, "", 1, &y);
     EGC_TRY(binary_part(c, n, EGC_OP_MUL, nr, scale, "/scaled", 0, &y));
     return binary_part(c, n, EGC_OP_ADD, y, bias, "", 1, &y);
@@ -1500,16 +1508,9 @@ static egc_status group_norm(lctx *c, const egc_onnx_node *n, int x, int64_t G, 
     int64_t L = C / G;
     for (int k = 2; k < xs.ndim; k++) L *= xs.d[k];
     const int64_t gd[3] = {0, G, L};
-    int r3, m, d, sq, v, ke, ve, sd, nr, y, ks, kb;
+    int r3, nr, y, ks, kb;
     EGC_TRY(reshape_part(c, n, x, gd, 3, "/groups", 0, &r3));
-    EGC_TRY(reduce_last_axis(c, n, r3, 0, "/mean", 0, &m));
-    EGC_TRY(binary_part(c, n, EGC_OP_SUB, r3, m, "/centered", 0, &d));
-    EGC_TRY(binary_part(c, n, EGC_OP_MUL, d, d, "/squared", 0, &sq));
-    EGC_TRY(reduce_last_axis(c, n, sq, 0, "/variance", 0, &v));
-    EGC_TRY(scalar_const(c, n, "/epsilon", eps, &ke));
-    EGC_TRY(binary_part(c, n, EGC_OP_ADD, v, ke, "/variance_eps", 0, &ve));
-    EGC_TRY(unary_part(c, n, EGC_OP_SQRT, ve, "/std", 0, &sd));
-    EGC_TRY(binary_part(c, n, EGC_OP_DIV, d, sd, "/normalized", 0, &nr));
+    EGC_TRY(normalize_last_axis(c, n, r3, eps, &nr));
     int64_t back[EGC_MAX_DIMS];
     back[0] = 0;
     for (int k = 1; k < xs.ndim; k++) back[k] = xs.d[k];
