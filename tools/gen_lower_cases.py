@@ -44,6 +44,7 @@ computed here with torch / numpy, independently of egcam:
   inception_concat.onnx (two branches joined by a Concat), keras_nhwc.onnx, nhwc_direct.onnx and
   keras_head.onnx (channels-last inputs [N,H,W,3], as Keras and TensorFlow exports take them),
   keras_softmax.onnx (a final Softmax), group_norm*.onnx (GroupNorm and InstanceNorm),
+  layer_norm_chw.onnx (LayerNormalization over three axes),
   tanh_gelu.onnx and gelu_tanh_opset20.onnx (Tanh, the tanh GELU, Pow 3).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
@@ -948,7 +949,8 @@ def group_norm_cases(rng):
     logits at relu1 (the head runs backward through the InstanceNormalization).
     group_norm_opset18.onnx and group_norm_opset21.onnx: one GroupNormalization of [N,4,3,5]
     in 2 groups, epsilon 1e-3, with scale and bias per group (opset 18) or per channel (21),
-    and float64 references."""
+    and float64 references. layer_norm_chw.onnx: a LayerNorm over [C,H,W] (opset 17,
+    LayerNormalization over the last three axes), PyTorch's logits."""
     import torch
 
     class Net(torch.nn.Module):
@@ -980,6 +982,22 @@ def group_norm_cases(rng):
     act, grad = top1_grad(net, net.relu1, x)
     npy("group_norm_relu1_act.npy", act.numpy())
     npy("group_norm_relu1_grad.npy", grad.numpy())
+
+    # LayerNorm over [C,H,W] (opset 17: LayerNormalization with axis -3)
+    torch.manual_seed(62)
+    ln = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.LayerNorm([4, 6, 6]),
+                             torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                             torch.nn.Linear(4, 5)).eval()
+    with torch.no_grad():
+        ln[1].weight.uniform_(0.5, 1.5)
+        ln[1].bias.uniform_(-0.5, 0.5)
+        yl = ln(x).numpy()
+    path = os.path.join(OUT, "layer_norm_chw.onnx")
+    torch.onnx.export(ln, x[:1], path, opset_version=17, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    assert os.path.getsize(path) < 12000
+    npy("layer_norm_chw_in.npy", x.numpy())
+    npy("layer_norm_chw_out.npy", yl)
 
     xg = rng.standard_normal((2, 4, 3, 5)).astype(np.float32)
     npy("group_norm_opset18_in.npy", xg)

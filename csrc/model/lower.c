@@ -1208,6 +1208,7 @@ static egc_status fold_runtime(lctx *c, const egc_onnx_node *n, const rt_entry *
  *   LeakyRelu(x; alpha), PRelu(x, slope) = Add(Mul(x, a), Mul(Relu(x), 1 - a)) with a the
  *                                  alpha or the (constant) slope
  *   Tanh(x)                      = 2 Sigmoid(2x) - 1
+ *   Neg(x), Abs(x), Reciprocal(x) = Mul(x, -1), Add(Relu(x), Relu(Mul(x, -1))), Div(1, x)
  *   InstanceNormalization, GroupNormalization = a Reshape to [N, groups, values], the
  *                                  normalisation of layer_norm over the last axis, a Reshape
  *                                  back, the scale and bias (group_norm)
@@ -1642,7 +1643,8 @@ static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "Leaky
                                           "Pow",         "Gelu",          "LayerNormalization",
                                           "ReduceSum",   "ReduceSumSquare", "Gather",
                                           "Split",       "InstanceNormalization",
-                                          "GroupNormalization", "Tanh"};
+                                          "GroupNormalization", "Tanh", "Neg", "Abs",
+                                          "Reciprocal"};
 
 static int is_composite(const char *op)
 {
@@ -2099,6 +2101,35 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         }
         return 1;
     }
+    if (strcmp(op, "Neg") == 0 || strcmp(op, "Abs") == 0 || strcmp(op, "Reciprocal") == 0) {
+        /* of a value computed at run time: Neg x = x * -1; Abs x = Relu(x) + Relu(-x) (one of
+         * them 0, so exact; its gradient is sign(x), 0 at 0); Reciprocal x = 1 / x */
+        static const char *const k_none[] = {NULL};
+        int k, t, r1, r2;
+        if ((*st = egc_lower_check_attrs(n, k_none)) != EGC_OK ||
+            (*st = single_output(n)) != EGC_OK)
+            return 1;
+        if (n_in != 1 || vin[0] < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
+            return 1;
+        }
+        if (op[0] == 'R') {
+            if ((*st = scalar_const(c, n, "/one", 1.0f, &k)) == EGC_OK)
+                *st = binary_part(c, n, EGC_OP_DIV, k, vin[0], "", 1, &id);
+            return 1;
+        }
+        if ((*st = scalar_const(c, n, "/minus_one", -1.0f, &k)) != EGC_OK) return 1;
+        if (op[0] == 'N') {
+            *st = binary_part(c, n, EGC_OP_MUL, vin[0], k, "", 1, &id);
+            return 1;
+        }
+        if ((*st = binary_part(c, n, EGC_OP_MUL, vin[0], k, "/negated", 0, &t)) != EGC_OK ||
+            (*st = unary_part(c, n, EGC_OP_RELU, vin[0], "/positive", 0, &r1)) != EGC_OK ||
+            (*st = unary_part(c, n, EGC_OP_RELU, t, "/negative", 0, &r2)) != EGC_OK)
+            return 1;
+        *st = binary_part(c, n, EGC_OP_ADD, r1, r2, "", 1, &id);
+        return 1;
+    }
     if (strcmp(op, "Tanh") == 0) {
         static const char *const k_none[] = {NULL};
         if ((*st = egc_lower_check_attrs(n, k_none)) != EGC_OK ||
@@ -2174,15 +2205,33 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
                                 "optional B)", n_in);
             return 1;
         }
-        const int rank = c->g->values[vin[0]].shape.ndim;
-        if (axis != -1 && axis != rank - 1) {
-            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "axis=%lld is not supported (only the last "
-                                "axis, -1)", (long long)axis);
-            return 1;
-        }
+        const egc_shape xs = c->g->values[vin[0]].shape;
+        const int rank = xs.ndim;
+        if ((*st = check_axis(n, axis, rank, 0)) != EGC_OK) return 1;
+        if (axis < 0) axis += rank;
         /* the Mean and InvStdDev outputs are not computed: using them is an error */
         if ((*st = poison_outputs(c, n, 1)) != EGC_OK) return 1;
-        *st = layer_norm(c, n, vin[0], vin[1], n_in > 2 ? vin[2] : -1, eps);
+        if (axis == rank - 1) {
+            *st = layer_norm(c, n, vin[0], vin[1], n_in > 2 ? vin[2] : -1, eps);
+            return 1;
+        }
+        /* over the axes from `axis` on: a Reshape to [-1, their product], the normalisation
+         * over the last axis, a Reshape back, then the scale and bias (broadcast over them) */
+        int64_t flat[2] = {-1, 1}, back[EGC_MAX_DIMS];
+        for (int k = (int)axis; k < rank; k++) flat[1] *= xs.d[k];
+        back[0] = -1;
+        for (int k = 1; k < rank; k++) back[k] = xs.d[k];
+        int r2, nr, y;
+        if ((*st = reshape_part(c, n, vin[0], flat, 2, "/flat", 0, &r2)) != EGC_OK ||
+            (*st = normalize_last_axis(c, n, r2, eps, &nr)) != EGC_OK ||
+            (*st = reshape_part(c, n, nr, back, rank, "/unflat", 0, &y)) != EGC_OK)
+            return 1;
+        if (n_in < 3 || vin[2] < 0) {
+            *st = binary_part(c, n, EGC_OP_MUL, y, vin[1], "", 1, &id);
+            return 1;
+        }
+        if ((*st = binary_part(c, n, EGC_OP_MUL, y, vin[1], "/scaled", 0, &y)) != EGC_OK) return 1;
+        *st = binary_part(c, n, EGC_OP_ADD, y, vin[2], "", 1, &id);
         return 1;
     }
     if (strcmp(op, "InstanceNormalization") == 0 || strcmp(op, "GroupNormalization") == 0) {

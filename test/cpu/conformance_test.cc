@@ -30,7 +30,8 @@ const char *kOps[] = {"conv", "gemm", "matmul", "relu", "clip", "sigmoid", "mul"
                       "sub", "div", "transpose", "hardsigmoid", "hardswish", "reduce_mean",
                       "leakyrelu", "prelu", "globalmaxpool", "reduce_max", "squeeze",
                       "unsqueeze", "erf", "sqrt", "layer_normalization", "reduce_sum", "gather", "split",
-                      "instancenorm", "group_normalization", "tanh"};
+                      "instancenorm", "group_normalization", "tanh", "neg", "abs",
+                      "reciprocal"};
 
 // Cases egcam refuses on purpose, with the reason shown in the README.
 const std::map<std::string, std::string> kSkips = {

@@ -1066,12 +1066,14 @@ TEST(LowerComposite, FinalSoftmaxIsLeftOut)
 // Reshape, Mul, Add; InstanceNorm2d as InstanceNormalization) gives PyTorch's logits, and the
 // activation and gradient at relu1, whose head runs backward through the InstanceNormalization;
 // GroupNormalization with scale and bias per group (opset 18) and per channel (21) gives the
-// float64 reference. Only runtime nodes egcam has (Reshape, MatMul, Sub, Mul, Sqrt, Div, Add).
+// float64 reference; a LayerNorm over [C,H,W] (LayerNormalization over the last three axes)
+// PyTorch's logits. Only runtime nodes egcam has (Reshape, MatMul, Sub, Mul, Sqrt, Div, Add).
 TEST(LowerComposite, GroupAndInstanceNormalization)
 {
     check_reference("group_norm", 1e-5);
     check_reference("group_norm_opset18", 1e-5);
     check_reference("group_norm_opset21", 1e-5);
+    check_reference("layer_norm_chw", 1e-5); // LayerNormalization over the last three axes
     Lowered L;
     lower_file(data_path("group_norm.onnx"), &L);
     ASSERT_EQ(L.st, EGC_OK) << L.err;
