@@ -222,6 +222,25 @@ expect 0 "check probabilities" -- "$egcam" check --model "$lower/keras_softmax.o
 grep -q "^reference .*(probabilities: the logits through the model's final Softmax).*: ok$" "$work/out" && ok || bad "check probabilities: $(cat "$work/out")"
 expect 0 "check logits of a Softmax model" -- "$egcam" check --model "$lower/keras_softmax.onnx" --logits "$lower/keras_softmax_logits.npy" "$lower/keras_softmax_in.npy"
 grep -q "^reference .*keras_softmax_logits.npy: max .*: ok$" "$work/out" && ok || bad "check logits: $(cat "$work/out")"
+# a model of gray images: the maps from the images (made gray as Pillow's convert("L")) are
+# those from PIL's and torchvision's tensors of them; a sweep and a reference set run on it
+gray="$lower/gray_cnn.onnx"; mnist="cifar:mean=0.1307:std=0.3081"
+gcats="$work/gcats"; mkdir -p "$gcats"
+for k in 0 1 2; do cp "$shared/data/cifar10-test/cat/000$k.jpg" "$gcats/"; done
+expect 0 "explain a gray model (images)" -- "$egcam" explain -q --model "$gray" --preset "$mnist" --method gradcam,expected-gradcam,scorecam --samples 8 --out "$work/gray_img" "$gcats"
+expect 0 "explain a gray model (tensors)" -- "$egcam" explain -q --model "$gray" --preset "$mnist" --method gradcam,expected-gradcam,scorecam --samples 8 --out "$work/gray_npy" "$lower/gray_cnn_in.npy"
+for m in gradcam expected-gradcam scorecam; do
+  for k in 0 1 2; do
+    file_ok "$work/gray_img/$m/000${k}_overlay.png"
+    cmp -s "$work/gray_img/$m/000$k.npy" "$work/gray_npy/$m/gray_cnn_in_$k.npy" && ok || bad "gray $m map $k: images and tensors differ"
+  done
+done
+expect 0 "sweep a gray model" -- "$egcam" sweep -q --model "$gray" --preset "$mnist" --methods gradcam,expected-gradcam:samples=4 --metrics deletion,infidelity,max-sensitivity --out "$work/gray_sweep" "$gcats"
+[ "$(grep -c ',ok,' "$work/gray_sweep/rows.csv")" -eq 24 ] && ok || bad "gray sweep rows: $(head -5 "$work/gray_sweep/rows.csv")"
+expect 0 "reference set of a gray model" -- "$egcam" refs build -q --model "$gray" --preset "$mnist" --out "$work/gray_refs.npy" "$gcats"
+expect 0 "explain a gray model with its reference set" -- "$egcam" explain -q --model "$gray" --preset "$mnist" --method expected-gradcam --baselines "$work/gray_refs.npy" --samples 4 --out "$work/gray_refs" "$gcats"
+expect 0 "check a gray model against PyTorch" -- "$egcam" check --model "$gray" --preset "$mnist" --logits "$lower/gray_cnn_out.npy" "$gcats"
+grep -qx "check passed" "$work/out" && ok || bad "check gray: $(cat "$work/out")"
 expect 1 "a tensor that fits no layout" -- "$egcam" explain -q --model "$resnet" --method gradcam --save npy --out "$work/nhwc_bad" "$lower/keras_nhwc_in_last.npy"
 err_has "does not fit the model input [N,3,32,32] (or channels last, [N,32,32,3])" "a tensor that fits no layout"
 expect 2 "check: reference of the wrong shape" -- "$egcam" check --model "$resnet" --logits "$lower/swin_tiny_out.npy"

@@ -45,7 +45,8 @@ computed here with torch / numpy, independently of egcam:
   keras_head.onnx (channels-last inputs [N,H,W,3], as Keras and TensorFlow exports take them),
   keras_softmax.onnx (a final Softmax), group_norm*.onnx (GroupNorm and InstanceNorm),
   layer_norm_chw.onnx (LayerNormalization over three axes),
-  tanh_gelu.onnx and gelu_tanh_opset20.onnx (Tanh, the tanh GELU, Pow 3).
+  tanh_gelu.onnx and gelu_tanh_opset20.onnx (Tanh, the tanh GELU, Pow 3), gray_cnn.onnx (a
+  model of gray images, with three shared CIFAR-10 images made gray by PIL and torchvision).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -1064,6 +1065,38 @@ def tanh_cases(rng):
     npy("gelu_tanh_opset20_out.npy", xd ** 3 + gelu)
 
 
+def gray_case(rng):
+    """gray_cnn.onnx: a model of gray 28x28 images (MNIST's geometry): Conv, Relu, Conv, Relu
+    ("relu2"), global average pool, Linear, with a symbolic batch. gray_cnn_in.npy: three
+    CIFAR-10 test images of the shared data (data/cifar10-test/cat/0000..0002.jpg) as
+    torchvision makes them gray: PIL bilinear resize to 28x28, convert("L"), ToTensor,
+    Normalize(0.1307, 0.3081); gray_cnn_out.npy: PyTorch's logits for them."""
+    import torch
+    from PIL import Image
+    shared = os.environ.get("EGC_SHARED_DIR", os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), "..", "..", "shared"))
+    torch.manual_seed(79)
+    net = torch.nn.Sequential()
+    net.add_module("conv1", torch.nn.Conv2d(1, 4, 3, padding=1))
+    net.add_module("relu1", torch.nn.ReLU())
+    net.add_module("conv2", torch.nn.Conv2d(4, 6, 3, padding=1))
+    net.add_module("relu2", torch.nn.ReLU())
+    net.add_module("pool", torch.nn.AdaptiveAvgPool2d(1))
+    net.add_module("flat", torch.nn.Flatten())
+    net.add_module("fc", torch.nn.Linear(6, 10))
+    net.eval()
+    xs = []
+    for k in range(3):
+        img = Image.open(os.path.join(shared, "data", "cifar10-test", "cat", "%04d.jpg" % k))
+        g = img.convert("RGB").resize((28, 28), Image.BILINEAR).convert("L")
+        t = torch.from_numpy(np.asarray(g, dtype=np.uint8).copy()).float().div(255)
+        xs.append(((t - 0.1307) / 0.3081)[None])
+    x = torch.stack(xs)
+    with torch.no_grad():
+        y = net(x).numpy()
+    export_symbolic(net, x, y, "gray_cnn", 8000)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -1089,6 +1122,7 @@ def main():
     channels_last_input_cases(np.random.default_rng(43))
     group_norm_cases(np.random.default_rng(67))
     tanh_cases(np.random.default_rng(73))
+    gray_case(np.random.default_rng(83))
 
 
 if __name__ == "__main__":

@@ -536,42 +536,79 @@ egc_status egc_preset_geometry(const egc_image *img, egc_preset p, int w, int h,
     return EGC_FAIL(EGC_E_ARG, "preset %d is unknown", (int)p);
 }
 
-void egc_preset_normalize(const egc_image *sized, egc_preset p, float *dst)
+/* Normalises n pixel values of channel c (byte stride `stride` in s) into d, as preset p
+ * (custom entry cp, or NULL) normalises that channel of the tensor. */
+static void normalize_plane(const uint8_t *s, size_t stride, size_t n, egc_preset p,
+                            const custom_preset *cp, int c, float *d)
 {
-    if (!sized || !sized->rgb || !dst || sized->w <= 0 || sized->h <= 0) return;
-    size_t n = (size_t)sized->w * (size_t)sized->h;
-    const uint8_t *s = sized->rgb;
-    const custom_preset *cp = custom_of(p);
-    for (int c = 0; c < 3; c++) {
-        float *d = dst + (size_t)c * n;
-        if (cp) {
-            const float m = cp->mean[c], sd = cp->std[c];
-            const int from = cp->bgr ? 2 - c : c;
-            for (size_t i = 0; i < n; i++) {
-                float x = (float)s[3 * i + from] / 255.0f;
-                d[i] = (x - m) / sd;
-            }
-        } else if (p == EGC_PRESET_TF) {
-            for (size_t i = 0; i < n; i++) d[i] = ((float)s[3 * i + c] - 128.0f) / 128.0f;
-        } else {
-            /* ToTensor then Normalize, in float32 as torch computes them. */
-            const float m = k_mean[c], sd = k_std[c];
-            for (size_t i = 0; i < n; i++) {
-                float x = (float)s[3 * i + c] / 255.0f;
-                d[i] = (x - m) / sd;
-            }
+    if (cp) {
+        const float m = cp->mean[c], sd = cp->std[c];
+        for (size_t i = 0; i < n; i++) {
+            float x = (float)s[stride * i] / 255.0f;
+            d[i] = (x - m) / sd;
+        }
+    } else if (p == EGC_PRESET_TF) {
+        for (size_t i = 0; i < n; i++) d[i] = ((float)s[stride * i] - 128.0f) / 128.0f;
+    } else {
+        /* ToTensor then Normalize, in float32 as torch computes them. */
+        const float m = k_mean[c], sd = k_std[c];
+        for (size_t i = 0; i < n; i++) {
+            float x = (float)s[stride * i] / 255.0f;
+            d[i] = (x - m) / sd;
         }
     }
 }
 
+void egc_preset_normalize(const egc_image *sized, egc_preset p, float *dst)
+{
+    if (!sized || !sized->rgb || !dst || sized->w <= 0 || sized->h <= 0) return;
+    size_t n = (size_t)sized->w * (size_t)sized->h;
+    const custom_preset *cp = custom_of(p);
+    for (int c = 0; c < 3; c++) {
+        const int from = cp && cp->bgr ? 2 - c : c;
+        normalize_plane(sized->rgb + from, 3, n, p, cp, c, dst + (size_t)c * n);
+    }
+}
+
+egc_status egc_preset_normalize_channels(const egc_image *sized, egc_preset p, int channels,
+                                         float *dst)
+{
+    if (!sized || !sized->rgb || !dst || sized->w <= 0 || sized->h <= 0)
+        return EGC_FAIL(EGC_E_ARG, "normalize: no picture or no output tensor given");
+    if (egc_preset_base(p) < 0) return EGC_FAIL(EGC_E_ARG, "normalize: preset %d is unknown", (int)p);
+    if (channels == 3) {
+        egc_preset_normalize(sized, p, dst);
+        return EGC_OK;
+    }
+    if (channels != 1)
+        return EGC_FAIL(EGC_E_UNSUPPORTED, "a model input of %d channels: egcam makes images of "
+                        "3 (RGB) or 1 (gray)", channels);
+    size_t n = (size_t)sized->w * (size_t)sized->h;
+    uint8_t *gray = NULL;
+    EGC_TRY(egc_malloc((void **)&gray, n, 1, "gray picture"));
+    const uint8_t *s = sized->rgb;
+    for (size_t i = 0; i < n; i++) /* Pillow's convert("L"), ITU-R 601-2 luma */
+        gray[i] = (uint8_t)(((uint32_t)s[3 * i] * 19595u + (uint32_t)s[3 * i + 1] * 38470u +
+                             (uint32_t)s[3 * i + 2] * 7471u + 0x8000u) >> 16);
+    normalize_plane(gray, 1, n, p, custom_of(p), 0, dst);
+    free(gray);
+    return EGC_OK;
+}
+
 egc_status egc_preprocess(const egc_image *img, egc_preset p, int w, int h, float *dst)
+{
+    return egc_preprocess_channels(img, p, 3, w, h, dst);
+}
+
+egc_status egc_preprocess_channels(const egc_image *img, egc_preset p, int channels, int w,
+                                   int h, float *dst)
 {
     if (!dst) return EGC_FAIL(EGC_E_ARG, "preset %s: no output tensor given", egc_preset_name(p));
     egc_image sized = {0, 0, NULL};
     EGC_TRY(egc_preset_geometry(img, p, w, h, &sized));
-    egc_preset_normalize(&sized, p, dst);
+    egc_status st = egc_preset_normalize_channels(&sized, p, channels, dst);
     egc_image_free(&sized);
-    return EGC_OK;
+    return st;
 }
 
 static uint8_t to_u8(float v)
@@ -583,6 +620,12 @@ static uint8_t to_u8(float v)
 
 egc_status egc_preset_denormalize(const float *chw, int w, int h, egc_preset p, egc_image *out)
 {
+    return egc_preset_denormalize_channels(chw, 3, w, h, p, out);
+}
+
+egc_status egc_preset_denormalize_channels(const float *chw, int channels, int w, int h,
+                                           egc_preset p, egc_image *out)
+{
     if (!out) return EGC_FAIL(EGC_E_ARG, "denormalize: no output image given");
     out->w = out->h = 0;
     out->rgb = NULL;
@@ -590,18 +633,24 @@ egc_status egc_preset_denormalize(const float *chw, int w, int h, egc_preset p, 
     EGC_TRY(check_size_arg(w, h, "denormalize"));
     if (egc_preset_base(p) < 0)
         return EGC_FAIL(EGC_E_ARG, "denormalize: preset %d is unknown", (int)p);
+    if (channels != 1 && channels != 3)
+        return EGC_FAIL(EGC_E_ARG, "denormalize: %d channels (1 or 3)", channels);
     const custom_preset *cp = custom_of(p);
     size_t n = (size_t)w * (size_t)h;
     uint8_t *q = NULL;
     EGC_TRY(egc_malloc((void **)&q, n, 3, "denormalized image"));
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < channels; c++) {
         const float *s = chw + (size_t)c * n;
-        const int to = cp && cp->bgr ? 2 - c : c;
+        const int to = cp && cp->bgr && channels == 3 ? 2 - c : c;
         for (size_t i = 0; i < n; i++) {
             float v = cp                 ? (s[i] * cp->std[c] + cp->mean[c]) * 255.0f
                       : p == EGC_PRESET_TF ? s[i] * 128.0f + 128.0f
                                            : (s[i] * k_std[c] + k_mean[c]) * 255.0f;
-            q[3 * i + to] = to_u8(v);
+            const uint8_t u = to_u8(v);
+            if (channels == 1) /* gray, shown as RGB */
+                q[3 * i] = q[3 * i + 1] = q[3 * i + 2] = u;
+            else
+                q[3 * i + to] = u;
         }
     }
     out->w = w;

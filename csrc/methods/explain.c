@@ -231,6 +231,8 @@ void egc_explainer_geometry(const egc_explainer *e, int *h, int *w, int *H, int 
     if (W) *W = e->W;
 }
 
+int egc_explainer_channels(const egc_explainer *e) { return e->C; }
+
 static egc_status fbuf(float **p, size_t n, const char *what)
 {
     if (n == 0) n = 1;
@@ -346,7 +348,8 @@ done:
 
 /* ---- reference images ---- */
 
-/* The normalised image of the given pixels (CHW bytes, or all zero when bytes == NULL). */
+/* The normalised image of the given pixels (C planes of bytes, or all zero when bytes ==
+ * NULL; a gray model's one plane is its gray values). */
 static egc_status normalised_pixels(const egc_explainer *e, const uint8_t *bytes, float *dst)
 {
     egc_image img;
@@ -356,10 +359,11 @@ static egc_status normalised_pixels(const egc_explainer *e, const uint8_t *bytes
     EGC_TRY(egc_calloc((void **)&img.rgb, hw * 3, 1, "baseline pixels"));
     if (bytes)
         for (size_t i = 0; i < hw; i++)
-            for (int c = 0; c < 3; c++) img.rgb[i * 3 + (size_t)c] = bytes[(size_t)c * hw + i];
-    egc_preset_normalize(&img, e->o.preset, dst);
+            for (int c = 0; c < 3; c++)
+                img.rgb[i * 3 + (size_t)c] = bytes[(size_t)(e->C == 1 ? 0 : c) * hw + i];
+    egc_status st = egc_preset_normalize_channels(&img, e->o.preset, e->C, dst);
     free(img.rgb);
-    return EGC_OK;
+    return st;
 }
 
 static egc_status load_refs(egc_explainer *e)
@@ -704,9 +708,9 @@ static egc_status explainer_create_rows(const egc_model *m, const char *device,
     /* Geometry. */
     egc_model_input_chw(m, &e->C, &e->H, &e->W);
     e->classes = egc_model_num_classes(m);
-    if (e->C != 3) {
-        st = EGC_FAIL(EGC_E_UNSUPPORTED, "the model takes %d input channels; CAMs need RGB (3)",
-                      e->C);
+    if (e->C != 3 && e->C != 1) {
+        st = EGC_FAIL(EGC_E_UNSUPPORTED, "the model takes %d input channels; egcam explains "
+                      "models of RGB (3) or gray (1) images", e->C);
         goto fail;
     }
     int layer = -1;

@@ -37,9 +37,9 @@ egc_status egc_evaluator_create_ex(const egc_model *m, const char *device, int b
     ev->hw = ev->H * ev->W;
     ev->chw = (size_t)ev->C * (size_t)ev->hw;
     ev->B = batch;
-    if (ev->C != 3) {
+    if (ev->C != 3 && ev->C != 1) {
         st = EGC_FAIL(EGC_E_UNSUPPORTED, "evaluator: the model takes %d channels (metrics need "
-                      "RGB inputs)", ev->C);
+                      "RGB or gray inputs)", ev->C);
         goto fail;
     }
     egc_session_options so;

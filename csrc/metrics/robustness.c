@@ -64,7 +64,7 @@ egc_status egc_metric_sensitivity(egc_explainer *e, const float *x, const float 
                         "(got %g)", o->samples, (double)o->radius);
     int h, w, H, W;
     egc_explainer_geometry(e, &h, &w, &H, &W);
-    size_t hw = (size_t)H * (size_t)W, chw = 3 * hw;
+    size_t hw = (size_t)H * (size_t)W, chw = (size_t)egc_explainer_channels(e) * hw;
     int G = egc_explainer_options(e)->batch;
     if (G < 1) G = 1;
     if ((int64_t)G > (int64_t)n * o->samples) G = (int)((int64_t)n * o->samples);

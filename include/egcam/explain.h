@@ -74,8 +74,8 @@ typedef enum egc_baselines {
     EGC_BASELINES_BLUR,      /* one image per input: 11x11 Gaussian (sigma 5) of the input */
     EGC_BASELINES_UNIFORM,   /* uniform_count images of U{0..255} pixels, drawn from the seed */
     EGC_BASELINES_SELF,      /* one image per input: the input itself (SmoothGrad) */
-    EGC_BASELINES_FILE       /* the R images of baseline_file, a (R,3,H,W) float32 .npy (or
-                                channels last, (R,H,W,3)) */
+    EGC_BASELINES_FILE       /* the R images of baseline_file, a (R,C,H,W) float32 .npy (or
+                                channels last, (R,H,W,C)) */
 } egc_baselines;
 
 /* The interpolation coefficients of sample s = 0..S-1 of an image, u ~ U(0,1) its draw:
@@ -193,6 +193,8 @@ const char *egc_explainer_layer(const egc_explainer *e);
 int egc_explainer_rows(const egc_explainer *e);
 /* Map sizes: the target layer's h x w and the input's H x W. */
 void egc_explainer_geometry(const egc_explainer *e, int *h, int *w, int *H, int *W);
+/* Channels of an input image: 3 (RGB) or 1 (a gray model); an input holds C*H*W floats. */
+int egc_explainer_channels(const egc_explainer *e);
 /* Device memory the explainer holds (its session's weights, arenas and workspaces plus the
  * explainer's own device buffers: inputs, baselines, accumulators, maps). Runs allocate
  * nothing, so this is also the peak. */
@@ -200,7 +202,8 @@ size_t egc_explainer_device_bytes(const egc_explainer *e);
 /* The device it runs on, as egc_session_device says it ("cuda:0 (NVIDIA H100 ...)"). */
 const char *egc_explainer_device(const egc_explainer *e);
 
-/* Explains n >= 1 preprocessed images x[n,3,H,W] (host float32). classes[i] >= 0 explains
+/* Explains n >= 1 preprocessed images x[n,C,H,W] (host float32; C = 3, or 1 for a model of
+ * gray images: egc_explainer_channels). classes[i] >= 0 explains
  * that class, a negative entry (or classes == NULL) the top-1 class on the clean input.
  * Fills out[0..n-1]. A class out of range gives EGC_E_ARG. */
 EGC_NODISCARD egc_status egc_explainer_run(egc_explainer *e, const float *x, int n,

@@ -66,13 +66,25 @@ EGC_NODISCARD egc_status egc_preset_geometry(const egc_image *img, egc_preset p,
                                               egc_image *out);
 /* Normalisation part: fits dst[3*h*w] (CHW planes) from the model-sized RGB image. */
 void egc_preset_normalize(const egc_image *sized, egc_preset p, float *dst);
-/* Both steps: dst holds 3*h*w floats. */
+/* The same for a model input of `channels` planes: 3 as egc_preset_normalize; 1, gray: the
+ * picture made gray as Pillow's convert("L") does (L = (19595 R + 38470 G + 7471 B + 32768)
+ * >> 16, ITU-R 601-2 luma) and normalised as the preset's first channel (so a preset of your
+ * own with one mean and std, "cifar:mean=0.1307:std=0.3081", is MNIST's). dst holds
+ * channels*h*w floats. EGC_E_UNSUPPORTED for another channel count. */
+EGC_NODISCARD egc_status egc_preset_normalize_channels(const egc_image *sized, egc_preset p,
+                                                       int channels, float *dst);
+/* Both steps: dst holds 3*h*w floats (channels*h*w for egc_preprocess_channels). */
 EGC_NODISCARD egc_status egc_preprocess(const egc_image *img, egc_preset p, int w, int h,
                                          float *dst);
+EGC_NODISCARD egc_status egc_preprocess_channels(const egc_image *img, egc_preset p, int channels,
+                                                  int w, int h, float *dst);
 /* Inverse of the normalisation, for showing a tensor as a picture: values are clamped to
- * 0..255. out is allocated (w x h). */
+ * 0..255. out is allocated (w x h, RGB). The _channels form takes 1 (gray, shown as RGB) or 3
+ * planes. */
 EGC_NODISCARD egc_status egc_preset_denormalize(const float *chw, int w, int h, egc_preset p,
                                                  egc_image *out);
+EGC_NODISCARD egc_status egc_preset_denormalize_channels(const float *chw, int channels, int w,
+                                                          int h, egc_preset p, egc_image *out);
 
 /* The rectangle of an iw x ih image that preset p crops and resizes to the model's w x h,
  * in source pixel units: box = {x0, y0, bw, bh} (floats; torchvision's resize makes them

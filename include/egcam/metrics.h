@@ -2,7 +2,8 @@
  * METRICS.md) and the annotations some of them need (boxes, class maps).
  *
  * Maps are the final maps of egc_explainer_run: [H,W] floats in [0,1], one per image, in
- * the model-input geometry. Images are preprocessed inputs x[n,3,H,W] (host float32).
+ * the model-input geometry. Images are preprocessed inputs x[n,C,H,W] (host float32; C = 3,
+ * or 1 for a model of gray images).
  *
  * Every metric that needs the model runs through an evaluator: one forward-only session
  * of `batch` rows, one host buffer of `batch` inputs and backend buffers for the images,
@@ -84,7 +85,7 @@ EGC_NODISCARD egc_status egc_metric_curve(egc_evaluator *ev, egc_curve_kind kind
  * has its maps ranked once and its images uploaded once, and its deletion rows then its
  * insertion rows are made from those backend buffers (a sweep that asks for both curves
  * saves a ranking, an upload and a class pass per image).
- * Needs: ev, x [n,3,H,W], maps [n,H,W], n >= 1, step >= 1, classes as for
+ * Needs: ev, x [n,C,H,W], maps [n,H,W], n >= 1, step >= 1, classes as for
  * egc_metric_curve, and at least one of auc_del, auc_ins (NULL skips that curve).
  * Writes: auc_del[n] and auc_ins[n] (the ones given); curves_del and curves_ins [n,
  * steps+1] probabilities (each NULL to skip; unused when its AUC pointer is NULL).

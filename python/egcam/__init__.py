@@ -128,8 +128,8 @@ _SIGS = {
     "egc_image_free": (None, [ctypes.POINTER(_Image)]),
     "egc_image_save": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(_Image), ctypes.c_int]),
     "egc_preset_parse": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int)]),
-    "egc_preprocess": (ctypes.c_int, [ctypes.POINTER(_Image), ctypes.c_int, ctypes.c_int,
-                                      ctypes.c_int, _F]),
+    "egc_preprocess_channels": (ctypes.c_int, [ctypes.POINTER(_Image), ctypes.c_int,
+                                               ctypes.c_int, ctypes.c_int, ctypes.c_int, _F]),
     "egc_preset_geometry": (ctypes.c_int, [ctypes.POINTER(_Image), ctypes.c_int, ctypes.c_int,
                                            ctypes.c_int, ctypes.POINTER(_Image)]),
     "egc_preset_crop_box": (ctypes.c_int, [ctypes.c_int, ctypes.c_int, ctypes.c_int,
@@ -320,7 +320,9 @@ def _images_array(x, chw):
     """x as a C-ordered float32 array (n,C,H,W) matching the model's input chw; images given
     channels last, (n,H,W,C) or (H,W,C), are transposed (channels first wins where both fit)."""
     a = np.asarray(x, dtype=np.float32)
-    if a.ndim == 3:
+    if a.ndim == 3 and chw[0] == 1 and tuple(a.shape[1:]) == tuple(chw[1:]):
+        a = a[:, None]  # gray images (n,H,W)
+    elif a.ndim == 3:
         a = a[None]
     last = (chw[1], chw[2], chw[0])
     if a.ndim == 4 and tuple(a.shape[1:]) != tuple(chw) and tuple(a.shape[1:]) == last:
@@ -522,14 +524,14 @@ def from_torch(module, input_shape=(3, 224, 224), path=None):
             os.unlink(tmp)
 
 
-def _decode_into(path, p, w, h, dst):
-    """One image file decoded and preprocessed into dst (3,h,w); None, or the Error."""
+def _decode_into(path, p, c, w, h, dst):
+    """One image file decoded and preprocessed into dst (c,h,w); None, or the Error."""
     try:
         img = _load_image(path)
     except Error as e:
         return e
     try:
-        _check(_lib.egc_preprocess(ctypes.byref(img), p, w, h, _fptr(dst)))
+        _check(_lib.egc_preprocess_channels(ctypes.byref(img), p, c, w, h, _fptr(dst)))
     except Error as e:
         return e
     finally:
@@ -539,7 +541,7 @@ def _decode_into(path, p, w, h, dst):
 
 def load_images(paths, model, preset="torchvision", errors="raise", threads=None, out=None):
     """Decodes image files (JPEG, PNG, BMP) and preprocesses them as `egcam explain --preset`
-    does for `model` (a Model or its input (C,H,W)): a float32 array (n,3,H,W), or the first n
+    does for `model` (a Model or its input (C,H,W)): a float32 array (n,C,H,W), or the first n
     images of `out` (a C-ordered float32 array of at least n images, e.g. from empty_pinned).
     The files are decoded by `threads` threads (default: one per CPU). errors="raise": the
     first file that cannot be read raises Error naming it; errors="skip": returns (images of
@@ -551,25 +553,25 @@ def load_images(paths, model, preset="torchvision", errors="raise", threads=None
     if errors not in ("raise", "skip"):
         raise ValueError("egcam: errors=%r: 'raise' or 'skip'" % (errors,))
     c, h, w = model.input_shape if isinstance(model, Model) else tuple(model)
-    if c != 3:
-        raise ValueError("egcam: the model takes %d channels, images have 3" % c)
+    if c not in (1, 3):
+        raise ValueError("egcam: the model takes %d channels; images are RGB (3) or gray (1)" % c)
     p = _parsed(_lib.egc_preset_parse, preset, "preset")
     if out is None:
-        out = np.empty((len(paths), 3, h, w), dtype=np.float32)
+        out = np.empty((len(paths), c, h, w), dtype=np.float32)
     else:
         if not (isinstance(out, np.ndarray) and out.dtype == np.float32 and
-                out.flags.c_contiguous and out.shape[1:] == (3, h, w) and
+                out.flags.c_contiguous and out.shape[1:] == (c, h, w) and
                 out.shape[0] >= len(paths)):
             raise ValueError("egcam: out must be a C-ordered float32 array of at least "
-                             "(%d,3,%d,%d)" % (len(paths), h, w))
+                             "(%d,%d,%d,%d)" % (len(paths), c, h, w))
         out = out[:len(paths)]
     nt = max(1, min(len(paths), threads or os.cpu_count() or 1))
     if nt == 1:
-        msgs = [_decode_into(q, p, w, h, out[i]) for i, q in enumerate(paths)]
+        msgs = [_decode_into(q, p, c, w, h, out[i]) for i, q in enumerate(paths)]
     else:  # the library releases the interpreter lock: the decoders run side by side
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(nt) as pool:
-            msgs = list(pool.map(lambda i: _decode_into(paths[i], p, w, h, out[i]),
+            msgs = list(pool.map(lambda i: _decode_into(paths[i], p, c, w, h, out[i]),
                                  range(len(paths))))
     bad = [(q, m) for q, m in zip(paths, msgs) if m is not None]
     if errors == "raise":
@@ -767,7 +769,7 @@ class Explainer(_Handle):
             "samples_tol": float("%.7g" % r.samples_tol), "samples_round": r.samples_round}
 
     def explain(self, x, classes=None, raw=False):
-        """Explains preprocessed images x (n,3,H,W), or one image (3,H,W): classes None (the
+        """Explains preprocessed images x (n,C,H,W), or one image (C,H,W): classes None (the
         top-1 class of each image), one int for all, or one per image (negative: top-1).
         Returns an Explanation. Calls from several threads take turns."""
         if not getattr(self, "_h", None):

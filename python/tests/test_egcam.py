@@ -483,6 +483,24 @@ class VisionTransformerTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             e.explain(xl[:, :4])
 
+    @unittest.skipUnless(os.path.exists(MODEL), "the shared data are not there (EGC_SHARED_DIR)")
+    def test_gray_model(self):
+        """A model of gray images (test/data/lower/gray_cnn.onnx): load_images makes the
+        tensors PIL and torchvision make (convert("L"), MNIST's mean and std as a preset of
+        your own) bit for bit; arrays (n,1,H,W) and (n,H,W) give the same maps."""
+        m = egcam.Model(os.path.join(LOWER, "gray_cnn.onnx"))
+        self.assertEqual(m.input_shape, (1, 28, 28))
+        want = np.load(os.path.join(LOWER, "gray_cnn_in.npy"))
+        paths = [os.path.join(SHARED, "data", "cifar10-test", "cat", "%04d.jpg" % k)
+                 for k in range(3)]
+        x = egcam.load_images(paths, m, preset="cifar:mean=0.1307:std=0.3081")
+        self.assertEqual(x.shape, (3, 1, 28, 28))
+        self.assertTrue(np.array_equal(x, want))
+        e = egcam.Explainer(m, "expected-gradcam", samples=4, preset="cifar:mean=0.1307:std=0.3081")
+        r = e.explain(x)
+        self.assertEqual(r.maps.shape, (3, 28, 28))
+        self.assertTrue(np.array_equal(e.explain(x[:, 0]).maps, r.maps))
+
 
 if __name__ == "__main__":
     unittest.main()

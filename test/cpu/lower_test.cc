@@ -1089,6 +1089,38 @@ TEST(LowerComposite, GroupAndInstanceNormalization)
     egc_model_destroy(m);
 }
 
+// A model of gray images: three shared CIFAR-10 images made gray by egcam (the preset's
+// geometry, Pillow's convert("L"), MNIST's mean and std as a preset of your own) are the
+// tensors PIL and torchvision make, bit for bit, and the model's logits PyTorch's.
+TEST(LowerComposite, GrayModelAndGrayImages)
+{
+    check_reference("gray_cnn");
+    Npy in;
+    read_npy("gray_cnn_in.npy", &in);
+    ASSERT_EQ(dims(in.t.shape), (std::vector<int64_t>{3, 1, 28, 28}));
+    egc_preset p;
+    ASSERT_EQ(egc_preset_parse("cifar:mean=0.1307:std=0.3081", &p), EGC_OK) << egc_last_error();
+    for (int k = 0; k < 3; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "/data/cifar10-test/cat/%04d.jpg", k);
+        egc_image img{0, 0, nullptr};
+        ASSERT_EQ(egc_image_load((std::string(EGC_SHARED_DIR) + name).c_str(), &img), EGC_OK)
+            << egc_last_error();
+        std::vector<float> x(28 * 28);
+        egc_status st = egc_preprocess_channels(&img, p, 1, 28, 28, x.data());
+        egc_image_free(&img);
+        ASSERT_EQ(st, EGC_OK) << egc_last_error();
+        EXPECT_EQ(memcmp(x.data(), in.vec().data() + (size_t)k * 28 * 28, x.size() * sizeof(float)),
+                  0) << name;
+    }
+    egc_image img{0, 0, nullptr};
+    ASSERT_EQ(egc_image_load((std::string(EGC_SHARED_DIR) + "/data/photos/cat.bmp").c_str(), &img),
+              EGC_OK);
+    std::vector<float> x2(2 * 28 * 28);
+    EXPECT_EQ(egc_preprocess_channels(&img, p, 2, 28, 28, x2.data()), EGC_E_UNSUPPORTED);
+    egc_image_free(&img);
+}
+
 // An Inception-style module: `auto` is its Concat, which every path from the input passes
 // (pytorch-grad-cam's users target Inception modules so), not the last branch's Relu, which the
 // other branch goes around (a CAM there would see 4 of the 8 channels).

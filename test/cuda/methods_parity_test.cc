@@ -631,13 +631,15 @@ struct ModelDel {
 };
 using ModelPtr = std::unique_ptr<egc_model, ModelDel>;
 
-// n preprocessed images for a shared model: CIFAR-10 test images (ResNet-20) or the
-// ImageNet sample (MobileNet); deterministic pseudo-random tensors when missing.
-std::vector<float> images_for(const std::string &model, int n, int H, int W, egc_preset *preset)
+// n preprocessed images of C channels for a model: CIFAR-10 test images (ResNet-20, and the
+// gray model made gray) or the ImageNet sample (MobileNet); deterministic pseudo-random
+// tensors when missing.
+std::vector<float> images_for(const std::string &model, int n, int C, int H, int W,
+                              egc_preset *preset)
 {
     const std::string d = shared_dir() + "/data/";
     std::vector<std::string> paths;
-    if (model.find("cifar") != std::string::npos) {
+    if (model.find("cifar") != std::string::npos || model.find("gray") != std::string::npos) {
         *preset = EGC_PRESET_CIFAR;
         const char *cls[] = {"cat", "dog", "ship", "airplane", "frog", "truck", "bird", "horse"};
         for (int i = 0; i < n; i++) {
@@ -657,7 +659,7 @@ std::vector<float> images_for(const std::string &model, int n, int H, int W, egc
         for (int i = 0; i < n && i < (int)names.size(); i++)
             paths.push_back(d + "imagenet-sample/" + names[(size_t)i]);
     }
-    const size_t chw = (size_t)3 * H * W;
+    const size_t chw = (size_t)C * H * W;
     std::vector<float> x((size_t)n * chw);
     std::mt19937 g(99);
     std::uniform_real_distribution<float> u(-1.5f, 1.5f);
@@ -666,7 +668,8 @@ std::vector<float> images_for(const std::string &model, int n, int H, int W, egc
         bool ok = i < (int)paths.size() && file_exists(paths[(size_t)i]) &&
                   egc_image_load(paths[(size_t)i].c_str(), &img) == EGC_OK;
         if (ok) {
-            ok = egc_preprocess(&img, *preset, W, H, x.data() + (size_t)i * chw) == EGC_OK;
+            ok = egc_preprocess_channels(&img, *preset, C, W, H, x.data() + (size_t)i * chw) ==
+                 EGC_OK;
             egc_image_free(&img);
         }
         if (!ok)
@@ -827,19 +830,22 @@ MapsVsCpu gpu_vs_cpu(const Result &cpu, const Result &gpu, double score_tol, con
 class MethodsOnModel : public ::testing::Test {
 protected:
     virtual const char *model_file() const = 0;
+    virtual std::string model_dir() const { return shared_dir() + "/models/"; }
     void SetUp() override
     {
         if (!cuda_skip_reason().empty()) GTEST_SKIP() << cuda_skip_reason();
-        path = shared_dir() + "/models/" + model_file();
+        path = model_dir() + model_file();
         if (!file_exists(path)) GTEST_SKIP() << "missing " << path;
         egc_model *m = nullptr;
         ASSERT_EQ(egc_model_load(path.c_str(), &m), EGC_OK) << egc_last_error();
         model.reset(m);
         int c, H, W;
         egc_model_input_chw(m, &c, &H, &W);
-        x = images_for(model_file(), kN, H, W, &preset);
-        std::string stem = std::string(model_file()).find("cifar") != std::string::npos ? "resnet20"
-                                                                                       : "mobilenet";
+        x = images_for(model_file(), kN, c, H, W, &preset);
+        const std::string file = model_file();
+        std::string stem = file.find("cifar") != std::string::npos  ? "resnet20"
+                           : file.find("gray") != std::string::npos ? "gray" /* none */
+                                                                    : "mobilenet";
         plan = kGolden + "plan_" + stem + ".csv";
         refs = kGolden + "x_" + stem + ".npy";
     }
@@ -1080,11 +1086,22 @@ class CudaMethodsResNet20 : public MethodsOnModel {
 class CudaMethodsMobileNet : public MethodsOnModel {
     const char *model_file() const override { return "mobilenet_v1_025_128_imagenet.onnx"; }
 };
+// A model of gray images (test/data/lower/gray_cnn.onnx, one input channel): the perturbed
+// inputs, baselines and metrics of one plane.
+class CudaMethodsGray : public MethodsOnModel {
+    const char *model_file() const override { return "gray_cnn.onnx"; }
+    std::string model_dir() const override
+    {
+        return std::string(EGC_SOURCE_DIR) + "/test/data/lower/";
+    }
+};
 
 TEST_F(CudaMethodsResNet20, EveryMethodMatchesTheCpu) { every_method_matches_the_cpu(); }
 TEST_F(CudaMethodsResNet20, BatchOneAndSevenGiveTheSameMaps) { batch_one_and_seven_agree(); }
 TEST_F(CudaMethodsMobileNet, EveryMethodMatchesTheCpu) { every_method_matches_the_cpu(); }
 TEST_F(CudaMethodsMobileNet, BatchOneAndSevenGiveTheSameMaps) { batch_one_and_seven_agree(); }
+TEST_F(CudaMethodsGray, EveryMethodMatchesTheCpu) { every_method_matches_the_cpu(); }
+TEST_F(CudaMethodsGray, BatchOneAndSevenGiveTheSameMaps) { batch_one_and_seven_agree(); }
 TEST_F(CudaMethodsResNet20, PinnedInputsGiveTheSameMaps) { pinned_inputs_agree(); }
 TEST_F(CudaMethodsResNet20, AdaptiveCountsMatchFixedRunsAndTheCpu) { adaptive_counts_agree(); }
 TEST_F(CudaMethodsResNet20, MixedPrecisionMapsCorrelateWithTheCpu) { mixed_matches_the_cpu(); }

@@ -29,10 +29,12 @@ typedef struct cli_items {
 int cli_expand_inputs(char **paths, int n_paths, cli_items *out, int *n_bad);
 void cli_items_free(cli_items *it);
 
-/* Loads one item as a preprocessed tensor [3,h,w] (dst holds 3*h*w floats). Also returns
- * the model-sized RGB picture in sized (may be NULL). */
-egc_status cli_load_item(const cli_item *it, egc_preset preset, int w, int h, float *dst,
-                         egc_image *sized);
+/* Loads one item as a preprocessed tensor [ch,h,w] (dst holds ch*h*w floats; ch 3, or 1
+ * for a gray model). Also returns the model-sized RGB picture in sized (may be NULL). */
+egc_status cli_load_item(const cli_item *it, egc_preset preset, int ch, int w, int h,
+                         float *dst, egc_image *sized);
+/* The picture made gray in place as a gray model sees it (Pillow's convert("L"), kept RGB). */
+void cli_gray_picture(egc_image *img);
 
 /* Labels: one per line. NULL path: a classes file beside the model that matches the class
  * count (imagenet_classes.txt for 1000, cifar10_classes.txt for 10), else none. */
@@ -77,10 +79,10 @@ double cli_now(void);
  * reports the failures in order (egc_error_restore makes err[k] the last error again). */
 void cli_parallel_load(int n, egc_status (*load)(int k, void *arg), void *arg, egc_status *st,
                        char **err);
-/* cli_parallel_load of cli_load_item: items[k] into row k of x (3*h*w floats a row) and,
+/* cli_parallel_load of cli_load_item: items[k] into row k of x (ch*h*w floats a row) and,
  * when sized is not NULL, sized[k]. */
-void cli_load_rows(const cli_item *items, int n, egc_preset preset, int w, int h, float *x,
-                   egc_image *sized, egc_status *st, char **err);
+void cli_load_rows(const cli_item *items, int n, egc_preset preset, int ch, int w, int h,
+                   float *x, egc_image *sized, egc_status *st, char **err);
 /* Makes err (or, when NULL, "out of memory") the current error message for the printing and
  * recording of a failure found by cli_parallel_load. */
 void cli_restore_error(const char *err);

@@ -199,7 +199,7 @@ static egc_status directions(egc_session *s, const check_ctx *c, int i, const fl
 
 /* Loads the inputs: items decoded and preprocessed, or n random normal ones. *x [n, per]. */
 static int load_inputs(const check_ctx *c, char **paths, int n_paths, int n_random,
-                       egc_preset preset, int w, int h, float **x, int *n, char ***ids)
+                       egc_preset preset, int ch, int w, int h, float **x, int *n, char ***ids)
 {
     *x = NULL;
     *n = 0;
@@ -240,7 +240,7 @@ static int load_inputs(const check_ctx *c, char **paths, int n_paths, int n_rand
     char **err = calloc((size_t)items.n, sizeof *err);
     int ok = *x && *ids && st && err;
     if (!ok) fprintf(stderr, "egcam check: out of memory for %d inputs\n", items.n);
-    if (ok) cli_load_rows(items.v, items.n, preset, w, h, *x, NULL, st, err);
+    if (ok) cli_load_rows(items.v, items.n, preset, ch, w, h, *x, NULL, st, err);
     const int allocated = ok;
     for (int i = 0; allocated && i < items.n; i++) { /* every input that failed, in order */
         if (st[i] != EGC_OK) {
@@ -380,12 +380,13 @@ int cmd_check(int argc, char **argv)
         rc = EXIT_USAGE;
         goto done;
     }
-    if (ic != 3 && optind < argc) {
-        fprintf(stderr, "egcam check: %s takes %d channels; image inputs are RGB (3)\n",
-                model_path, ic);
+    if (ic != 3 && ic != 1 && optind < argc) {
+        fprintf(stderr, "egcam check: %s takes %d channels; image inputs are RGB (3) or gray "
+                "(1)\n", model_path, ic);
         goto done;
     }
-    if (!load_inputs(&c, argv + optind, argc - optind, (int)images, preset, w, h, &x, &n, &ids))
+    if (!load_inputs(&c, argv + optind, argc - optind, (int)images, preset, ic, w, h, &x, &n,
+                     &ids))
         goto done;
     if (ref_path) {
         if (egc_npy_read(ref_path, &rt) != EGC_OK) {

@@ -14,7 +14,8 @@ static void help(FILE *f)
         "\n"
         "Runs the model on every input and prints its top classes. INPUTS are image files\n"
         "(JPEG, PNG, BMP), folders (their images and .npy files, sorted by name) or .npy\n"
-        "float32 tensors of shape (N,3,H,W) or (3,H,W), already preprocessed.\n"
+        "float32 tensors of shape (N,C,H,W) or (C,H,W), already preprocessed (C: 3, or 1 for\n"
+        "a model of gray images).\n"
         "\n"
         "options:\n"
         "  --model M.onnx      the classifier (required)\n"
@@ -189,9 +190,9 @@ int cmd_classify(int argc, char **argv)
     }
     int ch, h, w, classes = egc_model_num_classes(m);
     egc_model_input_chw(m, &ch, &h, &w);
-    if (ch != 3) {
-        fprintf(stderr, "egcam classify: %s takes %d channels; egcam handles RGB (3)\n",
-                model_path, ch);
+    if (ch != 3 && ch != 1) {
+        fprintf(stderr, "egcam classify: %s takes %d channels; egcam handles RGB (3) and gray "
+                "(1) images\n", model_path, ch);
         egc_model_destroy(m);
         return EXIT_MODEL;
     }
@@ -217,7 +218,7 @@ int cmd_classify(int argc, char **argv)
         fprintf(stderr, "egcam classify: %s\n", desc);
     }
     char **labels = cli_load_labels(labels_path, model_path, classes);
-    size_t per = (size_t)3 * (size_t)h * (size_t)w;
+    size_t per = (size_t)ch * (size_t)h * (size_t)w;
     float *x = NULL; /* page-locked for a CUDA device: uploads at the bus's full speed */
     {
         void *hp = NULL;
@@ -239,7 +240,7 @@ int cmd_classify(int argc, char **argv)
         /* the next batch decoded on all threads; failures reported in input order, the rest
          * packed to the front */
         int k_in = items.n - i < batch ? items.n - i : batch, nb = 0;
-        cli_load_rows(items.v + i, k_in, preset, w, h, x, NULL, ldst, lerr);
+        cli_load_rows(items.v + i, k_in, preset, ch, w, h, x, NULL, ldst, lerr);
         for (int t = 0; t < k_in; t++, i++) {
             if (ldst[t] != EGC_OK) {
                 cli_restore_error(lerr[t]);

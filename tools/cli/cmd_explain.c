@@ -23,8 +23,9 @@ static void help(FILE *f)
         "usage: egcam explain --model M.onnx --method NAME[,NAME...] --out DIR [options] INPUTS...\n"
         "\n"
         "Computes a saliency map per input and method. INPUTS are image files (JPEG, PNG, BMP),\n"
-        "folders (their images and .npy files, sorted by name) or .npy float32 tensors (N,3,H,W)\n"
-        "or (3,H,W), already preprocessed. Outputs, in DIR (with several methods, in\n"
+        "folders (their images and .npy files, sorted by name) or .npy float32 tensors (N,C,H,W)\n"
+        "or (C,H,W), already preprocessed (C: 3, or 1 for a model of gray images, which egcam\n"
+        "makes gray as Pillow's convert(\"L\") does). Outputs, in DIR (with several methods, in\n"
         "DIR/<method>/):\n"
         "  <stem>.npy            the map: float32 HxW in [0,1] at the model's input size (a\n"
         "                        tensor file with N>1 images gives <stem>_<i>.npy)\n"
@@ -551,7 +552,7 @@ typedef struct pipe_ctx {
     const cli_item *items;
     int n_items, next;        /* inputs, and the first not loaded yet */
     egc_preset preset;
-    int W, H, B, verbose, need_sized, class_k;
+    int C, W, H, B, verbose, need_sized, class_k;
     size_t per;
     const char *out_dir;
     cli_gallery *gal;         /* NULL without --gallery */
@@ -569,7 +570,7 @@ static void load_batch(pipe_ctx *P, batch_set *b)
 {
     int k_in = P->n_items - P->next < P->B ? P->n_items - P->next : P->B, i = P->next;
     b->nb = b->n_fail = 0;
-    cli_load_rows(P->items + i, k_in, P->preset, P->W, P->H, b->x,
+    cli_load_rows(P->items + i, k_in, P->preset, P->C, P->W, P->H, b->x,
                   P->need_sized ? b->sized : NULL, P->ldst, P->lerr);
     for (int t = 0; t < k_in; t++, i++) {
         if (P->ldst[t] != EGC_OK) {
@@ -929,7 +930,7 @@ int cmd_explain(int argc, char **argv)
                 cli_error("--layer", verbose); /* the message says how to list the layers */
             } else if (o.baseline_file && strstr(egc_last_error(), o.baseline_file)) {
                 cli_error("--baselines", verbose);
-                fprintf(stderr, "egcam explain: a reference file is an (R,3,H,W) float32 .npy "
+                fprintf(stderr, "egcam explain: a reference file is an (R,C,H,W) float32 .npy "
                                 "at the model's input size: make one with `egcam refs build`\n");
             } else if (o.plan_file && strstr(egc_last_error(), o.plan_file)) {
                 cli_error("--plan", verbose);
@@ -1030,7 +1031,7 @@ int cmd_explain(int argc, char **argv)
         gal.n_unread = n_paths;
     }
 
-    size_t per = (size_t)3 * (size_t)H * (size_t)W, hw = (size_t)H * (size_t)W;
+    size_t per = (size_t)ch * (size_t)H * (size_t)W, hw = (size_t)H * (size_t)W;
     /* Two batch sets: while the device explains one, another thread writes the files of the
      * previous batch and loads the next into the other set (CUDA; on the CPU, whose forward
      * uses every core, the same steps run one after the other). */
@@ -1044,6 +1045,7 @@ int cmd_explain(int argc, char **argv)
     P.items = items.v;
     P.n_items = items.n;
     P.preset = o.preset;
+    P.C = ch;
     P.W = W;
     P.H = H;
     P.B = B;

@@ -1,5 +1,5 @@
 /* cmd_refs.c: `egcam refs build`: turns a folder of images into a reference file, an
- * (N,3,H,W) float32 .npy of preprocessed images, for `egcam explain --baselines FILE.npy`. */
+ * (N,C,H,W) float32 .npy of preprocessed images, for `egcam explain --baselines FILE.npy`. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -14,7 +14,8 @@ static void help(FILE *f)
         "                        INPUTS...\n"
         "\n"
         "Preprocesses every image of INPUTS (files or folders, sorted by name) with the preset\n"
-        "and writes them as one (N,3,H,W) float32 .npy: the reference set of Expected Grad-CAM\n"
+        "and writes them as one (N,C,H,W) float32 .npy (C: the model's, 3 or 1 for gray; 3\n"
+        "with --size): the reference set of Expected Grad-CAM\n"
         "(`egcam explain --baselines REFS.npy`). Images that fail to load are reported and\n"
         "skipped. .npy inputs of the right size are taken as already preprocessed.\n"
         "\n"
@@ -70,7 +71,7 @@ static int refs_build(int argc, char **argv)
         fprintf(stderr, "egcam refs build: no inputs given (image files or folders)\n");
         return EXIT_USAGE;
     }
-    int H = 0, W = 0;
+    int H = 0, W = 0, C = 3; /* --size: RGB */
     if (size) {
         char *end;
         errno = 0;
@@ -89,10 +90,14 @@ static int refs_build(int argc, char **argv)
             cli_model_error(model_path, lst, verbose);
             return EXIT_MODEL;
         }
-        int ch;
-        egc_model_input_chw(m, &ch, &H, &W);
+        egc_model_input_chw(m, &C, &H, &W);
         if (!preset_name) preset_name = cli_default_preset(m);
         egc_model_destroy(m);
+        if (C != 3 && C != 1) {
+            fprintf(stderr, "egcam refs build: %s takes %d channels; egcam makes RGB (3) and "
+                    "gray (1) images\n", model_path, C);
+            return EXIT_MODEL;
+        }
     }
     if (!preset_name) preset_name = (H == 32 && W == 32) ? "cifar" : "torchvision";
     egc_preset preset;
@@ -100,7 +105,7 @@ static int refs_build(int argc, char **argv)
     cli_items items;
     int n_bad = 0;
     cli_expand_inputs(argv + optind, argc - optind, &items, &n_bad);
-    size_t per = (size_t)3 * (size_t)H * (size_t)W;
+    size_t per = (size_t)C * (size_t)H * (size_t)W;
     float *all = malloc((size_t)(items.n ? items.n : 1) * per * sizeof(float));
     if (!all) {
         fprintf(stderr, "egcam refs build: out of memory for %d images of %dx%d\n", items.n, H, W);
@@ -111,7 +116,7 @@ static int refs_build(int argc, char **argv)
     cli_progress_start(&pr, "refs", items.n, quiet);
     int n = 0;
     for (int i = 0; i < items.n; i++) {
-        if (cli_load_item(&items.v[i], preset, W, H, all + (size_t)n * per, NULL) != EGC_OK) {
+        if (cli_load_item(&items.v[i], preset, C, W, H, all + (size_t)n * per, NULL) != EGC_OK) {
             cli_error(items.v[i].id, verbose);
             n_bad++;
         } else {
@@ -126,7 +131,7 @@ static int refs_build(int argc, char **argv)
         rc = EXIT_SOME_FAILED;
     } else {
         egc_tensor t;
-        int64_t dims[4] = {n, 3, H, W};
+        int64_t dims[4] = {n, C, H, W};
         t.shape = egc_shape_make(4, dims);
         t.data = all;
         if (egc_npy_write(out, &t) != EGC_OK) {

@@ -717,7 +717,7 @@ static egc_status load_item(const sweep_ctx *S, const cli_item *it, float *x, eg
     *iw = *ih = 0;
     memset(sized, 0, sizeof *sized);
     if (it->index >= 0 || (strlen(it->path) > 4 && !strcasecmp(it->path + strlen(it->path) - 4, ".npy")))
-        return cli_load_item(it, S->preset, S->W, S->H, x, want_sized ? sized : NULL);
+        return cli_load_item(it, S->preset, S->C, S->W, S->H, x, want_sized ? sized : NULL);
     egc_image img, tmp;
     egc_status st = egc_image_load(it->path, &img);
     if (st != EGC_OK) return st;
@@ -726,10 +726,14 @@ static egc_status load_item(const sweep_ctx *S, const cli_item *it, float *x, eg
     st = egc_preset_geometry(&img, S->preset, S->W, S->H, &tmp);
     egc_image_free(&img);
     if (st != EGC_OK) return st;
-    egc_preset_normalize(&tmp, S->preset, x);
-    if (want_sized) *sized = tmp;
-    else egc_image_free(&tmp);
-    return EGC_OK;
+    st = egc_preset_normalize_channels(&tmp, S->preset, S->C, x);
+    if (want_sized && st == EGC_OK) {
+        if (S->C == 1) cli_gray_picture(&tmp);
+        *sized = tmp;
+    } else {
+        egc_image_free(&tmp);
+    }
+    return st;
 }
 
 /* A group's inputs loaded in parallel (cli_parallel_load): input g0 + k into row k. */
@@ -992,10 +996,9 @@ int cmd_sweep(int argc, char **argv)
     S->model = m;
     if (!preset_name) preset_name = cli_default_preset(m);
     if (!cli_parse_preset("sweep", preset_name, &S->preset)) return EXIT_USAGE;
-    int ch;
-    egc_model_input_chw(m, &ch, &S->H, &S->W);
+    egc_model_input_chw(m, &S->C, &S->H, &S->W);
     S->classes = egc_model_num_classes(m);
-    S->chw = (size_t)3 * (size_t)S->H * (size_t)S->W;
+    S->chw = (size_t)S->C * (size_t)S->H * (size_t)S->W;
     int hw = S->H * S->W;
     S->step = step ? step : steps ? (hw + steps - 1) / steps : S->W;
     S->T = egc_curve_steps(hw, S->step);

@@ -99,8 +99,8 @@ static void add_file(cli_items *out, const char *path, int *n_bad)
         int n = 1;
         if (t.shape.ndim == 4) n = (int)t.shape.d[0];
         else if (t.shape.ndim != 3) {
-            fprintf(stderr, "egcam: %s: a tensor file must hold (N,3,H,W) or (3,H,W) floats (or "
-                    "channels last: (N,H,W,3) or (H,W,3))\n", path);
+            fprintf(stderr, "egcam: %s: a tensor file must hold (N,C,H,W) or (C,H,W) floats (or "
+                    "channels last: (N,H,W,C) or (H,W,C))\n", path);
             (*n_bad)++;
             egc_tensor_free(&t);
             return;
@@ -183,8 +183,8 @@ void cli_items_free(cli_items *it)
     memset(it, 0, sizeof *it);
 }
 
-egc_status cli_load_item(const cli_item *it, egc_preset preset, int w, int h, float *dst,
-                         egc_image *sized)
+egc_status cli_load_item(const cli_item *it, egc_preset preset, int ch, int w, int h,
+                         float *dst, egc_image *sized)
 {
     if (sized) memset(sized, 0, sizeof *sized);
     const char *dot = strrchr(it->path, '.');
@@ -192,22 +192,23 @@ egc_status cli_load_item(const cli_item *it, egc_preset preset, int w, int h, fl
         egc_tensor t;
         egc_status st = egc_npy_read(it->path, &t);
         if (st != EGC_OK) return st;
-        int64_t per = 3LL * h * w;
+        int64_t per = (int64_t)ch * h * w;
         int idx = it->index < 0 ? 0 : it->index;
         const egc_shape *s = &t.shape;
-        int ok = (s->ndim == 4 && s->d[1] == 3 && s->d[2] == h && s->d[3] == w && idx < s->d[0]) ||
-                 (s->ndim == 3 && s->d[0] == 3 && s->d[1] == h && s->d[2] == w);
-        /* channels last, (N,H,W,3) or (H,W,3), as numpy and Keras users keep images */
+        int ok = (s->ndim == 4 && s->d[1] == ch && s->d[2] == h && s->d[3] == w && idx < s->d[0]) ||
+                 (s->ndim == 3 && s->d[0] == ch && s->d[1] == h && s->d[2] == w);
+        /* channels last, (N,H,W,C) or (H,W,C), as numpy and Keras users keep images (for one
+         * channel the same values) */
         int last = !ok &&
-                   ((s->ndim == 4 && s->d[1] == h && s->d[2] == w && s->d[3] == 3 && idx < s->d[0]) ||
-                    (s->ndim == 3 && s->d[0] == h && s->d[1] == w && s->d[2] == 3));
+                   ((s->ndim == 4 && s->d[1] == h && s->d[2] == w && s->d[3] == ch && idx < s->d[0]) ||
+                    (s->ndim == 3 && s->d[0] == h && s->d[1] == w && s->d[2] == ch));
         if (!ok && !last) {
             char b[96];
             (void)egc_shape_str(s, b, sizeof b);
             egc_tensor_free(&t);
             return EGC_FAIL(EGC_E_SHAPE, "%s: tensor of shape %s does not fit the model input "
-                            "[N,3,%d,%d] (or channels last, [N,%d,%d,3])", it->path, b, h, w, h,
-                            w);
+                            "[N,%d,%d,%d] (or channels last, [N,%d,%d,%d])", it->path, b, ch, h,
+                            w, h, w, ch);
         }
         const float *src = t.data + (int64_t)idx * per;
         if (ok) {
@@ -215,10 +216,10 @@ egc_status cli_load_item(const cli_item *it, egc_preset preset, int w, int h, fl
         } else {
             const int64_t hw = (int64_t)h * w;
             for (int64_t p = 0; p < hw; p++)
-                for (int ch = 0; ch < 3; ch++) dst[ch * hw + p] = src[p * 3 + ch];
+                for (int c = 0; c < ch; c++) dst[c * hw + p] = src[p * ch + c];
         }
         if (sized) {
-            egc_status st2 = egc_preset_denormalize(dst, w, h, preset, sized);
+            egc_status st2 = egc_preset_denormalize_channels(dst, ch, w, h, preset, sized);
             if (st2 != EGC_OK) {
                 egc_tensor_free(&t);
                 return st2;
@@ -233,10 +234,24 @@ egc_status cli_load_item(const cli_item *it, egc_preset preset, int w, int h, fl
     st = egc_preset_geometry(&img, preset, w, h, &tmp);
     egc_image_free(&img);
     if (st != EGC_OK) return st;
-    egc_preset_normalize(&tmp, preset, dst);
-    if (sized) *sized = tmp;
-    else egc_image_free(&tmp);
-    return EGC_OK;
+    st = egc_preset_normalize_channels(&tmp, preset, ch, dst);
+    if (sized && st == EGC_OK) {
+        if (ch == 1) cli_gray_picture(&tmp);
+        *sized = tmp;
+    } else {
+        egc_image_free(&tmp);
+    }
+    return st;
+}
+
+void cli_gray_picture(egc_image *img)
+{
+    const size_t n = (size_t)img->w * (size_t)img->h;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *p = img->rgb + 3 * i;
+        p[0] = p[1] = p[2] = (uint8_t)(((uint32_t)p[0] * 19595u + (uint32_t)p[1] * 38470u +
+                                        (uint32_t)p[2] * 7471u + 0x8000u) >> 16);
+    }
 }
 
 char **cli_load_labels(const char *path, const char *model_path, int classes)
@@ -682,7 +697,7 @@ void cli_restore_error(const char *err) { egc_error_restore(err ? err : "out of 
 typedef struct rows_ctx {
     const cli_item *items;
     egc_preset preset;
-    int w, h;
+    int ch, w, h;
     float *x;
     egc_image *sized;
 } rows_ctx;
@@ -690,15 +705,15 @@ typedef struct rows_ctx {
 static egc_status load_row(int k, void *arg)
 {
     const rows_ctx *c = arg;
-    size_t per = (size_t)3 * (size_t)c->h * (size_t)c->w;
-    return cli_load_item(&c->items[k], c->preset, c->w, c->h, c->x + (size_t)k * per,
+    size_t per = (size_t)c->ch * (size_t)c->h * (size_t)c->w;
+    return cli_load_item(&c->items[k], c->preset, c->ch, c->w, c->h, c->x + (size_t)k * per,
                          c->sized ? &c->sized[k] : NULL);
 }
 
-void cli_load_rows(const cli_item *items, int n, egc_preset preset, int w, int h, float *x,
-                   egc_image *sized, egc_status *st, char **err)
+void cli_load_rows(const cli_item *items, int n, egc_preset preset, int ch, int w, int h,
+                   float *x, egc_image *sized, egc_status *st, char **err)
 {
-    rows_ctx c = {items, preset, w, h, x, sized};
+    rows_ctx c = {items, preset, ch, w, h, x, sized};
     cli_parallel_load(n, load_row, &c, st, err);
 }
 

@@ -47,7 +47,7 @@ typedef struct sweep_ctx {
     /* model */
     egc_model *model;
     egc_preset preset;
-    int H, W, classes;
+    int C, H, W, classes; /* C: 3 (RGB) or 1 (a gray model) */
     size_t chw;
     sweep_method *methods;
     int n_methods;
