@@ -46,7 +46,8 @@ computed here with torch / numpy, independently of egcam:
   keras_softmax.onnx (a final Softmax), group_norm*.onnx (GroupNorm and InstanceNorm),
   layer_norm_chw.onnx (LayerNormalization over three axes),
   tanh_gelu.onnx and gelu_tanh_opset20.onnx (Tanh, the tanh GELU, Pow 3), gray_cnn.onnx (a
-  model of gray images, with three shared CIFAR-10 images made gray by PIL and torchvision).
+  model of gray images, with three shared CIFAR-10 images made gray by PIL and torchvision),
+  cbam.onnx (CBAM's spatial attention: a maximum over the channels).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -1097,6 +1098,39 @@ def gray_case(rng):
     export_symbolic(net, x, y, "gray_cnn", 8000)
 
 
+def cbam_case(rng):
+    """cbam.onnx: CBAM's spatial attention: Conv, Relu ("relu1"), the mean and the maximum
+    over the channels (ReduceMean and ReduceMax over axis 1, keepdims), Concat, Conv, Sigmoid,
+    Mul with the features, global average pool, Linear, with a symbolic batch: PyTorch's logits
+    of 3 images and the activation and gradient of the top-1 logits at relu1 (the head runs
+    backward through the maximum)."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+            self.relu1 = torch.nn.ReLU()
+            self.att = torch.nn.Conv2d(2, 1, 3, padding=1)
+            self.fc = torch.nn.Linear(6, 5)
+
+        def forward(self, x):
+            f = self.relu1(self.conv1(x))
+            s = torch.cat([f.mean(1, keepdim=True), f.max(1, keepdim=True)[0]], 1)
+            f = f * torch.sigmoid(self.att(s))
+            return self.fc(f.mean((2, 3)))
+
+    torch.manual_seed(89)
+    net = Net().eval()
+    x = torch.from_numpy(rng.standard_normal((3, 3, 6, 6)).astype(np.float32))
+    with torch.no_grad():
+        y = net(x).numpy()
+    export_symbolic(net, x, y, "cbam", 12000)
+    act, grad = top1_grad(net, net.relu1, x)
+    npy("cbam_relu1_act.npy", act.numpy())
+    npy("cbam_relu1_grad.npy", grad.numpy())
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -1123,6 +1157,7 @@ def main():
     group_norm_cases(np.random.default_rng(67))
     tanh_cases(np.random.default_rng(73))
     gray_case(np.random.default_rng(83))
+    cbam_case(np.random.default_rng(97))
 
 
 if __name__ == "__main__":

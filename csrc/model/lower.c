@@ -2053,10 +2053,63 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             *st = add_part(c, n, &r, "", 1, &id);
             return 1;
         }
+        if (is_max && !noop && na == 1 && a1 >= 1 && a1 < rank && (rank == 3 || rank == 4) &&
+            n_in <= 2) {
+            /* a maximum over one axis other than the batch (CBAM's max over the channels): a
+             * MaxPool whose window is that axis, on the value seen as [N, D1, D2, D3] (a 3-D
+             * value with a unit axis 1; axis 1 swapped with 2 by Transposes), then a Reshape
+             * to the output shape */
+            const int64_t ax4 = rank == 3 ? a1 + 1 : a1;
+            int64_t d4[4];
+            d4[0] = 0;
+            for (int k = 1; k < 4; k++) d4[k] = rank == 3 ? (k == 1 ? 1 : x->shape.d[k - 1])
+                                                         : x->shape.d[k];
+            int src = vin[0], m = -1;
+            egc_node r;
+            if (rank == 3 && (*st = reshape_part(c, n, src, d4, 4, "/as_4d", 0, &src)) != EGC_OK)
+                return 1;
+            if (ax4 == 1) {
+                node_init(&r, EGC_OP_TRANSPOSE);
+                r.n_in = 1, r.in[0] = src;
+                r.p.transpose.n = 4;
+                r.p.transpose.perm[0] = 0, r.p.transpose.perm[1] = 2;
+                r.p.transpose.perm[2] = 1, r.p.transpose.perm[3] = 3;
+                if ((*st = add_part(c, n, &r, "/axis_to_2", 0, &src)) != EGC_OK) return 1;
+            }
+            const int64_t win = d4[ax4];
+            if (win < 1 || win > EGC_LOWER_MAX_WINDOW) {
+                *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "an axis of %lld cannot be pooled",
+                                    (long long)win);
+                return 1;
+            }
+            node_init(&r, EGC_OP_MAXPOOL);
+            r.n_in = 1, r.in[0] = src;
+            r.p.pool.kh = ax4 == 3 ? 1 : (int)win;
+            r.p.pool.kw = ax4 == 3 ? (int)win : 1;
+            r.p.pool.sh = r.p.pool.sw = r.p.pool.dh = r.p.pool.dw = 1;
+            if ((*st = add_part(c, n, &r, "/max", 0, &m)) != EGC_OK) return 1;
+            if (ax4 == 1) {
+                node_init(&r, EGC_OP_TRANSPOSE);
+                r.n_in = 1, r.in[0] = m;
+                r.p.transpose.n = 4;
+                r.p.transpose.perm[0] = 0, r.p.transpose.perm[1] = 2;
+                r.p.transpose.perm[2] = 1, r.p.transpose.perm[3] = 3;
+                if ((*st = add_part(c, n, &r, "/axis_back", 0, &m)) != EGC_OK) return 1;
+            }
+            int64_t od[EGC_MAX_DIMS];
+            int o = 0;
+            for (int k = 0; k < rank; k++) {
+                if (k == a1 && !keep) continue;
+                od[o++] = k == 0 ? 0 : k == a1 ? 1 : x->shape.d[k];
+            }
+            *st = reshape_part(c, n, m, od, o, "", 1, &id);
+            return 1;
+        }
         if (!spatial || n_in > 2) {
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
                                 "%s is supported over %s only (here %d axes of a %d-D tensor)", op,
-                                is_max   ? "two axes other than the batch of a 4-D tensor"
+                                is_max   ? "two axes other than the batch of a 4-D tensor, "
+                                           "or one of a 3-D or 4-D tensor"
                                 : is_sum ? "one axis other than the batch"
                                          : "two axes other than the batch of a 4-D tensor or "
                                            "over one axis other than the batch",

@@ -1121,6 +1121,28 @@ TEST(LowerComposite, GrayModelAndGrayImages)
     egc_image_free(&img);
 }
 
+// CBAM's spatial attention: the maximum over the channels (ReduceMax over axis 1: a MaxPool
+// whose window is that axis, between Transposes) and the mean over them give PyTorch's logits,
+// and the activation and gradient at relu1, whose head runs backward through the maximum.
+TEST(LowerComposite, MaximumOverOneAxis)
+{
+    check_reference("cbam", 1e-5);
+    Lowered L;
+    lower_file(data_path("cbam.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    EXPECT_EQ(count_op(L.g, EGC_OP_MAXPOOL), 1);
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("cbam.onnx").c_str(), &m), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_model_one_image_per_pass(m), 0);
+    int relu1 = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "relu1", &relu1), EGC_OK) << egc_last_error();
+    egc_shape ts{};
+    int chunk = 0;
+    check_view_layer(m, relu1, "cbam", "relu1", &ts, &chunk);
+    EXPECT_EQ(chunk, 3);
+    egc_model_destroy(m);
+}
+
 // An Inception-style module: `auto` is its Concat, which every path from the input passes
 // (pytorch-grad-cam's users target Inception modules so), not the last branch's Relu, which the
 // other branch goes around (a CAM there would see 4 of the 8 channels).
