@@ -47,7 +47,8 @@ computed here with torch / numpy, independently of egcam:
   layer_norm_chw.onnx (LayerNormalization over three axes),
   tanh_gelu.onnx and gelu_tanh_opset20.onnx (Tanh, the tanh GELU, Pow 3), gray_cnn.onnx (a
   model of gray images, with three shared CIFAR-10 images made gray by PIL and torchvision),
-  cbam.onnx (CBAM's spatial attention: a maximum over the channels).
+  cbam.onnx (CBAM's spatial attention: a maximum over the channels), upsample_fuse.onnx (an
+  HRNet-style fusion with a nearest-neighbour Resize).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -1131,6 +1132,38 @@ def cbam_case(rng):
     npy("cbam_relu1_grad.npy", grad.numpy())
 
 
+def upsample_case(rng):
+    """upsample_fuse.onnx: an HRNet-style fusion: a full-resolution branch and a branch at half
+    resolution (Conv stride 2, Relu "low"), upsampled by 2 (nn.Upsample, nearest: Resize) and
+    added, Relu, global average pool, Linear, with a symbolic batch: PyTorch's logits of 3
+    images and the activation and gradient of the top-1 logits at "low" (the head runs
+    backward through the Resize)."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.high = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.down = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1)
+            self.low = torch.nn.ReLU()
+            self.up = torch.nn.Upsample(scale_factor=2, mode="nearest")
+            self.fc = torch.nn.Linear(4, 5)
+
+        def forward(self, x):
+            f = torch.relu(self.high(x) + self.up(self.low(self.down(x))))
+            return self.fc(f.mean((2, 3)))
+
+    torch.manual_seed(101)
+    net = Net().eval()
+    x = torch.from_numpy(rng.standard_normal((3, 3, 8, 8)).astype(np.float32))
+    with torch.no_grad():
+        y = net(x).numpy()
+    export_symbolic(net, x, y, "upsample_fuse", 12000)
+    act, grad = top1_grad(net, net.low, x)
+    npy("upsample_fuse_low_act.npy", act.numpy())
+    npy("upsample_fuse_low_grad.npy", grad.numpy())
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -1158,6 +1191,7 @@ def main():
     tanh_cases(np.random.default_rng(73))
     gray_case(np.random.default_rng(83))
     cbam_case(np.random.default_rng(97))
+    upsample_case(np.random.default_rng(103))
 
 
 if __name__ == "__main__":

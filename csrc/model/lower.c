@@ -1476,6 +1476,98 @@ static egc_status per_channel_const(lctx *c, const egc_onnx_node *n, int v, int 
     return own_const(c, n, suffix, &t, id);
 }
 
+/* Resize (opsets 10 to 19) and Upsample in nearest mode by whole factors sh, sw >= 1 on the
+ * spatial axes of a 4-D value, where the sampling is block replication: out[i] = in[i / s]
+ * (coordinate_transformation_mode asymmetric with nearest_mode floor, as PyTorch exports
+ * F.interpolate(mode="nearest"), or half_pixel / pytorch_half_pixel with the round modes).
+ * As runtime nodes: a Reshape to [N,C,H,1,W,1], a Mul with ones [1,1,1,sh,1,sw] (its
+ * backward sums each block: the gradient of the replication) and a Reshape to
+ * [N,C,H*sh,W*sw]. The factors come from the constant scales or sizes input (or attribute). */
+static egc_status lower_resize(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                               int *id)
+{
+    static const char *const known[] = {"mode", "coordinate_transformation_mode",
+                                        "nearest_mode", "cubic_coeff_a", "exclude_outside",
+                                        "extrapolation_value", "antialias", "axes",
+                                        "keep_aspect_ratio_policy", "scales", NULL};
+    EGC_TRY(egc_lower_check_attrs(n, known));
+    EGC_TRY(single_output(n));
+    const int upsample = n->op_type[0] == 'U';
+    const int64_t opset = c->g->opset;
+    const char *mode = "nearest", *ctm = "half_pixel", *nm = "round_prefer_floor";
+    EGC_TRY(egc_lower_attr_string(n, "mode", "nearest", &mode));
+    if (upsample || opset < 11) { /* Upsample and Resize-10: asymmetric, floor */
+        ctm = "asymmetric";
+        nm = "floor";
+    } else {
+        EGC_TRY(egc_lower_attr_string(n, "coordinate_transformation_mode", "half_pixel", &ctm));
+        EGC_TRY(egc_lower_attr_string(n, "nearest_mode", "round_prefer_floor", &nm));
+    }
+    if (strcmp(mode, "nearest") != 0)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "mode='%s' is not supported (only 'nearest' "
+                             "with whole upsampling factors)", mode);
+    const int asym = !strcmp(ctm, "asymmetric"),
+              half = !strcmp(ctm, "half_pixel") || !strcmp(ctm, "pytorch_half_pixel");
+    const int blocks = (asym && !strcmp(nm, "floor")) ||
+                       (half && (!strcmp(nm, "round_prefer_floor") ||
+                                 !strcmp(nm, "round_prefer_ceil")));
+    if (!blocks)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "coordinate_transformation_mode='%s' with "
+                             "nearest_mode='%s' is not supported (asymmetric with floor, or "
+                             "half_pixel with a round mode: whole blocks)", ctm, nm);
+    const egc_onnx_attr *axes = egc_lower_attr(n, "axes");
+    if (axes)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute axes is not supported");
+    if (n_in < 1 || vin[0] < 0) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input 0 is missing");
+    const egc_shape xs = c->g->values[vin[0]].shape;
+    if (xs.ndim != 4)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input 0 has %d dims (egcam resizes [N,C,H,W])",
+                             xs.ndim);
+    double f[4] = {1, 1, 1, 1};
+    int have = 0;
+    const egc_onnx_attr *sa = egc_lower_attr(n, "scales"); /* Upsample-7 */
+    if (sa && sa->n == 4) {
+        for (int k = 0; k < 4; k++) f[k] = sa->floats[k];
+        have = 1;
+    }
+    /* the scales input: 1 for Upsample-9 and Resize-10, 2 from Resize-11; sizes: 3 */
+    const int si = (upsample || opset < 11) ? 1 : 2;
+    for (int k = si; k < n_in && !have; k++) {
+        if (vin[k] < 0) continue;
+        const egc_value *v = &c->g->values[vin[k]];
+        if (!v->is_const)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input %d '%s' must be a constant", k,
+                                 v->name);
+        const int64_t cnt = egc_shape_numel(&v->shape);
+        if (cnt == 0) continue; /* an empty scales: the sizes follow */
+        if (cnt != 4)
+            return EGC_NODE_FAIL(EGC_E_SHAPE, n, "input %d has %lld values for a 4-D input", k,
+                                 (long long)cnt);
+        for (int q = 0; q < 4; q++) {
+            const double val = v->is_float ? (double)v->f32[q] : (double)v->i64[q];
+            f[q] = k == si ? val : val / (double)xs.d[q]; /* sizes: as factors */
+        }
+        have = 1;
+    }
+    if (!have) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has neither scales nor sizes");
+    int64_t s2 = (int64_t)f[2], s3 = (int64_t)f[3];
+    if (f[0] != 1.0 || f[1] != 1.0 || f[2] != (double)s2 || f[3] != (double)s3 || s2 < 1 ||
+        s3 < 1 || s2 > 64 || s3 > 64)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "factors %g, %g, %g, %g are not supported "
+                             "(whole upsampling factors up to 64 on the last two axes)", f[0],
+                             f[1], f[2], f[3]);
+    if (s2 == 1 && s3 == 1) return alias_output(c, n, vin[0]);
+    const int64_t d6[6] = {0, xs.d[1], xs.d[2], 1, xs.d[3], 1};
+    const int64_t ones[6] = {1, 1, 1, s2, 1, s3};
+    const int64_t out[4] = {0, xs.d[1], xs.d[2] * s2, xs.d[3] * s3};
+    egc_shape os = egc_shape_make(6, ones);
+    int r6, k1, m;
+    EGC_TRY(reshape_part(c, n, vin[0], d6, 6, "/blocks", 0, &r6));
+    EGC_TRY(fill_const(c, n, "/ones", &os, 1.0f, &k1));
+    EGC_TRY(binary_part(c, n, EGC_OP_MUL, r6, k1, "/replicated", 0, &m));
+    return reshape_part(c, n, m, out, 4, "", 1, id);
+}
+
 /* GroupNormalization and InstanceNormalization (G = C) of x [N, C, spatial...] into n's
  * output: each image's G groups of C/G channels, with their spatial values, normalised to
  * mean 0 and variance 1 (eps), then scaled and shifted per channel (scale and bias of C
@@ -1644,7 +1736,7 @@ static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "Leaky
                                           "ReduceSum",   "ReduceSumSquare", "Gather",
                                           "Split",       "InstanceNormalization",
                                           "GroupNormalization", "Tanh", "Neg", "Abs",
-                                          "Reciprocal"};
+                                          "Reciprocal", "Resize", "Upsample"};
 
 static int is_composite(const char *op)
 {
@@ -2181,6 +2273,10 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             (*st = unary_part(c, n, EGC_OP_RELU, t, "/negative", 0, &r2)) != EGC_OK)
             return 1;
         *st = binary_part(c, n, EGC_OP_ADD, r1, r2, "", 1, &id);
+        return 1;
+    }
+    if (strcmp(op, "Resize") == 0 || strcmp(op, "Upsample") == 0) {
+        *st = lower_resize(c, n, vin, n_in, &id);
         return 1;
     }
     if (strcmp(op, "Tanh") == 0) {

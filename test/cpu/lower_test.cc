@@ -1143,6 +1143,26 @@ TEST(LowerComposite, MaximumOverOneAxis)
     egc_model_destroy(m);
 }
 
+// An HRNet-style fusion: a nearest-neighbour Resize by 2 (PyTorch's nn.Upsample: asymmetric,
+// floor) as a Reshape, a Mul with ones and a Reshape gives PyTorch's logits, and the
+// activation and gradient at the half-resolution branch, whose gradient sums each block.
+TEST(LowerComposite, NearestUpsampling)
+{
+    check_reference("upsample_fuse", 1e-5);
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("upsample_fuse.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    EXPECT_EQ(egc_model_one_image_per_pass(m), 0);
+    int low = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "low", &low), EGC_OK) << egc_last_error();
+    egc_shape ts{};
+    int chunk = 0;
+    check_view_layer(m, low, "upsample_fuse", "low", &ts, &chunk);
+    EXPECT_EQ(dims(ts), (std::vector<int64_t>{1, 4, 4, 4}));
+    EXPECT_EQ(chunk, 3);
+    egc_model_destroy(m);
+}
+
 // An Inception-style module: `auto` is its Concat, which every path from the input passes
 // (pytorch-grad-cam's users target Inception modules so), not the last branch's Relu, which the
 // other branch goes around (a CAM there would see 4 of the 8 channels).

@@ -385,8 +385,9 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
 // InstanceNorm (Reshapes, means as MatMuls with 1/L, Sub, Mul, Sqrt, Div: group_norm.onnx,
 // target relu1, its head through an InstanceNormalization), Tanh and the tanh GELU through
 // Sigmoid (tanh_gelu.onnx, target act1), a maximum over the channels (a MaxPool over that
-// axis between Transposes: cbam.onnx, target relu1): logits and the target gradient, whose
-// heads run backward through them, against the CPU.
+// axis between Transposes: cbam.onnx, target relu1), a nearest-neighbour Resize by 2 (a
+// 6-D broadcast Mul between Reshapes: upsample_fuse.onnx, target its half-resolution branch):
+// logits and the target gradient, whose heads run backward through them, against the CPU.
 class CudaModelComposite : public testing::TestWithParam<int> {};
 
 TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
@@ -397,10 +398,10 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
                            "vit_tiny.onnx", "batch_conv.onnx", "deit_tiny.onnx",
                            "swin_tiny.onnx", "swin_tiny.onnx", "keras_nhwc.onnx",
                            "keras_head.onnx", "group_norm.onnx", "tanh_gelu.onnx",
-                           "cbam.onnx"},
+                           "cbam.onnx", "upsample_fuse.onnx"},
                *targets[] = {"hs", "lr", "c", "g", "stem", "patch", "layer.ln_1", "conv",
                              "blocks.1.norm1", "norm", "features.1.0", "relu2", "relu2",
-                             "relu1", "act1", "relu1"};
+                             "relu1", "act1", "relu1", "low"};
     const int which = GetParam();
     const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + files[which];
     egc_model *m = nullptr;
@@ -438,7 +439,7 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     egc_model_destroy(m);
 }
 
-INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Range(0, 16));
+INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Range(0, 17));
 
 // ------------------------------------------------------------------ torchvision exports
 //
