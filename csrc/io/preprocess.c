@@ -269,7 +269,6 @@ egc_status egc_image_resize_bilinear(const egc_image *src, int w, int h, egc_ima
 
 /* ---- presets of your own ---- */
 
-#define EGC_PRESET_CUSTOM_FIRST 16
 typedef struct custom_preset {
     egc_preset base;
     float mean[3], std[3]; /* per channel of the tensor (after the BGR swap) */
@@ -426,6 +425,7 @@ const char *egc_preset_name(egc_preset p)
     case EGC_PRESET_TF: return "tf";
     case EGC_PRESET_TORCHVISION: return "torchvision";
     case EGC_PRESET_CIFAR: return "cifar";
+    default: break;
     }
     const custom_preset *c = custom_of(p);
     return c ? c->name : "unknown";

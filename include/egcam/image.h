@@ -32,10 +32,15 @@ void egc_image_free(egc_image *img);
 /* Writes 8-bit RGB as PNG, or as JPEG (quality 1..100) when the path ends in .jpg/.jpeg. */
 EGC_NODISCARD egc_status egc_image_save(const char *path, const egc_image *img, int quality);
 
+#define EGC_PRESET_CUSTOM_MAX 64
 typedef enum egc_preset {
     EGC_PRESET_TF = 0,          /* central crop 87.5%, bilinear resize to HxW, (p-128)/128 */
     EGC_PRESET_TORCHVISION = 1, /* short side to round(H*256/224), centre crop HxW, ImageNet mean/std */
-    EGC_PRESET_CIFAR = 2        /* no resize when the image is HxW (else bilinear), ImageNet mean/std */
+    EGC_PRESET_CIFAR = 2,       /* no resize when the image is HxW (else bilinear), ImageNet mean/std */
+    /* presets of your own (egc_preset_parse) take the values from EGC_PRESET_CUSTOM_FIRST on,
+     * in the order they were first parsed by the process, below EGC_PRESET_CUSTOM_END */
+    EGC_PRESET_CUSTOM_FIRST = 16,
+    EGC_PRESET_CUSTOM_END = EGC_PRESET_CUSTOM_FIRST + EGC_PRESET_CUSTOM_MAX
 } egc_preset;
 
 /* A preset by name: "tf", "torchvision", "cifar" (also "resize", the same as "cifar"), or
@@ -50,7 +55,6 @@ typedef enum egc_preset {
  * different ones) and is taken wherever an egc_preset is. EGC_E_ARG naming the word, key or
  * value otherwise (a std of 0, a value that is not finite). */
 EGC_NODISCARD egc_status egc_preset_parse(const char *name, egc_preset *out);
-#define EGC_PRESET_CUSTOM_MAX 64
 /* Its name: "tf", "torchvision", "cifar", or for a preset of your own its canonical text
  * ("BASE:mean=a,b,c:std=a,b,c[:bgr]", which egc_preset_parse reads back to the same preset);
  * "unknown" for a value that is no preset. Valid for the life of the process. */

@@ -542,8 +542,9 @@ TEST(ImagePreset, PresetsOfYourOwn)
     ASSERT_EQ(egc_preset_parse("resize", &d), EGC_OK);
     EXPECT_EQ(d, EGC_PRESET_CIFAR);
     EXPECT_EQ(egc_preset_base(EGC_PRESET_TF), EGC_PRESET_TF);
-    EXPECT_EQ(egc_preset_base((egc_preset)12345), -1);
-    EXPECT_STREQ(egc_preset_name((egc_preset)12345), "unknown");
+    EXPECT_EQ(egc_preset_base((egc_preset)3), -1); // no preset (an enumerator's range)
+    EXPECT_STREQ(egc_preset_name((egc_preset)3), "unknown");
+    EXPECT_EQ(egc_preset_base((egc_preset)(EGC_PRESET_CUSTOM_END - 1)), -1); // not registered
 
     Img src, g0, g1;
     ASSERT_EQ(egc_image_load((kShared + "photos/cat.bmp").c_str(), &src.im), EGC_OK);
@@ -573,13 +574,14 @@ TEST(ImagePreset, PresetsOfYourOwn)
     ASSERT_EQ(egc_preset_parse("cifar:bgr:mean=103.939/255,116.779/255,123.68/255:std=1/255",
                                &caffe), EGC_OK) << egc_last_error();
     ASSERT_EQ(egc_preprocess(&src.im, caffe, 64, 64, x.data()), EGC_OK);
-    ASSERT_EQ(egc_preset_geometry(&src.im, EGC_PRESET_CIFAR, 64, 64, &g1.im), EGC_OK);
+    Img g2;
+    ASSERT_EQ(egc_preset_geometry(&src.im, EGC_PRESET_CIFAR, 64, 64, &g2.im), EGC_OK);
     const double mean_bgr[3] = {103.939, 116.779, 123.68};
     double worst = 0;
     for (size_t i = 0; i < n; i++)
         for (int ch = 0; ch < 3; ch++)
             worst = std::max(worst, std::fabs(x[ch * n + i] -
-                                              (g1.im.rgb[3 * i + (2 - ch)] - mean_bgr[ch])));
+                                              (g2.im.rgb[3 * i + (2 - ch)] - mean_bgr[ch])));
     EXPECT_LT(worst, 1e-4);
 
     struct Bad {
