@@ -48,7 +48,7 @@ computed here with torch / numpy, independently of egcam:
   tanh_gelu.onnx and gelu_tanh_opset20.onnx (Tanh, the tanh GELU, Pow 3), gray_cnn.onnx (a
   model of gray images, with three shared CIFAR-10 images made gray by PIL and torchvision),
   cbam.onnx (CBAM's spatial attention: a maximum over the channels), upsample_fuse.onnx (an
-  HRNet-style fusion with a nearest-neighbour Resize).
+  HRNet-style fusion with a nearest-neighbour Resize), resize_policy.onnx (a Resize refused).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -1159,6 +1159,12 @@ def upsample_case(rng):
     with torch.no_grad():
         y = net(x).numpy()
     export_symbolic(net, x, y, "upsample_fuse", 12000)
+    # sizes with keep_aspect_ratio_policy other than stretch (opset 18): refused
+    nodes = [helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], name="resize",
+                              mode="nearest", keep_aspect_ratio_policy="not_larger")]
+    save(model(nodes, [fin("x", [1, 2, 4, 4])], [fin("y", None)],
+               [init("sizes", np.array([1, 2, 8, 12], np.int64))], opset=18),
+         "resize_policy.onnx")
     act, grad = top1_grad(net, net.low, x)
     npy("upsample_fuse_low_act.npy", act.numpy())
     npy("upsample_fuse_low_grad.npy", grad.numpy())

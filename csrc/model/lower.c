@@ -1518,6 +1518,11 @@ static egc_status lower_resize(lctx *c, const egc_onnx_node *n, const int *vin, 
     const egc_onnx_attr *axes = egc_lower_attr(n, "axes");
     if (axes)
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute axes is not supported");
+    const char *policy = "stretch";
+    EGC_TRY(egc_lower_attr_string(n, "keep_aspect_ratio_policy", "stretch", &policy));
+    if (strcmp(policy, "stretch") != 0)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "keep_aspect_ratio_policy='%s' is not "
+                             "supported (only 'stretch')", policy);
     if (n_in < 1 || vin[0] < 0) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "input 0 is missing");
     const egc_shape xs = c->g->values[vin[0]].shape;
     if (xs.ndim != 4)

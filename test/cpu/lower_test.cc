@@ -1161,6 +1161,11 @@ TEST(LowerComposite, NearestUpsampling)
     EXPECT_EQ(dims(ts), (std::vector<int64_t>{1, 4, 4, 4}));
     EXPECT_EQ(chunk, 3);
     egc_model_destroy(m);
+    Lowered r;
+    lower_file(data_path("resize_policy.onnx"), &r);
+    EXPECT_EQ(r.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(r.err.find("node 'resize' (Resize): keep_aspect_ratio_policy='not_larger' is not "
+                         "supported (only 'stretch')"), std::string::npos) << r.err;
 }
 
 // An Inception-style module: `auto` is its Concat, which every path from the input passes
