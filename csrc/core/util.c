@@ -124,6 +124,13 @@ egc_shape egc_shape_make(int n, const int64_t *dims)
     return s;
 }
 
+void egc_channels_first(const float *src, int64_t n, int c, int64_t hw, float *dst)
+{
+    for (int64_t i = 0; i < n; i++, src += (int64_t)c * hw, dst += (int64_t)c * hw)
+        for (int64_t p = 0; p < hw; p++)
+            for (int k = 0; k < c; k++) dst[k * hw + p] = src[p * c + k];
+}
+
 int egc_shape_equal(const egc_shape *a, const egc_shape *b)
 {
     if (a->ndim != b->ndim) return 0;

@@ -570,6 +570,23 @@ void egc_preset_normalize(const egc_image *sized, egc_preset p, float *dst)
     }
 }
 
+/* Pillow's convert("L") of one RGB pixel: ITU-R 601-2 luma, rounded. */
+static inline uint8_t luma(const uint8_t *p)
+{
+    return (uint8_t)(((uint32_t)p[0] * 19595u + (uint32_t)p[1] * 38470u + (uint32_t)p[2] * 7471u +
+                      0x8000u) >> 16);
+}
+
+void egc_image_to_gray(egc_image *img)
+{
+    if (!img || !img->rgb || img->w <= 0 || img->h <= 0) return;
+    const size_t n = (size_t)img->w * (size_t)img->h;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *q = img->rgb + 3 * i;
+        q[0] = q[1] = q[2] = luma(q);
+    }
+}
+
 egc_status egc_preset_normalize_channels(const egc_image *sized, egc_preset p, int channels,
                                          float *dst)
 {
@@ -587,9 +604,7 @@ egc_status egc_preset_normalize_channels(const egc_image *sized, egc_preset p, i
     uint8_t *gray = NULL;
     EGC_TRY(egc_malloc((void **)&gray, n, 1, "gray picture"));
     const uint8_t *s = sized->rgb;
-    for (size_t i = 0; i < n; i++) /* Pillow's convert("L"), ITU-R 601-2 luma */
-        gray[i] = (uint8_t)(((uint32_t)s[3 * i] * 19595u + (uint32_t)s[3 * i + 1] * 38470u +
-                             (uint32_t)s[3 * i + 2] * 7471u + 0x8000u) >> 16);
+    for (size_t i = 0; i < n; i++) gray[i] = luma(s + 3 * i);
     normalize_plane(gray, 1, n, p, custom_of(p), 0, dst);
     free(gray);
     return EGC_OK;

@@ -410,11 +410,7 @@ static egc_status load_refs(egc_explainer *e)
         e->R = sh->ndim == 4 ? (int)sh->d[0] : 1;
         egc_status st = fbuf(&e->ref, (size_t)e->R * e->chw, "reference images");
         if (st == EGC_OK && last) {
-            const size_t hw = (size_t)e->H * e->W;
-            for (size_t r = 0; r < (size_t)e->R; r++)
-                for (size_t p = 0; p < hw; p++)
-                    for (size_t c = 0; c < (size_t)e->C; c++)
-                        e->ref[r * e->chw + c * hw + p] = t.data[r * e->chw + p * e->C + c];
+            egc_channels_first(t.data, e->R, e->C, (int64_t)e->H * e->W, e->ref);
         } else if (st == EGC_OK) {
             memcpy(e->ref, t.data, (size_t)e->R * e->chw * sizeof(float));
         }

@@ -1303,6 +1303,64 @@ static egc_status hard_sigmoid(lctx *c, const egc_onnx_node *n, int x, float alp
     return add_part(c, n, &r, "/hardsigmoid", last, id);
 }
 
+/* Reshape of x to dims (n entries, 0 = the batch copied) into a new value (last = 0) or n's
+ * output (last = 1). */
+static egc_status reshape_part(lctx *c, const egc_onnx_node *n, int x, const int64_t *dims,
+                               int nd, const char *suffix, int last, int *id)
+{
+    egc_node r;
+    node_init(&r, EGC_OP_RESHAPE);
+    r.n_in = 1, r.in[0] = x;
+    r.p.reshape.flatten_axis = -1;
+    for (int k = 0; k < nd; k++) r.p.reshape.dims[k] = dims[k];
+    r.p.reshape.n = nd;
+    return add_part(c, n, &r, suffix, last, id);
+}
+
+/* The shape of a reduction of shape xs over its axis a (kept as 1 when keep, else dropped)
+ * as Reshape dims into od (the batch as 0: copied); returns their count. */
+static int reduced_dims(const egc_shape *xs, int a, int keep, int64_t *od)
+{
+    int o = 0;
+    for (int k = 0; k < xs->ndim; k++) {
+        if (k == a && !keep) continue;
+        od[o++] = k == 0 ? 0 : k == a ? 1 : xs->d[k];
+    }
+    return o;
+}
+
+/* Transpose of x (rank dims) by perm into a new value (last = 0) or n's output (last = 1). */
+static egc_status transpose_part(lctx *c, const egc_onnx_node *n, int x, const int *perm, int rank,
+                                 const char *suffix, int last, int *id)
+{
+    egc_node r;
+    node_init(&r, EGC_OP_TRANSPOSE);
+    r.n_in = 1, r.in[0] = x;
+    r.p.transpose.n = rank;
+    for (int k = 0; k < rank; k++) r.p.transpose.perm[k] = perm[k];
+    return add_part(c, n, &r, suffix, last, id);
+}
+
+/* The mean over the last two axes of 4-D value x (GlobalAveragePool; is_max 0), or the
+ * maximum over a kh x kw window with stride 1 (a MaxPool; is_max 1), into a new value
+ * (last = 0) or n's output (last = 1). */
+static egc_status pool_part(lctx *c, const egc_onnx_node *n, int x, int is_max, int64_t kh,
+                            int64_t kw, const char *suffix, int last, int *id)
+{
+    egc_node r;
+    node_init(&r, is_max ? EGC_OP_MAXPOOL : EGC_OP_GAP);
+    r.n_in = 1, r.in[0] = x;
+    if (is_max) {
+        if (kh < 1 || kw < 1 || kh > EGC_LOWER_MAX_WINDOW || kw > EGC_LOWER_MAX_WINDOW)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a window of %lldx%lld cannot be pooled",
+                                 (long long)kh, (long long)kw);
+        r.p.pool.kh = (int)kh;
+        r.p.pool.kw = (int)kw;
+        r.p.pool.sh = r.p.pool.sw = r.p.pool.dh = r.p.pool.dw = 1;
+    }
+    return add_part(c, n, &r, suffix, last, id);
+}
+
 /* The mean (GlobalAveragePool) or the maximum (a MaxPool whose window is the whole H x W) of
  * 4-D value x over its spatial axes into n's output: [N,C,1,1], or [N,C] after a Flatten
  * when keep is 0. */
@@ -1313,21 +1371,10 @@ static egc_status spatial_reduce(lctx *c, const egc_onnx_node *n, int x, int is_
     if (xs->ndim != 4)
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input 0 must be 4-D [N,C,H,W] (it has %d "
                              "dims)", xs->ndim);
-    egc_node r;
-    node_init(&r, is_max ? EGC_OP_MAXPOOL : EGC_OP_GAP);
-    r.n_in = 1, r.in[0] = x;
-    if (is_max) {
-        if (xs->d[2] < 1 || xs->d[3] < 1 || xs->d[2] > EGC_LOWER_MAX_WINDOW ||
-            xs->d[3] > EGC_LOWER_MAX_WINDOW)
-            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a spatial size of %lldx%lld cannot be "
-                                 "pooled", (long long)xs->d[2], (long long)xs->d[3]);
-        r.p.pool.kh = (int)xs->d[2];
-        r.p.pool.kw = (int)xs->d[3];
-        r.p.pool.sh = r.p.pool.sw = r.p.pool.dh = r.p.pool.dw = 1;
-    }
-    if (keep) return add_part(c, n, &r, "", 1, id);
+    if (keep) return pool_part(c, n, x, is_max, xs->d[2], xs->d[3], "", 1, id);
     int g = -1;
-    EGC_TRY(add_part(c, n, &r, is_max ? "/max" : "/mean", 0, &g));
+    EGC_TRY(pool_part(c, n, x, is_max, xs->d[2], xs->d[3], is_max ? "/max" : "/mean", 0, &g));
+    egc_node r;
     node_init(&r, EGC_OP_RESHAPE);
     r.n_in = 1, r.in[0] = g;
     r.p.reshape.flatten_axis = 1;
@@ -1443,20 +1490,6 @@ static egc_status layer_norm(lctx *c, const egc_onnx_node *n, int x, int scale, 
     if (bias < 0) return binary_part(c, n, EGC_OP_MUL, nr, scale, "", 1, &y);
     EGC_TRY(binary_part(c, n, EGC_OP_MUL, nr, scale, "/scaled", 0, &y));
     return binary_part(c, n, EGC_OP_ADD, y, bias, "", 1, &y);
-}
-
-/* Reshape of x to dims (n entries, 0 = the batch copied) into a new value (last = 0) or n's
- * output (last = 1). */
-static egc_status reshape_part(lctx *c, const egc_onnx_node *n, int x, const int64_t *dims,
-                               int nd, const char *suffix, int last, int *id)
-{
-    egc_node r;
-    node_init(&r, EGC_OP_RESHAPE);
-    r.n_in = 1, r.in[0] = x;
-    r.p.reshape.flatten_axis = -1;
-    for (int k = 0; k < nd; k++) r.p.reshape.dims[k] = dims[k];
-    r.p.reshape.n = nd;
-    return add_part(c, n, &r, suffix, last, id);
 }
 
 /* Constant v (float, numel k) as a new constant of shape [k, 1, ..., 1] (rank dims), to
@@ -2073,42 +2106,21 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
              * reduction of the rest ([N,K,1,1]), then a Reshape to the output shape (the
              * reduced axes have size 1 now: putting them back moves no data) */
             const int64_t k = 6 - s0 - s1; /* the axis kept */
+            const int perm[4] = {0, (int)k, (int)s0, (int)s1};
             int src = -1, m = -1;
-            egc_node r;
-            node_init(&r, EGC_OP_TRANSPOSE);
-            r.n_in = 1, r.in[0] = vin[0];
-            r.p.transpose.n = 4;
-            r.p.transpose.perm[0] = 0;
-            r.p.transpose.perm[1] = (int)k;
-            r.p.transpose.perm[2] = (int)s0;
-            r.p.transpose.perm[3] = (int)s1;
-            if ((*st = add_part(c, n, &r, "/axes_last", 0, &src)) != EGC_OK) return 1;
+            if ((*st = transpose_part(c, n, vin[0], perm, 4, "/axes_last", 0, &src)) != EGC_OK)
+                return 1;
             if (!keep) {
                 *st = spatial_reduce(c, n, src, is_max, 0, &id);
                 return 1;
             }
-            node_init(&r, is_max ? EGC_OP_MAXPOOL : EGC_OP_GAP);
-            r.n_in = 1, r.in[0] = src;
-            if (is_max) {
-                const egc_shape *ts = &c->g->values[src].shape;
-                if (ts->d[2] < 1 || ts->d[3] < 1 || ts->d[2] > EGC_LOWER_MAX_WINDOW ||
-                    ts->d[3] > EGC_LOWER_MAX_WINDOW) {
-                    *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a size of %lldx%lld cannot be "
-                                        "pooled", (long long)ts->d[2], (long long)ts->d[3]);
-                    return 1;
-                }
-                r.p.pool.kh = (int)ts->d[2];
-                r.p.pool.kw = (int)ts->d[3];
-                r.p.pool.sh = r.p.pool.sw = r.p.pool.dh = r.p.pool.dw = 1;
-            }
-            if ((*st = add_part(c, n, &r, is_max ? "/max" : "/mean", 0, &m)) != EGC_OK) return 1;
-            node_init(&r, EGC_OP_RESHAPE);
-            r.n_in = 1, r.in[0] = m;
-            r.p.reshape.flatten_axis = -1;
-            for (int q = 0; q < 4; q++)
-                r.p.reshape.dims[q] = q == 0 ? 0 : q == k ? x->shape.d[q] : 1;
-            r.p.reshape.n = 4;
-            *st = add_part(c, n, &r, "", 1, &id);
+            const egc_shape *ts = &c->g->values[src].shape;
+            if ((*st = pool_part(c, n, src, is_max, ts->d[2], ts->d[3], is_max ? "/max" : "/mean",
+                                 0, &m)) != EGC_OK)
+                return 1;
+            int64_t od[4];
+            for (int q = 0; q < 4; q++) od[q] = q == 0 ? 0 : q == k ? x->shape.d[q] : 1;
+            *st = reshape_part(c, n, m, od, 4, "", 1, &id);
             return 1;
         }
         /* a mean or a sum over one axis other than the batch (LayerNorm as exported before
@@ -2116,20 +2128,20 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
          * Transpose (none for the last axis), reduced there (reduce_last_axis), then a Reshape
          * to the output shape (the reduced axis has size 1 now: putting it back moves no data) */
         const int64_t a1 = na == 1 ? (ax[0] < 0 ? ax[0] + rank : ax[0]) : -1;
+        int64_t od[EGC_MAX_DIMS]; /* the output shape for a reduction over axis a1 */
+        const int ond = a1 >= 0 ? reduced_dims(&x->shape, (int)a1, (int)keep, od) : 0;
         if (!is_max && !noop && na == 1 && a1 >= 1 && a1 < rank && n_in <= 2) {
             int src = vin[0], m = -1;
-            egc_node r;
             if (is_square && /* ReduceSumSquare: the sum of x * x */
                 (*st = binary_part(c, n, EGC_OP_MUL, src, src, "/square", 0, &src)) != EGC_OK)
                 return 1;
             if (a1 < rank - 1) {
-                node_init(&r, EGC_OP_TRANSPOSE);
-                r.n_in = 1, r.in[0] = src;
-                r.p.transpose.n = rank;
+                int perm[EGC_MAX_DIMS];
                 for (int k = 0, o = 0; k < rank; k++)
-                    if (k != a1) r.p.transpose.perm[o++] = k;
-                r.p.transpose.perm[rank - 1] = (int)a1;
-                if ((*st = add_part(c, n, &r, "/axis_last", 0, &src)) != EGC_OK) return 1;
+                    if (k != a1) perm[o++] = k;
+                perm[rank - 1] = (int)a1;
+                if ((*st = transpose_part(c, n, src, perm, rank, "/axis_last", 0, &src)) != EGC_OK)
+                    return 1;
             }
             if (keep && a1 == rank - 1) {
                 *st = reduce_last_axis(c, n, src, is_sum, "", 1, &id);
@@ -2138,16 +2150,7 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             if ((*st = reduce_last_axis(c, n, src, is_sum, is_sum ? "/sum" : "/mean", 0, &m)) !=
                 EGC_OK)
                 return 1;
-            node_init(&r, EGC_OP_RESHAPE);
-            r.n_in = 1, r.in[0] = m;
-            r.p.reshape.flatten_axis = -1;
-            int o = 0;
-            for (int k = 0; k < rank; k++) {
-                if (k == a1 && !keep) continue;
-                r.p.reshape.dims[o++] = k == 0 ? 0 : k == a1 ? 1 : x->shape.d[k];
-            }
-            r.p.reshape.n = o;
-            *st = add_part(c, n, &r, "", 1, &id);
+            *st = reshape_part(c, n, m, od, ond, "", 1, &id);
             return 1;
         }
         if (is_max && !noop && na == 1 && a1 >= 1 && a1 < rank && (rank == 3 || rank == 4) &&
@@ -2161,45 +2164,20 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             d4[0] = 0;
             for (int k = 1; k < 4; k++) d4[k] = rank == 3 ? (k == 1 ? 1 : x->shape.d[k - 1])
                                                          : x->shape.d[k];
+            static const int swap12[4] = {0, 2, 1, 3};
             int src = vin[0], m = -1;
-            egc_node r;
             if (rank == 3 && (*st = reshape_part(c, n, src, d4, 4, "/as_4d", 0, &src)) != EGC_OK)
                 return 1;
-            if (ax4 == 1) {
-                node_init(&r, EGC_OP_TRANSPOSE);
-                r.n_in = 1, r.in[0] = src;
-                r.p.transpose.n = 4;
-                r.p.transpose.perm[0] = 0, r.p.transpose.perm[1] = 2;
-                r.p.transpose.perm[2] = 1, r.p.transpose.perm[3] = 3;
-                if ((*st = add_part(c, n, &r, "/axis_to_2", 0, &src)) != EGC_OK) return 1;
-            }
-            const int64_t win = d4[ax4];
-            if (win < 1 || win > EGC_LOWER_MAX_WINDOW) {
-                *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "an axis of %lld cannot be pooled",
-                                    (long long)win);
+            if (ax4 == 1 &&
+                (*st = transpose_part(c, n, src, swap12, 4, "/axis_to_2", 0, &src)) != EGC_OK)
                 return 1;
-            }
-            node_init(&r, EGC_OP_MAXPOOL);
-            r.n_in = 1, r.in[0] = src;
-            r.p.pool.kh = ax4 == 3 ? 1 : (int)win;
-            r.p.pool.kw = ax4 == 3 ? (int)win : 1;
-            r.p.pool.sh = r.p.pool.sw = r.p.pool.dh = r.p.pool.dw = 1;
-            if ((*st = add_part(c, n, &r, "/max", 0, &m)) != EGC_OK) return 1;
-            if (ax4 == 1) {
-                node_init(&r, EGC_OP_TRANSPOSE);
-                r.n_in = 1, r.in[0] = m;
-                r.p.transpose.n = 4;
-                r.p.transpose.perm[0] = 0, r.p.transpose.perm[1] = 2;
-                r.p.transpose.perm[2] = 1, r.p.transpose.perm[3] = 3;
-                if ((*st = add_part(c, n, &r, "/axis_back", 0, &m)) != EGC_OK) return 1;
-            }
-            int64_t od[EGC_MAX_DIMS];
-            int o = 0;
-            for (int k = 0; k < rank; k++) {
-                if (k == a1 && !keep) continue;
-                od[o++] = k == 0 ? 0 : k == a1 ? 1 : x->shape.d[k];
-            }
-            *st = reshape_part(c, n, m, od, o, "", 1, &id);
+            if ((*st = pool_part(c, n, src, 1, ax4 == 3 ? 1 : d4[ax4], ax4 == 3 ? d4[ax4] : 1,
+                                 "/max", 0, &m)) != EGC_OK)
+                return 1;
+            if (ax4 == 1 &&
+                (*st = transpose_part(c, n, m, swap12, 4, "/axis_back", 0, &m)) != EGC_OK)
+                return 1;
+            *st = reshape_part(c, n, m, od, ond, "", 1, &id);
             return 1;
         }
         if (!spatial || n_in > 2) {

@@ -77,6 +77,9 @@ void egc_preset_normalize(const egc_image *sized, egc_preset p, float *dst);
  * channels*h*w floats. EGC_E_UNSUPPORTED for another channel count. */
 EGC_NODISCARD egc_status egc_preset_normalize_channels(const egc_image *sized, egc_preset p,
                                                        int channels, float *dst);
+/* The picture made gray in place, as Pillow's convert("L") does (the same luma in R, G and B):
+ * what a model of gray images sees. */
+void egc_image_to_gray(egc_image *img);
 /* Both steps: dst holds 3*h*w floats (channels*h*w for egc_preprocess_channels). */
 EGC_NODISCARD egc_status egc_preprocess(const egc_image *img, egc_preset p, int w, int h,
                                          float *dst);

@@ -40,6 +40,10 @@ EGC_NODISCARD egc_status egc_tensor_alloc(egc_tensor *t, const egc_shape *shape)
 /* Frees storage made by egc_tensor_alloc; t becomes empty. NULL or empty is a no-op. */
 void egc_tensor_free(egc_tensor *t);
 
+/* n images of c channels and hw pixels from channels last, src [n,hw,c], to channels first,
+ * dst [n,c,hw] (src and dst do not overlap). */
+void egc_channels_first(const float *src, int64_t n, int c, int64_t hw, float *dst);
+
 /* Host memory for the input images of runs on `device` (a device name as the explainer and
  * session take it: "cpu", "cuda", "cuda:N"). For a CUDA device, in a build with the CUDA
  * backend, the memory is page-locked (pinned), so the uploads of egc_explainer_run and

@@ -30,11 +30,10 @@ int cli_expand_inputs(char **paths, int n_paths, cli_items *out, int *n_bad);
 void cli_items_free(cli_items *it);
 
 /* Loads one item as a preprocessed tensor [ch,h,w] (dst holds ch*h*w floats; ch 3, or 1
- * for a gray model). Also returns the model-sized RGB picture in sized (may be NULL). */
+ * for a gray model). Also returns the model-sized picture as the model sees it (gray for
+ * ch 1) in sized, and the image file's size in iw, ih (0 for tensors); each may be NULL. */
 egc_status cli_load_item(const cli_item *it, egc_preset preset, int ch, int w, int h,
-                         float *dst, egc_image *sized);
-/* The picture made gray in place as a gray model sees it (Pillow's convert("L"), kept RGB). */
-void cli_gray_picture(egc_image *img);
+                         float *dst, egc_image *sized, int *iw, int *ih);
 
 /* Labels: one per line. NULL path: a classes file beside the model that matches the class
  * count (imagenet_classes.txt for 1000, cifar10_classes.txt for 10), else none. */

@@ -116,7 +116,8 @@ static int refs_build(int argc, char **argv)
     cli_progress_start(&pr, "refs", items.n, quiet);
     int n = 0;
     for (int i = 0; i < items.n; i++) {
-        if (cli_load_item(&items.v[i], preset, C, W, H, all + (size_t)n * per, NULL) != EGC_OK) {
+        if (cli_load_item(&items.v[i], preset, C, W, H, all + (size_t)n * per, NULL, NULL,
+                          NULL) != EGC_OK) {
             cli_error(items.v[i].id, verbose);
             n_bad++;
         } else {

@@ -714,26 +714,8 @@ static void pool_add(sweep_ctx *S, const float *x, int cls, const char *id)
 static egc_status load_item(const sweep_ctx *S, const cli_item *it, float *x, egc_image *sized,
                             int want_sized, int *iw, int *ih)
 {
-    *iw = *ih = 0;
     memset(sized, 0, sizeof *sized);
-    if (it->index >= 0 || (strlen(it->path) > 4 && !strcasecmp(it->path + strlen(it->path) - 4, ".npy")))
-        return cli_load_item(it, S->preset, S->C, S->W, S->H, x, want_sized ? sized : NULL);
-    egc_image img, tmp;
-    egc_status st = egc_image_load(it->path, &img);
-    if (st != EGC_OK) return st;
-    *iw = img.w;
-    *ih = img.h;
-    st = egc_preset_geometry(&img, S->preset, S->W, S->H, &tmp);
-    egc_image_free(&img);
-    if (st != EGC_OK) return st;
-    st = egc_preset_normalize_channels(&tmp, S->preset, S->C, x);
-    if (want_sized && st == EGC_OK) {
-        if (S->C == 1) cli_gray_picture(&tmp);
-        *sized = tmp;
-    } else {
-        egc_image_free(&tmp);
-    }
-    return st;
+    return cli_load_item(it, S->preset, S->C, S->W, S->H, x, want_sized ? sized : NULL, iw, ih);
 }
 
 /* A group's inputs loaded in parallel (cli_parallel_load): input g0 + k into row k. */

@@ -184,9 +184,11 @@ void cli_items_free(cli_items *it)
 }
 
 egc_status cli_load_item(const cli_item *it, egc_preset preset, int ch, int w, int h,
-                         float *dst, egc_image *sized)
+                         float *dst, egc_image *sized, int *iw, int *ih)
 {
     if (sized) memset(sized, 0, sizeof *sized);
+    if (iw) *iw = 0;
+    if (ih) *ih = 0;
     const char *dot = strrchr(it->path, '.');
     if (dot && !strcasecmp(dot, ".npy")) {
         egc_tensor t;
@@ -211,13 +213,8 @@ egc_status cli_load_item(const cli_item *it, egc_preset preset, int ch, int w, i
                             w, h, w, ch);
         }
         const float *src = t.data + (int64_t)idx * per;
-        if (ok) {
-            memcpy(dst, src, (size_t)per * sizeof(float));
-        } else {
-            const int64_t hw = (int64_t)h * w;
-            for (int64_t p = 0; p < hw; p++)
-                for (int c = 0; c < ch; c++) dst[c * hw + p] = src[p * ch + c];
-        }
+        if (ok) memcpy(dst, src, (size_t)per * sizeof(float));
+        else egc_channels_first(src, 1, ch, (int64_t)h * w, dst);
         if (sized) {
             egc_status st2 = egc_preset_denormalize_channels(dst, ch, w, h, preset, sized);
             if (st2 != EGC_OK) {
@@ -231,27 +228,16 @@ egc_status cli_load_item(const cli_item *it, egc_preset preset, int ch, int w, i
     egc_image img, tmp;
     egc_status st = egc_image_load(it->path, &img);
     if (st != EGC_OK) return st;
+    if (iw) *iw = img.w;
+    if (ih) *ih = img.h;
     st = egc_preset_geometry(&img, preset, w, h, &tmp);
     egc_image_free(&img);
     if (st != EGC_OK) return st;
+    if (ch == 1) egc_image_to_gray(&tmp); /* what the model sees, also for the overlays */
     st = egc_preset_normalize_channels(&tmp, preset, ch, dst);
-    if (sized && st == EGC_OK) {
-        if (ch == 1) cli_gray_picture(&tmp);
-        *sized = tmp;
-    } else {
-        egc_image_free(&tmp);
-    }
+    if (sized && st == EGC_OK) *sized = tmp;
+    else egc_image_free(&tmp);
     return st;
-}
-
-void cli_gray_picture(egc_image *img)
-{
-    const size_t n = (size_t)img->w * (size_t)img->h;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t *p = img->rgb + 3 * i;
-        p[0] = p[1] = p[2] = (uint8_t)(((uint32_t)p[0] * 19595u + (uint32_t)p[1] * 38470u +
-                                        (uint32_t)p[2] * 7471u + 0x8000u) >> 16);
-    }
 }
 
 char **cli_load_labels(const char *path, const char *model_path, int classes)
@@ -302,31 +288,31 @@ const char *cli_default_preset(const egc_model *m)
     return (h == 32 && w == 32) ? "cifar" : "torchvision";
 }
 
+/* The length of an error message's first line without its trailing " [file:line]" trace:
+ * the reason, as printed without --verbose. */
+static int reason_len(const char *msg)
+{
+    const char *nl = strchr(msg, '\n');
+    int len = nl ? (int)(nl - msg) : (int)strlen(msg);
+    const char *br = NULL;
+    for (const char *p = msg; p < msg + len; p++)
+        if (*p == '[') br = p;
+    if (br && br > msg && br[-1] == ' ' && msg[len - 1] == ']') len = (int)(br - msg - 1);
+    return len;
+}
+
 int cli_parse_preset(const char *cmd, const char *name, egc_preset *out)
 {
     if (egc_preset_parse(name, out) == EGC_OK) return 1;
-    /* the reason, without the " [file:line]" trace of the first line */
-    const char *e = egc_last_error(), *nl = strchr(e, '\n');
-    int len = nl ? (int)(nl - e) : (int)strlen(e);
-    for (int k = len - 1; k > 0 && e[len - 1] == ']'; k--)
-        if (e[k] == '[' && e[k - 1] == ' ') {
-            len = k - 1;
-            break;
-        }
-    fprintf(stderr, "egcam %s: --preset: %.*s\n", cmd, len, e);
+    const char *e = egc_last_error();
+    fprintf(stderr, "egcam %s: --preset: %.*s\n", cmd, reason_len(e), e);
     return 0;
 }
 
 void cli_error_format(char *buf, size_t cap, const char *what, const char *msg, int verbose)
 {
     if (!verbose) {
-        const char *nl = strchr(msg, '\n');
-        int len = nl ? (int)(nl - msg) : (int)strlen(msg);
-        /* Drop the trailing " [file:line]" of the first line unless verbose. */
-        const char *br = NULL;
-        for (const char *p = msg; p < msg + len; p++)
-            if (*p == '[') br = p;
-        if (br && br > msg && br[-1] == ' ' && msg[len - 1] == ']') len = (int)(br - msg - 1);
+        const int len = reason_len(msg);
         if (what && !strstr(msg, what)) snprintf(buf, cap, "egcam: %s: %.*s\n", what, len, msg);
         else snprintf(buf, cap, "egcam: %.*s\n", len, msg);
     } else {
@@ -707,7 +693,7 @@ static egc_status load_row(int k, void *arg)
     const rows_ctx *c = arg;
     size_t per = (size_t)c->ch * (size_t)c->h * (size_t)c->w;
     return cli_load_item(&c->items[k], c->preset, c->ch, c->w, c->h, c->x + (size_t)k * per,
-                         c->sized ? &c->sized[k] : NULL);
+                         c->sized ? &c->sized[k] : NULL, NULL, NULL);
 }
 
 void cli_load_rows(const cli_item *items, int n, egc_preset preset, int ch, int w, int h,
