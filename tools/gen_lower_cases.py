@@ -550,6 +550,18 @@ def export_symbolic(net, x, y, name, max_bytes):
     npy(name + "_out.npy", y)
 
 
+def export_with_layer(net, x, name, max_bytes, module, what):
+    """net's logits for x exported with it (export_symbolic), and NAME_WHAT_act.npy /
+    NAME_WHAT_grad.npy: the activation of module and the gradient there of the top-1 logits."""
+    import torch
+    with torch.no_grad():
+        y = net(x).numpy()
+    export_symbolic(net, x, y, name, max_bytes)
+    act, grad = top1_grad(net, module, x)
+    npy("%s_%s_act.npy" % (name, what), act.numpy())
+    npy("%s_%s_grad.npy" % (name, what), grad.numpy())
+
+
 def convnext_cases(rng):
     """A small ConvNeXt as torchvision builds it: a stem with a channels-last LayerNorm, one
     block (depthwise 7x7 Conv, Transpose to [N,H,W,C], LayerNorm, Linear, GELU, Linear,
@@ -979,12 +991,7 @@ def group_norm_cases(rng):
             mod.weight.uniform_(0.5, 1.5)
             mod.bias.uniform_(-0.5, 0.5)
     x = torch.from_numpy(rng.standard_normal((3, 3, 6, 6)).astype(np.float32))
-    with torch.no_grad():
-        y = net(x).numpy()
-    export_symbolic(net, x, y, "group_norm", 12000)
-    act, grad = top1_grad(net, net.relu1, x)
-    npy("group_norm_relu1_act.npy", act.numpy())
-    npy("group_norm_relu1_grad.npy", grad.numpy())
+    export_with_layer(net, x, "group_norm", 12000, net.relu1, "relu1")
 
     # LayerNorm over [C,H,W] (opset 17: LayerNormalization with axis -3)
     torch.manual_seed(62)
@@ -1047,12 +1054,7 @@ def tanh_cases(rng):
     torch.manual_seed(71)
     net = Net().eval()
     x = torch.from_numpy(rng.standard_normal((3, 3, 6, 6)).astype(np.float32))
-    with torch.no_grad():
-        y = net(x).numpy()
-    export_symbolic(net, x, y, "tanh_gelu", 12000)
-    act, grad = top1_grad(net, net.act1, x)
-    npy("tanh_gelu_act1_act.npy", act.numpy())
-    npy("tanh_gelu_act1_grad.npy", grad.numpy())
+    export_with_layer(net, x, "tanh_gelu", 12000, net.act1, "act1")
 
     xg = rng.standard_normal((2, 6)).astype(np.float32) * 2
     m = model([helper.make_node("Gelu", ["x"], ["g"], name="gelu", approximate="tanh"),
@@ -1124,12 +1126,7 @@ def cbam_case(rng):
     torch.manual_seed(89)
     net = Net().eval()
     x = torch.from_numpy(rng.standard_normal((3, 3, 6, 6)).astype(np.float32))
-    with torch.no_grad():
-        y = net(x).numpy()
-    export_symbolic(net, x, y, "cbam", 12000)
-    act, grad = top1_grad(net, net.relu1, x)
-    npy("cbam_relu1_act.npy", act.numpy())
-    npy("cbam_relu1_grad.npy", grad.numpy())
+    export_with_layer(net, x, "cbam", 12000, net.relu1, "relu1")
 
 
 def upsample_case(rng):
@@ -1156,18 +1153,13 @@ def upsample_case(rng):
     torch.manual_seed(101)
     net = Net().eval()
     x = torch.from_numpy(rng.standard_normal((3, 3, 8, 8)).astype(np.float32))
-    with torch.no_grad():
-        y = net(x).numpy()
-    export_symbolic(net, x, y, "upsample_fuse", 12000)
+    export_with_layer(net, x, "upsample_fuse", 12000, net.low, "low")
     # sizes with keep_aspect_ratio_policy other than stretch (opset 18): refused
     nodes = [helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], name="resize",
                               mode="nearest", keep_aspect_ratio_policy="not_larger")]
     save(model(nodes, [fin("x", [1, 2, 4, 4])], [fin("y", None)],
                [init("sizes", np.array([1, 2, 8, 12], np.int64))], opset=18),
          "resize_policy.onnx")
-    act, grad = top1_grad(net, net.low, x)
-    npy("upsample_fuse_low_act.npy", act.numpy())
-    npy("upsample_fuse_low_grad.npy", grad.numpy())
 
 
 def main():
