@@ -49,6 +49,19 @@ int egc_k_sqrt_bwd(const float *y, const float *dy, float *dx, int64_t n, void *
 int egc_k_erf_fwd(const float *x, float *y, int64_t n, void *stream);
 int egc_k_erf_bwd(const float *x, const float *dy, float *dx, int64_t n, void *stream);
 
+/* exp.cu: y = exp(x); backward dx += dy * y from the forward y. */
+int egc_k_exp_fwd(const float *x, float *y, int64_t n, void *stream);
+int egc_k_exp_bwd(const float *y, const float *dy, float *dx, int64_t n, void *stream);
+
+/* log.cu: y = log(x); backward dx += dy / x from the forward x. */
+int egc_k_log_fwd(const float *x, float *y, int64_t n, void *stream);
+int egc_k_log_bwd(const float *x, const float *dy, float *dx, int64_t n, void *stream);
+
+/* softplus.cu: y = log(1 + exp(x)) (no overflow); backward dx += dy * sigmoid(x) from the
+ * forward x. */
+int egc_k_softplus_fwd(const float *x, float *y, int64_t n, void *stream);
+int egc_k_softplus_bwd(const float *x, const float *dy, float *dx, int64_t n, void *stream);
+
 /* eltwise_binary.cu: numpy-broadcast Add/Sub/Mul/Div. Shapes are given at the output's
  * rank `ndim` (right-aligned, missing leading dims as 1): ashape[i] and bshape[i] are
  * either oshape[i] or 1.

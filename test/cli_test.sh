@@ -222,6 +222,16 @@ expect 0 "check probabilities" -- "$egcam" check --model "$lower/keras_softmax.o
 grep -q "^reference .*(probabilities: the logits through the model's final Softmax).*: ok$" "$work/out" && ok || bad "check probabilities: $(cat "$work/out")"
 expect 0 "check logits of a Softmax model" -- "$egcam" check --model "$lower/keras_softmax.onnx" --logits "$lower/keras_softmax_logits.npy" "$lower/keras_softmax_in.npy"
 grep -q "^reference .*keras_softmax_logits.npy: max .*: ok$" "$work/out" && ok || bad "check logits: $(cat "$work/out")"
+# a model ending in a LogSoftmax (PyTorch's MNIST example): the same with log-probabilities;
+# log-probabilities of other inputs fail and name the worst element
+expect 0 "info on a final LogSoftmax" -- "$egcam" info "$lower/mnist_logsoftmax.onnx"
+grep -q "^classes 10 (the file's output is a LogSoftmax: egcam takes its input as the logits)" "$work/out" && ok || bad "info final LogSoftmax: $(head -4 "$work/out")"
+grep -q "^passes" "$work/out" && bad "a final LogSoftmax made the model run one image per pass" || ok
+expect 0 "check log-probabilities" -- "$egcam" check --model "$lower/mnist_logsoftmax.onnx" --logits "$lower/mnist_logsoftmax_out.npy" "$lower/mnist_logsoftmax_in.npy"
+grep -q "^reference .*(log-probabilities: the logits through the model's final LogSoftmax).*: ok$" "$work/out" && ok || bad "check log-probabilities: $(cat "$work/out")"
+expect 1 "check log-probabilities of other inputs" -- "$egcam" check --model "$lower/mnist_logsoftmax.onnx" --logits "$lower/mnist_logsoftmax_out.npy" "$lower/gray_cnn_in.npy"
+grep -q "^reference .*(log-probabilities: the logits through the model's final LogSoftmax): max |diff| .*, worst at .*gray_cnn_in.npy\[[0-2]\] class [0-9].*FAILED$" "$work/out" && ok || bad "check wrong reference: $(cat "$work/out")"
+expect 0 "explain a LogSoftmax model" -- "$egcam" explain -q --model "$lower/mnist_logsoftmax.onnx" --preset "cifar:mean=0.1307:std=0.3081" --method gradcam,expected-gradcam --samples 4 --score softmax --out "$work/mnist_ls" "$lower/mnist_logsoftmax_in.npy"
 # a model of gray images: the maps from the images (made gray as Pillow's convert("L")) are
 # those from PIL's and torchvision's tensors of them; a sweep and a reference set run on it
 gray="$lower/gray_cnn.onnx"; mnist="cifar:mean=0.1307:std=0.3081"

@@ -48,7 +48,9 @@ computed here with torch / numpy, independently of egcam:
   tanh_gelu.onnx and gelu_tanh_opset20.onnx (Tanh, the tanh GELU, Pow 3), gray_cnn.onnx (a
   model of gray images, with three shared CIFAR-10 images made gray by PIL and torchvision),
   cbam.onnx (CBAM's spatial attention: a maximum over the channels), upsample_fuse.onnx (an
-  HRNet-style fusion with a nearest-neighbour Resize), resize_policy.onnx (a Resize refused).
+  HRNet-style fusion with a nearest-neighbour Resize), resize_policy.onnx (a Resize refused),
+  exp_units.onnx and mish_opset18.onnx (ELU, Mish, CELU, SELU, Softplus, Softsign, Exp, Log),
+  mnist_logsoftmax.onnx (a final LogSoftmax).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -1162,6 +1164,83 @@ def upsample_case(rng):
          "resize_policy.onnx")
 
 
+def exp_units_case(rng):
+    """exp_units.onnx: Conv, ELU (alpha 0.9, "act1"), Conv, Mish (as PyTorch exports it:
+    Softplus, Tanh, Mul), Conv, CELU (alpha 0.7), SELU, Softplus, Softsign, global average
+    pool, Linear, with a symbolic batch: PyTorch's logits of 3 images and the activation and
+    gradient of the top-1 logits at act1 (the head runs backward through every unit).
+    mish_opset18.onnx: the Mish operator beside Softsign and Log(Exp), with a float64
+    reference. mnist_logsoftmax.onnx: PyTorch's MNIST example network, smaller (gray 28x28,
+    Conv, Relu, Conv, Relu ("relu2"), MaxPool, Dropout, Flatten, Linear, Relu, Dropout,
+    Linear, log_softmax), with a symbolic batch: its output (log-probabilities) for 3 images
+    (_out.npy) and the logits before the LogSoftmax (_logits.npy)."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+            self.act1 = torch.nn.ELU(alpha=0.9)
+            self.conv2 = torch.nn.Conv2d(6, 6, 3, padding=1)
+            self.act2 = torch.nn.Mish()
+            self.conv3 = torch.nn.Conv2d(6, 4, 3, padding=1)
+            self.fc = torch.nn.Linear(4, 5)
+
+        def forward(self, x):
+            x = self.act2(self.conv2(self.act1(self.conv1(x))))
+            x = torch.nn.functional.celu(self.conv3(x), alpha=0.7)
+            x = torch.nn.functional.softsign(torch.nn.functional.softplus(
+                torch.nn.functional.selu(x)))
+            return self.fc(x.mean((2, 3)))
+
+    torch.manual_seed(107)
+    net = Net().eval()
+    x = torch.from_numpy(rng.standard_normal((3, 3, 6, 6)).astype(np.float32) * 2)
+    export_with_layer(net, x, "exp_units", 16000, net.act1, "act1")
+
+    xm = rng.standard_normal((2, 7)).astype(np.float32) * 4
+    xm[0, 0], xm[0, 1] = 30.0, -30.0
+    m = model([helper.make_node("Mish", ["x"], ["m"], name="mish"),
+               helper.make_node("Softsign", ["x"], ["s"], name="softsign"),
+               helper.make_node("Exp", ["s"], ["e"], name="exp"),
+               helper.make_node("Log", ["e"], ["l"], name="log"),
+               helper.make_node("Add", ["m", "l"], ["y"], name="add")],
+              [fin("x", [None, 7])], [fin("y", None)], opset=18)
+    save(m, "mish_opset18.onnx")
+    xd = xm.astype(np.float64)
+    npy("mish_opset18_in.npy", xm)
+    npy("mish_opset18_out.npy", xd * np.tanh(np.log1p(np.exp(xd))) + xd / (1 + np.abs(xd)))
+
+    class Mnist(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(1, 4, 3)
+            self.relu1 = torch.nn.ReLU()
+            self.conv2 = torch.nn.Conv2d(4, 2, 3)
+            self.relu2 = torch.nn.ReLU()
+            self.drop1 = torch.nn.Dropout(0.25)
+            self.fc1 = torch.nn.Linear(2 * 12 * 12, 8)
+            self.drop2 = torch.nn.Dropout(0.5)
+            self.fc2 = torch.nn.Linear(8, 10)
+
+        def logits(self, x):
+            x = self.relu2(self.conv2(self.relu1(self.conv1(x))))
+            x = torch.flatten(self.drop1(torch.nn.functional.max_pool2d(x, 2)), 1)
+            return self.fc2(self.drop2(torch.relu(self.fc1(x))))
+
+        def forward(self, x):
+            return torch.nn.functional.log_softmax(self.logits(x), dim=1)
+
+    torch.manual_seed(109)
+    net = Mnist().eval()
+    x = torch.from_numpy(rng.standard_normal((3, 1, 28, 28)).astype(np.float32))
+    with torch.no_grad():
+        y = net(x).numpy()
+        logits = net.logits(x).numpy()
+    export_symbolic(net, x, y, "mnist_logsoftmax", 20000)
+    npy("mnist_logsoftmax_logits.npy", logits)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -1190,6 +1269,7 @@ def main():
     gray_case(np.random.default_rng(83))
     cbam_case(np.random.default_rng(97))
     upsample_case(np.random.default_rng(103))
+    exp_units_case(np.random.default_rng(113))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ static egc_status unary_check(const egc_node *n, const egc_view *in, const egc_v
 static int is_unary(egc_op op)
 {
     return op == EGC_OP_RELU || op == EGC_OP_CLIP || op == EGC_OP_SIGMOID || op == EGC_OP_SQRT ||
-           op == EGC_OP_ERF;
+           op == EGC_OP_ERF || op == EGC_OP_EXP || op == EGC_OP_LOG || op == EGC_OP_SOFTPLUS;
 }
 
 /* 2 / sqrt(pi), the derivative of erf at 0 */
@@ -84,6 +84,13 @@ static inline float gaussf(float x)
     return nan ? x : e;
 }
 
+/* log(1 + exp(x)) without overflow: x + log1p(exp(-x)) above 0, log1p(exp(x)) below (exp
+ * of a non-positive argument only); +-inf and NaN as the formula's limits. */
+static inline float softplusf(float x)
+{
+    return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x));
+}
+
 /* One call's element-wise work, cut into ranges that run in parallel. */
 typedef struct unary_job {
     egc_op op;
@@ -124,6 +131,24 @@ static void unary_chunk(int64_t k, void *arg)
             for (int64_t i = a; i < b; i++) o[i] = erf_rational(x[i]);
         else
             for (int64_t i = a; i < b; i++) o[i] += dy[i] * (EGC_CPU_TWO_OVER_SQRT_PI * gaussf(x[i]));
+        break;
+    case EGC_OP_EXP: /* the derivative is the output */
+        if (!j->backward)
+            for (int64_t i = a; i < b; i++) o[i] = expf(x[i]);
+        else
+            for (int64_t i = a; i < b; i++) o[i] += dy[i] * y[i];
+        break;
+    case EGC_OP_LOG: /* 1 / x: infinite at 0, as torch.log's */
+        if (!j->backward)
+            for (int64_t i = a; i < b; i++) o[i] = logf(x[i]);
+        else
+            for (int64_t i = a; i < b; i++) o[i] += dy[i] / x[i];
+        break;
+    case EGC_OP_SOFTPLUS: /* the derivative is sigmoid(x) */
+        if (!j->backward)
+            for (int64_t i = a; i < b; i++) o[i] = softplusf(x[i]);
+        else
+            for (int64_t i = a; i < b; i++) o[i] += dy[i] * sigmoidf(x[i]);
         break;
     default: /* Sigmoid */
         if (!j->backward)

@@ -2072,6 +2072,18 @@ static egc_status cu_op_forward(egc_backend *be, void *state, const egc_graph *g
         EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
         EGC_KERNEL(egc_k_erf_fwd(in[0].ptr, out->ptr, ne, s));
         return EGC_OK;
+    case EGC_OP_EXP:
+        EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
+        EGC_KERNEL(egc_k_exp_fwd(in[0].ptr, out->ptr, ne, s));
+        return EGC_OK;
+    case EGC_OP_LOG:
+        EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
+        EGC_KERNEL(egc_k_log_fwd(in[0].ptr, out->ptr, ne, s));
+        return EGC_OK;
+    case EGC_OP_SOFTPLUS:
+        EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
+        EGC_KERNEL(egc_k_softplus_fwd(in[0].ptr, out->ptr, ne, s));
+        return EGC_OK;
     case EGC_OP_ADD:
     case EGC_OP_SUB:
     case EGC_OP_MUL:
@@ -2338,6 +2350,15 @@ static egc_status cu_op_backward(egc_backend *be, void *state, const egc_graph *
         return EGC_OK;
     case EGC_OP_ERF:
         if (dx) EGC_KERNEL(egc_k_erf_bwd(in[0].ptr, dout->ptr, dx, ne, s));
+        return EGC_OK;
+    case EGC_OP_EXP:
+        if (dx) EGC_KERNEL(egc_k_exp_bwd(out->ptr, dout->ptr, dx, ne, s));
+        return EGC_OK;
+    case EGC_OP_LOG:
+        if (dx) EGC_KERNEL(egc_k_log_bwd(in[0].ptr, dout->ptr, dx, ne, s));
+        return EGC_OK;
+    case EGC_OP_SOFTPLUS:
+        if (dx) EGC_KERNEL(egc_k_softplus_bwd(in[0].ptr, dout->ptr, dx, ne, s));
         return EGC_OK;
     case EGC_OP_ADD:
     case EGC_OP_SUB:

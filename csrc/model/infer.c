@@ -306,7 +306,10 @@ egc_status egc_node_infer(const egc_graph *g, const egc_node *n, const egc_shape
     case EGC_OP_CLIP:
     case EGC_OP_SIGMOID:
     case EGC_OP_SQRT:
-    case EGC_OP_ERF: r = *x; break;
+    case EGC_OP_ERF:
+    case EGC_OP_EXP:
+    case EGC_OP_LOG:
+    case EGC_OP_SOFTPLUS: r = *x; break;
     case EGC_OP_ADD:
     case EGC_OP_SUB:
     case EGC_OP_MUL:

@@ -44,6 +44,9 @@ typedef enum egc_op {
     EGC_OP_TRANSPOSE,   /* in: X; perm in params */
     EGC_OP_SQRT,        /* in: X */
     EGC_OP_ERF,         /* in: X */
+    EGC_OP_EXP,         /* in: X */
+    EGC_OP_LOG,         /* in: X (natural logarithm) */
+    EGC_OP_SOFTPLUS,    /* in: X; log(1 + exp(x)) */
     EGC_OP_COUNT
 } egc_op;
 

@@ -999,6 +999,8 @@ static const rt_entry k_runtime[] = {
     {"Pad", EGC_OP_PAD},         {"Softmax", EGC_OP_SOFTMAX},
     {"Transpose", EGC_OP_TRANSPOSE},
     {"Sqrt", EGC_OP_SQRT},       {"Erf", EGC_OP_ERF},
+    {"Exp", EGC_OP_EXP},         {"Log", EGC_OP_LOG},
+    {"Softplus", EGC_OP_SOFTPLUS},
 };
 
 static const rt_entry *runtime_op(const char *op_type)
@@ -1038,6 +1040,9 @@ static egc_status lower_params(lctx *c, const egc_onnx_node *n, const rt_entry *
     case EGC_OP_SIGMOID:
     case EGC_OP_SQRT:
     case EGC_OP_ERF:
+    case EGC_OP_EXP:
+    case EGC_OP_LOG:
+    case EGC_OP_SOFTPLUS:
     case EGC_OP_GAP: return lower_plain(c, n, vin, n_in, e->op, 1, r);
     default: break;
     }
@@ -1464,6 +1469,32 @@ static egc_status tanh_part(lctx *c, const egc_onnx_node *n, int x, const char *
     return binary_part(c, n, EGC_OP_ADD, s2, km1, suffix, last, id);
 }
 
+/* The exponential units into n's output: gamma (relu(x) + alpha (exp(min(x, 0) / scale) - 1))
+ * with min(x, 0) = -relu(-x), so Exp never sees a positive argument: Elu (scale 1, gamma 1),
+ * Selu (scale 1) and Celu (scale alpha). The gradient is gamma for x > 0 and
+ * gamma alpha / scale exp(x / scale) below (0 at 0, where Relu's is 0). */
+static egc_status exp_unit(lctx *c, const egc_onnx_node *n, int x, float alpha, float scale,
+                           float gamma, int *id)
+{
+    int km1, kin, kag, knag, kg, neg, rn, m, e, t, u, pos;
+    EGC_TRY(scalar_const(c, n, "/minus_one", -1.0f, &km1));
+    EGC_TRY(scalar_const(c, n, "/minus_inv_scale", -1.0f / scale, &kin));
+    EGC_TRY(scalar_const(c, n, "/alpha_gamma", alpha * gamma, &kag));
+    EGC_TRY(scalar_const(c, n, "/minus_alpha_gamma", -(alpha * gamma), &knag));
+    EGC_TRY(unary_part(c, n, EGC_OP_RELU, x, "/positive", 0, &pos));
+    if (gamma != 1.0f) {
+        EGC_TRY(scalar_const(c, n, "/gamma", gamma, &kg));
+        EGC_TRY(binary_part(c, n, EGC_OP_MUL, pos, kg, "/positive_scaled", 0, &pos));
+    }
+    EGC_TRY(binary_part(c, n, EGC_OP_MUL, x, km1, "/negated", 0, &neg));
+    EGC_TRY(unary_part(c, n, EGC_OP_RELU, neg, "/negative", 0, &rn));
+    EGC_TRY(binary_part(c, n, EGC_OP_MUL, rn, kin, "/min_scaled", 0, &m));
+    EGC_TRY(unary_part(c, n, EGC_OP_EXP, m, "/exp", 0, &e));
+    EGC_TRY(binary_part(c, n, EGC_OP_MUL, e, kag, "/exp_scaled", 0, &t));
+    EGC_TRY(binary_part(c, n, EGC_OP_ADD, t, knag, "/exp_unit", 0, &u));
+    return binary_part(c, n, EGC_OP_ADD, pos, u, "", 1, id);
+}
+
 /* (x - mean) / sqrt(var + eps) over the last axis of x into a new value *id (layer_norm,
  * group_norm). */
 static egc_status normalize_last_axis(lctx *c, const egc_onnx_node *n, int x, float eps, int *id)
@@ -1774,7 +1805,8 @@ static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "Leaky
                                           "ReduceSum",   "ReduceSumSquare", "Gather",
                                           "Split",       "InstanceNormalization",
                                           "GroupNormalization", "Tanh", "Neg", "Abs",
-                                          "Reciprocal", "Resize", "Upsample"};
+                                          "Reciprocal", "Resize", "Upsample", "Elu",
+                                          "Selu", "Celu", "Mish", "Softsign", "LogSoftmax"};
 
 static int is_composite(const char *op)
 {
@@ -2153,20 +2185,20 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             *st = reshape_part(c, n, m, od, ond, "", 1, &id);
             return 1;
         }
-        if (is_max && !noop && na == 1 && a1 >= 1 && a1 < rank && (rank == 3 || rank == 4) &&
+        if (is_max && !noop && na == 1 && a1 >= 1 && a1 < rank && rank >= 2 && rank <= 4 &&
             n_in <= 2) {
-            /* a maximum over one axis other than the batch (CBAM's max over the channels): a
-             * MaxPool whose window is that axis, on the value seen as [N, D1, D2, D3] (a 3-D
-             * value with a unit axis 1; axis 1 swapped with 2 by Transposes), then a Reshape
-             * to the output shape */
-            const int64_t ax4 = rank == 3 ? a1 + 1 : a1;
+            /* a maximum over one axis other than the batch (CBAM's max over the channels, the
+             * row maximum of an expanded Softmax): a MaxPool whose window is that axis, on the
+             * value seen as [N, D1, D2, D3] (a 2-D or 3-D value with unit axes in front; axis
+             * 1 swapped with 2 by Transposes), then a Reshape to the output shape */
+            const int lead = 4 - rank; /* unit axes put in front of axis 1 */
+            const int64_t ax4 = a1 + lead;
             int64_t d4[4];
             d4[0] = 0;
-            for (int k = 1; k < 4; k++) d4[k] = rank == 3 ? (k == 1 ? 1 : x->shape.d[k - 1])
-                                                         : x->shape.d[k];
+            for (int k = 1; k < 4; k++) d4[k] = k <= lead ? 1 : x->shape.d[k - lead];
             static const int swap12[4] = {0, 2, 1, 3};
             int src = vin[0], m = -1;
-            if (rank == 3 && (*st = reshape_part(c, n, src, d4, 4, "/as_4d", 0, &src)) != EGC_OK)
+            if (lead && (*st = reshape_part(c, n, src, d4, 4, "/as_4d", 0, &src)) != EGC_OK)
                 return 1;
             if (ax4 == 1 &&
                 (*st = transpose_part(c, n, src, swap12, 4, "/axis_to_2", 0, &src)) != EGC_OK)
@@ -2184,7 +2216,7 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
                                 "%s is supported over %s only (here %d axes of a %d-D tensor)", op,
                                 is_max   ? "two axes other than the batch of a 4-D tensor, "
-                                           "or one of a 3-D or 4-D tensor"
+                                           "or one of a 2-D, 3-D or 4-D tensor"
                                 : is_sum ? "one axis other than the batch"
                                          : "two axes other than the batch of a 4-D tensor or "
                                            "over one axis other than the batch",
@@ -2260,6 +2292,77 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
     }
     if (strcmp(op, "Resize") == 0 || strcmp(op, "Upsample") == 0) {
         *st = lower_resize(c, n, vin, n_in, &id);
+        return 1;
+    }
+    if (strcmp(op, "Elu") == 0 || strcmp(op, "Selu") == 0 || strcmp(op, "Celu") == 0) {
+        static const char *const k_alpha[] = {"alpha", NULL}, *const k_selu[] = {"alpha", "gamma",
+                                                                                   NULL};
+        const int selu = op[0] == 'S', celu = op[0] == 'C';
+        float alpha, gamma = 1.0f;
+        if ((*st = egc_lower_check_attrs(n, selu ? k_selu : k_alpha)) != EGC_OK ||
+            (*st = egc_lower_attr_float(n, "alpha", selu ? 1.67326319217681884765625f : 1.0f,
+                                        &alpha)) != EGC_OK ||
+            (selu && (*st = egc_lower_attr_float(n, "gamma", 1.05070102214813232421875f,
+                                                 &gamma)) != EGC_OK) ||
+            (*st = single_output(n)) != EGC_OK)
+            return 1;
+        if (n_in != 1 || vin[0] < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
+            return 1;
+        }
+        if (!isfinite(alpha) || !isfinite(gamma) || (celu && alpha == 0.0f)) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "alpha=%g%s is not usable", (double)alpha,
+                                celu ? " (Celu divides by it)" : "");
+            return 1;
+        }
+        *st = exp_unit(c, n, vin[0], alpha, celu ? alpha : 1.0f, gamma, &id);
+        return 1;
+    }
+    if (strcmp(op, "Mish") == 0 || strcmp(op, "Softsign") == 0) {
+        /* Mish x = x tanh(softplus(x)); Softsign x = x / (1 + |x|), |x| = Relu(x) + Relu(-x) */
+        static const char *const k_none[] = {NULL};
+        int sp, t, k, ng, r1, r2, ab, den;
+        if ((*st = egc_lower_check_attrs(n, k_none)) != EGC_OK ||
+            (*st = single_output(n)) != EGC_OK)
+            return 1;
+        if (n_in != 1 || vin[0] < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
+            return 1;
+        }
+        if (op[0] == 'M') {
+            if ((*st = unary_part(c, n, EGC_OP_SOFTPLUS, vin[0], "/softplus", 0, &sp)) != EGC_OK ||
+                (*st = tanh_part(c, n, sp, "/tanh", 0, &t)) != EGC_OK)
+                return 1;
+            *st = binary_part(c, n, EGC_OP_MUL, vin[0], t, "", 1, &id);
+            return 1;
+        }
+        if ((*st = scalar_const(c, n, "/minus_one", -1.0f, &k)) != EGC_OK ||
+            (*st = binary_part(c, n, EGC_OP_MUL, vin[0], k, "/negated", 0, &ng)) != EGC_OK ||
+            (*st = unary_part(c, n, EGC_OP_RELU, vin[0], "/positive", 0, &r1)) != EGC_OK ||
+            (*st = unary_part(c, n, EGC_OP_RELU, ng, "/negative", 0, &r2)) != EGC_OK ||
+            (*st = binary_part(c, n, EGC_OP_ADD, r1, r2, "/abs", 0, &ab)) != EGC_OK ||
+            (*st = scalar_const(c, n, "/one", 1.0f, &k)) != EGC_OK ||
+            (*st = binary_part(c, n, EGC_OP_ADD, ab, k, "/denominator", 0, &den)) != EGC_OK)
+            return 1;
+        *st = binary_part(c, n, EGC_OP_DIV, vin[0], den, "", 1, &id);
+        return 1;
+    }
+    if (strcmp(op, "LogSoftmax") == 0) {
+        /* Log(Softmax(x)); as a model's last node over the classes, both are left out at
+         * load time (egc_model_output_softmax_removed), so the logits are exact. Elsewhere a
+         * probability that underflows (a class about 87 below the largest) gives -inf. */
+        egc_node r;
+        int sm;
+        node_init(&r, EGC_OP_SOFTMAX);
+        if ((*st = single_output(n)) != EGC_OK) return 1;
+        if (n_in < 1 || vin[0] < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "input 0 is missing");
+            return 1;
+        }
+        if ((*st = lower_softmax(c, n, vin, n_in, &r)) != EGC_OK ||
+            (*st = add_part(c, n, &r, "/softmax", 0, &sm)) != EGC_OK)
+            return 1;
+        *st = unary_part(c, n, EGC_OP_LOG, sm, "", 1, &id);
         return 1;
     }
     if (strcmp(op, "Tanh") == 0) {

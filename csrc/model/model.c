@@ -23,7 +23,8 @@ struct egc_model {
     unsigned char *layout; /* per value: LAYOUT_* (what is known of its axis order) */
     int one_image;      /* 1: one image per pass (egc_graph_rows_apart is 0) */
     egc_tokens *tok;    /* per value: its token-layer geometry (prefix < 0: not one) */
-    int softmax_out;    /* 1: the file's output was a Softmax over the classes, left out */
+    int softmax_out;    /* the file's output was a Softmax (1) or LogSoftmax (2) over the classes,
+                           left out; 0: neither */
 };
 
 /* What is known of a value's axis order: channels first [N,C,H,W] (the input, and what
@@ -193,7 +194,7 @@ static int is_compute_op(egc_op op)
 {
     switch (op) {
     case EGC_OP_CONV: case EGC_OP_RELU: case EGC_OP_CLIP: case EGC_OP_ADD: case EGC_OP_MUL:
-    case EGC_OP_SIGMOID: case EGC_OP_BATCHNORM:
+    case EGC_OP_SIGMOID: case EGC_OP_BATCHNORM: case EGC_OP_SOFTPLUS:
         return 1;
     default:
         return 0;
@@ -250,16 +251,29 @@ egc_status egc_model_load(const char *path, egc_model **out)
      * the logits, which the explanations take their gradients of (a probability output
      * saturates them; `--score softmax` gives the probabilities). It is the last node (every
      * node left after lowering leads to the output). */
+    /* A final LogSoftmax (PyTorch's MNIST-style `F.log_softmax`), lowered to a Softmax and a
+     * Log, is left out the same way (2). */
     if (g->n_nodes > 0) {
         egc_node *last = &m->g.nodes[g->n_nodes - 1];
-        if (last->op == EGC_OP_SOFTMAX && last->out == g->output && last->in[0] >= 0 &&
-            last->in[0] != g->input && (last->p.axis.axis == 1 || last->p.axis.axis == -1) &&
+        int kind = 1, drop = 1;
+        if (last->op == EGC_OP_LOG && last->out == g->output && g->n_nodes > 1 &&
+            last->in[0] >= 0 && m->g.nodes[g->n_nodes - 2].out == last->in[0]) {
+            last = &m->g.nodes[g->n_nodes - 2];
+            kind = 2, drop = 2;
+        }
+        if (last->op == EGC_OP_SOFTMAX && (drop == 2 || last->out == g->output) &&
+            last->in[0] >= 0 && last->in[0] != g->input &&
+            (last->p.axis.axis == 1 || last->p.axis.axis == -1) &&
             g->values[last->in[0]].shape.ndim == 2) {
             m->g.output = last->in[0];
-            free(last->name);
-            last->name = NULL;
-            m->g.n_nodes--;
-            m->softmax_out = 1;
+            for (int k = 0; k < drop; k++) { /* their outputs are made by nothing now */
+                egc_node *gone = &m->g.nodes[g->n_nodes - 1];
+                m->g.values[gone->out].producer = -1;
+                free(gone->name);
+                gone->name = NULL;
+                m->g.n_nodes--;
+            }
+            m->softmax_out = kind;
             o = &g->values[g->output].shape;
         }
     }

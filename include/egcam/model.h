@@ -36,10 +36,12 @@ int egc_model_num_classes(const egc_model *m);
  * file's input is [N,C,H,W]. */
 int egc_model_input_channels_last(const egc_model *m);
 
-/* 1 when the file's output is a Softmax over the classes (Keras classifiers end so): egcam
- * leaves it out and takes its input as the model's logits, which the explanations take their
- * gradients of (gradients of probabilities saturate; score softmax gives the probabilities
- * back), and which classify and the sessions return. 0: the file's output is the logits. */
+/* 1 when the file's output is a Softmax over the classes (Keras classifiers end so), 2 when
+ * it is a LogSoftmax (or a Log of such a Softmax; PyTorch models trained with NLLLoss end so):
+ * egcam leaves it out and takes its input as the model's logits, which the explanations take
+ * their gradients of (gradients of probabilities saturate; score softmax gives the
+ * probabilities back), and which classify and the sessions return. 0: the file's output is
+ * the logits. */
 int egc_model_output_softmax_removed(const egc_model *m);
 
 /* 1 when a session runs this model one image per pass: a model exported for a batch of 1 or

@@ -393,9 +393,12 @@ class Model(_Closing):
         # the file's input is channels last, (N,H,W,3) (Keras, TensorFlow): egcam still takes
         # images (N,3,H,W) (input_shape), or channels last, and transposes them
         self.input_channels_last = bool(_lib.egc_model_input_channels_last(h))
-        # the file's output is a Softmax over the classes (Keras classifiers): egcam leaves it
-        # out and takes its input as the logits
-        self.output_softmax_removed = bool(_lib.egc_model_output_softmax_removed(h))
+        # the file's output is a Softmax (Keras classifiers) or LogSoftmax (PyTorch models
+        # trained with NLLLoss) over the classes: egcam leaves it out and takes its input as
+        # the logits; output_removed names it ("Softmax", "LogSoftmax", or None)
+        removed = _lib.egc_model_output_softmax_removed(h)
+        self.output_softmax_removed = bool(removed)
+        self.output_removed = {1: "Softmax", 2: "LogSoftmax"}.get(removed)
         self.num_classes = _lib.egc_model_num_classes(h)
         self._explainers = weakref.WeakSet()  # closed before the model is
         self._evaluators = {}  # (device, batch) -> the Evaluator logits() runs through

@@ -31,7 +31,8 @@ const char *kOps[] = {"conv", "gemm", "matmul", "relu", "clip", "sigmoid", "mul"
                       "leakyrelu", "prelu", "globalmaxpool", "reduce_max", "squeeze",
                       "unsqueeze", "erf", "sqrt", "layer_normalization", "reduce_sum", "gather", "split",
                       "instancenorm", "group_normalization", "tanh", "neg", "abs",
-                      "reciprocal", "resize", "upsample"};
+                      "reciprocal", "resize", "upsample", "exp", "log", "softplus", "elu",
+                      "selu", "celu", "softsign", "logsoftmax"};
 
 // Cases egcam refuses on purpose, with the reason shown in the README.
 const std::map<std::string, std::string> kSkips = {

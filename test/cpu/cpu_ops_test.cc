@@ -712,6 +712,60 @@ TEST(CpuOpsUnary, SqrtAndErf)
     EXPECT_NEAR(yd.v[200004], 1.1283791670955126e-30, 1e-36);
 }
 
+// Exp over [-8, 3] (its backward reads the forward output), Log over [0.05, 20] (the
+// derivative 1 / x; at 0 it is infinite, as torch.log's) and Softplus over [-30, 30] (the
+// derivative sigmoid(x)), against libm in double precision and central differences; then
+// Softplus at its ends, where log(1 + exp(x)) in float would overflow, and NaN.
+TEST(CpuOpsUnary, ExpLogAndSoftplus)
+{
+    egc_node ex = node(EGC_OP_EXP, 1);
+    Tensor x = rnd(S({2, 3, 4, 5}), -8.0f, 3.0f);
+    Tensor y = forward(ex, {&x}, x.s);
+    std::vector<double> want;
+    for (float v : x.v) want.push_back(std::exp((double)v));
+    expect_close(y, want, 1e-6);
+    check_grad(ex, {x}, x.s, {0}, 1e-3f);
+
+    egc_node lg = node(EGC_OP_LOG, 1);
+    Tensor l = rnd(S({3, 17}), 0.05f, 20.0f);
+    Tensor yl = forward(lg, {&l}, l.s);
+    want.clear();
+    for (float v : l.v) want.push_back(std::log((double)v));
+    expect_close(yl, want, 1e-6);
+    check_grad(lg, {l}, l.s, {0}, 1e-3f);
+    Tensor z = zeros(S({1})), g = zeros(S({1})), dy = zeros(S({1}));
+    dy.v[0] = 1.0f;
+    egc_view in{z.v.data(), z.s}, out{z.v.data(), z.s}, dout{dy.v.data(), dy.s},
+        din{g.v.data(), g.s};
+    ASSERT_EQ(egc_cpu_backward(&graph(), &lg, &in, &out, &dout, &din), EGC_OK);
+    EXPECT_TRUE(std::isinf(g.v[0]) && g.v[0] > 0);
+
+    egc_node sp = node(EGC_OP_SOFTPLUS, 1);
+    Tensor p = rnd(S({4, 2, 9}), -30.0f, 30.0f);
+    p.v[0] = 0.0f;
+    Tensor yp = forward(sp, {&p}, p.s);
+    want.clear();
+    for (float v : p.v) want.push_back(std::log1p(std::exp((double)v)));
+    expect_close(yp, want, 1e-6);
+    check_grad(sp, {p}, p.s, {0}, 1e-3f);
+    Tensor e = zeros(S({6})), de = zeros(e.s), ge = zeros(e.s);
+    const float ends[6] = {200.0f, -200.0f, INFINITY, -INFINITY, NAN, 89.0f};
+    for (int k = 0; k < 6; k++) e.v[(size_t)k] = ends[k], de.v[(size_t)k] = 1.0f;
+    Tensor ye = forward(sp, {&e}, e.s);
+    backward(sp, {&e}, ye, de, {&ge});
+    EXPECT_EQ(ye.v[0], 200.0f);
+    EXPECT_EQ(ye.v[1], 0.0f);
+    EXPECT_TRUE(std::isinf(ye.v[2]) && ye.v[2] > 0);
+    EXPECT_EQ(ye.v[3], 0.0f);
+    EXPECT_TRUE(std::isnan(ye.v[4]));
+    EXPECT_EQ(ye.v[5], 89.0f);
+    EXPECT_EQ(ge.v[0], 1.0f);
+    EXPECT_EQ(ge.v[1], 0.0f);
+    EXPECT_EQ(ge.v[2], 1.0f);
+    EXPECT_EQ(ge.v[3], 0.0f);
+    EXPECT_TRUE(std::isnan(ge.v[4]));
+}
+
 TEST(CpuOpsUnary, LargeTensorsSplitAcrossThreads)
 {
     // Big enough to be cut into parallel ranges; checked element by element.

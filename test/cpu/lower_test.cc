@@ -1039,6 +1039,7 @@ TEST(LowerComposite, FinalSoftmaxIsLeftOut)
         << egc_last_error();
     EXPECT_EQ(egc_model_output_softmax_removed(m), 1);
     EXPECT_EQ(egc_model_num_classes(m), 4);
+    EXPECT_EQ(egc_model_one_image_per_pass(m), 0); // the removed node's output is made by nothing
     for (int i = 0; i < egc_model_num_layers(m); i++) {
         egc_layer_info li;
         ASSERT_EQ(egc_model_layer(m, i, &li), EGC_OK);
@@ -1059,6 +1060,74 @@ TEST(LowerComposite, FinalSoftmaxIsLeftOut)
     egc_model_destroy(m);
     ASSERT_EQ(egc_model_load(data_path("keras_head.onnx").c_str(), &m), EGC_OK);
     EXPECT_EQ(egc_model_output_softmax_removed(m), 0);
+    egc_model_destroy(m);
+}
+
+// A model that ends in a LogSoftmax (PyTorch's MNIST example, trained with NLLLoss): lowered as
+// a Softmax and a Log, it gives PyTorch's log-probabilities; loaded as a model, both are left
+// out, its sessions give the logits before them, and it runs whole batches.
+TEST(LowerComposite, FinalLogSoftmaxIsLeftOut)
+{
+    check_reference("mnist_logsoftmax", 1e-5);
+    Lowered L;
+    lower_file(data_path("mnist_logsoftmax.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    EXPECT_EQ(count_op(L.g, EGC_OP_SOFTMAX), 1);
+    EXPECT_EQ(count_op(L.g, EGC_OP_LOG), 1);
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("mnist_logsoftmax.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    EXPECT_EQ(egc_model_output_softmax_removed(m), 2);
+    EXPECT_EQ(egc_model_num_classes(m), 10);
+    EXPECT_EQ(egc_model_one_image_per_pass(m), 0);
+    for (int i = 0; i < egc_model_num_layers(m); i++) {
+        egc_layer_info li;
+        ASSERT_EQ(egc_model_layer(m, i, &li), EGC_OK);
+        EXPECT_STRNE(li.op, "Softmax") << li.name;
+        EXPECT_STRNE(li.op, "Log") << li.name;
+    }
+    Npy in, want;
+    read_npy("mnist_logsoftmax_in.npy", &in);
+    read_npy("mnist_logsoftmax_logits.npy", &want);
+    const int n = (int)in.t.shape.d[0];
+    int layer = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &layer), EGC_OK);
+    egc_session *s = nullptr;
+    ASSERT_EQ(egc_session_create(m, "cpu", n, layer, &s), EGC_OK) << egc_last_error();
+    EXPECT_EQ(egc_session_chunk(s), n);
+    std::vector<float> logits((size_t)n * 10);
+    ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK);
+    expect_close(logits, want.vec(), 1e-5, "mnist_logsoftmax logits");
+    egc_session_destroy(s);
+    egc_model_destroy(m);
+}
+
+// The exponential units: PyTorch's export of ELU, Mish (Softplus, Tanh, Mul), CELU, SELU,
+// Softplus and Softsign (Abs, Add, Div) gives PyTorch's logits, and the activation and
+// gradient at the ELU, whose head runs backward through all of them; the Mish operator of
+// opset 18, Softsign, Exp and Log give the float64 reference (Softplus at +-30 included).
+TEST(LowerComposite, ExponentialUnits)
+{
+    check_reference("exp_units", 1e-5);
+    check_reference("mish_opset18", 1e-5);
+    Lowered L;
+    lower_file(data_path("exp_units.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    EXPECT_EQ(count_op(L.g, EGC_OP_EXP), 3);      // ELU, CELU, SELU
+    EXPECT_EQ(count_op(L.g, EGC_OP_SOFTPLUS), 2); // Mish, Softplus
+    Lowered M;
+    lower_file(data_path("mish_opset18.onnx"), &M);
+    ASSERT_EQ(M.st, EGC_OK) << M.err;
+    EXPECT_EQ(count_op(M.g, EGC_OP_SOFTPLUS), 1);
+    EXPECT_EQ(count_op(M.g, EGC_OP_EXP), 1);
+    EXPECT_EQ(count_op(M.g, EGC_OP_LOG), 1);
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("exp_units.onnx").c_str(), &m), EGC_OK) << egc_last_error();
+    int act1 = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "act1", &act1), EGC_OK) << egc_last_error();
+    egc_shape ts{};
+    int chunk = 0;
+    check_view_layer(m, act1, "exp_units", "act1", &ts, &chunk);
     egc_model_destroy(m);
 }
 

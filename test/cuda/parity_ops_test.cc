@@ -631,6 +631,37 @@ TEST_F(CudaParity, SqrtAndErf)
     });
 }
 
+// Exp over [-8, 3] (its backward reads the forward output), Log over [0.05, 20] (its
+// backward reads the input) and Softplus over [-30, 30], both of its formula's branches and
+// its saturated ends included (its backward reads the input).
+TEST_F(CudaParity, ExpLogAndSoftplus)
+{
+    both_batches([](int64_t b) {
+        Case c = unary_case("exp", EGC_OP_EXP, {b, 3, 7, 5});
+        c.ins[0].lo = -8.0f;
+        c.ins[0].hi = 3.0f;
+        c.fwd = Tol{1e-6, 1e-5};
+        c.bwd = Tol{1e-6, 1e-5};
+        return c;
+    });
+    both_batches([](int64_t b) {
+        Case c = unary_case("log", EGC_OP_LOG, {b, 5, 3, 11});
+        c.ins[0].lo = 0.05f;
+        c.ins[0].hi = 20.0f;
+        c.fwd = Tol{1e-6, 1e-5};
+        c.bwd = Tol{1e-6, 1e-5};
+        return c;
+    });
+    both_batches([](int64_t b) {
+        Case c = unary_case("softplus", EGC_OP_SOFTPLUS, {b, 4, 9, 5});
+        c.ins[0].lo = -30.0f;
+        c.ins[0].hi = 30.0f;
+        c.fwd = Tol{1e-6, 1e-5};
+        c.bwd = Tol{1e-6, 1e-5};
+        return c;
+    });
+}
+
 TEST_F(CudaParity, AddSameShapeAndChannelBias)
 {
     both_batches([](int64_t b) { return binary_case("add_same", EGC_OP_ADD, {b, 3, 5, 7}, {b, 3, 5, 7}, {b, 3, 5, 7}); });

@@ -453,18 +453,20 @@ int cmd_check(int argc, char **argv)
     for (size_t j = 0; j < (size_t)n * c.khw; j++) nonfinite += !isfinite(G[j]);
     double ref_worst = 0.0, ref_ratio = 0.0; /* largest |d|, and largest |d| / (atol + rtol |r|) */
     int ref_at = -1;
-    /* A model whose final Softmax egcam left out is compared with a reference of
-     * probabilities (the file's own output: nonnegative rows that sum to 1) through that
-     * Softmax; with logits as they are. */
+    /* A model whose final Softmax (LogSoftmax) egcam left out is compared with a reference
+     * of probabilities (log-probabilities), the file's own output: nonnegative rows that sum
+     * to 1 (nonpositive rows whose exponentials sum to 1), through that Softmax
+     * (LogSoftmax); with logits as they are. */
     int ref_probs = 0;
-    if (ref_path && egc_model_output_softmax_removed(m)) {
+    const int removed = ref_path ? egc_model_output_softmax_removed(m) : 0;
+    if (removed) {
         ref_probs = 1;
         for (int i = 0; i < n && ref_probs; i++) {
             double sum = 0.0;
             for (int k = 0; k < c.classes; k++) {
                 const double r = rt.data[(size_t)i * c.classes + k];
-                if (!(r >= 0.0)) ref_probs = 0;
-                sum += r;
+                if (removed == 2 ? !(r <= 1e-6) : !(r >= 0.0)) ref_probs = 0;
+                sum += removed == 2 ? exp(r) : r;
             }
             if (!(fabs(sum - 1.0) <= 1e-3)) ref_probs = 0;
         }
@@ -481,7 +483,9 @@ int cmd_check(int argc, char **argv)
             for (int k = 0; k < c.classes; k++) mx = l[k] > mx ? l[k] : mx;
             for (int k = 0; k < c.classes; k++) sum += exp((double)l[k] - mx);
             for (int k = 0; k < c.classes; k++)
-                ref_soft[(size_t)i * c.classes + k] = (float)(exp((double)l[k] - mx) / sum);
+                ref_soft[(size_t)i * c.classes + k] =
+                    removed == 2 ? (float)((double)l[k] - mx - log(sum))
+                                 : (float)(exp((double)l[k] - mx) / sum);
         }
     }
     const float *ref_mine = ref_soft ? ref_soft : l0; /* what the reference is compared with */
@@ -569,8 +573,9 @@ int cmd_check(int argc, char **argv)
                egc_precision_name(so.precision), n, optind < argc ? "false" : "true",
                ok_finite ? "true" : "false", nonfinite);
         if (ref_path) {
-            printf(", \"reference\": {\"probabilities\": %s, \"max_abs_diff\": ",
-                   ref_probs ? "true" : "false");
+            printf(", \"reference\": {\"probabilities\": %s, \"log_probabilities\": %s, "
+                   "\"max_abs_diff\": ", ref_probs && removed == 1 ? "true" : "false",
+                   ref_probs && removed == 2 ? "true" : "false");
             json_num(ref_worst);
             printf(", \"atol\": %g, \"rtol\": %g, \"ok\": %s}", atol, rtol,
                    ok_ref ? "true" : "false");
@@ -607,8 +612,11 @@ int cmd_check(int argc, char **argv)
                    ok_finite ? "" : " (logits or gradients hold NaN or infinity)");
             if (ref_path) {
                 printf("reference %s%s: max |diff| %.3g", ref_path,
-                       ref_probs ? " (probabilities: the logits through the model's final "
-                                   "Softmax)" : "", ref_worst);
+                       !ref_probs ? ""
+                       : removed == 2 ? " (log-probabilities: the logits through the model's "
+                                        "final LogSoftmax)"
+                                      : " (probabilities: the logits through the model's final "
+                                        "Softmax)", ref_worst);
                 if (ref_at >= 0)
                     printf(", worst at %s class %d (%.7g against %.7g)",
                            ids[ref_at / c.classes], ref_at % c.classes, (double)ref_mine[ref_at],

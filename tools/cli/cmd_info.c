@@ -113,7 +113,8 @@ int cmd_info(int argc, char **argv)
                    w, ch);
         printf("\nclasses %d", egc_model_num_classes(m));
         if (egc_model_output_softmax_removed(m))
-            printf(" (the file's output is a Softmax: egcam takes its input as the logits)");
+            printf(" (the file's output is a %s: egcam takes its input as the logits)",
+                   egc_model_output_softmax_removed(m) == 2 ? "LogSoftmax" : "Softmax");
         printf("\nlayers  %d\n", n);
         if (egc_model_one_image_per_pass(m))
             printf("passes  one image each (the model moves or merges the batch axis)\n");
