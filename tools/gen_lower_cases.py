@@ -50,7 +50,8 @@ computed here with torch / numpy, independently of egcam:
   cbam.onnx (CBAM's spatial attention: a maximum over the channels), upsample_fuse.onnx (an
   HRNet-style fusion with a nearest-neighbour Resize), resize_policy.onnx (a Resize refused),
   exp_units.onnx and mish_opset18.onnx (ELU, Mish, CELU, SELU, Softplus, Softsign, Exp, Log),
-  mnist_logsoftmax.onnx (a final LogSoftmax).
+  mnist_logsoftmax.onnx (a final LogSoftmax), resize_modes.onnx (bilinear, bicubic and
+  nearest Resizes by factors that are not whole).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -1241,6 +1242,40 @@ def exp_units_case(rng):
     npy("mnist_logsoftmax_logits.npy", logits)
 
 
+def resize_modes_case(rng):
+    """resize_modes.onnx: PyTorch's F.interpolate in its modes, as a Keras-style model resizes
+    its input and a segmentation-style head its features: the input 12x12 down to 8x8
+    (bilinear), Conv, Relu ("relu1"), up by 2 (bilinear, scale_factor), Conv stride 2, to 12x12
+    (bicubic, align_corners=True), to 9x7 (nearest, factors that are not whole), global
+    average pool, Linear, with a symbolic batch: PyTorch's logits of 3 images and the
+    activation and gradient of the top-1 logits at relu1 (the head runs backward through three
+    Resizes)."""
+    import torch
+    F = torch.nn.functional
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+            self.relu1 = torch.nn.ReLU()
+            self.conv2 = torch.nn.Conv2d(6, 5, 3, stride=2, padding=1)
+            self.fc = torch.nn.Linear(5, 4)
+
+        def forward(self, x):
+            x = F.interpolate(x, size=(8, 8), mode="bilinear", align_corners=False)
+            f = self.relu1(self.conv1(x))
+            f = F.interpolate(f, scale_factor=2, mode="bilinear", align_corners=False)
+            f = self.conv2(f)
+            f = F.interpolate(f, size=(12, 12), mode="bicubic", align_corners=True)
+            f = F.interpolate(f, size=(9, 7), mode="nearest")
+            return self.fc(f.mean((2, 3)))
+
+    torch.manual_seed(127)
+    net = Net().eval()
+    x = torch.from_numpy(rng.standard_normal((3, 3, 12, 12)).astype(np.float32))
+    export_with_layer(net, x, "resize_modes", 12000, net.relu1, "relu1")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -1270,6 +1305,7 @@ def main():
     cbam_case(np.random.default_rng(97))
     upsample_case(np.random.default_rng(103))
     exp_units_case(np.random.default_rng(113))
+    resize_modes_case(np.random.default_rng(127))
 
 
 if __name__ == "__main__":

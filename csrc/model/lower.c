@@ -1540,13 +1540,115 @@ static egc_status per_channel_const(lctx *c, const egc_onnx_node *n, int v, int 
     return own_const(c, n, suffix, &t, id);
 }
 
-/* Resize (opsets 10 to 19) and Upsample in nearest mode by whole factors sh, sw >= 1 on the
- * spatial axes of a 4-D value, where the sampling is block replication: out[i] = in[i / s]
- * (coordinate_transformation_mode asymmetric with nearest_mode floor, as PyTorch exports
- * F.interpolate(mode="nearest"), or half_pixel / pytorch_half_pixel with the round modes).
- * As runtime nodes: a Reshape to [N,C,H,1,W,1], a Mul with ones [1,1,1,sh,1,sw] (its
- * backward sums each block: the gradient of the replication) and a Reshape to
- * [N,C,H*sh,W*sw]. The factors come from the constant scales or sizes input (or attribute). */
+/* Resize's coordinate transformations (coordinate_transformation_mode). */
+enum { CT_HALF, CT_PYTORCH_HALF, CT_ALIGN, CT_ASYM, CT_HALF_SYM, CT_TF_NN };
+/* Resize's interpolations (mode) and nearest roundings (nearest_mode). */
+enum { RM_NEAREST, RM_LINEAR, RM_CUBIC };
+enum { NR_PREFER_FLOOR, NR_PREFER_CEIL, NR_FLOOR, NR_CEIL };
+
+/* The interpolation matrix R [out, in] of one axis of a Resize, as ONNX's reference computes
+ * each output element: its coordinate x in the input (ct, the float output length
+ * scale * in), the n nearest input positions to it (2, or 4 for cubic; ties to the lower;
+ * positions outside the axis take the edge value, or with exclude_outside a coefficient of
+ * 0 and the rest renormalised) and their coefficients for ratio = x - floor(x) (1 where x is
+ * whole). R's rows sum to 1 (nearest: a single 1). */
+static void resize_matrix(int64_t in, int64_t out, double scale, int mode, int ct, int nr,
+                          double A, int exclude, float *R)
+{
+    const double ow = scale * (double)in; /* the reference's float output length */
+    const int n = mode == RM_CUBIC ? 4 : 2, pad = (n + 1) / 2;
+    memset(R, 0, (size_t)(out * in) * sizeof *R);
+    for (int64_t o = 0; o < out; o++) {
+        const double xd = (double)o;
+        double x;
+        switch (ct) {
+        case CT_ALIGN: x = ow == 1.0 ? 0.0 : xd * (double)(in - 1) / (ow - 1.0); break;
+        case CT_ASYM: x = xd / scale; break;
+        case CT_PYTORCH_HALF: x = ow == 1.0 ? -0.5 : (xd + 0.5) / scale - 0.5; break;
+        case CT_HALF_SYM: {
+            const double adj = (double)out / ow, center = (double)in / 2.0;
+            x = center * (1.0 - adj) + (xd + 0.5) / scale - 0.5;
+            break;
+        }
+        case CT_TF_NN: x = (xd + 0.5) / scale; break;
+        default: x = (xd + 0.5) / scale - 0.5; break;
+        }
+        const double fl = floor(x), r = x == fl ? 1.0 : x - fl;
+        double cf[4];
+        if (mode == RM_CUBIC) {
+            const double s = 1.0 - r;
+            cf[0] = ((A * (r + 1) - 5 * A) * (r + 1) + 8 * A) * (r + 1) - 4 * A;
+            cf[1] = ((A + 2) * r - (A + 3)) * r * r + 1;
+            cf[2] = ((A + 2) * s - (A + 3)) * s * s + 1;
+            cf[3] = ((A * (s + 1) - 5 * A) * (s + 1) + 8 * A) * (s + 1) - 4 * A;
+        } else if (mode == RM_LINEAR) {
+            cf[0] = 1.0 - r, cf[1] = r;
+        } else if (r == 1.0) {
+            cf[0] = 0.0, cf[1] = 1.0;
+        } else {
+            const int up = nr == NR_PREFER_FLOOR ? r > 0.5
+                         : nr == NR_PREFER_CEIL  ? r >= 0.5
+                                                 : nr == NR_CEIL;
+            cf[0] = up ? 0.0 : 1.0, cf[1] = up ? 1.0 : 0.0;
+        }
+        /* the n positions of the edge-padded axis [0, in + 2 pad) nearest to x + pad, ties to
+         * the lower, in increasing order (as the reference's _get_neighbor) */
+        int64_t idx[4];
+        const double xp = x + pad;
+        for (int k = 0; k < n; k++) {
+            int64_t best = -1;
+            double bd = 0.0;
+            for (int64_t q = 0; q < in + 2 * pad; q++) {
+                int taken = 0;
+                for (int j = 0; j < k; j++) taken |= idx[j] == q;
+                const double d = fabs(xp - (double)q);
+                if (!taken && (best < 0 || d < bd)) best = q, bd = d;
+            }
+            idx[k] = best;
+        }
+        for (int k = 1; k < n; k++) /* sort (n <= 4) */
+            for (int j = k; j > 0 && idx[j - 1] > idx[j]; j--) {
+                const int64_t t = idx[j];
+                idx[j] = idx[j - 1], idx[j - 1] = t;
+            }
+        if (exclude) {
+            double sum = 0.0;
+            for (int k = 0; k < n; k++) {
+                const int64_t q = idx[k] - pad;
+                if (q < 0 || q >= in) cf[k] = 0.0;
+                sum += cf[k];
+            }
+            for (int k = 0; k < n && sum != 0.0; k++) cf[k] /= sum;
+        }
+        for (int k = 0; k < n; k++) {
+            int64_t q = idx[k] - pad;
+            q = q < 0 ? 0 : (q >= in ? in - 1 : q);
+            R[o * in + q] += (float)cf[k];
+        }
+    }
+}
+
+/* Index of s in names (NULL-terminated), or -1. */
+static int name_index(const char *s, const char *const *names)
+{
+    for (int k = 0; names[k]; k++)
+        if (strcmp(s, names[k]) == 0) return k;
+    return -1;
+}
+
+/* Resize (opsets 10 to 19) and Upsample on the spatial axes of a 4-D value x [N,C,H,W], the
+ * sizes and factors from the constant scales or sizes input (or Upsample-7's attribute).
+ * In nearest mode by whole factors sh, sw >= 1 where the sampling is block replication,
+ * out[i] = in[i / s] (coordinate_transformation_mode asymmetric with nearest_mode floor, as
+ * PyTorch exports F.interpolate(mode="nearest"), or half_pixel / pytorch_half_pixel with the
+ * round modes): a Reshape to [N,C,H,1,W,1], a Mul with ones [1,1,1,sh,1,sw] (its backward
+ * sums each block: the gradient of the replication) and a Reshape to [N,C,H*sh,W*sw].
+ * Otherwise (linear and cubic modes, nearest by other factors or coordinates, downsampling):
+ * a Resize is linear in x and separable, x Rw^T along W and Rh x along H with the matrices
+ * of resize_matrix: a MatMul with the constant Rw^T [W,W'], and between two Transposes that
+ * put H last, one with Rh^T [H,H'] (an axis whose matrix is the identity is skipped); their
+ * backward is the transposed interpolation. Refused with the reason: tf_crop_and_resize,
+ * antialias when downsampling, axes other than H and W resized, the batch or channels. */
 static egc_status lower_resize(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
                                int *id)
 {
@@ -1554,6 +1656,12 @@ static egc_status lower_resize(lctx *c, const egc_onnx_node *n, const int *vin, 
                                         "nearest_mode", "cubic_coeff_a", "exclude_outside",
                                         "extrapolation_value", "antialias", "axes",
                                         "keep_aspect_ratio_policy", "scales", NULL};
+    static const char *const k_modes[] = {"nearest", "linear", "cubic", NULL};
+    static const char *const k_ct[] = {"half_pixel", "pytorch_half_pixel", "align_corners",
+                                       "asymmetric", "half_pixel_symmetric",
+                                       "tf_half_pixel_for_nn", NULL};
+    static const char *const k_nr[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
+                                       "ceil", NULL};
     EGC_TRY(egc_lower_check_attrs(n, known));
     EGC_TRY(single_output(n));
     const int upsample = n->op_type[0] == 'U';
@@ -1563,22 +1671,27 @@ static egc_status lower_resize(lctx *c, const egc_onnx_node *n, const int *vin, 
     if (upsample || opset < 11) { /* Upsample and Resize-10: asymmetric, floor */
         ctm = "asymmetric";
         nm = "floor";
+        if (!strcmp(mode, "bilinear")) mode = "linear"; /* Upsample-7's name for it */
     } else {
         EGC_TRY(egc_lower_attr_string(n, "coordinate_transformation_mode", "half_pixel", &ctm));
         EGC_TRY(egc_lower_attr_string(n, "nearest_mode", "round_prefer_floor", &nm));
     }
-    if (strcmp(mode, "nearest") != 0)
-        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "mode='%s' is not supported (only 'nearest' "
-                             "with whole upsampling factors)", mode);
-    const int asym = !strcmp(ctm, "asymmetric"),
-              half = !strcmp(ctm, "half_pixel") || !strcmp(ctm, "pytorch_half_pixel");
-    const int blocks = (asym && !strcmp(nm, "floor")) ||
-                       (half && (!strcmp(nm, "round_prefer_floor") ||
-                                 !strcmp(nm, "round_prefer_ceil")));
-    if (!blocks)
-        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "coordinate_transformation_mode='%s' with "
-                             "nearest_mode='%s' is not supported (asymmetric with floor, or "
-                             "half_pixel with a round mode: whole blocks)", ctm, nm);
+    const int rm = name_index(mode, k_modes), ct = name_index(ctm, k_ct),
+              nr = name_index(nm, k_nr);
+    if (rm < 0)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "mode='%s' is not supported ('nearest', "
+                             "'linear' and 'cubic' are)", mode);
+    if (ct < 0)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "coordinate_transformation_mode='%s' is not "
+                             "supported (crop and resize needs a region of interest egcam does "
+                             "not take)", ctm);
+    if (nr < 0)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "nearest_mode='%s' is not one of ONNX's", nm);
+    float cubic_a = -0.75f;
+    int64_t exclude = 0, antialias = 0;
+    EGC_TRY(egc_lower_attr_float(n, "cubic_coeff_a", -0.75f, &cubic_a));
+    EGC_TRY(egc_lower_attr_int(n, "exclude_outside", 0, &exclude));
+    EGC_TRY(egc_lower_attr_int(n, "antialias", 0, &antialias));
     const egc_onnx_attr *axes = egc_lower_attr(n, "axes");
     if (axes)
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "attribute axes is not supported");
@@ -1593,7 +1706,8 @@ static egc_status lower_resize(lctx *c, const egc_onnx_node *n, const int *vin, 
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "input 0 has %d dims (egcam resizes [N,C,H,W])",
                              xs.ndim);
     double f[4] = {1, 1, 1, 1};
-    int have = 0;
+    int64_t osz[4] = {xs.d[0], xs.d[1], xs.d[2], xs.d[3]};
+    int have = 0, from_sizes = 0;
     const egc_onnx_attr *sa = egc_lower_attr(n, "scales"); /* Upsample-7 */
     if (sa && sa->n == 4) {
         for (int k = 0; k < 4; k++) f[k] = sa->floats[k];
@@ -1615,26 +1729,92 @@ static egc_status lower_resize(lctx *c, const egc_onnx_node *n, const int *vin, 
         for (int q = 0; q < 4; q++) {
             const double val = v->is_float ? (double)v->f32[q] : (double)v->i64[q];
             f[q] = k == si ? val : val / (double)xs.d[q]; /* sizes: as factors */
+            if (k != si) osz[q] = (int64_t)val;
         }
-        have = 1;
+        have = 1, from_sizes = k != si;
     }
     if (!have) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has neither scales nor sizes");
-    int64_t s2 = (int64_t)f[2], s3 = (int64_t)f[3];
-    if (f[0] != 1.0 || f[1] != 1.0 || f[2] != (double)s2 || f[3] != (double)s3 || s2 < 1 ||
-        s3 < 1 || s2 > 64 || s3 > 64)
+    if (f[0] != 1.0 || f[1] != 1.0)
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "factors %g, %g, %g, %g are not supported "
-                             "(whole upsampling factors up to 64 on the last two axes)", f[0],
-                             f[1], f[2], f[3]);
-    if (s2 == 1 && s3 == 1) return alias_output(c, n, vin[0]);
-    const int64_t d6[6] = {0, xs.d[1], xs.d[2], 1, xs.d[3], 1};
-    const int64_t ones[6] = {1, 1, 1, s2, 1, s3};
-    const int64_t out[4] = {0, xs.d[1], xs.d[2] * s2, xs.d[3] * s3};
-    egc_shape os = egc_shape_make(6, ones);
-    int r6, k1, m;
-    EGC_TRY(reshape_part(c, n, vin[0], d6, 6, "/blocks", 0, &r6));
-    EGC_TRY(fill_const(c, n, "/ones", &os, 1.0f, &k1));
-    EGC_TRY(binary_part(c, n, EGC_OP_MUL, r6, k1, "/replicated", 0, &m));
-    return reshape_part(c, n, m, out, 4, "", 1, id);
+                             "(egcam resizes the last two axes, H and W)", f[0], f[1], f[2],
+                             f[3]);
+    for (int q = 2; q < 4; q++) {
+        if (!(f[q] > 0.0) || !isfinite(f[q]))
+            return EGC_NODE_FAIL(EGC_E_FORMAT, n, "factor %g on axis %d is not positive", f[q],
+                                 q);
+        if (!from_sizes) osz[q] = (int64_t)floor((double)xs.d[q] * f[q]); /* floor(in x scale) */
+        if (osz[q] < 1 || osz[q] > 65536)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "output size %lld on axis %d is not "
+                                 "supported (1 to 65536)", (long long)osz[q], q);
+    }
+    int64_t s2 = (int64_t)f[2], s3 = (int64_t)f[3];
+    const int asym = ct == CT_ASYM, half = ct == CT_HALF || ct == CT_PYTORCH_HALF;
+    const int blocks = rm == RM_NEAREST &&
+                       ((asym && nr == NR_FLOOR) ||
+                        (half && (nr == NR_PREFER_FLOOR || nr == NR_PREFER_CEIL))) &&
+                       f[2] == (double)s2 && f[3] == (double)s3 && s2 >= 1 && s3 >= 1 &&
+                       s2 <= 64 && s3 <= 64;
+    if (blocks) {
+        if (s2 == 1 && s3 == 1) return alias_output(c, n, vin[0]);
+        const int64_t d6[6] = {0, xs.d[1], xs.d[2], 1, xs.d[3], 1};
+        const int64_t ones[6] = {1, 1, 1, s2, 1, s3};
+        const int64_t out[4] = {0, xs.d[1], xs.d[2] * s2, xs.d[3] * s3};
+        egc_shape os = egc_shape_make(6, ones);
+        int r6, k1, m;
+        EGC_TRY(reshape_part(c, n, vin[0], d6, 6, "/blocks", 0, &r6));
+        EGC_TRY(fill_const(c, n, "/ones", &os, 1.0f, &k1));
+        EGC_TRY(binary_part(c, n, EGC_OP_MUL, r6, k1, "/replicated", 0, &m));
+        return reshape_part(c, n, m, out, 4, "", 1, id);
+    }
+    if (antialias && (f[2] < 1.0 || f[3] < 1.0))
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "antialias=1 when downsampling is not "
+                             "supported");
+    /* the two matrices, transposed: Rw^T [W, W'] and Rh^T [H, H'] */
+    egc_onnx_tensor mt[2];
+    int ident[2];
+    for (int a = 0; a < 2; a++) {
+        const int q = a == 0 ? 3 : 2;
+        const int64_t in = xs.d[q], out = osz[q];
+        if (in * out > ((int64_t)1 << 26))
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "axis %d: %lld to %lld is too large an "
+                                 "interpolation", q, (long long)in, (long long)out);
+        float *R = NULL;
+        EGC_TRY(egc_malloc((void **)&R, (size_t)(in * out), sizeof *R, "resize matrix"));
+        resize_matrix(in, out, f[q], rm, ct, nr, (double)cubic_a, exclude != 0, R);
+        ident[a] = in == out;
+        for (int64_t i = 0; i < out && ident[a]; i++)
+            for (int64_t j = 0; j < in; j++)
+                if (R[i * in + j] != (i == j ? 1.0f : 0.0f)) ident[a] = 0;
+        const int64_t td[2] = {in, out};
+        const egc_shape ts = egc_shape_make(2, td);
+        egc_status st = zero_tensor(&ts, &mt[a]);
+        if (st == EGC_OK)
+            for (int64_t i = 0; i < out; i++)
+                for (int64_t j = 0; j < in; j++) mt[a].f32[j * out + i] = R[i * in + j];
+        free(R);
+        if (st != EGC_OK) {
+            if (a == 1) egc_fold_free(&mt[0]);
+            return st;
+        }
+    }
+    int x = vin[0], kw = -1, kh = -1;
+    egc_status st = EGC_OK;
+    if (ident[0]) egc_fold_free(&mt[0]);
+    else st = own_const(c, n, "/width_weights", &mt[0], &kw);
+    if (ident[1]) egc_fold_free(&mt[1]);
+    else if (st == EGC_OK) st = own_const(c, n, "/height_weights", &mt[1], &kh);
+    else egc_fold_free(&mt[1]);
+    EGC_TRY(st);
+    if (ident[0] && ident[1]) return alias_output(c, n, x);
+    if (!ident[0]) EGC_TRY(binary_part(c, n, EGC_OP_MATMUL, x, kw, "/width", ident[1], &x));
+    if (ident[1]) {
+        *id = x;
+        return EGC_OK;
+    }
+    static const int swap23[4] = {0, 1, 3, 2};
+    EGC_TRY(transpose_part(c, n, x, swap23, 4, "/height_last", 0, &x));
+    EGC_TRY(binary_part(c, n, EGC_OP_MATMUL, x, kh, "/height", 0, &x));
+    return transpose_part(c, n, x, swap23, 4, "", 1, id);
 }
 
 /* GroupNormalization and InstanceNormalization (G = C) of x [N, C, spatial...] into n's

@@ -1102,6 +1102,32 @@ TEST(LowerComposite, FinalLogSoftmaxIsLeftOut)
     egc_model_destroy(m);
 }
 
+// Resize in PyTorch's F.interpolate modes (bilinear down and up, bicubic with align_corners,
+// nearest by factors that are not whole): each is a MatMul along W and one along H between
+// two Transposes, with ONNX's interpolation matrices; the export gives PyTorch's logits, and
+// the activation and gradient at relu1, whose head runs backward through three Resizes.
+// (ONNX's own Resize cases, every mode and coordinate transformation, are in the conformance
+// test.)
+TEST(LowerComposite, ResizeModes)
+{
+    check_reference("resize_modes", 1e-5);
+    Lowered L;
+    lower_file(data_path("resize_modes.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    EXPECT_EQ(count_op(L.g, EGC_OP_MATMUL), 8);
+    EXPECT_EQ(count_op(L.g, EGC_OP_TRANSPOSE), 8);
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("resize_modes.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    EXPECT_EQ(egc_model_one_image_per_pass(m), 0);
+    int relu1 = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "relu1", &relu1), EGC_OK) << egc_last_error();
+    egc_shape ts{};
+    int chunk = 0;
+    check_view_layer(m, relu1, "resize_modes", "relu1", &ts, &chunk);
+    egc_model_destroy(m);
+}
+
 // The exponential units: PyTorch's export of ELU, Mish (Softplus, Tanh, Mul), CELU, SELU,
 // Softplus and Softsign (Abs, Add, Div) gives PyTorch's logits, and the activation and
 // gradient at the ELU, whose head runs backward through all of them; the Mish operator of

@@ -388,7 +388,9 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
 // axis between Transposes: cbam.onnx, target relu1), a nearest-neighbour Resize by 2 (a
 // 6-D broadcast Mul between Reshapes: upsample_fuse.onnx, target its half-resolution branch),
 // the exponential units (Exp, Softplus: exp_units.onnx, target its ELU), a final LogSoftmax
-// left out (mnist_logsoftmax.onnx, gray, target relu2): logits and the target gradient,
+// left out (mnist_logsoftmax.onnx, gray, target relu2), bilinear, bicubic and nearest
+// Resizes (MatMuls with interpolation matrices between Transposes: resize_modes.onnx, target
+// relu1): logits and the target gradient,
 // whose heads run backward through them, against the CPU.
 class CudaModelComposite : public testing::TestWithParam<int> {};
 
@@ -401,10 +403,10 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
                            "swin_tiny.onnx", "swin_tiny.onnx", "keras_nhwc.onnx",
                            "keras_head.onnx", "group_norm.onnx", "tanh_gelu.onnx",
                            "cbam.onnx", "upsample_fuse.onnx", "exp_units.onnx",
-                           "mnist_logsoftmax.onnx"},
+                           "mnist_logsoftmax.onnx", "resize_modes.onnx"},
                *targets[] = {"hs", "lr", "c", "g", "stem", "patch", "layer.ln_1", "conv",
                              "blocks.1.norm1", "norm", "features.1.0", "relu2", "relu2",
-                             "relu1", "act1", "relu1", "low", "act1", "relu2"};
+                             "relu1", "act1", "relu1", "low", "act1", "relu2", "relu1"};
     const int which = GetParam();
     const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + files[which];
     egc_model *m = nullptr;
@@ -443,7 +445,7 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     egc_model_destroy(m);
 }
 
-INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Range(0, 19));
+INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Range(0, 20));
 
 // ------------------------------------------------------------------ torchvision exports
 //
