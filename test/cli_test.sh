@@ -232,6 +232,22 @@ grep -q "^reference .*(log-probabilities: the logits through the model's final L
 expect 1 "check log-probabilities of other inputs" -- "$egcam" check --model "$lower/mnist_logsoftmax.onnx" --logits "$lower/mnist_logsoftmax_out.npy" "$lower/gray_cnn_in.npy"
 grep -q "^reference .*(log-probabilities: the logits through the model's final LogSoftmax): max |diff| .*, worst at .*gray_cnn_in.npy\[[0-2]\] class [0-9].*FAILED$" "$work/out" && ok || bad "check wrong reference: $(cat "$work/out")"
 expect 0 "explain a LogSoftmax model" -- "$egcam" explain -q --model "$lower/mnist_logsoftmax.onnx" --preset "cifar:mean=0.1307:std=0.3081" --method gradcam,expected-gradcam --samples 4 --score softmax --out "$work/mnist_ls" "$lower/mnist_logsoftmax_in.npy"
+# a model exported with dynamic H and W axes: refused with how to give the size; with
+# --input-size it runs (check against PyTorch's logits, explain, info); a fixed size differs
+dyn="$lower/dynamic_hw.onnx"
+expect 3 "a dynamic-size model without --input-size" -- "$egcam" classify --model "$dyn" "$lower/dynamic_hw_in.npy"
+err_has "give the image size the model runs at: --input-size HxW" "a dynamic-size model without --input-size"
+expect 0 "check a dynamic-size model at 24x16" -- "$egcam" check --model "$dyn" --input-size 24x16 --logits "$lower/dynamic_hw_b_out.npy" "$lower/dynamic_hw_b_in.npy"
+grep -q "^reference .*: ok$" "$work/out" && ok || bad "check dynamic: $(cat "$work/out")"
+expect 0 "info at --input-size" -- "$egcam" info --input-size 24x16 "$dyn"
+grep -q "^input   \[N,3,24,16\]" "$work/out" && ok || bad "info dynamic: $(head -3 "$work/out")"
+expect 0 "explain a dynamic-size model" -- "$egcam" explain -q --model "$dyn" --input-size 20x20 --method gradcam,expected-gradcam --samples 4 --out "$work/dyn" "$lower/dynamic_hw_in.npy"
+file_ok "$work/dyn/expected-gradcam/dynamic_hw_in_2.npy"
+grep -q '"input_size": \[20, 20\]' "$work/dyn/manifest.jsonl" && ok || bad "explain dynamic: no input_size in the manifest"
+expect 3 "--input-size against a fixed size" -- "$egcam" classify --model "$lower/resize_modes.onnx" --input-size 12x10 "$lower/resize_modes_in.npy"
+err_has "its width is fixed at 12, not the 10 given" "--input-size against a fixed size"
+expect 2 "a malformed --input-size" -- "$egcam" explain --model "$dyn" --input-size 20 --method gradcam --out "$work/dyn2" "$lower/dynamic_hw_in.npy"
+err_has "--input-size '20' must be HxW" "a malformed --input-size"
 # a model of gray images: the maps from the images (made gray as Pillow's convert("L")) are
 # those from PIL's and torchvision's tensors of them; a sweep and a reference set run on it
 gray="$lower/gray_cnn.onnx"; mnist="cifar:mean=0.1307:std=0.3081"
@@ -247,6 +263,7 @@ for m in gradcam expected-gradcam scorecam; do
 done
 expect 0 "sweep a gray model" -- "$egcam" sweep -q --model "$gray" --preset "$mnist" --methods gradcam,expected-gradcam:samples=4 --metrics deletion,infidelity,max-sensitivity --out "$work/gray_sweep" "$gcats"
 [ "$(grep -c ',ok,' "$work/gray_sweep/rows.csv")" -eq 24 ] && ok || bad "gray sweep rows: $(head -5 "$work/gray_sweep/rows.csv")"
+grep -q '"input_size": \[1, 28, 28\]' "$work/gray_sweep/summary.json" && ok || bad "gray sweep summary: $(grep input_size "$work/gray_sweep/summary.json")"
 expect 0 "reference set of a gray model" -- "$egcam" refs build -q --model "$gray" --preset "$mnist" --out "$work/gray_refs.npy" "$gcats"
 expect 0 "explain a gray model with its reference set" -- "$egcam" explain -q --model "$gray" --preset "$mnist" --method expected-gradcam --baselines "$work/gray_refs.npy" --samples 4 --out "$work/gray_refs" "$gcats"
 expect 0 "check a gray model against PyTorch" -- "$egcam" check --model "$gray" --preset "$mnist" --logits "$lower/gray_cnn_out.npy" "$gcats"

@@ -51,7 +51,7 @@ computed here with torch / numpy, independently of egcam:
   HRNet-style fusion with a nearest-neighbour Resize), resize_policy.onnx (a Resize refused),
   exp_units.onnx and mish_opset18.onnx (ELU, Mish, CELU, SELU, Softplus, Softsign, Exp, Log),
   mnist_logsoftmax.onnx (a final LogSoftmax), resize_modes.onnx (bilinear, bicubic and
-  nearest Resizes by factors that are not whole).
+  nearest Resizes by factors that are not whole), dynamic_hw.onnx (dynamic H and W axes).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -1276,6 +1276,46 @@ def resize_modes_case(rng):
     export_with_layer(net, x, "resize_modes", 12000, net.relu1, "relu1")
 
 
+def dynamic_hw_case(rng):
+    """dynamic_hw.onnx: a model exported with dynamic H and W axes (dynamic_axes {0: n, 2: h,
+    3: w}): Conv, Relu ("relu1"), a bilinear Resize to half of the activation's own size
+    (F.interpolate(size=(h // 2, w // 2)): Shape, Gather, Div and Concat of the input's shape
+    that fold only once H and W are known), Conv, Relu, global average pool, Linear:
+    PyTorch's logits of 3 images at 20x20 (dynamic_hw_in/_out.npy) and of 2 at 24x16
+    (dynamic_hw_b_in/_b_out.npy)."""
+    import torch
+    F = torch.nn.functional
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+            self.relu1 = torch.nn.ReLU()
+            self.conv2 = torch.nn.Conv2d(6, 5, 3, padding=1)
+            self.fc = torch.nn.Linear(5, 4)
+
+        def forward(self, x):
+            f = self.relu1(self.conv1(x))
+            f = F.interpolate(f, size=(f.shape[2] // 2, f.shape[3] // 2), mode="bilinear",
+                              align_corners=False)
+            f = torch.relu(self.conv2(f))
+            return self.fc(f.mean((2, 3)))
+
+    torch.manual_seed(131)
+    net = Net().eval()
+    x = torch.from_numpy(rng.standard_normal((3, 3, 20, 20)).astype(np.float32))
+    xb = torch.from_numpy(rng.standard_normal((2, 3, 24, 16)).astype(np.float32))
+    path = os.path.join(OUT, "dynamic_hw.onnx")
+    torch.onnx.export(net, x[:1], path, opset_version=13, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n"}})
+    assert os.path.getsize(path) < 12000
+    with torch.no_grad():
+        npy("dynamic_hw_in.npy", x.numpy())
+        npy("dynamic_hw_out.npy", net(x).numpy())
+        npy("dynamic_hw_b_in.npy", xb.numpy())
+        npy("dynamic_hw_b_out.npy", net(xb).numpy())
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -1306,6 +1346,7 @@ def main():
     upsample_case(np.random.default_rng(103))
     exp_units_case(np.random.default_rng(113))
     resize_modes_case(np.random.default_rng(127))
+    dynamic_hw_case(np.random.default_rng(131))
 
 
 if __name__ == "__main__":

@@ -101,6 +101,8 @@ typedef struct lctx {
     int64_t held, budget;
     int cl_input;      /* the file's channels-last input [N,H,W,3] as made from egcam's
                           [N,3,H,W] input by the Transpose pick_input adds; -1: none */
+    int64_t in_h, in_w; /* the image size the caller gives the input's symbolic H and W; 0:
+                           none given (egc_lower_sized) */
 } lctx;
 
 static const char *nname(const egc_onnx_node *n) { return n->name ? n->name : "?"; }
@@ -3074,12 +3076,44 @@ static egc_status pick_input(lctx *c)
     } else {
         g->declared_batch = s.d[0];
     }
+    if (c->in_h > 0 || c->in_w > 0) {
+        /* the image size given: H and W of [N,C,H,W], or of [N,H,W,3] (a last axis of 3
+         * and a second that is not 3) */
+        char b[96];
+        if (s.ndim != 4 || c->in_h < 1 || c->in_w < 1)
+            return EGC_FAIL(EGC_E_ARG, "input '%s' has shape %s: an image size %lldx%lld is "
+                            "given for an image input [N,C,H,W] or [N,H,W,3]", vi->name,
+                            egc_shape_str(&vi->shape, b, sizeof b), (long long)c->in_h,
+                            (long long)c->in_w);
+        const int last = s.d[3] == 3 && s.d[1] != 3, hi = last ? 1 : 2;
+        const int64_t want[2] = {c->in_h, c->in_w};
+        for (int k = 0; k < 2; k++) {
+            if (s.d[hi + k] < 1) {
+                s.d[hi + k] = want[k];
+            } else if (s.d[hi + k] != want[k]) {
+                return EGC_FAIL(EGC_E_ARG, "input '%s' has shape %s: its %s is fixed at %lld, "
+                                "not the %lld given", vi->name,
+                                egc_shape_str(&vi->shape, b, sizeof b), k ? "width" : "height",
+                                (long long)s.d[hi + k], (long long)want[k]);
+            }
+        }
+        chk = s;
+        chk.d[0] = 1;
+        if (!egc_lower_shape_sane(&chk))
+            return EGC_FAIL(EGC_E_ARG, "input '%s': an image size of %lldx%lld is too large to "
+                            "handle", vi->name, (long long)c->in_h, (long long)c->in_w);
+    }
     for (int i = 1; i < s.ndim; i++)
         if (s.d[i] < 1) {
             char b[96];
-            return EGC_FAIL(EGC_E_UNSUPPORTED, "input '%s' has shape %s: dim %d is symbolic or "
-                            "empty; egcam needs fixed sizes after the batch dim", vi->name,
-                            egc_shape_str(&vi->shape, b, sizeof b), i);
+            const int hw = s.ndim == 4 && (i >= 2 || (s.d[3] == 3 && s.d[1] != 3));
+            /* a symbolic image size is the caller's to give (EGC_E_ARG) */
+            return EGC_FAIL(hw ? EGC_E_ARG : EGC_E_UNSUPPORTED, "input '%s' has shape %s: dim "
+                            "%d is symbolic or empty; egcam needs fixed sizes after the batch "
+                            "dim%s", vi->name,
+                            egc_shape_str(&vi->shape, b, sizeof b), i,
+                            hw ? " (give the image size the model runs at: --input-size HxW, "
+                                 "egc_model_load_sized)" : "");
         }
     c->batch = s.d[0];
     int id = -1;
@@ -3225,6 +3259,14 @@ egc_status egc_lower(const egc_onnx_model *m, const char *what,
                      const char *const *const_inputs_names, const egc_onnx_tensor *const_inputs,
                      int n_const_inputs, egc_graph *out)
 {
+    return egc_lower_sized(m, what, const_inputs_names, const_inputs, n_const_inputs, 0, 0, out);
+}
+
+egc_status egc_lower_sized(const egc_onnx_model *m, const char *what,
+                           const char *const *const_inputs_names,
+                           const egc_onnx_tensor *const_inputs, int n_const_inputs,
+                           int64_t height, int64_t width, egc_graph *out)
+{
     if (!out) return EGC_FAIL(EGC_E_ARG, "egc_lower: out is NULL");
     memset(out, 0, sizeof *out);
     out->input = out->output = -1;
@@ -3236,6 +3278,8 @@ egc_status egc_lower(const egc_onnx_model *m, const char *what,
     c.g = out;
     c.budget = EGC_FOLD_BUDGET_BASE;
     c.cl_input = -1;
+    c.in_h = height;
+    c.in_w = width;
     egc_status st = lower_all(&c, const_inputs_names, const_inputs, n_const_inputs);
     nmap_free(&c.names);
     free(c.poison);

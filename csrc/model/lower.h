@@ -31,6 +31,16 @@ EGC_NODISCARD egc_status egc_lower(const egc_onnx_model *m, const char *what,
                                    const egc_onnx_tensor *const_inputs, int n_const_inputs,
                                    egc_graph *out);
 
+/* egc_lower with the image size the model runs at: height and width (both > 0) fill the
+ * input's symbolic H and W ([N,C,H,W], or [N,H,W,3] channels last), which shape
+ * computations of the file then fold with; a fixed H or W must equal them (EGC_E_ARG
+ * otherwise). 0, 0: as egc_lower. */
+EGC_NODISCARD egc_status egc_lower_sized(const egc_onnx_model *m, const char *what,
+                                         const char *const *const_inputs_names,
+                                         const egc_onnx_tensor *const_inputs,
+                                         int n_const_inputs, int64_t height, int64_t width,
+                                         egc_graph *out);
+
 /* ---- internal to lowering (fold.c, infer.c) ---- */
 
 /* Every product of a shape's non-zero dims stays below this (2^50): anything larger is a

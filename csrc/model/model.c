@@ -214,7 +214,17 @@ void egc_model_destroy(egc_model *m)
 
 egc_status egc_model_load(const char *path, egc_model **out)
 {
+    return egc_model_load_sized(path, 0, 0, out);
+}
+
+egc_status egc_model_load_sized(const char *path, int height, int width, egc_model **out)
+{
+    if (!out) return EGC_FAIL(EGC_E_ARG, "egc_model_load: out is NULL");
     *out = NULL;
+    if (!path) return EGC_FAIL(EGC_E_ARG, "egc_model_load: path is NULL");
+    if (height < 0 || width < 0 || (height == 0) != (width == 0))
+        return EGC_FAIL(EGC_E_ARG, "%s: image size %dx%d: give both, each at least 1 (or 0x0 "
+                        "for the file's own)", path, height, width);
     egc_onnx_model *om = NULL;
     egc_model *m = NULL;
     egc_status st;
@@ -224,7 +234,7 @@ egc_status egc_model_load(const char *path, egc_model **out)
         egc_onnx_free(om);
         return st;
     }
-    st = egc_lower(om, path, NULL, NULL, 0, &m->g);
+    st = egc_lower_sized(om, path, NULL, NULL, 0, height, width, &m->g);
     egc_onnx_free(om);
     if (st != EGC_OK) {
         free(m);

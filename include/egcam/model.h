@@ -23,6 +23,12 @@ typedef struct egc_session egc_session;
 /* Loads, lowers and shape-checks an ONNX model file. Errors name the file and, for graph
  * problems, the node, op and attribute. */
 EGC_NODISCARD egc_status egc_model_load(const char *path, egc_model **out);
+/* egc_model_load for a model exported with a symbolic image size (dynamic H and W axes): it
+ * runs at height x width (both >= 1), its shape computations folded for that size. A file
+ * whose H or W is fixed loads only at that size (EGC_E_ARG names it). 0, 0: the file's own,
+ * as egc_model_load. */
+EGC_NODISCARD egc_status egc_model_load_sized(const char *path, int height, int width,
+                                              egc_model **out);
 void egc_model_destroy(egc_model *m);
 
 /* Input geometry [C,H,W] (the batch dim excluded) and number of output classes. */

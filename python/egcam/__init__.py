@@ -105,6 +105,8 @@ _SIGS = {
     "egc_last_error": (ctypes.c_char_p, []),
     "egc_clear_error": (None, []),
     "egc_model_load": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(_P)]),
+    "egc_model_load_sized": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_int, ctypes.c_int,
+                                            ctypes.POINTER(_P)]),
     "egc_model_destroy": (None, [_P]),
     "egc_model_input_chw": (None, [_P] + [ctypes.POINTER(ctypes.c_int)] * 3),
     "egc_model_num_classes": (ctypes.c_int, [_P]),
@@ -380,12 +382,18 @@ class _Handle(_Closing):
 
 class Model(_Closing):
     """An ONNX classifier loaded and checked by egcam (egc_model_load). Immutable; any number
-    of Explainers may share it. `close()` (or a with-block) frees it; it must outlive them."""
+    of Explainers may share it. `close()` (or a with-block) frees it; it must outlive them.
+    input_size=(H, W): the image size a model exported with dynamic H and W axes runs at
+    (egc_model_load_sized); a file whose size is fixed loads only at that size."""
 
-    def __init__(self, path):
+    def __init__(self, path, input_size=None):
         self.path = os.fspath(path)
         h = _P()
-        _check(_lib.egc_model_load(self.path.encode(), ctypes.byref(h)))
+        if input_size is None:
+            _check(_lib.egc_model_load(self.path.encode(), ctypes.byref(h)))
+        else:
+            ih, iw = (int(v) for v in input_size)
+            _check(_lib.egc_model_load_sized(self.path.encode(), ih, iw, ctypes.byref(h)))
         self._h = h
         c, hh, w = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
         _lib.egc_model_input_chw(h, ctypes.byref(c), ctypes.byref(hh), ctypes.byref(w))

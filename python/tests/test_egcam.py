@@ -479,6 +479,15 @@ class VisionTransformerTest(unittest.TestCase):
         s = egcam.Model(os.path.join(LOWER, "keras_softmax.onnx"))
         self.assertTrue(s.output_softmax_removed)
         self.assertEqual(s.output_removed, "Softmax")
+        with self.assertRaises(egcam.Error) as cm:
+            egcam.Model(os.path.join(LOWER, "dynamic_hw.onnx"))
+        self.assertIn("input-size", str(cm.exception))
+        for size, stem in (((20, 20), "dynamic_hw"), ((24, 16), "dynamic_hw_b")):
+            d = egcam.Model(os.path.join(LOWER, "dynamic_hw.onnx"), input_size=size)
+            self.assertEqual(d.input_shape, (3,) + size)
+            want = np.load(os.path.join(LOWER, stem + "_out.npy"))
+            got = d.logits(np.load(os.path.join(LOWER, stem + "_in.npy")))
+            self.assertLessEqual(float(np.abs(got - want).max()), 1e-5 * float(np.abs(want).max()))
         ls = egcam.Model(os.path.join(LOWER, "mnist_logsoftmax.onnx"))
         self.assertEqual(ls.output_removed, "LogSoftmax")
         want = np.load(os.path.join(LOWER, "mnist_logsoftmax_logits.npy"))

@@ -1128,6 +1128,56 @@ TEST(LowerComposite, ResizeModes)
     egc_model_destroy(m);
 }
 
+// A model exported with dynamic H and W axes loads at the size given (its Resize sizes, made
+// from the activation's Shape, fold for that size) and gives PyTorch's logits at 20x20 and at
+// 24x16; without a size the error says how to give one; a file whose size is fixed loads only
+// at that size; half a size, or a negative one, is refused.
+TEST(LowerComposite, DynamicImageSize)
+{
+    const std::string path = data_path("dynamic_hw.onnx");
+    egc_model *m = nullptr;
+    EXPECT_EQ(egc_model_load(path.c_str(), &m), EGC_E_ARG);
+    EXPECT_NE(std::string(egc_last_error()).find("dim 2 is symbolic or empty; egcam needs fixed "
+                                                 "sizes after the batch dim (give the image size "
+                                                 "the model runs at: --input-size HxW"),
+              std::string::npos) << egc_last_error();
+    const int sizes[2][2] = {{20, 20}, {24, 16}};
+    const char *stems[2] = {"dynamic_hw", "dynamic_hw_b"};
+    for (int k = 0; k < 2; k++) {
+        ASSERT_EQ(egc_model_load_sized(path.c_str(), sizes[k][0], sizes[k][1], &m), EGC_OK)
+            << egc_last_error();
+        int c, h, w;
+        egc_model_input_chw(m, &c, &h, &w);
+        EXPECT_EQ(h, sizes[k][0]);
+        EXPECT_EQ(w, sizes[k][1]);
+        Npy in, want;
+        read_npy(std::string(stems[k]) + "_in.npy", &in);
+        read_npy(std::string(stems[k]) + "_out.npy", &want);
+        const int n = (int)in.t.shape.d[0];
+        int layer = -1;
+        ASSERT_EQ(egc_model_find_layer(m, "relu1", &layer), EGC_OK);
+        egc_session *s = nullptr;
+        ASSERT_EQ(egc_session_create(m, "cpu", n, layer, &s), EGC_OK) << egc_last_error();
+        std::vector<float> logits((size_t)n * 4);
+        ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK);
+        expect_close(logits, want.vec(), 1e-5, stems[k]);
+        egc_session_destroy(s);
+        egc_model_destroy(m);
+        m = nullptr;
+    }
+    const std::string fixed = data_path("resize_modes.onnx"); // [N,3,12,12]
+    ASSERT_EQ(egc_model_load_sized(fixed.c_str(), 12, 12, &m), EGC_OK) << egc_last_error();
+    egc_model_destroy(m);
+    m = nullptr;
+    EXPECT_EQ(egc_model_load_sized(fixed.c_str(), 12, 10, &m), EGC_E_ARG);
+    EXPECT_NE(std::string(egc_last_error()).find("its width is fixed at 12, not the 10 given"),
+              std::string::npos) << egc_last_error();
+    EXPECT_EQ(m, nullptr);
+    EXPECT_EQ(egc_model_load_sized(path.c_str(), 0, 16, &m), EGC_E_ARG);
+    EXPECT_EQ(egc_model_load_sized(path.c_str(), -4, -4, &m), EGC_E_ARG);
+    EXPECT_EQ(m, nullptr);
+}
+
 // The exponential units: PyTorch's export of ELU, Mish (Softplus, Tanh, Mul), CELU, SELU,
 // Softplus and Softsign (Abs, Add, Div) gives PyTorch's logits, and the activation and
 // gradient at the ELU, whose head runs backward through all of them; the Mish operator of

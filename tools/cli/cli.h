@@ -108,6 +108,9 @@ int cli_parse_choice(const char *cmd, const char *opt, const char *val,
  * is rounded down to whole bytes and must be at least 1. Returns 1, or 0 after printing why
  * ("egcam CMD: OPT 'VAL' ..."). */
 int cli_parse_size(const char *cmd, const char *opt, const char *val, size_t *out);
+/* Parses an image size "HxW" (e.g. 224x224; each 1..8192) given to option opt; 1 on success,
+ * 0 after printing why ("egcam CMD: --OPT 'VAL' must be HxW ..."). */
+int cli_parse_hw(const char *cmd, const char *opt, const char *val, int *h, int *w);
 /* --precision: fp32 or mixed into *out; prints the usage error and returns 0 otherwise. */
 int cli_parse_precision(const char *cmd, const char *val, egc_precision *out);
 

@@ -45,6 +45,8 @@ static void help(FILE *f)
         "  --layer L           target layer, as `egcam explain --layer` (default auto)\n"
         "  --preset P          tf | torchvision | cifar[:mean=..:std=..:bgr], for image inputs (default: cifar for\n"
         "                      32x32 inputs, else torchvision)\n"
+        "  --input-size HxW    the image size a model exported with dynamic H and W runs at\n"
+        "                      (its input's symbolic axes; default: the file's)\n"
         "  --logits REF.npy    reference logits (N,classes) float32 of the N inputs, in order\n"
         "                      (e.g. PyTorch's for the same .npy tensor)\n"
         "  --atol A, --rtol R  the logits tolerance (default 1e-4 and 1e-3)\n"
@@ -278,7 +280,8 @@ int cmd_check(int argc, char **argv)
     egc_session_options so;
     egc_session_options_default(&so);
     enum { O_MODEL = 256, O_LAYER, O_PRESET, O_LOGITS, O_ATOL, O_RTOL, O_IMAGES, O_DIRS, O_EPS,
-           O_GTOL, O_SEED, O_DEVICE, O_PREC, O_JSON };
+           O_GTOL, O_SEED, O_DEVICE, O_PREC, O_JSON, O_INSIZE };
+    int in_h = 0, in_w = 0; /* --input-size */
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},   {"layer", required_argument, 0, O_LAYER},
         {"preset", required_argument, 0, O_PRESET}, {"logits", required_argument, 0, O_LOGITS},
@@ -287,6 +290,7 @@ int cmd_check(int argc, char **argv)
         {"eps", required_argument, 0, O_EPS},       {"grad-tol", required_argument, 0, O_GTOL},
         {"seed", required_argument, 0, O_SEED},     {"device", required_argument, 0, O_DEVICE},
         {"precision", required_argument, 0, O_PREC}, {"json", no_argument, 0, O_JSON},
+        {"input-size", required_argument, 0, O_INSIZE},
         {"quiet", no_argument, 0, 'q'},             {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     int ch;
@@ -297,6 +301,9 @@ int cmd_check(int argc, char **argv)
         case O_MODEL: model_path = optarg; break;
         case O_LAYER: layer_name = optarg; break;
         case O_PRESET: preset_name = optarg; break;
+        case O_INSIZE:
+            if (!cli_parse_hw("check", "input-size", optarg, &in_h, &in_w)) return EXIT_USAGE;
+            break;
         case O_LOGITS: ref_path = optarg; break;
         case O_ATOL:
             if (!cli_parse_double("check", "--atol", optarg, 0.0, 1e30, &atol)) return EXIT_USAGE;
@@ -343,7 +350,7 @@ int cmd_check(int argc, char **argv)
     check_ctx c = {0, (int)dirs, verbose, 0, 0, eps, (uint64_t)seed};
     egc_model *m = NULL;
     int layer = -1;
-    egc_status lst = egc_model_load(model_path, &m);
+    egc_status lst = egc_model_load_sized(model_path, in_h, in_w, &m);
     if (lst != EGC_OK) {
         cli_model_error(model_path, lst, verbose);
         return EXIT_MODEL;

@@ -21,6 +21,8 @@ static void help(FILE *f)
         "  --model M.onnx      the classifier (required)\n"
         "  --preset P          tf | torchvision | cifar[:mean=..:std=..:bgr] (default: cifar for 32x32\n"
         "                      inputs, else torchvision); see `egcam classify --help-presets`\n"
+        "  --input-size HxW    the image size a model exported with dynamic H and W runs at\n"
+        "                      (its input's symbolic axes; default: the file's)\n"
         "  --labels FILE       class names, one per line (default: imagenet_classes.txt or\n"
         "                      cifar10_classes.txt beside the model when the count fits)\n"
         "  --top K             how many classes to show (default 5)\n"
@@ -124,8 +126,9 @@ int cmd_classify(int argc, char **argv)
     int top = 5, json = 0, batch = 16, quiet = 0, verbose = 0;
     egc_session_options sopt;
     egc_session_options_default(&sopt);
+    int in_h = 0, in_w = 0; /* --input-size */
     enum { O_MODEL = 256, O_PRESET, O_LABELS, O_TOP, O_JSON, O_DEVICE, O_BATCH, O_HP, O_PREC,
-           O_MAXMEM };
+           O_MAXMEM, O_INSIZE };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},   {"preset", required_argument, 0, O_PRESET},
         {"labels", required_argument, 0, O_LABELS}, {"top", required_argument, 0, O_TOP},
@@ -134,6 +137,7 @@ int cmd_classify(int argc, char **argv)
         {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
         {"help-presets", no_argument, 0, O_HP},     {"precision", required_argument, 0, O_PREC},
         {"max-memory", required_argument, 0, O_MAXMEM},
+        {"input-size", required_argument, 0, O_INSIZE},
         {0, 0, 0, 0}};
     int c;
     long lv;
@@ -143,6 +147,9 @@ int cmd_classify(int argc, char **argv)
         switch (c) {
         case O_MODEL: model_path = optarg; break;
         case O_PRESET: preset_name = optarg; break;
+        case O_INSIZE:
+            if (!cli_parse_hw("classify", "input-size", optarg, &in_h, &in_w)) return EXIT_USAGE;
+            break;
         case O_LABELS: labels_path = optarg; break;
         case O_TOP:
             if (!cli_parse_long("classify", "--top", optarg, 1, 1000, &lv)) return EXIT_USAGE;
@@ -177,7 +184,7 @@ int cmd_classify(int argc, char **argv)
         return EXIT_USAGE;
     }
     egc_model *m = NULL;
-    egc_status lst = egc_model_load(model_path, &m);
+    egc_status lst = egc_model_load_sized(model_path, in_h, in_w, &m);
     if (lst != EGC_OK) {
         cli_model_error(model_path, lst, verbose);
         return EXIT_MODEL;

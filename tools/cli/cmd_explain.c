@@ -50,6 +50,8 @@ static void help(FILE *f)
         "  --preset P            tf | torchvision | cifar[:mean=..:std=..:bgr] (default: cifar\n"
         "                        for 32x32 inputs, else torchvision; see\n"
         "                        `egcam classify --help-presets`)\n"
+        "  --input-size HxW      the image size a model exported with dynamic H and W runs\n"
+        "                        at (its input's symbolic axes; default: the file's)\n"
         "  --class auto|K        explain the top-1 class (default) or class K for every input\n"
         "  --score logit|softmax the explained score y_c (default softmax for expected-gradcam,\n"
         "                        logit otherwise; Score-CAM always uses the probability)\n"
@@ -175,6 +177,7 @@ typedef struct run_cfg {
     egc_preset preset;
     int verbose;
     FILE *manifest;
+    int in_h, in_w; /* --input-size (0: the file's own, not recorded) */
 } run_cfg;
 
 /* How overlays are drawn. */
@@ -244,6 +247,7 @@ static void manifest_ok(const run_cfg *c, const cli_item *it, const egc_explaine
     cli_json_str(f, egc_explainer_layer(e));
     fprintf(f, ", \"preset\": \"%s\", \"precision\": \"%s\"", egc_preset_name(c->preset),
             egc_precision_name(o->precision));
+    if (c->in_h > 0) fprintf(f, ", \"input_size\": [%d, %d]", c->in_h, c->in_w);
     if (egc_method_is_sampled(o->method)) {
         fprintf(f, ", \"samples\": %d", r->samples);
         if (o->samples_tol > 0.0f)
@@ -719,11 +723,12 @@ int cmd_explain(int argc, char **argv)
     overlay_cfg oc = {1, 1, 0, 0, EGC_CMAP_TURBO, 0.5f, "png"};
     egc_explain_options o;
     egc_explain_options_default(&o);
+    int in_h = 0, in_w = 0; /* --input-size */
     /* O_MOPT: a method option, applied by cli_method_option (the same as in `egcam sweep`). */
     enum {
         O_MODEL = 256, O_METHOD, O_OUT, O_MOPT, O_PRESET, O_CLASS, O_DEVICE, O_BATCH, O_LABELS,
         O_SAVE, O_OVERLAY_ON, O_COLORMAP, O_OVERLAY_ALPHA, O_OVERLAY_FORMAT, O_GALLERY,
-        O_PRECISION, O_MAXMEM
+        O_PRECISION, O_MAXMEM, O_INSIZE
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"method", required_argument, 0, O_METHOD},
@@ -739,6 +744,7 @@ int cmd_explain(int argc, char **argv)
         {"gallery", no_argument, 0, O_GALLERY},
         {"precision", required_argument, 0, O_PRECISION},
         {"max-memory", required_argument, 0, O_MAXMEM},
+        {"input-size", required_argument, 0, O_INSIZE},
         {"quiet", no_argument, 0, 'q'},               {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     static const char *const on_names[] = {"model", "original"};
@@ -757,6 +763,9 @@ int cmd_explain(int argc, char **argv)
             if (cli_method_option("explain", opts[li].name, optarg, &o) != 1) return EXIT_USAGE;
             break;
         case O_PRESET: preset_name = optarg; break;
+        case O_INSIZE:
+            if (!cli_parse_hw("explain", "input-size", optarg, &in_h, &in_w)) return EXIT_USAGE;
+            break;
         case O_CLASS:
             if (!strcmp(optarg, "auto")) class_k = -1;
             else if (!cli_parse_long("explain", "--class", optarg, 0, 1 << 24, &lv))
@@ -868,7 +877,7 @@ int cmd_explain(int argc, char **argv)
     }
 
     egc_model *m = NULL;
-    egc_status lst = egc_model_load(model_path, &m);
+    egc_status lst = egc_model_load_sized(model_path, in_h, in_w, &m);
     if (lst != EGC_OK) {
         cli_model_error(model_path, lst, verbose);
         return EXIT_MODEL;
@@ -987,7 +996,7 @@ int cmd_explain(int argc, char **argv)
         goto cleanup_ex;
     }
     run_cfg cfg = {ex, methods, n_methods, out_dir, NULL, NULL, classes, o.preset, verbose,
-                   manifest};
+                   manifest, in_h, in_w};
     cfg.labels = cli_load_labels(labels_path, model_path, classes);
     cfg.names = unique_names(&items);
 

@@ -21,6 +21,8 @@ static void help(FILE *f)
         "\n"
         "options:\n"
         "  --json          one JSON object per layer instead of the table\n"
+        "  --input-size HxW  the image size a model exported with dynamic H and W runs at\n"
+        "                  (its input's symbolic axes; default: the file's)\n"
         "  -q, --quiet     only the layers (no device list)\n"
         "  -v, --verbose   full error traces\n"
         "  -h, --help      this text\n"
@@ -69,8 +71,9 @@ static void print_modules(egc_model *m, int n)
 
 int cmd_info(int argc, char **argv)
 {
-    int json = 0, quiet = 0, verbose = 0;
+    int json = 0, quiet = 0, verbose = 0, in_h = 0, in_w = 0;
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
+                                         {"input-size", required_argument, 0, 'S'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"verbose", no_argument, 0, 'v'},
                                          {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -80,6 +83,9 @@ int cmd_info(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;
+        case 'S':
+            if (!cli_parse_hw("info", "input-size", optarg, &in_h, &in_w)) return EXIT_USAGE;
+            break;
         case 'q': quiet = 1; break;
         case 'v': verbose = 1; break;
         case 'h': help(stdout); return EXIT_ALL_OK;
@@ -99,7 +105,7 @@ int cmd_info(int argc, char **argv)
     }
     const char *path = argv[optind];
     egc_model *m = NULL;
-    egc_status lst = egc_model_load(path, &m);
+    egc_status lst = egc_model_load_sized(path, in_h, in_w, &m);
     if (lst != EGC_OK) {
         cli_model_error(path, lst, verbose);
         return EXIT_MODEL;

@@ -1,6 +1,5 @@
 /* cmd_refs.c: `egcam refs build`: turns a folder of images into a reference file, an
  * (N,C,H,W) float32 .npy of preprocessed images, for `egcam explain --baselines FILE.npy`. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,8 @@ static void help(FILE *f)
         "options:\n"
         "  --model M.onnx   take H x W from the model's input\n"
         "  --size HxW       or give it (e.g. 224x224)\n"
+        "  --input-size HxW with --model: the size a model exported with dynamic H and W\n"
+        "                   runs at\n"
         "  --preset P       tf | torchvision | cifar[:mean=..:std=..:bgr] (default: cifar for\n"
         "                   32x32, else torchvision; see `egcam classify --help-presets`)\n"
         "  --out REFS.npy   the reference file to write (required)\n"
@@ -41,9 +42,11 @@ static int refs_build(int argc, char **argv)
 {
     const char *model_path = NULL, *size = NULL, *preset_name = NULL, *out = NULL;
     int quiet = 0, verbose = 0;
-    enum { O_MODEL = 256, O_SIZE, O_PRESET, O_OUT };
+    int in_h = 0, in_w = 0; /* --input-size */
+    enum { O_MODEL = 256, O_SIZE, O_PRESET, O_OUT, O_INSIZE };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"size", required_argument, 0, O_SIZE},
+        {"input-size", required_argument, 0, O_INSIZE},
         {"preset", required_argument, 0, O_PRESET}, {"out", required_argument, 0, O_OUT},
         {"quiet", no_argument, 0, 'q'},           {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
@@ -54,6 +57,9 @@ static int refs_build(int argc, char **argv)
         switch (c) {
         case O_MODEL: model_path = optarg; break;
         case O_SIZE: size = optarg; break;
+        case O_INSIZE:
+            if (!cli_parse_hw("refs build", "input-size", optarg, &in_h, &in_w)) return EXIT_USAGE;
+            break;
         case O_PRESET: preset_name = optarg; break;
         case O_OUT: out = optarg; break;
         case 'q': quiet = 1; break;
@@ -73,19 +79,10 @@ static int refs_build(int argc, char **argv)
     }
     int H = 0, W = 0, C = 3; /* --size: RGB */
     if (size) {
-        char *end;
-        errno = 0;
-        long h = strtol(size, &end, 10);
-        long w = (*end == 'x' || *end == 'X') ? strtol(end + 1, &end, 10) : -1;
-        if (errno || *end || h < 1 || w < 1 || h > 8192 || w > 8192) {
-            fprintf(stderr, "egcam refs build: --size '%s' must be HxW (e.g. 224x224)\n", size);
-            return EXIT_USAGE;
-        }
-        H = (int)h;
-        W = (int)w;
+        if (!cli_parse_hw("refs build", "size", size, &H, &W)) return EXIT_USAGE;
     } else {
         egc_model *m = NULL;
-        egc_status lst = egc_model_load(model_path, &m);
+        egc_status lst = egc_model_load_sized(model_path, in_h, in_w, &m);
         if (lst != EGC_OK) {
             cli_model_error(model_path, lst, verbose);
             return EXIT_MODEL;

@@ -57,6 +57,8 @@ static void help(FILE *f)
         "  --preset P            tf | torchvision | cifar[:mean=..:std=..:bgr] (default: cifar\n"
         "                        for 32x32 inputs, else torchvision; see\n"
         "                        `egcam classify --help-presets`)\n"
+        "  --input-size HxW      the image size a model exported with dynamic H and W runs\n"
+        "                        at (its input's symbolic axes; default: the file's)\n"
         "  --limit N             the first N inputs only (after sorting)\n"
         "  --resume              keep DIR/rows.csv and skip (image, method, metric) already there\n"
         "                        (images are named by their path as given: keep the same INPUTS)\n"
@@ -796,8 +798,9 @@ int cmd_sweep(int argc, char **argv)
     enum {
         O_MODEL = 256, O_METHODS, O_METRICS, O_OUT, O_PRESET, O_LIMIT, O_RESUME, O_STEP, O_STEPS,
         O_DEVICE, O_BATCH, O_BOXES, O_CMAP, O_CNAMES, O_IPATCH, O_ISAMPLES, O_ISIGMA, O_SSAMPLES,
-        O_SRADIUS, O_TOL, O_GALLERY, O_MOPT, O_TLIMIT, O_MAXMEM
+        O_SRADIUS, O_TOL, O_GALLERY, O_MOPT, O_TLIMIT, O_MAXMEM, O_INSIZE
     };
+    int in_h = 0, in_w = 0; /* --input-size */
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL},     {"methods", required_argument, 0, O_METHODS},
         {"method", required_argument, 0, O_METHODS},  {"metrics", required_argument, 0, O_METRICS},
@@ -815,6 +818,7 @@ int cmd_sweep(int argc, char **argv)
         {"tolerance", required_argument, 0, O_TOL},   {"gallery", required_argument, 0, O_GALLERY},
         {"time-limit", required_argument, 0, O_TLIMIT},
         {"max-memory", required_argument, 0, O_MAXMEM},
+        {"input-size", required_argument, 0, O_INSIZE},
         CLI_METHOD_LONG_OPTIONS(O_MOPT),              {"quiet", no_argument, 0, 'q'},
         {"verbose", no_argument, 0, 'v'},             {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
@@ -829,6 +833,9 @@ int cmd_sweep(int argc, char **argv)
         case O_METRICS: metrics_list = optarg; break;
         case O_OUT: S->out_dir = optarg; break;
         case O_PRESET: preset_name = optarg; break;
+        case O_INSIZE:
+            if (!cli_parse_hw("sweep", "input-size", optarg, &in_h, &in_w)) return EXIT_USAGE;
+            break;
         case O_LIMIT:
             if (!cli_parse_long("sweep", "--limit", optarg, 1, 1L << 30, &limit)) return EXIT_USAGE;
             break;
@@ -971,7 +978,7 @@ int cmd_sweep(int argc, char **argv)
     }
 
     egc_model *m = NULL;
-    if (egc_model_load(model_path, &m) != EGC_OK) {
+    if (egc_model_load_sized(model_path, in_h, in_w, &m) != EGC_OK) {
         cli_error(model_path, S->verbose);
         return EXIT_MODEL;
     }

@@ -523,6 +523,22 @@ int cli_parse_choice(const char *cmd, const char *opt, const char *val,
     return 0;
 }
 
+int cli_parse_hw(const char *cmd, const char *opt, const char *val, int *h, int *w)
+{
+    char *end;
+    errno = 0;
+    long hh = strtol(val, &end, 10);
+    long ww = (end != val && (*end == 'x' || *end == 'X')) ? strtol(end + 1, &end, 10) : -1;
+    if (errno || *end || hh < 1 || ww < 1 || hh > 8192 || ww > 8192) {
+        fprintf(stderr, "egcam %s: --%s '%s' must be HxW (e.g. 224x224, each 1 to 8192)\n", cmd,
+                opt, val);
+        return 0;
+    }
+    *h = (int)hh;
+    *w = (int)ww;
+    return 1;
+}
+
 int cli_parse_size(const char *cmd, const char *opt, const char *val, size_t *out)
 {
     static const struct {

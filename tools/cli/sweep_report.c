@@ -272,8 +272,8 @@ static void write_json(const sweep_ctx *S, const agg *A, const int *mk, int nm, 
 {
     fprintf(f, "{\n  \"tool\": \"egcam sweep\",\n  \"model\": ");
     cli_json_str(f, S->model_path);
-    fprintf(f, ",\n  \"preset\": \"%s\",\n  \"input_size\": [3, %d, %d],\n  \"device\": ",
-            egc_preset_name(S->preset), S->H, S->W);
+    fprintf(f, ",\n  \"preset\": \"%s\",\n  \"input_size\": [%d, %d, %d],\n  \"device\": ",
+            egc_preset_name(S->preset), S->C, S->H, S->W);
     cli_json_str(f, S->device);
     fprintf(f, ",\n  \"batch\": %d,\n  \"inputs\": [", S->batch);
     for (int i = 0; i < S->n_inputs; i++) {
