@@ -30,9 +30,10 @@ computed here with torch / numpy, independently of egcam:
   keepdims, Gemm), reduce_mean_opset18.onnx (ReduceMean with the axes [3,2] as an input, then
   Flatten), reduce_mean_channels.onnx (ReduceMean over axis 1), reduce_mean_two_axes.onnx
   (ReduceMean over axes 1 and 2, and ReduceMax over them without keepdims),
-  reduce_mean_three_axes.onnx (over axes 1, 2 and 3: refused), leaky_prelu.onnx
+  reduce_mean_three_axes.onnx (a mean over axes 1, 2 and 3, sums over 1 and 3), leaky_prelu.onnx
   (Conv, LeakyRelu alpha 0.1, PRelu with a slope per channel, GAP, Flatten, Gemm),
-  unknown_ops.onnx (a refused ReduceMean, then Erf twice and LpNormalization), global_max.onnx
+  unknown_ops.onnx (a refused ReduceMax, then Erf twice and LpNormalization),
+  reduce_mean_batch.onnx (a mean over the batch axis: refused), global_max.onnx
   (Conv, Relu, GlobalMaxPool and Flatten beside ReduceMax over axes [3,2] without keepdims),
   squeeze_unsqueeze.onnx (Unsqueeze twice and Squeeze of values computed at run time),
   fold_too_costly.onnx and fold_too_large.onnx (constants too costly or too large to fold),
@@ -514,11 +515,26 @@ def composite_cases(rng):
     npy("reduce_mean_two_axes_in.npy", xt)
     npy("reduce_mean_two_axes_out.npy",
         xt.astype(np.float64).mean(axis=(1, 2)) + xt.astype(np.float64).max(axis=(1, 2)))
-    # a mean over three axes: refused
-    nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="allmean", axes=[1, 2, 3])]
-    save(model(nodes, [fin("x", [1, 4, 3, 5])], [fin("y", None)]), "reduce_mean_three_axes.onnx")
+    # a mean over three axes (a Reshape merging them, the 1/L MatMul), a sum over axes 1 and 3
+    # (a Transpose puts them last) and a sum of squares over 3 and 1, without keepdims
+    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], name="allmean", axes=[1, 2, 3]),
+             helper.make_node("Flatten", ["m"], ["m2"], name="flat"),
+             helper.make_node("ReduceSum", ["x", "a13"], ["s"], name="sum13", keepdims=0),
+             helper.make_node("ReduceSumSquare", ["x"], ["q"], name="sq31", axes=[3, 1],
+                              keepdims=0),
+             helper.make_node("Concat", ["m2", "s", "q"], ["y"], name="cat", axis=1)]
+    save(model(nodes, [fin("x", ["N", 4, 3, 5])], [fin("y", None)],
+               [init("a13", np.array([1, 3], np.int64))]), "reduce_mean_three_axes.onnx")
+    xr = np.random.default_rng(53).standard_normal((2, 4, 3, 5)).astype(np.float32)
+    xd = xr.astype(np.float64)
+    npy("reduce_mean_three_axes_in.npy", xr)
+    npy("reduce_mean_three_axes_out.npy", np.concatenate(
+        [xd.mean(axis=(1, 2, 3))[:, None], xd.sum(axis=(1, 3)), (xd * xd).sum(axis=(1, 3))], 1))
+    # a mean over the batch axis: refused
+    nodes = [helper.make_node("ReduceMean", ["x"], ["y"], name="batchmean", axes=[0, 1])]
+    save(model(nodes, [fin("x", ["N", 4, 3, 5])], [fin("y", None)]), "reduce_mean_batch.onnx")
     # operators egcam does not know: all of them are named with the first refusal
-    nodes = [helper.make_node("ReduceMean", ["x"], ["m"], name="chanmean", axes=[1, 2, 3]),
+    nodes = [helper.make_node("ReduceMax", ["x"], ["m"], name="chanmax", axes=[1, 2, 3]),
              helper.make_node("Erf", ["m"], ["e1"], name="erf1"),
              helper.make_node("LpNormalization", ["e1"], ["l"], name="lp"),
              helper.make_node("Erf", ["l"], ["y"], name="erf2")]

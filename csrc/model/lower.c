@@ -2337,27 +2337,46 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             *st = reshape_part(c, n, m, od, 4, "", 1, &id);
             return 1;
         }
-        /* a mean or a sum over one axis other than the batch (LayerNorm as exported before
-         * opset 17: the last axis; a mean over the channels): the axis moved last by a
-         * Transpose (none for the last axis), reduced there (reduce_last_axis), then a Reshape
-         * to the output shape (the reduced axis has size 1 now: putting it back moves no data) */
+        /* a mean or a sum over one or more axes other than the batch (LayerNorm as exported
+         * before opset 17: the last axis; a mean over the channels; a mean over [C,H,W]):
+         * the axes moved last by a Transpose (none when they are last already), merged into
+         * one by a Reshape (for more than one), reduced there (reduce_last_axis), then a
+         * Reshape to the output shape (the reduced axes have size 1 now: putting them back
+         * moves no data). The mean over H and W of [N,C,H,W] is a GlobalAveragePool below. */
         const int64_t a1 = na == 1 ? (ax[0] < 0 ? ax[0] + rank : ax[0]) : -1;
-        int64_t od[EGC_MAX_DIMS]; /* the output shape for a reduction over axis a1 */
-        const int ond = a1 >= 0 ? reduced_dims(&x->shape, (int)a1, (int)keep, od) : 0;
-        if (!is_max && !noop && na == 1 && a1 >= 1 && a1 < rank && n_in <= 2) {
-            int src = vin[0], m = -1;
+        unsigned char red[EGC_MAX_DIMS] = {0};
+        int axes_ok = na >= 1 && !noop && n_in <= 2;
+        for (int k = 0; k < na && axes_ok; k++) {
+            const int64_t a = ax[k] < 0 ? ax[k] + rank : ax[k];
+            if (a < 1 || a >= rank || red[a]) axes_ok = 0;
+            else red[a] = 1;
+        }
+        if (!is_max && axes_ok && !(spatial && s0 == 2 && s1 == 3)) {
+            int src = vin[0], m = -1, perm[EGC_MAX_DIMS], o = 0, moved = 0;
+            int64_t od[EGC_MAX_DIMS], md[EGC_MAX_DIMS], len = 1;
+            int ond = 0, mnd = 0;
+            for (int k = 0; k < rank; k++) {
+                if (!red[k]) {
+                    perm[o++] = k;
+                    md[mnd++] = k == 0 ? 0 : x->shape.d[k];
+                } else {
+                    len *= x->shape.d[k];
+                }
+                if (!red[k] || keep) od[ond++] = k == 0 ? 0 : red[k] ? 1 : x->shape.d[k];
+            }
+            for (int k = 0; k < rank; k++)
+                if (red[k]) perm[o++] = k;
+            for (int k = 0; k < rank; k++) moved |= perm[k] != k;
+            md[mnd++] = len;
             if (is_square && /* ReduceSumSquare: the sum of x * x */
                 (*st = binary_part(c, n, EGC_OP_MUL, src, src, "/square", 0, &src)) != EGC_OK)
                 return 1;
-            if (a1 < rank - 1) {
-                int perm[EGC_MAX_DIMS];
-                for (int k = 0, o = 0; k < rank; k++)
-                    if (k != a1) perm[o++] = k;
-                perm[rank - 1] = (int)a1;
-                if ((*st = transpose_part(c, n, src, perm, rank, "/axis_last", 0, &src)) != EGC_OK)
-                    return 1;
-            }
-            if (keep && a1 == rank - 1) {
+            if (moved &&
+                (*st = transpose_part(c, n, src, perm, rank, "/axes_last", 0, &src)) != EGC_OK)
+                return 1;
+            if (na > 1 && (*st = reshape_part(c, n, src, md, mnd, "/merged", 0, &src)) != EGC_OK)
+                return 1;
+            if (keep && na == 1 && a1 == rank - 1) {
                 *st = reduce_last_axis(c, n, src, is_sum, "", 1, &id);
                 return 1;
             }
@@ -2367,6 +2386,8 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             *st = reshape_part(c, n, m, od, ond, "", 1, &id);
             return 1;
         }
+        int64_t od[EGC_MAX_DIMS]; /* the output shape for a reduction over axis a1 */
+        const int ond = a1 >= 0 ? reduced_dims(&x->shape, (int)a1, (int)keep, od) : 0;
         if (is_max && !noop && na == 1 && a1 >= 1 && a1 < rank && rank >= 2 && rank <= 4 &&
             n_in <= 2) {
             /* a maximum over one axis other than the batch (CBAM's max over the channels, the
@@ -2397,11 +2418,9 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         if (!spatial || n_in > 2) {
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n,
                                 "%s is supported over %s only (here %d axes of a %d-D tensor)", op,
-                                is_max   ? "two axes other than the batch of a 4-D tensor, "
-                                           "or one of a 2-D, 3-D or 4-D tensor"
-                                : is_sum ? "one axis other than the batch"
-                                         : "two axes other than the batch of a 4-D tensor or "
-                                           "over one axis other than the batch",
+                                is_max ? "two axes other than the batch of a 4-D tensor, "
+                                         "or one of a 2-D, 3-D or 4-D tensor"
+                                       : "axes other than the batch",
                                 na, rank);
             return 1;
         }

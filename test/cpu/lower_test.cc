@@ -414,9 +414,9 @@ TEST(LowerErrors, EveryUnknownOperatorIsNamed)
     Lowered a;
     lower_file(data_path("unknown_ops.onnx"), &a);
     EXPECT_EQ(a.st, EGC_E_UNSUPPORTED);
-    EXPECT_EQ(a.err.rfind("case.onnx: node 'chanmean' (ReduceMean): ReduceMean is supported over "
-                          "two axes other than the batch of a 4-D tensor or over one axis other "
-                          "than the batch only (here 3 axes of a 4-D tensor); the model also has "
+    EXPECT_EQ(a.err.rfind("case.onnx: node 'chanmax' (ReduceMax): ReduceMax is supported over "
+                          "two axes other than the batch of a 4-D tensor, or one of a 2-D, 3-D or "
+                          "4-D tensor only (here 3 axes of a 4-D tensor); the model also has "
                           "operators egcam does not run: LpNormalization (1 node) [", 0), 0u)
         << a.err;
     Lowered b;
@@ -667,12 +667,22 @@ TEST(LowerComposite, ReduceMeanAxesInputAndRefusedAxes)
     EXPECT_EQ(count_op(T.g, EGC_OP_TRANSPOSE), 2);
     EXPECT_EQ(count_op(T.g, EGC_OP_GAP), 1);
     EXPECT_EQ(count_op(T.g, EGC_OP_MAXPOOL), 1);
+    // over three axes (merged by a Reshape, no Transpose), over axes 1 and 3 (a Transpose
+    // puts them last, then the Reshape), a sum of squares over 3 and 1
+    check_reference("reduce_mean_three_axes");
     Lowered L;
     lower_file(data_path("reduce_mean_three_axes.onnx"), &L);
-    EXPECT_EQ(L.st, EGC_E_UNSUPPORTED);
-    EXPECT_NE(L.err.find("node 'allmean' (ReduceMean): ReduceMean is supported over two axes "
-                         "other than the batch of a 4-D tensor or over one axis other than the "
-                         "batch only (here 3 axes of a 4-D tensor)"), std::string::npos) << L.err;
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    EXPECT_EQ(count_op(L.g, EGC_OP_TRANSPOSE), 2);
+    EXPECT_EQ(count_op(L.g, EGC_OP_MATMUL), 3);
+    EXPECT_EQ(count_op(L.g, EGC_OP_GAP), 0);
+    // over the batch axis too: refused with the reason
+    Lowered B;
+    lower_file(data_path("reduce_mean_batch.onnx"), &B);
+    EXPECT_EQ(B.st, EGC_E_UNSUPPORTED);
+    EXPECT_NE(B.err.find("node 'batchmean' (ReduceMean): ReduceMean is supported over axes other "
+                         "than the batch only (here 2 axes of a 4-D tensor)"), std::string::npos)
+        << B.err;
 }
 
 // A small ConvNeXt (torchvision's layout: channels-last LayerNorms between Transposes, a
