@@ -62,6 +62,13 @@ int egc_k_log_bwd(const float *x, const float *dy, float *dx, int64_t n, void *s
 int egc_k_softplus_fwd(const float *x, float *y, int64_t n, void *stream);
 int egc_k_softplus_bwd(const float *x, const float *dy, float *dx, int64_t n, void *stream);
 
+/* fake_quant.cu: a QuantizeLinear / DequantizeLinear pair, y = (clamp(rint(x / scale) + zero,
+ * qmin, qmax) - zero) * scale; backward dx += dy where not clamped, from the forward x. */
+int egc_k_fake_quant_fwd(const float *x, float *y, float scale, float zero, float qmin,
+                         float qmax, int64_t n, void *stream);
+int egc_k_fake_quant_bwd(const float *x, const float *dy, float *dx, float scale, float zero,
+                         float qmin, float qmax, int64_t n, void *stream);
+
 /* eltwise_binary.cu: numpy-broadcast Add/Sub/Mul/Div. Shapes are given at the output's
  * rank `ndim` (right-aligned, missing leading dims as 1): ashape[i] and bshape[i] are
  * either oshape[i] or 1.

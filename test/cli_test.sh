@@ -248,6 +248,13 @@ expect 3 "--input-size against a fixed size" -- "$egcam" classify --model "$lowe
 err_has "its width is fixed at 12, not the 10 given" "--input-size against a fixed size"
 expect 2 "a malformed --input-size" -- "$egcam" explain --model "$dyn" --input-size 20 --method gradcam --out "$work/dyn2" "$lower/dynamic_hw_in.npy"
 err_has "--input-size '20' must be HxW" "a malformed --input-size"
+# a quantized model (QDQ): PyTorch's logits; the finite-difference gradient reported, not judged
+expect 0 "check a quantized model" -- "$egcam" check --model "$lower/qdq_cnn.onnx" --logits "$lower/qdq_cnn_out.npy" "$lower/qdq_cnn_in.npy"
+grep -q "not checked: the layers after this one quantize" "$work/out" && grep -q "^check passed (the gradient not checked)" "$work/out" && ok || bad "check quantized: $(cat "$work/out")"
+expect 0 "check a quantized model (json)" -- "$egcam" check --json --model "$lower/qdq_ort.onnx" --logits "$lower/qdq_ort_out.npy" "$lower/qdq_ort_in.npy"
+grep -q '"gradient": {"checked": false, "reason": "quantized"' "$work/out" && ok || bad "check quantized json: $(cat "$work/out")"
+expect 0 "explain a quantized model" -- "$egcam" explain -q --model "$lower/qdq_cnn.onnx" --method gradcam,expected-gradcam --samples 4 --out "$work/qdq" "$lower/qdq_cnn_in.npy"
+file_ok "$work/qdq/expected-gradcam/qdq_cnn_in_2.npy"
 # a model of gray images: the maps from the images (made gray as Pillow's convert("L")) are
 # those from PIL's and torchvision's tensors of them; a sweep and a reference set run on it
 gray="$lower/gray_cnn.onnx"; mnist="cifar:mean=0.1307:std=0.3081"

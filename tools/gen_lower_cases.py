@@ -52,7 +52,8 @@ computed here with torch / numpy, independently of egcam:
   HRNet-style fusion with a nearest-neighbour Resize), resize_policy.onnx (a Resize refused),
   exp_units.onnx and mish_opset18.onnx (ELU, Mish, CELU, SELU, Softplus, Softsign, Exp, Log),
   mnist_logsoftmax.onnx (a final LogSoftmax), resize_modes.onnx (bilinear, bicubic and
-  nearest Resizes by factors that are not whole), dynamic_hw.onnx (dynamic H and W axes).
+  nearest Resizes by factors that are not whole), dynamic_hw.onnx (dynamic H and W axes),
+  qdq_*.onnx (quantized models: QuantizeLinear and DequantizeLinear pairs).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -1332,6 +1333,107 @@ def dynamic_hw_case(rng):
         npy("dynamic_hw_b_out.npy", net(xb).numpy())
 
 
+def qdq_cases(rng):
+    """qdq_cnn.onnx: a quantization-aware model as PyTorch exports it (QuantizeLinear and
+    DequantizeLinear pairs): the input fake-quantized (uint8, zero point 128), Conv with
+    weights fake-quantized per output channel (int8), Relu ("relu1"), its output fake-quantized
+    (uint8), Conv (int8 weights per tensor), Relu, fake-quantized, global average pool, Linear,
+    with a symbolic batch: PyTorch's logits of 3 images, and the activation and gradient of the
+    top-1 logits at relu1 (the head runs backward through the fake quantization, straight
+    through where not clamped). qdq_ort.onnx: a model as ONNX Runtime's quantizer writes it,
+    int8 weights and int32 biases stored quantized (DequantizeLinear of initializers, per
+    channel with axis 0), uint8 activations: Q/DQ, Conv 1x1, Relu, Q/DQ, global average pool,
+    Flatten, Gemm, with a float64 reference. qdq_int_op.onnx (a Relu reads a QuantizeLinear's
+    integers), qdq_rescale.onnx (a DequantizeLinear with other parameters than its
+    QuantizeLinear) and qdq_axis.onnx (per-channel scales on an activation): refused."""
+    import torch
+    fq = torch.fake_quantize_per_tensor_affine
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+            self.relu1 = torch.nn.ReLU()
+            self.conv2 = torch.nn.Conv2d(6, 5, 3, padding=1)
+            self.fc = torch.nn.Linear(5, 4)
+            self.register_buffer("s1", self.conv1.weight.detach().abs().amax((1, 2, 3)) / 127)
+            self.register_buffer("z1", torch.zeros(6, dtype=torch.int32))
+
+        def forward(self, x):
+            x = fq(x, 0.03, 128, 0, 255)
+            w1 = torch.fake_quantize_per_channel_affine(self.conv1.weight, self.s1, self.z1, 0,
+                                                        -128, 127)
+            f = self.relu1(torch.nn.functional.conv2d(x, w1, self.conv1.bias, padding=1))
+            f = fq(f, 0.02, 0, 0, 255)
+            w2 = fq(self.conv2.weight, 0.004, 0, -128, 127)
+            f = torch.relu(torch.nn.functional.conv2d(f, w2, self.conv2.bias, padding=1))
+            f = fq(f, 0.01, 0, 0, 255)
+            return self.fc(f.mean((2, 3)))
+
+    torch.manual_seed(137)
+    net = Net().eval()
+    x = torch.from_numpy(rng.standard_normal((3, 3, 6, 6)).astype(np.float32))
+    export_with_layer(net, x, "qdq_cnn", 16000, net.relu1, "relu1")
+
+    # ONNX Runtime's QDQ format: quantized initializers, DequantizeLinear nodes
+    f32 = np.float32
+    xs, xz = f32(0.04), np.uint8(120)
+    w = rng.integers(-127, 128, (4, 3, 1, 1)).astype(np.int8)
+    ws = (rng.uniform(0.005, 0.02, 4)).astype(f32)
+    b = rng.integers(-500, 500, 4).astype(np.int32)
+    bs = (xs * ws).astype(f32)
+    a_s, a_z = f32(0.05), np.uint8(0)
+    g = rng.integers(-127, 128, (5, 4)).astype(np.int8)
+    gs = f32(0.01)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], name="q_in"),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"], name="dq_in"),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], name="dq_w", axis=0),
+             helper.make_node("DequantizeLinear", ["b", "bs"], ["bd"], name="dq_b", axis=0),
+             helper.make_node("Conv", ["xd", "wd", "bd"], ["c"], name="conv"),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("QuantizeLinear", ["r", "as", "az"], ["rq"], name="q_r"),
+             helper.make_node("DequantizeLinear", ["rq", "as", "az"], ["rd"], name="dq_r"),
+             helper.make_node("GlobalAveragePool", ["rd"], ["p"], name="gap"),
+             helper.make_node("Flatten", ["p"], ["pf"], name="flat"),
+             helper.make_node("DequantizeLinear", ["g", "gs"], ["gd"], name="dq_g"),
+             helper.make_node("Gemm", ["pf", "gd"], ["y"], name="fc", transB=1)]
+    inits = [init("xs", np.array(xs)), init("xz", np.array(xz)), init("w", w),
+             init("ws", ws), init("wz", np.zeros(4, np.int8)), init("b", b), init("bs", bs),
+             init("as", np.array(a_s)), init("az", np.array(a_z)), init("g", g),
+             init("gs", np.array(gs))]
+    save(model(nodes, [fin("x", ["N", 3, 4, 4])], [fin("y", None)], inits), "qdq_ort.onnx")
+    xi = (rng.standard_normal((2, 3, 4, 4)) * 2).astype(f32)
+
+    def qdq(v, s, z, lo, hi):
+        q = np.clip(np.rint(v.astype(f32) / f32(s)) + float(z), lo, hi)
+        return (q - float(z)) * float(s)
+
+    xd = qdq(xi, xs, xz, 0, 255)
+    wd = (w.astype(np.float64) * ws.astype(np.float64)[:, None, None, None])[:, :, 0, 0]
+    c = np.einsum("nchw,oc->nohw", xd, wd) + (b * bs.astype(np.float64))[None, :, None, None]
+    r = qdq(np.maximum(c, 0).astype(f32), a_s, a_z, 0, 255)
+    y = r.mean(axis=(2, 3)) @ (g.astype(np.float64) * float(gs)).T
+    npy("qdq_ort_in.npy", xi)
+    npy("qdq_ort_out.npy", y)
+    # refused: integers read by another operator; a rescaling; scales per channel
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant"),
+             helper.make_node("Relu", ["q"], ["y"], name="int_relu")]
+    save(model(nodes, [fin("x", [1, 2, 3, 3])], [fin("y", None)],
+               [init("s", np.array(f32(0.1))), init("z", np.array(np.uint8(0)))]),
+         "qdq_int_op.onnx")
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant"),
+             helper.make_node("DequantizeLinear", ["q", "s2", "z"], ["y"], name="dequant")]
+    save(model(nodes, [fin("x", [1, 2, 3, 3])], [fin("y", None)],
+               [init("s", np.array(f32(0.1))), init("s2", np.array(f32(0.2))),
+                init("z", np.array(np.uint8(0)))]), "qdq_rescale.onnx")
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant", axis=1),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dequant",
+                              axis=1)]
+    save(model(nodes, [fin("x", [1, 2, 3, 3])], [fin("y", None)],
+               [init("s", np.array([0.1, 0.2], f32)), init("z", np.zeros(2, np.uint8))]),
+         "qdq_axis.onnx")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -1363,6 +1465,7 @@ def main():
     exp_units_case(np.random.default_rng(113))
     resize_modes_case(np.random.default_rng(127))
     dynamic_hw_case(np.random.default_rng(131))
+    qdq_cases(np.random.default_rng(137))
 
 
 if __name__ == "__main__":

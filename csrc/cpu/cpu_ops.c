@@ -181,7 +181,8 @@ egc_status egc_cpu_forward(const egc_graph *g, const egc_node *n, const egc_view
     case EGC_OP_ERF:
     case EGC_OP_EXP:
     case EGC_OP_LOG:
-    case EGC_OP_SOFTPLUS: return egc_cpu_unary_forward(n, in, out);
+    case EGC_OP_SOFTPLUS:
+    case EGC_OP_FAKE_QUANT: return egc_cpu_unary_forward(n, in, out);
     case EGC_OP_ADD:
     case EGC_OP_SUB:
     case EGC_OP_MUL:
@@ -238,7 +239,8 @@ egc_status egc_cpu_backward(const egc_graph *g, const egc_node *n, const egc_vie
     case EGC_OP_ERF:
     case EGC_OP_EXP:
     case EGC_OP_LOG:
-    case EGC_OP_SOFTPLUS: return egc_cpu_unary_backward(n, in, out, dout, din);
+    case EGC_OP_SOFTPLUS:
+    case EGC_OP_FAKE_QUANT: return egc_cpu_unary_backward(n, in, out, dout, din);
     case EGC_OP_ADD:
     case EGC_OP_SUB:
     case EGC_OP_MUL:

@@ -37,7 +37,8 @@ static egc_status unary_check(const egc_node *n, const egc_view *in, const egc_v
 static int is_unary(egc_op op)
 {
     return op == EGC_OP_RELU || op == EGC_OP_CLIP || op == EGC_OP_SIGMOID || op == EGC_OP_SQRT ||
-           op == EGC_OP_ERF || op == EGC_OP_EXP || op == EGC_OP_LOG || op == EGC_OP_SOFTPLUS;
+           op == EGC_OP_ERF || op == EGC_OP_EXP || op == EGC_OP_LOG || op == EGC_OP_SOFTPLUS ||
+           op == EGC_OP_FAKE_QUANT;
 }
 
 /* 2 / sqrt(pi), the derivative of erf at 0 */
@@ -95,6 +96,7 @@ static inline float softplusf(float x)
 typedef struct unary_job {
     egc_op op;
     float lo, hi;                    /* Clip bounds */
+    egc_fq_params fq;                /* QuantizeDequantize */
     const float *x, *y, *dy;         /* forward input/output, output gradient */
     float *out;                      /* forward: y; backward: dx (accumulated) */
     int64_t cnt;
@@ -150,6 +152,20 @@ static void unary_chunk(int64_t k, void *arg)
         else
             for (int64_t i = a; i < b; i++) o[i] += dy[i] * sigmoidf(x[i]);
         break;
+    case EGC_OP_FAKE_QUANT: { /* the quantized value q = rint(x / s) + z, clamped */
+        const float s = j->fq.scale, z = j->fq.zero, qlo = j->fq.qmin, qhi = j->fq.qmax;
+        if (!j->backward)
+            for (int64_t i = a; i < b; i++) {
+                const float q = rintf(x[i] / s) + z;
+                o[i] = (egc_cpu_clip(q, qlo, qhi) - z) * s;
+            }
+        else
+            for (int64_t i = a; i < b; i++) {
+                const float q = rintf(x[i] / s) + z;
+                o[i] += q >= qlo && q <= qhi ? dy[i] : 0.0f;
+            }
+        break;
+    }
     default: /* Sigmoid */
         if (!j->backward)
             for (int64_t i = a; i < b; i++) o[i] = sigmoidf(x[i]);
@@ -162,8 +178,9 @@ static void unary_chunk(int64_t k, void *arg)
 static void unary_run(const egc_node *n, const float *x, const float *y, const float *dy,
                       float *o, int64_t cnt, int backward)
 {
-    unary_job j = {n->op, n->p.clip.lo, n->p.clip.hi, x, y, dy, o, cnt, 1, backward};
+    unary_job j = {n->op, n->p.clip.lo, n->p.clip.hi, {0, 0, 0, 0}, x, y, dy, o, cnt, 1, backward};
     if (n->op != EGC_OP_CLIP) j.lo = j.hi = 0.0f;
+    if (n->op == EGC_OP_FAKE_QUANT) j.fq = n->p.fq;
     j.chunks = egc_cpu_chunks(cnt, 1);
     egc_parallel_for(j.chunks, unary_chunk, &j);
 }

@@ -2084,6 +2084,11 @@ static egc_status cu_op_forward(egc_backend *be, void *state, const egc_graph *g
         EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
         EGC_KERNEL(egc_k_softplus_fwd(in[0].ptr, out->ptr, ne, s));
         return EGC_OK;
+    case EGC_OP_FAKE_QUANT:
+        EGC_TRY(expect_numel(n, &in[0].shape, ne, "X"));
+        EGC_KERNEL(egc_k_fake_quant_fwd(in[0].ptr, out->ptr, n->p.fq.scale, n->p.fq.zero,
+                                        n->p.fq.qmin, n->p.fq.qmax, ne, s));
+        return EGC_OK;
     case EGC_OP_ADD:
     case EGC_OP_SUB:
     case EGC_OP_MUL:
@@ -2359,6 +2364,11 @@ static egc_status cu_op_backward(egc_backend *be, void *state, const egc_graph *
         return EGC_OK;
     case EGC_OP_SOFTPLUS:
         if (dx) EGC_KERNEL(egc_k_softplus_bwd(in[0].ptr, dout->ptr, dx, ne, s));
+        return EGC_OK;
+    case EGC_OP_FAKE_QUANT:
+        if (dx)
+            EGC_KERNEL(egc_k_fake_quant_bwd(in[0].ptr, dout->ptr, dx, n->p.fq.scale,
+                                            n->p.fq.zero, n->p.fq.qmin, n->p.fq.qmax, ne, s));
         return EGC_OK;
     case EGC_OP_ADD:
     case EGC_OP_SUB:

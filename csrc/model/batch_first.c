@@ -193,7 +193,7 @@ static egc_status bf_node(bf *b, const egc_node *n)
     }
     switch (n->op) {
     case EGC_OP_RELU: case EGC_OP_CLIP: case EGC_OP_SIGMOID: case EGC_OP_SQRT: case EGC_OP_ERF:
-    case EGC_OP_EXP: case EGC_OP_LOG: case EGC_OP_SOFTPLUS:
+    case EGC_OP_EXP: case EGC_OP_LOG: case EGC_OP_SOFTPLUS: case EGC_OP_FAKE_QUANT:
     case EGC_OP_ADD: case EGC_OP_SUB: case EGC_OP_MUL: case EGC_OP_DIV: case EGC_OP_MATMUL:
         break;
     case EGC_OP_TRANSPOSE:

@@ -1045,6 +1045,62 @@ static egc_status fold_range(const egc_onnx_node *n, const egc_onnx_tensor *cons
     return EGC_OK;
 }
 
+/* QuantizeLinear (quant) and DequantizeLinear of constants (a quantized model's weights and
+ * biases): x, x_scale and the optional x_zero_point, per tensor (one scale) or per axis (a
+ * scale per index of attribute axis, default 1). Dequantize: y = (x - zero) * scale, float.
+ * Quantize: y = clamp(rint(x / scale) + zero) in the zero point's type (uint8 when there is
+ * none; int8, uint8 and int32 are taken), ties to even as ONNX rounds. */
+static egc_status fold_quant(const egc_onnx_node *n, int quant, const egc_onnx_tensor *const *in,
+                             int n_in, egc_onnx_tensor *out)
+{
+    static const char *const known[] = {"axis", NULL};
+    EGC_TRY(egc_lower_check_attrs(n, known));
+    EGC_TRY(need_in(n, in, n_in, 1, "scale"));
+    const egc_onnx_tensor *x = in[0], *s = in[1], *z = n_in > 2 ? in[2] : NULL;
+    int64_t axis;
+    EGC_TRY(egc_lower_attr_int(n, "axis", 1, &axis));
+    if (s->shape.ndim > 1 || (z && !egc_shape_equal(&z->shape, &s->shape)))
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a scale and zero point per tensor or per "
+                             "axis (a scalar or one dimension, the same for both) are supported");
+    if (!s->is_float) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "the scale is not a float");
+    if (z && z->is_float)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a float zero point (float8 types) is not "
+                             "supported");
+    const int zt = z ? z->orig_dtype : EGC_DT_UINT8;
+    if (quant && zt != EGC_DT_UINT8 && zt != EGC_DT_INT8 && zt != EGC_DT_INT32)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a zero point of element type %d is not "
+                             "supported (uint8, int8 and int32 are)", zt);
+    const double qlo = zt == EGC_DT_INT8 ? -128.0 : zt == EGC_DT_UINT8 ? 0.0 : -2147483648.0,
+                 qhi = zt == EGC_DT_INT8 ? 127.0 : zt == EGC_DT_UINT8 ? 255.0 : 2147483647.0;
+    if (quant && !x->is_float)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "QuantizeLinear of an integer tensor");
+    if (!quant && x->is_float)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "DequantizeLinear of a float tensor (float8 "
+                             "types) is not supported");
+    const int64_t k = s->numel;
+    int64_t ax = axis < 0 ? axis + x->shape.ndim : axis, inner = 1;
+    if (k != 1) {
+        if (s->shape.ndim != 1 || ax < 0 || ax >= x->shape.ndim || x->shape.d[ax] != k)
+            return EGC_NODE_FAIL(EGC_E_SHAPE, n, "%lld scales do not fit axis %lld of the input",
+                                 (long long)k, (long long)axis);
+        for (int d = (int)ax + 1; d < x->shape.ndim; d++) inner *= x->shape.d[d];
+    }
+    EGC_TRY(t_new(n, out, &x->shape, !quant));
+    if (quant) out->orig_dtype = zt;
+    for (int64_t i = 0; i < x->numel; i++) {
+        const int64_t c = k == 1 ? 0 : (i / inner) % k;
+        const double sc = (double)s->f32[c], zp = z ? t_getd(z, c) : 0.0;
+        if (quant) {
+            double q = (double)rintf(x->f32[i] / s->f32[c]) + zp;
+            q = q < qlo ? qlo : (q > qhi ? qhi : q);
+            out->i64[i] = d2i(q);
+        } else {
+            out->f32[i] = (float)(((double)x->i64[i] - zp) * sc);
+        }
+    }
+    return EGC_OK;
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 typedef struct fold_entry {
@@ -1058,7 +1114,8 @@ static const fold_entry k_fold[] = {
     {"Gather", 0, 0}, {"Unsqueeze", 0, 0}, {"Squeeze", 0, 0}, {"Concat", 0, 0},
     {"Reshape", 0, 0}, {"Flatten", 0, 0}, {"Transpose", 0, 0}, {"Cast", 0, 0},
     {"Slice", 0, 0}, {"Range", 0, 0}, {"Where", 0, 0}, {"Expand", 0, 0},
-    {"Identity", 0, 0}, {"ScatterND", 0, 0},
+    {"Identity", 0, 0}, {"ScatterND", 0, 0}, {"QuantizeLinear", 0, 0},
+    {"DequantizeLinear", 0, 0},
     {"Add", 2, B_ADD}, {"Sub", 2, B_SUB}, {"Mul", 2, B_MUL}, {"Div", 2, B_DIV},
     {"Pow", 2, B_POW}, {"Mod", 2, B_MOD}, {"Equal", 2, B_EQ}, {"Less", 2, B_LT},
     {"Greater", 2, B_GT}, {"LessOrEqual", 2, B_LE}, {"GreaterOrEqual", 2, B_GE},
@@ -1143,6 +1200,8 @@ egc_status egc_fold_node(const egc_onnx_node *n, int64_t opset, const egc_onnx_t
         EGC_TRY(need_in(n, in, n_in, 1, "shape"));
         return fold_expand(n, in[0], in[1], out);
     }
+    if (strcmp(op, "QuantizeLinear") == 0) return fold_quant(n, 1, in, n_in, out);
+    if (strcmp(op, "DequantizeLinear") == 0) return fold_quant(n, 0, in, n_in, out);
     if (strcmp(op, "ScatterND") == 0) {
         EGC_TRY(need_in(n, in, n_in, 1, "indices"));
         EGC_TRY(need_in(n, in, n_in, 2, "updates"));

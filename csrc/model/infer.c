@@ -309,7 +309,8 @@ egc_status egc_node_infer(const egc_graph *g, const egc_node *n, const egc_shape
     case EGC_OP_ERF:
     case EGC_OP_EXP:
     case EGC_OP_LOG:
-    case EGC_OP_SOFTPLUS: r = *x; break;
+    case EGC_OP_SOFTPLUS:
+    case EGC_OP_FAKE_QUANT: r = *x; break;
     case EGC_OP_ADD:
     case EGC_OP_SUB:
     case EGC_OP_MUL:

@@ -47,6 +47,7 @@ typedef enum egc_op {
     EGC_OP_EXP,         /* in: X */
     EGC_OP_LOG,         /* in: X (natural logarithm) */
     EGC_OP_SOFTPLUS,    /* in: X; log(1 + exp(x)) */
+    EGC_OP_FAKE_QUANT,  /* in: X; QuantizeLinear then DequantizeLinear (per tensor) */
     EGC_OP_COUNT
 } egc_op;
 
@@ -78,6 +79,14 @@ typedef struct egc_gemm_params {
 typedef struct egc_clip_params {
     float lo, hi;        /* -INFINITY / +INFINITY when absent */
 } egc_clip_params;
+
+/* A QuantizeLinear / DequantizeLinear pair on a value computed at run time:
+ * y = (clamp(rint(x / scale) + zero, qmin, qmax) - zero) * scale (rint: ties to even);
+ * its gradient passes where the quantized value was not clamped (straight through). */
+typedef struct egc_fq_params {
+    float scale, zero;   /* zero: the zero point, a whole number in [qmin, qmax] */
+    float qmin, qmax;    /* the integer type's range: 0, 255 (uint8) or -128, 127 (int8) */
+} egc_fq_params;
 
 typedef struct egc_axis_params {
     int axis;            /* Concat, Softmax: may be negative as in the file */
@@ -119,6 +128,7 @@ typedef union egc_op_params {
     egc_pool_params pool;
     egc_gemm_params gemm;
     egc_clip_params clip;
+    egc_fq_params fq;
     egc_axis_params axis;
     egc_bn_params bn;
     egc_reshape_params reshape;
@@ -143,6 +153,8 @@ typedef struct egc_value {
     int is_float;                /* constants: 1 -> f32 holds data, 0 -> i64 */
     float *f32;                  /* constant float data (NULL for activations) */
     int64_t *i64;                /* constant integer data (shape tensors) */
+    int dtype;                   /* constants: the element type (egc_dtype) in the file (a
+                                    quantized weight's int8) or of the fold that made it */
     int producer;                /* node index, or -1 for graph inputs and constants */
     int batch_moved;             /* 1: an activation given a leading batch axis by
                                     egc_graph_batch_first (its shape for one image follows);

@@ -20,7 +20,7 @@ const char *egc_op_name(egc_op op)
         [EGC_OP_SOFTMAX] = "Softmax",   [EGC_OP_TRANSPOSE] = "Transpose",
         [EGC_OP_SQRT] = "Sqrt",         [EGC_OP_ERF] = "Erf",
         [EGC_OP_EXP] = "Exp",           [EGC_OP_LOG] = "Log",
-        [EGC_OP_SOFTPLUS] = "Softplus",
+        [EGC_OP_SOFTPLUS] = "Softplus", [EGC_OP_FAKE_QUANT] = "QuantizeDequantize",
     };
     if ((int)op < 0 || op >= EGC_OP_COUNT || !names[op]) return "?";
     return names[op];

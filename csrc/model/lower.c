@@ -103,6 +103,8 @@ typedef struct lctx {
                           [N,3,H,W] input by the Transpose pick_input adds; -1: none */
     int64_t in_h, in_w; /* the image size the caller gives the input's symbolic H and W; 0:
                            none given (egc_lower_sized) */
+    nmap qnames;       /* output name of a QuantizeLinear of a run-time value -> its node's
+                          index: only a DequantizeLinear with the same parameters may read it */
 } lctx;
 
 static const char *nname(const egc_onnx_node *n) { return n->name ? n->name : "?"; }
@@ -161,6 +163,7 @@ static egc_status take_tensor(lctx *c, int id, egc_onnx_tensor *t)
     c->held += numel;
     v->is_const = 1;
     v->is_float = t->is_float;
+    v->dtype = t->orig_dtype;
     v->shape = t->shape;
     v->f32 = t->f32;
     v->i64 = t->i64;
@@ -199,7 +202,7 @@ static void value_view(const egc_value *v, egc_onnx_tensor *t)
     memset(t, 0, sizeof *t);
     t->name = v->name;
     t->is_float = v->is_float;
-    t->orig_dtype = v->is_float ? EGC_DT_FLOAT : EGC_DT_INT64;
+    t->orig_dtype = v->dtype ? v->dtype : v->is_float ? EGC_DT_FLOAT : EGC_DT_INT64;
     t->shape = v->shape;
     t->numel = egc_shape_numel(&v->shape);
     t->f32 = v->f32;
@@ -1979,6 +1982,48 @@ static egc_status data_axis(lctx *c, const egc_onnx_node *n, int rank, int64_t *
     return EGC_OK;
 }
 
+/* The per-tensor parameters of a QuantizeLinear or DequantizeLinear of a value computed at
+ * run time: the scale (input 1, one float > 0) and the zero point (input 2, optional, one
+ * uint8 or int8, whose type gives the range [qmin, qmax]; uint8 without one). */
+static egc_status quant_params(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
+                               egc_fq_params *q)
+{
+    static const char *const known[] = {"axis", NULL};
+    EGC_TRY(egc_lower_check_attrs(n, known));
+    EGC_TRY(single_output(n));
+    if (n_in < 2 || vin[1] < 0) return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has no scale (input 1)");
+    const egc_value *s = &c->g->values[vin[1]];
+    if (!s->is_const || !s->is_float || egc_shape_numel(&s->shape) != 1)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "on a value computed at run time, a scale per "
+                             "tensor (one constant float) is supported; '%s' is %s", s->name,
+                             !s->is_const ? "computed at run time" : !s->is_float ? "not a float"
+                                                                   : "more than one value");
+    if (!(s->f32[0] > 0.0f) || !isfinite(s->f32[0]))
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "scale %g is not a positive number",
+                             (double)s->f32[0]);
+    int zt = EGC_DT_UINT8;
+    double zp = 0.0;
+    if (n_in > 2 && vin[2] >= 0) {
+        const egc_value *z = &c->g->values[vin[2]];
+        if (!z->is_const || z->is_float || egc_shape_numel(&z->shape) != 1)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "on a value computed at run time, a zero "
+                                 "point per tensor (one constant integer) is supported; '%s' is "
+                                 "not", z->name);
+        zt = z->dtype;
+        zp = (double)z->i64[0];
+    }
+    if (zt != EGC_DT_UINT8 && zt != EGC_DT_INT8)
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a zero point of element type %d is not "
+                             "supported on a value computed at run time (uint8 and int8 are)", zt);
+    q->scale = s->f32[0];
+    q->qmin = zt == EGC_DT_INT8 ? -128.0f : 0.0f;
+    q->qmax = zt == EGC_DT_INT8 ? 127.0f : 255.0f;
+    if (zp < q->qmin || zp > q->qmax)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "zero point %g is outside its type's range", zp);
+    q->zero = (float)zp;
+    return EGC_OK;
+}
+
 /* The operators lower_composite lowers. */
 static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "LeakyRelu",
                                           "PRelu",       "GlobalMaxPool", "ReduceMean",
@@ -1988,7 +2033,8 @@ static const char *const k_composite[] = {"HardSigmoid", "HardSwish",     "Leaky
                                           "Split",       "InstanceNormalization",
                                           "GroupNormalization", "Tanh", "Neg", "Abs",
                                           "Reciprocal", "Resize", "Upsample", "Elu",
-                                          "Selu", "Celu", "Mish", "Softsign", "LogSoftmax"};
+                                          "Selu", "Celu", "Mish", "Softsign", "LogSoftmax",
+                                          "QuantizeLinear", "DequantizeLinear"};
 
 static int is_composite(const char *op)
 {
@@ -2519,6 +2565,41 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         *st = exp_unit(c, n, vin[0], alpha, celu ? alpha : 1.0f, gamma, &id);
         return 1;
     }
+    if (strcmp(op, "QuantizeLinear") == 0 || strcmp(op, "DequantizeLinear") == 0) {
+        /* a quantized model's pair on an activation (QDQ): the QuantizeLinear becomes one
+         * runtime node that quantizes and dequantizes (EGC_OP_FAKE_QUANT; its gradient passes
+         * straight through where the value was not clamped), which only a DequantizeLinear
+         * with the same scale and zero point may read; that one is then the same value */
+        egc_fq_params q;
+        if ((*st = quant_params(c, n, vin, n_in, &q)) != EGC_OK) return 1;
+        if (op[0] == 'Q') {
+            egc_node r;
+            node_init(&r, EGC_OP_FAKE_QUANT);
+            r.n_in = 1, r.in[0] = vin[0];
+            r.p.fq = q;
+            if ((*st = add_part(c, n, &r, "", 1, &id)) == EGC_OK)
+                *st = nmap_put(&c->qnames, n->outputs[0], (int)(n - c->m->nodes));
+            return 1;
+        }
+        const int qi = nmap_get(&c->qnames, n->inputs[0]);
+        if (qi < 0) {
+            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "DequantizeLinear of '%s', a value computed "
+                                "at run time that no QuantizeLinear made, is not supported",
+                                n->inputs[0]);
+            return 1;
+        }
+        const egc_node *qn = &c->g->nodes[c->g->values[vin[0]].producer];
+        if (qn->op != EGC_OP_FAKE_QUANT || qn->p.fq.scale != q.scale ||
+            qn->p.fq.zero != q.zero || qn->p.fq.qmin != q.qmin) {
+            *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "its scale and zero point (%g, %g) differ "
+                                "from those of QuantizeLinear node '%s' that made its input: "
+                                "a rescaling of integers is not supported", (double)q.scale,
+                                (double)q.zero, nname(&c->m->nodes[qi]));
+            return 1;
+        }
+        *st = alias_output(c, n, vin[0]);
+        return 1;
+    }
     if (strcmp(op, "Mish") == 0 || strcmp(op, "Softsign") == 0) {
         /* Mish x = x tanh(softplus(x)); Softsign x = x / (1 + |x|), |x| = Relu(x) + Relu(-x) */
         static const char *const k_none[] = {NULL};
@@ -2779,6 +2860,13 @@ static egc_status lower_node(lctx *c, const egc_onnx_node *n)
                                  nm, nname(c->poison[v]), c->poison[v]->op_type);
         vin[i] = v;
         if (!g->values[v].is_const) all_const = 0;
+        const int q = nmap_get(&c->qnames, nm);
+        if (q >= 0 && strcmp(n->op_type, "DequantizeLinear") != 0)
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "reads '%s', the quantized (integer) "
+                                 "output of QuantizeLinear node '%s': egcam runs a quantized "
+                                 "model's QuantizeLinear and DequantizeLinear pairs (QDQ), not "
+                                 "operators on integers (QLinearConv, QOperator models)", nm,
+                                 nname(&c->m->nodes[q]));
     }
     if (n->n_outputs < 1 || !n->outputs[0] || !*n->outputs[0])
         return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has no output");
@@ -2904,6 +2992,10 @@ static egc_status lower_node(lctx *c, const egc_onnx_node *n)
                                  "operator %s on a value computed at run time ('%s') is not "
                                  "supported (egcam evaluates it only on constants)", op, rt);
         }
+        if (is_composite(op))
+            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "operator %s of constants only is not "
+                                 "evaluated at load time (egcam runs it on values computed at "
+                                 "run time)", op);
         char all[512];
         unknown_ops(c->m, all, sizeof all);
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "operator %s is not supported (the operators of "
@@ -3301,6 +3393,7 @@ egc_status egc_lower_sized(const egc_onnx_model *m, const char *what,
     c.in_w = width;
     egc_status st = lower_all(&c, const_inputs_names, const_inputs, n_const_inputs);
     nmap_free(&c.names);
+    nmap_free(&c.qnames);
     free(c.poison);
     if (st != EGC_OK) {
         egc_graph_clear(out);

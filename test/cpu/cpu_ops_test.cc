@@ -766,6 +766,37 @@ TEST(CpuOpsUnary, ExpLogAndSoftplus)
     EXPECT_TRUE(std::isnan(ge.v[4]));
 }
 
+// A QuantizeLinear / DequantizeLinear pair (uint8, zero point 3, scale 0.25): values rounded
+// to the grid, ties to even (x / scale = 2.5 gives 2, 3.5 gives 4), clamped to [0, 255] less the
+// zero point; the gradient passes where the value was not clamped; int8's range likewise.
+TEST(CpuOpsUnary, QuantizeDequantize)
+{
+    egc_node n = node(EGC_OP_FAKE_QUANT, 1);
+    n.p.fq = {0.25f, 3.0f, 0.0f, 255.0f};
+    const float xs[10] = {0.625f, 0.875f, -0.75f, -0.8f, -2.0f, 63.0f, 63.1f, 1.1f, 70.0f, 0.0f};
+    const float want[10] = {0.5f, 1.0f, -0.75f, -0.75f, -0.75f, 63.0f, 63.0f, 1.0f, 63.0f, 0.0f};
+    const float gwant[10] = {1, 1, 1, 1, 0, 1, 1, 1, 0, 1}; // -2.0 and 70.0 clamped
+    Tensor x = zeros(S({2, 5})), dy = zeros(x.s), g = zeros(x.s);
+    for (int k = 0; k < 10; k++) x.v[(size_t)k] = xs[k], dy.v[(size_t)k] = 1.0f;
+    Tensor y = forward(n, {&x}, x.s);
+    backward(n, {&x}, y, dy, {&g});
+    for (int k = 0; k < 10; k++) {
+        EXPECT_EQ(y.v[(size_t)k], want[k]) << "x = " << xs[k];
+        EXPECT_EQ(g.v[(size_t)k], gwant[k]) << "x = " << xs[k];
+    }
+    // int8 on random values against a double-precision reference of the same float division
+    n.p.fq = {0.05f, -4.0f, -128.0f, 127.0f};
+    Tensor r = rnd(S({3, 4, 7, 5}), -8.0f, 8.0f), dr = rnd(r.s), gr = zeros(r.s);
+    Tensor yr = forward(n, {&r}, r.s);
+    backward(n, {&r}, yr, dr, {&gr});
+    for (size_t k = 0; k < r.v.size(); k++) {
+        const double q = std::nearbyint((double)(r.v[k] / 0.05f)) - 4.0;
+        const double qc = std::min(127.0, std::max(-128.0, q));
+        ASSERT_NEAR(yr.v[k], (qc + 4.0) * 0.05, 1e-6) << r.v[k];
+        ASSERT_EQ(gr.v[k], q == qc ? dr.v[k] : 0.0f) << r.v[k];
+    }
+}
+
 TEST(CpuOpsUnary, LargeTensorsSplitAcrossThreads)
 {
     // Big enough to be cut into parallel ranges; checked element by element.

@@ -1188,6 +1188,57 @@ TEST(LowerComposite, DynamicImageSize)
     EXPECT_EQ(m, nullptr);
 }
 
+// Quantized models. PyTorch's export of a quantization-aware model (QuantizeLinear and
+// DequantizeLinear pairs on the input, on per-channel and per-tensor int8 weights, on uint8
+// activations) gives PyTorch's logits, and at relu1 its activation and gradient (the head runs
+// backward through the pairs, straight through where not clamped, as PyTorch's fake
+// quantization); a model as ONNX Runtime's quantizer writes it (int8 weights and int32 biases
+// stored quantized, per channel) gives the float64 reference. A QuantizeLinear's integers read
+// by another operator, a DequantizeLinear with other parameters, and scales per channel on an
+// activation are refused with the reason.
+TEST(LowerComposite, QuantizedModels)
+{
+    check_reference("qdq_cnn", 1e-5);
+    check_reference("qdq_ort", 1e-5);
+    Lowered L;
+    lower_file(data_path("qdq_cnn.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    EXPECT_EQ(count_op(L.g, EGC_OP_FAKE_QUANT), 3); // the input and two activations
+    Lowered O;
+    lower_file(data_path("qdq_ort.onnx"), &O);
+    ASSERT_EQ(O.st, EGC_OK) << O.err;
+    EXPECT_EQ(count_op(O.g, EGC_OP_FAKE_QUANT), 2);
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("qdq_cnn.onnx").c_str(), &m), EGC_OK) << egc_last_error();
+    int relu1 = -1, autol = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "relu1", &relu1), EGC_OK) << egc_last_error();
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &autol), EGC_OK);
+    egc_layer_info li;
+    ASSERT_EQ(egc_model_layer(m, autol, &li), EGC_OK);
+    EXPECT_STREQ(li.op, "Relu"); // the activation, not its quantized copy
+    egc_shape ts{};
+    int chunk = 0;
+    check_view_layer(m, relu1, "qdq_cnn", "relu1", &ts, &chunk);
+    egc_model_destroy(m);
+    const struct {
+        const char *file, *msg;
+    } bad[] = {
+        {"qdq_int_op.onnx", "node 'int_relu' (Relu): reads 'q', the quantized (integer) output of "
+                            "QuantizeLinear node 'quant'"},
+        {"qdq_rescale.onnx", "node 'dequant' (DequantizeLinear): its scale and zero point (0.2, "
+                             "0) differ from those of QuantizeLinear node 'quant'"},
+        {"qdq_axis.onnx", "node 'quant' (QuantizeLinear): on a value computed at run time, a "
+                          "scale per tensor (one constant float) is supported; 's' is more than "
+                          "one value"},
+    };
+    for (const auto &b : bad) {
+        Lowered B;
+        lower_file(data_path(b.file), &B);
+        EXPECT_EQ(B.st, EGC_E_UNSUPPORTED) << b.file;
+        EXPECT_NE(B.err.find(b.msg), std::string::npos) << B.err;
+    }
+}
+
 // The exponential units: PyTorch's export of ELU, Mish (Softplus, Tanh, Mul), CELU, SELU,
 // Softplus and Softsign (Abs, Add, Div) gives PyTorch's logits, and the activation and
 // gradient at the ELU, whose head runs backward through all of them; the Mish operator of

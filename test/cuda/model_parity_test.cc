@@ -390,7 +390,8 @@ INSTANTIATE_TEST_SUITE_P(, CudaModelShared,
 // the exponential units (Exp, Softplus: exp_units.onnx, target its ELU), a final LogSoftmax
 // left out (mnist_logsoftmax.onnx, gray, target relu2), bilinear, bicubic and nearest
 // Resizes (MatMuls with interpolation matrices between Transposes: resize_modes.onnx, target
-// relu1): logits and the target gradient,
+// relu1), a quantized model (QuantizeLinear / DequantizeLinear pairs: qdq_cnn.onnx, target
+// relu1, compared within a step of its grid): logits and the target gradient,
 // whose heads run backward through them, against the CPU.
 class CudaModelComposite : public testing::TestWithParam<int> {};
 
@@ -403,10 +404,10 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
                            "swin_tiny.onnx", "swin_tiny.onnx", "keras_nhwc.onnx",
                            "keras_head.onnx", "group_norm.onnx", "tanh_gelu.onnx",
                            "cbam.onnx", "upsample_fuse.onnx", "exp_units.onnx",
-                           "mnist_logsoftmax.onnx", "resize_modes.onnx"},
+                           "mnist_logsoftmax.onnx", "resize_modes.onnx", "qdq_cnn.onnx"},
                *targets[] = {"hs", "lr", "c", "g", "stem", "patch", "layer.ln_1", "conv",
                              "blocks.1.norm1", "norm", "features.1.0", "relu2", "relu2",
-                             "relu1", "act1", "relu1", "low", "act1", "relu2", "relu1"};
+                             "relu1", "act1", "relu1", "low", "act1", "relu2", "relu1", "relu1"};
     const int which = GetParam();
     const std::string path = std::string(EGC_SOURCE_DIR) + "/test/data/lower/" + files[which];
     egc_model *m = nullptr;
@@ -427,6 +428,16 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
             ASSERT_TRUE(run(m, "cuda", batch, layer, x, batch, &seed, &mixed, EGC_PREC_MIXED));
         }
         const std::string tag = std::string(files[which]) + " b" + std::to_string(batch);
+        if (which == 20) {
+            // quantized: a value the devices compute a last bit apart may round to the next
+            // point of the grid (one step of 0.02 or 0.01), and flip a straight-through mask
+            // where it is clamped: the logits within 2e-2 of the range, the gradient's cosine
+            EXPECT_TRUE(close_rows(tag + " logits fp32", cpu.logits, strict.logits, batch, 2e-2, false));
+            EXPECT_TRUE(cosine_rows(tag + " grad fp32", cpu.grad, strict.grad, batch, 0.99));
+            EXPECT_TRUE(close_rows(tag + " logits mixed", cpu.logits, mixed.logits, batch, 5e-2, false));
+            EXPECT_TRUE(cosine_rows(tag + " grad mixed", cpu.grad, mixed.grad, batch, 0.98));
+            continue;
+        }
         EXPECT_TRUE(close_rows(tag + " logits fp32", cpu.logits, strict.logits, batch, 1e-4, false));
         EXPECT_TRUE(close_rows(tag + " grad fp32", cpu.grad, strict.grad, batch, 1e-4, true));
         EXPECT_TRUE(close_rows(tag + " logits mixed", cpu.logits, mixed.logits, batch, 2e-2, false));
@@ -445,7 +456,7 @@ TEST_P(CudaModelComposite, LogitsAndGradientMatchCpu)
     egc_model_destroy(m);
 }
 
-INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Range(0, 20));
+INSTANTIATE_TEST_SUITE_P(, CudaModelComposite, testing::Range(0, 21));
 
 // ------------------------------------------------------------------ torchvision exports
 //

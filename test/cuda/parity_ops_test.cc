@@ -662,6 +662,29 @@ TEST_F(CudaParity, ExpLogAndSoftplus)
     });
 }
 
+// A QuantizeLinear / DequantizeLinear pair: values on the grid and half-way between two
+// points of it (inputs that are multiples of 0.5 with a scale of 1: ties to even), both ends
+// clamped (uint8 with zero point 3), and int8 on random values: the same division and
+// rounding as the CPU's, so the same bits, and the same straight-through gradient.
+TEST_F(CudaParity, QuantizeDequantize)
+{
+    both_batches([](int64_t b) {
+        Case c = unary_case("fake_quant_u8", EGC_OP_FAKE_QUANT, {b, 3, 7, 5});
+        c.ins[0].lo = -6.0f;
+        c.ins[0].hi = 260.0f;
+        c.ins[0].quantize = true;
+        c.p.fq = {1.0f, 3.0f, 0.0f, 255.0f};
+        return c;
+    });
+    both_batches([](int64_t b) {
+        Case c = unary_case("fake_quant_s8", EGC_OP_FAKE_QUANT, {b, 4, 9});
+        c.ins[0].lo = -8.0f;
+        c.ins[0].hi = 8.0f;
+        c.p.fq = {0.05f, -4.0f, -128.0f, 127.0f};
+        return c;
+    });
+}
+
 TEST_F(CudaParity, AddSameShapeAndChannelBias)
 {
     both_batches([](int64_t b) { return binary_case("add_same", EGC_OP_ADD, {b, 3, 5, 7}, {b, 3, 5, 7}, {b, 3, 5, 7}); });
