@@ -23,7 +23,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (egc_onnx_parse(data, size, "fuzz.onnx", NULL, &m) != EGC_OK) return 0;
     egc_graph g;
     g.input = g.output = -1;
-    if (egc_lower(m, "fuzz.onnx", NULL, NULL, 0, &g) == EGC_OK) {
+    egc_status st = egc_lower(m, "fuzz.onnx", NULL, NULL, 0, &g);
+    if (st == EGC_E_ARG) /* a symbolic image size: at one given (egc_model_load_sized's path) */
+        st = egc_lower_sized(m, "fuzz.onnx", NULL, NULL, 0, 7, 5, &g);
+    if (st == EGC_OK) {
         int changed = 0;
         if (egc_graph_rows_apart(&g) == 0 && egc_graph_batch_first(&g, &changed) == EGC_OK &&
             changed)
