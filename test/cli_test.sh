@@ -229,6 +229,8 @@ grep -q "^classes 10 (the file's output is a LogSoftmax: egcam takes its input a
 grep -q "^passes" "$work/out" && bad "a final LogSoftmax made the model run one image per pass" || ok
 expect 0 "check log-probabilities" -- "$egcam" check --model "$lower/mnist_logsoftmax.onnx" --logits "$lower/mnist_logsoftmax_out.npy" "$lower/mnist_logsoftmax_in.npy"
 grep -q "^reference .*(log-probabilities: the logits through the model's final LogSoftmax).*: ok$" "$work/out" && ok || bad "check log-probabilities: $(cat "$work/out")"
+expect 0 "check a LogSoftmax model against probabilities" -- "$egcam" check --model "$lower/mnist_logsoftmax.onnx" --logits "$lower/mnist_logsoftmax_probs.npy" "$lower/mnist_logsoftmax_in.npy"
+grep -q "^reference .*(probabilities: the logits through a Softmax).*: ok$" "$work/out" && ok || bad "check probabilities of a LogSoftmax model: $(cat "$work/out")"
 expect 1 "check log-probabilities of other inputs" -- "$egcam" check --model "$lower/mnist_logsoftmax.onnx" --logits "$lower/mnist_logsoftmax_out.npy" "$lower/gray_cnn_in.npy"
 grep -q "^reference .*(log-probabilities: the logits through the model's final LogSoftmax): max |diff| .*, worst at .*gray_cnn_in.npy\[[0-2]\] class [0-9].*FAILED$" "$work/out" && ok || bad "check wrong reference: $(cat "$work/out")"
 expect 0 "explain a LogSoftmax model" -- "$egcam" explain -q --model "$lower/mnist_logsoftmax.onnx" --preset "cifar:mean=0.1307:std=0.3081" --method gradcam,expected-gradcam --samples 4 --score softmax --out "$work/mnist_ls" "$lower/mnist_logsoftmax_in.npy"

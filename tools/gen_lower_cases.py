@@ -1191,7 +1191,8 @@ def exp_units_case(rng):
     reference. mnist_logsoftmax.onnx: PyTorch's MNIST example network, smaller (gray 28x28,
     Conv, Relu, Conv, Relu ("relu2"), MaxPool, Dropout, Flatten, Linear, Relu, Dropout,
     Linear, log_softmax), with a symbolic batch: its output (log-probabilities) for 3 images
-    (_out.npy) and the logits before the LogSoftmax (_logits.npy)."""
+    (_out.npy), the logits before the LogSoftmax (_logits.npy) and the probabilities
+    (_probs.npy)."""
     import torch
 
     class Net(torch.nn.Module):
@@ -1257,6 +1258,7 @@ def exp_units_case(rng):
         logits = net.logits(x).numpy()
     export_symbolic(net, x, y, "mnist_logsoftmax", 20000)
     npy("mnist_logsoftmax_logits.npy", logits)
+    npy("mnist_logsoftmax_probs.npy", np.exp(y.astype(np.float64)))
 
 
 def resize_modes_case(rng):

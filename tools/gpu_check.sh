@@ -63,6 +63,8 @@ PIN=""
 source "$ROOT/tools/gpu_common.sh"
 out_init gpu_check.log gpu_check.jsonl
 SHARED="${1:-${EGC_SHARED_DIR:-}}"
+# absolute, as the steps below link to its files from temporary folders
+[ -n "$SHARED" ] && [ -d "$SHARED" ] && SHARED="$(cd "$SHARED" && pwd)"
 BUILD_DIR="${BUILD_DIR:-build-gpu}"
 JOBS="${JOBS:-$(nproc 2>/dev/null || echo 8)}"
 FAILED=0

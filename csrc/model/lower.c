@@ -1475,29 +1475,28 @@ static egc_status tanh_part(lctx *c, const egc_onnx_node *n, int x, const char *
 }
 
 /* The exponential units into n's output: gamma (relu(x) + alpha (exp(min(x, 0) / scale) - 1))
- * with min(x, 0) = -relu(-x), so Exp never sees a positive argument: Elu (scale 1, gamma 1),
+ * with min(x, 0) = x - relu(x), so Exp never sees a positive argument: Elu (scale 1, gamma 1),
  * Selu (scale 1) and Celu (scale alpha). The gradient is gamma for x > 0 and
- * gamma alpha / scale exp(x / scale) below (0 at 0, where Relu's is 0). */
+ * gamma alpha / scale exp(x / scale) at 0 and below (Relu's is 0 at 0), as PyTorch's. */
 static egc_status exp_unit(lctx *c, const egc_onnx_node *n, int x, float alpha, float scale,
                            float gamma, int *id)
 {
-    int km1, kin, kag, knag, kg, neg, rn, m, e, t, u, pos;
-    EGC_TRY(scalar_const(c, n, "/minus_one", -1.0f, &km1));
-    EGC_TRY(scalar_const(c, n, "/minus_inv_scale", -1.0f / scale, &kin));
+    int kin, kag, knag, kg, mn, m, e, t, u, pos, pg;
+    EGC_TRY(scalar_const(c, n, "/inv_scale", 1.0f / scale, &kin));
     EGC_TRY(scalar_const(c, n, "/alpha_gamma", alpha * gamma, &kag));
     EGC_TRY(scalar_const(c, n, "/minus_alpha_gamma", -(alpha * gamma), &knag));
     EGC_TRY(unary_part(c, n, EGC_OP_RELU, x, "/positive", 0, &pos));
+    pg = pos;
     if (gamma != 1.0f) {
         EGC_TRY(scalar_const(c, n, "/gamma", gamma, &kg));
-        EGC_TRY(binary_part(c, n, EGC_OP_MUL, pos, kg, "/positive_scaled", 0, &pos));
+        EGC_TRY(binary_part(c, n, EGC_OP_MUL, pos, kg, "/positive_scaled", 0, &pg));
     }
-    EGC_TRY(binary_part(c, n, EGC_OP_MUL, x, km1, "/negated", 0, &neg));
-    EGC_TRY(unary_part(c, n, EGC_OP_RELU, neg, "/negative", 0, &rn));
-    EGC_TRY(binary_part(c, n, EGC_OP_MUL, rn, kin, "/min_scaled", 0, &m));
+    EGC_TRY(binary_part(c, n, EGC_OP_SUB, x, pos, "/min", 0, &mn));
+    EGC_TRY(binary_part(c, n, EGC_OP_MUL, mn, kin, "/min_scaled", 0, &m));
     EGC_TRY(unary_part(c, n, EGC_OP_EXP, m, "/exp", 0, &e));
     EGC_TRY(binary_part(c, n, EGC_OP_MUL, e, kag, "/exp_scaled", 0, &t));
     EGC_TRY(binary_part(c, n, EGC_OP_ADD, t, knag, "/exp_unit", 0, &u));
-    return binary_part(c, n, EGC_OP_ADD, pos, u, "", 1, id);
+    return binary_part(c, n, EGC_OP_ADD, pg, u, "", 1, id);
 }
 
 /* (x - mean) / sqrt(var + eps) over the last axis of x into a new value *id (layer_norm,
@@ -1596,26 +1595,17 @@ static void resize_matrix(int64_t in, int64_t out, double scale, int mode, int c
                                                  : nr == NR_CEIL;
             cf[0] = up ? 0.0 : 1.0, cf[1] = up ? 1.0 : 0.0;
         }
-        /* the n positions of the edge-padded axis [0, in + 2 pad) nearest to x + pad, ties to
-         * the lower, in increasing order (as the reference's _get_neighbor) */
+        /* the n positions nearest to x, ties to the lower, in increasing order (the
+         * reference's _get_neighbor on the edge-padded axis, for the x >= -0.5 every
+         * transformation here gives): floor(x) and the next for n = 2, floor(x) - 1 to
+         * floor(x) + 2 for n = 4; one lower where x is whole (ratio 1); kept in the padded
+         * coordinates [0, in + 2 pad) */
         int64_t idx[4];
-        const double xp = x + pad;
+        const int64_t first = (int64_t)fl - (n == 4 ? 1 : 0) - (r == 1.0 ? 1 : 0) + pad;
         for (int k = 0; k < n; k++) {
-            int64_t best = -1;
-            double bd = 0.0;
-            for (int64_t q = 0; q < in + 2 * pad; q++) {
-                int taken = 0;
-                for (int j = 0; j < k; j++) taken |= idx[j] == q;
-                const double d = fabs(xp - (double)q);
-                if (!taken && (best < 0 || d < bd)) best = q, bd = d;
-            }
-            idx[k] = best;
+            int64_t q = first + k;
+            idx[k] = q < 0 ? 0 : (q > in + 2 * pad - 1 ? in + 2 * pad - 1 : q);
         }
-        for (int k = 1; k < n; k++) /* sort (n <= 4) */
-            for (int j = k; j > 0 && idx[j - 1] > idx[j]; j--) {
-                const int64_t t = idx[j];
-                idx[j] = idx[j - 1], idx[j - 1] = t;
-            }
         if (exclude) {
             double sum = 0.0;
             for (int k = 0; k < n; k++) {
@@ -1747,7 +1737,9 @@ static egc_status lower_resize(lctx *c, const egc_onnx_node *n, const int *vin, 
         if (!(f[q] > 0.0) || !isfinite(f[q]))
             return EGC_NODE_FAIL(EGC_E_FORMAT, n, "factor %g on axis %d is not positive", f[q],
                                  q);
-        if (!from_sizes) osz[q] = (int64_t)floor((double)xs.d[q] * f[q]); /* floor(in x scale) */
+        /* floor(in x scale) in float32, as ONNX's shape inference and ONNX Runtime compute it
+         * (and PyTorch's export means: 10 x 1.4f is 14, not the 13 of the product in double) */
+        if (!from_sizes) osz[q] = (int64_t)floorf((float)xs.d[q] * (float)f[q]);
         if (osz[q] < 1 || osz[q] > 65536)
             return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "output size %lld on axis %d is not "
                                  "supported (1 to 65536)", (long long)osz[q], q);
@@ -1771,6 +1763,10 @@ static egc_status lower_resize(lctx *c, const egc_onnx_node *n, const int *vin, 
         EGC_TRY(binary_part(c, n, EGC_OP_MUL, r6, k1, "/replicated", 0, &m));
         return reshape_part(c, n, m, out, 4, "", 1, id);
     }
+    if ((upsample || opset < 11) && rm == RM_NEAREST && (f[2] < 1.0 || f[3] < 1.0))
+        return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "nearest downsampling before opset 11 is not "
+                             "supported (runtimes round it differently; opset 11 and later say "
+                             "how)");
     if (antialias && (f[2] < 1.0 || f[3] < 1.0))
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "antialias=1 when downsampling is not "
                              "supported");
@@ -1780,11 +1776,16 @@ static egc_status lower_resize(lctx *c, const egc_onnx_node *n, const int *vin, 
     for (int a = 0; a < 2; a++) {
         const int q = a == 0 ? 3 : 2;
         const int64_t in = xs.d[q], out = osz[q];
-        if (in * out > ((int64_t)1 << 26))
-            return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "axis %d: %lld to %lld is too large an "
-                                 "interpolation", q, (long long)in, (long long)out);
+        egc_status st = EGC_OK;
         float *R = NULL;
-        EGC_TRY(egc_malloc((void **)&R, (size_t)(in * out), sizeof *R, "resize matrix"));
+        if (in > ((int64_t)1 << 26) / out)
+            st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "axis %d: %lld to %lld is too large an "
+                               "interpolation", q, (long long)in, (long long)out);
+        if (st == EGC_OK) st = egc_malloc((void **)&R, (size_t)(in * out), sizeof *R, "resize matrix");
+        if (st != EGC_OK) {
+            if (a == 1) egc_fold_free(&mt[0]);
+            return st;
+        }
         resize_matrix(in, out, f[q], rm, ct, nr, (double)cubic_a, exclude != 0, R);
         ident[a] = in == out;
         for (int64_t i = 0; i < out && ident[a]; i++)
@@ -1792,7 +1793,7 @@ static egc_status lower_resize(lctx *c, const egc_onnx_node *n, const int *vin, 
                 if (R[i * in + j] != (i == j ? 1.0f : 0.0f)) ident[a] = 0;
         const int64_t td[2] = {in, out};
         const egc_shape ts = egc_shape_make(2, td);
-        egc_status st = zero_tensor(&ts, &mt[a]);
+        st = zero_tensor(&ts, &mt[a]);
         if (st == EGC_OK)
             for (int64_t i = 0; i < out; i++)
                 for (int64_t j = 0; j < in; j++) mt[a].f32[j * out + i] = R[i * in + j];

@@ -632,8 +632,8 @@ TEST_F(CudaParity, SqrtAndErf)
 }
 
 // Exp over [-8, 3] (its backward reads the forward output), Log over [0.05, 20] (its
-// backward reads the input) and Softplus over [-30, 30], both of its formula's branches and
-// its saturated ends included (its backward reads the input).
+// backward reads the input) and Softplus over [-30, 30], both of its formula's branches (its
+// backward reads the input; the CPU test covers +-200, +-inf and NaN).
 TEST_F(CudaParity, ExpLogAndSoftplus)
 {
     both_batches([](int64_t b) {

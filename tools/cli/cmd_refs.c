@@ -68,6 +68,11 @@ static int refs_build(int argc, char **argv)
         default: return cli_bad_option("refs build", argc, argv, c);
         }
     }
+    if (in_h && !model_path) {
+        fprintf(stderr, "egcam refs build: --input-size goes with --model (with --size, the "
+                        "size is that one)\n");
+        return EXIT_USAGE;
+    }
     if (!out || (!model_path && !size) || (model_path && size)) {
         fprintf(stderr, "egcam refs build: --out and one of --model or --size are required "
                         "(see `egcam refs build --help`)\n");
