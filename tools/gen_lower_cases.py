@@ -52,7 +52,8 @@ computed here with torch / numpy, independently of egcam:
   HRNet-style fusion with a nearest-neighbour Resize), resize_policy.onnx (a Resize refused),
   exp_units.onnx and mish_opset18.onnx (ELU, Mish, CELU, SELU, Softplus, Softsign, Exp, Log),
   mnist_logsoftmax.onnx (a final LogSoftmax), resize_modes.onnx (bilinear, bicubic and
-  nearest Resizes by factors that are not whole), dynamic_hw.onnx (dynamic H and W axes),
+  nearest Resizes by factors that are not whole; resize_fraction.onnx: factors 1.4 and 0.7),
+  dynamic_hw.onnx (dynamic H and W axes),
   qdq_*.onnx (quantized models: QuantizeLinear and DequantizeLinear pairs).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
@@ -1293,6 +1294,27 @@ def resize_modes_case(rng):
     net = Net().eval()
     x = torch.from_numpy(rng.standard_normal((3, 3, 12, 12)).astype(np.float32))
     export_with_layer(net, x, "resize_modes", 12000, net.relu1, "relu1")
+
+    # scale factors that are not whole (1.4 and 0.7: the export writes the scales, and the
+    # output sizes are floor(10 x 1.4f) = 14 and floor(14 x 0.7f) = 9 in float32), and an
+    # ELU whose input is 0 at the image's padded border (its gradient there is PyTorch's)
+    class Frac(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=False)
+            self.act = torch.nn.ELU(alpha=0.5)
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            f = F.interpolate(x, scale_factor=1.4, mode="bilinear", align_corners=False)
+            f = self.act(self.conv(F.pad(f, (2, 2, 2, 2))))
+            f = F.interpolate(f, scale_factor=0.7, mode="bilinear", align_corners=False)
+            return self.fc(f.mean((2, 3)))
+
+    torch.manual_seed(139)
+    net = Frac().eval()
+    x = torch.from_numpy(rng.standard_normal((2, 3, 10, 10)).astype(np.float32))
+    export_with_layer(net, x, "resize_fraction", 12000, net.conv, "conv")
 
 
 def dynamic_hw_case(rng):

@@ -1239,6 +1239,31 @@ TEST(LowerComposite, QuantizedModels)
     }
 }
 
+// Scale factors that are not whole (F.interpolate(scale_factor=1.4), then 0.7): the output
+// sizes are floor(in x scale) in float32 (10 x 1.4f gives 14, not the 13 of the product in
+// double), and an ELU whose input is exactly 0 over a padded border takes PyTorch's gradient
+// there (alpha, its x <= 0 branch): PyTorch's logits, and its activation and gradient at the
+// Conv, whose head runs backward through the ELU and a Resize.
+TEST(LowerComposite, ResizeByFractionsAndEluAtZero)
+{
+    check_reference("resize_fraction", 1e-5);
+    Lowered L;
+    lower_file(data_path("resize_fraction.onnx"), &L);
+    ASSERT_EQ(L.st, EGC_OK) << L.err;
+    const int r = value_named(L.g, "/Resize_output_0");
+    ASSERT_GE(r, 0);
+    EXPECT_EQ(dims(L.g.values[r].shape), (std::vector<int64_t>{1, 3, 14, 14}));
+    egc_model *m = nullptr;
+    ASSERT_EQ(egc_model_load(data_path("resize_fraction.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    int conv = -1;
+    ASSERT_EQ(egc_model_find_layer(m, "conv", &conv), EGC_OK) << egc_last_error();
+    egc_shape ts{};
+    int chunk = 0;
+    check_view_layer(m, conv, "resize_fraction", "conv", &ts, &chunk);
+    egc_model_destroy(m);
+}
+
 // The exponential units: PyTorch's export of ELU, Mish (Softplus, Tanh, Mul), CELU, SELU,
 // Softplus and Softsign (Abs, Add, Div) gives PyTorch's logits, and the activation and
 // gradient at the ELU, whose head runs backward through all of them; the Mish operator of
