@@ -54,7 +54,8 @@ computed here with torch / numpy, independently of egcam:
   mnist_logsoftmax.onnx (a final LogSoftmax), resize_modes.onnx (bilinear, bicubic and
   nearest Resizes by factors that are not whole; resize_fraction.onnx: factors 1.4 and 0.7),
   dynamic_hw.onnx (dynamic H and W axes),
-  qdq_*.onnx (quantized models: QuantizeLinear and DequantizeLinear pairs).
+  qdq_*.onnx (quantized models: QuantizeLinear and DequantizeLinear pairs), resize_grid_*.onnx
+  (every form of Resize egcam takes, against ONNX's reference).
 Models with a reference output have NAME_in.npy / NAME_out.npy next to them.
 """
 import os
@@ -68,10 +69,10 @@ OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "test", "data", "lower")
 
 
-def save(model, name):
+def save(model, name, max_bytes=20000):
     path = os.path.join(OUT, name)
     onnx.save(model, path)
-    assert os.path.getsize(path) < 20000, name
+    assert os.path.getsize(path) < max_bytes, name
 
 
 def npy(name, a):
@@ -1458,6 +1459,119 @@ def qdq_cases(rng):
          "qdq_axis.onnx")
 
 
+def resize_reference(x, scales, outs, mode, ct, nr, a, ex):
+    """ONNX's reference Resize (onnx/reference/ops/op_resize.py) on the last two axes of x, in
+    float64, one axis after the other (its kernels are separable), with one change: the n
+    input positions nearest to a coordinate are chosen from the coordinate itself, where the
+    reference adds the edge padding to it first and can round it onto a tie (x = 1 + 2e-16
+    then picks the positions of 1 but weighs them as those of 1 and 2)."""
+    def coeffs(r):
+        if mode == "cubic":
+            s = 1 - r
+            return np.array([((a * (r + 1) - 5 * a) * (r + 1) + 8 * a) * (r + 1) - 4 * a,
+                             ((a + 2) * r - (a + 3)) * r * r + 1,
+                             ((a + 2) * s - (a + 3)) * s * s + 1,
+                             ((a * (s + 1) - 5 * a) * (s + 1) + 8 * a) * (s + 1) - 4 * a])
+        if mode == "linear":
+            return np.array([1 - r, r])
+        if r == 1.0:
+            return np.array([0.0, 1.0])
+        up = {"round_prefer_floor": r > 0.5, "round_prefer_ceil": r >= 0.5, "floor": False,
+              "ceil": True}[nr]
+        return np.array([0.0, 1.0]) if up else np.array([1.0, 0.0])
+
+    def axis(v, scale, out):
+        n_in = len(v)
+        ow = scale * n_in
+        res = np.zeros(out)
+        for o in range(out):
+            if ct == "align_corners":
+                xo = 0.0 if ow == 1 else o * (n_in - 1) / (ow - 1)
+            elif ct == "asymmetric":
+                xo = o / scale
+            elif ct == "pytorch_half_pixel":
+                xo = -0.5 if ow == 1 else (o + 0.5) / scale - 0.5
+            elif ct == "half_pixel":
+                xo = (o + 0.5) / scale - 0.5
+            elif ct == "half_pixel_symmetric":
+                xo = n_in / 2 * (1 - out / ow) + (o + 0.5) / scale - 0.5
+            else:  # tf_half_pixel_for_nn
+                xo = (o + 0.5) / scale
+            fl = np.floor(xo)
+            r = 1.0 if xo == fl else xo - fl
+            c = coeffs(r).astype(np.float64)
+            k = len(c)
+            pad = (k + 1) // 2
+            idx = sorted(sorted(range(n_in + 2 * pad), key=lambda i: (abs(xo - (i - pad)), i))[:k])
+            orig = np.array(idx) - pad
+            if ex:
+                c = np.where((orig < 0) | (orig >= n_in), 0.0, c)
+                c = c / c.sum()
+            res[o] = np.dot(c, v[np.clip(orig, 0, n_in - 1)])
+        return res
+
+    y = np.apply_along_axis(axis, 2, x.astype(np.float64), scales[0], outs[0])
+    return np.apply_along_axis(axis, 3, y, scales[1], outs[1])
+
+
+def resize_grid_cases(rng):
+    """resize_grid_a.onnx (an input [N,3,4,5]) and resize_grid_b.onnx ([N,3,7,2]): every
+    Resize egcam takes (modes nearest, linear and cubic; the six coordinate transformations;
+    the four nearest roundings; cubic with A = -0.75, and -0.5 with exclude_outside; factors
+    0.6, 1.4 and 2.5 given as scales, and as sizes), each node's output flattened, all of them
+    concatenated: the float64 reference of resize_reference (ONNX's reference)."""
+    for tag, (h, w) in (("a", (4, 5)), ("b", (7, 2))):
+        nodes, inits, outs_flat, refs = [], [], [], []
+        x = rng.standard_normal((1, 3, h, w)).astype(np.float32)
+        k = 0
+        for sc in (0.6, 1.4, 2.5):
+            for mode in ("nearest", "linear", "cubic"):
+                for ct in ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
+                           "half_pixel_symmetric", "tf_half_pixel_for_nn"):
+                    nrs = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil") \
+                        if mode == "nearest" else ("round_prefer_floor",)
+                    cubics = ((-0.75, 0), (-0.5, 1)) if mode == "cubic" else ((-0.75, 0),)
+                    for nr in nrs:
+                        for a, ex in cubics:
+                            for sizes in (0, 1):
+                                if sizes:
+                                    oh = max(1, int(np.floor(h * sc)))
+                                    ow = max(1, int(np.floor(w * sc + 1)))
+                                    scales = (oh / h, ow / w)
+                                    inits.append(init("s%d" % k, np.array([1, 3, oh, ow], np.int64)))
+                                    ins = ["x", "", "", "s%d" % k]
+                                else:
+                                    f = np.float32(sc)
+                                    oh = int(np.floor(np.float32(h) * f))
+                                    ow = int(np.floor(np.float32(w) * f))
+                                    if oh < 1 or ow < 1:
+                                        continue
+                                    scales = (float(f), float(f))
+                                    inits.append(init("s%d" % k, np.array([1, 1, sc, sc], np.float32)))
+                                    ins = ["x", "", "s%d" % k]
+                                nodes.append(helper.make_node(
+                                    "Resize", ins, ["r%d" % k], name="resize%d" % k, mode=mode,
+                                    coordinate_transformation_mode=ct, nearest_mode=nr,
+                                    cubic_coeff_a=a, exclude_outside=ex))
+                                nodes.append(helper.make_node("Flatten", ["r%d" % k], ["f%d" % k],
+                                                              name="flat%d" % k, axis=1))
+                                outs_flat.append("f%d" % k)
+                                refs.append(resize_reference(x, scales, (oh, ow), mode, ct, nr,
+                                                             a, ex).reshape(1, -1))
+                                k += 1
+        parts = []  # Concat in groups (egcam takes at most 64 inputs per node)
+        for g in range(0, len(outs_flat), 60):
+            parts.append("cat%d" % g)
+            nodes.append(helper.make_node("Concat", outs_flat[g:g + 60], [parts[-1]],
+                                          name=parts[-1], axis=1))
+        nodes.append(helper.make_node("Concat", parts, ["y"], name="cat", axis=1))
+        name = "resize_grid_" + tag
+        save(model(nodes, [fin("x", ["N", 3, h, w])], [fin("y", None)], inits, opset=19),
+             name + ".onnx", 80000)
+        npy(name + "_in.npy", x)
+        npy(name + "_out.npy", np.concatenate(refs, 1).astype(np.float32))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(1234)
@@ -1490,6 +1604,7 @@ def main():
     resize_modes_case(np.random.default_rng(127))
     dynamic_hw_case(np.random.default_rng(131))
     qdq_cases(np.random.default_rng(137))
+    resize_grid_cases(np.random.default_rng(149))
 
 
 if __name__ == "__main__":

@@ -1239,6 +1239,16 @@ TEST(LowerComposite, QuantizedModels)
     }
 }
 
+// Every form of Resize egcam takes (the three modes, the six coordinate transformations, the
+// four nearest roundings, cubic with A = -0.75 and with -0.5 and exclude_outside; factors 0.6,
+// 1.4 and 2.5 as scales and as sizes; 504 nodes on inputs of 4x5 and 7x2) against ONNX's
+// reference implementation in float64 (tools/gen_lower_cases.py, resize_reference).
+TEST(LowerComposite, ResizeGridAgainstOnnxReference)
+{
+    check_reference("resize_grid_a", 1e-5);
+    check_reference("resize_grid_b", 1e-5);
+}
+
 // Scale factors that are not whole (F.interpolate(scale_factor=1.4), then 0.7): the output
 // sizes are floor(in x scale) in float32 (10 x 1.4f gives 14, not the 13 of the product in
 // double), and an ELU whose input is exactly 0 over a padded border takes PyTorch's gradient
