@@ -250,7 +250,10 @@ expect 3 "--input-size against a fixed size" -- "$egcam" classify --model "$lowe
 err_has "its width is fixed at 12, not the 10 given" "--input-size against a fixed size"
 expect 2 "a malformed --input-size" -- "$egcam" explain --model "$dyn" --input-size 20 --method gradcam --out "$work/dyn2" "$lower/dynamic_hw_in.npy"
 err_has "--input-size '20' must be HxW" "a malformed --input-size"
-# a quantized model (QDQ): PyTorch's logits; the finite-difference gradient reported, not judged
+# a quantized model (QDQ): info says so; PyTorch's logits; the finite-difference gradient
+# reported, not judged
+expect 0 "info on a quantized model" -- "$egcam" info "$lower/qdq_cnn.onnx"
+grep -q "^quantized 3 QuantizeLinear / DequantizeLinear pairs on activations" "$work/out" && ok || bad "info quantized: $(head -6 "$work/out")"
 expect 0 "check a quantized model" -- "$egcam" check --model "$lower/qdq_cnn.onnx" --logits "$lower/qdq_cnn_out.npy" "$lower/qdq_cnn_in.npy"
 grep -q "not checked: the layers after this one quantize" "$work/out" && grep -q "^check passed (the gradient not checked)" "$work/out" && ok || bad "check quantized: $(cat "$work/out")"
 expect 0 "check a quantized model (json)" -- "$egcam" check --json --model "$lower/qdq_ort.onnx" --logits "$lower/qdq_ort_out.npy" "$lower/qdq_ort_in.npy"
