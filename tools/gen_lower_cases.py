@@ -1190,7 +1190,7 @@ def exp_units_case(rng):
     pool, Linear, with a symbolic batch: PyTorch's logits of 3 images and the activation and
     gradient of the top-1 logits at act1 (the head runs backward through every unit).
     mish_opset18.onnx: the Mish operator beside Softsign and Log(Exp), with a float64
-    reference. mnist_logsoftmax.onnx: PyTorch's MNIST example network, smaller (gray 28x28,
+    reference, and elu_inf.onnx (an Elu alone). mnist_logsoftmax.onnx: PyTorch's MNIST example network, smaller (gray 28x28,
     Conv, Relu, Conv, Relu ("relu2"), MaxPool, Dropout, Flatten, Linear, Relu, Dropout,
     Linear, log_softmax), with a symbolic batch: its output (log-probabilities) for 3 images
     (_out.npy), the logits before the LogSoftmax (_logits.npy) and the probabilities
@@ -1228,6 +1228,8 @@ def exp_units_case(rng):
                helper.make_node("Add", ["m", "l"], ["y"], name="add")],
               [fin("x", [None, 7])], [fin("y", None)], opset=18)
     save(m, "mish_opset18.onnx")
+    save(model([helper.make_node("Elu", ["x"], ["y"], name="elu", alpha=0.5)],
+               [fin("x", ["N", 6])], [fin("y", None)]), "elu_inf.onnx")
     xd = xm.astype(np.float64)
     npy("mish_opset18_in.npy", xm)
     npy("mish_opset18_out.npy", xd * np.tanh(np.log1p(np.exp(xd))) + xd / (1 + np.abs(xd)))
@@ -1370,7 +1372,11 @@ def qdq_cases(rng):
     channel with axis 0), uint8 activations: Q/DQ, Conv 1x1, Relu, Q/DQ, global average pool,
     Flatten, Gemm, with a float64 reference. qdq_int_op.onnx (a Relu reads a QuantizeLinear's
     integers), qdq_rescale.onnx (a DequantizeLinear with other parameters than its
-    QuantizeLinear) and qdq_axis.onnx (per-channel scales on an activation): refused."""
+    QuantizeLinear), qdq_axis.onnx (per-channel scales on an activation) and
+    qdq_int_output.onnx (the integers as the output): refused. qdq_ort_head.onnx: ONNX
+    Runtime's layout without Relus (a uint8 pair with zero point 0 is the activation), an int8
+    DequantizeLinear without a zero point, a quantized final Softmax; the logits before it as
+    float64 reference (_logits.npy)."""
     import torch
     fq = torch.fake_quantize_per_tensor_affine
 
@@ -1457,6 +1463,54 @@ def qdq_cases(rng):
     save(model(nodes, [fin("x", [1, 2, 3, 3])], [fin("y", None)],
                [init("s", np.array([0.1, 0.2], f32)), init("z", np.zeros(2, np.uint8))]),
          "qdq_axis.onnx")
+    # refused: the integers as the model's output
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+             helper.make_node("QuantizeLinear", ["f", "s", "z"], ["y"], name="quant_out")]
+    save(model(nodes, [fin("x", [1, 2, 3, 3])], [fin("y", None)],
+               [init("s", np.array(f32(0.1))), init("z", np.array(np.uint8(128)))]),
+         "qdq_int_output.onnx")
+    # ONNX Runtime's layout without the Relus (the uint8 pair with zero point 0 clamps), an
+    # int8 pair whose DequantizeLinear has no zero point (0 of the integers' type), and a
+    # quantized final Softmax (scale 1/256): Conv, Q/DQ int8 ("cq"/"cd"), Conv, Q/DQ uint8
+    # ("dd": the activation), global average pool, Flatten, Gemm, Softmax, Q/DQ; the logits
+    # before the Softmax as reference
+    w1 = (rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(f32)
+    w2 = (rng.standard_normal((5, 4, 1, 1)) * 0.3).astype(f32)
+    g2 = (rng.standard_normal((3, 5)) * 0.5).astype(f32)
+    c_s, c_z, d_s = f32(0.03), np.uint8(0), f32(0.02)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("QuantizeLinear", ["c", "cs", "cz"], ["cq"], name="q1"),
+             helper.make_node("DequantizeLinear", ["cq", "cs"], ["cd"], name="dq1"),
+             helper.make_node("Conv", ["cd", "w2"], ["d"], name="conv2"),
+             helper.make_node("QuantizeLinear", ["d", "ds", "dz"], ["dq"], name="q2"),
+             helper.make_node("DequantizeLinear", ["dq", "ds", "dz"], ["dd"], name="dq2"),
+             helper.make_node("GlobalAveragePool", ["dd"], ["p"], name="gap"),
+             helper.make_node("Flatten", ["p"], ["pf"], name="flat"),
+             helper.make_node("Gemm", ["pf", "g2"], ["l"], name="fc", transB=1),
+             helper.make_node("Softmax", ["l"], ["sm"], name="softmax", axis=1),
+             helper.make_node("QuantizeLinear", ["sm", "ss", "sz"], ["smq"], name="q3"),
+             helper.make_node("DequantizeLinear", ["smq", "ss", "sz"], ["y"], name="dq3")]
+    inits = [init("w1", w1), init("w2", w2), init("g2", g2), init("cs", np.array(c_s)),
+             init("cz", np.array(np.int8(0))), init("ds", np.array(d_s)),
+             init("dz", np.array(c_z)), init("ss", np.array(f32(1 / 256))),
+             init("sz", np.array(np.uint8(0)))]
+    save(model(nodes, [fin("x", ["N", 3, 5, 5])], [fin("y", None)], inits), "qdq_ort_head.onnx")
+    xh = rng.standard_normal((2, 3, 5, 5)).astype(f32)
+
+    def conv(v, wt, pad):
+        v = np.pad(v.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        k = wt.shape[2]
+        o = np.zeros((v.shape[0], wt.shape[0], v.shape[2] - k + 1, v.shape[3] - k + 1))
+        for i in range(k):
+            for j in range(k):
+                o += np.einsum("nchw,oc->nohw", v[:, :, i:i + o.shape[2], j:j + o.shape[3]],
+                               wt[:, :, i, j].astype(np.float64))
+        return o
+
+    c = qdq(conv(xh, w1, 1).astype(f32), c_s, 0, -128, 127)
+    d = qdq(conv(c, w2, 0).astype(f32), d_s, 0, 0, 255)
+    npy("qdq_ort_head_in.npy", xh)
+    npy("qdq_ort_head_logits.npy", d.mean(axis=(2, 3)) @ g2.astype(np.float64).T)
 
 
 def resize_reference(x, scales, outs, mode, ct, nr, a, ex):

@@ -1475,9 +1475,10 @@ static egc_status tanh_part(lctx *c, const egc_onnx_node *n, int x, const char *
 }
 
 /* The exponential units into n's output: gamma (relu(x) + alpha (exp(min(x, 0) / scale) - 1))
- * with min(x, 0) = x - relu(x), so Exp never sees a positive argument: Elu (scale 1, gamma 1),
- * Selu (scale 1) and Celu (scale alpha). The gradient is gamma for x > 0 and
- * gamma alpha / scale exp(x / scale) at 0 and below (Relu's is 0 at 0), as PyTorch's. */
+ * with min(x, 0) a Clip to (-inf, 0], so Exp never sees a positive argument (+inf gives +inf):
+ * Elu (scale 1, gamma 1), Selu (scale 1) and Celu (scale alpha). The gradient is gamma for
+ * x > 0 and gamma alpha / scale exp(x / scale) at 0 and below (the Clip's gradient includes
+ * its bound, Relu's does not), as PyTorch's. */
 static egc_status exp_unit(lctx *c, const egc_onnx_node *n, int x, float alpha, float scale,
                            float gamma, int *id)
 {
@@ -1491,7 +1492,12 @@ static egc_status exp_unit(lctx *c, const egc_onnx_node *n, int x, float alpha, 
         EGC_TRY(scalar_const(c, n, "/gamma", gamma, &kg));
         EGC_TRY(binary_part(c, n, EGC_OP_MUL, pos, kg, "/positive_scaled", 0, &pg));
     }
-    EGC_TRY(binary_part(c, n, EGC_OP_SUB, x, pos, "/min", 0, &mn));
+    egc_node cl;
+    node_init(&cl, EGC_OP_CLIP);
+    cl.n_in = 1, cl.in[0] = x;
+    cl.p.clip.lo = -INFINITY;
+    cl.p.clip.hi = 0.0f;
+    EGC_TRY(add_part(c, n, &cl, "/min", 0, &mn));
     EGC_TRY(binary_part(c, n, EGC_OP_MUL, mn, kin, "/min_scaled", 0, &m));
     EGC_TRY(unary_part(c, n, EGC_OP_EXP, m, "/exp", 0, &e));
     EGC_TRY(binary_part(c, n, EGC_OP_MUL, e, kag, "/exp_scaled", 0, &t));
@@ -1987,7 +1993,7 @@ static egc_status data_axis(lctx *c, const egc_onnx_node *n, int rank, int64_t *
  * run time: the scale (input 1, one float > 0) and the zero point (input 2, optional, one
  * uint8 or int8, whose type gives the range [qmin, qmax]; uint8 without one). */
 static egc_status quant_params(lctx *c, const egc_onnx_node *n, const int *vin, int n_in,
-                               egc_fq_params *q)
+                               egc_fq_params *q, int *has_zero)
 {
     static const char *const known[] = {"axis", NULL};
     EGC_TRY(egc_lower_check_attrs(n, known));
@@ -2004,7 +2010,8 @@ static egc_status quant_params(lctx *c, const egc_onnx_node *n, const int *vin, 
                              (double)s->f32[0]);
     int zt = EGC_DT_UINT8;
     double zp = 0.0;
-    if (n_in > 2 && vin[2] >= 0) {
+    *has_zero = n_in > 2 && vin[2] >= 0;
+    if (*has_zero) {
         const egc_value *z = &c->g->values[vin[2]];
         if (!z->is_const || z->is_float || egc_shape_numel(&z->shape) != 1)
             return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "on a value computed at run time, a zero "
@@ -2572,7 +2579,8 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
          * straight through where the value was not clamped), which only a DequantizeLinear
          * with the same scale and zero point may read; that one is then the same value */
         egc_fq_params q;
-        if ((*st = quant_params(c, n, vin, n_in, &q)) != EGC_OK) return 1;
+        int has_zero;
+        if ((*st = quant_params(c, n, vin, n_in, &q, &has_zero)) != EGC_OK) return 1;
         if (op[0] == 'Q') {
             egc_node r;
             node_init(&r, EGC_OP_FAKE_QUANT);
@@ -2590,6 +2598,10 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             return 1;
         }
         const egc_node *qn = &c->g->nodes[c->g->values[vin[0]].producer];
+        if (!has_zero && qn->op == EGC_OP_FAKE_QUANT) { /* 0 of the integers' own type */
+            q.qmin = qn->p.fq.qmin;
+            q.qmax = qn->p.fq.qmax;
+        }
         if (qn->op != EGC_OP_FAKE_QUANT || qn->p.fq.scale != q.scale ||
             qn->p.fq.zero != q.zero || qn->p.fq.qmin != q.qmin) {
             *st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "its scale and zero point (%g, %g) differ "
@@ -2597,6 +2609,15 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
                                 "a rescaling of integers is not supported", (double)q.scale,
                                 (double)q.zero, nname(&c->m->nodes[qi]));
             return 1;
+        }
+        /* the float value is known by the DequantizeLinear's output name (the first one's),
+         * as a layer; the QuantizeLinear's name stays that of its integers */
+        egc_value *fv = &c->g->values[vin[0]];
+        if (fv->name && !strcmp(fv->name, n->inputs[0])) {
+            char *nm = NULL;
+            if ((*st = egc_strdup(&nm, n->outputs[0])) != EGC_OK) return 1;
+            free(fv->name);
+            fv->name = nm;
         }
         *st = alias_output(c, n, vin[0]);
         return 1;
@@ -3352,6 +3373,14 @@ static egc_status lower_all(lctx *c, const char *const *cnames, const egc_onnx_t
         if (g->values[v].is_const) {
             st = EGC_FAIL(EGC_E_UNSUPPORTED, "graph output '%s' is a constant: it does not depend "
                           "on the input", on);
+            goto done;
+        }
+        const int q = nmap_get(&c->qnames, on);
+        if (q >= 0) {
+            st = EGC_FAIL(EGC_E_UNSUPPORTED, "graph output '%s' is the quantized (integer) output "
+                          "of QuantizeLinear node '%s': egcam explains float scores (a model "
+                          "whose last node is a DequantizeLinear, or none)", on,
+                          nname(&m->nodes[q]));
             goto done;
         }
         /* v == g->input is allowed (Identity / Dropout only): a graph without runtime nodes. */

@@ -201,6 +201,20 @@ static int is_compute_op(egc_op op)
     }
 }
 
+/* is_compute_op, and a quantization that is the activation: a QuantizeLinear /
+ * DequantizeLinear pair whose zero point is its type's least value clamps the negatives to 0,
+ * the Relu ONNX Runtime's quantizer removes before it, so after a Conv, Add or
+ * BatchNormalization it is that layer's activation (after a Relu it is a quantized copy). */
+static int is_compute_node(const egc_graph *g, const egc_node *n)
+{
+    if (n->op != EGC_OP_FAKE_QUANT) return is_compute_op(n->op);
+    if (n->p.fq.zero != n->p.fq.qmin || n->in[0] < 0) return 0;
+    const int p = g->values[n->in[0]].producer;
+    if (p < 0 || p >= g->n_nodes) return 0;
+    const egc_op po = g->nodes[p].op;
+    return po == EGC_OP_CONV || po == EGC_OP_ADD || po == EGC_OP_BATCHNORM;
+}
+
 void egc_model_destroy(egc_model *m)
 {
     if (!m) return;
@@ -262,16 +276,23 @@ egc_status egc_model_load_sized(const char *path, int height, int width, egc_mod
      * saturates them; `--score softmax` gives the probabilities). It is the last node (every
      * node left after lowering leads to the output). */
     /* A final LogSoftmax (PyTorch's MNIST-style `F.log_softmax`), lowered to a Softmax and a
-     * Log, is left out the same way (2). */
+     * Log, is left out the same way (2); so is a quantized one (a QuantizeLinear /
+     * DequantizeLinear pair after it, as ONNX Runtime's quantizer writes a Softmax). */
     if (g->n_nodes > 0) {
-        egc_node *last = &m->g.nodes[g->n_nodes - 1];
-        int kind = 1, drop = 1;
-        if (last->op == EGC_OP_LOG && last->out == g->output && g->n_nodes > 1 &&
-            last->in[0] >= 0 && m->g.nodes[g->n_nodes - 2].out == last->in[0]) {
-            last = &m->g.nodes[g->n_nodes - 2];
-            kind = 2, drop = 2;
+        int kind = 1, drop = 0, at = g->n_nodes - 1; /* at: the node whose output is checked */
+        egc_node *last = &m->g.nodes[at];
+        if (last->op == EGC_OP_FAKE_QUANT && last->out == g->output && at > 0 &&
+            last->in[0] >= 0 && m->g.nodes[at - 1].out == last->in[0]) {
+            last = &m->g.nodes[--at];
+            drop = 1;
         }
-        if (last->op == EGC_OP_SOFTMAX && (drop == 2 || last->out == g->output) &&
+        if (last->op == EGC_OP_LOG && (drop || last->out == g->output) && at > 0 &&
+            last->in[0] >= 0 && m->g.nodes[at - 1].out == last->in[0]) {
+            last = &m->g.nodes[--at];
+            kind = 2, drop++;
+        }
+        drop++; /* the Softmax */
+        if (last->op == EGC_OP_SOFTMAX && (drop > 1 || last->out == g->output) &&
             last->in[0] >= 0 && last->in[0] != g->input &&
             (last->p.axis.axis == 1 || last->p.axis.axis == -1) &&
             g->values[last->in[0]].shape.ndim == 2) {
@@ -335,12 +356,12 @@ egc_status egc_model_load_sized(const char *path, int height, int width, egc_mod
     for (int i = 0; i < g->n_nodes; i++) {
         m->layer_nodes[m->n_layers] = i;
         const egc_node *n = &g->nodes[i];
-        if (is_candidate(m, n) && is_compute_op(n->op)) {
+        if (is_candidate(m, n) && is_compute_node(g, n)) {
             if (m->tok[n->out].prefix < 0) m->auto_layer = m->n_layers;
             else if (mix[n->out]) auto_tok = m->n_layers;
         }
         if (is_candidate(m, n) && m->tok[n->out].prefix < 0 &&
-            (is_compute_op(n->op) || n->op == EGC_OP_CONCAT))
+            (is_compute_node(g, n) || n->op == EGC_OP_CONCAT))
             cand[n_cand++] = m->n_layers;
         m->n_layers++;
     }

@@ -1230,6 +1230,8 @@ TEST(LowerComposite, QuantizedModels)
         {"qdq_axis.onnx", "node 'quant' (QuantizeLinear): on a value computed at run time, a "
                           "scale per tensor (one constant float) is supported; 's' is more than "
                           "one value"},
+        {"qdq_int_output.onnx", "graph output 'y' is the quantized (integer) output of "
+                                "QuantizeLinear node 'quant_out'"},
     };
     for (const auto &b : bad) {
         Lowered B;
@@ -1237,6 +1239,30 @@ TEST(LowerComposite, QuantizedModels)
         EXPECT_EQ(B.st, EGC_E_UNSUPPORTED) << b.file;
         EXPECT_NE(B.err.find(b.msg), std::string::npos) << B.err;
     }
+    // ONNX Runtime's layout: no Relus (the uint8 pair with zero point 0 is the activation, and
+    // `auto`), an int8 DequantizeLinear without a zero point, a quantized final Softmax left
+    // out (its input the logits); the pairs are named by their DequantizeLinear's output
+    ASSERT_EQ(egc_model_load(data_path("qdq_ort_head.onnx").c_str(), &m), EGC_OK)
+        << egc_last_error();
+    EXPECT_EQ(egc_model_output_softmax_removed(m), 1);
+    EXPECT_EQ(egc_model_one_image_per_pass(m), 0);
+    ASSERT_EQ(egc_model_find_layer(m, "auto", &autol), EGC_OK);
+    ASSERT_EQ(egc_model_layer(m, autol, &li), EGC_OK);
+    EXPECT_STREQ(li.name, "dd");
+    EXPECT_STREQ(li.op, "QuantizeDequantize");
+    int cd = -1;
+    EXPECT_EQ(egc_model_find_layer(m, "cd", &cd), EGC_OK) << egc_last_error();
+    Npy in, want;
+    read_npy("qdq_ort_head_in.npy", &in);
+    read_npy("qdq_ort_head_logits.npy", &want);
+    const int n = (int)in.t.shape.d[0];
+    egc_session *s = nullptr;
+    ASSERT_EQ(egc_session_create(m, "cpu", n, autol, &s), EGC_OK) << egc_last_error();
+    std::vector<float> logits((size_t)n * 3);
+    ASSERT_EQ(egc_session_forward(s, in.vec().data(), n, logits.data()), EGC_OK);
+    expect_close(logits, want.vec(), 1e-5, "qdq_ort_head logits");
+    egc_session_destroy(s);
+    egc_model_destroy(m);
 }
 
 // Every form of Resize egcam takes (the three modes, the six coordinate transformations, the
@@ -1272,6 +1298,25 @@ TEST(LowerComposite, ResizeByFractionsAndEluAtZero)
     int chunk = 0;
     check_view_layer(m, conv, "resize_fraction", "conv", &ts, &chunk);
     egc_model_destroy(m);
+}
+
+// An ELU of +inf is +inf, of -inf is -alpha, of NaN NaN (the minimum as a Clip, not as
+// x - relu(x), which is inf - inf there).
+TEST(LowerComposite, EluAtInfinity)
+{
+    Lowered E;
+    lower_file(data_path("elu_inf.onnx"), &E);
+    ASSERT_EQ(E.st, EGC_OK) << E.err;
+    const std::vector<float> x = {INFINITY, -INFINITY, 2.0f, -1.0f, 0.0f, NAN};
+    egc_shape os;
+    std::vector<float> y = run(E.g, 1, x, &os);
+    ASSERT_EQ(y.size(), 6u);
+    EXPECT_TRUE(std::isinf(y[0]) && y[0] > 0) << y[0];
+    EXPECT_FLOAT_EQ(y[1], -0.5f);
+    EXPECT_FLOAT_EQ(y[2], 2.0f);
+    EXPECT_NEAR(y[3], 0.5 * (std::exp(-1.0) - 1.0), 1e-7);
+    EXPECT_EQ(y[4], 0.0f);
+    EXPECT_TRUE(std::isnan(y[5]));
 }
 
 // The exponential units: PyTorch's export of ELU, Mish (Softplus, Tanh, Mul), CELU, SELU,

@@ -347,9 +347,10 @@ int cmd_check(int argc, char **argv)
     const int mixed = so.precision == EGC_PREC_MIXED;
     /* fp32 on a GPU with TF32 products (the default there): 10 bits of mantissa in the
      * products, so larger steps and a looser tolerance, between fp32's and mixed's */
-    const char *tf32_env = getenv("EGC_CUDA_TF32");
+    const char *tf32_env = getenv("EGC_CUDA_TF32"); /* off as the backend reads it */
     const int tf32 = !mixed && device && strncmp(device, "cpu", 3) != 0 &&
-                     !(tf32_env && !strcmp(tf32_env, "0"));
+                     !(tf32_env && (!strcmp(tf32_env, "0") || !strcmp(tf32_env, "off") ||
+                                    !strcmp(tf32_env, "OFF")));
     if (eps < 0) eps = mixed ? 3e-2 : tf32 ? 1e-2 : 1e-3;
     if (grad_tol < 0) grad_tol = mixed ? 5e-2 : tf32 ? 3e-2 : 1e-2;
 
