@@ -1787,7 +1787,8 @@ static egc_status lower_resize(lctx *c, const egc_onnx_node *n, const int *vin, 
         if (in > ((int64_t)1 << 26) / out)
             st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "axis %d: %lld to %lld is too large an "
                                "interpolation", q, (long long)in, (long long)out);
-        if (st == EGC_OK) st = egc_malloc((void **)&R, (size_t)(in * out), sizeof *R, "resize matrix");
+        if (st == EGC_OK)
+            st = egc_malloc((void **)&R, (size_t)(in * out), sizeof *R, "resize matrix");
         if (st != EGC_OK) {
             if (a == 1) egc_fold_free(&mt[0]);
             return st;
