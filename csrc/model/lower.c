@@ -2616,7 +2616,13 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         egc_value *fv = &c->g->values[vin[0]];
         if (fv->name && !strcmp(fv->name, n->inputs[0])) {
             char *nm = NULL;
-            if ((*st = egc_strdup(&nm, n->outputs[0])) != EGC_OK) return 1;
+            /* the name map borrows the value's name as its key: key it by the model's copy of
+             * the same name before that one is freed */
+            if ((*st = egc_strdup(&nm, n->outputs[0])) != EGC_OK ||
+                (*st = nmap_put(&c->names, n->inputs[0], vin[0])) != EGC_OK) {
+                free(nm);
+                return 1;
+            }
             free(fv->name);
             fv->name = nm;
         }
