@@ -1045,6 +1045,16 @@ static egc_status fold_range(const egc_onnx_node *n, const egc_onnx_tensor *cons
     return EGC_OK;
 }
 
+int egc_quant_range(int dtype, double *lo, double *hi)
+{
+    switch (dtype) {
+    case EGC_DT_UINT8: *lo = 0.0, *hi = 255.0; return 1;
+    case EGC_DT_INT8: *lo = -128.0, *hi = 127.0; return 1;
+    case EGC_DT_INT32: *lo = -2147483648.0, *hi = 2147483647.0; return 1;
+    default: return 0;
+    }
+}
+
 /* QuantizeLinear (quant) and DequantizeLinear of constants (a quantized model's weights and
  * biases): x, x_scale and the optional x_zero_point, per tensor (one scale) or per axis (a
  * scale per index of attribute axis, default 1). Dequantize: y = (x - zero) * scale, float.
@@ -1067,11 +1077,10 @@ static egc_status fold_quant(const egc_onnx_node *n, int quant, const egc_onnx_t
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a float zero point (float8 types) is not "
                              "supported");
     const int zt = z ? z->orig_dtype : EGC_DT_UINT8;
-    if (quant && zt != EGC_DT_UINT8 && zt != EGC_DT_INT8 && zt != EGC_DT_INT32)
+    double qlo = 0.0, qhi = 0.0;
+    if (!egc_quant_range(zt, &qlo, &qhi) && quant)
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a zero point of element type %d is not "
                              "supported (uint8, int8 and int32 are)", zt);
-    const double qlo = zt == EGC_DT_INT8 ? -128.0 : zt == EGC_DT_UINT8 ? 0.0 : -2147483648.0,
-                 qhi = zt == EGC_DT_INT8 ? 127.0 : zt == EGC_DT_UINT8 ? 255.0 : 2147483647.0;
     if (quant && !x->is_float)
         return EGC_NODE_FAIL(EGC_E_FORMAT, n, "QuantizeLinear of an integer tensor");
     if (!quant && x->is_float)

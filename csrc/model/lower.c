@@ -1454,6 +1454,24 @@ static egc_status unary_part(lctx *c, const egc_onnx_node *n, egc_op op, int x,
     return add_part(c, n, &r, suffix, last, id);
 }
 
+/* |x| = Relu(x) + Relu(-x) (one of them 0, so exact; its gradient is sign(x), 0 at 0) into a
+ * new value (last = 0) or n's output (last = 1); its parts are named after suffix. */
+static egc_status abs_part(lctx *c, const egc_onnx_node *n, int x, const char *suffix, int last,
+                           int *id)
+{
+    int k, t, r1, r2;
+    char nm[96];
+    snprintf(nm, sizeof nm, "%s/minus_one", suffix);
+    EGC_TRY(scalar_const(c, n, nm, -1.0f, &k));
+    snprintf(nm, sizeof nm, "%s/negated", suffix);
+    EGC_TRY(binary_part(c, n, EGC_OP_MUL, x, k, nm, 0, &t));
+    snprintf(nm, sizeof nm, "%s/positive", suffix);
+    EGC_TRY(unary_part(c, n, EGC_OP_RELU, x, nm, 0, &r1));
+    snprintf(nm, sizeof nm, "%s/negative", suffix);
+    EGC_TRY(unary_part(c, n, EGC_OP_RELU, t, nm, 0, &r2));
+    return binary_part(c, n, EGC_OP_ADD, r1, r2, suffix, last, id);
+}
+
 /* tanh(x) = 2 sigmoid(2x) - 1 into a new value (last = 0) or n's output (last = 1): Sigmoid
  * forward and backward are runtime ops of every backend (within 1e-6 of tanh). */
 static egc_status tanh_part(lctx *c, const egc_onnx_node *n, int x, const char *suffix, int last,
@@ -2021,15 +2039,27 @@ static egc_status quant_params(lctx *c, const egc_onnx_node *n, const int *vin, 
         zt = z->dtype;
         zp = (double)z->i64[0];
     }
-    if (zt != EGC_DT_UINT8 && zt != EGC_DT_INT8)
+    double lo, hi;
+    if (zt == EGC_DT_INT32 || !egc_quant_range(zt, &lo, &hi))
         return EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "a zero point of element type %d is not "
                              "supported on a value computed at run time (uint8 and int8 are)", zt);
     q->scale = s->f32[0];
-    q->qmin = zt == EGC_DT_INT8 ? -128.0f : 0.0f;
-    q->qmax = zt == EGC_DT_INT8 ? 127.0f : 255.0f;
+    q->qmin = (float)lo;
+    q->qmax = (float)hi;
     if (zp < q->qmin || zp > q->qmax)
         return EGC_NODE_FAIL(EGC_E_FORMAT, n, "zero point %g is outside its type's range", zp);
     q->zero = (float)zp;
+    return EGC_OK;
+}
+
+/* The checks of an operator without attributes, of one input and one output. */
+static egc_status one_input_op(const egc_onnx_node *n, const int *vin, int n_in)
+{
+    static const char *const k_none[] = {NULL};
+    EGC_TRY(egc_lower_check_attrs(n, k_none));
+    EGC_TRY(single_output(n));
+    if (n_in != 1 || vin[0] < 0)
+        return EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
     return EGC_OK;
 }
 
@@ -2518,32 +2548,19 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         return 1;
     }
     if (strcmp(op, "Neg") == 0 || strcmp(op, "Abs") == 0 || strcmp(op, "Reciprocal") == 0) {
-        /* of a value computed at run time: Neg x = x * -1; Abs x = Relu(x) + Relu(-x) (one of
-         * them 0, so exact; its gradient is sign(x), 0 at 0); Reciprocal x = 1 / x */
-        static const char *const k_none[] = {NULL};
-        int k, t, r1, r2;
-        if ((*st = egc_lower_check_attrs(n, k_none)) != EGC_OK ||
-            (*st = single_output(n)) != EGC_OK)
-            return 1;
-        if (n_in != 1 || vin[0] < 0) {
-            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
+        /* of a value computed at run time: Neg x = x * -1; Abs (abs_part); Reciprocal
+         * x = 1 / x */
+        int k;
+        if ((*st = one_input_op(n, vin, n_in)) != EGC_OK) return 1;
+        if (op[0] == 'A') {
+            *st = abs_part(c, n, vin[0], "", 1, &id);
             return 1;
         }
-        if (op[0] == 'R') {
-            if ((*st = scalar_const(c, n, "/one", 1.0f, &k)) == EGC_OK)
-                *st = binary_part(c, n, EGC_OP_DIV, k, vin[0], "", 1, &id);
+        if ((*st = scalar_const(c, n, op[0] == 'R' ? "/one" : "/minus_one",
+                                op[0] == 'R' ? 1.0f : -1.0f, &k)) != EGC_OK)
             return 1;
-        }
-        if ((*st = scalar_const(c, n, "/minus_one", -1.0f, &k)) != EGC_OK) return 1;
-        if (op[0] == 'N') {
-            *st = binary_part(c, n, EGC_OP_MUL, vin[0], k, "", 1, &id);
-            return 1;
-        }
-        if ((*st = binary_part(c, n, EGC_OP_MUL, vin[0], k, "/negated", 0, &t)) != EGC_OK ||
-            (*st = unary_part(c, n, EGC_OP_RELU, vin[0], "/positive", 0, &r1)) != EGC_OK ||
-            (*st = unary_part(c, n, EGC_OP_RELU, t, "/negative", 0, &r2)) != EGC_OK)
-            return 1;
-        *st = binary_part(c, n, EGC_OP_ADD, r1, r2, "", 1, &id);
+        *st = op[0] == 'R' ? binary_part(c, n, EGC_OP_DIV, k, vin[0], "", 1, &id)
+                           : binary_part(c, n, EGC_OP_MUL, vin[0], k, "", 1, &id);
         return 1;
     }
     if (strcmp(op, "Resize") == 0 || strcmp(op, "Upsample") == 0) {
@@ -2580,7 +2597,7 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
          * straight through where the value was not clamped), which only a DequantizeLinear
          * with the same scale and zero point may read; that one is then the same value */
         egc_fq_params q;
-        int has_zero;
+        int has_zero = 0;
         if ((*st = quant_params(c, n, vin, n_in, &q, &has_zero)) != EGC_OK) return 1;
         if (op[0] == 'Q') {
             egc_node r;
@@ -2630,16 +2647,9 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         return 1;
     }
     if (strcmp(op, "Mish") == 0 || strcmp(op, "Softsign") == 0) {
-        /* Mish x = x tanh(softplus(x)); Softsign x = x / (1 + |x|), |x| = Relu(x) + Relu(-x) */
-        static const char *const k_none[] = {NULL};
-        int sp, t, k, ng, r1, r2, ab, den;
-        if ((*st = egc_lower_check_attrs(n, k_none)) != EGC_OK ||
-            (*st = single_output(n)) != EGC_OK)
-            return 1;
-        if (n_in != 1 || vin[0] < 0) {
-            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
-            return 1;
-        }
+        /* Mish x = x tanh(softplus(x)); Softsign x = x / (1 + |x|) (abs_part) */
+        int sp, t, k, ab, den;
+        if ((*st = one_input_op(n, vin, n_in)) != EGC_OK) return 1;
         if (op[0] == 'M') {
             if ((*st = unary_part(c, n, EGC_OP_SOFTPLUS, vin[0], "/softplus", 0, &sp)) != EGC_OK ||
                 (*st = tanh_part(c, n, sp, "/tanh", 0, &t)) != EGC_OK)
@@ -2647,11 +2657,7 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
             *st = binary_part(c, n, EGC_OP_MUL, vin[0], t, "", 1, &id);
             return 1;
         }
-        if ((*st = scalar_const(c, n, "/minus_one", -1.0f, &k)) != EGC_OK ||
-            (*st = binary_part(c, n, EGC_OP_MUL, vin[0], k, "/negated", 0, &ng)) != EGC_OK ||
-            (*st = unary_part(c, n, EGC_OP_RELU, vin[0], "/positive", 0, &r1)) != EGC_OK ||
-            (*st = unary_part(c, n, EGC_OP_RELU, ng, "/negative", 0, &r2)) != EGC_OK ||
-            (*st = binary_part(c, n, EGC_OP_ADD, r1, r2, "/abs", 0, &ab)) != EGC_OK ||
+        if ((*st = abs_part(c, n, vin[0], "/abs", 0, &ab)) != EGC_OK ||
             (*st = scalar_const(c, n, "/one", 1.0f, &k)) != EGC_OK ||
             (*st = binary_part(c, n, EGC_OP_ADD, ab, k, "/denominator", 0, &den)) != EGC_OK)
             return 1;
@@ -2677,15 +2683,8 @@ static int lower_composite(lctx *c, const egc_onnx_node *n, const int *vin, int 
         return 1;
     }
     if (strcmp(op, "Tanh") == 0) {
-        static const char *const k_none[] = {NULL};
-        if ((*st = egc_lower_check_attrs(n, k_none)) != EGC_OK ||
-            (*st = single_output(n)) != EGC_OK)
-            return 1;
-        if (n_in != 1 || vin[0] < 0) {
-            *st = EGC_NODE_FAIL(EGC_E_FORMAT, n, "has %d inputs (expected 1)", n_in);
-            return 1;
-        }
-        *st = tanh_part(c, n, vin[0], "", 1, &id);
+        if ((*st = one_input_op(n, vin, n_in)) == EGC_OK)
+            *st = tanh_part(c, n, vin[0], "", 1, &id);
         return 1;
     }
     if (strcmp(op, "Gelu") == 0) {

@@ -43,6 +43,10 @@ EGC_NODISCARD egc_status egc_lower_sized(const egc_onnx_model *m, const char *wh
 
 /* ---- internal to lowering (fold.c, infer.c) ---- */
 
+/* The range [*lo, *hi] of a quantized integer type (egc_dtype: uint8, int8, int32); 0 for
+ * another type. QuantizeLinear saturates to it (fold.c, and lower.c's runtime pairs). */
+int egc_quant_range(int dtype, double *lo, double *hi);
+
 /* Every product of a shape's non-zero dims stays below this (2^50): anything larger is a
  * malformed file, and keeping below it makes every size computation overflow-free. */
 #define EGC_INFER_MAX_NUMEL ((int64_t)1 << 50)

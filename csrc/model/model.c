@@ -422,6 +422,14 @@ int egc_model_layer_channels_last(const egc_model *m, int i)
     return is_candidate(m, n) && is_channels_last(m, n->out);
 }
 
+int egc_model_quantized_pairs(const egc_model *m, int after)
+{
+    int count = 0;
+    for (int i = m ? (after < -1 ? 0 : after + 1) : 0; m && i < m->n_layers; i++)
+        count += m->g.nodes[m->layer_nodes[i]].op == EGC_OP_FAKE_QUANT;
+    return count;
+}
+
 int egc_model_layer_bypassed(const egc_model *m, int i)
 {
     if (i < 0 || i >= m->n_layers) {

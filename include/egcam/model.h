@@ -86,6 +86,11 @@ int egc_model_layer_channels_last(const egc_model *m, int i);
  * passes through it (a ResNet block's output, a VGG conv), -1 (and the error) for a bad index
  * or no memory. */
 int egc_model_layer_bypassed(const egc_model *m, int i);
+
+/* How many of layers after + 1 .. the last are a quantized model's QuantizeLinear /
+ * DequantizeLinear pair on an activation (op "QuantizeDequantize": rounded as the model
+ * computes, its gradient straight through); after = -1 counts them all. 0 for NULL. */
+int egc_model_quantized_pairs(const egc_model *m, int after);
 /* The [1,K,h,w] geometry a CAM at layer i works on: a channels-first candidate's shape, a
  * channels-last one's [1,C,H,W], or a token layer's [1,C,gh,gw]. EGC_E_ARG for a layer that
  * is none of these. */

@@ -1216,6 +1216,9 @@ TEST(LowerComposite, QuantizedModels)
     egc_layer_info li;
     ASSERT_EQ(egc_model_layer(m, autol, &li), EGC_OK);
     EXPECT_STREQ(li.op, "Relu"); // the activation, not its quantized copy
+    EXPECT_EQ(egc_model_quantized_pairs(m, -1), 3);
+    EXPECT_EQ(egc_model_quantized_pairs(m, egc_model_num_layers(m) - 1), 0);
+    EXPECT_EQ(egc_model_quantized_pairs(nullptr, -1), 0);
     egc_shape ts{};
     int chunk = 0;
     check_view_layer(m, relu1, "qdq_cnn", "relu1", &ts, &chunk);

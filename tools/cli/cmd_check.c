@@ -547,11 +547,7 @@ int cmd_check(int argc, char **argv)
     /* a quantized head (QuantizeLinear / DequantizeLinear pairs after the layer): the logits
      * move in steps, and the gradient passes straight through the rounding by convention, so
      * finite differences do not judge it (reported, not checked) */
-    int quantized = 0;
-    for (int i = layer + 1; i < egc_model_num_layers(m) && !quantized; i++) {
-        egc_layer_info hl;
-        quantized = egc_model_layer(m, i, &hl) == EGC_OK && !strcmp(hl.op, "QuantizeDequantize");
-    }
+    const int quantized = egc_model_quantized_pairs(m, layer) > 0;
     const int grad_checked = nr > 0 && !quantized;
     const int ok_grad = !grad_checked || med <= grad_tol;
 

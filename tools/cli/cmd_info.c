@@ -122,11 +122,7 @@ int cmd_info(int argc, char **argv)
             printf(" (the file's output is a %s: egcam takes its input as the logits)",
                    egc_model_output_softmax_removed(m) == 2 ? "LogSoftmax" : "Softmax");
         printf("\nlayers  %d\n", n);
-        int nq = 0;
-        for (int i = 0; i < n; i++) {
-            egc_layer_info qi;
-            nq += egc_model_layer(m, i, &qi) == EGC_OK && !strcmp(qi.op, "QuantizeDequantize");
-        }
+        const int nq = egc_model_quantized_pairs(m, -1);
         if (nq)
             printf("quantized %d QuantizeLinear / DequantizeLinear pair%s on activations (rounded "
                    "as the model computes; gradients straight through where not clamped)\n", nq,
