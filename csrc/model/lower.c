@@ -1574,18 +1574,18 @@ enum { CT_HALF, CT_PYTORCH_HALF, CT_ALIGN, CT_ASYM, CT_HALF_SYM, CT_TF_NN };
 enum { RM_NEAREST, RM_LINEAR, RM_CUBIC };
 enum { NR_PREFER_FLOOR, NR_PREFER_CEIL, NR_FLOOR, NR_CEIL };
 
-/* The interpolation matrix R [out, in] of one axis of a Resize, as ONNX's reference computes
+/* The interpolation matrix of one axis of a Resize, transposed: Rt [in, out], as ONNX's reference computes
  * each output element: its coordinate x in the input (ct, the float output length
  * scale * in), the n nearest input positions to it (2, or 4 for cubic; ties to the lower;
  * positions outside the axis take the edge value, or with exclude_outside a coefficient of
  * 0 and the rest renormalised) and their coefficients for ratio = x - floor(x) (1 where x is
- * whole). R's rows sum to 1 (nearest: a single 1). */
+ * whole). Rt's columns sum to 1 (nearest: a single 1). */
 static void resize_matrix(int64_t in, int64_t out, double scale, int mode, int ct, int nr,
-                          double A, int exclude, float *R)
+                          double A, int exclude, float *Rt)
 {
     const double ow = scale * (double)in; /* the reference's float output length */
     const int n = mode == RM_CUBIC ? 4 : 2, pad = (n + 1) / 2;
-    memset(R, 0, (size_t)(out * in) * sizeof *R);
+    memset(Rt, 0, (size_t)(out * in) * sizeof *Rt);
     for (int64_t o = 0; o < out; o++) {
         const double xd = (double)o;
         double x;
@@ -1642,7 +1642,7 @@ static void resize_matrix(int64_t in, int64_t out, double scale, int mode, int c
         for (int k = 0; k < n; k++) {
             int64_t q = idx[k] - pad;
             q = q < 0 ? 0 : (q >= in ? in - 1 : q);
-            R[o * in + q] += (float)cf[k];
+            Rt[q * out + o] += (float)cf[k];
         }
     }
 }
@@ -1800,33 +1800,23 @@ static egc_status lower_resize(lctx *c, const egc_onnx_node *n, const int *vin, 
     for (int a = 0; a < 2; a++) {
         const int q = a == 0 ? 3 : 2;
         const int64_t in = xs.d[q], out = osz[q];
-        egc_status st = EGC_OK;
-        float *R = NULL;
-        if (in > ((int64_t)1 << 26) / out)
-            st = EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "axis %d: %lld to %lld is too large an "
-                               "interpolation", q, (long long)in, (long long)out);
-        if (st == EGC_OK)
-            st = egc_malloc((void **)&R, (size_t)(in * out), sizeof *R, "resize matrix");
-        if (st != EGC_OK) {
-            if (a == 1) egc_fold_free(&mt[0]);
-            return st;
-        }
-        resize_matrix(in, out, f[q], rm, ct, nr, (double)cubic_a, exclude != 0, R);
-        ident[a] = in == out;
-        for (int64_t i = 0; i < out && ident[a]; i++)
-            for (int64_t j = 0; j < in; j++)
-                if (R[i * in + j] != (i == j ? 1.0f : 0.0f)) ident[a] = 0;
         const int64_t td[2] = {in, out};
         const egc_shape ts = egc_shape_make(2, td);
-        st = zero_tensor(&ts, &mt[a]);
-        if (st == EGC_OK)
-            for (int64_t i = 0; i < out; i++)
-                for (int64_t j = 0; j < in; j++) mt[a].f32[j * out + i] = R[i * in + j];
-        free(R);
+        egc_status st = in > ((int64_t)1 << 26) / out
+                            ? EGC_NODE_FAIL(EGC_E_UNSUPPORTED, n, "axis %d: %lld to %lld is too "
+                                            "large an interpolation", q, (long long)in,
+                                            (long long)out)
+                            : zero_tensor(&ts, &mt[a]);
         if (st != EGC_OK) {
             if (a == 1) egc_fold_free(&mt[0]);
             return st;
         }
+        float *Rt = mt[a].f32;
+        resize_matrix(in, out, f[q], rm, ct, nr, (double)cubic_a, exclude != 0, Rt);
+        ident[a] = in == out;
+        for (int64_t i = 0; i < in && ident[a]; i++)
+            for (int64_t j = 0; j < out; j++)
+                if (Rt[i * out + j] != (i == j ? 1.0f : 0.0f)) ident[a] = 0;
     }
     int x = vin[0], kw = -1, kh = -1;
     egc_status st = EGC_OK;
